@@ -1,0 +1,14 @@
+"""meanfield-dropout: see what dropout does to wide two-layer networks.
+
+Finite-width particle engine (:func:`simulate`), distances between particle clouds
+(:mod:`meanfield_dropout.metrics`), the paper's teacher–student data
+(:func:`teacher_student`).
+"""
+from .data import Dataset, teacher_student
+from .engine import VARIANTS, DivergenceError, SimulationResult, init_particles, simulate
+from .metrics import coupled_rms, predictor_distance, wasserstein2
+from .network import loss_value, predict
+
+__all__ = ["VARIANTS", "Dataset", "DivergenceError", "SimulationResult", "coupled_rms",
+           "init_particles", "loss_value", "predict", "predictor_distance", "simulate",
+           "teacher_student", "wasserstein2"]

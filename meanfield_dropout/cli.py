@@ -1,0 +1,46 @@
+"""Command-line interface: ``python -m meanfield_dropout COMMAND ...``.
+
+Each topical module contributes its sub-commands through an ``add_commands(subparsers)``
+function listed in :data:`_COMMAND_MODULES`; a sub-command stores its handler as the
+``run`` default. Bad arguments (``ValueError``) become a one-line message and exit status 2.
+"""
+import argparse
+import importlib
+import sys
+
+from .engine import DivergenceError
+
+_COMMAND_MODULES = (
+    "meanfield_dropout.engine_cli",
+    "meanfield_dropout.convergence_cli",
+)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Argument parser whose usage errors also exit with status 2 and one line."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser():
+    """The top-level parser with every registered sub-command."""
+    parser = _Parser(prog="python -m meanfield_dropout", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    for module in _COMMAND_MODULES:
+        importlib.import_module(module).add_commands(sub)
+    return parser
+
+
+def main(argv=None):
+    """Parse ``argv`` and run the chosen sub-command; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except DivergenceError as exc:
+        print(f"diverged: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,293 @@
+"""The Numba engine against the NumPy reference, exactness at q = 1, statistics, determinism."""
+import subprocess
+import sys
+
+import numba
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+from meanfield_dropout import (DivergenceError, SimulationResult, init_particles, loss_value,
+                               simulate, teacher_student)
+from meanfield_dropout.engine import _MASKS, VARIANTS, _run_chunk
+from meanfield_dropout.network import LOSSES, blas_single_thread
+
+import reference
+
+ACTIVATIONS = ("relu", "tanh", "softplus", "sigmoid")
+CODES = {"relu": 0, "tanh": 1, "softplus": 2, "sigmoid": 3}
+
+
+def small_problem(seed=0, width=70, dim=3, points=9, bias=False, logistic=False):
+    rng = np.random.default_rng(seed)
+    Z = rng.standard_normal((points, dim))
+    y = np.sign(rng.standard_normal(points)) if logistic else rng.standard_normal(points)
+    X = init_particles(width, dim, seed=seed + 1, bias=bias)
+    return X, Z, y
+
+
+def engine_steps(X, Z, y, variant, masks, fwd_masks, batches, keep_prob, lr, penalty,
+                 activation, bias, loss):
+    """Run the kernel on explicit masks/batches; returns the particles after each step."""
+    X = X.copy()
+    fwd_kind, bwd_kind = _MASKS[variant]
+    out = []
+    for k in range(masks.shape[0]):
+        with blas_single_thread():
+            bad = _run_chunk(X, fwd_kind, bwd_kind, masks[k:k + 1], fwd_masks[k:k + 1],
+                             batches[k:k + 1], np.zeros(1, bool), Z, np.ascontiguousarray(Z.T),
+                             y, np.empty((Z.shape[1], 0)), np.empty(0), keep_prob, lr,
+                             1.0 / X.shape[0], penalty, LOSSES[loss], CODES[activation], bias,
+                             np.zeros(1), np.zeros(1), k)
+        assert bad == -1
+        out.append(X.copy())
+    return out
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("activation,bias,loss,batch", [
+    ("relu", False, "square", None), ("tanh", True, "square", 4),
+    ("softplus", False, "logistic", None), ("sigmoid", True, "logistic", 5)])
+def test_kernel_matches_reference(variant, activation, bias, loss, batch):
+    X, Z, y = small_problem(bias=bias, logistic=loss == "logistic")
+    rng = np.random.default_rng(5)
+    steps, keep_prob, lr, penalty = 4, 0.6, 0.3, 0.02
+    masks = rng.random((steps, X.shape[0])) < keep_prob
+    fwd_masks = rng.random((steps, X.shape[0])) < keep_prob
+    if batch is None:
+        batches = np.empty((steps, 0), dtype=np.int64)
+    else:
+        batches = np.stack([rng.choice(Z.shape[0], batch, replace=False) for _ in range(steps)])
+    got = engine_steps(X, Z, y, variant, masks, fwd_masks, batches, keep_prob, lr,
+                       penalty if variant == "penalized" else 0.0, activation, bias, loss)
+    want = X
+    for k in range(steps):
+        idx = slice(None) if batch is None else batches[k]
+        want = reference.step(want, Z[idx], y[idx], variant, masks[k], fwd_masks[k],
+                              keep_prob, lr, 1.0 / X.shape[0], penalty, activation, bias, loss)
+        np.testing.assert_allclose(got[k], want, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("loss", sorted(LOSSES))
+def test_gradient_matches_finite_differences(activation, loss):
+    """A gd step moves neuron i by τ · n · ∂L/∂x_i (mean-field scaling, step n·τ)."""
+    X, Z, y = small_problem(width=6, bias=True, logistic=loss == "logistic")
+    X[:, 1:] += 0.3  # keep relu pre-activations away from the kink at 0
+    lr = 1e-3
+    net = dict(activation=activation, bias=True)
+    stepped = simulate(Z, y, initial=X, master_lr=lr, steps=1, variants=("gd",), loss=loss,
+                       progress=False, **net).final["gd"]
+    grad = (X - stepped) / (lr * X.shape[0])
+    eps = 1e-6
+    numeric = np.zeros_like(X)
+    for idx in np.ndindex(X.shape):
+        plus, minus = X.copy(), X.copy()
+        plus[idx] += eps
+        minus[idx] -= eps
+        numeric[idx] = (loss_value(plus, Z, y, loss=loss, **net)
+                        - loss_value(minus, Z, y, loss=loss, **net)) / (2 * eps)
+    np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_every_variant_equals_gd_when_nothing_is_dropped():
+    data = teacher_student(dim=5, data_points=40, seed=3)
+    result = simulate(data.inputs, data.targets, width=50, keep_prob=1.0, master_lr=0.5,
+                      steps=20, variants=VARIANTS, seed=1, progress=False)
+    for name in VARIANTS:
+        np.testing.assert_array_equal(result.final[name], result.final["gd"])
+        np.testing.assert_array_equal(result.train_loss[name], result.train_loss["gd"])
+
+
+def test_dropout_minus_ram_has_the_penalty_mean():
+    """E[dropout increment − RaM increment] = −τ (1 − q)/(n q) Dφ(x_i)ᵀ φ(x_i) per neuron."""
+    X, Z, y = small_problem(width=8, dim=2, points=5, bias=False)
+    keep_prob, lr, draws = 0.5, 0.1, 4000
+    rng = np.random.default_rng(11)
+    diffs = np.empty((draws,) + X.shape)
+    no_batch = np.empty((1, 0), dtype=np.int64)
+    for t in range(draws):
+        mask = rng.random((1, X.shape[0])) < keep_prob
+        drop = engine_steps(X, Z, y, "dropout", mask, mask, no_batch, keep_prob, lr, 0.0,
+                            "tanh", False, "square")[0]
+        ram = engine_steps(X, Z, y, "ram", mask, mask, no_batch, keep_prob, lr, 0.0,
+                           "tanh", False, "square")[0]
+        diffs[t] = drop - ram
+    phi, _, _ = reference.features(X, Z, "tanh", False)
+    expected = -lr * (1 - keep_prob) / (X.shape[0] * keep_prob) * \
+        reference.jacobian_transpose(X, Z, "tanh", False, phi / Z.shape[0])
+    mean = diffs.mean(axis=0)
+    stderr = diffs.std(axis=0, ddof=1) / np.sqrt(draws)
+    # two-sided test on every coordinate, Bonferroni-corrected to a 1e-3 false-alarm rate
+    z = norm.ppf(1 - 1e-3 / (2 * X.size))
+    assert np.all(np.abs(mean - expected) <= z * stderr)
+    # and the mean is resolved: the expected value is several standard errors from zero
+    assert np.median(np.abs(expected) / stderr) > 3
+
+
+def run_small(seed=4, **kw):
+    data = teacher_student(dim=4, data_points=30, seed=2)
+    return simulate(data.inputs, data.targets, width=130, keep_prob=0.7, master_lr=0.5,
+                    steps=15, variants=("dropout", "pn_ram", "ram"), seed=seed,
+                    batch_size=10, progress=False, snapshot_steps=(0, 7, 15),
+                    val_inputs=data.val_inputs, val_targets=data.val_targets, **kw)
+
+
+def test_same_seed_same_numbers_whatever_the_thread_count():
+    threads = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = run_small()
+        numba.set_num_threads(max(2, threads))
+        many = run_small()
+    finally:
+        numba.set_num_threads(threads)
+    for name in one.variants:
+        np.testing.assert_array_equal(one.final[name], many.final[name])
+        np.testing.assert_array_equal(one.train_loss[name], many.train_loss[name])
+    assert not np.array_equal(run_small(seed=5).final["dropout"], one.final["dropout"])
+
+
+def test_chunking_does_not_change_the_run():
+    np.testing.assert_array_equal(run_small(chunk_steps=1).final["pn_ram"],
+                                  run_small(chunk_steps=100).final["pn_ram"])
+
+
+def test_simulate_follows_its_documented_streams():
+    """simulate = reference steps with masks drawn from the spawned SeedSequence streams."""
+    data = teacher_student(dim=3, data_points=12, seed=0)
+    q, lr, steps, width = 0.6, 0.4, 5, 20
+    got = simulate(data.inputs, data.targets, width=width, keep_prob=q, master_lr=lr,
+                   steps=steps, variants=("pn_ram",), seed=9, batch_size=6, progress=False)
+    init, batch, mask, fwd = np.random.SeedSequence(9).spawn(4)
+    X = init_particles(width, 3, seed=init)
+    batch_rng, mask_rng, fwd_rng = (np.random.default_rng(s) for s in (batch, mask, fwd))
+    masks = mask_rng.random((steps, width)) < q
+    fwd_masks = fwd_rng.random((steps, width)) < q
+    for k in range(steps):
+        idx = batch_rng.choice(12, 6, replace=False)
+        X = reference.step(X, data.inputs[idx], data.targets[idx], "pn_ram", masks[k],
+                           fwd_masks[k], q, lr, 1.0 / width, 0.0)
+    np.testing.assert_allclose(got.final["pn_ram"], X, rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(
+        got.train_loss["pn_ram"][-1],
+        reference.full_loss(X, data.inputs, data.targets, 1.0 / width), rtol=1e-12)
+
+
+def test_result_records_snapshots_and_round_trips(tmp_path):
+    result = run_small(snapshot_neurons=[3, 0, 7])
+    assert result.loss_steps.tolist() == list(range(16))
+    for name in result.variants:
+        assert result.snapshots[name].shape == (3, 3, 5)
+        np.testing.assert_array_equal(result.snapshots[name][-1], result.final[name][[3, 0, 7]])
+        assert np.all(np.isfinite(result.val_loss[name]))
+    np.testing.assert_array_equal(result.snapshots["dropout"][0], result.snapshots["ram"][0])
+    path = tmp_path / "run.npz"
+    result.save(path)
+    back = SimulationResult.load(path)
+    assert back.settings == result.settings
+    for name in result.variants:
+        np.testing.assert_array_equal(back.final[name], result.final[name])
+        np.testing.assert_array_equal(back.val_loss[name], result.val_loss[name])
+
+
+def test_float32_tracks_float64():
+    data = teacher_student(dim=5, data_points=50, seed=1)
+    runs = [simulate(data.inputs, data.targets, width=100, keep_prob=0.7, master_lr=0.5,
+                     steps=30, variants=("dropout",), dtype=dtype, progress=False)
+            for dtype in ("float32", "float64")]
+    assert runs[0].final["dropout"].dtype == np.float32
+    np.testing.assert_allclose(runs[0].final["dropout"], runs[1].final["dropout"], atol=1e-3)
+
+
+def test_dropped_neurons_do_not_move():
+    X, Z, y = small_problem(width=30)
+    masks = np.zeros((1, 30), bool)
+    masks[0, :5] = True
+    no_batch = np.empty((1, 0), dtype=np.int64)
+    for name in ("dropout", "ram"):
+        after = engine_steps(X, Z, y, name, masks, masks, no_batch, 0.5, 0.3, 0.0, "relu",
+                             False, "square")[0]
+        np.testing.assert_array_equal(after[5:], X[5:])
+        assert not np.array_equal(after[:5], X[:5])
+
+
+def test_divergence_reports_the_step():
+    data = teacher_student(dim=4, data_points=20, seed=0)
+    with pytest.raises(DivergenceError, match="diverged at step") as info:
+        simulate(data.inputs, data.targets, width=10, master_lr=1e8, steps=50,
+                 variants=("gd",), progress=False)
+    assert 0 < info.value.step < 50 and info.value.variant == "gd"
+
+
+GOOD = dict(width=5, master_lr=0.1, steps=2, progress=False)
+
+
+@pytest.mark.parametrize("change,message", [
+    (dict(keep_prob=0.0), "keep_prob must be in \\(0, 1\\]"),
+    (dict(keep_prob=1.5), "keep_prob must be in \\(0, 1\\]"),
+    (dict(master_lr=0.0), "master_lr must be a finite number > 0"),
+    (dict(master_lr=float("nan")), "master_lr must be a finite real"),
+    (dict(width=0), "width must be an integer in \\[1, inf\\]"),
+    (dict(batch_size=11), "batch_size must be an integer in \\[1, 10\\]"),
+    (dict(variants=("dropout", "bogus")), "variant must be one of"),
+    (dict(activation="gelu"), "activation must be one of"),
+    (dict(loss="hinge"), "loss must be one of"),
+    (dict(output_scale="ntk"), "output_scale must be one of"),
+    (dict(steps=-1), "steps must be an integer"),
+    (dict(snapshot_steps=(3,)), "snapshot_steps entry must be an integer in \\[0, 2\\]"),
+    (dict(width=None, initial=np.zeros((4, 7))), "initial must have shape \\(width, 4\\)"),
+])
+def test_bad_arguments_are_named(change, message):
+    rng = np.random.default_rng(0)
+    Z, y = rng.standard_normal((10, 3)), rng.standard_normal(10)
+    with pytest.raises(ValueError, match=message):
+        simulate(Z, y, **{**GOOD, **change})
+
+
+@pytest.mark.parametrize("inputs,targets,message", [
+    (np.full((4, 2), np.nan), np.zeros(4), "inputs contains NaN"),
+    (np.zeros((4, 2)), np.array([0, 1, np.inf, 0]), "targets contains NaN"),
+    (np.zeros((4, 2)), np.zeros(5), "targets has shape \\(5,\\); axis 0 must have length 4"),
+    (np.zeros(4), np.zeros(4), "inputs must have 2 dimension"),
+])
+def test_bad_data_is_named(inputs, targets, message):
+    with pytest.raises(ValueError, match=message):
+        simulate(inputs, targets, **GOOD)
+
+
+def test_logistic_loss_needs_labels():
+    with pytest.raises(ValueError, match="labels -1 or \\+1"):
+        simulate(np.zeros((3, 2)), np.array([0.5, 1, -1]), loss="logistic", **GOOD)
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "meanfield_dropout", *args],
+                          capture_output=True, text=True)
+
+
+def test_cli_simulate_writes_a_result(tmp_path):
+    out = tmp_path / "run.npz"
+    proc = run_cli("simulate", "--width", "40", "--keep-prob", "0.7", "--master-lr", "0.5",
+                   "--steps", "10", "--variants", "dropout,ram,gd", "--seed", "0",
+                   "--dim", "5", "--data-points", "30", "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    result = SimulationResult.load(out)
+    assert result.variants == ("dropout", "ram", "gd")
+    assert result.final["ram"].shape == (40, 6)
+
+
+@pytest.mark.parametrize("args", [
+    ("simulate", "--width", "10", "--keep-prob", "0", "--master-lr", "1", "--steps", "2",
+     "--out", "x.npz"),
+    ("simulate", "--width", "10", "--master-lr", "-1", "--steps", "2", "--out", "x.npz"),
+    ("simulate", "--width", "10", "--master-lr", "1", "--steps", "2", "--variants", "nope",
+     "--out", "x.npz"),
+    ("simulate", "--width", "ten", "--master-lr", "1", "--steps", "2", "--out", "x.npz"),
+])
+def test_cli_bad_input_exits_2_with_one_line(args, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "meanfield_dropout", *args],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in proc.stderr
