@@ -4,6 +4,12 @@ Finite-width particle engine (:func:`simulate`), distances between particle clou
 (:mod:`meanfield_dropout.metrics`), the paper's teacher–student data
 (:func:`teacher_student`).
 """
+import os
+
+# Numba's OpenMP threads otherwise spin while waiting; on a machine whose cores are busy
+# that made parallel kernels up to 100x slower. Set before Numba starts its threads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from .data import Dataset, teacher_student
 from .engine import VARIANTS, DivergenceError, SimulationResult, init_particles, simulate
 from .metrics import coupled_rms, predictor_distance, wasserstein2

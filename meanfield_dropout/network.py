@@ -238,7 +238,8 @@ def predict(particles, inputs, *, activation="relu", bias=False, output_scale="m
     X = check_particles(particles, inputs.shape[1], bias)
     scale = output_scale_factor(output_scale, X.shape[0])
     Zt = np.ascontiguousarray(inputs.T)
-    return _predict(X, Zt, bias, activation_code(activation), scale)
+    with blas_single_thread():
+        return _predict(X, Zt, bias, activation_code(activation), scale)
 
 
 def loss_value(particles, inputs, targets, *, loss="square", **network):

@@ -1,0 +1,27 @@
+"""Stochastic modified equations (SMEs) for dropout at fixed width (Zhang, Li, Luo, Xu 2024).
+
+Modules: :mod:`.model` (network, dropout gradient, modified loss L_S), :mod:`.covariance`
+(exact Sigma, its factor, matrix-free Gaussian sampler, empirical covariance), :mod:`.hessian`
+(exact Hessian of L_S, Hessian-vector products), :mod:`.equations` (dropout, SMEs of order
+1 and 2, GD on L_S), :mod:`.weak_order` (weak-error study), :mod:`.alignment`
+(Hessian-variance alignment) and :mod:`.cli` (command-line sub-commands).
+"""
+from .alignment import alignment, alignment_along_training, plot_alignment, random_baseline
+from .covariance import (MAX_DENSE_PARAMS, dropout_gradients, empirical_covariance,
+                         noise_covariance, noise_factor, noise_from_normals, sample_noise)
+from .equations import (DivergenceError, Trajectories, simulate_dropout, simulate_modified_gd,
+                        simulate_sme)
+from .hessian import hessian_vector_product, modified_loss_hessian
+from .model import (OUTPUT_SCALES, DropoutProblem, dropout_gradient, empirical_loss,
+                    init_params, make_problem, modified_loss, modified_loss_gradient, predict)
+from .weak_order import fit_loglog_slope, plot_weak_order, weak_error_study
+
+__all__ = [
+    "alignment", "alignment_along_training", "plot_alignment", "random_baseline",
+    "MAX_DENSE_PARAMS", "dropout_gradients", "empirical_covariance", "noise_covariance",
+    "noise_factor", "noise_from_normals", "sample_noise", "DivergenceError", "Trajectories",
+    "simulate_dropout", "simulate_modified_gd", "simulate_sme", "hessian_vector_product",
+    "modified_loss_hessian", "OUTPUT_SCALES", "DropoutProblem", "dropout_gradient",
+    "empirical_loss", "init_params", "make_problem", "modified_loss", "modified_loss_gradient",
+    "predict", "fit_loglog_slope", "plot_weak_order", "weak_error_study",
+]

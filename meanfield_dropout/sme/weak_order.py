@@ -1,0 +1,264 @@
+"""Weak-error study: ||E Theta_t - E theta_t|| against the learning rate, for SMEs of order 1 and 2.
+
+For each keep probability p and learning rate eta, ``n_runs`` dropout runs and ``n_runs`` runs of
+each SME start from the same theta_0 and are compared at a common time T. Three devices keep
+the Monte Carlo floor below the errors being measured:
+
+* common random numbers: the order-1 and order-2 SMEs consume the same Gaussians;
+* coupling of dropout and SME runs: run j's Brownian increment over each dropout interval has
+  first-chaos component zeta_k = Phi^{-1}(1 - U_k), where U_k < p is run j's keep decision,
+  so zeta_k is exactly N(0, 1) and increasing in xi_k = delta_k - 1; the substeps are a
+  Gaussian bridge around it, and the pair components xi_k xi_r stay independent. Each
+  process keeps its exact law; only the joint law of the pair (theta, Theta) changes;
+* control variates with exactly zero mean: along the deterministic GD-on-L_S path theta_bar,
+  each run carries a linear process y driven by the same noise as the run,
+  y <- (I - s H(theta_bar)) y + (noise linearised at theta_bar), which removes the O(sqrt(eta))
+  fluctuations and leaves O(eta) ones (E y = 0 because coefficients are deterministic);
+* Richardson extrapolation of the Euler-Maruyama step (on by default): a coarse SME run with step 2h
+  driven by the summed Gaussians gives 2 E Theta^h - E Theta^{2h}, whose step bias is O(h^2)
+  (``shared/theory/sme.md`` section 3.1: the EM step must be much finer than eta).
+"""
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import ndtri
+from tqdm.auto import tqdm
+
+from .._validate import check_array, check_int, check_positive
+from .covariance import _factor, _noise_parts, check_dense_size, draw_standard_normals
+from .equations import (DIVERGENCE_BOUND, DivergenceError, _dropout_steps, _first_bad,
+                        _sme_steps, sde_substeps)
+from .hessian import _dense_hessian
+from .model import _modified_grad
+
+
+@dataclass
+class WeakOrderResult:
+    """Output of :func:`weak_error_study`.
+
+    Attributes
+    ----------
+    lrs : ndarray, shape (n_lr,)
+    keep_probs : ndarray, shape (n_p,)
+    errors : ndarray, shape (2, n_p, n_lr)
+        ||E Theta_T - E theta_T||_2 for the order-1 (index 0) and order-2 (index 1) SME.
+    floors : ndarray, shape (2, n_p, n_lr)
+        Monte Carlo standard error of that difference (the noise floor).
+    slopes, slope_errors : ndarray, shape (2, n_p)
+        Least-squares log-log slopes and their standard errors.
+    time, sde_step : float
+        Comparison time T and the EM step h.
+    n_runs : int
+    """
+
+    lrs: np.ndarray
+    keep_probs: np.ndarray
+    errors: np.ndarray
+    floors: np.ndarray
+    slopes: np.ndarray
+    slope_errors: np.ndarray
+    time: float
+    sde_step: float
+    n_runs: int
+
+
+def fit_loglog_slope(x, y):
+    """Least-squares fit log y = a + s log x.
+
+    Returns
+    -------
+    slope, slope_error, intercept : float
+        ``slope_error`` is the standard error from the residuals (nan with two points).
+    """
+    x = check_array(x, "x", 1)
+    y = check_array(y, "y", 1, shape=x.shape)
+    if x.size < 2 or np.any(x <= 0) or np.any(y <= 0):
+        raise ValueError("x and y need >= 2 entries, all > 0, for a log-log fit")
+    lx, ly = np.log(x), np.log(y)
+    A = np.stack([np.ones_like(lx), lx], axis=1)
+    coef, *_ = np.linalg.lstsq(A, ly, rcond=None)
+    resid = ly - A @ coef
+    dof = x.size - 2
+    sxx = np.sum((lx - lx.mean()) ** 2)
+    err = np.sqrt(resid @ resid / dof / sxx) if dof > 0 else np.nan
+    return float(coef[1]), float(err), float(coef[0])
+
+
+def _pair_products(values, iu, ju):
+    return values[:, iu] * values[:, ju]
+
+
+def _one_setting(problem, blocks0, lr, n_steps, substeps, n_runs, seeds, control_variate,
+                 extrapolate, coupling):
+    """Per-run estimators (n_runs, D) for dropout, order-1 SME and order-2 SME."""
+    X, Y, K = problem.inputs, problem.targets, problem.output_dim
+    kappa, code, c = problem.kappa, problem.code, problem.penalty
+    m, D = problem.width, problem.n_params
+    iu, ju = np.triu_indices(m, 1)
+    h = lr / substeps
+    mask_rng = np.random.default_rng(seeds[0])
+    gauss_rng = np.random.default_rng(seeds[1])
+    start = np.repeat(blocks0[None], n_runs, axis=0)
+    drop, fine1, fine2 = start.copy(), start.copy(), start.copy()
+    coarse1, coarse2 = start.copy(), start.copy()
+    y_drop, y_fine, y_coarse = (np.zeros((n_runs, D)) for _ in range(3))
+    theta_bar = blocks0.copy()
+    for step in range(1, n_steps + 1):
+        if control_variate:
+            H = _dense_hessian(X, Y, theta_bar, K, kappa, code, c)
+            A1, A2 = _factor(*_noise_parts(X, Y, theta_bar, K, kappa, code, c))
+        uniforms = mask_rng.random((n_runs, m))
+        masks = (uniforms < problem.keep_prob) / problem.keep_prob
+        if coupling:
+            zeta = ndtri(1.0 - np.maximum(uniforms, 1e-300))
+            bridge = gauss_rng.standard_normal((substeps, n_runs, m))
+            bridge += zeta / np.sqrt(substeps) - bridge.mean(axis=0)
+        _dropout_steps(X, Y, drop, K, kappa, code, lr, masks)
+        if control_variate:
+            xi = masks - 1.0
+            y_drop += -lr * (y_drop @ H) - lr * (xi @ A1.T + _pair_products(xi, iu, ju) @ A2.T)
+        z_sum, G_sum = 0.0, 0.0
+        for sub in range(substeps):
+            z, G = draw_standard_normals(gauss_rng, m, n_runs)
+            if coupling:
+                z = bridge[sub]
+            for thetas, order in ((fine1, 1), (fine2, 2)):
+                _sme_steps(X, Y, thetas, K, kappa, code, c, lr, h, order, z, G)
+            if control_variate:
+                lin = np.sqrt(c) * z @ A1.T + c * G[:, iu, ju] @ A2.T
+                y_fine += -h * (y_fine @ H) + np.sqrt(h * lr) * lin
+            if extrapolate:
+                z_sum, G_sum = z_sum + z, G_sum + G
+                if sub % 2 == 1:
+                    zc, Gc = z_sum / np.sqrt(2.0), G_sum / np.sqrt(2.0)
+                    for thetas, order in ((coarse1, 1), (coarse2, 2)):
+                        _sme_steps(X, Y, thetas, K, kappa, code, c, lr, 2 * h, order, zc, Gc)
+                    if control_variate:
+                        lin = np.sqrt(c) * zc @ A1.T + c * Gc[:, iu, ju] @ A2.T
+                        y_coarse += -2 * h * (y_coarse @ H) + np.sqrt(2 * h * lr) * lin
+                    z_sum, G_sum = 0.0, 0.0
+        for name, thetas in (("dropout", drop), ("order-1 SME", fine1), ("order-2 SME", fine2),
+                             ("coarse order-1 SME", coarse1), ("coarse order-2 SME", coarse2)):
+            bad = _first_bad(thetas, DIVERGENCE_BOUND)
+            if bad >= 0:
+                raise DivergenceError(step, name, f"run {bad} at lr={lr}, p={problem.keep_prob}")
+        if control_variate:
+            theta_bar = theta_bar - lr * _modified_grad(X, Y, theta_bar, K, kappa, code, c)
+    est_drop = drop.reshape(n_runs, D) - y_drop
+    est = []
+    for fine, coarse in ((fine1, coarse1), (fine2, coarse2)):
+        e = fine.reshape(n_runs, D) - y_fine
+        if extrapolate:
+            e = 2.0 * e - (coarse.reshape(n_runs, D) - y_coarse)
+        est.append(e)
+    return est_drop, est[0], est[1]
+
+
+def weak_error_study(problem, params0, lrs, keep_probs, time=1.0, sde_step=None, n_runs=2000,
+                     seed=0, control_variate=True, coupling=True, extrapolate=True,
+                     progress=True):
+    """Weak error ||E Theta_T - E theta_T||_2 of the order-1 and order-2 SMEs over (eta, p).
+
+    Parameters
+    ----------
+    problem : DropoutProblem
+        Data and network; its keep probability is replaced by each of ``keep_probs``.
+    params0 : array_like, shape (D,)
+        theta_0 = Theta_0, shared by every run.
+    lrs : sequence of float
+        Learning rates eta (> 0); T / eta and eta / h must be integers.
+    keep_probs : sequence of float
+        Keep probabilities p in (0, 1].
+    time : float
+        Comparison time T (> 0).
+    sde_step : float, optional
+        EM step h, at most min(lrs); default min(lrs) / 16.
+    n_runs : int
+        Runs per process and setting.
+    seed : int
+    control_variate, coupling, extrapolate : bool
+        Use the zero-mean linear control variates, the dropout-SME coupling and the
+        Richardson EM extrapolation (see the module docstring). Control variates need dense
+        D x D Hessians.
+    progress : bool
+        Show a tqdm bar over settings.
+
+    Returns
+    -------
+    WeakOrderResult
+    """
+    lrs = np.sort(check_array(lrs, "lrs", 1))
+    if lrs.size < 2 or np.any(lrs <= 0):
+        raise ValueError(f"lrs must hold >= 2 learning rates > 0, got {lrs}")
+    keep_probs = check_array(keep_probs, "keep_probs", 1)
+    for p in keep_probs:
+        problem.with_keep_prob(float(p))
+    time = check_positive(time, "time")
+    sde_step = lrs[0] / 16 if sde_step is None else check_positive(sde_step, "sde_step")
+    n_runs = check_int(n_runs, "n_runs", low=2)
+    blocks0 = problem.blocks(params0, "params0").copy()
+    if control_variate:
+        check_dense_size(problem)
+    plan = []
+    for lr in lrs:
+        n_steps = round(time / lr)
+        if n_steps < 1 or abs(n_steps * lr - time) > 1e-9 * time:
+            raise ValueError(f"time / lr must be a positive integer, got {time} / {lr}")
+        substeps = sde_substeps(float(lr), sde_step)
+        if extrapolate and substeps % 2:
+            raise ValueError(f"with extrapolate=True, lr / sde_step must be even, got "
+                             f"{lr} / {sde_step} = {substeps}")
+        plan.append((float(lr), n_steps, substeps))
+    streams = np.random.SeedSequence(check_int(seed, "seed", low=0)).spawn(
+        len(keep_probs) * len(lrs))
+    errors = np.empty((2, len(keep_probs), len(lrs)))
+    floors = np.empty_like(errors)
+    bar = tqdm(total=len(keep_probs) * len(lrs), desc="weak order", disable=not progress)
+    for a, p in enumerate(keep_probs):
+        prob = problem.with_keep_prob(float(p))
+        for b, (lr, n_steps, substeps) in enumerate(plan):
+            seeds = streams[a * len(lrs) + b].spawn(2)
+            est_drop, est1, est2 = _one_setting(prob, blocks0, lr, n_steps, substeps, n_runs,
+                                                seeds, control_variate, extrapolate,
+                                                coupling)
+            for o, est in enumerate((est1, est2)):
+                diff = est - est_drop
+                errors[o, a, b] = np.linalg.norm(diff.mean(axis=0))
+                floors[o, a, b] = np.sqrt(np.sum(diff.var(axis=0, ddof=1)) / n_runs)
+            bar.update()
+    bar.close()
+    slopes = np.empty((2, len(keep_probs)))
+    slope_errors = np.empty_like(slopes)
+    for o in range(2):
+        for a in range(len(keep_probs)):
+            slopes[o, a], slope_errors[o, a], _ = fit_loglog_slope(lrs, errors[o, a])
+    return WeakOrderResult(lrs, keep_probs, errors, floors, slopes, slope_errors, time,
+                           float(sde_step), n_runs)
+
+
+def plot_weak_order(result, path):
+    """Log-log plot of the weak errors (one panel per SME order) with fitted slopes, as PNG."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import NullFormatter
+
+    fig = Figure(figsize=(10, 4.2), layout="constrained")
+    axes = fig.subplots(1, 2)
+    colors = [f"C{i}" for i in range(len(result.keep_probs))]
+    for o, ax in enumerate(axes):
+        for a, p in enumerate(result.keep_probs):
+            err = result.errors[o, a]
+            ax.loglog(result.lrs, err, "o-", color=colors[a],
+                      label=f"p = {p:g}: slope {result.slopes[o, a]:.2f} "
+                            f"± {result.slope_errors[o, a]:.2f}")
+            ax.loglog(result.lrs, result.floors[o, a], ":", color=colors[a], lw=1)
+        ref = result.errors[o, :, -1].max() * (result.lrs / result.lrs[-1]) ** (o + 1)
+        ax.loglog(result.lrs, ref, "k--", lw=1, label=f"slope {o + 1} reference")
+        ax.set_xticks(result.lrs, [f"{v:g}" for v in result.lrs])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("learning rate η")
+        ax.set_ylabel(r"$\|\mathbb{E}\Theta_T - \mathbb{E}\theta_T\|_2$")
+        ax.set_title(f"order-{o + 1} SME vs dropout (T = {result.time:g}, "
+                     f"h = {result.sde_step:.3g})")
+        ax.legend(fontsize=8, title="dotted: Monte Carlo floor", title_fontsize=8)
+    fig.savefig(path, dpi=120)
+    return path

@@ -1,0 +1,170 @@
+"""Classify a hyperparameter scaling into the phases of the dropout phase diagram.
+
+The phase is decided by the limit constants α = lim τ_n/q_n, β = lim (1 − q_n)/(n q_n) and
+τ_∞ = lim τ_n (notes §3.3), not by the simplex point: one point of the simplex (e.g. the vertex
+(1, 0, 0)) can hold several phases.
+
+====================  =====================================================
+phase                 condition
+====================  =====================================================
+``wgf``               α = 0, β = 0
+``penalized-wgf``     α = 0, β ∈ (0, ∞)
+``jump-poisson``      α ∈ (0, ∞), β = 0, τ_∞ = 0
+``jump-bernoulli``    τ_∞ > 0 and q_∞ ∈ (0, 1] (so α = τ_∞/q_∞ finite, β = 0)
+``critical``          α, β ∈ (0, ∞)
+``degenerate``        α = ∞ or β = ∞
+====================  =====================================================
+
+The phase names are shared with the limit-dynamics module ``meanfield_dropout.limits``.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+from .scalings import LimitConstants, Scaling
+
+__all__ = ["PHASES", "DEGENERATE", "UNDETERMINED", "Regime", "classify", "limit_constraints"]
+
+#: The five non-degenerate phases, in the order of the notes' table (§3.3).
+PHASES = ("wgf", "penalized-wgf", "jump-poisson", "jump-bernoulli", "critical")
+DEGENERATE = "degenerate"
+#: Returned when a numerically estimated constant does not settle (callable scalings only).
+UNDETERMINED = "undetermined"
+
+
+def limit_constraints(phase, alpha, beta, tau):
+    """Whether the limit ``phase`` is well defined with constants (α, β, τ).
+
+    Each limit needs its own constants in their open range: ``penalized-wgf`` needs β ∈ (0, ∞),
+    ``jump-poisson`` α ∈ (0, ∞), ``jump-bernoulli`` τ > 0 and α ≥ τ (q = τ/α ∈ (0, 1]),
+    ``critical`` α, β ∈ (0, ∞); ``wgf`` needs nothing.
+    """
+    def finite_pos(x):
+        return x is not None and 0.0 < x < np.inf
+
+    if phase == "wgf":
+        return True
+    if phase == "penalized-wgf":
+        return finite_pos(beta)
+    if phase == "jump-poisson":
+        return finite_pos(alpha)
+    if phase == "jump-bernoulli":
+        return finite_pos(tau) and finite_pos(alpha) and alpha >= tau
+    if phase == "critical":
+        return finite_pos(alpha) and finite_pos(beta)
+    raise ValueError(f"unknown limit {phase!r}; expected one of {PHASES}")
+
+
+@dataclass(frozen=True)
+class Regime:
+    """The phase of a scaling with the constants that decided it.
+
+    Attributes
+    ----------
+    phase : str
+        One of :data:`PHASES`, ``"degenerate"`` or ``"undetermined"``.
+    constants : LimitConstants
+        α, β, τ_∞ and q_∞.
+    simplex_limit : numpy.ndarray or None
+        lim (log n, −log τ_n, −log q_n)/S_n, or None when it does not exist.
+    reason : str
+        Why the phase was chosen (for degenerate: whether α = ∞, β = ∞ or both).
+    label : str
+        The scaling's display name.
+    """
+
+    phase: str
+    constants: LimitConstants
+    simplex_limit: np.ndarray | None
+    reason: str
+    label: str = ""
+
+    @property
+    def degenerate_causes(self):
+        """The constants that are infinite, e.g. ``("alpha",)``; empty unless degenerate."""
+        c = self.constants
+        return tuple(name for name, value in (("alpha", c.alpha), ("beta", c.beta))
+                     if value == np.inf)
+
+    def limit_config(self):
+        """Keyword arguments selecting the matching limit dynamics.
+
+        Returns
+        -------
+        dict
+            ``dict(limit=phase, alpha=α, beta=β, tau=τ_∞)``; for ``jump-bernoulli`` the keep
+            probability of the limit is q = τ/α.
+
+        Raises
+        ------
+        ValueError
+            For degenerate or undetermined regimes, which have no limit dynamics.
+        """
+        if self.phase not in PHASES:
+            raise ValueError(f"no limit dynamics for a {self.phase} scaling ({self.reason})")
+        c = self.constants
+        return dict(limit=self.phase, alpha=float(c.alpha), beta=float(c.beta), tau=float(c.tau))
+
+    def summary(self):
+        """Multi-line human-readable description (used by the CLI)."""
+        c = self.constants
+
+        def fmt(x):
+            return "undetermined" if x is None else f"{x:.6g}"
+
+        point = ("undefined" if self.simplex_limit is None
+                 else "(" + ", ".join(f"{u:.4f}" for u in self.simplex_limit) + ")")
+        return "\n".join([
+            f"scaling: {self.label}",
+            f"phase: {self.phase}",
+            f"reason: {self.reason}",
+            f"alpha = lim tau_n/q_n = {fmt(c.alpha)}",
+            f"beta = lim (1-q_n)/(n q_n) = {fmt(c.beta)}",
+            f"tau_inf = lim tau_n = {fmt(c.tau)}",
+            f"q_inf = lim q_n = {fmt(c.keep)}",
+            f"simplex limit (log n, -log tau, -log q)/S = {point}",
+        ])
+
+
+def _phase_of(c):
+    """(phase, reason) from determined limit constants."""
+    inf = [name for name, value in (("alpha", c.alpha), ("beta", c.beta)) if value == np.inf]
+    if inf:
+        return DEGENERATE, " and ".join(f"{name} = inf" for name in inf)
+    if c.tau > 0:
+        # α finite with τ_∞ > 0 forces q_∞ = τ_∞/α > 0, hence β = 0.
+        return "jump-bernoulli", f"tau_inf = {c.tau:.6g} > 0 and q_inf = {c.keep:.6g} > 0"
+    if c.alpha == 0:
+        if c.beta == 0:
+            return "wgf", "alpha = 0 and beta = 0"
+        return "penalized-wgf", f"alpha = 0 and beta = {c.beta:.6g} in (0, inf)"
+    if c.beta == 0:
+        return "jump-poisson", f"alpha = {c.alpha:.6g} in (0, inf), beta = 0, tau_inf = 0"
+    return "critical", f"alpha = {c.alpha:.6g} and beta = {c.beta:.6g} in (0, inf)"
+
+
+def classify(scaling):
+    """The :class:`Regime` of a scaling, decided by its limit constants (notes §3.3).
+
+    Parameters
+    ----------
+    scaling : Scaling
+        E.g. from :func:`~phase_diagram.scalings.power_law` or
+        :func:`~phase_diagram.scalings.parse_scaling`.
+
+    Returns
+    -------
+    Regime
+        Phase ``"undetermined"`` when a numerically estimated constant does not settle.
+    """
+    if not isinstance(scaling, Scaling):
+        raise ValueError(f"scaling must be a Scaling, got {type(scaling).__name__}")
+    c = scaling.constants()
+    point = scaling.simplex_limit()
+    if not c.determined:
+        missing = [name for name in ("alpha", "beta", "tau", "keep") if getattr(c, name) is None]
+        return Regime(UNDETERMINED, c, point,
+                      f"the limit of {', '.join(missing)} does not settle numerically",
+                      scaling.label)
+    phase, reason = _phase_of(c)
+    return Regime(phase, c, point, reason, scaling.label)

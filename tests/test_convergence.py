@@ -1,0 +1,211 @@
+"""Convergence API and CLI: measure_distances, convergence_study, fits, plots, bad input."""
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from meanfield_dropout.convergence import (PHASE_STUDIES, convergence_study, fit_slopes,
+                                           flatten, measure_distances, phase_study,
+                                           plot_convergence)
+from meanfield_dropout.data import teacher_student
+from meanfield_dropout.limits import simulate_limit
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = teacher_student(dim=3, data_points=10, teacher_width=2, seed=0)
+
+
+def cell(**kw):
+    args = dict(width=30, master_lr=0.1, keep_prob=0.5, limits=["wgf", "jump-poisson"],
+                alpha=0.2, beta=None, tau=None, horizon=0.5, seed=3, data=TINY, n_times=3)
+    args.update(kw)
+    return measure_distances(**args)
+
+
+def test_measure_distances_layout_and_time_zero():
+    out = cell(coupled=("ram", "gd"))
+    np.testing.assert_allclose(out["times"], [0.0, 0.25, 0.5])
+    np.testing.assert_array_equal(out["dropout_steps"], [0, 2, 5])
+    for name in ("wgf", "jump-poisson"):
+        for key in ("predictor", "w2", "limit_loss", "times", "steps"):
+            assert out[name][key].shape == (3,)
+        assert out[name]["predictor"][0] == 0.0 and out[name]["w2"][0] == 0.0
+        assert np.all(out[name]["predictor"][1:] > 0)
+    assert out["coupled_rms"]["ram"].shape == (3,)
+    flat = flatten(out)
+    assert "jump-poisson/predictor" in flat and "coupled_rms/gd" in flat
+    np.savez(os.devnull, **flat)
+
+
+def test_measure_distances_is_deterministic_and_picklable():
+    first, second = cell(), cell()
+    np.testing.assert_array_equal(first["jump-poisson"]["predictor"],
+                                  second["jump-poisson"]["predictor"])
+    assert pickle.loads(pickle.dumps(measure_distances)) is measure_distances
+
+
+def test_limit_stream_does_not_depend_on_other_limits():
+    both = cell()
+    alone = cell(limits=["jump-poisson"])
+    np.testing.assert_array_equal(both["jump-poisson"]["predictor"],
+                                  alone["jump-poisson"]["predictor"])
+
+
+def test_without_dropout_gd_is_the_bernoulli_limit_exactly():
+    """q_n = 1 and τ_n = τ: dropout = GD = Bernoulli jump with q = 1, particle for particle."""
+    out = cell(master_lr=0.25, keep_prob=1.0, limits=["jump-bernoulli"], alpha=0.25,
+               tau=0.25, horizon=1.0)
+    assert np.max(out["jump-bernoulli"]["predictor"]) < 1e-12
+    assert np.max(out["jump-bernoulli"]["w2"]) < 1e-9
+
+
+def test_small_steps_without_dropout_approach_wgf():
+    coarse = cell(master_lr=0.05, keep_prob=1.0, limits=["wgf"], horizon=1.0)
+    fine = cell(master_lr=0.0125, keep_prob=1.0, limits=["wgf"], horizon=1.0)
+    assert fine["wgf"]["predictor"][-1] < 0.4 * coarse["wgf"]["predictor"][-1]
+
+
+def test_more_limit_particles_share_the_first_n():
+    out = cell(limits=["wgf"], limit_particles=45)
+    assert out["limit_particles"] == 45
+    assert out["wgf"]["predictor"][0] > 0      # extra particles change ∫φ dμ₀
+
+
+def test_fit_slopes_recovers_power_law():
+    widths = [10, 20, 40, 80]
+    rng = np.random.default_rng(0)
+    dist = np.array([3.0 * np.array(widths) ** -0.5 * np.exp(0.01 * rng.standard_normal(4))
+                     for _ in range(4)])
+    fit = fit_slopes(widths, dist)
+    assert abs(fit["slope"] + 0.5) < 0.03
+    assert fit["slope_ci"][0] < fit["slope"] < fit["slope_ci"][1] < 0
+    assert fit["slope_ci"][1] - fit["slope_ci"][0] < 0.1
+    exact = fit_slopes(widths, np.array([np.array(widths) ** -1.0] * 2))
+    np.testing.assert_allclose(exact["slopes"], [-1.0, -1.0])
+    assert exact["slope_std"] < 1e-12
+
+
+def test_convergence_study_and_plot(tmp_path):
+    study = convergence_study(lambda n: 2.0 / n, lambda n: 0.5, [20, 40], limits=["wgf"],
+                              repeats=2, horizon=0.4, seed=1, data=TINY, n_times=3,
+                              coupled=("ram",), progress=False, label="tiny")
+    assert study["distances"]["wgf"]["predictor"].shape == (2, 2, 3)
+    assert study["fits"]["wgf"]["predictor"]["slopes"].shape == (2,)
+    assert "coupled_rms/ram" in study["fits"]
+    path = tmp_path / "c.png"
+    plot_convergence([study, study], path)
+    assert path.stat().st_size > 0
+
+
+@pytest.mark.parametrize("kwargs, name", [
+    (dict(width=0), "width"),
+    (dict(keep_prob=1.5), "keep_prob"),
+    (dict(master_lr=np.nan), "master_lr"),
+    (dict(horizon=-1.0), "horizon"),
+    (dict(n_times=1), "n_times"),
+    (dict(limits=["jump-poisson"], alpha=None), "alpha"),
+    (dict(limits=["critical"], beta=0.0), "beta"),
+    (dict(limits=["jump"]), "limit"),
+    (dict(limits={"jump-poisson": dict(alpha=np.inf)}), "alpha"),
+    (dict(coupled=("pn",)), "coupled"),
+    (dict(w2_particles=0), "w2_particles"),
+    (dict(bogus=1), "bogus"),
+])
+def test_bad_input_names_the_argument(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        cell(**kwargs)
+
+
+def test_study_bad_input():
+    with pytest.raises(ValueError, match="widths"):
+        convergence_study(lambda n: 0.1, lambda n: 0.5, [20], limits=["wgf"])
+    with pytest.raises(ValueError, match="keep"):
+        convergence_study(lambda n: 0.1, lambda n: 2.0, [20, 40], limits=["wgf"])
+
+
+def run_cli(*args):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "meanfield_dropout", "converge", *args],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+
+
+def test_cli_smoke(tmp_path):
+    out = tmp_path / "converge.png"
+    data = tmp_path / "converge.npz"
+    proc = run_cli("--tau", "0.5*n**-0.5", "--keep", "0.7*n**-0.5", "--widths", "16,32",
+                   "--repeats", "2", "--horizon", "0.3", "--n-times", "2", "--out", str(out),
+                   "--data-out", str(data), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_size > 0 and data.stat().st_size > 0
+    assert "jump-poisson" in proc.stdout
+
+
+@pytest.mark.parametrize("args", [
+    ("--tau", "0.5*n**-0.5", "--keep", "0.7*n**-0.5", "--widths", "16"),
+    ("--tau", "0.5*n**-0.5", "--keep", "0.7*n**-0.5", "--widths", "16,32", "--limit", "wgf"),
+    ("--tau", "__import__('os')", "--keep", "0.7", "--widths", "16,32"),
+    ("--tau", "0.5", "--keep", "0.7", "--widths", "16,32", "--repeats", "0"),
+])
+def test_cli_bad_arguments_exit_2(tmp_path, args):
+    proc = run_cli(*args, "--out", str(tmp_path / "x.png"), "--no-progress")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Scientific checks (slow): run with ``python -m pytest -m slow tests/test_convergence.py``
+# ---------------------------------------------------------------------------------------------
+
+WIDTHS = [100, 200, 400, 800, 1600]
+
+
+def limit_gap(study, right, wrong, particles=4000):
+    """sup_t RMS predictor gap between two limits from one μ₀ sample of N particles."""
+    from meanfield_dropout.convergence import default_data
+    data = default_data()
+    times = np.linspace(0.0, PHASE_STUDIES[right]["horizon"], 5)
+    f = {name: simulate_limit(name, data.inputs, data.targets, times=times,
+                              particles=particles, seed=123, activation="tanh",
+                              **study["limits"][name]).predictor for name in (right, wrong)}
+    return float(np.max(np.sqrt(np.mean((f[right] - f[wrong]) ** 2, axis=1))))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("phase", list(PHASE_STUDIES))
+def test_dropout_converges_to_the_predicted_limit_only(phase):
+    """Right limit: fitted slope < 0 with its 95% interval excluding 0. Wrong limit: the
+    distance stays above the floor ½ sup_t ‖∫φ dμ_t^right − ∫φ dμ_t^wrong‖ at every width
+    (half the gap between the two limits, measured with N = 4000 particles) and above the
+    distance to the right limit at the largest width."""
+    study = phase_study(phase, WIDTHS, repeats=3, seed=0, progress=False)
+    fit = study["fits"][phase]["predictor"]
+    assert fit["slope_ci"][1] < 0, fit
+    right = np.max(study["distances"][phase]["predictor"][:, :, 1:], axis=2).mean(axis=0)
+    for wrong in PHASE_STUDIES[phase]["wrong"]:
+        floor = 0.5 * limit_gap(study, phase, wrong)
+        dist = np.max(study["distances"][wrong]["predictor"][:, :, 1:], axis=2).mean(axis=0)
+        assert np.all(dist > floor), (wrong, dist, floor)
+        assert dist[-1] > right[-1], (wrong, dist, right)
+
+
+@pytest.mark.slow
+def test_paper_teacher_student_coupled_distances():
+    """τ = 0.5, q = 0.7, ReLU, paper's data, step 100: dropout ↔ RaM falls with the width,
+    dropout ↔ GD does not (the paper's distance_traj_width_log_log figure)."""
+    data = teacher_student()
+    widths = [200, 500, 1000, 2000]
+    rms = {"ram": np.empty((2, 4)), "gd": np.empty((2, 4))}
+    for w, n in enumerate(widths):
+        for r in range(2):
+            out = measure_distances(n, 0.5, 0.7, ["jump-bernoulli"], alpha=0.5 / 0.7, beta=None,
+                                    tau=0.5, horizon=50.0, seed=r, data=data,
+                                    activation="relu", n_times=2, coupled=("ram", "gd"))
+            for v in rms:
+                rms[v][r, w] = out["coupled_rms"][v][-1]
+    ram, gd = fit_slopes(widths, rms["ram"]), fit_slopes(widths, rms["gd"])
+    assert np.all(ram["slopes"] < -0.3), ram
+    assert np.all(gd["slopes"] > -0.1), gd
+    assert np.all(rms["gd"][:, -1] > 2 * rms["ram"][:, -1])

@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+
+from meanfield_dropout import coupled_rms, predictor_distance, wasserstein2
+
+
+def test_coupled_rms_is_the_papers_formula():
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal((50, 4)), rng.standard_normal((50, 4))
+    # columns: output weight a_i, then input weights w_i
+    want = np.sqrt(np.mean(np.sum((a[:, 1:] - b[:, 1:]) ** 2, axis=1))
+                   + np.mean((a[:, 0] - b[:, 0]) ** 2))
+    assert coupled_rms(a, b) == pytest.approx(want, rel=1e-14)
+
+
+def test_w2_ignores_indexing_and_is_below_the_coupled_distance():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((40, 3))
+    assert wasserstein2(a, a[rng.permutation(40)]) == pytest.approx(0.0, abs=1e-12)
+    b = a + 0.1 * rng.standard_normal(a.shape)
+    assert wasserstein2(a, b) <= coupled_rms(a, b) + 1e-12
+
+
+def test_w2_of_a_translation_is_its_length():
+    a = np.random.default_rng(2).standard_normal((30, 2))
+    assert wasserstein2(a, a + [3.0, 4.0]) == pytest.approx(5.0, rel=1e-12)
+
+
+def test_predictor_distance():
+    assert predictor_distance([0.0, 0.0], [3.0, 4.0]) == pytest.approx(np.sqrt(12.5))
+
+
+def test_shape_mismatch_is_named():
+    with pytest.raises(ValueError, match="second has shape"):
+        coupled_rms(np.zeros((3, 2)), np.zeros((4, 2)))

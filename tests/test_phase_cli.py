@@ -1,0 +1,87 @@
+"""Command line of phase_diagram: classify, theory, scan/plot, and bad input (exit status 2)."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from phase_diagram.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+TESTS = str(Path(__file__).resolve().parent)
+
+
+def test_classify_prints_phase_constants_and_point(capsys):
+    assert main(["classify", "--tau", "0.5*n**-1.5", "--keep", "1/n", "--width", "1000"]) == 0
+    out = capsys.readouterr().out
+    assert "phase: penalized-wgf" in out
+    assert "beta = lim (1-q_n)/(n q_n) = 1" in out
+    assert "(0.2857, 0.4286, 0.2857)" in out
+    assert "simplex point at n=1000" in out
+
+
+def test_classify_degenerate_names_the_cause(capsys):
+    assert main(["classify", "--tau", "0.5", "--keep", "1/log(n)"]) == 0
+    out = capsys.readouterr().out
+    assert "phase: degenerate" in out and "reason: alpha = inf" in out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["classify", "--tau", "0.5*n**", "--keep", "1/n"], "malformed tau expression"),
+    (["classify", "--tau", "os.system('x')", "--keep", "1/n"], "may be called"),
+    (["classify", "--tau", "1/n", "--keep", "0"], "must be positive"),
+    (["classify", "--tau", "1/n", "--keep", "1/n", "--width", "0"], "integer >= 1"),
+    (["classify", "--keep", "1/n"], "required"),
+    (["scan", "missing.toml", "--out", "x"], "cannot read"),
+    (["scan", "examples/phase_scan_small.toml", "--out", "x", "--workers", "0"], "integer >= 1"),
+    (["plot", "no_such_dir", "-o", "x.png"], "no manifest.json"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_gives_one_line_and_status_2(argv, message, tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    result = subprocess.run([sys.executable, "-m", "phase_diagram", *argv], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert message in lines[-1] and len([l for l in lines if "error" in l]) == 1
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("body, message", [
+    ("widths = []\n[[scaling]]\ntau = '1/n'\nkeep = '1/n'\n", "widths"),
+    ("widths = [0, 8]\n[[scaling]]\ntau = '1/n'\nkeep = '1/n'\n", "width must be"),
+    ("widths = [8, 16]\ncolour = 1\n[[scaling]]\ntau = '1/n'\nkeep = '1/n'\n", "unknown key"),
+    ("widths = [8, 16]\n[[scaling]]\ntau = '1/n +'\nkeep = '1/n'\n", "malformed"),
+    ("widths = [8, 16]\n", "at least one [[scaling]]"),
+    ("widths = [8, 16\n", "malformed TOML"),
+])
+def test_bad_scan_configs_exit_2(body, message, tmp_path, capsys):
+    config = tmp_path / "bad.toml"
+    config.write_text(body)
+    assert main(["scan", str(config), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1
+
+
+def test_theory_and_scan_plot_write_figures(tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([TESTS, str(ROOT)]))
+
+    def run(*argv):
+        return subprocess.run([sys.executable, "-m", "phase_diagram", *argv], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+
+    result = run("theory", "-o", str(tmp_path / "theory.png"), "--pdf")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "theory.png").stat().st_size > 10_000
+    assert (tmp_path / "theory.pdf").exists()
+    result = run("scan", "examples/phase_scan_small.toml", "--out", str(tmp_path / "scan"),
+                 "--workers", "2", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "12 cells: 0 already done, 12 computed" in result.stdout
+    result = run("plot", str(tmp_path / "scan"), "-o", str(tmp_path / "diagram.png"))
+    assert result.returncode == 0, result.stderr
+    # the cheap cell function makes wgf decay for every scaling: 1 of 3 agrees with theory
+    assert "agreement: 1/3 scalings" in result.stdout
+    assert (tmp_path / "diagram.png").stat().st_size > 10_000
+    assert (tmp_path / "diagram_panels.png").stat().st_size > 10_000

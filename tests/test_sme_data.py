@@ -1,0 +1,69 @@
+"""Image loaders: bundled digits, IDX (plain and gzipped) and .npz MNIST-style files."""
+import gzip
+
+import numpy as np
+import pytest
+
+from meanfield_dropout.data.images import (average_pool, digits_problem_data, flatten,
+                                           load_digits, load_mnist, one_hot, read_idx,
+                                           signed_one_hot, two_class, write_idx)
+
+
+def test_digits():
+    images, labels = load_digits()
+    assert images.shape == (1797, 8, 8) and labels.shape == (1797,)
+    assert images.min() == 0.0 and images.max() == 1.0
+    x_tr, y_tr, x_te, y_te, lab_te = digits_problem_data(100, 50, pool=2)
+    assert x_tr.shape == (100, 17) and np.all(x_tr[:, -1] == 1.0)
+    assert y_tr.shape == (100, 10) and np.all(y_tr.sum(axis=1) == 1.0)
+    assert np.array_equal(y_te.argmax(axis=1), lab_te)
+
+
+def _fake_mnist(n=6):
+    rng = np.random.default_rng(0)
+    return (rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8),
+            rng.integers(0, 10, size=n, dtype=np.uint8))
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_round_trip_and_pooling(tmp_path, gz):
+    images, labels = _fake_mnist()
+    paths = [tmp_path / "img.idx", tmp_path / "lab.idx"]
+    write_idx(paths[0], images)
+    write_idx(paths[1], labels)
+    if gz:
+        for i, path in enumerate(paths):
+            gz_path = path.with_suffix(".gz")
+            gz_path.write_bytes(gzip.compress(path.read_bytes()))
+            paths[i] = gz_path
+    assert np.array_equal(read_idx(paths[0]), images)
+    pooled, lab = load_mnist(paths[0], paths[1])
+    assert pooled.shape == (6, 7, 7) and np.array_equal(lab, labels)
+    expected = images[:, :4, :4].mean(axis=(1, 2)) / 255.0
+    assert np.allclose(pooled[:, 0, 0], expected)
+
+
+def test_npz_and_errors(tmp_path):
+    images, labels = _fake_mnist()
+    np.savez(tmp_path / "mnist.npz", x_train=images, y_train=labels)
+    pooled, lab = load_mnist(tmp_path / "mnist.npz")
+    assert pooled.shape == (6, 7, 7) and pooled.max() <= 1.0
+    with pytest.raises(ValueError, match="split"):
+        load_mnist(tmp_path / "mnist.npz", split="test")
+    (tmp_path / "bad.idx").write_bytes(b"\x01\x02\x03\x04")
+    with pytest.raises(ValueError, match="not an IDX file"):
+        read_idx(tmp_path / "bad.idx")
+    with pytest.raises(ValueError, match="divisible"):
+        average_pool(np.zeros((1, 5, 5)), 2)
+
+
+def test_label_helpers():
+    labels = np.array([4, 7, 1, 4])
+    assert np.array_equal(one_hot(labels, 8)[0], np.eye(8)[4])
+    assert set(np.unique(signed_one_hot(labels, 8))) == {-1.0, 1.0}
+    imgs = np.arange(4)[:, None, None] * np.ones((4, 2, 2))
+    sel, y = two_class(imgs, labels, pos=4, neg=7)
+    assert np.array_equal(y, [1.0, -1.0, 1.0]) and sel.shape == (3, 2, 2)
+    assert flatten(sel, bias=False).shape == (3, 4)
+    with pytest.raises(ValueError, match="no samples"):
+        two_class(imgs, labels, pos=2, neg=3)
