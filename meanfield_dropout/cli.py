@@ -14,6 +14,7 @@ _COMMAND_MODULES = (
     "meanfield_dropout.engine_cli",
     "meanfield_dropout.convergence_cli",
     "meanfield_dropout.sme.cli",
+    "meanfield_dropout.reproduce",
 )
 
 

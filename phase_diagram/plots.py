@@ -197,7 +197,10 @@ def distance_panels_figure(results, statistic="max"):
             d = np.maximum(np.asarray(d), 1e-300)
             mid = np.exp(np.log(d).mean(axis=0))
             slope, spread = r.decision.slopes[limit]
-            ax.errorbar(widths, mid, yerr=[mid - d.min(axis=0), d.max(axis=0) - mid],
+            # the geometric mean of one repeat can differ from it by rounding: clip at 0
+            spread_bars = [np.maximum(mid - d.min(axis=0), 0.0),
+                           np.maximum(d.max(axis=0) - mid, 0.0)]
+            ax.errorbar(widths, mid, yerr=spread_bars,
                         marker="o", ms=4, capsize=2, color=PHASE_COLORS[limit],
                         label=f"{limit}: slope {slope:+.2f}±{spread:.2f}")
         ax.set_xscale("log")

@@ -1,0 +1,12 @@
+"""Teacher–student experiment of the phase-diagram paper (Figure 1).
+
+Full settings (widths 200–5000, 10 repeats, 1000 steps) by default; ``--quick`` for a
+one-minute version, ``--replot`` to redraw from ``teacher_student.npz``. Same as
+``python -m meanfield_dropout reproduce teacher_student``.
+"""
+import sys
+
+from meanfield_dropout.reproduce import script_main
+
+if __name__ == "__main__":
+    sys.exit(script_main("teacher_student"))
