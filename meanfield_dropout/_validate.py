@@ -81,3 +81,16 @@ def check_array(value, name, ndim, dtype=np.float64, shape=None):
     if arr.size and not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} contains NaN or infinite values")
     return arr
+
+
+def seed_sequence(seed, name="seed"):
+    """``seed`` (an int ≥ 0 or a ``SeedSequence``) as a fresh ``numpy.random.SeedSequence``.
+
+    ``SeedSequence.spawn`` counts the children it has already given, so spawning twice from
+    one object yields different streams. A copy with the same entropy and spawn key makes
+    every stream spawned from it a function of the seed alone, however often it is reused.
+    """
+    if isinstance(seed, np.random.SeedSequence):
+        return np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key,
+                                      pool_size=seed.pool_size)
+    return np.random.SeedSequence(check_int(seed, name, low=0))

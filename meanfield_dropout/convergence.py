@@ -5,10 +5,11 @@
 on a common time grid. :func:`convergence_study` repeats this over widths and seeds and fits
 log–log slopes; :func:`plot_convergence` draws the result.
 
-Time. The dropout run is read at t = k τ_n (step k = round(t/τ_n)) for the continuous-time
-limits. The Bernoulli jump limit runs in steps of its own τ, so for ``jump-bernoulli`` the
-grid time t is rounded to the step k = round(t/τ) and dropout is read at that same step k
-(in the Bernoulli phase time is the step index, and τ_n → τ).
+Time. Each grid time t is rounded to a dropout step, k = round(t/τ_n), and the
+continuous-time limits are simulated at the exact dropout time k τ_n, so both sides of every
+distance are at the same time. The Bernoulli jump limit runs in steps of its own τ, so for
+``jump-bernoulli`` t is rounded to the step k = round(t/τ) and dropout and the limit are both
+read at that step k (in the Bernoulli phase time is the step index, and τ_n → τ).
 
 Distances, per grid time:
 
@@ -24,8 +25,11 @@ Distances, per grid time:
                this is why the predictor error is the phase-detection metric.
 ``coupled_rms`` (optional) the paper's RMS distance sqrt(mean_i |x_i − x'_i|²) between dropout
                and coupled finite-width variants run from the same initialisation and masks
-               (``ram`` shares dropout's mask: in the Bernoulli phase with τ_n = τ, q_n = q it
-               *is* the Bernoulli jump particle system coupled to dropout; ``gd`` is no dropout).
+               (``ram`` shares dropout's mask; ``gd`` is no dropout), and, for
+               ``jump-bernoulli``, the Bernoulli jump particle system with N = n particles
+               (RaM with step τ and keep q = τ/α) driven by dropout's mask uniforms: dropout
+               keeps neuron i at step k when U_ik < q_n, the jump system when U_ik < q (the
+               maximal coupling of the two clocks; with τ_n = τ, q_n = q it equals ``ram``).
 
 The limit uses N = ``limit_particles`` particles (default N = n). The first min(n, N) of them
 are dropout's initial particles; any extra ones are fresh draws from μ₀.
@@ -37,15 +41,17 @@ import numpy as np
 from scipy import stats
 from tqdm.auto import tqdm
 
-from ._validate import check_array, check_choice, check_int, check_keep_prob, check_positive
+from ._validate import (check_array, check_choice, check_int, check_keep_prob, check_positive,
+                        seed_sequence)
 from .activations import activation_code
 from .data import Dataset, teacher_student
 from .engine import init_particles, simulate
 from .limits import DEFAULT_DT, LIMITS, _cloud_predictor, limit_constants, simulate_limit
 from .metrics import coupled_rms, predictor_distance, wasserstein2
 
-#: Finite-width variants that can be coupled to the dropout run.
-COUPLED_VARIANTS = ("ram", "gd")
+#: Systems that can be coupled to the dropout run: finite-width variants and the Bernoulli
+#: jump particle system (N = n).
+COUPLED_VARIANTS = ("ram", "gd", "jump-bernoulli")
 #: Distances reported per limit.
 METRICS = ("predictor", "w2")
 
@@ -108,10 +114,6 @@ def _limit_requests(limits, alpha, beta, tau):
     return out
 
 
-def _root(seed):
-    return seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-
-
 def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon, seed,
                       data=None, activation="tanh", n_times=5, limit_particles=None,
                       **options):
@@ -136,7 +138,8 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
         T > 0 in time units t = k τ_n.
     seed : int or numpy.random.SeedSequence
         Root seed: initialisation, dropout masks, each limit's stream and the W2 subsets are
-        spawned from it (a limit's stream does not depend on which other limits run).
+        spawned from it (a limit's stream does not depend on which other limits run; the
+        same seed, or the same ``SeedSequence`` passed again, gives the same numbers).
     data : Dataset or (inputs, targets), optional
         Default :func:`default_data`. Networks have no bias (φ(x, z) = a σ(w·z)).
     activation : str
@@ -146,7 +149,8 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
     limit_particles : int, optional
         N, the particle count of the limits (default n).
     **options
-        ``coupled`` (sequence from :data:`COUPLED_VARIANTS`, default ()), ``w2_particles``
+        ``coupled`` (sequence from :data:`COUPLED_VARIANTS`, default (); ``jump-bernoulli``
+        needs that limit in ``limits``, read at its steps k = round(t/τ)), ``w2_particles``
         (default 500), ``dt`` (Heun step of the flows, default
         :data:`~meanfield_dropout.limits.DEFAULT_DT`), ``chunk_steps`` (engine, default 256),
         ``progress`` (default False).
@@ -156,9 +160,10 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
     dict
         ``times`` (T,), ``width``, ``master_lr``, ``keep_prob``, ``limit_particles``,
         ``dropout_steps`` (T,), ``dropout_loss`` (T,) and, for each limit name, a dict with
-        ``predictor`` (T,), ``w2`` (T,), ``times`` (T,) the limit's own times, ``steps`` (T,)
-        the dropout steps compared, ``limit_loss`` (T,) and the constants; with ``coupled``,
-        ``coupled_rms`` = {variant: (T,)}. Values are numbers, strings and arrays
+        ``predictor`` (T,), ``w2`` (T,), ``steps`` (T,) the dropout steps compared, ``times``
+        (T,) the limit times of those steps (k τ_n; k τ for ``jump-bernoulli``),
+        ``limit_loss`` (T,) and the constants; with ``coupled``, ``coupled_rms`` =
+        {variant: (T,)}. Values are numbers, strings and arrays
         (see :func:`flatten` for one-level npz keys).
     """
     width = check_int(width, "width", low=1)
@@ -170,6 +175,10 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
     coupled = tuple(options.pop("coupled", ()))
     for name in coupled:
         check_choice(name, "coupled variant", COUPLED_VARIANTS)
+    if "jump-bernoulli" in coupled and "jump-bernoulli" not in requests:
+        raise ValueError("coupled variant 'jump-bernoulli' needs the jump-bernoulli limit "
+                         "(its constants) in limits")
+    engine_coupled = tuple(name for name in coupled if name != "jump-bernoulli")
     w2_particles = check_int(options.pop("w2_particles", 500), "w2_particles", low=1)
     dt = options.pop("dt", DEFAULT_DT)
     chunk_steps = options.pop("chunk_steps", 256)
@@ -185,8 +194,8 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
     dim = inputs.shape[1]
     act = activation_code(activation)
 
-    root = _root(seed)
-    init_seq, extra_seq, dropout_seq, w2_seq, *limit_seqs = root.spawn(4 + len(LIMITS))
+    init_seq, extra_seq, dropout_seq, w2_seq, *limit_seqs = seed_sequence(seed).spawn(
+        4 + len(LIMITS))
     X0 = init_particles(width, dim, seed=init_seq)
     if n_limit <= width:
         X0_limit = X0[:n_limit]
@@ -194,14 +203,17 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
         X0_limit = np.vstack([X0, init_particles(n_limit - width, dim, seed=extra_seq)])
 
     times = np.linspace(0.0, horizon, n_times)
-    steps_for = {name: np.rint(times / (c["tau"] if name == "jump-bernoulli" else master_lr))
-                 .astype(np.int64) for name, c in requests.items()}
+    step_length = {name: c["tau"] if name == "jump-bernoulli" else master_lr
+                   for name, c in requests.items()}
+    steps_for = {name: np.rint(times / step_length[name]).astype(np.int64)
+                 for name in requests}
     cont_steps = np.rint(times / master_lr).astype(np.int64)
     all_steps = np.unique(np.concatenate([cont_steps, *steps_for.values()]))
     total = int(all_steps[-1])
+    mask_seed = int(dropout_seq.generate_state(1)[0])
     run = simulate(inputs, targets, master_lr=master_lr, steps=total, keep_prob=keep_prob,
-                   initial=X0, variants=("dropout",) + coupled,
-                   seed=int(dropout_seq.generate_state(1)[0]), activation=activation,
+                   initial=X0, variants=("dropout",) + engine_coupled, seed=mask_seed,
+                   activation=activation,
                    snapshot_steps=all_steps, loss_every=max(total, 1),
                    chunk_steps=chunk_steps, progress=progress)
     Zt = np.ascontiguousarray(inputs.T)
@@ -225,10 +237,11 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
                dropout_steps=cont_steps,
                dropout_loss=np.array([loss(predictor(cloud("dropout", s))) for s in cont_steps]))
     for name, constants in requests.items():
-        result = simulate_limit(name, inputs, targets, times=times, initial=X0_limit,
-                                seed=limit_seqs[LIMITS.index(name)], activation=activation,
-                                dt=dt, progress=progress, **constants)
         steps = steps_for[name]
+        # the limit at the exact time of the dropout step it is compared with
+        result = simulate_limit(name, inputs, targets, times=steps * step_length[name],
+                                initial=X0_limit, seed=limit_seqs[LIMITS.index(name)],
+                                activation=activation, dt=dt, progress=progress, **constants)
         entry = dict(constants, times=result.times, steps=steps,
                      predictor=np.empty(n_times), w2=np.empty(n_times),
                      limit_loss=np.array([loss(f) for f in result.predictor]))
@@ -239,7 +252,19 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
         out[name] = entry
     if coupled:
         out["coupled_rms"] = {v: np.array([coupled_rms(cloud("dropout", s), cloud(v, s))
-                                           for s in cont_steps]) for v in coupled}
+                                           for s in cont_steps]) for v in engine_coupled}
+    if "jump-bernoulli" in coupled:
+        c, steps = requests["jump-bernoulli"], steps_for["jump-bernoulli"]
+        # same seed, hence the same uniforms U: the masks are U < q instead of U < q_n
+        jump = simulate(inputs, targets, master_lr=c["tau"], steps=int(steps[-1]),
+                        keep_prob=c["tau"] / c["alpha"], initial=X0, variants=("ram",),
+                        seed=mask_seed, activation=activation, snapshot_steps=steps,
+                        loss_every=max(int(steps[-1]), 1), chunk_steps=chunk_steps,
+                        progress=progress)
+        out["coupled_rms"]["jump-bernoulli"] = np.array([
+            coupled_rms(cloud("dropout", s),
+                        jump.snapshots["ram"][np.searchsorted(jump.snapshot_steps, s)])
+            for s in steps])
     return out
 
 
@@ -340,6 +365,7 @@ def convergence_study(tau, keep, widths, *, limits, repeats=3, horizon=2.0, seed
     if len(widths) < 2:
         raise ValueError("widths must hold at least two distinct widths")
     repeats = check_int(repeats, "repeats", low=1)
+    seed = check_int(seed, "seed", low=0)
     factor = check_int(limit_particles_factor, "limit_particles_factor", low=1)
     requests = _limit_requests(limits, alpha, beta, limit_tau)
     per_width = [(n, check_positive(tau(n), f"tau(n={n})"),

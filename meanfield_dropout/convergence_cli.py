@@ -58,7 +58,8 @@ def add_commands(subparsers):
     p.add_argument("--n-times", type=int, default=5, help="grid times in [0, T] (default 5)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--coupled", default="",
-                   help="comma-separated coupled variants (ram, gd) for the coupled RMS")
+                   help="comma-separated coupled systems (ram, gd, jump-bernoulli) for the "
+                        "coupled RMS")
     p.add_argument("--metric", choices=METRICS, default="predictor",
                    help="distance plotted (default predictor)")
     p.add_argument("--out", required=True, help="PNG file for the figure")

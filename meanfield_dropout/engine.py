@@ -31,7 +31,7 @@ from numba import njit
 from tqdm.auto import tqdm
 
 from ._validate import (check_array, check_choice, check_int, check_keep_prob,
-                        check_nonnegative, check_positive)
+                        check_nonnegative, check_positive, seed_sequence)
 from .activations import activation_code
 from .network import (LOSSES, _backward_update, _forward, _loss_value, _predict, _residual,
                       blas_single_thread, check_particles, output_scale_factor)
@@ -228,7 +228,7 @@ def init_particles(width, dim, *, seed=0, bias=False, dtype="float64"):
     width = check_int(width, "width", low=1)
     dim = check_int(dim, "dim", low=1)
     check_choice(dtype, "dtype", DTYPES)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed_sequence(seed))
     out = np.empty((width, 1 + dim + int(bias)))
     out[:, 0] = rng.standard_normal(width)
     out[:, 1:] = rng.standard_normal((width, dim + int(bias))) / math.sqrt(dim)
@@ -274,7 +274,8 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
     variants : sequence of str
         Update rules from :data:`VARIANTS`, run coupled.
     seed : int or numpy.random.SeedSequence
-        Root seed; init, minibatch and the two mask streams are spawned from it.
+        Root seed; init, minibatch and the two mask streams are spawned from it (the same
+        seed, or the same ``SeedSequence`` passed again, gives the same streams).
     activation : str
         σ: ``relu``, ``tanh``, ``softplus`` or ``sigmoid``.
     bias : bool
@@ -335,8 +336,7 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
     if loss == "logistic" and not np.all(np.abs(targets) == 1):
         raise ValueError("targets must be labels -1 or +1 for the logistic loss")
 
-    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    init_seq, batch_seq, mask_seq, fwd_seq = root.spawn(4)
+    init_seq, batch_seq, mask_seq, fwd_seq = seed_sequence(seed).spawn(4)
     if (width is None) == (initial is None):
         raise ValueError("give exactly one of width (int >= 1) and initial (particle array)")
     if initial is None:

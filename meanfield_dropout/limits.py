@@ -47,7 +47,7 @@ import numpy as np
 from numba import njit
 from tqdm.auto import tqdm
 
-from ._validate import check_array, check_choice, check_int, check_positive
+from ._validate import check_array, check_choice, check_int, check_positive, seed_sequence
 from .activations import _dsigma, _sigma, activation_code
 from .engine import DivergenceError, init_particles, simulate
 from .network import check_particles
@@ -315,7 +315,8 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
     initial : ndarray, shape (N, p), optional
         Initial particles instead of ``particles``.
     seed : int or numpy.random.SeedSequence
-        Root seed: spawns the initialisation and the clock/partner streams.
+        Root seed: spawns the initialisation and the clock/partner streams (the same seed,
+        or the same ``SeedSequence`` passed again, gives the same run).
     activation : str
     bias : bool
     dt : float
@@ -343,8 +344,7 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
     times = _check_times(times)
     act = activation_code(activation)
     dt = check_positive(dt, "dt")
-    root = seed if isinstance(seed, np.random.SeedSequence) else np.random.SeedSequence(seed)
-    init_seq, run_seq = root.spawn(2)
+    init_seq, run_seq = seed_sequence(seed).spawn(2)
     if (particles is None) == (initial is None):
         raise ValueError("give exactly one of particles (int >= 1) and initial (particle array)")
     if initial is None:

@@ -12,6 +12,7 @@ from meanfield_dropout.convergence import (PHASE_STUDIES, convergence_study, fit
                                            flatten, measure_distances, phase_study,
                                            plot_convergence)
 from meanfield_dropout.data import teacher_student
+from meanfield_dropout.engine import init_particles
 from meanfield_dropout.limits import simulate_limit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -40,8 +41,29 @@ def test_measure_distances_layout_and_time_zero():
     np.savez(os.devnull, **flat)
 
 
+def test_limits_are_simulated_at_the_dropout_times():
+    """Grid times 0.25, 0.5 are not multiples of τ_n = 0.15: dropout is read at steps 2, 3 and
+    each limit at the same time k τ_n (the Bernoulli limit at step k, time k τ)."""
+    out = cell(master_lr=0.15, limits={"wgf": {}, "jump-poisson": {},
+                                       "jump-bernoulli": dict(alpha=0.6, tau=0.3)})
+    for name in ("wgf", "jump-poisson"):
+        np.testing.assert_array_equal(out[name]["steps"], [0, 2, 3])
+        np.testing.assert_allclose(out[name]["times"], [0.0, 0.3, 0.45], rtol=1e-12)
+    np.testing.assert_array_equal(out["jump-bernoulli"]["steps"], [0, 1, 2])
+    np.testing.assert_allclose(out["jump-bernoulli"]["times"], [0.0, 0.3, 0.6], rtol=1e-12)
+    X0 = init_particles(30, TINY.inputs.shape[1], seed=np.random.SeedSequence(3).spawn(1)[0])
+    flow = simulate_limit("wgf", TINY.inputs, TINY.targets, times=[0.0, 0.3, 0.45],
+                          initial=X0).predictor
+    np.testing.assert_allclose(out["wgf"]["limit_loss"],
+                               0.5 * np.mean((flow - TINY.targets) ** 2, axis=1), rtol=1e-12)
+
+
 def test_measure_distances_is_deterministic_and_picklable():
     first, second = cell(), cell()
+    seed = np.random.SeedSequence(3)
+    third, fourth = cell(seed=seed), cell(seed=seed)
+    np.testing.assert_array_equal(third["jump-poisson"]["predictor"],
+                                  fourth["jump-poisson"]["predictor"])
     np.testing.assert_array_equal(first["jump-poisson"]["predictor"],
                                   second["jump-poisson"]["predictor"])
     assert pickle.loads(pickle.dumps(measure_distances)) is measure_distances
@@ -60,6 +82,17 @@ def test_without_dropout_gd_is_the_bernoulli_limit_exactly():
                tau=0.25, horizon=1.0)
     assert np.max(out["jump-bernoulli"]["predictor"]) < 1e-12
     assert np.max(out["jump-bernoulli"]["w2"]) < 1e-9
+
+
+def test_bernoulli_jump_system_shares_dropout_masks():
+    """With τ_n = τ and q_n = q the coupled Bernoulli jump system is RaM, mask for mask."""
+    kw = dict(master_lr=0.25, keep_prob=0.5, horizon=1.0, coupled=("ram", "jump-bernoulli"))
+    same = cell(limits={"jump-bernoulli": dict(alpha=0.5, tau=0.25)}, **kw)
+    np.testing.assert_array_equal(same["coupled_rms"]["jump-bernoulli"],
+                                  same["coupled_rms"]["ram"])
+    assert np.all(same["coupled_rms"]["ram"][1:] > 0)
+    with pytest.raises(ValueError, match="jump-bernoulli"):
+        cell(coupled=("jump-bernoulli",))
 
 
 def test_small_steps_without_dropout_approach_wgf():
@@ -124,6 +157,8 @@ def test_study_bad_input():
         convergence_study(lambda n: 0.1, lambda n: 0.5, [20], limits=["wgf"])
     with pytest.raises(ValueError, match="keep"):
         convergence_study(lambda n: 0.1, lambda n: 2.0, [20, 40], limits=["wgf"])
+    with pytest.raises(ValueError, match="seed"):
+        convergence_study(lambda n: 0.1, lambda n: 0.5, [20, 40], limits=["wgf"], seed=-1)
 
 
 def run_cli(*args):

@@ -148,6 +148,15 @@ def test_same_seed_same_numbers_whatever_the_thread_count():
     assert not np.array_equal(run_small(seed=5).final["dropout"], one.final["dropout"])
 
 
+def test_a_seed_sequence_reused_gives_the_same_run():
+    """Spawning from a passed SeedSequence must not consume it: runs are pure in the seed."""
+    seed = np.random.SeedSequence(11).spawn(3)[2]
+    first, second = run_small(seed=seed), run_small(seed=seed)
+    for name in first.variants:
+        np.testing.assert_array_equal(first.final[name], second.final[name])
+    assert seed.n_children_spawned == 0
+
+
 def test_chunking_does_not_change_the_run():
     np.testing.assert_array_equal(run_small(chunk_steps=1).final["pn_ram"],
                                   run_small(chunk_steps=100).final["pn_ram"])

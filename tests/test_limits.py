@@ -39,6 +39,15 @@ def test_same_seed_same_numbers(limit):
     np.testing.assert_array_equal(first.snapshots, second.snapshots)
 
 
+@pytest.mark.parametrize("limit", ["jump-poisson", "critical", "jump-bernoulli"])
+def test_same_seed_sequence_object_same_numbers(limit):
+    """Reusing one SeedSequence must not advance its spawn counter into new streams."""
+    seed = np.random.SeedSequence(7)
+    first = run(limit, [0.0, 0.5], particles=40, seed=seed)
+    second = run(limit, [0.0, 0.5], particles=40, seed=seed)
+    np.testing.assert_array_equal(first.snapshots, second.snapshots)
+
+
 def test_heun_error_is_second_order_and_small():
     """Halving dt changes the flow by ~1/4 as much each time; default dt error < 1e-5."""
     X0 = init_particles(30, 3, seed=0)
