@@ -48,6 +48,10 @@ def test_npz_and_errors(tmp_path):
     np.savez(tmp_path / "mnist.npz", x_train=images, y_train=labels)
     pooled, lab = load_mnist(tmp_path / "mnist.npz")
     assert pooled.shape == (6, 7, 7) and pooled.max() <= 1.0
+    # faint uint8 images (all pixels <= 1) are still bytes, scaled by 255
+    np.savez(tmp_path / "faint.npz", x_train=images // 255, y_train=labels)
+    faint, _ = load_mnist(tmp_path / "faint.npz", pool=1)
+    assert np.array_equal(faint, (images // 255) / 255.0)
     with pytest.raises(ValueError, match="split"):
         load_mnist(tmp_path / "mnist.npz", split="test")
     (tmp_path / "bad.idx").write_bytes(b"\x01\x02\x03\x04")

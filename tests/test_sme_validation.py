@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from meanfield_dropout.sme.alignment import alignment
+from meanfield_dropout.sme.alignment import alignment, random_baseline
 from meanfield_dropout.sme.covariance import noise_covariance, sample_noise
 from meanfield_dropout.sme.equations import simulate_dropout, simulate_sme
 from meanfield_dropout.sme.hessian import modified_loss_hessian
@@ -52,6 +52,10 @@ def test_shape_mismatches():
         simulate_dropout(prob, np.zeros(4), 0.1, 3)
     with pytest.raises(ValueError, match="covariance has shape"):
         alignment(np.eye(3), np.eye(4))
+    with pytest.raises(ValueError, match="hessian must be square"):
+        random_baseline(np.ones((2, 3)), np.ones((2, 3)))
+    with pytest.raises(ValueError, match="undefined when H or Sigma is zero"):
+        random_baseline(np.eye(3), np.zeros((3, 3)))
 
 
 def test_dense_size_limit():
@@ -70,5 +74,7 @@ def test_weak_study_arguments():
         weak_error_study(prob, theta, [0.3, 0.2], [0.5], time=1.0, progress=False)
     with pytest.raises(ValueError, match=r"keep_prob must be in \(0, 1\]"):
         weak_error_study(prob, theta, [0.5, 0.25], [1.2], time=1.0, progress=False)
+    with pytest.raises(ValueError, match="distinct learning rates"):
+        weak_error_study(prob, theta, [0.5, 0.5], [0.5], time=1.0, progress=False)
     with pytest.raises(ValueError, match="log-log"):
         fit_loglog_slope([1.0, 2.0], [0.0, 1.0])

@@ -93,6 +93,9 @@ def load_mnist(images_path, labels_path=None, split="train", pool=4):
     pool : int
         Average-pooling factor; 4 turns 28x28 into 7x7 as in the SME paper. 1 keeps the size.
 
+    Integer pixels (0..255) are divided by 255; float pixels are divided by 255 only if
+    some exceed 1 (otherwise they are taken as already scaled to [0, 1]).
+
     Returns
     -------
     images : ndarray, shape (n, 28 // pool, 28 // pool)
@@ -105,12 +108,13 @@ def load_mnist(images_path, labels_path=None, split="train", pool=4):
         if labels_path is None:
             raise ValueError("labels_path is required with an IDX image file")
         images, labels = read_idx(images_path), read_idx(labels_path)
+    integer_pixels = np.issubdtype(np.asarray(images).dtype, np.integer)
     images = np.asarray(images, dtype=np.float64)
     labels = np.asarray(labels).astype(np.int64).ravel()
     if images.ndim != 3 or images.shape[0] != labels.shape[0]:
         raise ValueError(f"expected images (n, h, w) and n labels, got {images.shape} and "
                          f"{labels.shape}")
-    if images.max() > 1.0:
+    if integer_pixels or images.max() > 1.0:
         images = images / 255.0
     return average_pool(images, pool), labels
 

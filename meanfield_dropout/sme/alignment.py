@@ -49,11 +49,15 @@ def random_baseline(hessian, covariance, n_samples=100, seed=0, rel_tol=1e-12):
     """
     hessian = check_array(hessian, "hessian", 2)
     covariance = check_array(covariance, "covariance", 2, shape=hessian.shape)
+    if hessian.shape[0] != hessian.shape[1]:
+        raise ValueError(f"hessian must be square, got shape {hessian.shape}")
     n_samples = check_int(n_samples, "n_samples", low=1)
     rng = np.random.default_rng(np.random.SeedSequence(check_int(seed, "seed", low=0)))
     spectra = []
     for mat in (hessian, covariance):
         lam = np.linalg.eigvalsh(0.5 * (mat + mat.T))
+        if not np.any(lam):
+            raise ValueError("alignment is undefined when H or Sigma is zero")
         spectra.append(lam[np.abs(lam) > rel_tol * np.abs(lam).max()])
     D = hessian.shape[0]
     out = np.empty(n_samples)

@@ -1,15 +1,17 @@
 """Weak-error study: ||E Theta_t - E theta_t|| against the learning rate, for SMEs of order 1 and 2.
 
 For each keep probability p and learning rate eta, ``n_runs`` dropout runs and ``n_runs`` runs of
-each SME start from the same theta_0 and are compared at a common time T. Three devices keep
+each SME start from the same theta_0 and are compared at a common time T. Four devices keep
 the Monte Carlo floor below the errors being measured:
 
 * common random numbers: the order-1 and order-2 SMEs consume the same Gaussians;
 * coupling of dropout and SME runs: run j's Brownian increment over each dropout interval has
-  first-chaos component zeta_k = Phi^{-1}(1 - U_k), where U_k < p is run j's keep decision,
-  so zeta_k is exactly N(0, 1) and increasing in xi_k = delta_k - 1; the substeps are a
-  Gaussian bridge around it, and the pair components xi_k xi_r stay independent. Each
-  process keeps its exact law; only the joint law of the pair (theta, Theta) changes;
+  first-chaos component zeta_k = Phi^{-1}(U_k), where U_k < p is run j's keep decision, so
+  zeta_k is exactly N(0, 1) and decreasing in xi_k = delta_k - 1. Dropout moves by
+  -eta A1 xi and the SME by +sqrt(h eta) sqrt(c) A1 z, so this makes the two increments
+  positively correlated. The substeps are a Gaussian bridge around zeta, and the pair
+  components xi_k xi_r stay independent. Each process keeps its exact law; only the joint
+  law of the pair (theta, Theta) changes;
 * control variates with exactly zero mean: along the deterministic GD-on-L_S path theta_bar,
   each run carries a linear process y driven by the same noise as the run,
   y <- (I - s H(theta_bar)) y + (noise linearised at theta_bar), which removes the O(sqrt(eta))
@@ -110,7 +112,7 @@ def _one_setting(problem, blocks0, lr, n_steps, substeps, n_runs, seeds, control
         uniforms = mask_rng.random((n_runs, m))
         masks = (uniforms < problem.keep_prob) / problem.keep_prob
         if coupling:
-            zeta = ndtri(1.0 - np.maximum(uniforms, 1e-300))
+            zeta = ndtri(np.maximum(uniforms, np.finfo(float).tiny))
             bridge = gauss_rng.standard_normal((substeps, n_runs, m))
             bridge += zeta / np.sqrt(substeps) - bridge.mean(axis=0)
         _dropout_steps(X, Y, drop, K, kappa, code, lr, masks)
@@ -188,8 +190,8 @@ def weak_error_study(problem, params0, lrs, keep_probs, time=1.0, sde_step=None,
     WeakOrderResult
     """
     lrs = np.sort(check_array(lrs, "lrs", 1))
-    if lrs.size < 2 or np.any(lrs <= 0):
-        raise ValueError(f"lrs must hold >= 2 learning rates > 0, got {lrs}")
+    if lrs.size < 2 or np.any(lrs <= 0) or np.any(np.diff(lrs) == 0):
+        raise ValueError(f"lrs must hold >= 2 distinct learning rates > 0, got {lrs}")
     keep_probs = check_array(keep_probs, "keep_probs", 1)
     for p in keep_probs:
         problem.with_keep_prob(float(p))
