@@ -11,6 +11,9 @@ from .metrics import coupled_rms
 DEMO_VARIANTS = ("gd", "dropout", "ram", "pn_ram")
 LABELS = {"gd": "no dropout (GD)", "dropout": "dropout", "ram": "RaM", "pn": "PN",
           "pn_ram": "PN + RaM", "penalized": "penalized GD"}
+#: One colour per variant, the same in every figure.
+COLORS = {"gd": "tab:blue", "dropout": "tab:orange", "ram": "tab:green", "pn": "tab:purple",
+          "pn_ram": "tab:red", "penalized": "tab:brown"}
 
 
 def _variant_list(text):
@@ -95,13 +98,13 @@ def plot_demo(result, out):
     fig = Figure(figsize=(11, 3.6), layout="constrained")
     ax_train, ax_val, ax_dist = fig.subplots(1, 3)
     for name in result.variants:
-        label = LABELS[name]
-        ax_train.plot(result.loss_steps, result.train_loss[name], label=label)
-        ax_val.plot(result.loss_steps, result.val_loss[name], label=label)
+        style = dict(label=LABELS[name], color=COLORS[name])
+        ax_train.plot(result.loss_steps, result.train_loss[name], **style)
+        ax_val.plot(result.loss_steps, result.val_loss[name], **style)
         if name != "dropout":
             dist = [coupled_rms(a, b) for a, b in
                     zip(result.snapshots["dropout"], result.snapshots[name])]
-            ax_dist.plot(result.snapshot_steps, dist, label=label)
+            ax_dist.plot(result.snapshot_steps, dist, **style)
     s = result.settings
     for ax, title in ((ax_train, "train loss"), (ax_val, "validation loss")):
         ax.set(yscale="log", xlabel="step k", ylabel="½ mean (f − y)²", title=title)

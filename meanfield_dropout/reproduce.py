@@ -26,8 +26,9 @@ from tqdm.auto import tqdm
 
 from ._validate import check_choice, check_int
 from .engine import DivergenceError, simulate
-from .engine_cli import LABELS
+from .engine_cli import COLORS, LABELS
 from .metrics import coupled_rms
+from .parallel import check_workers, run_unordered
 
 FIGURES_DIR = Path(__file__).resolve().parent.parent / "figures"
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
@@ -123,7 +124,7 @@ TEACHER_STUDENT_QUICK = dict(widths=(200, 400, 800), repeats=2, steps=200,
 
 
 def teacher_student(out_dir=FIGURES_DIR, *, quick=False, replot=False, sizes=None, seed=0,
-                    progress=True):
+                    progress=True, workers=None):
     """The teacher–student experiment of the phase-diagram paper (its Figure 1).
 
     d = 20, 500 training and 500 validation points from a 15-unit ReLU teacher, square loss,
@@ -157,6 +158,9 @@ def teacher_student(out_dir=FIGURES_DIR, *, quick=False, replot=False, sizes=Non
         Root seed of the repeats and the data (the teacher uses ``seed`` directly).
     progress : bool
         Show a ``tqdm`` bar over the runs.
+    workers : int, optional
+        Processes running the (width, repeat) runs side by side, one Numba thread each;
+        default: one per available core. The results do not depend on it.
 
     Returns
     -------
@@ -181,64 +185,86 @@ def teacher_student(out_dir=FIGURES_DIR, *, quick=False, replot=False, sizes=Non
                              f"{settings['widths']}, got {settings['trajectory_width']}")
         data = teacher_student_data(dim=settings["dim"], data_points=settings["data_points"],
                                     seed=settings["seed"])
-        arrays = _teacher_student_runs(data, settings, progress)
+        arrays = _teacher_student_runs(data, settings, progress, check_workers(workers))
         _save_cache(cache, settings, arrays)
     paths = _plot_teacher_student(settings, arrays, out_dir, quick)
     _report("teacher_student", start, paths + [cache])
     return paths
 
 
-def _teacher_student_runs(data, s, progress):
-    """Simulate every (width, repeat) and the trajectory run; returns the cached arrays."""
+def _teacher_student_runs(data, s, progress, workers):
+    """Simulate every (width, repeat) and the trajectory run; returns the cached arrays.
+
+    The runs are independent (each has its own spawned seed) and go to ``workers`` processes,
+    widest first; the numbers do not depend on the worker count.
+    """
     variants = TEACHER_STUDENT_VARIANTS
-    widths, repeats, steps = s["widths"], s["repeats"], s["steps"]
+    widths, repeats = s["widths"], s["repeats"]
     seeds = np.random.SeedSequence(s["seed"]).spawn(len(widths) * repeats)
+    cells = [(w, r) for w in range(len(widths)) for r in range(repeats)]
+    # the trajectory run repeats repeat 0 at trajectory_width, with dense snapshots
+    cells.append((widths.index(s["trajectory_width"]), None))
+    cells.sort(key=lambda cell: -widths[cell[0]])
+    tasks = [(data, s, widths[w], seeds[w * repeats + (r or 0)], r is None) for w, r in cells]
+    out = {}
+    with tqdm(total=sum(widths[w] for w, _ in cells), unit="neuron-run",
+              desc="teacher-student", disable=not progress) as bar:
+        for index, result in run_unordered(_teacher_student_cell, tasks, workers):
+            out[cells[index]] = result
+            bar.update(widths[cells[index][0]])
+
+    def pick(key):
+        """Array (width, repeat, ...) of one result field over the width × repeat runs."""
+        return np.stack([np.stack([out[w, r][key] for r in range(repeats)])
+                         for w in range(len(widths))])
+
+    trajectory = out[widths.index(s["trajectory_width"]), None]
+    return dict(widths=np.array(widths), loss_steps=out[0, 0]["loss_steps"],
+                train_loss=pick("train"), val_loss=pick("val"), diverged=pick("diverged"),
+                distance=pick("distance"), distance_steps=np.array([s["early_step"], s["steps"]]),
+                trajectory_steps=trajectory["steps"], trajectories=trajectory["trajectories"],
+                variants=np.array(variants),
+                distance_variants=np.array([v for v in variants if v != "dropout"]))
+
+
+def _teacher_student_cell(data, s, width, seed, trajectory):
+    """One coupled run of the teacher–student variants (a worker task).
+
+    With ``trajectory`` it stores the first ``trajectory_neurons`` neurons every
+    ``trajectory_every`` steps and returns ``steps`` and ``trajectories`` (variant, step,
+    neuron, parameter); otherwise it returns the recorded losses, which variants diverged,
+    and the coupled RMS distance from dropout to each other variant at ``early_step`` and at
+    the last step (NaN for a diverged variant).
+    """
+    variants = TEACHER_STUDENT_VARIANTS
+    steps = s["steps"]
     common = dict(keep_prob=s["keep_prob"], master_lr=s["master_lr"], steps=steps,
-                  val_inputs=data.val_inputs, val_targets=data.val_targets,
-                  progress=False)
-    others = [v for v in variants if v != "dropout"]
-    train = val = None
-    distance = np.full((len(widths), repeats, len(others), 2), np.nan)
-    diverged = np.zeros((len(widths), repeats, len(variants)), dtype=bool)
-    total = sum(widths) * repeats + s["trajectory_width"]
-    with tqdm(total=total, unit="neuron-run", desc="teacher-student",
-              disable=not progress) as bar:
-        for w, width in enumerate(widths):
-            for r in range(repeats):
-                run, lost = _simulate_surviving(
-                    data.inputs, data.targets, variants, width=width,
-                    seed=seeds[w * repeats + r], snapshot_steps=[s["early_step"]],
-                    loss_every=s["loss_every"], **common)
-                if train is None:
-                    shape = (len(widths), repeats, len(variants), run.loss_steps.size)
-                    train, val = np.full(shape, np.nan), np.full(shape, np.nan)
-                    loss_steps = run.loss_steps
-                for v, name in enumerate(variants):
-                    diverged[w, r, v] = name in lost
-                    if name not in lost:
-                        train[w, r, v] = run.train_loss[name]
-                        val[w, r, v] = run.val_loss[name]
-                for o, name in enumerate(others):
-                    if name not in lost:
-                        distance[w, r, o, 0] = coupled_rms(run.snapshots["dropout"][0],
-                                                           run.snapshots[name][0])
-                        distance[w, r, o, 1] = coupled_rms(run.final["dropout"],
-                                                           run.final[name])
-                bar.update(width)
+                  width=width, seed=seed, val_inputs=data.val_inputs,
+                  val_targets=data.val_targets, progress=False)
+    if trajectory:
         traj_steps = np.unique(np.append(np.arange(0, steps + 1, s["trajectory_every"]), steps))
-        index = widths.index(s["trajectory_width"]) * repeats
         run, lost = _simulate_surviving(
-            data.inputs, data.targets, variants, width=s["trajectory_width"], seed=seeds[index],
-            snapshot_steps=traj_steps, snapshot_neurons=s["trajectory_neurons"],
-            loss_every=steps, **common)
-        bar.update(s["trajectory_width"])
-    trajectories = np.stack([np.full_like(run.snapshots["dropout"], np.nan) if name in lost
-                             else run.snapshots[name] for name in variants])
-    return dict(widths=np.array(widths), loss_steps=loss_steps, train_loss=train,
-                val_loss=val, diverged=diverged, distance=distance,
-                distance_steps=np.array([s["early_step"], steps]),
-                trajectory_steps=traj_steps, trajectories=trajectories,
-                variants=np.array(variants), distance_variants=np.array(others))
+            data.inputs, data.targets, variants, snapshot_steps=traj_steps,
+            snapshot_neurons=s["trajectory_neurons"], loss_every=steps, **common)
+        return dict(steps=traj_steps, trajectories=np.stack(
+            [np.full_like(run.snapshots["dropout"], np.nan) if name in lost
+             else run.snapshots[name] for name in variants]))
+    run, lost = _simulate_surviving(data.inputs, data.targets, variants,
+                                    snapshot_steps=[s["early_step"]],
+                                    loss_every=s["loss_every"], **common)
+    train = np.full((len(variants), run.loss_steps.size), np.nan)
+    val = np.full_like(train, np.nan)
+    for v, name in enumerate(variants):
+        if name not in lost:
+            train[v], val[v] = run.train_loss[name], run.val_loss[name]
+    others = [v for v in variants if v != "dropout"]
+    distance = np.full((len(others), 2), np.nan)
+    for o, name in enumerate(others):
+        if name not in lost:
+            distance[o] = (coupled_rms(run.snapshots["dropout"][0], run.snapshots[name][0]),
+                           coupled_rms(run.final["dropout"], run.final[name]))
+    return dict(loss_steps=run.loss_steps, train=train, val=val, distance=distance,
+                diverged=np.array([name in lost for name in variants]))
 
 
 def _plot_teacher_student(s, a, out_dir, quick):
@@ -256,7 +282,7 @@ def _plot_teacher_student(s, a, out_dir, quick):
             for v, name in enumerate(variants):
                 if np.isfinite(losses[w, :, v]).any():
                     ax.plot(a["loss_steps"], np.nanmean(losses[w, :, v], axis=0),
-                            label=LABELS[name])
+                            label=LABELS[name], color=COLORS[name])
             ax.set(yscale="log", xlabel="step k", title=f"{kind} loss, n={width}")
             if w == 0:
                 ax.set_ylabel("½ mean (f − y)², mean over\nrepeats that did not diverge")
@@ -298,7 +324,7 @@ def _plot_teacher_student(s, a, out_dir, quick):
             note = f", {lost} diverged run(s) left out" if lost else ""
             print(f"distance dropout–{name} at step {int(a['distance_steps'][t])}: "
                   f"slope {slope:+.2f}, values {np.round(mean, 4)}{note}")
-            line, = ax.loglog(widths[ok], mean, "o-",
+            line, = ax.loglog(widths[ok], mean, "o-", color=COLORS[name],
                               label=f"{LABELS[name]} (slope {slope:+.2f}{note})")
             ax.fill_between(widths[ok], np.nanmin(values[ok], axis=1),
                             np.nanmax(values[ok], axis=1), color=line.get_color(), alpha=0.2)
@@ -365,7 +391,7 @@ def image_data(mnist=None, *, test_fraction=0.3, seed=0):
 
 
 def images_variants(out_dir=FIGURES_DIR, *, quick=False, replot=False, sizes=None, seed=0,
-                    mnist=None, progress=True):
+                    mnist=None, progress=True, workers=None):
     """Dropout, RaM, PN, PN + RaM and GD on two digit classes with logistic loss and SGD.
 
     The paper's MNIST experiment: digits 4 (+1) vs 7 (−1), logistic loss, SGD with batches of
@@ -400,6 +426,9 @@ def images_variants(out_dir=FIGURES_DIR, *, quick=False, replot=False, sizes=Non
     mnist : str or path, optional
         Local MNIST ``.npz`` archive (see :func:`image_data`).
     progress : bool
+    workers : int, optional
+        Processes running the (q, repeat) runs side by side; default: one per available
+        core. The results do not depend on it.
 
     Returns
     -------
@@ -420,40 +449,56 @@ def images_variants(out_dir=FIGURES_DIR, *, quick=False, replot=False, sizes=Non
             mnist, test_fraction=settings["test_fraction"], seed=settings["seed"])
         settings["train_points"], settings["test_points"] = int(y.size), int(y_test.size)
         settings["batch_size"] = min(settings["batch_size"], y.size)
-        arrays = _images_runs(x, y, x_test, y_test, settings, progress)
+        arrays = _images_runs(x, y, x_test, y_test, settings, progress,
+                              check_workers(workers))
         _save_cache(cache, settings, arrays)
     paths = _plot_images(settings, arrays, out_dir, quick)
     _report("images_variants", start, paths + [cache])
     return paths
 
 
-def _images_runs(x, y, x_test, y_test, s, progress):
+def _images_runs(x, y, x_test, y_test, s, progress, workers):
+    """Run every (q, repeat) on ``workers`` processes; returns the cached arrays."""
     variants = IMAGES_VARIANTS
     keep_probs, repeats = s["keep_probs"], s["repeats"]
     seeds = np.random.SeedSequence(s["seed"]).spawn(repeats)
-    train = test = None
-    with tqdm(total=len(keep_probs) * repeats, unit="run", desc="images variants",
+    cells = [(k, r) for r in range(repeats) for k in range(len(keep_probs))]
+    # GD does not depend on q: it runs with the first q only
+    tasks = [(x, y, x_test, y_test, s, keep_probs[k], seeds[r],
+              variants if k == 0 else tuple(v for v in variants if v != "gd"))
+             for k, r in cells]
+    out = {}
+    with tqdm(total=len(cells), unit="run", desc="images variants",
               disable=not progress) as bar:
-        for r in range(repeats):
-            for k, keep in enumerate(keep_probs):
-                names = variants if k == 0 else tuple(v for v in variants if v != "gd")
-                run, lost = _simulate_surviving(
-                    x, y, names, width=s["width"], keep_prob=keep, master_lr=s["master_lr"],
-                    steps=s["steps"], seed=seeds[r], loss="logistic",
-                    batch_size=s["batch_size"], val_inputs=x_test, val_targets=y_test,
-                    loss_every=s["loss_every"], progress=False)
-                if train is None:
-                    shape = (len(keep_probs), repeats, len(variants), run.loss_steps.size)
-                    train, test = np.full(shape, np.nan), np.full(shape, np.nan)
-                    loss_steps = run.loss_steps
-                for v, name in enumerate(variants):
-                    if name not in names:  # GD: identical for every q, copied from the first
-                        train[k, r, v], test[k, r, v] = train[0, r, v], test[0, r, v]
-                    elif name not in lost:
-                        train[k, r, v], test[k, r, v] = run.train_loss[name], run.val_loss[name]
-                bar.update()
+        for index, result in run_unordered(_images_cell, tasks, workers):
+            out[cells[index]] = result
+            bar.update()
+    loss_steps, _, _ = out[0, 0]
+    shape = (len(keep_probs), repeats, len(variants), loss_steps.size)
+    train, test = np.full(shape, np.nan), np.full(shape, np.nan)
+    for k, r in sorted(out):            # q index 0 first: it holds GD
+        _, train_risk, test_risk = out[k, r]
+        for v, name in enumerate(variants):
+            if name in train_risk:
+                train[k, r, v], test[k, r, v] = train_risk[name], test_risk[name]
+            elif name == "gd":  # identical for every q, copied from the first
+                train[k, r, v], test[k, r, v] = train[0, r, v], test[0, r, v]
     return dict(keep_probs=np.array(keep_probs), loss_steps=loss_steps, train_risk=train,
                 test_risk=test, variants=np.array(variants))
+
+
+def _images_cell(x, y, x_test, y_test, s, keep_prob, seed, names):
+    """One coupled SGD run of ``names`` at keep probability ``keep_prob`` (a worker task).
+
+    Returns the loss steps and, per variant that did not diverge, its train and test risk.
+    """
+    run, lost = _simulate_surviving(
+        x, y, names, width=s["width"], keep_prob=keep_prob, master_lr=s["master_lr"],
+        steps=s["steps"], seed=seed, loss="logistic", batch_size=s["batch_size"],
+        val_inputs=x_test, val_targets=y_test, loss_every=s["loss_every"], progress=False)
+    kept = [name for name in names if name not in lost]
+    return (run.loss_steps, {name: run.train_loss[name] for name in kept},
+            {name: run.val_loss[name] for name in kept})
 
 
 def _plot_images(s, a, out_dir, quick):
@@ -467,7 +512,7 @@ def _plot_images(s, a, out_dir, quick):
     ax = fig.subplots()
     for v, name in enumerate(variants):
         mean = np.nanmean(best[:, :, v], axis=1)
-        line, = ax.plot(keep_probs, mean, "o-", label=LABELS[name])
+        line, = ax.plot(keep_probs, mean, "o-", label=LABELS[name], color=COLORS[name])
         ax.fill_between(keep_probs, np.nanmin(best[:, :, v], axis=1),
                         np.nanmax(best[:, :, v], axis=1),
                         color=line.get_color(), alpha=0.2)
@@ -484,7 +529,8 @@ def _plot_images(s, a, out_dir, quick):
     fig = _figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
     for v, name in enumerate(variants):
-        ax.plot(a["loss_steps"], np.nanmean(a["test_risk"][0, :, v], axis=0), label=LABELS[name])
+        ax.plot(a["loss_steps"], np.nanmean(a["test_risk"][0, :, v], axis=0),
+                label=LABELS[name], color=COLORS[name])
     ax.set(xlabel="SGD step k", ylabel="test risk (mean logistic loss, mean over repeats)",
            yscale="log", title=f"keep probability q = {keep_probs[0]:g}")
     ax.legend(fontsize=8)
@@ -738,6 +784,11 @@ def _add_options(parser, names):
                             help="redraw from the cached .npz results without recomputing")
         parser.add_argument("--no-progress", action="store_true",
                             help="hide tqdm bars (the sme commands always show theirs)")
+    if {"teacher_student", "images_variants"} & set(names):
+        parser.add_argument("--workers", type=int, default=None,
+                            help="teacher_student, images_variants: processes running "
+                                 "independent runs (default: one per core); results do not "
+                                 "depend on it")
     if "images_variants" in names:
         parser.add_argument("--mnist", metavar="PATH",
                             help="images_variants: local MNIST .npz (x_train/y_train, "
@@ -764,6 +815,8 @@ def _call(name, args):
     options = dict(quick=args.quick, replot=getattr(args, "replot", False), seed=args.seed)
     if name != "sme":
         options["progress"] = not args.no_progress
+    if name in ("teacher_student", "images_variants"):
+        options["workers"] = args.workers
     if name == "images_variants":
         options["mnist"] = args.mnist
     if name == "phase_diagram":

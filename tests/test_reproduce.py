@@ -30,7 +30,8 @@ def _assert_pngs(paths, out_dir):
 
 
 def test_teacher_student_quick_outputs(tmp_path):
-    paths = reproduce.teacher_student(tmp_path, quick=True, sizes=TINY_TEACHER, progress=False)
+    paths = reproduce.teacher_student(tmp_path, quick=True, sizes=TINY_TEACHER, progress=False,
+                                workers=1)
     _assert_pngs(paths, tmp_path)
     settings, a = _cache(tmp_path / "teacher_student_quick.npz")
     assert settings["widths"] == [20, 40] and settings["steps"] == 30
@@ -47,7 +48,8 @@ def test_teacher_student_quick_outputs(tmp_path):
 
 
 def test_teacher_student_replot_needs_no_recompute(tmp_path, monkeypatch):
-    reproduce.teacher_student(tmp_path, quick=True, sizes=TINY_TEACHER, progress=False)
+    reproduce.teacher_student(tmp_path, quick=True, sizes=TINY_TEACHER, progress=False,
+                                workers=1)
     for path in tmp_path.glob("*.png"):
         path.unlink()
 
@@ -59,17 +61,23 @@ def test_teacher_student_replot_needs_no_recompute(tmp_path, monkeypatch):
     _assert_pngs(paths, tmp_path)
 
 
-def test_teacher_student_same_seed_same_numbers(tmp_path):
-    sizes = dict(TINY_TEACHER, widths=(20,), trajectory_width=20, repeats=1)
-    reproduce.teacher_student(tmp_path / "a", quick=True, sizes=sizes, seed=3, progress=False)
-    reproduce.teacher_student(tmp_path / "b", quick=True, sizes=sizes, seed=3, progress=False)
-    first = _cache(tmp_path / "a" / "teacher_student_quick.npz")[1]
-    second = _cache(tmp_path / "b" / "teacher_student_quick.npz")[1]
-    np.testing.assert_array_equal(first["distance"], second["distance"])
+@pytest.mark.parametrize("experiment, sizes", [
+    ("teacher_student", dict(TINY_TEACHER, widths=(20, 30), trajectory_width=20)),
+    ("images_variants", dict(TINY_IMAGES, width=20))])
+def test_same_seed_same_numbers_whatever_the_worker_count(experiment, sizes, tmp_path):
+    run = getattr(reproduce, experiment)
+    run(tmp_path / "serial", quick=True, sizes=sizes, seed=3, progress=False, workers=1)
+    run(tmp_path / "pool", quick=True, sizes=sizes, seed=3, progress=False, workers=2)
+    serial = _cache(tmp_path / "serial" / f"{experiment}_quick.npz")[1]
+    pool = _cache(tmp_path / "pool" / f"{experiment}_quick.npz")[1]
+    assert serial.keys() == pool.keys()
+    for key in serial:
+        np.testing.assert_array_equal(serial[key], pool[key], err_msg=key)
 
 
 def test_images_variants_quick_outputs(tmp_path):
-    paths = reproduce.images_variants(tmp_path, quick=True, sizes=TINY_IMAGES, progress=False)
+    paths = reproduce.images_variants(tmp_path, quick=True, sizes=TINY_IMAGES, progress=False,
+                                      workers=1)
     _assert_pngs(paths, tmp_path)
     settings, a = _cache(tmp_path / "images_variants_quick.npz")
     assert settings["data"].startswith("sklearn")
@@ -159,7 +167,8 @@ def test_cli_bad_input_exits_2(argv, message, tmp_path, capsys):
 
 def test_figure_script_runs_as_a_script(tmp_path):
     """``figures/teacher_student.py --replot`` from a cached tiny run (exit 0, PNGs)."""
-    reproduce.teacher_student(tmp_path, quick=True, sizes=TINY_TEACHER, progress=False)
+    reproduce.teacher_student(tmp_path, quick=True, sizes=TINY_TEACHER, progress=False,
+                                workers=1)
     done = subprocess.run([sys.executable, str(ROOT / "figures" / "teacher_student.py"),
                            "--quick", "--replot", "--out-dir", str(tmp_path)],
                           capture_output=True, text=True, timeout=120)
@@ -189,7 +198,7 @@ def test_images_variants_reads_a_local_mnist_archive(tmp_path):
              **{f"y_{split}": y for split, y in labels.items()})
     sizes = dict(TINY_IMAGES, repeats=1)
     reproduce.images_variants(tmp_path, quick=True, sizes=sizes, mnist=tmp_path / "mnist.npz",
-                              progress=False)
+                              progress=False, workers=1)
     settings, a = _cache(tmp_path / "images_variants_quick.npz")
     assert settings["data"] == "MNIST 4 vs 7"
     assert (settings["train_points"], settings["test_points"]) == (24, 8)

@@ -1,0 +1,77 @@
+"""Independent runs on a local process pool, one Numba thread per worker process.
+
+Many experiments are a list of independent simulations, each seeded from its own
+``SeedSequence`` child. Running them in separate processes uses every core without the
+per-step thread synchronisation of a parallel kernel, and, since every result is a function
+of its seed only, the numbers do not depend on the worker count or the completion order.
+"""
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+
+import numba
+
+from ._validate import check_int
+
+
+def init_worker():
+    """Process-pool initializer: a one-thread Numba pool in a freshly spawned worker.
+
+    Numba is imported when the initializer is unpickled but has started no threads in a
+    spawned process, so ``NUMBA_NUM_THREADS=1`` still takes effect after a config reload.
+    """
+    os.environ["NUMBA_NUM_THREADS"] = "1"
+    numba.core.config.reload_config()
+    numba.set_num_threads(1)
+
+
+def available_cores():
+    """Cores this process may run on (its CPU affinity where the OS reports one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:              # not on Linux
+        return os.cpu_count() or 1
+
+
+def check_workers(workers):
+    """``workers`` as an int ≥ 1; None means :func:`available_cores`."""
+    return available_cores() if workers is None else check_int(workers, "workers", low=1)
+
+
+def run_unordered(function, tasks, workers):
+    """Yield ``(index, function(*tasks[index]))`` as the tasks finish.
+
+    Parameters
+    ----------
+    function : callable
+        A module-level function (it is pickled by reference for the workers).
+    tasks : sequence of tuple
+        Positional arguments of each call; they must pickle.
+    workers : int
+        Worker processes. With 1, or a single task, the calls run in this process, in order.
+
+    Yields
+    ------
+    index : int
+    result : object
+
+    Notes
+    -----
+    Workers are *spawned*, not forked: forking a process whose Numba threads already run
+    crashes parallel kernels in the children. On the first failure the pending tasks are
+    cancelled and the error is raised here.
+    """
+    tasks = list(tasks)
+    if workers == 1 or len(tasks) <= 1:
+        for index, task in enumerate(tasks):
+            yield index, function(*task)
+        return
+    with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), initializer=init_worker,
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(function, *task): index for index, task in enumerate(tasks)}
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
