@@ -25,7 +25,7 @@ CORNERS = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, math.sqrt(3) / 2]])
 CORNER_LABELS = ("$\\log n$\n$(u_n = 1)$", "$-\\log \\tau_n$\n$(u_\\tau = 1)$",
                  "$-\\log q_n$ $(u_q = 1)$")
 PHASE_COLORS = {"wgf": "0.45", "penalized-wgf": "tab:green", "jump-poisson": "tab:blue",
-                "jump-bernoulli": "tab:orange", "critical": "red", DEGENERATE: "darkred"}
+                "jump-bernoulli": "tab:orange", "critical": "red", DEGENERATE: "black"}
 PHASE_LABELS = {"wgf": "WGF (dropout vanishes)", "penalized-wgf": "penalized WGF",
                 "jump-poisson": "continuous-time jump (Poisson)",
                 "jump-bernoulli": "discrete-time jump (Bernoulli, τ, q > 0)",
@@ -155,8 +155,9 @@ def phase_diagram_figure(results):
         exact = to_cartesian([r.regime.simplex_limit for _, r in numbered])
         xy = _spread(exact)
         for (x, y), (x0, y0), (number, r) in zip(xy, exact, numbered):
-            if np.hypot(x - x0, y - y0) > 1e-9:
+            if np.hypot(x - x0, y - y0) > 1e-9:    # fanned out: a leader to the true point
                 ax.plot([x0, x], [y0, y], color="black", lw=0.6, zorder=5)
+                ax.plot(x0, y0, marker=".", ms=4, color="black", zorder=5)
             ax.plot(x, y, marker="D", ms=8, ls="", color=PHASE_COLORS[r.decision.phase],
                     mec="white", mew=0.8, zorder=6)
             if not r.agrees:
@@ -171,7 +172,7 @@ def phase_diagram_figure(results):
                           label="disagrees with theory"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     key = "\n".join(f"{number:2d}  {r.spec.name}" for number, r in numbered)
-    ax.text(1.02, 0.35, key, transform=ax.transAxes, fontsize=6.5, va="top", family="monospace")
+    ax.text(1.02, 0.35, key, transform=ax.transAxes, fontsize=7.5, va="top", family="monospace")
     ax.set_title(f"Empirical phases of {len(numbered)} scalings "
                  f"({agree}/{len(numbered)} agree with theory)", fontsize=11)
     fig.subplots_adjust(left=0.02, right=0.55)

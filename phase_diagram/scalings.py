@@ -259,7 +259,10 @@ def sequence_limit(values, *, positive=True, settle_ratio=0.7, trend_ratio=0.8, 
         Successive differences shrinking at least this fast (ratio ≤ settle_ratio) count as
         settling; the limit is then extrapolated with the geometric tail.
     trend_ratio : float
-        Same-sign differences with ratio ≥ trend_ratio count as a power/log-power trend to 0 or ∞.
+        Same-sign differences with ratio ≥ trend_ratio count as a power/log-power trend to 0 or ∞,
+        provided the values themselves (their inverses for ∞) extrapolate to about 0: a constant
+        plus a slowly vanishing term, c + (log n)^(−p) with small p, also has log-differences
+        of ratio near 1 but extrapolates to c, and is then undetermined.
     atol : float
         Differences below ``atol`` count as already settled.
 
@@ -294,12 +297,30 @@ def sequence_limit(values, *, positive=True, settle_ratio=0.7, trend_ratio=0.8, 
     if np.all(diffs > 0) or np.all(diffs < 0):
         ratios = diffs[1:] / diffs[:-1]
         if positive and np.all(ratios >= trend_ratio):
-            return math.inf if diffs[-1] > 0 else 0.0
+            growing = diffs[-1] > 0
+            if _extrapolates_to_zero(1.0 / values if growing else values):
+                return math.inf if growing else 0.0
+            return None
         if np.all(ratios <= settle_ratio):
             rho = ratios[-1]
             tail = seq[-1] + diffs[-1] * rho / (1.0 - rho)
             return float(math.exp(tail) if positive else tail)
     return None
+
+
+def _extrapolates_to_zero(values, fraction=0.25):
+    """Whether positive decreasing samples head to 0 rather than to a positive constant.
+
+    The last three values are extrapolated with their geometric tail (Aitken's Δ²); the
+    sequence heads to 0 when the extrapolated limit is below ``fraction`` times the last value
+    (differences that do not shrink geometrically give no positive limit).
+    """
+    x = values[-3:]
+    dx = np.diff(x)
+    rho = dx[1] / dx[0]
+    if not 0.0 < rho < 1.0:
+        return True
+    return x[-1] + dx[1] * rho / (1.0 - rho) < fraction * x[-1]
 
 
 class CallableScaling(Scaling):
@@ -320,7 +341,7 @@ class CallableScaling(Scaling):
     def _value(self, fn, n, name):
         try:
             value = float(fn(n))
-        except (ArithmeticError, ValueError) as exc:
+        except (ArithmeticError, TypeError, ValueError) as exc:
             raise ValueError(f"{name} cannot be evaluated at n={n:g}: {exc}") from None
         if not value > 0 or math.isnan(value):
             raise ValueError(f"{name} must be > 0, got {value!r} at n={n:g}")
@@ -340,7 +361,7 @@ class CallableScaling(Scaling):
                 out.append(float(fn(n)))
             except OverflowError:
                 out.append(math.inf)
-            except (ArithmeticError, ValueError):
+            except (ArithmeticError, TypeError, ValueError):
                 out.append(math.nan)
         return np.array(out)
 
@@ -424,11 +445,11 @@ def _evaluate(node, n):
         value = _evaluate(node.operand, n)
         return -value if isinstance(node.op, ast.USub) else value
     if isinstance(node, ast.BinOp):
-        return _BINARY[type(node.op)](_evaluate(node.left, n), _evaluate(node.right, n))
-    value = _FUNCTIONS[node.func.id](_evaluate(node.args[0], n))
-    if isinstance(value, complex):
-        raise ValueError("complex value")
-    return value
+        value = _BINARY[type(node.op)](_evaluate(node.left, n), _evaluate(node.right, n))
+        if isinstance(value, complex):
+            raise ValueError("a negative number raised to a fractional power")
+        return value
+    return _FUNCTIONS[node.func.id](_evaluate(node.args[0], n))
 
 
 def _monomial(node):
@@ -470,9 +491,10 @@ def _monomial(node):
             return None
         return (left[0] / right[0], left[1] - right[1], left[2] - right[2])
     if op is ast.Pow:
-        if right[1] or right[2]:
+        exponent = _exact_exponent(node.right, right[0])
+        if right[1] or right[2] or exponent is None:
             return None
-        return _power(left, _exact_exponent(node.right, right[0]))
+        return _power(left, exponent)
     # Addition/subtraction stays a monomial only for like terms.
     if (left[1], left[2]) != (right[1], right[2]):
         return None
@@ -481,26 +503,45 @@ def _monomial(node):
 
 
 def _exact_exponent(node, value):
-    """An exponent as an exact fraction: literal decimals keep their decimal value."""
-    if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
-        literal = Fraction(repr(node.operand.value))
-        return -literal if isinstance(node.op, ast.USub) else literal
-    if isinstance(node, ast.Constant):
-        return Fraction(repr(node.value))
-    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
-        num, den = _exact_constant(node.left), _exact_constant(node.right)
-        if num is not None and den:
-            return num / den
-    return Fraction(repr(value))
+    """An exponent as an exact fraction, or ``None`` if it is not finite.
+
+    Rational constant sub-expressions (``-(1/3)``, ``2/3*1``) are computed exactly, with
+    literal decimals keeping their decimal value; others (``sqrt(2)``) use their float value.
+    """
+    exact = _exact_constant(node)
+    if exact is not None:
+        return exact
+    return Fraction(repr(value)) if math.isfinite(value) else None
+
+
+#: Largest size (in bits) of an exact integer power computed by :func:`_exact_constant`.
+_MAX_EXACT_BITS = 4096
 
 
 def _exact_constant(node):
+    """The exact rational value of numbers combined by + - * / and integer powers, or ``None``."""
     if isinstance(node, ast.Constant):
         return Fraction(repr(node.value))
-    if isinstance(node, ast.UnaryOp) and isinstance(node.operand, ast.Constant):
-        value = Fraction(repr(node.operand.value))
-        return -value if isinstance(node.op, ast.USub) else value
-    return None
+    if isinstance(node, ast.UnaryOp):
+        value = _exact_constant(node.operand)
+        if value is None or isinstance(node.op, ast.UAdd):
+            return value
+        return -value
+    if not isinstance(node, ast.BinOp):
+        return None
+    left, right = _exact_constant(node.left), _exact_constant(node.right)
+    if left is None or right is None:
+        return None
+    op = type(node.op)
+    if op is ast.Div:
+        return left / right if right else None
+    if op is ast.Pow:
+        size = max(left.numerator.bit_length(), left.denominator.bit_length())
+        if right.denominator != 1 or (not left and right < 0) \
+                or abs(right) * size > _MAX_EXACT_BITS:
+            return None
+        return left ** int(right)
+    return {ast.Add: left + right, ast.Sub: left - right, ast.Mult: left * right}[op]
 
 
 def _power(mono, exponent):
@@ -510,6 +551,10 @@ def _power(mono, exponent):
     return (coef ** float(exponent), p * exponent, l * exponent)
 
 
+#: Deepest expression tree accepted (the evaluators recurse along it).
+_MAX_DEPTH = 100
+
+
 def _parse_one(text, name):
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"{name} expression must be a non-empty string, got {text!r}")
@@ -517,8 +562,28 @@ def _parse_one(text, name):
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as exc:
         raise ValueError(f"malformed {name} expression {text!r}: {exc.msg}") from None
+    except (RecursionError, MemoryError):
+        raise ValueError(f"{name} expression {text!r} is nested too deeply") from None
     _check_tree(tree, text)
+    stack = [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > _MAX_DEPTH:
+            raise ValueError(f"{name} expression {text!r} is nested more than {_MAX_DEPTH} "
+                             "levels deep")
+        stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
     return tree
+
+
+def _monomial_form(tree, name, text):
+    """:func:`_monomial` of a checked tree; arithmetic errors of its constants are ValueErrors."""
+    try:
+        mono = _monomial(tree)
+    except ArithmeticError as exc:
+        raise ValueError(f"{name} expression {text!r} cannot be evaluated: {exc}") from None
+    if mono is not None and not (math.isfinite(mono[0]) and mono[0] > 0):
+        raise ValueError(f"{name} expression {text!r} must be positive (coefficient {mono[0]:g})")
+    return mono
 
 
 class _ExpressionFunction:
@@ -563,11 +628,8 @@ def parse_scaling(tau_expr, keep_expr):
     tau_tree = _parse_one(tau_expr, "tau")
     keep_tree = _parse_one(keep_expr, "keep")
     label = f"τ={tau_expr.strip()}, q={keep_expr.strip()}"
-    tau_mono, keep_mono = _monomial(tau_tree), _monomial(keep_tree)
-    for mono, name, text in ((tau_mono, "tau", tau_expr), (keep_mono, "keep", keep_expr)):
-        if mono is not None and not (math.isfinite(mono[0]) and mono[0] > 0):
-            raise ValueError(
-                f"{name} expression {text!r} must be positive (coefficient {mono[0]:g})")
+    tau_mono = _monomial_form(tau_tree, "tau", tau_expr)
+    keep_mono = _monomial_form(keep_tree, "keep", keep_expr)
     if tau_mono is not None and keep_mono is not None:
         return PowerLogScaling(PowerLog(*tau_mono), PowerLog(*keep_mono), label=label)
     scaling = CallableScaling(_ExpressionFunction(tau_expr.strip(), tau_tree),

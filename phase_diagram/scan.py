@@ -240,6 +240,11 @@ def config_from_dict(data):
     options = data.get("options", {})
     if not isinstance(options, dict):
         raise ValueError("options must be a table")
+    try:
+        json.dumps(options)        # options are part of each cell's hash
+    except TypeError as exc:
+        raise ValueError(f"options must hold numbers, strings, booleans, lists and tables "
+                         f"only: {exc}") from None
     nominal = data.get("nominal", {})
     if not isinstance(nominal, dict):
         raise ValueError("nominal must be a table of alpha, beta, tau")
@@ -482,7 +487,12 @@ def _run_dask(cells, out_dir, address, workers, bar):
     if address == "local":
         cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
                                dashboard_address=None)
-    client = Client(cluster if cluster is not None else address)
+    try:
+        client = Client(cluster if cluster is not None else address)
+    except OSError as exc:
+        if cluster is not None:
+            cluster.close()
+        raise ValueError(f"dask: cannot connect to the scheduler {address!r}: {exc}") from None
     try:
         futures = [client.submit(run_cell, cell, str(out_dir), pure=False, key=f"cell-{cell.key}")
                    for cell in cells]

@@ -31,6 +31,9 @@ def test_classify_degenerate_names_the_cause(capsys):
     (["classify", "--tau", "0.5*n**", "--keep", "1/n"], "malformed tau expression"),
     (["classify", "--tau", "os.system('x')", "--keep", "1/n"], "may be called"),
     (["classify", "--tau", "1/n", "--keep", "0"], "must be positive"),
+    (["classify", "--tau", "exp(1000)", "--keep", "1"], "cannot be evaluated"),
+    (["classify", "--tau", "(-n)**0.5", "--keep", "1"], "fractional power"),
+    (["classify", "--tau", "+" * 5000 + "n", "--keep", "1"], "nested too deeply"),
     (["classify", "--tau", "1/n", "--keep", "1/n", "--width", "0"], "integer >= 1"),
     (["classify", "--keep", "1/n"], "required"),
     (["scan", "missing.toml", "--out", "x"], "cannot read"),
@@ -55,6 +58,8 @@ def test_bad_input_gives_one_line_and_status_2(argv, message, tmp_path, monkeypa
     ("widths = [8, 16]\n[[scaling]]\ntau = '1/n +'\nkeep = '1/n'\n", "malformed"),
     ("widths = [8, 16]\n", "at least one [[scaling]]"),
     ("widths = [8, 16\n", "malformed TOML"),
+    ("widths = [8, 16]\n[options]\nwhen = 1979-05-27\n[[scaling]]\ntau = '1/n'\nkeep = '1/n'\n",
+     "options must hold"),
 ])
 def test_bad_scan_configs_exit_2(body, message, tmp_path, capsys):
     config = tmp_path / "bad.toml"

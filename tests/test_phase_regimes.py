@@ -23,6 +23,8 @@ CASES = [
     ("0.3*n**-0.5", "0.6*n**-0.5", "jump-poisson", 0.5, 0.0, 0.0),
     ("0.2/log(n)", "0.4/log(n)", "jump-poisson", 0.5, 0.0, 0.0),   # vertex (1,0,0)
     ("n**(-1/3)", "2*n**(-1/3)", "jump-poisson", 0.5, 0.0, 0.0),
+    ("n**-(1/3)", "2*n**(-1/3)", "jump-poisson", 0.5, 0.0, 0.0),   # exact, however written
+    ("n**(-2/3*1)", "n**(-2/3)", "jump-poisson", 1.0, 0.0, 0.0),
     # discrete-time jump: constant tau, q
     ("0.5", "0.7", "jump-bernoulli", 0.5 / 0.7, 0.0, 0.5),
     ("0.25", "1", "jump-bernoulli", 0.25, 0.0, 0.25),
@@ -100,6 +102,49 @@ def test_cartesian_corners_and_centroid():
     np.testing.assert_allclose(to_cartesian([1 / 3] * 3), [0.5, math.sqrt(3) / 6])
 
 
+def _barycentric(xy):
+    """Inverse of to_cartesian for points of the plane, shape (2,) -> (3,)."""
+    from phase_diagram.plots import CORNERS
+    return np.linalg.solve(np.vstack([CORNERS.T, np.ones(3)]), np.append(xy, 1.0))
+
+
+def test_theory_regions_are_drawn_where_the_phases_are():
+    from matplotlib.colors import to_rgb
+    from matplotlib.figure import Figure
+    from matplotlib.path import Path
+    from phase_diagram.plots import draw_theory
+    ax = Figure().add_subplot()
+    draw_theory(ax, legend=False)
+
+    def area(color):
+        (patch,) = [p for p in ax.patches
+                    if p.get_fill() and to_rgb(p.get_facecolor()) == to_rgb(color)]
+        return Path(patch.get_xy())
+
+    def drawn(color, marker="None"):
+        (line,) = [l for l in ax.lines
+                   if to_rgb(l.get_color()) == to_rgb(color) and l.get_marker() == marker]
+        return line.get_xydata()
+
+    grey, red = area("0.75"), area("tab:red")
+    rng = np.random.default_rng(0)
+    for u in rng.dirichlet(np.ones(3), size=300):
+        u_n, u_tau, u_q = u
+        if abs(u_q - min(u_n, u_tau)) < 1e-3:
+            continue
+        xy = to_cartesian(u)
+        assert grey.contains_point(xy) == (u_q < min(u_n, u_tau))
+        assert red.contains_point(xy) == (u_q > min(u_n, u_tau))
+    for color, on_line in (("tab:blue", lambda u: math.isclose(u[1], u[2]) and u[2] < u[0]),
+                           ("tab:green", lambda u: math.isclose(u[0], u[2]) and u[2] < u[1])):
+        a, b = drawn(color)
+        for t in (0.01, 0.5, 0.99):
+            assert on_line(_barycentric(a + t * (b - a))), color
+    np.testing.assert_allclose(_barycentric(drawn("red", "o")[0]), [1 / 3] * 3, atol=1e-12)
+    np.testing.assert_allclose(_barycentric(drawn("tab:orange", "o")[0]), [1, 0, 0],
+                               atol=1e-12)
+
+
 def test_finite_n_simplex_point_tends_to_limit():
     s = parse_scaling("1/(n*log(n))", "1/n")
     far = s.simplex_point(10**12)
@@ -129,6 +174,10 @@ def test_callable_scaling_numerical_limits_and_undetermined():
     assert regime.phase == "undetermined" and regime.constants.tau is None
     with pytest.raises(ValueError):
         regime.limit_config()
+    # callables returning a non-number are evaluation errors, not crashes
+    with pytest.raises(ValueError, match="cannot be evaluated"):
+        CallableScaling(lambda n: None, lambda n: 1.0).tau(10)
+    assert classify(CallableScaling(lambda n: 1j, lambda n: 0.5)).phase == "undetermined"
 
 
 def test_sequence_limit_recognises_trends():
@@ -139,6 +188,21 @@ def test_sequence_limit_recognises_trends():
     assert sequence_limit(2 + 1 / np.log(n)) == pytest.approx(2, rel=1e-3)
     assert sequence_limit(3 + 1 / n) == pytest.approx(3)
     assert sequence_limit(np.array([1.0, 2.0, 1.0, 2.0, 1.0, 2.0, 1.0])) is None
+    assert sequence_limit(1 / (np.log(n) * np.log(np.log(n)))) == 0.0
+    # a constant plus a term vanishing too slowly to see on the grid is not a trend to 0 or inf
+    assert sequence_limit(1 + np.log(n) ** -0.1) is None
+    assert sequence_limit(1 - 0.5 * np.log(n) ** -0.1) is None
+    assert sequence_limit(0.5 + np.log(n) ** -0.3) is None
+    assert sequence_limit(2 + np.log(np.log(n)) ** -0.1) is None
+
+
+@pytest.mark.parametrize("tau", ["1 + log(n)**-0.1", "1 - 0.5*log(n)**-0.1",
+                                 "0.5 + 1/log(n)**0.3"])
+def test_slowly_settling_learning_rate_is_undetermined_not_a_phase(tau):
+    # tau_n -> a positive constant (jump-bernoulli); the grid cannot tell it from a trend to
+    # 0 (wgf) or, for the increasing sequence, to inf (degenerate)
+    regime = classify(parse_scaling(tau, "0.5"))
+    assert regime.phase == "undetermined" and regime.constants.tau is None
 
 
 @pytest.mark.parametrize("tau, keep, message", [
@@ -155,6 +219,13 @@ def test_sequence_limit_recognises_trends():
     ("", "1", "non-empty"),
     ("[n]", "1", "List"),
     ("lambda: 1", "1", "Lambda"),
+    ("exp(1000)", "1", "cannot be evaluated"),
+    ("10**400", "1", "cannot be evaluated"),
+    ("0**-1", "1", "cannot be evaluated"),
+    ("(-n)**0.5", "1", "fractional power"),
+    ("0.5", "(-n)**(1/3)", "fractional power"),
+    ("+" * 5000 + "n", "1", "nested"),
+    ("1" + "*n" * 150, "1", "nested"),
 ])
 def test_parser_rejects_malformed_expressions(tau, keep, message):
     with pytest.raises(ValueError, match=message):

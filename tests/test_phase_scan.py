@@ -1,4 +1,5 @@
 """Empirical scans: hashing, seeding, atomic resumable cells, pool vs Dask, phase decision."""
+import datetime
 import json
 import os
 import signal
@@ -173,6 +174,17 @@ def test_missing_dask_gives_install_hint(small_config, tmp_path, monkeypatch):
         run_scan(small_config, tmp_path, dask="local", progress=False)
 
 
+def test_unreachable_dask_scheduler_is_a_clear_error(small_config, tmp_path, monkeypatch):
+    distributed = pytest.importorskip("dask.distributed")
+
+    def refuse(address):
+        raise OSError(f"Timed out trying to connect to {address}")
+
+    monkeypatch.setattr(distributed, "Client", refuse)
+    with pytest.raises(ValueError, match="cannot connect to the scheduler 'tcp://127.0.0.1:1'"):
+        run_scan(small_config, tmp_path, dask="tcp://127.0.0.1:1", progress=False)
+
+
 def test_summary_detects_the_decaying_limit(small_config, tmp_path):
     run_scan(small_config, tmp_path, workers=2, progress=False)
     config, results, missing = summarize(tmp_path)
@@ -217,6 +229,7 @@ def test_decide_phase_slopes_spread_and_confidence():
     (dict(limits=["wgf", "sgd"]), "limit must be one of"),
     (dict(repeats=0), "repeats"),
     (dict(statistic="mean"), "statistic"),
+    (dict(options=dict(start=datetime.date(2025, 1, 1))), "options must hold"),
 ])
 def test_bad_configurations_are_rejected(patch, message):
     data = dict(widths=[16, 64], scaling=[dict(tau="1/n", keep="1/n")])
