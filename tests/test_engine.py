@@ -9,6 +9,7 @@ from scipy.stats import norm
 
 from meanfield_dropout import (DivergenceError, SimulationResult, init_particles, loss_value,
                                simulate, teacher_student)
+from meanfield_dropout import engine
 from meanfield_dropout.engine import _MASKS, VARIANTS, _run_chunk
 from meanfield_dropout.network import LOSSES, blas_single_thread
 
@@ -133,7 +134,9 @@ def run_small(seed=4, **kw):
                     val_inputs=data.val_inputs, val_targets=data.val_targets, **kw)
 
 
-def test_same_seed_same_numbers_whatever_the_thread_count():
+def test_same_seed_same_numbers_whatever_the_thread_count(monkeypatch):
+    # use every thread allowed, even on this small problem (3 blocks of neurons)
+    monkeypatch.setattr(engine, "_threads_for", lambda cells, available: available)
     threads = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
