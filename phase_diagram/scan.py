@@ -50,6 +50,7 @@ import numpy as np
 
 from meanfield_dropout._validate import check_choice, check_int, check_positive, check_real
 from meanfield_dropout.engine import DivergenceError
+from meanfield_dropout.parallel import init_worker
 
 from .regimes import DEGENERATE, PHASES, classify, limit_constraints
 from .scalings import parse_scaling
@@ -390,17 +391,6 @@ def _read_record(path):
     return record if isinstance(record, dict) and "distances" in record else None
 
 
-def _init_worker():
-    """Process-pool initializer: a one-thread Numba pool in each (freshly spawned) worker.
-
-    Numba is already imported when the initializer is unpickled but has started no threads in
-    a spawned process, so NUMBA_NUM_THREADS=1 still takes effect after a config reload.
-    """
-    os.environ["NUMBA_NUM_THREADS"] = "1"
-    numba.core.config.reload_config()
-    numba.set_num_threads(1)
-
-
 def run_cell(cell, out_dir):
     """Compute one cell, write its record atomically to ``DIR/cells/<key>.json`` and return it.
 
@@ -468,7 +458,7 @@ def _collect(futures, out_dir, bar, cancel):
 def _run_pool(cells, out_dir, workers, bar):
     # Spawned workers: forking a process whose Numba threads already run (e.g. after a Dask
     # run with processes=False, or in a notebook) crashes parallel kernels in the children.
-    with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker,
+    with ProcessPoolExecutor(max_workers=workers, initializer=init_worker,
                              mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(run_cell, cell, str(out_dir)) for cell in cells]
         _collect(as_completed(futures), out_dir, bar,

@@ -1,13 +1,13 @@
 """Exact identities of the SME model, checked by enumerating all 2^m masks."""
-import itertools
-
 import numpy as np
 import pytest
 
 from meanfield_dropout.sme.covariance import noise_covariance
 from meanfield_dropout.sme.hessian import hessian_vector_product, modified_loss_hessian
-from meanfield_dropout.sme.model import (dropout_gradient, init_params, make_problem,
-                                         modified_loss, modified_loss_gradient)
+from meanfield_dropout.sme.model import (init_params, make_problem, modified_loss,
+                                         modified_loss_gradient)
+
+from sme_masks import mask_law
 
 CASES = [  # (n, d, m, K, p, output_scale, activation)
     (5, 3, 6, 1, 0.7, "1", "tanh"),
@@ -28,13 +28,7 @@ def _problem(n, d, m, K, p, scale, act, seed=0):
 
 def _enumerate(prob, theta):
     """Exact mean and covariance of the dropout gradient over all 2^m masks."""
-    p, m = prob.keep_prob, prob.width
-    grads, weights = [], []
-    for bits in itertools.product((0, 1), repeat=m):
-        bits = np.array(bits)
-        grads.append(dropout_gradient(prob, theta, bits / p))
-        weights.append(np.prod(np.where(bits == 1, p, 1 - p)))
-    grads, weights = np.array(grads), np.array(weights)
+    grads, weights = mask_law(prob, theta)
     mean = weights @ grads
     centred = grads - mean
     return mean, (centred * weights[:, None]).T @ centred

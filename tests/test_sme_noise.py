@@ -1,6 +1,4 @@
 """The matrix-free sampler, the exact factor and the dynamics at fixed width."""
-import itertools
-
 import numpy as np
 import pytest
 
@@ -9,9 +7,10 @@ from meanfield_dropout.sme.covariance import (empirical_covariance, noise_covari
                                               noise_factor, noise_from_normals, sample_noise)
 from meanfield_dropout.sme.equations import (DivergenceError, simulate_dropout,
                                              simulate_modified_gd, simulate_sme)
-from meanfield_dropout.sme.model import (dropout_gradient, init_params, make_problem,
-                                         modified_loss_gradient)
+from meanfield_dropout.sme.model import init_params, make_problem, modified_loss_gradient
 from meanfield_dropout.sme.weak_order import weak_error_study
+
+from sme_masks import mask_law
 
 
 def _problem(K=1, p=0.6, scale="1", m=5, n=5, d=3, seed=0):
@@ -57,14 +56,9 @@ def test_empirical_covariance_converges_to_sigma():
     emp = empirical_covariance(prob, theta, n_masks, seed=2)
     # exact E||emp - sigma||_F^2 of the unbiased sample covariance, from the fourth moments
     # mu22_ij = E[g_i^2 g_j^2] of the centred gradient g, enumerated over all 2^m masks
-    p, m = prob.keep_prob, prob.width
-    grads, weights = [], []
-    for bits in itertools.product((0, 1), repeat=m):
-        bits = np.array(bits)
-        grads.append(dropout_gradient(prob, theta, bits / p))
-        weights.append(np.prod(np.where(bits == 1, p, 1 - p)))
-    centred = np.array(grads) - modified_loss_gradient(prob, theta)
-    mu22 = np.einsum("a,ai,aj->ij", np.array(weights), centred ** 2, centred ** 2)
+    grads, weights = mask_law(prob, theta)
+    centred = grads - modified_loss_gradient(prob, theta)
+    mu22 = np.einsum("a,ai,aj->ij", weights, centred ** 2, centred ** 2)
     n = n_masks
     var = np.diag(sigma)
     mse = np.sum(mu22 / n - sigma ** 2 * (n - 2) / (n * (n - 1))
