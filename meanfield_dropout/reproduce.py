@@ -113,10 +113,10 @@ def _mean_ci(values):
     from scipy import stats
 
     count = np.sum(np.isfinite(values), axis=-1)
-    mean = np.nanmean(values, axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sem = np.nanstd(values, axis=-1, ddof=1) / np.sqrt(count)
-        half = np.where(count > 1, stats.t.ppf(0.975, np.maximum(count - 1, 1)) * sem, np.nan)
+    mean = np.where(count > 0, np.nansum(values, axis=-1) / np.maximum(count, 1), np.nan)
+    var = np.nansum((values - mean[..., None]) ** 2, axis=-1) / np.maximum(count - 1, 1)
+    sem = np.sqrt(var / np.maximum(count, 1))
+    half = np.where(count > 1, stats.t.ppf(0.975, np.maximum(count - 1, 1)) * sem, np.nan)
     return mean, half
 
 
