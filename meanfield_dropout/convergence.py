@@ -302,14 +302,23 @@ def fit_slopes(widths, distances):
     dist = np.asarray(distances, dtype=float)
     logd = np.log(np.maximum(dist, np.finfo(float).tiny))
     slopes = np.array([np.polyfit(logn, row, 1)[0] for row in logd])
-    mean = float(slopes.mean())
-    if slopes.size >= 2:
-        std = float(slopes.std(ddof=1))
-        half = float(stats.t.ppf(0.975, slopes.size - 1) * std / math.sqrt(slopes.size))
-        ci = (mean - half, mean + half)
-    else:
-        std, ci = 0.0, (math.nan, math.nan)
-    return dict(slopes=slopes, slope=mean, slope_std=std, slope_ci=np.array(ci))
+    mean, half = (float(v) for v in mean_interval(slopes))
+    std = float(slopes.std(ddof=1)) if slopes.size >= 2 else 0.0
+    return dict(slopes=slopes, slope=mean, slope_std=std,
+                slope_ci=np.array([mean - half, mean + half]))
+
+
+def mean_interval(values):
+    """Mean over the last axis and the half-width of its 95% Student-t interval.
+
+    NaN entries (diverged runs) are left out; with fewer than two values the half-width is NaN.
+    """
+    count = np.sum(np.isfinite(values), axis=-1)
+    mean = np.where(count > 0, np.nansum(values, axis=-1) / np.maximum(count, 1), np.nan)
+    var = np.nansum((values - mean[..., None]) ** 2, axis=-1) / np.maximum(count - 1, 1)
+    sem = np.sqrt(var / np.maximum(count, 1))
+    half = np.where(count > 1, stats.t.ppf(0.975, np.maximum(count - 1, 1)) * sem, np.nan)
+    return mean, half
 
 
 def _summary(series):

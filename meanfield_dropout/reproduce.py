@@ -27,6 +27,7 @@ from tqdm.auto import tqdm
 from ._validate import check_choice, check_int
 from .engine import DivergenceError, simulate
 from .engine_cli import COLORS, LABELS
+from .convergence import mean_interval
 from .metrics import coupled_rms
 from .parallel import check_workers, run_unordered
 
@@ -103,21 +104,6 @@ def _simulate_surviving(inputs, targets, variants, **options):
             if exc.variant == "dropout" or len(names) == 1:
                 raise
             diverged.append(exc.variant)
-
-
-def _mean_ci(values):
-    """Mean over the last axis and the half-width of its 95% Student-t interval.
-
-    NaN entries (diverged runs) are left out; with fewer than two values the half-width is NaN.
-    """
-    from scipy import stats
-
-    count = np.sum(np.isfinite(values), axis=-1)
-    mean = np.where(count > 0, np.nansum(values, axis=-1) / np.maximum(count, 1), np.nan)
-    var = np.nansum((values - mean[..., None]) ** 2, axis=-1) / np.maximum(count - 1, 1)
-    sem = np.sqrt(var / np.maximum(count, 1))
-    half = np.where(count > 1, stats.t.ppf(0.975, np.maximum(count - 1, 1)) * sem, np.nan)
-    return mean, half
 
 
 def _report(name, start, paths):
@@ -528,7 +514,7 @@ def _plot_images(s, a, out_dir, quick):
     fig = _figure(figsize=(7, 4.5), layout="constrained")
     ax = fig.subplots()
     for v, name in enumerate(variants):
-        mean, half = _mean_ci(best[:, :, v])
+        mean, half = mean_interval(best[:, :, v])
         line, = ax.plot(keep_probs, mean, "o-", label=LABELS[name], color=COLORS[name])
         ax.fill_between(keep_probs, mean - half, mean + half, color=line.get_color(),
                         alpha=0.2)

@@ -9,6 +9,7 @@ import pytest
 
 from meanfield_dropout import reproduce
 from meanfield_dropout.cli import main
+from meanfield_dropout.convergence import mean_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -206,12 +207,12 @@ def test_images_variants_reads_a_local_mnist_archive(tmp_path):
     assert np.all(np.isfinite(a["test_risk"]))
 
 
-def test_mean_ci_is_the_student_interval_and_skips_diverged_runs():
+def test_mean_interval_is_the_student_interval_and_skips_diverged_runs():
     from scipy import stats
 
     nan = np.nan
     values = np.array([[0.3, 0.5, 0.1, 0.6], [0.2, nan, 0.4, nan], [nan, 1.0, nan, nan]])
-    mean, half = reproduce._mean_ci(values)
+    mean, half = mean_interval(values)
     for row, m, h in zip(values, mean, half):
         kept = row[np.isfinite(row)]
         assert m == pytest.approx(kept.mean())
