@@ -38,7 +38,6 @@ import functools
 import math
 
 import numpy as np
-from scipy import stats
 from tqdm.auto import tqdm
 
 from ._validate import (check_array, check_choice, check_int, check_keep_prob, check_positive,
@@ -48,6 +47,7 @@ from .data import Dataset, teacher_student
 from .engine import init_particles, simulate
 from .limits import DEFAULT_DT, LIMITS, _cloud_predictor, limit_constants, simulate_limit
 from .metrics import coupled_rms, predictor_distance, wasserstein2
+from .stats import fit_slopes
 
 #: Systems that can be coupled to the dropout run: finite-width variants and the Bernoulli
 #: jump particle system (N = n).
@@ -282,44 +282,6 @@ def flatten(result, prefix=""):
 # ---------------------------------------------------------------------------------------------
 # Studies over widths
 # ---------------------------------------------------------------------------------------------
-
-def fit_slopes(widths, distances):
-    """Least-squares slopes of log distance against log n, one per repeat.
-
-    Parameters
-    ----------
-    widths : sequence of int, length W
-    distances : ndarray, shape (R, W)
-        Positive distances.
-
-    Returns
-    -------
-    dict
-        ``slopes`` (R,), ``slope`` (mean), ``slope_std`` (over repeats), ``slope_ci`` (lower,
-        upper) the 95% Student-t interval of the mean slope (needs R ≥ 2; else (nan, nan)).
-    """
-    logn = np.log(np.asarray(widths, dtype=float))
-    dist = np.asarray(distances, dtype=float)
-    logd = np.log(np.maximum(dist, np.finfo(float).tiny))
-    slopes = np.array([np.polyfit(logn, row, 1)[0] for row in logd])
-    mean, half = (float(v) for v in mean_interval(slopes))
-    std = float(slopes.std(ddof=1)) if slopes.size >= 2 else 0.0
-    return dict(slopes=slopes, slope=mean, slope_std=std,
-                slope_ci=np.array([mean - half, mean + half]))
-
-
-def mean_interval(values):
-    """Mean over the last axis and the half-width of its 95% Student-t interval.
-
-    NaN entries (diverged runs) are left out; with fewer than two values the half-width is NaN.
-    """
-    count = np.sum(np.isfinite(values), axis=-1)
-    mean = np.where(count > 0, np.nansum(values, axis=-1) / np.maximum(count, 1), np.nan)
-    var = np.nansum((values - mean[..., None]) ** 2, axis=-1) / np.maximum(count - 1, 1)
-    sem = np.sqrt(var / np.maximum(count, 1))
-    half = np.where(count > 1, stats.t.ppf(0.975, np.maximum(count - 1, 1)) * sem, np.nan)
-    return mean, half
-
 
 def _summary(series):
     """Distance summary of one run: sup over the grid times t > 0."""

@@ -22,7 +22,7 @@ backward mask of ``ram`` and ``pn_ram``; M' (an independent stream) is the forwa
 ``pn`` and ``pn_ram``. This is the coupling of the paper's experiments, under which dropout
 and RaM paths converge pathwise.
 """
-import json
+import dataclasses
 import math
 
 import numba
@@ -30,6 +30,7 @@ import numpy as np
 from numba import njit
 from tqdm.auto import tqdm
 
+from . import results
 from ._validate import (check_array, check_choice, check_int, check_keep_prob,
                         check_nonnegative, check_positive, seed_sequence)
 from .activations import activation_code
@@ -147,14 +148,17 @@ def _run_chunk(X, fwd_kind, bwd_kind, masks, fwd_masks, batches, record, Z, Zt, 
     return -1
 
 
+@results.register
+@dataclasses.dataclass(eq=False)
 class SimulationResult:
     """Losses, snapshots and final particles of the variants of one coupled run.
+
+    Stored by :mod:`meanfield_dropout.results` (:meth:`save`, :meth:`load`).
 
     Attributes
     ----------
     settings : dict
         Every argument that defines the run (JSON-serialisable).
-    variants : tuple of str
     loss_steps : ndarray of int
         Steps k at which losses were recorded (parameters after k steps).
     train_loss, val_loss : dict of str -> ndarray
@@ -166,46 +170,31 @@ class SimulationResult:
     snapshots : dict of str -> ndarray, shape (len(snapshot_steps), len(snapshot_neurons), p)
     final : dict of str -> ndarray, shape (n, p)
         Particles after the last step.
+    variants : tuple of str
+        ``settings["variants"]``.
     """
 
-    def __init__(self, settings, loss_steps, train_loss, val_loss, snapshot_steps,
-                 snapshot_neurons, snapshots, final):
-        self.settings = settings
-        self.variants = tuple(settings["variants"])
-        self.loss_steps = loss_steps
-        self.train_loss = train_loss
-        self.val_loss = val_loss
-        self.snapshot_steps = snapshot_steps
-        self.snapshot_neurons = snapshot_neurons
-        self.snapshots = snapshots
-        self.final = final
+    settings: dict
+    loss_steps: np.ndarray
+    train_loss: dict
+    val_loss: dict
+    snapshot_steps: np.ndarray
+    snapshot_neurons: np.ndarray
+    snapshots: dict
+    final: dict
+    variants: tuple = dataclasses.field(init=False)
+
+    def __post_init__(self):
+        self.variants = tuple(self.settings["variants"])
 
     def save(self, path):
-        """Write the result to one ``.npz`` file, settings stored as JSON metadata."""
-        arrays = {"settings": np.array(json.dumps(self.settings)),
-                  "loss_steps": self.loss_steps, "snapshot_steps": self.snapshot_steps,
-                  "snapshot_neurons": self.snapshot_neurons}
-        for name in self.variants:
-            arrays[f"train_loss/{name}"] = self.train_loss[name]
-            arrays[f"snapshots/{name}"] = self.snapshots[name]
-            arrays[f"final/{name}"] = self.final[name]
-            if name in self.val_loss:
-                arrays[f"val_loss/{name}"] = self.val_loss[name]
-        np.savez_compressed(path, **arrays)
+        """Write the result to one ``.npz`` file; returns its path."""
+        return results.save(self, path)
 
     @classmethod
     def load(cls, path):
-        """Read a result written by :meth:`save`."""
-        with np.load(path, allow_pickle=False) as data:
-            settings = json.loads(str(data["settings"]))
-            fields = {key: {} for key in ("train_loss", "val_loss", "snapshots", "final")}
-            for key in data.files:
-                if "/" in key:
-                    group, name = key.split("/", 1)
-                    fields[group][name] = data[key]
-            return cls(settings, data["loss_steps"], fields["train_loss"], fields["val_loss"],
-                       data["snapshot_steps"], data["snapshot_neurons"], fields["snapshots"],
-                       fields["final"])
+        """Read a result written by :meth:`save` (ValueError naming a bad file)."""
+        return results.load(path, cls)
 
 
 def init_particles(width, dim, *, seed=0, bias=False, dtype="float64"):

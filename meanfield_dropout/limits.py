@@ -41,26 +41,35 @@ Integrators:
   (:func:`meanfield_dropout.engine.simulate`, variant ``ram``) with N particles, master
   learning rate τ and keep probability q.
 """
+import dataclasses
 import math
 
 import numpy as np
 from numba import njit
 from tqdm.auto import tqdm
 
+from . import results
 from ._validate import check_array, check_choice, check_int, check_positive, seed_sequence
 from .activations import _dsigma, _sigma, activation_code
 from .engine import DivergenceError, init_particles, simulate
 from .network import check_particles
 
-LIMITS = ("wgf", "penalized-wgf", "jump-poisson", "jump-bernoulli", "critical")
+#: The five limits and the constants each needs (α, β, τ; see :func:`limit_constants`).
+LIMIT_CONSTANTS = {"wgf": (), "penalized-wgf": ("beta",), "jump-poisson": ("alpha",),
+                   "jump-bernoulli": ("alpha", "tau"), "critical": ("alpha", "beta")}
+LIMITS = tuple(LIMIT_CONSTANTS)
 #: Default Heun step of the gradient flows (time units).
 DEFAULT_DT = 0.02
 #: Largest number of Poisson rings drawn and processed in one kernel call.
 _EVENT_BATCH = 1 << 20
 
 
+@results.register
+@dataclasses.dataclass(eq=False)
 class LimitResult:
     """Snapshots of one limit simulation on a time grid.
+
+    Stored by :mod:`meanfield_dropout.results` (:meth:`save`, :meth:`load`).
 
     Attributes
     ----------
@@ -77,13 +86,21 @@ class LimitResult:
         Constants and options of the run.
     """
 
-    def __init__(self, limit, times, snapshots, predictor, jumps, settings):
-        self.limit = limit
-        self.times = times
-        self.snapshots = snapshots
-        self.predictor = predictor
-        self.jumps = jumps
-        self.settings = settings
+    limit: str
+    times: np.ndarray
+    snapshots: np.ndarray
+    predictor: np.ndarray
+    jumps: np.ndarray | None
+    settings: dict
+
+    def save(self, path):
+        """Write the result to one ``.npz`` file; returns its path."""
+        return results.save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Read a result written by :meth:`save` (ValueError naming a bad file)."""
+        return results.load(path, cls)
 
 
 def limit_constants(limit, alpha=None, beta=None, tau=None):
@@ -99,23 +116,16 @@ def limit_constants(limit, alpha=None, beta=None, tau=None):
         Naming the constant (``alpha``, ``beta`` or ``tau``) that is missing or out of range.
     """
     check_choice(limit, "limit", LIMITS)
-
-    def need(value, name):
-        if value is None:
-            raise ValueError(f"limit {limit!r} needs {name} (a finite number > 0)")
-        return check_positive(value, name)
-
+    given = dict(alpha=alpha, beta=beta, tau=tau)
     out = {"alpha": 0.0, "beta": 0.0, "tau": 0.0}
-    if limit in ("jump-poisson", "jump-bernoulli", "critical"):
-        out["alpha"] = need(alpha, "alpha")
-    if limit in ("penalized-wgf", "critical"):
-        out["beta"] = need(beta, "beta")
-    if limit == "jump-bernoulli":
-        out["tau"] = need(tau, "tau")
-        if out["alpha"] < out["tau"]:
-            raise ValueError(f"alpha must be >= tau for jump-bernoulli (keep probability "
-                             f"q = tau/alpha in (0, 1]), got alpha={out['alpha']!r}, "
-                             f"tau={out['tau']!r}")
+    for name in LIMIT_CONSTANTS[limit]:
+        if given[name] is None:
+            raise ValueError(f"limit {limit!r} needs {name} (a finite number > 0)")
+        out[name] = check_positive(given[name], name)
+    if limit == "jump-bernoulli" and out["alpha"] < out["tau"]:
+        raise ValueError(f"alpha must be >= tau for jump-bernoulli (keep probability "
+                         f"q = tau/alpha in (0, 1]), got alpha={out['alpha']!r}, "
+                         f"tau={out['tau']!r}")
     return out
 
 

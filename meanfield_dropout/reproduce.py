@@ -27,9 +27,9 @@ from tqdm.auto import tqdm
 from ._validate import check_choice, check_int
 from .engine import DivergenceError, simulate
 from .engine_cli import COLORS, LABELS
-from .convergence import mean_interval
 from .metrics import coupled_rms
 from .parallel import check_workers, run_unordered
+from .stats import loglog_fit, mean_interval
 
 FIGURES_DIR = Path(__file__).resolve().parent.parent / "figures"
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
@@ -75,11 +75,6 @@ def _load_cache(path):
 def _figure(*args, **kwargs):
     from matplotlib.figure import Figure
     return Figure(*args, **kwargs)
-
-
-def _fit_slope(widths, values):
-    """Least-squares slope of log(mean value) against log(width)."""
-    return float(np.polyfit(np.log(widths), np.log(values), 1)[0])
 
 
 def _simulate_surviving(inputs, targets, variants, **options):
@@ -322,7 +317,7 @@ def _plot_teacher_student(s, a, out_dir, quick):
             if ok.sum() < 2:
                 continue
             mean = np.nanmean(values[ok], axis=1)
-            slope = _fit_slope(widths[ok], mean)
+            slope = loglog_fit(widths[ok], mean)[0]
             lost = int(np.isnan(values).sum())
             note = f", {lost} diverged run(s) left out" if lost else ""
             print(f"distance dropout–{name} at step {int(a['distance_steps'][t])}: "

@@ -51,6 +51,7 @@ import numpy as np
 from meanfield_dropout._validate import check_choice, check_int, check_positive, check_real
 from meanfield_dropout.engine import DivergenceError
 from meanfield_dropout.parallel import init_worker
+from meanfield_dropout.stats import loglog_fit
 
 from .regimes import DEGENERATE, PHASES, classify, limit_constraints
 from .scalings import parse_scaling
@@ -595,15 +596,15 @@ class Decision:
     slopes: dict
 
 
-def _decide_one(log_widths, log_dist, threshold):
-    """(phase, slopes) from log-distances {limit: array over widths}."""
+def _decide_one(widths, distances, threshold):
+    """(phase, slopes) from positive distances {limit: array over widths}."""
     # A diverged cell (infinite distance) makes its limit "not falling" (slope +inf).
-    slopes = {lim: float(np.polyfit(log_widths, ld, 1)[0]) if np.isfinite(ld).all() else math.inf
-              for lim, ld in log_dist.items()}
+    slopes = {lim: loglog_fit(widths, d)[0] if np.isfinite(d).all() else math.inf
+              for lim, d in distances.items()}
     falling = [lim for lim, s in slopes.items() if s < -threshold]
     if not falling:
         return DEGENERATE, slopes
-    return min(falling, key=lambda lim: log_dist[lim][-1]), slopes
+    return min(falling, key=lambda lim: distances[lim][-1]), slopes
 
 
 def decide_phase(widths, distances, slope_threshold=0.15):
@@ -625,13 +626,13 @@ def decide_phase(widths, distances, slope_threshold=0.15):
         The phase decided on the geometric mean over repeats, with the per-repeat agreement as
         confidence and the per-limit slope mean and spread.
     """
-    log_widths = np.log(np.asarray(widths, dtype=float))
-    logs = {lim: np.log(np.maximum(np.asarray(d, dtype=float), 1e-300))
-            for lim, d in distances.items()}
-    phase, _ = _decide_one(log_widths, {lim: ld.mean(axis=0) for lim, ld in logs.items()},
-                           slope_threshold)
-    n_repeats = next(iter(logs.values())).shape[0]
-    per_repeat = [_decide_one(log_widths, {lim: ld[r] for lim, ld in logs.items()},
+    widths = np.asarray(widths, dtype=float)
+    clipped = {lim: np.maximum(np.asarray(d, dtype=float), 1e-300)
+               for lim, d in distances.items()}
+    phase, _ = _decide_one(widths, {lim: np.exp(np.log(d).mean(axis=0))
+                                    for lim, d in clipped.items()}, slope_threshold)
+    n_repeats = next(iter(clipped.values())).shape[0]
+    per_repeat = [_decide_one(widths, {lim: d[r] for lim, d in clipped.items()},
                               slope_threshold) for r in range(n_repeats)]
     confidence = sum(p == phase for p, _ in per_repeat) / n_repeats
     slopes = {lim: (float(np.mean([s[lim] for _, s in per_repeat])),

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from meanfield_dropout.convergence import (PHASE_STUDIES, convergence_study, fit_slopes,
-                                           flatten, measure_distances, phase_study,
-                                           plot_convergence)
+from meanfield_dropout.convergence import (PHASE_STUDIES, convergence_study, flatten,
+                                           measure_distances, phase_study, plot_convergence)
+from meanfield_dropout.stats import fit_slopes
 from meanfield_dropout.data import teacher_student
 from meanfield_dropout.engine import init_particles
 from meanfield_dropout.limits import simulate_limit
@@ -105,20 +105,6 @@ def test_more_limit_particles_share_the_first_n():
     out = cell(limits=["wgf"], limit_particles=45)
     assert out["limit_particles"] == 45
     assert out["wgf"]["predictor"][0] > 0      # extra particles change ∫φ dμ₀
-
-
-def test_fit_slopes_recovers_power_law():
-    widths = [10, 20, 40, 80]
-    rng = np.random.default_rng(0)
-    dist = np.array([3.0 * np.array(widths) ** -0.5 * np.exp(0.01 * rng.standard_normal(4))
-                     for _ in range(4)])
-    fit = fit_slopes(widths, dist)
-    assert abs(fit["slope"] + 0.5) < 0.03
-    assert fit["slope_ci"][0] < fit["slope"] < fit["slope_ci"][1] < 0
-    assert fit["slope_ci"][1] - fit["slope_ci"][0] < 0.1
-    exact = fit_slopes(widths, np.array([np.array(widths) ** -1.0] * 2))
-    np.testing.assert_allclose(exact["slopes"], [-1.0, -1.0])
-    assert exact["slope_std"] < 1e-12
 
 
 def test_convergence_study_and_plot(tmp_path):

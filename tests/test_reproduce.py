@@ -9,7 +9,6 @@ import pytest
 
 from meanfield_dropout import reproduce
 from meanfield_dropout.cli import main
-from meanfield_dropout.convergence import mean_interval
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -205,20 +204,3 @@ def test_images_variants_reads_a_local_mnist_archive(tmp_path):
     assert (settings["train_points"], settings["test_points"]) == (24, 8)
     assert settings["batch_size"] == 24          # capped at the training set
     assert np.all(np.isfinite(a["test_risk"]))
-
-
-def test_mean_interval_is_the_student_interval_and_skips_diverged_runs():
-    from scipy import stats
-
-    nan = np.nan
-    values = np.array([[0.3, 0.5, 0.1, 0.6], [0.2, nan, 0.4, nan], [nan, 1.0, nan, nan]])
-    mean, half = mean_interval(values)
-    for row, m, h in zip(values, mean, half):
-        kept = row[np.isfinite(row)]
-        assert m == pytest.approx(kept.mean())
-        if kept.size > 1:
-            low, high = stats.t.interval(0.95, kept.size - 1, loc=kept.mean(),
-                                         scale=stats.sem(kept))
-            assert h == pytest.approx((high - low) / 2)
-        else:
-            assert np.isnan(h)

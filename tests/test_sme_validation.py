@@ -7,7 +7,8 @@ from meanfield_dropout.sme.covariance import noise_covariance, sample_noise
 from meanfield_dropout.sme.equations import simulate_dropout, simulate_sme
 from meanfield_dropout.sme.hessian import modified_loss_hessian
 from meanfield_dropout.sme.model import init_params, make_problem, modified_loss_gradient
-from meanfield_dropout.sme.weak_order import fit_loglog_slope, weak_error_study
+from meanfield_dropout.sme.weak_order import weak_error_study
+from meanfield_dropout.stats import loglog_fit
 
 X = np.zeros((4, 2))
 Y = np.zeros(4)
@@ -77,4 +78,4 @@ def test_weak_study_arguments():
     with pytest.raises(ValueError, match="distinct learning rates"):
         weak_error_study(prob, theta, [0.5, 0.5], [0.5], time=1.0, progress=False)
     with pytest.raises(ValueError, match="log-log"):
-        fit_loglog_slope([1.0, 2.0], [0.0, 1.0])
+        loglog_fit([1.0, 2.0], [0.0, 1.0])

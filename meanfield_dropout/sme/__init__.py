@@ -14,7 +14,7 @@ from .equations import (DivergenceError, Trajectories, simulate_dropout, simulat
 from .hessian import hessian_vector_product, modified_loss_hessian
 from .model import (OUTPUT_SCALES, DropoutProblem, dropout_gradient, empirical_loss,
                     init_params, make_problem, modified_loss, modified_loss_gradient, predict)
-from .weak_order import fit_loglog_slope, plot_weak_order, weak_error_study
+from .weak_order import plot_weak_order, weak_error_study
 
 __all__ = [
     "alignment", "alignment_along_training", "plot_alignment", "random_baseline",
@@ -23,5 +23,5 @@ __all__ = [
     "simulate_dropout", "simulate_modified_gd", "simulate_sme", "hessian_vector_product",
     "modified_loss_hessian", "OUTPUT_SCALES", "DropoutProblem", "dropout_gradient",
     "empirical_loss", "init_params", "make_problem", "modified_loss", "modified_loss_gradient",
-    "predict", "fit_loglog_slope", "plot_weak_order", "weak_error_study",
+    "predict", "plot_weak_order", "weak_error_study",
 ]

@@ -27,6 +27,7 @@ from scipy.special import ndtri
 from tqdm.auto import tqdm
 
 from .._validate import check_array, check_int, check_positive
+from ..stats import loglog_fit
 from .covariance import _factor, _noise_parts, check_dense_size, draw_standard_normals
 from .equations import (DIVERGENCE_BOUND, DivergenceError, _dropout_steps, _first_bad,
                         _sme_steps, sde_substeps)
@@ -62,28 +63,6 @@ class WeakOrderResult:
     time: float
     sde_step: float
     n_runs: int
-
-
-def fit_loglog_slope(x, y):
-    """Least-squares fit log y = a + s log x.
-
-    Returns
-    -------
-    slope, slope_error, intercept : float
-        ``slope_error`` is the standard error from the residuals (nan with two points).
-    """
-    x = check_array(x, "x", 1)
-    y = check_array(y, "y", 1, shape=x.shape)
-    if x.size < 2 or np.any(x <= 0) or np.any(y <= 0):
-        raise ValueError("x and y need >= 2 entries, all > 0, for a log-log fit")
-    lx, ly = np.log(x), np.log(y)
-    A = np.stack([np.ones_like(lx), lx], axis=1)
-    coef, *_ = np.linalg.lstsq(A, ly, rcond=None)
-    resid = ly - A @ coef
-    dof = x.size - 2
-    sxx = np.sum((lx - lx.mean()) ** 2)
-    err = np.sqrt(resid @ resid / dof / sxx) if dof > 0 else np.nan
-    return float(coef[1]), float(err), float(coef[0])
 
 
 def _pair_products(values, iu, ju):
@@ -233,7 +212,7 @@ def weak_error_study(problem, params0, lrs, keep_probs, time=1.0, sde_step=None,
     slope_errors = np.empty_like(slopes)
     for o in range(2):
         for a in range(len(keep_probs)):
-            slopes[o, a], slope_errors[o, a], _ = fit_loglog_slope(lrs, errors[o, a])
+            slopes[o, a], slope_errors[o, a], _ = loglog_fit(lrs, errors[o, a])
     return WeakOrderResult(lrs, keep_probs, errors, floors, slopes, slope_errors, time,
                            float(sde_step), n_runs)
 

@@ -1,0 +1,183 @@
+"""The one file format of every result and experiment cache: a dataclass ↔ one ``.npz`` file.
+
+A result is a *registered* dataclass (:func:`register`) whose fields hold arrays, numbers,
+strings, ``None``, and lists, tuples, dicts (string keys) or registered dataclasses of these.
+:func:`save` writes it as one ``.npz`` archive:
+
+* every array is an entry named by its path in the result, e.g. ``train_loss/dropout`` or
+  ``studies/0/widths``;
+* the entry ``__result__`` holds the rest as JSON: ``{"format": 1, "value": tree}``, where the
+  tree mirrors the result with ``{"__type__": name, "fields": {...}}`` for a dataclass,
+  ``{"__array__": path}`` for an array and ``{"__tuple__": [...]}`` for a tuple.
+
+:func:`load` reads it back with ``allow_pickle=False``; it only builds registered classes, and
+any missing, corrupt or truncated file or missing entry is a one-line ``ValueError`` naming the
+file.
+"""
+import dataclasses
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+FORMAT = 1
+_META = "__result__"
+_TYPES = {}
+
+
+def register(cls):
+    """Register the dataclass ``cls`` with the codec (usable as a class decorator).
+
+    Only the fields taking part in ``__init__`` are stored; a field with ``init=False`` is
+    rebuilt by the class (e.g. in ``__post_init__``).
+    """
+    if not dataclasses.is_dataclass(cls):
+        raise TypeError(f"{cls.__name__} is not a dataclass")
+    if _TYPES.setdefault(cls.__name__, cls) is not cls:
+        raise TypeError(f"another result class is already registered as {cls.__name__!r}")
+    return cls
+
+
+def save(result, path):
+    """Write ``result`` to ``path`` (``.npz`` appended if missing), atomically.
+
+    Parameters
+    ----------
+    result : registered dataclass
+    path : str or path-like
+
+    Returns
+    -------
+    pathlib.Path
+        The file written.
+    """
+    path = Path(path)
+    if path.suffix != ".npz":
+        path = path.with_name(path.name + ".npz")
+    arrays = {}
+    tree = _encode(result, "", arrays)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            np.savez_compressed(handle, **{_META: np.array(json.dumps(
+                {"format": FORMAT, "value": tree}))}, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load(path, expected=None):
+    """Read a result written by :func:`save`.
+
+    Parameters
+    ----------
+    path : str or path-like
+    expected : type, optional
+        The registered class the file must hold.
+
+    Raises
+    ------
+    ValueError
+        One line naming the file: missing, not a result archive, corrupt or truncated,
+        missing entries, or holding another class than ``expected``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such result file")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if _META not in data.files:
+                raise ValueError(f"{path} is not a result file (no {_META} entry)")
+            meta = json.loads(str(data[_META]))
+            arrays = {key: data[key] for key in data.files if key != _META}
+    except ValueError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ValueError(f"{path} is not a readable result file: {exc}") from None
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path} is corrupt or truncated: {exc}") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: unknown result format {meta.get('format')!r}"
+                         if isinstance(meta, dict) else f"{path}: malformed {_META} entry")
+    result = _Decoder(path, arrays).decode(meta.get("value"))
+    if expected is not None and not isinstance(result, expected):
+        raise ValueError(f"{path} holds a {type(result).__name__}, expected "
+                         f"{expected.__name__}")
+    return result
+
+
+def _encode(value, key, arrays):
+    """JSON tree of ``value``; its arrays go to ``arrays`` under their paths."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        name = type(value).__name__
+        if _TYPES.get(name) is not type(value):
+            raise TypeError(f"{name} is not registered with meanfield_dropout.results")
+        return {"__type__": name, "fields": {
+            f.name: _encode(getattr(value, f.name), _join(key, f.name), arrays)
+            for f in dataclasses.fields(value) if f.init}}
+    if isinstance(value, np.ndarray):
+        if value.dtype.hasobject:
+            raise TypeError(f"{key}: object arrays cannot be stored without pickle")
+        if key in arrays:
+            raise TypeError(f"two arrays of the result have the path {key!r}")
+        arrays[key] = value
+        return {"__array__": key}
+    if isinstance(value, dict):
+        for item in value:
+            if not isinstance(item, str) or item.startswith("__"):
+                raise TypeError(f"{key}: dict keys must be strings not starting with '__', "
+                                f"got {item!r}")
+        return {item: _encode(entry, _join(key, item), arrays) for item, entry in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [_encode(entry, _join(key, str(i)), arrays) for i, entry in enumerate(value)]
+        return {"__tuple__": items} if isinstance(value, tuple) else items
+    if isinstance(value, np.generic):
+        return value.item()
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"{key}: cannot store a {type(value).__name__}")
+
+
+def _join(key, name):
+    return f"{key}/{name}" if key else name
+
+
+class _Decoder:
+    """Rebuilds a tree read from one file; errors name that file."""
+
+    def __init__(self, path, arrays):
+        self.path = path
+        self.arrays = arrays
+
+    def decode(self, node):
+        if isinstance(node, list):
+            return [self.decode(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if "__array__" in node:
+            if node["__array__"] not in self.arrays:
+                raise ValueError(f"{self.path} is missing the array entry {node['__array__']!r}")
+            return self.arrays[node["__array__"]]
+        if "__tuple__" in node:
+            return tuple(self.decode(item) for item in node["__tuple__"])
+        if "__type__" in node:
+            return self._dataclass(node)
+        return {key: self.decode(item) for key, item in node.items()}
+
+    def _dataclass(self, node):
+        cls = _TYPES.get(node["__type__"])
+        if cls is None:
+            raise ValueError(f"{self.path} holds an unknown result type {node['__type__']!r}")
+        stored = node.get("fields", {})
+        names = [f.name for f in dataclasses.fields(cls) if f.init]
+        missing = [name for name in names if name not in stored]
+        if missing:
+            raise ValueError(f"{self.path} is missing the field(s) {missing} of "
+                             f"{cls.__name__}")
+        return cls(**{name: self.decode(stored[name]) for name in names})
