@@ -1,11 +1,11 @@
 """Convergence of dropout to its limit dynamics in the five phases.
 
 Full default: widths 100-1600, 5 repeats; ``--quick`` for a one-minute version, ``--replot`` to
-redraw from the cached results. Same as ``python -m meanfield_dropout reproduce convergence``.
+redraw from the cached results. Same as ``python -m phase_diagram reproduce convergence``.
 """
 import sys
 
-from meanfield_dropout.reproduce import script_main
+from phase_diagram.cli import main
 
 if __name__ == "__main__":
-    sys.exit(script_main("convergence"))
+    sys.exit(main(["reproduce", "convergence", *sys.argv[1:]]))

@@ -1,13 +1,13 @@
 """Dropout variants on two digit classes (4 vs 7), the phase-diagram paper's MNIST experiment.
 
-Full default: width 4000, q in {0.6, 0.7, 0.8, 0.9}, 4000 steps, 3 repeats on scikit-learn's
+Full default: width 4000, q in {0.6, 0.7, 0.8, 0.9}, 4000 steps, 10 repeats on scikit-learn's
 digits (``--mnist PATH`` for a local MNIST .npz); ``--quick`` for a one-minute version,
 ``--replot`` to redraw from the cached results. Same as ``python -m meanfield_dropout reproduce
 images_variants``.
 """
 import sys
 
-from meanfield_dropout.reproduce import script_main
+from meanfield_dropout.cli import main
 
 if __name__ == "__main__":
-    sys.exit(script_main("images_variants"))
+    sys.exit(main(["reproduce", "images_variants", *sys.argv[1:]]))

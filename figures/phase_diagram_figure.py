@@ -1,13 +1,13 @@
 """Theoretical phase diagram with the phases measured by the example scan overlaid.
 
-Full default: ``examples/phase_scan.toml`` into ``scan_runs/phase`` (or plot ``--scan-dir
-DIR``); ``--quick`` for a one-minute version, ``--replot`` to redraw from the cached results.
-Same as ``python -m meanfield_dropout reproduce phase_diagram``. (Not named
+Full default: ``examples/phase_scan.toml`` into ``scan_runs/phase``; ``--quick`` for a
+one-minute version, ``--replot`` (with ``--scan-dir DIR``) to redraw from an existing scan.
+Same as ``python -m phase_diagram reproduce phase_diagram``. (Not named
 ``phase_diagram.py``: as a script it would shadow the ``phase_diagram`` package.)
 """
 import sys
 
-from meanfield_dropout.reproduce import script_main
+from phase_diagram.cli import main
 
 if __name__ == "__main__":
-    sys.exit(script_main("phase_diagram"))
+    sys.exit(main(["reproduce", "phase_diagram", *sys.argv[1:]]))

@@ -6,7 +6,7 @@ one-minute version, ``--replot`` to redraw from ``teacher_student.npz``. Same as
 """
 import sys
 
-from meanfield_dropout.reproduce import script_main
+from meanfield_dropout.cli import main
 
 if __name__ == "__main__":
-    sys.exit(script_main("teacher_student"))
+    sys.exit(main(["reproduce", "teacher_student", *sys.argv[1:]]))

@@ -2,9 +2,15 @@
 
 Finite-width particle engine (:func:`simulate`), distances between particle clouds
 (:mod:`meanfield_dropout.metrics`), the paper's teacher–student data
-(:func:`teacher_student`).
+(:func:`teacher_student`). The package never imports :mod:`phase_diagram`, which builds on it.
 """
 import os
+from importlib.metadata import PackageNotFoundError, version
+
+try:
+    __version__ = version("meanfield-dropout")
+except PackageNotFoundError:        # run from a source tree that is not installed
+    __version__ = "0+unknown"
 
 # Numba's OpenMP threads otherwise spin while waiting; on a machine whose cores are busy
 # that made parallel kernels up to 100x slower. Set before Numba starts its threads.
@@ -15,6 +21,6 @@ from .engine import VARIANTS, DivergenceError, SimulationResult, init_particles,
 from .metrics import coupled_rms, predictor_distance, wasserstein2
 from .network import loss_value, predict
 
-__all__ = ["VARIANTS", "Dataset", "DivergenceError", "SimulationResult", "coupled_rms",
+__all__ = ["__version__", "VARIANTS", "Dataset", "DivergenceError", "SimulationResult", "coupled_rms",
            "init_particles", "loss_value", "predict", "predictor_distance", "simulate",
            "teacher_student", "wasserstein2"]

@@ -94,3 +94,10 @@ def seed_sequence(seed, name="seed"):
         return np.random.SeedSequence(seed.entropy, spawn_key=seed.spawn_key,
                                       pool_size=seed.pool_size)
     return np.random.SeedSequence(check_int(seed, name, low=0))
+
+
+def seed_record(seed):
+    """The JSON record of a seed: the int itself, or a ``SeedSequence``'s entropy and key."""
+    if isinstance(seed, np.random.SeedSequence):
+        return {"entropy": str(seed.entropy), "spawn_key": list(seed.spawn_key)}
+    return seed

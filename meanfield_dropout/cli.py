@@ -1,59 +1,190 @@
-"""Command-line interface: ``python -m meanfield_dropout COMMAND ...``.
+"""Command line: ``meanfield-dropout COMMAND ...`` (or ``python -m meanfield_dropout``).
 
-Each topical module contributes its sub-commands through an ``add_commands(subparsers)``
-function listed in :data:`_COMMAND_MODULES`; a sub-command stores its handler as the
-``run`` default. Bad arguments (``ValueError``) become a one-line message and exit status 2.
+* ``simulate`` — train coupled variants on the teacher–student task, write a result file;
+* ``demo`` — a small teacher–student comparison → ``figures/demo.png``;
+* ``sme``, ``sme-order``, ``alignment`` — the SME paper's experiments, one figure each;
+* ``reproduce`` — the papers' figures of this package (``python -m phase_diagram reproduce``
+  also makes the phase-diagram and convergence figures).
+
+Each handler parses, calls the library, prints; bad input and failed runs give one line on
+stderr and exit status 2 (:func:`meanfield_dropout._cli.run_main`).
 """
-import argparse
-import importlib
-import sys
+import dataclasses
+import time
+from pathlib import Path
 
-from .engine import DivergenceError
+import numpy as np
 
-_COMMAND_MODULES = (
-    "meanfield_dropout.engine_cli",
-    "meanfield_dropout.convergence_cli",
-    "meanfield_dropout.sme.cli",
-    "meanfield_dropout.reproduce",
-)
+from . import plots, results
+from ._cli import ListOf, SettingOption, add_reproduce_command, build_parser, program, run_main
+from .data import teacher_student
+from .engine import VARIANTS, simulate
+from .experiments import EXPERIMENTS
+from .experiments import sme as sme_experiments
+from .sme.model import OUTPUT_SCALES
 
-
-class Parser(argparse.ArgumentParser):
-    """Argument parser whose usage errors also exit with status 2 and one line."""
-
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
-def build_parser():
-    """The top-level parser with every registered sub-command."""
-    parser = Parser(prog="python -m meanfield_dropout", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for module in _COMMAND_MODULES:
-        importlib.import_module(module).add_commands(sub)
-    return parser
+DEMO_VARIANTS = ("gd", "dropout", "ram", "pn_ram")
+#: Options of ``reproduce`` that set one experiment's settings.
+REPRODUCE_OPTIONS = (SettingOption("--mnist", "images_variants", "mnist", "PATH",
+                                   "local MNIST .npz (x_train/y_train, x_test/y_test) instead "
+                                   "of scikit-learn's digits"),)
 
 
-def dispatch(args):
-    """Run the parsed sub-command ``args.run(args)`` and return the exit status.
+def _run_simulate(args):
+    data = teacher_student(dim=args.dim, data_points=args.data_points, seed=args.data_seed)
+    if args.snapshot_every < 0:
+        raise ValueError(f"--snapshot-every must be >= 0, got {args.snapshot_every}")
+    snaps = [0, args.steps] if args.snapshot_every == 0 else \
+        list(range(0, args.steps + 1, args.snapshot_every)) + [args.steps]
+    result = simulate(data.inputs, data.targets, width=args.width, keep_prob=args.keep_prob,
+                      master_lr=args.master_lr, steps=args.steps, variants=args.variants,
+                      seed=args.seed, activation=args.activation, bias=args.bias,
+                      loss=args.loss, batch_size=args.batch_size,
+                      val_inputs=data.val_inputs, val_targets=data.val_targets,
+                      loss_every=args.loss_every, snapshot_steps=snaps,
+                      snapshot_neurons=args.snapshot_neurons, dtype=args.dtype)
+    path = result.save(args.out)
+    for name in result.variants:
+        print(f"{name:>10}: train loss {result.train_loss[name][-1]:.5g}, "
+              f"validation loss {result.val_loss[name][-1]:.5g}")
+    print(f"wrote {path}")
 
-    Bad input (``ValueError``) prints one line and gives 2; a run that fails on valid input
-    (a divergence, a failed worker: ``DivergenceError``, ``RuntimeError``) gives 1.
-    """
-    try:
-        args.run(args)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except DivergenceError as exc:
-        print(f"diverged: {exc}", file=sys.stderr)
-        return 1
-    except RuntimeError as exc:
-        print(f"failed: {exc}", file=sys.stderr)
-        return 1
-    return 0
+
+def _run_demo(args):
+    start = time.perf_counter()
+    data = teacher_student(seed=0)
+    snaps = np.arange(0, args.steps + 1, max(1, args.steps // 60))
+    result = simulate(data.inputs, data.targets, width=args.width, keep_prob=0.7,
+                      master_lr=0.5, steps=args.steps, variants=DEMO_VARIANTS,
+                      seed=args.seed, val_inputs=data.val_inputs,
+                      val_targets=data.val_targets, snapshot_steps=snaps)
+    plots.save_figure(plots.demo_figure(result), args.out)
+    print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s")
+
+
+def _settings(cls, args):
+    """Settings ``cls`` from the options of the same names."""
+    return cls(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
+                  if hasattr(args, f.name)})
+
+
+def _sme_command(parser, stem, run, figure, summary, settings_class):
+    """Add ``--seed`` and ``--out`` to an SME command; its handler runs, caches the result
+    beside the PNG, draws and prints."""
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path(f"figures/{stem}.png"))
+
+    def handler(args):
+        start = time.perf_counter()
+        result = run(_settings(settings_class, args))
+        cache = results.save(result, args.out.with_suffix(".npz"))
+        plots.save_figure(figure(result), args.out)
+        print("\n".join(summary(result)))
+        print(f"wrote {args.out} and {cache} in {time.perf_counter() - start:.1f} s")
+    parser.set_defaults(run=handler)
+
+
+def _add_digits_run_args(parser, defaults):
+    """The data and network options of ``sme`` and ``alignment``."""
+    parser.add_argument("--data", default=defaults.data, choices=("digits", "mnist"),
+                        help="scikit-learn 8x8 digits, or a local MNIST file (pooled to 7x7)")
+    parser.add_argument("--mnist-images", help="MNIST IDX image file (.gz ok) or .npz archive")
+    parser.add_argument("--mnist-labels", help="MNIST IDX label file (not needed for .npz)")
+    parser.add_argument("--pool", type=int, default=defaults.pool,
+                        help="digits average-pooling factor (2: 4x4 images)")
+    parser.add_argument("--n-train", type=int, default=defaults.n_train,
+                        help="training samples n")
+    parser.add_argument("--n-test", type=int, default=defaults.n_test, help="test samples")
+    parser.add_argument("--width", type=int, default=defaults.width, help="hidden units m")
+    parser.add_argument("--keep-prob", type=float, default=defaults.keep_prob,
+                        help="keep probability p")
+    parser.add_argument("--lr", type=float, default=defaults.lr, help="learning rate eta")
+    parser.add_argument("--steps", type=int, default=defaults.steps, help="dropout steps N")
+    parser.add_argument("--output-scale", default=defaults.output_scale, choices=OUTPUT_SCALES,
+                        help="kappa")
+    parser.add_argument("--activation", default=defaults.activation)
+
+
+def _add_sme_commands(sub):
+    loss = sme_experiments.LossCurvesSettings()
+    p = sub.add_parser("sme", help="dropout vs SME vs GD on L_S loss curves -> PNG")
+    _add_digits_run_args(p, loss)
+    p.add_argument("--order", type=int, default=loss.order, choices=(1, 2), help="SME order")
+    p.add_argument("--sde-step", type=float, default=None, help="EM step h (default eta)")
+    p.add_argument("--trials", type=int, default=loss.trials, help="runs per noisy method")
+    p.add_argument("--record-every", type=int, default=loss.record_every)
+    _sme_command(p, "sme_loss", sme_experiments.run_loss_curves, plots.sme_loss_figure,
+                 sme_experiments.loss_summary, sme_experiments.LossCurvesSettings)
+
+    order = sme_experiments.WeakOrderSettings()
+    p = sub.add_parser("sme-order", help="weak-error order of the SMEs -> PNG")
+    p.add_argument("--lrs", type=ListOf(float), default=order.lrs, help="comma list of eta")
+    p.add_argument("--keep-probs", type=ListOf(float), default=order.keep_probs,
+                   help="comma list of p")
+    p.add_argument("--time", type=float, default=order.time, help="comparison time T")
+    p.add_argument("--sde-step", type=float, default=None, help="EM step h")
+    p.add_argument("--runs", type=int, default=order.runs, help="runs per process and setting")
+    p.add_argument("--width", type=int, default=order.width)
+    p.add_argument("--samples", type=int, default=order.samples, help="synthetic samples n")
+    p.add_argument("--dim", type=int, default=order.dim, help="synthetic input dimension d")
+    p.add_argument("--no-extrapolate", dest="extrapolate", action="store_false",
+                   help="skip the Richardson extrapolation of the EM step (3x cheaper, "
+                        "O(h) bias)")
+    _sme_command(p, "sme_order", sme_experiments.run_weak_order, plots.sme_order_figure,
+                 sme_experiments.order_summary, sme_experiments.WeakOrderSettings)
+
+    align = sme_experiments.AlignmentSettings()
+    p = sub.add_parser("alignment", help="Hessian-variance alignment over training -> PNG")
+    _add_digits_run_args(p, align)
+    p.add_argument("--eval-every", type=int, default=align.eval_every)
+    p.add_argument("--masks", type=int, default=align.masks,
+                   help="masks for the empirical Sigma")
+    p.add_argument("--baseline-samples", type=int, default=align.baseline_samples)
+    _sme_command(p, "sme_alignment", sme_experiments.run_alignment,
+                 plots.sme_alignment_figure, sme_experiments.alignment_summary,
+                 sme_experiments.AlignmentSettings)
+
+
+def parser():
+    """The parser of every sub-command."""
+    top, sub = build_parser(program("meanfield_dropout", "meanfield-dropout"),
+                            "Simulate dropout on wide two-layer networks.")
+    p = sub.add_parser("simulate", help="train coupled variants on the teacher-student task")
+    p.add_argument("--width", type=int, required=True, help="neurons n")
+    p.add_argument("--keep-prob", type=float, default=1.0, help="keep probability q")
+    p.add_argument("--master-lr", type=float, required=True, help="master learning rate tau")
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--variants", type=ListOf(str, VARIANTS), default=["dropout"],
+                   help=f"comma list of {list(VARIANTS)}")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-seed", type=int, default=0, help="seed of the teacher and data")
+    p.add_argument("--dim", type=int, default=20, help="input dimension d")
+    p.add_argument("--data-points", type=int, default=500, help="training points m")
+    p.add_argument("--activation", default="relu")
+    p.add_argument("--bias", action="store_true")
+    p.add_argument("--loss", default="square", choices=("square", "logistic"))
+    p.add_argument("--batch-size", type=int, default=None, help="minibatch B (full if unset)")
+    p.add_argument("--loss-every", type=int, default=1)
+    p.add_argument("--snapshot-every", type=int, default=0,
+                   help="store particles every this many steps (0: first and last only)")
+    p.add_argument("--snapshot-neurons", type=int, default=None,
+                   help="keep only the first k neurons in snapshots")
+    p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
+    p.add_argument("--out", required=True, help="result file (.npz)")
+    p.set_defaults(run=_run_simulate)
+
+    p = sub.add_parser("demo", help="small teacher-student comparison -> figures/demo.png")
+    p.add_argument("--width", type=int, default=1000)
+    p.add_argument("--steps", type=int, default=300)
+    p.add_argument("--out", default="figures/demo.png")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_run_demo)
+
+    _add_sme_commands(sub)
+    add_reproduce_command(sub, EXPERIMENTS, REPRODUCE_OPTIONS)
+    return top
 
 
 def main(argv=None):
     """Parse ``argv`` and run the chosen sub-command; returns the exit status."""
-    return dispatch(build_parser().parse_args(argv))
+    return run_main(parser(), argv)

@@ -3,7 +3,10 @@
 :func:`measure_distances` runs dropout at one width n with (τ_n, q_n) and the requested limits
 (:mod:`meanfield_dropout.limits`) from the same initial particles, and returns their distances
 on a common time grid. :func:`convergence_study` repeats this over widths and seeds and fits
-log–log slopes; :func:`plot_convergence` draws the result.
+log–log slopes (:class:`ConvergenceStudy`; drawn by
+:func:`meanfield_dropout.plots.convergence_figure`). The limit constants are plain numbers here;
+scalings given as expressions of n, classified into their phase, are studied by
+:mod:`phase_diagram.convergence`.
 
 Time. Each grid time t is rounded to a dropout step, k = round(t/τ_n), and the
 continuous-time limits are simulated at the exact dropout time k τ_n, so both sides of every
@@ -34,14 +37,16 @@ Distances, per grid time:
 The limit uses N = ``limit_particles`` particles (default N = n). The first min(n, N) of them
 are dropout's initial particles; any extra ones are fresh draws from μ₀.
 """
+import dataclasses
 import functools
-import math
+from typing import NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from . import results
 from ._validate import (check_array, check_choice, check_int, check_keep_prob, check_positive,
-                        seed_sequence)
+                        seed_record, seed_sequence)
 from .activations import activation_code
 from .data import Dataset, teacher_student
 from .engine import init_particles, simulate
@@ -54,24 +59,7 @@ from .stats import fit_slopes
 COUPLED_VARIANTS = ("ram", "gd", "jump-bernoulli")
 #: Distances reported per limit.
 METRICS = ("predictor", "w2")
-
-#: One scaling per phase for the five-phase check: (τ_n, q_n) expressions, horizon, the
-#: predicted limit and wrong limits with constants for them (the phase's own constants are
-#: read from the scaling). τ_n, q_n keep every cell at n ≤ 1600 cheap; the constants are
-#: chosen so that the limits are well apart (e.g. the Bernoulli step τ = 1 rather than the
-#: paper's 0.5, whose limit is within 0.015 of the WGF on this problem).
-PHASE_STUDIES = {
-    "wgf": dict(tau="0.5*n**-0.5", keep="0.5", horizon=2.0,
-                wrong={"jump-poisson": dict(alpha=2.0)}),
-    "penalized-wgf": dict(tau="n**-1.5", keep="n**-1", horizon=1.0,
-                          wrong={"wgf": {}}),
-    "jump-poisson": dict(tau="1.5*n**-0.5", keep="0.5*n**-0.5", horizon=2.0,
-                         wrong={"wgf": {}}),
-    "jump-bernoulli": dict(tau="1.0", keep="0.3", horizon=4.0,
-                           wrong={"wgf": {}}, coupled=("ram", "gd")),
-    "critical": dict(tau="n**-1", keep="n**-1", horizon=2.0,
-                     wrong={"jump-poisson": {}, "wgf": {}}),
-}
+_OPTIONS = ("coupled", "w2_particles", "dt", "chunk_steps", "progress")
 
 
 @functools.lru_cache(maxsize=1)
@@ -83,41 +71,72 @@ def default_data():
     return teacher_student(dim=4, data_points=40, teacher_width=4, seed=0)
 
 
-def _data_arrays(data):
-    if data is None:
-        data = default_data()
-    if isinstance(data, Dataset):
-        return data.inputs, data.targets
-    try:
-        inputs, targets = data
-    except (TypeError, ValueError):
-        raise ValueError("data must be a Dataset or a pair (inputs, targets)") from None
-    return inputs, targets
+class _Plan(NamedTuple):
+    """Validated settings shared by the cells of a study (see :func:`measure_distances`)."""
+
+    limits: dict
+    horizon: float
+    n_times: int
+    inputs: np.ndarray
+    targets: np.ndarray
+    activation: str
+    coupled: tuple
+    w2_particles: int
+    dt: float
+    chunk_steps: int
+    progress: bool
 
 
 def _limit_requests(limits, alpha, beta, tau):
     """{name: validated constants} from a name, a list of names or {name: overrides}."""
     if isinstance(limits, str):
         limits = [limits]
-    if isinstance(limits, dict):
-        items = list(limits.items())
-    else:
-        items = [(name, {}) for name in limits]
-    if not items:
-        raise ValueError("limits must name at least one limit")
+    items = limits.items() if isinstance(limits, dict) else [(name, {}) for name in limits]
     out = {}
     for name, overrides in items:
         check_choice(name, "limit", LIMITS)
-        base = dict(alpha=alpha, beta=beta, tau=tau)
-        base.update(overrides or {})
-        out[name] = limit_constants(name, **base)
+        out[name] = limit_constants(name, **dict(dict(alpha=alpha, beta=beta, tau=tau),
+                                                 **(overrides or {})))
+    if not out:
+        raise ValueError("limits must name at least one limit")
     return out
+
+
+def _plan(limits, alpha, beta, tau, horizon, n_times, data, activation, options):
+    """The validated :class:`_Plan` of these arguments of :func:`measure_distances`."""
+    requests = _limit_requests(limits, alpha, beta, tau)
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown options {unknown}; allowed: {', '.join(_OPTIONS)}")
+    coupled = tuple(options.get("coupled", ()))
+    for name in coupled:
+        check_choice(name, "coupled variant", COUPLED_VARIANTS)
+    if "jump-bernoulli" in coupled and "jump-bernoulli" not in requests:
+        raise ValueError("coupled variant 'jump-bernoulli' needs the jump-bernoulli limit "
+                         "(its constants) in limits")
+    activation_code(activation)
+    data = default_data() if data is None else data
+    try:
+        inputs, targets = (data.inputs, data.targets) if isinstance(data, Dataset) else data
+    except (TypeError, ValueError):
+        raise ValueError("data must be a Dataset or a pair (inputs, targets)") from None
+    inputs = check_array(inputs, "data inputs", 2)
+    targets = check_array(targets, "data targets", 1, shape=(inputs.shape[0],))
+    return _Plan(limits=requests, horizon=check_positive(horizon, "horizon"),
+                 n_times=check_int(n_times, "n_times", low=2), inputs=inputs, targets=targets,
+                 activation=activation, coupled=coupled,
+                 w2_particles=check_int(options.get("w2_particles", 500), "w2_particles",
+                                        low=1),
+                 dt=options.get("dt", DEFAULT_DT), chunk_steps=options.get("chunk_steps", 256),
+                 progress=bool(options.get("progress", False)))
 
 
 def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon, seed,
                       data=None, activation="tanh", n_times=5, limit_particles=None,
                       **options):
     """Distances between dropout at width n and the requested limit dynamics over [0, T].
+
+    The default cell function of the phase-diagram scans (:mod:`phase_diagram.scan`).
 
     Parameters
     ----------
@@ -133,7 +152,7 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
     alpha, beta, tau : float or None
         Limit constants α = lim τ_n/q_n, β = lim (1 − q_n)/(n q_n), τ = lim τ_n shared by the
         limits (each uses only those it needs; see
-        :func:`~meanfield_dropout.limits.limit_constants`).
+        :data:`~meanfield_dropout.limits.LIMIT_CONSTANTS`).
     horizon : float
         T > 0 in time units t = k τ_n.
     seed : int or numpy.random.SeedSequence
@@ -159,38 +178,26 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
     -------
     dict
         ``times`` (T,), ``width``, ``master_lr``, ``keep_prob``, ``limit_particles``,
-        ``dropout_steps`` (T,), ``dropout_loss`` (T,) and, for each limit name, a dict with
-        ``predictor`` (T,), ``w2`` (T,), ``steps`` (T,) the dropout steps compared, ``times``
-        (T,) the limit times of those steps (k τ_n; k τ for ``jump-bernoulli``),
-        ``limit_loss`` (T,) and the constants; with ``coupled``, ``coupled_rms`` =
-        {variant: (T,)}. Values are numbers, strings and arrays
-        (see :func:`flatten` for one-level npz keys).
+        ``horizon``, ``activation``, ``seed`` (its JSON record), ``dropout_steps`` (T,),
+        ``dropout_loss`` (T,) and, for each limit name, a dict with ``predictor`` (T,), ``w2``
+        (T,), ``steps`` (T,) the dropout steps compared, ``times`` (T,) the limit times of
+        those steps (k τ_n; k τ for ``jump-bernoulli``), ``limit_loss`` (T,) and the
+        constants; with ``coupled``, ``coupled_rms`` = {variant: (T,)}. Values are numbers,
+        strings and arrays, so the dict can be stored by :func:`meanfield_dropout.results.save`.
     """
     width = check_int(width, "width", low=1)
-    master_lr = check_positive(master_lr, "master_lr")
-    keep_prob = check_keep_prob(keep_prob)
-    horizon = check_positive(horizon, "horizon")
-    n_times = check_int(n_times, "n_times", low=2)
-    requests = _limit_requests(limits, alpha, beta, tau)
-    coupled = tuple(options.pop("coupled", ()))
-    for name in coupled:
-        check_choice(name, "coupled variant", COUPLED_VARIANTS)
-    if "jump-bernoulli" in coupled and "jump-bernoulli" not in requests:
-        raise ValueError("coupled variant 'jump-bernoulli' needs the jump-bernoulli limit "
-                         "(its constants) in limits")
-    engine_coupled = tuple(name for name in coupled if name != "jump-bernoulli")
-    w2_particles = check_int(options.pop("w2_particles", 500), "w2_particles", low=1)
-    dt = options.pop("dt", DEFAULT_DT)
-    chunk_steps = options.pop("chunk_steps", 256)
-    progress = bool(options.pop("progress", False))
-    if options:
-        raise ValueError(f"unknown options {sorted(options)}; allowed: coupled, w2_particles, "
-                         "dt, chunk_steps, progress")
     n_limit = width if limit_particles is None else check_int(limit_particles,
                                                               "limit_particles", low=1)
-    inputs, targets = _data_arrays(data)
-    inputs = check_array(inputs, "data inputs", 2)
-    targets = check_array(targets, "data targets", 1, shape=(inputs.shape[0],))
+    plan = _plan(limits, alpha, beta, tau, horizon, n_times, data, activation, options)
+    return _measure(plan, width, check_positive(master_lr, "master_lr"),
+                    check_keep_prob(keep_prob), n_limit, seed)
+
+
+def _measure(plan, width, master_lr, keep_prob, n_limit, seed):
+    """The distances of :func:`measure_distances` for validated arguments."""
+    inputs, targets, activation = plan.inputs, plan.targets, plan.activation
+    requests, chunk_steps, progress = plan.limits, plan.chunk_steps, plan.progress
+    engine_coupled = tuple(name for name in plan.coupled if name != "jump-bernoulli")
     dim = inputs.shape[1]
     act = activation_code(activation)
 
@@ -202,7 +209,7 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
     else:
         X0_limit = np.vstack([X0, init_particles(n_limit - width, dim, seed=extra_seq)])
 
-    times = np.linspace(0.0, horizon, n_times)
+    times = np.linspace(0.0, plan.horizon, plan.n_times)
     step_length = {name: c["tau"] if name == "jump-bernoulli" else master_lr
                    for name, c in requests.items()}
     steps_for = {name: np.rint(times / step_length[name]).astype(np.int64)
@@ -210,6 +217,7 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
     cont_steps = np.rint(times / master_lr).astype(np.int64)
     all_steps = np.unique(np.concatenate([cont_steps, *steps_for.values()]))
     total = int(all_steps[-1])
+    # one integer seed for both runs below: the same uniforms U drive their masks
     mask_seed = int(dropout_seq.generate_state(1)[0])
     run = simulate(inputs, targets, master_lr=master_lr, steps=total, keep_prob=keep_prob,
                    initial=X0, variants=("dropout",) + engine_coupled, seed=mask_seed,
@@ -227,33 +235,34 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
     def loss(f):
         return 0.5 * float(np.mean((f - targets) ** 2))
 
-    k = min(width, n_limit, w2_particles)
+    k = min(width, n_limit, plan.w2_particles)
     w2_rng = np.random.default_rng(w2_seq)
     drop_idx = np.sort(w2_rng.choice(width, k, replace=False))
     limit_idx = drop_idx if n_limit == width else np.sort(w2_rng.choice(n_limit, k,
                                                                         replace=False))
     out = dict(times=times, width=width, master_lr=master_lr, keep_prob=keep_prob,
-               limit_particles=n_limit, horizon=horizon, activation=activation,
-               dropout_steps=cont_steps,
+               limit_particles=n_limit, horizon=plan.horizon, activation=activation,
+               seed=seed_record(seed), dropout_steps=cont_steps,
                dropout_loss=np.array([loss(predictor(cloud("dropout", s))) for s in cont_steps]))
     for name, constants in requests.items():
         steps = steps_for[name]
         # the limit at the exact time of the dropout step it is compared with
         result = simulate_limit(name, inputs, targets, times=steps * step_length[name],
                                 initial=X0_limit, seed=limit_seqs[LIMITS.index(name)],
-                                activation=activation, dt=dt, progress=progress, **constants)
+                                activation=activation, dt=plan.dt, progress=progress,
+                                **constants)
         entry = dict(constants, times=result.times, steps=steps,
-                     predictor=np.empty(n_times), w2=np.empty(n_times),
+                     predictor=np.empty(plan.n_times), w2=np.empty(plan.n_times),
                      limit_loss=np.array([loss(f) for f in result.predictor]))
         for t, step in enumerate(steps):
             X = cloud("dropout", step)
             entry["predictor"][t] = predictor_distance(predictor(X), result.predictor[t])
             entry["w2"][t] = wasserstein2(X[drop_idx], result.snapshots[t][limit_idx])
         out[name] = entry
-    if coupled:
+    if plan.coupled:
         out["coupled_rms"] = {v: np.array([coupled_rms(cloud("dropout", s), cloud(v, s))
                                            for s in cont_steps]) for v in engine_coupled}
-    if "jump-bernoulli" in coupled:
+    if "jump-bernoulli" in plan.coupled:
         c, steps = requests["jump-bernoulli"], steps_for["jump-bernoulli"]
         # same seed, hence the same uniforms U: the masks are U < q instead of U < q_n
         jump = simulate(inputs, targets, master_lr=c["tau"], steps=int(steps[-1]),
@@ -268,35 +277,56 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
     return out
 
 
-def flatten(result, prefix=""):
-    """One-level ``{"a/b": value}`` view of a nested result dict (for ``numpy.savez``)."""
-    flat = {}
-    for key, value in result.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}/"))
-        else:
-            flat[f"{prefix}{key}"] = np.asarray(value)
-    return flat
+@results.register
+@dataclasses.dataclass(eq=False)
+class ConvergenceStudy:
+    """Distances from dropout to its limits over widths and repeats (:func:`convergence_study`).
+
+    Attributes
+    ----------
+    label : str
+        Title of the study (plots).
+    widths : ndarray of int, shape (W,)
+    times : ndarray, shape (T,)
+        Grid times in [0, T].
+    master_lr, keep_prob : ndarray, shape (W,)
+        τ_n and q_n at each width.
+    limits : dict
+        limit → its constants {alpha, beta, tau}.
+    distances : dict
+        {series: {metric: (R, W, T) array}}: series are the limit names (metrics ``predictor``
+        and ``w2``) and ``coupled_rms/<variant>`` (metric ``coupled_rms``).
+    settings : dict
+        ``repeats``, ``horizon``, ``seed``, ``activation``, ``n_times``,
+        ``limit_particles_factor``.
+    """
+
+    label: str
+    widths: np.ndarray
+    times: np.ndarray
+    master_lr: np.ndarray
+    keep_prob: np.ndarray
+    limits: dict
+    distances: dict
+    settings: dict
+
+    @functools.cached_property
+    def fits(self):
+        """{series: {metric: :func:`~meanfield_dropout.stats.fit_slopes` of sup over t > 0}}."""
+        return {key: {metric: fit_slopes(self.widths, np.max(arr[:, :, 1:], axis=2))
+                      for metric, arr in metrics.items()}
+                for key, metrics in self.distances.items()}
 
 
-# ---------------------------------------------------------------------------------------------
-# Studies over widths
-# ---------------------------------------------------------------------------------------------
-
-def _summary(series):
-    """Distance summary of one run: sup over the grid times t > 0."""
-    return float(np.max(series[1:]))
-
-
-def convergence_study(tau, keep, widths, *, limits, repeats=3, horizon=2.0, seed=0,
-                      alpha=None, beta=None, limit_tau=None, data=None, activation="tanh",
+def convergence_study(master_lr, keep_prob, widths, *, limits, repeats=3, horizon=2.0, seed=0,
+                      alpha=None, beta=None, tau=None, data=None, activation="tanh",
                       n_times=5, limit_particles_factor=1, label="", progress=True,
                       **options):
     """Distances from dropout to each limit as functions of the width, with log–log slopes.
 
     Parameters
     ----------
-    tau, keep : callable
+    master_lr, keep_prob : callable
         n ↦ τ_n and n ↦ q_n (e.g. ``Scaling.tau`` and ``Scaling.keep`` from
         :mod:`phase_diagram.scalings`).
     widths : sequence of int
@@ -309,8 +339,8 @@ def convergence_study(tau, keep, widths, *, limits, repeats=3, horizon=2.0, seed
         T, in time units t = k τ_n.
     seed : int
         Root seed; repeat r at width n uses ``SeedSequence(seed, spawn_key=(r, n))``.
-    alpha, beta, limit_tau : float, optional
-        The limit constants (α, β, τ = lim τ_n).
+    alpha, beta, tau : float, optional
+        The limit constants (α, β, τ = lim τ_n), as in :func:`measure_distances`.
     data, activation, n_times
         As in :func:`measure_distances`.
     limit_particles_factor : int
@@ -324,163 +354,41 @@ def convergence_study(tau, keep, widths, *, limits, repeats=3, horizon=2.0, seed
 
     Returns
     -------
-    dict
-        ``widths`` (W,), ``times`` (T,), ``label``, ``tau`` and ``keep`` per width, and
-        ``distances``: {series: {metric: (R, W, T) array}} with series the limit names (metrics
-        ``predictor``, ``w2``) and ``coupled_rms/<variant>`` (metric ``coupled_rms``);
-        ``fits``: {series: {metric: :func:`fit_slopes` of the sup over t > 0}}.
+    ConvergenceStudy
     """
-    if not (callable(tau) and callable(keep)):
-        raise ValueError("tau and keep must be callables n -> value")
+    if not (callable(master_lr) and callable(keep_prob)):
+        raise ValueError("master_lr and keep_prob must be callables n -> value")
     widths = sorted({check_int(n, "widths entry", low=1) for n in widths})
     if len(widths) < 2:
         raise ValueError("widths must hold at least two distinct widths")
     repeats = check_int(repeats, "repeats", low=1)
     seed = check_int(seed, "seed", low=0)
     factor = check_int(limit_particles_factor, "limit_particles_factor", low=1)
-    requests = _limit_requests(limits, alpha, beta, limit_tau)
-    per_width = [(n, check_positive(tau(n), f"tau(n={n})"),
-                  check_keep_prob(keep(n), f"keep(n={n})")) for n in widths]
+    plan = _plan(limits, alpha, beta, tau, horizon, n_times, data, activation, options)
+    per_width = [(n, check_positive(master_lr(n), f"master_lr(n={n})"),
+                  check_keep_prob(keep_prob(n), f"keep_prob(n={n})")) for n in widths]
     series = {}
     times = None
     bar = tqdm(total=repeats * len(widths), disable=not progress, desc=label or "converge",
                unit="cell")
     for w, (n, tau_n, keep_n) in enumerate(per_width):
         for r in range(repeats):
-            cell = measure_distances(
-                n, tau_n, keep_n, requests,
-                alpha=None, beta=None, tau=None, horizon=horizon,
-                seed=np.random.SeedSequence(seed, spawn_key=(r, n)), data=data,
-                activation=activation, n_times=n_times, limit_particles=factor * n, **options)
+            cell = _measure(plan, n, tau_n, keep_n, factor * n,
+                            np.random.SeedSequence(seed, spawn_key=(r, n)))
             times = cell["times"]
-            rows = {name: {m: cell[name][m] for m in METRICS} for name in requests}
+            rows = {name: {m: cell[name][m] for m in METRICS} for name in plan.limits}
             for variant, values in cell.get("coupled_rms", {}).items():
                 rows[f"coupled_rms/{variant}"] = {"coupled_rms": values}
             for key, metrics in rows.items():
                 for metric, values in metrics.items():
                     series.setdefault(key, {}).setdefault(
-                        metric, np.empty((repeats, len(widths), n_times)))[r, w] = values
+                        metric, np.empty((repeats, len(widths), plan.n_times)))[r, w] = values
             bar.update()
     bar.close()
-    fits = {key: {metric: fit_slopes(widths, np.max(arr[:, :, 1:], axis=2))
-                  for metric, arr in metrics.items()} for key, metrics in series.items()}
-    return dict(label=label, widths=np.array(widths), times=times,
-                tau=np.array([p[1] for p in per_width]), keep=np.array([p[2] for p in per_width]),
-                limits=requests, distances=series, fits=fits)
-
-
-def plot_convergence(studies, path, *, metric="predictor"):
-    """Log–log panels (one per study) of the distance from dropout to each limit vs n.
-
-    Each curve is the mean over repeats of sup_{0<t≤T} distance, with a band of ± one
-    standard deviation over repeats; the legend gives the fitted slope and its 95% interval.
-    With ``metric="predictor"`` the coupled RMS series (parameter units) are drawn dashed on
-    the same axes.
-
-    Parameters
-    ----------
-    studies : dict or sequence of dict
-        Results of :func:`convergence_study`.
-    path : str or path-like
-        PNG file to write.
-    metric : {"predictor", "w2"}
-        Distance to the limits.
-    """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    check_choice(metric, "metric", METRICS)
-    if isinstance(studies, dict):
-        studies = [studies]
-    cols = min(3, len(studies))
-    rows = math.ceil(len(studies) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.0 * cols, 4.2 * rows), squeeze=False)
-    for ax in axes.flat[len(studies):]:
-        ax.set_visible(False)
-    for ax, study in zip(axes.flat, studies):
-        widths = study["widths"]
-        for key, metrics in study["distances"].items():
-            name = "coupled_rms" if key.startswith("coupled_rms/") else metric
-            if name == "coupled_rms" and metric != "predictor":
-                continue
-            summary = np.max(metrics[name][:, :, 1:], axis=2)
-            fit = study["fits"][key][name]
-            mean, sd = summary.mean(axis=0), summary.std(axis=0)
-            lo, hi = fit["slope_ci"]
-            shown = f"coupled RMS to {key.split('/')[1]}" if name == "coupled_rms" else key
-            text = (f"{shown}: slope {fit['slope']:.2f}"
-                    + ("" if math.isnan(lo) else f" [{lo:.2f}, {hi:.2f}]"))
-            style = "--" if name == "coupled_rms" else "-"
-            line, = ax.loglog(widths, mean, style, marker="o", label=text)
-            ax.fill_between(widths, np.maximum(mean - sd, mean * 0.05), mean + sd,
-                            color=line.get_color(), alpha=0.2)
-        ax.set_title(study["label"] or "dropout vs limits", fontsize=9)
-        ax.set_xlabel("width n")
-        ax.set_ylabel({"predictor": "sup_t predictor RMS error (target units)\n"
-                                    "dashed: coupled RMS (parameter units)",
-                       "w2": "sup_t W2 between clouds (parameter units)"}[metric], fontsize=9)
-        ax.legend(fontsize=7)
-        ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-
-
-def scaling_limit(tau_expr, keep_expr):
-    """Parse a scaling and classify it with :mod:`phase_diagram`.
-
-    Parameters
-    ----------
-    tau_expr, keep_expr : str
-        τ_n and q_n as expressions in ``n`` (``phase_diagram.scalings.parse_scaling``).
-
-    Returns
-    -------
-    scaling : phase_diagram.scalings.Scaling
-    phase : str
-        The phase, one of :data:`~meanfield_dropout.limits.LIMITS`, ``degenerate`` or
-        ``undetermined``.
-    constants : dict or None
-        ``alpha``, ``beta``, ``tau`` of the predicted limit (None without one).
-    """
-    from phase_diagram.regimes import classify
-    from phase_diagram.scalings import parse_scaling
-
-    scaling = parse_scaling(tau_expr, keep_expr)
-    regime = classify(scaling)
-    if regime.phase not in LIMITS:
-        return scaling, regime.phase, None
-    config = regime.limit_config()
-    return scaling, regime.phase, {k: config[k] for k in ("alpha", "beta", "tau")}
-
-
-def phase_study(phase, widths, *, repeats=3, seed=0, progress=True, **options):
-    """:func:`convergence_study` of the scaling :data:`PHASE_STUDIES` lists for ``phase``.
-
-    Dropout is compared with the predicted limit (constants from the scaling) and with the
-    wrong limits of the table.
-
-    Parameters
-    ----------
-    phase : str
-        One of :data:`~meanfield_dropout.limits.LIMITS`.
-    widths : sequence of int
-    repeats, seed, progress
-        As in :func:`convergence_study`.
-    **options
-        Passed to :func:`convergence_study`.
-    """
-    check_choice(phase, "phase", PHASE_STUDIES)
-    spec = PHASE_STUDIES[phase]
-    scaling, found, constants = scaling_limit(spec["tau"], spec["keep"])
-    if found != phase:
-        raise ValueError(f"PHASE_STUDIES[{phase!r}] classifies as {found!r}")
-    limits = {phase: dict(constants)}
-    for name, overrides in spec["wrong"].items():
-        limits[name] = dict(constants, **overrides)
-    options.setdefault("coupled", spec.get("coupled", ()))
-    options.setdefault("horizon", spec["horizon"])
-    return convergence_study(scaling.tau, scaling.keep, widths, limits=limits,
-                             repeats=repeats, seed=seed, progress=progress,
-                             label=f"{phase}: τ={spec['tau']}, q={spec['keep']}", **options)
+    return ConvergenceStudy(
+        label=label, widths=np.array(widths), times=times,
+        master_lr=np.array([p[1] for p in per_width]),
+        keep_prob=np.array([p[2] for p in per_width]), limits=plan.limits,
+        distances=series,
+        settings=dict(repeats=repeats, horizon=plan.horizon, seed=seed, activation=activation,
+                      n_times=plan.n_times, limit_particles_factor=factor))

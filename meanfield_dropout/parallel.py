@@ -38,7 +38,7 @@ def check_workers(workers):
     return available_cores() if workers is None else check_int(workers, "workers", low=1)
 
 
-def run_unordered(function, tasks, workers):
+def run_unordered(function, tasks, workers, *, always_spawn=False):
     """Yield ``(index, function(*tasks[index]))`` as the tasks finish.
 
     Parameters
@@ -48,7 +48,11 @@ def run_unordered(function, tasks, workers):
     tasks : sequence of tuple
         Positional arguments of each call; they must pickle.
     workers : int
-        Worker processes. With 1, or a single task, the calls run in this process, in order.
+        Worker processes. With 1, or a single task, the calls run in this process, in order,
+        unless ``always_spawn``.
+    always_spawn : bool
+        Run every task in a worker process, so that a task which crashes its process (e.g.
+        is killed) ends the pool with ``BrokenProcessPool`` here instead of this process.
 
     Yields
     ------
@@ -62,9 +66,11 @@ def run_unordered(function, tasks, workers):
     cancelled and the error is raised here.
     """
     tasks = list(tasks)
-    if workers == 1 or len(tasks) <= 1:
+    if not always_spawn and (workers == 1 or len(tasks) <= 1):
         for index, task in enumerate(tasks):
             yield index, function(*task)
+        return
+    if not tasks:
         return
     with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), initializer=init_worker,
                              mp_context=multiprocessing.get_context("spawn")) as pool:

@@ -1,22 +1,36 @@
-"""Command line: ``python -m phase_diagram {classify,scan,plot,theory} ...``.
+"""Command line: ``phase-diagram COMMAND ...`` (or ``python -m phase_diagram``).
 
 * ``classify --tau EXPR --keep EXPR [--width N]``: phase, limit constants and simplex point.
-* ``scan CONFIG --out DIR [--workers K] [--dask ADDRESS|local]``: run or resume a scan.
+* ``scan CONFIG --out DIR [--workers K] [--dask ADDRESS|local] [--allow-import]``: run or
+  resume a scan.
 * ``plot DIR -o FILE.png [--pdf]``: phase diagram with the scan overlaid, plus distance panels.
 * ``theory -o FILE.png [--pdf]``: the theoretical phase diagram alone.
+* ``converge``: distance from dropout along a scaling (or, ``--all-phases``, along one scaling
+  per phase) to the limit dynamics, as the width grows.
+* ``reproduce``: every figure of both papers (``meanfield_dropout``'s experiments included).
 
-Bad input (malformed expressions, bad configurations, usage errors) prints one line and exits
-with status 2; a failing cell or worker exits with status 1.
+Bad input (malformed expressions, bad configurations, usage errors) and failed runs print one
+line and exit with status 2.
 """
 import argparse
 import sys
 import time
 from pathlib import Path
 
-from meanfield_dropout.cli import Parser, dispatch
+from meanfield_dropout import results
+from meanfield_dropout._cli import (ListOf, SettingOption, add_reproduce_command, build_parser,
+                                    program, run_main)
+from meanfield_dropout.cli import REPRODUCE_OPTIONS
+from meanfield_dropout.convergence import COUPLED_VARIANTS, METRICS
+from meanfield_dropout.limits import LIMITS
+from meanfield_dropout.plots import convergence_figure, save_figure
 
+from .convergence import PHASE_STUDIES, phase_study, scaling_study
+from .experiments import EXPERIMENTS
+from .plots import distance_panels_figure, phase_diagram_figure, theory_figure
 from .regimes import classify
 from .scalings import parse_scaling
+from .scan import load_config, run_scan, summarize
 
 
 def _classify(args):
@@ -29,26 +43,23 @@ def _classify(args):
 
 
 def _scan(args):
-    from .scan import load_config, run_scan
-    config = load_config(args.config)
+    config = load_config(args.config, allow_import=args.allow_import)
     start = time.perf_counter()
     counts = run_scan(config, args.out, workers=args.workers, dask=args.dask,
-                      progress=not args.quiet)
+                      progress=not args.quiet, allow_import=args.allow_import)
     print(f"{counts['total']} cells: {counts['skipped']} already done, {counts['computed']} "
           f"computed in {time.perf_counter() - start:.1f} s -> {args.out}")
 
 
 def _plot(args):
-    from .plots import distance_panels_figure, phase_diagram_figure, save_figure
-    from .scan import summarize
-    config, results, missing = summarize(args.dir)
+    config, scalings, missing = summarize(args.dir)
     if missing:
         print(f"warning: {missing} cells of the scan are not finished", file=sys.stderr)
     out = Path(args.output)
-    paths = save_figure(phase_diagram_figure(results), out, pdf=args.pdf)
-    paths += save_figure(distance_panels_figure(results, config.statistic),
+    paths = save_figure(phase_diagram_figure(scalings), out, pdf=args.pdf)
+    paths += save_figure(distance_panels_figure(scalings, config.statistic),
                          out.with_name(out.stem + "_panels" + out.suffix), pdf=args.pdf)
-    decided = [r for r in results if r.decision is not None]
+    decided = [r for r in scalings if r.decision is not None]
     for r in decided:
         mark = "agree" if r.agrees else "DISAGREE"
         print(f"{r.spec.name:40s} theory={r.regime.phase:15s} detected={r.decision.phase:15s} "
@@ -58,9 +69,44 @@ def _plot(args):
 
 
 def _theory(args):
-    from .plots import save_figure, theory_figure
     paths = save_figure(theory_figure(), args.output, pdf=args.pdf)
     print(f"wrote {', '.join(map(str, paths))}")
+
+
+def _converge(args):
+    common = dict(repeats=args.repeats, seed=args.seed, n_times=args.n_times,
+                  progress=not args.no_progress)
+    if args.coupled:
+        common["coupled"] = tuple(args.coupled)
+    if args.horizon is not None:
+        common["horizon"] = args.horizon
+    limits = [name for names in args.limit or () for name in names]
+    if args.all_phases:
+        if args.tau or args.keep or limits:
+            raise ValueError("--all-phases takes no --tau, --keep or --limit")
+        studies = [phase_study(phase, args.widths, **common) for phase in PHASE_STUDIES]
+    else:
+        if not (args.tau and args.keep):
+            raise ValueError("give --tau and --keep (or --all-phases)")
+        study, phase = scaling_study(args.tau, args.keep, args.widths, limits=limits,
+                                     force=args.force, alpha=args.alpha, beta=args.beta,
+                                     tau=args.limit_tau, **common)
+        forced = [name for name in limits if name != phase]
+        if forced:
+            print(f"warning: scaling is {phase!r}; comparing with {', '.join(forced)} as "
+                  "requested (--force)", file=sys.stderr)
+        studies = [study]
+    save_figure(convergence_figure(studies, metric=args.metric), args.out)
+    if args.data_out:
+        results.save(studies, args.data_out)
+    for study in studies:
+        print(study.label)
+        for key, fits in study.fits.items():
+            for metric, fit in fits.items():
+                lo, hi = fit["slope_ci"]
+                print(f"  {key:24s} {metric:12s} slope {fit['slope']:+.3f}  "
+                      f"95% CI [{lo:+.3f}, {hi:+.3f}]")
+    print(f"figure written to {args.out}")
 
 
 def _positive_int(text):
@@ -73,11 +119,45 @@ def _positive_int(text):
     return value
 
 
-def build_parser():
-    """The parser with the four sub-commands."""
-    parser = Parser(prog="python -m phase_diagram", description=__doc__.splitlines()[0])
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+def _add_converge(sub):
+    p = sub.add_parser(
+        "converge", help="distance from dropout to the limit dynamics as the width grows",
+        description="Measured convergence of dropout to its limit dynamics. A --limit that "
+                    "is not the scaling's predicted limit is refused unless --force is given.")
+    p.add_argument("--tau", help="master learning rate tau_n as an expression in n")
+    p.add_argument("--keep", help="keep probability q_n as an expression in n")
+    p.add_argument("--all-phases", action="store_true",
+                   help="run the built-in scaling of each of the five phases")
+    p.add_argument("--widths", type=ListOf(int), default="100,200,400,800,1600",
+                   help="comma-separated widths (default %(default)s)")
+    p.add_argument("--limit", type=ListOf(str, LIMITS), action="append", default=None,
+                   help=f"limit to compare with (repeatable or comma-separated; one of "
+                        f"{', '.join(LIMITS)}); default: the predicted limit")
+    p.add_argument("--alpha", type=float, help="override alpha = lim tau_n/q_n")
+    p.add_argument("--beta", type=float, help="override beta = lim (1-q_n)/(n q_n)")
+    p.add_argument("--limit-tau", type=float, help="override tau = lim tau_n (jump-bernoulli)")
+    p.add_argument("--force", action="store_true",
+                   help="allow limits other than the scaling's predicted one")
+    p.add_argument("--repeats", type=int, default=3, help="seeds per width (default 3)")
+    p.add_argument("--horizon", type=float, default=None,
+                   help="time horizon T (default 2; per phase with --all-phases)")
+    p.add_argument("--n-times", type=int, default=5, help="grid times in [0, T] (default 5)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--coupled", type=ListOf(str, COUPLED_VARIANTS), default=(),
+                   help="comma-separated coupled systems (ram, gd, jump-bernoulli) for the "
+                        "coupled RMS")
+    p.add_argument("--metric", choices=METRICS, default="predictor",
+                   help="distance plotted (default predictor)")
+    p.add_argument("--out", required=True, help="PNG file for the figure")
+    p.add_argument("--data-out", help="optional .npz file for the studies (results codec)")
+    p.add_argument("--no-progress", action="store_true", help="hide tqdm bars")
+    p.set_defaults(run=_converge)
 
+
+def parser():
+    """The parser of every sub-command."""
+    top, sub = build_parser(program("phase_diagram", "phase-diagram"),
+                            "Phase-diagram explorer for dropout in the mean-field regime.")
     p = sub.add_parser("classify", help="phase of a scaling tau_n, q_n")
     p.add_argument("--tau", required=True, help='master learning rate, e.g. "0.5*n**-1.5"')
     p.add_argument("--keep", required=True, help='keep probability, e.g. "1/n"')
@@ -90,6 +170,8 @@ def build_parser():
     p.add_argument("--workers", type=_positive_int, help="worker processes (default: all cores)")
     p.add_argument("--dask", metavar="ADDRESS",
                    help='run on dask.distributed: a scheduler address, or "local"')
+    p.add_argument("--allow-import", action="store_true",
+                   help='allow a cell_function given as "module:function" (imports it)')
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_scan)
 
@@ -103,9 +185,16 @@ def build_parser():
     p.add_argument("-o", "--output", required=True, help="PNG path")
     p.add_argument("--pdf", action="store_true", help="also write a PDF")
     p.set_defaults(run=_theory)
-    return parser
+
+    _add_converge(sub)
+    add_reproduce_command(sub, EXPERIMENTS, REPRODUCE_OPTIONS + (
+        SettingOption("--scan-dir", "phase_diagram", "scan_dir", "DIR",
+                      "scan directory (default: scan_runs/phase[_quick])"),
+        SettingOption("--scan-config", "phase_diagram", "config", "TOML",
+                      "scan configuration (default: examples/phase_scan.toml)")))
+    return top
 
 
 def main(argv=None):
     """Parse ``argv`` and run the chosen sub-command; returns the exit status."""
-    return dispatch(build_parser().parse_args(argv))
+    return run_main(parser(), argv)

@@ -1,24 +1,28 @@
-"""Figures: the barycentric phase diagram (Figure 1 of the paper) and distance-vs-width panels.
+"""Every figure of ``phase_diagram``: the barycentric phase diagram (Chizat, Marion & Yesbay,
+2025, Figure 1), distance-vs-width panels of a scan, and the five-phase convergence figure.
 
 The simplex point u = (u_n, u_τ, u_q) = (log n, −log τ_n, −log q_n)/S_n is drawn at
 u_n·e_n + u_τ·e_τ + u_q·e_q with corners e_n (bottom left), e_τ (bottom right) and e_q (top).
-Figures use matplotlib's object API (no pyplot state), rendered by the Agg canvas.
-Regions (notes §3.3): grey WGF triangle u_q < min(u_n, u_τ); green penalized-WGF segment
+Functions return a ``matplotlib.figure.Figure`` (no pyplot state); save them with
+:func:`meanfield_dropout.plots.save_figure`.
+Regions (Chizat, Marion & Yesbay, 2025, Figure 1): grey WGF triangle u_q < min(u_n, u_τ); green penalized-WGF segment
 u_n = u_q < u_τ; blue continuous-jump segment u_τ = u_q < u_n; red critical point (⅓, ⅓, ⅓);
 orange discrete-jump vertex (1, 0, 0); red degenerate area u_q > min(u_n, u_τ).
 """
 import math
-from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Polygon
 
+from meanfield_dropout.plots import convergence_figure
+
 from .regimes import DEGENERATE, PHASES
 
 __all__ = ["PHASE_COLORS", "to_cartesian", "draw_theory", "theory_figure",
-           "phase_diagram_figure", "distance_panels_figure", "save_figure"]
+           "phase_diagram_figure", "distance_panels_figure", "phase_diagram_figures",
+           "convergence_figures"]
 
 #: Corners of the simplex in the plane: e_n, e_τ, e_q.
 CORNERS = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, math.sqrt(3) / 2]])
@@ -103,7 +107,7 @@ def _theory_handles():
 
 def theory_figure():
     """A figure with the theoretical phase diagram alone."""
-    fig = Figure(figsize=(7.0, 6.6))
+    fig = Figure(figsize=(7.0, 6.6), dpi=150)
     ax = fig.add_subplot()
     draw_theory(ax)
     ax.set_title("Phase diagram of dropout (mean-field scaling):\n"
@@ -138,14 +142,14 @@ def phase_diagram_figure(results):
 
     Parameters
     ----------
-    results : list of :class:`~phase_diagram.scan.ScalingResult`
+    results : list of :class:`~phase_diagram.scan.summary.ScalingResult`
         Scalings without a simplex limit or without a decision are skipped.
 
     Each scaling is a diamond at its simplex limit (coincident points are fanned out around
     it), coloured by the detected phase and numbered as in the distance panels; a black ring
     marks disagreement with theory.
     """
-    fig = Figure(figsize=(9.5, 6.8))
+    fig = Figure(figsize=(9.5, 6.8), dpi=150)
     ax = fig.add_subplot()
     draw_theory(ax, legend=False)
     numbered = [(i + 1, r) for i, r in enumerate(results)
@@ -190,7 +194,7 @@ def distance_panels_figure(results, statistic="max"):
         raise ValueError("no scaling has finished cells at two or more widths")
     ncols = min(4, len(numbered))
     nrows = math.ceil(len(numbered) / ncols)
-    fig = Figure(figsize=(4.0 * ncols, 3.3 * nrows))
+    fig = Figure(figsize=(4.0 * ncols, 3.3 * nrows), dpi=150)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, (number, r) in zip(axes.flat, numbered):
         widths = np.asarray(r.widths, dtype=float)
@@ -221,13 +225,17 @@ def distance_panels_figure(results, statistic="max"):
     return fig
 
 
-def save_figure(fig, path, pdf=False):
-    """Save ``fig`` as PNG at ``path`` (and as PDF next to it if ``pdf``); returns the paths."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150, bbox_inches="tight")
-    paths = [path]
-    if pdf:
-        paths.append(path.with_suffix(".pdf"))
-        fig.savefig(paths[-1], bbox_inches="tight")
-    return paths
+def phase_diagram_figures(result):
+    """The figures of the ``phase_diagram`` experiment (a ``PhaseDiagramResult``):
+    ``phase_diagram_theory``, ``phase_diagram`` (scan overlay) and ``phase_diagram_panels``
+    (distance against width per scaling) → Figure."""
+    return {"phase_diagram_theory": theory_figure(),
+            "phase_diagram": phase_diagram_figure(result.scalings),
+            "phase_diagram_panels": distance_panels_figure(result.scalings,
+                                                           result.config.statistic)}
+
+
+def convergence_figures(result):
+    """The figure of the ``convergence`` experiment (a ``ConvergencePhasesResult``):
+    ``convergence_phases`` → Figure."""
+    return {"convergence_phases": convergence_figure(result.studies)}

@@ -13,7 +13,7 @@ from meanfield_dropout import engine
 from meanfield_dropout.engine import _MASKS, VARIANTS, _run_chunk
 from meanfield_dropout.network import LOSSES, blas_single_thread
 
-import reference
+from . import reference
 
 ACTIVATIONS = ("relu", "tanh", "softplus", "sigmoid")
 CODES = {"relu": 0, "tanh": 1, "softplus": 2, "sigmoid": 3}

@@ -166,6 +166,18 @@ def test_bad_constants_name_the_argument(limit, kwargs, name):
                        **kwargs)
 
 
+@pytest.mark.parametrize("limit", LIMITS)
+def test_each_limit_takes_the_constants_of_the_table(limit):
+    from meanfield_dropout.limits import LIMIT_CONSTANTS
+
+    values = dict(alpha=2.0, beta=3.0, tau=1.5)
+    constants = limit_constants(limit, **values)
+    assert {k for k, v in constants.items() if v} == set(LIMIT_CONSTANTS[limit])
+    for name in LIMIT_CONSTANTS[limit]:
+        with pytest.raises(ValueError, match=f"needs {name}"):
+            limit_constants(limit, **dict(values, **{name: None}))
+
+
 def test_bad_limit_times_and_particles():
     with pytest.raises(ValueError, match="limit"):
         limit_constants("jump")

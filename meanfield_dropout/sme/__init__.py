@@ -4,9 +4,10 @@ Modules: :mod:`.model` (network, dropout gradient, modified loss L_S), :mod:`.co
 (exact Sigma, its factor, matrix-free Gaussian sampler, empirical covariance), :mod:`.hessian`
 (exact Hessian of L_S, Hessian-vector products), :mod:`.equations` (dropout, SMEs of order
 1 and 2, GD on L_S), :mod:`.weak_order` (weak-error study), :mod:`.alignment`
-(Hessian-variance alignment) and :mod:`.cli` (command-line sub-commands).
+(Hessian-variance alignment). The paper's experiments are in
+:mod:`meanfield_dropout.experiments.sme`, their figures in :mod:`meanfield_dropout.plots`.
 """
-from .alignment import alignment, alignment_along_training, plot_alignment, random_baseline
+from .alignment import AlignmentRun, alignment, alignment_along_training, random_baseline
 from .covariance import (MAX_DENSE_PARAMS, dropout_gradients, empirical_covariance,
                          noise_covariance, noise_factor, noise_from_normals, sample_noise)
 from .equations import (DivergenceError, Trajectories, simulate_dropout, simulate_modified_gd,
@@ -14,14 +15,14 @@ from .equations import (DivergenceError, Trajectories, simulate_dropout, simulat
 from .hessian import hessian_vector_product, modified_loss_hessian
 from .model import (OUTPUT_SCALES, DropoutProblem, dropout_gradient, empirical_loss,
                     init_params, make_problem, modified_loss, modified_loss_gradient, predict)
-from .weak_order import plot_weak_order, weak_error_study
+from .weak_order import WeakOrderResult, weak_error_study
 
 __all__ = [
-    "alignment", "alignment_along_training", "plot_alignment", "random_baseline",
+    "alignment", "alignment_along_training", "AlignmentRun", "random_baseline",
     "MAX_DENSE_PARAMS", "dropout_gradients", "empirical_covariance", "noise_covariance",
     "noise_factor", "noise_from_normals", "sample_noise", "DivergenceError", "Trajectories",
     "simulate_dropout", "simulate_modified_gd", "simulate_sme", "hessian_vector_product",
     "modified_loss_hessian", "OUTPUT_SCALES", "DropoutProblem", "dropout_gradient",
     "empirical_loss", "init_params", "make_problem", "modified_loss", "modified_loss_gradient",
-    "predict", "plot_weak_order", "weak_error_study",
+    "predict", "WeakOrderResult", "weak_error_study",
 ]

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from .._validate import check_array, check_int
+from .. import results
+from .._validate import check_array, check_int, seed_sequence
 from .covariance import check_dense_size, empirical_covariance, noise_covariance
 from .equations import simulate_dropout
 from .hessian import modified_loss_hessian
@@ -52,7 +53,7 @@ def random_baseline(hessian, covariance, n_samples=100, seed=0, rel_tol=1e-12):
     if hessian.shape[0] != hessian.shape[1]:
         raise ValueError(f"hessian must be square, got shape {hessian.shape}")
     n_samples = check_int(n_samples, "n_samples", low=1)
-    rng = np.random.default_rng(np.random.SeedSequence(check_int(seed, "seed", low=0)))
+    rng = np.random.default_rng(seed_sequence(seed))
     spectra = []
     for mat in (hessian, covariance):
         lam = np.linalg.eigvalsh(0.5 * (mat + mat.T))
@@ -73,7 +74,8 @@ def random_baseline(hessian, covariance, n_samples=100, seed=0, rel_tol=1e-12):
     return out
 
 
-@dataclass
+@results.register
+@dataclass(eq=False)
 class AlignmentRun:
     """Output of :func:`alignment_along_training`.
 
@@ -129,7 +131,7 @@ def alignment_along_training(problem, params0, lr, n_steps, eval_every, n_masks=
     check_dense_size(problem)
     eval_every = check_int(eval_every, "eval_every", low=1)
     n_masks = check_int(n_masks, "n_masks", low=2)
-    seeds = np.random.SeedSequence(check_int(seed, "seed", low=0)).generate_state(3)
+    seeds = seed_sequence(seed).generate_state(3)
     run = simulate_dropout(problem, params0, lr, n_steps, seed=int(seeds[0]),
                            record_every=eval_every, record_params=True, progress=progress)
     checkpoints = run.params[0]
@@ -144,30 +146,3 @@ def alignment_along_training(problem, params0, lr, n_steps, eval_every, n_masks=
                                                          seed=int(seeds[1]) + j))
     baseline = random_baseline(H, sigma, n_baseline, seed=int(seeds[2]))
     return AlignmentRun(run.times, exact, empirical, run.loss[0], baseline, n_masks)
-
-
-def plot_alignment(result, path, title=""):
-    """Plot alpha over training (exact and empirical Sigma, random baseline) and the loss."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 4.2), layout="constrained")
-    ax, ax_loss = fig.subplots(1, 2)
-    ax.plot(result.times, result.alpha_exact, "o-", label="α, exact Σ")
-    ax.plot(result.times, result.alpha_empirical, "s--",
-            label=f"α, empirical Σ ({result.n_masks} masks)")
-    ax.axhline(result.baseline.mean(), color="k", ls=":",
-               label=f"random-eigenvector baseline ({result.baseline.mean():.1e})")
-    ax.set_ylim(min(0.0, result.baseline.min()), 1.0)
-    ax.set_xlabel("time t = N η")
-    ax.set_ylabel(r"$\alpha = \mathrm{Tr}(H\Sigma)/(\|H\|_F\|\Sigma\|_F)$")
-    ax.axhline(0.85, color="grey", ls="--", lw=1, label="paper's level, 784-50-50-10 MNIST")
-    ax.set_title("Hessian–variance alignment")
-    ax.legend(fontsize=8, loc="lower right")
-    ax_loss.semilogy(result.times, result.loss)
-    ax_loss.set_xlabel("time t = N η")
-    ax_loss.set_ylabel("training loss $R_S$")
-    ax_loss.set_title("dropout training loss")
-    if title:
-        fig.suptitle(title)
-    fig.savefig(path, dpi=120)
-    return path

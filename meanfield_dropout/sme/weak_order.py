@@ -18,7 +18,8 @@ the Monte Carlo floor below the errors being measured:
   fluctuations and leaves O(eta) ones (E y = 0 because coefficients are deterministic);
 * Richardson extrapolation of the Euler-Maruyama step (on by default): a coarse SME run with step 2h
   driven by the summed Gaussians gives 2 E Theta^h - E Theta^{2h}, whose step bias is O(h^2)
-  (``shared/theory/sme.md`` section 3.1: the EM step must be much finer than eta).
+  (the EM step must be much finer than eta to resolve the orders of Zhang, Li, Luo & Xu
+  (2024), Thm 1).
 """
 from dataclasses import dataclass
 
@@ -26,7 +27,8 @@ import numpy as np
 from scipy.special import ndtri
 from tqdm.auto import tqdm
 
-from .._validate import check_array, check_int, check_positive
+from .. import results
+from .._validate import check_array, check_int, check_positive, seed_sequence
 from ..stats import loglog_fit
 from .covariance import _factor, _noise_parts, check_dense_size, draw_standard_normals
 from .equations import (DIVERGENCE_BOUND, DivergenceError, _dropout_steps, _first_bad,
@@ -35,7 +37,8 @@ from .hessian import _dense_hessian
 from .model import _modified_grad
 
 
-@dataclass
+@results.register
+@dataclass(eq=False)
 class WeakOrderResult:
     """Output of :func:`weak_error_study`.
 
@@ -190,8 +193,7 @@ def weak_error_study(problem, params0, lrs, keep_probs, time=1.0, sde_step=None,
             raise ValueError(f"with extrapolate=True, lr / sde_step must be even, got "
                              f"{lr} / {sde_step} = {substeps}")
         plan.append((float(lr), n_steps, substeps))
-    streams = np.random.SeedSequence(check_int(seed, "seed", low=0)).spawn(
-        len(keep_probs) * len(lrs))
+    streams = seed_sequence(seed).spawn(len(keep_probs) * len(lrs))
     errors = np.empty((2, len(keep_probs), len(lrs)))
     floors = np.empty_like(errors)
     bar = tqdm(total=len(keep_probs) * len(lrs), desc="weak order", disable=not progress)
@@ -215,31 +217,3 @@ def weak_error_study(problem, params0, lrs, keep_probs, time=1.0, sde_step=None,
             slopes[o, a], slope_errors[o, a], _ = loglog_fit(lrs, errors[o, a])
     return WeakOrderResult(lrs, keep_probs, errors, floors, slopes, slope_errors, time,
                            float(sde_step), n_runs)
-
-
-def plot_weak_order(result, path):
-    """Log-log plot of the weak errors (one panel per SME order) with fitted slopes, as PNG."""
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import NullFormatter
-
-    fig = Figure(figsize=(10, 4.2), layout="constrained")
-    axes = fig.subplots(1, 2)
-    colors = [f"C{i}" for i in range(len(result.keep_probs))]
-    for o, ax in enumerate(axes):
-        for a, p in enumerate(result.keep_probs):
-            err = result.errors[o, a]
-            ax.loglog(result.lrs, err, "o-", color=colors[a],
-                      label=f"p = {p:g}: slope {result.slopes[o, a]:.2f} "
-                            f"± {result.slope_errors[o, a]:.2f}")
-            ax.loglog(result.lrs, result.floors[o, a], ":", color=colors[a], lw=1)
-        ref = result.errors[o, :, -1].max() * (result.lrs / result.lrs[-1]) ** (o + 1)
-        ax.loglog(result.lrs, ref, "k--", lw=1, label=f"slope {o + 1} reference")
-        ax.set_xticks(result.lrs, [f"{v:g}" for v in result.lrs])
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("learning rate η")
-        ax.set_ylabel(r"$\|\mathbb{E}\Theta_T - \mathbb{E}\theta_T\|_2$")
-        ax.set_title(f"order-{o + 1} SME vs dropout (T = {result.time:g}, "
-                     f"h = {result.sde_step:.3g})")
-        ax.legend(fontsize=8, title="dotted: Monte Carlo floor", title_fontsize=8)
-    fig.savefig(path, dpi=120)
-    return path

@@ -15,9 +15,10 @@ import pytest
 from phase_diagram.scan import (build_cells, config_from_dict, decide_phase, load_config,
                                 run_scan, summarize)
 
-ROOT = Path(__file__).resolve().parents[1]
+POWER_CELL = "tests.phase_diagram.cells:power_cell"
+
+ROOT = Path(__file__).resolve().parents[2]
 SMALL = ROOT / "examples" / "phase_scan_small.toml"
-TESTS = str(Path(__file__).resolve().parent)
 
 
 def _distances(out_dir):
@@ -32,7 +33,7 @@ def _counts(marker_dir):
 
 @pytest.fixture
 def small_config():
-    return load_config(SMALL)
+    return load_config(SMALL, allow_import=True)
 
 
 @pytest.fixture
@@ -49,12 +50,14 @@ def test_cells_keys_and_seeds_depend_on_identity_not_order(small_config):
     assert len({c.key for c in cells}) == len(cells)
     assert len({c.seed for c in cells}) == len(cells)
     reordered = config_from_dict(dict(
-        seed=7, widths=[64, 16], repeats=2, cell_function="phase_cells:power_cell",
-        scaling=[dict(name=s.name, tau=s.tau, keep=s.keep) for s in small_config.scalings[::-1]]))
+        seed=7, widths=[64, 16], repeats=2, cell_function=POWER_CELL,
+        scaling=[dict(name=s.name, tau=s.tau, keep=s.keep) for s in small_config.scalings[::-1]]),
+        allow_import=True)
     assert {(c.key, c.seed) for c in build_cells(reordered)} == {(c.key, c.seed) for c in cells}
     other_root = config_from_dict(dict(
-        seed=8, widths=[16, 64], repeats=2, cell_function="phase_cells:power_cell",
-        scaling=[dict(name=s.name, tau=s.tau, keep=s.keep) for s in small_config.scalings]))
+        seed=8, widths=[16, 64], repeats=2, cell_function=POWER_CELL,
+        scaling=[dict(name=s.name, tau=s.tau, keep=s.keep) for s in small_config.scalings]),
+        allow_import=True)
     assert not {c.seed for c in build_cells(other_root)} & {c.seed for c in cells}
 
 
@@ -94,30 +97,30 @@ def test_scan_kill_and_resume_computes_each_cell_once(small_config, markers, tmp
     out = tmp_path / "scan"
     monkeypatch.setenv("PHASE_TEST_KILL_AT", "5")
     with pytest.raises(BrokenProcessPool):
-        run_scan(small_config, out, workers=1, progress=False)
+        run_scan(small_config, out, workers=1, progress=False, allow_import=True)
     assert len(_distances(out)) == 5            # the five cells before the kill are saved
     assert not list((out / "cells").glob(".*.tmp"))
-    counts = run_scan(small_config, out, workers=2, progress=False)
+    counts = run_scan(small_config, out, workers=2, progress=False, allow_import=True)
     assert counts == dict(total=12, skipped=5, computed=7)
     seeds = {c.seed for c in build_cells(small_config)}
     assert _counts(markers) == {str(s): 1 for s in seeds}
     # a third run has nothing left to do
-    assert run_scan(small_config, out, workers=2, progress=False)["computed"] == 0
+    assert run_scan(small_config, out, workers=2, progress=False, allow_import=True)["computed"] == 0
     assert _counts(markers) == {str(s): 1 for s in seeds}
     # identical to an uninterrupted scan
     monkeypatch.delenv("PHASE_TEST_KILL_AT")
     reference = tmp_path / "reference"
-    run_scan(small_config, reference, workers=1, progress=False)
+    run_scan(small_config, reference, workers=1, progress=False, allow_import=True)
     assert _distances(reference) == _distances(out)
 
 
 def test_cli_scan_killed_by_signal_resumes_without_recomputing(tmp_path):
     out, marks = tmp_path / "scan", tmp_path / "markers"
     marks.mkdir()
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([TESTS, str(ROOT)]),
+    env = dict(os.environ, PYTHONPATH=str(ROOT),
                PHASE_TEST_MARKERS=str(marks), PHASE_TEST_SLEEP="0.3")
     cmd = [sys.executable, "-m", "phase_diagram", "scan", str(SMALL), "--out", str(out),
-           "--workers", "2", "--quiet"]
+           "--workers", "2", "--quiet", "--allow-import"]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 60
@@ -131,7 +134,7 @@ def test_cli_scan_killed_by_signal_resumes_without_recomputing(tmp_path):
     result = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert f"{len(done_before)} already done" in result.stdout
-    cells = build_cells(load_config(SMALL))
+    cells = build_cells(load_config(SMALL, allow_import=True))
     assert set(_distances(out)) == {c.key for c in cells}
     counts = _counts(marks)
     for cell in cells:
@@ -139,7 +142,8 @@ def test_cli_scan_killed_by_signal_resumes_without_recomputing(tmp_path):
             assert counts[str(cell.seed)] == 1      # finished cells are never recomputed
     reference = tmp_path / "reference"
     env["PHASE_TEST_MARKERS"] = str(tmp_path)
-    subprocess.run([*cmd[:5], "--out", str(reference), "--workers", "1", "--quiet"],
+    subprocess.run([*cmd[:5], "--out", str(reference), "--workers", "1", "--quiet",
+                    "--allow-import"],
                    env=env, cwd=ROOT,
                    check=True, capture_output=True, timeout=120)
     assert _distances(reference) == _distances(out)
@@ -147,15 +151,15 @@ def test_cli_scan_killed_by_signal_resumes_without_recomputing(tmp_path):
 
 def test_pool_and_dask_local_cluster_give_identical_numbers(small_config, tmp_path):
     pytest.importorskip("dask.distributed")
-    run_scan(small_config, tmp_path / "pool", workers=2, progress=False)
-    run_scan(small_config, tmp_path / "dask", workers=2, dask="local", progress=False)
+    run_scan(small_config, tmp_path / "pool", workers=2, progress=False, allow_import=True)
+    run_scan(small_config, tmp_path / "dask", workers=2, dask="local", progress=False, allow_import=True)
     pool, dask = _distances(tmp_path / "pool"), _distances(tmp_path / "dask")
     assert len(pool) == 12 and pool == dask
 
 
 def test_dask_scheduler_address_runs_and_resumes(small_config, tmp_path):
     distributed = pytest.importorskip("dask.distributed")
-    run_scan(small_config, tmp_path / "pool", workers=1, progress=False)
+    run_scan(small_config, tmp_path / "pool", workers=1, progress=False, allow_import=True)
     # half of the cells come from an earlier run: the Dask run only computes the rest
     out = tmp_path / "dask"
     (out / "cells").mkdir(parents=True)
@@ -163,7 +167,7 @@ def test_dask_scheduler_address_runs_and_resumes(small_config, tmp_path):
         (out / "cells" / path.name).write_text(path.read_text())
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster:
-        counts = run_scan(small_config, out, dask=cluster.scheduler_address, progress=False)
+        counts = run_scan(small_config, out, dask=cluster.scheduler_address, progress=False, allow_import=True)
     assert counts == dict(total=12, skipped=6, computed=6)
     assert _distances(out) == _distances(tmp_path / "pool")
 
@@ -171,7 +175,7 @@ def test_dask_scheduler_address_runs_and_resumes(small_config, tmp_path):
 def test_missing_dask_gives_install_hint(small_config, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "dask.distributed", None)     # import fails
     with pytest.raises(RuntimeError, match=r"pip install -e \.\[distributed\]"):
-        run_scan(small_config, tmp_path, dask="local", progress=False)
+        run_scan(small_config, tmp_path, dask="local", progress=False, allow_import=True)
 
 
 def test_unreachable_dask_scheduler_is_a_clear_error(small_config, tmp_path, monkeypatch):
@@ -182,11 +186,11 @@ def test_unreachable_dask_scheduler_is_a_clear_error(small_config, tmp_path, mon
 
     monkeypatch.setattr(distributed, "Client", refuse)
     with pytest.raises(ValueError, match="cannot connect to the scheduler 'tcp://127.0.0.1:1'"):
-        run_scan(small_config, tmp_path, dask="tcp://127.0.0.1:1", progress=False)
+        run_scan(small_config, tmp_path, dask="tcp://127.0.0.1:1", progress=False, allow_import=True)
 
 
 def test_summary_detects_the_decaying_limit(small_config, tmp_path):
-    run_scan(small_config, tmp_path, workers=2, progress=False)
+    run_scan(small_config, tmp_path, workers=2, progress=False, allow_import=True)
     config, results, missing = summarize(tmp_path)
     assert missing == 0 and len(results) == 3
     for r in results:
@@ -240,10 +244,35 @@ def test_bad_configurations_are_rejected(patch, message):
 
 def test_pool_workers_run_numba_with_one_thread(tmp_path):
     config = config_from_dict(dict(widths=[8, 16], repeats=1,
-                                   cell_function="phase_cells:numba_cell",
-                                   scaling=[dict(tau="1/n", keep="0.5")]))
-    run_scan(config, tmp_path, workers=2, progress=False)
+                                   cell_function="tests.phase_diagram.cells:numba_cell",
+                                   scaling=[dict(tau="1/n", keep="0.5")]),
+                             allow_import=True)
+    run_scan(config, tmp_path, workers=2, progress=False, allow_import=True)
     records = _distances(tmp_path)
     assert len(records) == 2
     for distances in records.values():
         assert distances["wgf"][1:] == [1.0, 1.0]      # active threads, Numba pool size
+
+
+def test_cell_functions_come_from_the_registry_unless_import_is_allowed(tmp_path):
+    from phase_diagram.scan import CELL_FUNCTIONS, register_cell_function
+    from tests.phase_diagram import cells
+
+    table = dict(widths=[16, 64], repeats=1, scaling=[dict(tau="0.5*n**-0.5", keep="0.7")])
+    with pytest.raises(ValueError, match="needs --allow-import"):
+        config_from_dict(dict(table, cell_function=POWER_CELL))
+    with pytest.raises(ValueError, match="cell_function must be one of"):
+        config_from_dict(dict(table, cell_function="no_such_function"))
+    imported = config_from_dict(dict(table, cell_function=POWER_CELL), allow_import=True)
+    with pytest.raises(ValueError, match="needs --allow-import"):
+        run_scan(imported, tmp_path / "refused", workers=1, progress=False)
+    assert not (tmp_path / "refused").exists()
+    register_cell_function("power_cell", cells.power_cell)
+    try:
+        registered = config_from_dict(dict(table, cell_function="power_cell"))
+        # the cell identity names the function itself, whatever it is registered as
+        assert [c.key for c in build_cells(registered)] == [c.key for c in build_cells(imported)]
+        run_scan(registered, tmp_path / "scan", workers=1, progress=False)
+        assert len(_distances(tmp_path / "scan")) == 2
+    finally:
+        del CELL_FUNCTIONS["power_cell"]

@@ -10,7 +10,7 @@ from meanfield_dropout.sme.equations import (DivergenceError, simulate_dropout,
 from meanfield_dropout.sme.model import init_params, make_problem, modified_loss_gradient
 from meanfield_dropout.sme.weak_order import weak_error_study
 
-from sme_masks import mask_law
+from .masks import mask_law
 
 
 def _problem(K=1, p=0.6, scale="1", m=5, n=5, d=3, seed=0):

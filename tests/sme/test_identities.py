@@ -7,7 +7,7 @@ from meanfield_dropout.sme.hessian import hessian_vector_product, modified_loss_
 from meanfield_dropout.sme.model import (init_params, make_problem, modified_loss,
                                          modified_loss_gradient)
 
-from sme_masks import mask_law
+from .masks import mask_law
 
 CASES = [  # (n, d, m, K, p, output_scale, activation)
     (5, 3, 6, 1, 0.7, "1", "tanh"),

@@ -1,0 +1,130 @@
+"""The papers' experiments, one module each, and :func:`reproduce`, which makes their figures.
+
+Each experiment module has its settings (a frozen dataclass with ``full()`` and ``quick()``
+presets), a ``run(settings, *, progress, workers)`` returning a result dataclass and a
+``summary(result)`` of its numbers; its figures are drawn by :mod:`meanfield_dropout.plots`.
+
+* :mod:`.teacher_student` — Chizat, Marion & Yesbay (2025), Figure 1 (teacher–student);
+* :mod:`.images_variants` — their MNIST experiment, on digits 4 vs 7;
+* :mod:`.sme` — Zhang, Li, Luo & Xu (2024): SME loss curves, weak order, alignment.
+
+The phase-diagram and five-phase convergence experiments need :mod:`phase_diagram` and live in
+:mod:`phase_diagram.experiments`.
+"""
+import dataclasses
+import time
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+from .. import plots, results
+from . import images_variants, sme, teacher_student
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """One experiment as :func:`reproduce` drives it.
+
+    Attributes
+    ----------
+    settings : type
+        Its :class:`~meanfield_dropout.experiments.settings.Settings` subclass.
+    run : callable
+        ``run(settings, *, progress, workers) -> result``.
+    figures : callable
+        ``figures(result) -> {file stem: Figure}``.
+    summary : callable
+        ``summary(result) -> list of str``: the numbers to print.
+    cache : str
+        File stem of the cached result, beside the figures.
+    result : type
+        The class of the cached result.
+    """
+
+    settings: type
+    run: Callable
+    figures: Callable
+    summary: Callable
+    cache: str
+    result: type
+
+    def cache_path(self, settings, out_dir, quick):
+        """Where the result of ``settings`` is cached."""
+        return Path(out_dir) / f"{self.cache}{'_quick' if quick else ''}.npz"
+
+    def load(self, path):
+        """The cached result at ``path`` (ValueError if there is none)."""
+        if not Path(path).exists():
+            raise ValueError(f"replot needs the cached results {path}; run without --replot "
+                             "first")
+        return results.load(path, self.result)
+
+    def save(self, result, path):
+        """Cache ``result`` at ``path``."""
+        results.save(result, path)
+
+
+class Reproduction(NamedTuple):
+    """What :func:`reproduce` did: ``figures`` and ``cache`` paths, ``summary`` lines and the
+    wall time in ``seconds``."""
+
+    figures: list
+    cache: Path
+    summary: list
+    seconds: float
+
+
+def reproduce(experiment, out_dir="figures", *, settings=None, quick=False, replot=False,
+              progress=True, workers=None):
+    """Run an experiment (or load its cached result), cache the result and save its figures.
+
+    Parameters
+    ----------
+    experiment : Experiment
+        E.g. ``EXPERIMENTS["teacher_student"]``.
+    out_dir : str or path
+        Directory of the figures and the cache (default ``figures`` in the current directory).
+    settings : Settings, optional
+        Default: the experiment's ``quick()`` or ``full()`` settings.
+    quick : bool
+        Name the files ``NAME_quick.png`` (and use the quick settings by default), so that a
+        quick run never overwrites the full figures.
+    replot : bool
+        Redraw from the cached result without running.
+    progress : bool
+        Show ``tqdm`` bars.
+    workers : int, optional
+        Processes for the independent runs (default: one per available core); the numbers do
+        not depend on it.
+
+    Returns
+    -------
+    Reproduction
+    """
+    start = time.perf_counter()
+    if settings is None:
+        settings = experiment.settings.quick() if quick else experiment.settings.full()
+    cache = experiment.cache_path(settings, out_dir, quick)
+    if replot:
+        result = experiment.load(cache)
+    else:
+        result = experiment.run(settings, progress=progress, workers=workers)
+        experiment.save(result, cache)
+    suffix = "_quick" if quick else ""
+    paths = [plots.save_figure(fig, Path(out_dir) / f"{stem}{suffix}.png")[0]
+             for stem, fig in experiment.figures(result).items()]
+    return Reproduction(paths, cache, experiment.summary(result), time.perf_counter() - start)
+
+
+#: The experiments of this package, by name, in the order of ``reproduce --all``.
+EXPERIMENTS = {
+    "teacher_student": Experiment(
+        teacher_student.TeacherStudentSettings, teacher_student.run,
+        plots.teacher_student_figures, teacher_student.summary, "teacher_student",
+        teacher_student.TeacherStudentResult),
+    "images_variants": Experiment(
+        images_variants.ImagesVariantsSettings, images_variants.run,
+        plots.images_variants_figures, images_variants.summary, "images_variants",
+        images_variants.ImagesVariantsResult),
+    "sme": Experiment(sme.SmeSettings, sme.run, plots.sme_figures, sme.summary, "sme",
+                      sme.SmeResult),
+}

@@ -1,0 +1,52 @@
+"""Experiment settings: frozen dataclasses with the papers' (``full``) and ``quick`` presets."""
+import dataclasses
+
+from .._validate import check_int
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Base of every experiment's settings.
+
+    A subclass is a frozen dataclass whose defaults are the papers' settings and whose class
+    attribute ``QUICK`` lists the changes of the one-minute version; it validates and
+    normalises its fields in ``__post_init__`` (the experiment's one entry-point check).
+    """
+
+    QUICK = {}
+
+    @classmethod
+    def full(cls):
+        """The papers' settings."""
+        return cls()
+
+    @classmethod
+    def quick(cls):
+        """Small settings that finish in about a minute."""
+        return cls(**cls.QUICK)
+
+    def replace(self, **changes):
+        """A copy with some fields changed (ValueError naming an unknown field)."""
+        names = [f.name for f in dataclasses.fields(self)]
+        for key in changes:
+            if key not in names:
+                raise ValueError(f"{type(self).__name__} has no setting {key!r}; settings: "
+                                 f"{', '.join(names)}")
+        return dataclasses.replace(self, **changes)
+
+    def with_seed(self, seed):
+        """A copy with root seed ``seed``."""
+        return self.replace(seed=seed)
+
+    def _set(self, **values):
+        """Store normalised field values (from ``__post_init__`` of the frozen dataclass)."""
+        for name, value in values.items():
+            object.__setattr__(self, name, value)
+
+
+def int_tuple(values, name, low=1):
+    """``values`` as a non-empty tuple of ints ≥ ``low`` (ValueError naming ``name``)."""
+    values = tuple(check_int(v, f"{name} entry", low=low) for v in values)
+    if not values:
+        raise ValueError(f"{name} must not be empty")
+    return values

@@ -1,0 +1,304 @@
+"""The experiments of Zhang, Li, Luo & Xu (2024) on stochastic modified equations (SMEs).
+
+* loss curves (their §4.3, Figs. 1–2): dropout, the order-1 (or 2) SME and GD on the modified
+  loss L_S on digits (:func:`run_loss_curves`);
+* weak order (their Thm 1): the weak error of the order-1 and order-2 SMEs against the
+  learning rate on a small synthetic problem (:func:`run_weak_order`);
+* Hessian–variance alignment (their §5.3, Fig. 3) along a dropout run (:func:`run_alignment`).
+
+The ``sme`` experiment of ``reproduce`` runs the three (:class:`SmeSettings`, :func:`run`).
+"""
+import dataclasses
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import results
+from .._validate import check_choice, check_int, check_real, seed_sequence
+from ..data.images import digits_problem_data, flatten, load_mnist, one_hot
+from ..parallel import check_workers, run_unordered
+from ..sme.alignment import AlignmentRun, alignment_along_training
+from ..sme.equations import simulate_dropout, simulate_modified_gd, simulate_sme
+from ..sme.model import OUTPUT_SCALES, init_params, make_problem, predict
+from ..sme.weak_order import WeakOrderResult, weak_error_study
+from .settings import Settings
+
+
+@dataclasses.dataclass(frozen=True)
+class _DigitsRunSettings(Settings):
+    """The data and network fields shared by the loss-curve and alignment experiments:
+    width m, keep probability p, learning rate η, dropout steps N, output scale κ, σ."""
+
+    data: str = "digits"
+    mnist_images: str | None = None
+    mnist_labels: str | None = None
+    pool: int = 2
+    n_train: int = 500
+    n_test: int = 300
+    seed: int = 0
+    width: int = 50
+    keep_prob: float = 0.3
+    lr: float = 0.2
+    steps: int = 2000
+    output_scale: str = "1"
+    activation: str = "tanh"
+
+    def __post_init__(self):
+        check_choice(self.data, "data", ("digits", "mnist"))
+        check_choice(self.output_scale, "output_scale", OUTPUT_SCALES)
+        if self.data == "mnist" and not self.mnist_images:
+            raise ValueError("data 'mnist' needs mnist_images (and mnist_labels for IDX)")
+        self._set(n_train=check_int(self.n_train, "n_train", low=1),
+                  n_test=check_int(self.n_test, "n_test", low=1),
+                  seed=check_int(self.seed, "seed", low=0),
+                  mnist_images=None if self.mnist_images is None else str(self.mnist_images),
+                  mnist_labels=None if self.mnist_labels is None else str(self.mnist_labels))
+
+
+def load_data(settings):
+    """Train/test inputs (with bias), one-hot targets and test labels of ``settings``.
+
+    scikit-learn's 8×8 digits (pooled by ``pool``, split by ``seed``) or the first ``n_train``
+    and next ``n_test`` images of a local MNIST file pooled to 7×7, as in the paper.
+    """
+    s = settings
+    if s.data == "digits":
+        return digits_problem_data(s.n_train, s.n_test, seed=s.seed, pool=s.pool)
+    images, labels = load_mnist(s.mnist_images, s.mnist_labels, pool=4)
+    if s.n_train + s.n_test > labels.size:
+        raise ValueError(f"n_train + n_test must be <= {labels.size}")
+    x, y = flatten(images), one_hot(labels, 10)
+    tr, te = slice(0, s.n_train), slice(s.n_train, s.n_train + s.n_test)
+    return x[tr], y[tr], x[te], y[te], labels[te]
+
+
+@results.register
+@dataclasses.dataclass(frozen=True)
+class LossCurvesSettings(_DigitsRunSettings):
+    """Dropout vs SME vs GD on L_S: SME ``order`` with EM step ``sde_step`` (default η),
+    ``trials`` runs per noisy method, losses every ``record_every`` steps."""
+
+    order: int = 1
+    sde_step: float | None = None
+    trials: int = 6
+    record_every: int = 20
+
+    QUICK = dict(width=20, steps=300, trials=2, n_train=100, n_test=100)
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_choice(self.order, "order", (1, 2))
+
+
+@results.register
+@dataclasses.dataclass(eq=False)
+class LossCurves:
+    """Loss curves per method (``dropout``, ``order-k SME``, ``GD on L_S``): ``times`` (T,)
+    and, per run, ``train`` (training loss R_S), ``test`` (test loss) and ``accuracy`` (test),
+    each (runs, T)."""
+
+    settings: LossCurvesSettings
+    curves: dict
+
+
+def run_loss_curves(settings, *, progress=True):
+    """Dropout, the SME and GD on L_S from one θ₀; losses and accuracy along training."""
+    s = settings
+    x, y, x_test, y_test, labels_test = load_data(s)
+    problem = make_problem(x, y, s.width, s.keep_prob, s.output_scale, s.activation)
+    test = problem.with_data(x_test, y_test)
+    theta0 = init_params(problem, seed=s.seed)
+    common = dict(record_every=s.record_every, record_params=True, progress=progress)
+    runs = {
+        "dropout": simulate_dropout(problem, theta0, s.lr, s.steps, n_runs=s.trials,
+                                    seed=s.seed, **common),
+        f"order-{s.order} SME": simulate_sme(problem, theta0, s.lr, s.steps,
+                                             sde_step=s.sde_step, order=s.order,
+                                             n_runs=s.trials, seed=s.seed, **common),
+        "GD on L_S": simulate_modified_gd(problem, theta0, s.lr, s.steps, **common),
+    }
+    curves = {}
+    for name, run_ in runs.items():
+        outputs = [[predict(test, th, x_test) for th in trial] for trial in run_.params]
+        curves[name] = dict(
+            times=run_.times, train=run_.loss,
+            test=np.array([[0.5 * np.mean(np.sum((f - y_test) ** 2, axis=1)) for f in t]
+                           for t in outputs]),
+            accuracy=np.array([[np.mean(f.argmax(axis=1) == labels_test) for f in t]
+                               for t in outputs]))
+    return LossCurves(s, curves)
+
+
+@results.register
+@dataclasses.dataclass(frozen=True)
+class WeakOrderSettings(Settings):
+    """Weak order on synthetic data (``samples`` points in dimension ``dim``, width m):
+    learning rates ``lrs``, keep probabilities ``keep_probs``, time T, EM step ``sde_step``
+    (default min(lrs)/16), ``runs`` per process; ``extrapolate`` the EM step (Richardson)."""
+
+    lrs: tuple = (0.4, 0.2, 0.1, 0.05)
+    keep_probs: tuple = (0.7, 0.9)
+    time: float = 0.8
+    sde_step: float | None = None
+    runs: int = 2000
+    width: int = 4
+    samples: int = 6
+    dim: int = 2
+    extrapolate: bool = True
+    seed: int = 0
+
+    QUICK = dict(runs=300, lrs=(0.4, 0.2, 0.1), keep_probs=(0.7,), extrapolate=False)
+
+    def __post_init__(self):
+        keep_probs = tuple(check_real(p, "keep_probs entry") for p in self.keep_probs)
+        if not keep_probs:
+            raise ValueError("keep_probs must not be empty")
+        self._set(lrs=tuple(check_real(lr, "lrs entry") for lr in self.lrs),
+                  keep_probs=keep_probs, samples=check_int(self.samples, "samples", low=1),
+                  dim=check_int(self.dim, "dim", low=1),
+                  seed=check_int(self.seed, "seed", low=0))
+
+
+@results.register
+@dataclasses.dataclass(eq=False)
+class WeakOrder:
+    """The weak-error study of :class:`WeakOrderSettings`."""
+
+    settings: WeakOrderSettings
+    study: WeakOrderResult
+
+
+def run_weak_order(settings, *, progress=True):
+    """The weak errors of both SME orders on a fixed synthetic problem."""
+    s = settings
+    rng = np.random.default_rng(seed_sequence(s.seed).spawn(1)[0])
+    x = rng.standard_normal((s.samples, s.dim))
+    y = rng.standard_normal(s.samples)
+    problem = make_problem(x, y, s.width, s.keep_probs[0])
+    theta0 = init_params(problem, seed=s.seed, input_weight_std=1.0, output_weight_std=1.0)
+    return WeakOrder(s, weak_error_study(problem, theta0, s.lrs, s.keep_probs, time=s.time,
+                                         sde_step=s.sde_step, n_runs=s.runs, seed=s.seed,
+                                         extrapolate=s.extrapolate, progress=progress))
+
+
+@results.register
+@dataclasses.dataclass(frozen=True)
+class AlignmentSettings(_DigitsRunSettings):
+    """Alignment along a dropout run, measured every ``eval_every`` steps, with ``masks``
+    masks for the empirical Σ and ``baseline_samples`` random-eigenvector samples."""
+
+    n_train: int = 300
+    width: int = 20
+    keep_prob: float = 0.5
+    eval_every: int = 200
+    masks: int = 200
+    baseline_samples: int = 100
+
+    QUICK = dict(steps=300, eval_every=100, masks=50, baseline_samples=20, n_train=100)
+
+
+@results.register
+@dataclasses.dataclass(eq=False)
+class Alignment:
+    """The alignment run of :class:`AlignmentSettings`; D = ``n_params`` parameters."""
+
+    settings: AlignmentSettings
+    run: AlignmentRun
+    n_params: int
+
+
+def run_alignment(settings, *, progress=True):
+    """Hessian–variance alignment at checkpoints of one dropout run."""
+    s = settings
+    x, y, *_ = load_data(s)
+    problem = make_problem(x, y, s.width, s.keep_prob, s.output_scale, s.activation)
+    theta0 = init_params(problem, seed=s.seed)
+    run_ = alignment_along_training(problem, theta0, s.lr, s.steps, s.eval_every,
+                                    n_masks=s.masks, n_baseline=s.baseline_samples,
+                                    seed=s.seed, progress=progress)
+    return Alignment(s, run_, problem.n_params)
+
+
+@results.register
+@dataclasses.dataclass(frozen=True)
+class SmeSettings(Settings):
+    """The three SME experiments of ``reproduce sme``."""
+
+    loss: LossCurvesSettings = dataclasses.field(default_factory=LossCurvesSettings)
+    order: WeakOrderSettings = dataclasses.field(default_factory=WeakOrderSettings)
+    alignment: AlignmentSettings = dataclasses.field(default_factory=AlignmentSettings)
+
+    @classmethod
+    def quick(cls):
+        """Each part's quick settings."""
+        return cls(LossCurvesSettings.quick(), WeakOrderSettings.quick(),
+                   AlignmentSettings.quick())
+
+    def with_seed(self, seed):
+        """A copy whose three parts have root seed ``seed``."""
+        return SmeSettings(*(part.with_seed(seed) for part in
+                             (self.loss, self.order, self.alignment)))
+
+
+@results.register
+@dataclasses.dataclass(eq=False)
+class SmeResult:
+    """The results of the three SME experiments."""
+
+    settings: SmeSettings
+    loss: LossCurves
+    order: WeakOrder
+    alignment: Alignment
+
+
+_PARTS = {"loss": run_loss_curves, "order": run_weak_order, "alignment": run_alignment}
+
+
+def _run_part(name, settings, progress):
+    return _PARTS[name](settings, progress=progress)
+
+
+def run(settings, *, progress=True, workers=None):
+    """Run the three parts, side by side on ``workers`` processes (default: one per core).
+
+    With more than one worker only a bar over the parts is shown. The numbers do not depend
+    on the worker count.
+    """
+    workers = check_workers(workers)
+    tasks = [(name, getattr(settings, name), progress and workers == 1) for name in _PARTS]
+    done = {}
+    with tqdm(total=len(tasks), desc="sme", unit="part",
+              disable=not progress or workers == 1) as bar:
+        for index, result in run_unordered(_run_part, tasks, workers):
+            done[tasks[index][0]] = result
+            bar.update()
+    return SmeResult(settings, **done)
+
+
+def loss_summary(result):
+    """Final train loss, test loss and accuracy per method, one line each."""
+    return [f"{name:>14}: final train loss {c['train'][:, -1].mean():.4g}, test loss "
+            f"{c['test'][:, -1].mean():.4g}, test accuracy {c['accuracy'][:, -1].mean():.3f}"
+            for name, c in result.curves.items()]
+
+
+def order_summary(result):
+    """Fitted weak orders and errors per SME order and keep probability."""
+    r = result.study
+    return [f"order {o + 1}, p = {p:g}: slope {r.slopes[o, a]:.2f} ± {r.slope_errors[o, a]:.2f};"
+            f" errors {np.round(r.errors[o, a], 5)}"
+            for o in range(2) for a, p in enumerate(r.keep_probs)]
+
+
+def alignment_summary(result):
+    """Alignment with exact and empirical Σ, and the random baseline."""
+    r = result.run
+    return [f"alpha exact: min {r.alpha_exact.min():.3f}, final {r.alpha_exact[-1]:.3f}; "
+            f"empirical: min {r.alpha_empirical.min():.3f}; random baseline "
+            f"{r.baseline.mean():.2e}"]
+
+
+def summary(result):
+    """The summaries of the three parts."""
+    return loss_summary(result.loss) + order_summary(result.order) + alignment_summary(
+        result.alignment)

@@ -1,0 +1,149 @@
+"""Convergence of dropout along scalings n ↦ (τ_n, q_n) given as expressions of n.
+
+The measurements are :mod:`meanfield_dropout.convergence` with numeric limit constants; here a
+scaling is parsed, classified into its phase (Chizat, Marion & Yesbay, 2025) and compared with
+the limit dynamics of that phase:
+
+* :func:`scaling_limit` — the phase of a scaling and the constants of its limit;
+* :func:`scaling_study` — the ``converge`` command: dropout against the predicted limit (or,
+  forced, other limits);
+* :data:`PHASE_STUDIES` and :func:`phase_study` — the five-phase check, one scaling per phase
+  compared with its predicted limit and with wrong ones.
+"""
+from meanfield_dropout._validate import check_choice
+from meanfield_dropout.convergence import convergence_study
+from meanfield_dropout.limits import LIMITS
+
+from .regimes import classify
+from .scalings import parse_scaling
+
+#: One scaling per phase for the five-phase check: (τ_n, q_n) expressions, horizon, the
+#: predicted limit and wrong limits with constants for them (the phase's own constants are
+#: read from the scaling). τ_n, q_n keep every cell at n ≤ 1600 cheap; the constants are
+#: chosen so that the limits are well apart (e.g. the Bernoulli step τ = 1 rather than the
+#: paper's 0.5, whose limit is within 0.015 of the WGF on this problem).
+PHASE_STUDIES = {
+    "wgf": dict(tau="0.5*n**-0.5", keep="0.5", horizon=2.0,
+                wrong={"jump-poisson": dict(alpha=2.0)}),
+    "penalized-wgf": dict(tau="n**-1.5", keep="n**-1", horizon=1.0,
+                          wrong={"wgf": {}}),
+    "jump-poisson": dict(tau="1.5*n**-0.5", keep="0.5*n**-0.5", horizon=2.0,
+                         wrong={"wgf": {}}),
+    "jump-bernoulli": dict(tau="1.0", keep="0.3", horizon=4.0,
+                           wrong={"wgf": {}}, coupled=("ram", "gd")),
+    "critical": dict(tau="n**-1", keep="n**-1", horizon=2.0,
+                     wrong={"jump-poisson": {}, "wgf": {}}),
+}
+
+
+def scaling_limit(master_lr, keep_prob):
+    """Parse a scaling and classify it.
+
+    Parameters
+    ----------
+    master_lr, keep_prob : str
+        τ_n and q_n as expressions in ``n`` (:func:`~phase_diagram.scalings.parse_scaling`).
+
+    Returns
+    -------
+    scaling : phase_diagram.scalings.Scaling
+    phase : str
+        The phase, one of :data:`~meanfield_dropout.limits.LIMITS`, ``degenerate`` or
+        ``undetermined``.
+    constants : dict or None
+        ``alpha``, ``beta``, ``tau`` of the predicted limit (None without one).
+    """
+    scaling = parse_scaling(master_lr, keep_prob)
+    regime = classify(scaling)
+    if regime.phase not in LIMITS:
+        return scaling, regime.phase, None
+    config = regime.limit_config()
+    return scaling, regime.phase, {k: config[k] for k in ("alpha", "beta", "tau")}
+
+
+def scaling_study(master_lr, keep_prob, widths, *, limits=(), force=False, alpha=None,
+                  beta=None, tau=None, **options):
+    """Distance from dropout along a scaling to its predicted limit, as the width grows.
+
+    Parameters
+    ----------
+    master_lr, keep_prob : str
+        τ_n and q_n as expressions in ``n``.
+    widths : sequence of int
+    limits : sequence of str
+        Limits to compare with; default: the scaling's predicted limit.
+    force : bool
+        Allow limits other than the predicted one (and scalings without one).
+    alpha, beta, tau : float, optional
+        Limit constants replacing the scaling's own (``tau`` is the Bernoulli limit's step).
+    **options
+        Passed to :func:`~meanfield_dropout.convergence.convergence_study`.
+
+    Returns
+    -------
+    study : ConvergenceStudy
+    phase : str
+        The scaling's phase (``limits`` other than it were compared because of ``force``).
+
+    Raises
+    ------
+    ValueError
+        For a limit other than the predicted one without ``force``, or a scaling without limit
+        dynamics and no limit named.
+    """
+    scaling, phase, constants = scaling_limit(master_lr, keep_prob)
+    for name in limits:
+        check_choice(name, "limit", LIMITS)
+    names = list(limits) or ([phase] if phase in LIMITS else [])
+    if not names:
+        raise ValueError(f"the scaling is {phase}: it has no limit dynamics; name one with "
+                         "--limit and its constants with --alpha/--beta/--limit-tau and --force")
+    forced = [name for name in names if name != phase]
+    if forced and not force:
+        raise ValueError(f"the scaling classifies as {phase!r}, not {', '.join(forced)}; "
+                         "pass --force to compare anyway")
+    constants = dict(constants or {})
+    for key, value in (("alpha", alpha), ("beta", beta), ("tau", tau)):
+        if value is not None:
+            constants[key] = value
+    study = convergence_study(
+        scaling.tau, scaling.keep, widths, limits=names, alpha=constants.get("alpha"),
+        beta=constants.get("beta"), tau=constants.get("tau"),
+        label=f"{phase}: τ={master_lr}, q={keep_prob}", **options)
+    return study, phase
+
+
+def phase_study(phase, widths, *, repeats=3, seed=0, progress=True, **options):
+    """:func:`~meanfield_dropout.convergence.convergence_study` of ``PHASE_STUDIES[phase]``.
+
+    Dropout is compared with the predicted limit (constants from the scaling) and with the
+    wrong limits of the table.
+
+    Parameters
+    ----------
+    phase : str
+        One of :data:`~meanfield_dropout.limits.LIMITS`.
+    widths : sequence of int
+    repeats, seed, progress
+        As in :func:`~meanfield_dropout.convergence.convergence_study`.
+    **options
+        Passed to :func:`~meanfield_dropout.convergence.convergence_study` (its ``coupled``
+        and ``horizon`` default to the table's).
+
+    Returns
+    -------
+    ConvergenceStudy
+    """
+    check_choice(phase, "phase", PHASE_STUDIES)
+    spec = PHASE_STUDIES[phase]
+    scaling, found, constants = scaling_limit(spec["tau"], spec["keep"])
+    if found != phase:
+        raise ValueError(f"PHASE_STUDIES[{phase!r}] classifies as {found!r}")
+    limits = {phase: dict(constants)}
+    for name, overrides in spec["wrong"].items():
+        limits[name] = dict(constants, **overrides)
+    options.setdefault("coupled", spec.get("coupled", ()))
+    options.setdefault("horizon", spec["horizon"])
+    return convergence_study(scaling.tau, scaling.keep, widths, limits=limits,
+                             repeats=repeats, seed=seed, progress=progress,
+                             label=f"{phase}: τ={spec['tau']}, q={spec['keep']}", **options)

@@ -1,0 +1,75 @@
+"""The cell functions a scan can run, by name (a registry, as in STUMPY or PyNNDescent).
+
+A cell function computes one (scaling, width, repeat) cell::
+
+    cell_function(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon, seed,
+                  **options) -> {limit: {metric: array}} or {limit: array}
+
+where ``limits`` is ``{limit: {"alpha": α, "beta": β, "tau": τ}}`` (the constants of each
+candidate limit), ``alpha, beta, tau`` are the scaling's own limit constants (``None`` when
+infinite) and an optional ``"distances"`` level in the result is accepted. A scan
+configuration names its cell function; the default is
+:func:`meanfield_dropout.convergence.measure_distances`. Other module-level functions are
+added with :func:`register_cell_function`, or, with an explicit opt-in (``allow_import``;
+``--allow-import`` on the command line), imported from a ``"module:function"`` string.
+"""
+import importlib
+
+from meanfield_dropout.convergence import measure_distances
+
+DEFAULT_CELL_FUNCTION = "measure_distances"
+CELL_FUNCTIONS = {DEFAULT_CELL_FUNCTION: measure_distances}
+
+
+def register_cell_function(name, function):
+    """Make ``function`` available to scan configurations as ``cell_function = name``.
+
+    The function must be defined at module level (worker processes receive it by reference).
+    """
+    if not isinstance(name, str) or not name or ":" in name:
+        raise ValueError(f"cell function name must be a non-empty string without ':', got "
+                         f"{name!r}")
+    if not callable(function):
+        raise ValueError(f"cell function {name!r} must be callable")
+    CELL_FUNCTIONS[name] = function
+
+
+def check_cell_function(name, allow_import=False):
+    """``name`` if it names a registered cell function, or, with ``allow_import``, has the
+    form ``"module:function"`` (nothing is imported here)."""
+    if isinstance(name, str) and name in CELL_FUNCTIONS:
+        return name
+    if isinstance(name, str) and ":" in name:
+        if allow_import:
+            return name
+        raise ValueError(f"cell_function {name!r} is not a registered cell function "
+                         f"({', '.join(CELL_FUNCTIONS)}); importing it needs --allow-import "
+                         "(allow_import=True)")
+    raise ValueError(f"cell_function must be one of {sorted(CELL_FUNCTIONS)} (or, with "
+                     f"--allow-import, 'module:function'), got {name!r}")
+
+
+def resolve_cell_function(name, allow_import=False):
+    """The callable for ``name``: a registered cell function, or, with ``allow_import``, the
+    function imported from ``"module:function"``."""
+    check_cell_function(name, allow_import)
+    if name in CELL_FUNCTIONS:
+        return CELL_FUNCTIONS[name]
+    module_name, _, attr = name.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"cell function {name!r}: cannot import {module_name} ({exc})") from None
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ValueError(f"cell function {name!r}: {module_name} has no {attr!r}") from None
+
+
+def cell_function_reference(name):
+    """The ``"module:function"`` a cell records as its function: part of its identity, so the
+    cell keys and seeds do not depend on the name the function is registered under."""
+    if name in CELL_FUNCTIONS:
+        function = CELL_FUNCTIONS[name]
+        return f"{function.__module__}:{function.__qualname__}"
+    return name

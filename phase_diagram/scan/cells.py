@@ -1,0 +1,119 @@
+"""The cells of a scan: one (scaling, width, repeat) unit of work each, keyed and seeded by its
+identity, with the candidate limits and their constants.
+
+Candidate limits. A limit whose constants the scaling defines (e.g. ``critical`` when
+α, β ∈ (0, ∞)) runs with those constants. The others are "wrong" limits that run with the
+``nominal`` constants of the configuration (e.g. ``jump-poisson`` with α = 1 for a WGF scaling)
+when these are in range, and are left out otherwise (``jump-bernoulli`` only runs for τ_∞ > 0
+unless a nominal ``tau`` is given). A wrong limit's distance should not fall with n.
+"""
+import dataclasses
+import hashlib
+import json
+import math
+
+import numpy as np
+
+from meanfield_dropout.limits import limit_constants
+
+from ..regimes import classify
+from .cell_functions import cell_function_reference
+from .config import ScalingSpec
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One (scaling, width, repeat) unit of work with everything the worker needs.
+
+    Attributes
+    ----------
+    key : str
+        Hash of the settings and root seed: the cell's file name.
+    identity : dict
+        The settings that define the cell (scaling expressions, width, repeat, horizon,
+        limits, options, cell function).
+    master_lr, keep_prob : float
+        τ_n and q_n at this width.
+    limits : dict
+        limit → {"alpha", "beta", "tau"}: the constants each candidate limit runs with.
+    constants : dict
+        The scaling's own α, β, τ_∞ (None when infinite).
+    seed : int
+        From ``SeedSequence(root_seed, spawn_key=hash(identity))``.
+    """
+
+    key: str
+    identity: dict
+    scaling: ScalingSpec
+    width: int
+    repeat: int
+    master_lr: float
+    keep_prob: float
+    limits: dict
+    constants: dict
+    seed: int
+
+
+def _finite_or_none(value):
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _cell_seed(root_seed, identity):
+    """A 64-bit seed from SeedSequence(root_seed) keyed by the cell identity (not by order)."""
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).digest()
+    spawn_key = tuple(int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4))
+    state = np.random.SeedSequence(root_seed, spawn_key=spawn_key).generate_state(2, np.uint32)
+    return int(state[0]) | (int(state[1]) << 32)
+
+
+def _limit_table(limits, constants, nominal):
+    """{limit: constants} of the candidate limits.
+
+    A limit runs with the scaling's own constants when they are in its range; otherwise each
+    constant outside (0, ∞) is replaced by its nominal value, if given.
+    """
+    own = dict(alpha=constants.alpha, beta=constants.beta, tau=constants.tau)
+    mixed = {k: v if 0.0 < v < math.inf else nominal.get(k, v) for k, v in own.items()}
+    table = {}
+    for limit in limits:
+        for values in (own, mixed):
+            try:
+                table[limit] = limit_constants(limit, **values)
+            except ValueError:          # a constant out of this limit's range
+                continue
+            break
+    return table
+
+
+def build_cells(config):
+    """Every :class:`Cell` of the scan, in (scaling, width, repeat) order.
+
+    Raises ``ValueError`` for a scaling whose limit constants are undetermined.
+    """
+    cells = []
+    for spec in config.scalings:
+        scaling = spec.scaling()
+        regime = classify(scaling)
+        c = regime.constants
+        if not c.determined:
+            raise ValueError(f"scaling {spec.name!r}: {regime.reason}")
+        limits = _limit_table(config.limits, c, config.nominal)
+        if not limits:
+            raise ValueError(f"scaling {spec.name!r}: none of the limits {config.limits} is "
+                             f"defined for alpha={c.alpha}, beta={c.beta}, tau={c.tau}")
+        constants = dict(alpha=_finite_or_none(c.alpha), beta=_finite_or_none(c.beta),
+                         tau=_finite_or_none(c.tau))
+        for width in config.widths:
+            for repeat in range(config.repeats):
+                identity = dict(tau=spec.tau, keep=spec.keep, width=width, repeat=repeat,
+                                horizon=config.horizon, limits=limits,
+                                options=config.options,
+                                cell_function=cell_function_reference(config.cell_function))
+                key_source = json.dumps(dict(identity, seed=config.seed), sort_keys=True)
+                cells.append(Cell(
+                    key=hashlib.sha256(key_source.encode()).hexdigest()[:24],
+                    identity=identity, scaling=spec, width=width, repeat=repeat,
+                    master_lr=scaling.tau(width), keep_prob=scaling.keep(width),
+                    limits=limits, constants=constants,
+                    seed=_cell_seed(config.seed, identity)))
+    return cells

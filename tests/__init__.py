@@ -1,0 +1,1 @@
+"""Tests of meanfield_dropout and phase_diagram, laid out like the packages."""

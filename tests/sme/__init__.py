@@ -1,0 +1,1 @@
+"""Tests of meanfield_dropout.sme."""
