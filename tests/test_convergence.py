@@ -62,6 +62,7 @@ def test_measure_distances_is_deterministic_and_picklable():
     third, fourth = cell(seed=seed), cell(seed=seed)
     np.testing.assert_array_equal(third["jump-poisson"]["predictor"],
                                   fourth["jump-poisson"]["predictor"])
+    assert third["seed"] == {"entropy": "3", "spawn_key": []} and first["seed"] == 3
     np.testing.assert_array_equal(first["jump-poisson"]["predictor"],
                                   second["jump-poisson"]["predictor"])
     assert pickle.loads(pickle.dumps(measure_distances)) is measure_distances

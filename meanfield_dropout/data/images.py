@@ -8,7 +8,7 @@ import gzip
 
 import numpy as np
 
-from .._validate import check_array, check_choice, check_int
+from .._validate import check_array, check_choice, check_int, seed_sequence
 
 # IDX element types (magic byte 3) -> numpy big-endian dtypes
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -202,8 +202,7 @@ def digits_problem_data(n_train=None, n_test=None, seed=0, targets="one_hot", po
     n_test = 500 if n_test is None else check_int(n_test, "n_test", low=1, high=n_total - 1)
     n_train = (n_total - n_test if n_train is None
                else check_int(n_train, "n_train", low=1, high=n_total - n_test))
-    order = np.random.default_rng(np.random.SeedSequence(check_int(seed, "seed", low=0))
-                                  ).permutation(n_total)
+    order = np.random.default_rng(seed_sequence(seed)).permutation(n_total)
     train, test = order[:n_train], order[n_train:n_train + n_test]
     coder = one_hot if targets == "one_hot" else signed_one_hot
     inputs = flatten(average_pool(images, pool))

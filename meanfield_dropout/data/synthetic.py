@@ -4,7 +4,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validate import check_int
+from .._validate import check_int, seed_sequence
 
 
 class Dataset(NamedTuple):
@@ -40,7 +40,7 @@ def teacher_student(*, dim=20, data_points=500, teacher_width=15, seed=0):
     dim = check_int(dim, "dim", low=1)
     data_points = check_int(data_points, "data_points", low=1)
     teacher_width = check_int(teacher_width, "teacher_width", low=1)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(seed_sequence(seed))
     first = rng.standard_normal((teacher_width, dim)) / math.sqrt(dim)
     second = rng.standard_normal(teacher_width)
 

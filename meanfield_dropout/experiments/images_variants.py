@@ -149,7 +149,7 @@ def run(settings, *, progress=True, workers=None):
                                             seed=s.seed)
     batch_size = min(s.batch_size, y.size)
     keep_probs, repeats = s.keep_probs, s.repeats
-    seeds = np.random.SeedSequence(s.seed).spawn(repeats)
+    seeds = seed_sequence(s.seed).spawn(repeats)
     cells = [(k, r) for r in range(repeats) for k in range(len(keep_probs))]
     # GD does not depend on q: it runs with the first q only
     tasks = [(x, y, x_test, y_test, s, batch_size, keep_probs[k], seeds[r],

@@ -17,7 +17,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import results
-from .._validate import check_int
+from .._validate import check_int, seed_sequence
 from ..data import teacher_student as teacher_student_data
 from ..engine import DivergenceError, simulate
 from ..metrics import coupled_rms
@@ -167,7 +167,7 @@ def run(settings, *, progress=True, workers=None):
     s = settings
     data = teacher_student_data(dim=s.dim, data_points=s.data_points, seed=s.seed)
     widths, repeats = list(s.widths), s.repeats
-    seeds = np.random.SeedSequence(s.seed).spawn(len(widths) * repeats)
+    seeds = seed_sequence(s.seed).spawn(len(widths) * repeats)
     cells = [(w, r) for w in range(len(widths)) for r in range(repeats)]
     # the trajectory run repeats repeat 0 at trajectory_width, with dense snapshots
     cells.append((widths.index(s.trajectory_width), None))
