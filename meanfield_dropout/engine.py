@@ -39,9 +39,11 @@ from ._validate import (check_array, check_choice, check_int, check_keep_prob,
                         check_nonnegative, check_positive, seed_sequence)
 from .activations import activation_code
 from .core import _backward_update, _forward, _loss_derivative, _loss_value, _predict
+from .memory import check_memory
 from .noise import ExplicitNoise, SeededNoise
 from .network import (DTYPES, blas_single_thread, check_loss_targets, check_particles,
-                      check_targets, init_particles, output_scale_factor)
+                      check_targets, init_particles, output_scale_factor,
+                      particle_dim)
 
 VARIANTS = ("gd", "dropout", "ram", "pn", "pn_ram", "penalized")
 #: Which mask a rule applies forward and backward: no mask, the dropout mask M, or the
@@ -53,22 +55,35 @@ MASKS = {"gd": (NO_MASK, NO_MASK), "dropout": (DROPOUT_MASK, DROPOUT_MASK),
 
 
 class DivergenceError(FloatingPointError):
-    """A run produced a non-finite loss or parameter; ``step`` says where.
+    """A run left the sane range (non-finite, or beyond its divergence bounds); ``step`` says where.
 
     Attributes
     ----------
     step : int
-        First step whose forward pass (or recorded loss) was not finite.
+        The run was out of range after this many steps (rings, Heun steps, …: see ``unit``).
     variant : str
-        The update rule that diverged.
+        The update rule, limit or method that diverged.
     """
 
-    def __init__(self, step, variant, detail=""):
+    def __init__(self, step, variant, detail="", *, kind="variant", unit="step",
+                 hint="try a smaller master_lr"):
         self.step = step
         self.variant = variant
-        super().__init__(f"variant {variant!r} diverged at step {step}"
+        super().__init__(f"{kind} {variant!r} diverged at {unit} {step}"
                          + (f" ({detail})" if detail else "")
-                         + "; try a smaller master_lr")
+                         + (f"; {hint}" if hint else ""))
+
+
+#: Default divergence factor: a run diverges when a parameter exceeds this many times the
+#: initial scale max(1, max|x_i(0)|), or an output this many times max(1, max|y_j|).
+DIVERGENCE_FACTOR = 1e6
+
+
+def divergence_bounds(initial, targets, factor):
+    """(output bound, parameter bound) of a run: ``factor`` × the initial scales (see above)."""
+    parameter_scale = max(1.0, float(np.max(np.abs(initial))))
+    output_scale = max(1.0, float(np.max(np.abs(targets)))) if targets.size else 1.0
+    return factor * output_scale, factor * parameter_scale
 
 
 class Rule(NamedTuple):
@@ -84,6 +99,8 @@ class Rule(NamedTuple):
     activation: int
     bias: bool
     outputs: int
+    output_bound: float
+    parameter_bound: float
 
 
 class Data(NamedTuple):
@@ -117,7 +134,8 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
     unmasked train (and validation, if present) loss at the parameters before step k is
     written to ``train_out[k]``/``val_out[k]``.
 
-    Returns the index of the first step whose forward pass is not finite, or -1.
+    Returns the first s such that the parameters after s steps are out of range (non-finite
+    or beyond the rule's bounds, seen in their output or in the updated rows), or -1.
     """
     n = X.shape[0]
     K = rule.outputs
@@ -164,7 +182,7 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
             backward_weight = inverse_keep
         _forward(X, rows_forward, count_forward, forward_weight, rule.output_scale, Ztb, K,
                  rule.bias, rule.activation, pre, not recompute, f)
-        if not np.all(np.isfinite(f)):
+        if not _within(f, rule.output_bound):
             return first_step + k
         if record[k]:
             if forward_kind == NO_MASK and full_batch:
@@ -186,7 +204,19 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
         _backward_update(X, rows_backward, count_backward, rule.master_lr * backward_weight,
                          rule.penalty, residual, Zb, Ztb, K, rule.bias, rule.activation, pre,
                          pre_index, X)
+        for r in range(count_backward):
+            if not _within(X[rows_backward[r]], rule.parameter_bound):
+                return first_step + k + 1
     return -1
+
+
+@njit(cache=True)
+def _within(values, bound):
+    """Whether every entry of ``values`` is finite and at most ``bound`` in absolute value."""
+    for v in values.flat:
+        if not abs(v) <= bound:
+            return False
+    return True
 
 
 class SimulationResult:
@@ -276,7 +306,8 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
              variants=("dropout",), seed=0, activation="relu", bias=False,
              output_scale="mean_field", loss="square", batch_size=None, penalty=None,
              val_inputs=None, val_targets=None, snapshot_steps=(), snapshot_neurons=None,
-             loss_every=1, dtype="float64", chunk_steps=32, noise=None, progress=True):
+             loss_every=1, dtype="float64", chunk_steps=32, noise=None,
+             divergence_factor=DIVERGENCE_FACTOR, progress=True):
     """Train a two-layer network with several coupled update rules from one seed.
 
     Parameters
@@ -328,6 +359,10 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
         Steps per call of the jitted kernel between progress-bar updates.
     noise : ExplicitNoise, optional
         Masks and minibatches to use instead of drawing them from ``seed``.
+    divergence_factor : float
+        A run diverges when a parameter leaves ``divergence_factor`` × max(1, max|x_i(0)|)
+        or an output (masked forward pass) leaves ``divergence_factor`` × max(1, max|y_j|),
+        or anything stops being finite (default :data:`DIVERGENCE_FACTOR`).
     progress : bool
         Show a ``tqdm`` progress bar.
 
@@ -340,7 +375,9 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
     ValueError
         For an argument outside its allowed range (the message names it).
     DivergenceError
-        When a loss or forward pass stops being finite; the message gives the step.
+        When a run leaves its divergence bounds; the message gives the step.
+    MemoryLimitError
+        When snapshots and states would not fit in memory (:mod:`meanfield_dropout.memory`).
     """
     check_choice(dtype, "dtype", DTYPES)
     ftype = DTYPES[dtype]
@@ -367,11 +404,11 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
     if (width is None) == (initial is None):
         raise ValueError("give exactly one of width (int >= 1) and initial (particle array)")
     if initial is None:
-        initial = init_particles(width, dim, seed=init_seq, bias=bias, dtype=dtype,
-                                 outputs=outputs)
-    initial = check_particles(initial, dim, bias, name="initial", dtype=ftype,
-                              outputs=outputs)
-    width = initial.shape[0]
+        width = check_int(width, "width", low=1)
+    else:
+        initial = check_particles(initial, dim, bias, name="initial", dtype=ftype,
+                                  outputs=outputs)
+        width = initial.shape[0]
     scale = output_scale_factor(output_scale, width)
     if penalty is None:
         penalty = scale * (1.0 - keep_prob) / keep_prob
@@ -391,7 +428,6 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
     chunk_steps = check_int(chunk_steps, "chunk_steps", low=1)
     snapshot_steps = np.unique(np.asarray(
         [check_int(s, "snapshot_steps entry", 0, steps) for s in snapshot_steps], dtype=np.int64))
-    snapshot_neurons = _neuron_subset(snapshot_neurons, width)
     if (val_inputs is None) != (val_targets is None):
         raise ValueError("give both val_inputs and val_targets, or neither")
     if val_inputs is not None:
@@ -414,10 +450,23 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
                     dtype=dtype, data_points=points, dim=dim)
     if outputs > 1:
         settings["outputs"] = outputs
+    divergence_factor = check_positive(divergence_factor, "divergence_factor")
+    per_neuron = particle_dim(dim, bias, outputs) * np.dtype(ftype).itemsize
+    kept = width if snapshot_neurons is None else np.size(snapshot_neurons) \
+        if not np.isscalar(snapshot_neurons) else min(width, max(0, int(snapshot_neurons)))
+    check_memory(per_neuron * len(variants) * (width + snapshot_steps.size * kept)
+                 + width * batch_size * np.dtype(ftype).itemsize + 2 * chunk_steps * width,
+                 f"a run of width {width} with {snapshot_steps.size} snapshot(s)",
+                 "use a smaller width or fewer snapshot_steps or snapshot_neurons")
+    snapshot_neurons = _neuron_subset(snapshot_neurons, width)
+    if initial is None:
+        initial = init_particles(width, dim, seed=init_seq, bias=bias, dtype=dtype,
+                                 outputs=outputs)
+    output_bound, parameter_bound = divergence_bounds(initial, targets, divergence_factor)
     data = Data(inputs, np.ascontiguousarray(inputs.T), targets, val_inputs_t, val_targets)
     rules = {name: Rule(*MASKS[name], keep_prob, master_lr, scale,
                         penalty if name == "penalized" else 0.0, loss_code, act, bool(bias),
-                        outputs) for name in variants}
+                        outputs, output_bound, parameter_bound) for name in variants}
     schedule = _Schedule(steps, chunk_steps, _record_plan(steps, loss_every), snapshot_steps,
                          snapshot_neurons)
     threads = numba.get_num_threads()

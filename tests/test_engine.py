@@ -299,3 +299,27 @@ def test_cli_bad_input_exits_2_with_one_line(args, tmp_path):
     assert proc.returncode == 2
     assert len(proc.stderr.strip().splitlines()) == 1
     assert "Traceback" not in proc.stderr
+
+
+def test_finite_blow_up_is_a_divergence_with_its_step():
+    """A run whose outputs grow far beyond the data's scale stops, even while finite."""
+    data = teacher_student(dim=4, data_points=20, seed=0)
+    kw = dict(width=30, steps=200, variants=("gd",), progress=False)
+    with pytest.raises(DivergenceError, match="diverged at step") as info:
+        simulate(data.inputs, data.targets, master_lr=60.0, divergence_factor=100.0, **kw)
+    assert 0 < info.value.step < 200
+    # the same run with the default factor 1e6 gets further before it is stopped
+    with pytest.raises(DivergenceError) as later:
+        simulate(data.inputs, data.targets, master_lr=60.0, **kw)
+    assert later.value.step >= info.value.step
+
+
+def test_memory_guard_refuses_before_allocating():
+    from meanfield_dropout.memory import MemoryLimitError
+    data = teacher_student(dim=4, data_points=20, seed=0)
+    with pytest.raises(MemoryLimitError, match="needs .* more than"):
+        simulate(data.inputs, data.targets, width=10**12, master_lr=0.1, steps=1,
+                 progress=False)
+    with pytest.raises(MemoryLimitError, match="snapshot"):
+        simulate(data.inputs, data.targets, width=200_000, master_lr=0.1, steps=10**6,
+                 snapshot_steps=range(0, 10**6, 1), progress=False)
