@@ -62,16 +62,31 @@ def _gather_pre_activations(X, rows, start, count, Zt, K, has_bias, gathered, ou
                 out[r, j] += bias
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _forward(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, store, out):
     """out (K, B) = scale · weight · Σ_{r < count} φ(x_i, z_j), i = rows[r].
 
     With ``store`` the pre-activations of neuron rows[r] are kept in ``pre[r]`` for the
-    backward pass. Each block sums into its own slab; slabs are added in block order.
+    backward pass (see :func:`_forward_sums`).
+    """
+    _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, store, out,
+                  out[:, :0])
+
+
+@njit(cache=True, parallel=True)
+def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, store, out,
+                  plain):
+    """:func:`_forward`, and, if ``plain`` has columns, plain = scale · Σ_r φ(x_i, ·) too.
+
+    ``plain`` is the same sum without the mask weight: the kept neurons' share of the
+    unmasked predictor, which a loss record completes with the dropped neurons alone. Each
+    block sums into its own slab; slabs are added in block order.
     """
     batch = Zt.shape[1]
+    with_plain = plain.shape[1] > 0
     blocks = (count + BLOCK - 1) // BLOCK
     slabs = np.empty((blocks, K, batch), dtype=X.dtype)
+    plain_slabs = np.empty((blocks if with_plain else 0, K, batch), dtype=X.dtype)
     for blk in prange(blocks):
         start = blk * BLOCK
         k = min(BLOCK, count - start)
@@ -79,19 +94,34 @@ def _forward(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, store, ou
         block_pre = np.empty((BLOCK, batch), dtype=X.dtype)
         value = np.empty((BLOCK, batch), dtype=X.dtype)
         coef = np.empty((K, BLOCK), dtype=X.dtype)
+        plain_coef = np.empty((K, BLOCK if with_plain else 0), dtype=X.dtype)
         target = pre[start:start + k] if store else block_pre[:k]
         _gather_pre_activations(X, rows, start, k, Zt, K, has_bias, gathered, target)
         for r in range(k):
             _activate_row(act, target[r], value[r], coef[0, :0])
             for c in range(K):
                 coef[c, r] = scale * weight * X[rows[start + r], c]
-        if K == 1:
-            np.dot(coef[0, :k], value[:k], slabs[blk, 0])
-        else:
-            np.dot(np.ascontiguousarray(coef[:, :k]), value[:k], slabs[blk])
+                if with_plain:
+                    plain_coef[c, r] = scale * X[rows[start + r], c]
+        _block_sum(coef, value, k, slabs[blk])
+        if with_plain:
+            _block_sum(plain_coef, value, k, plain_slabs[blk])
     out[:] = 0.0
     for blk in range(blocks):
         out += slabs[blk]
+    if with_plain:
+        plain[:] = 0.0
+        for blk in range(blocks):
+            plain += plain_slabs[blk]
+
+
+@njit(cache=True, inline="always")
+def _block_sum(coef, value, count, out):
+    """out (K, B) = coef[:, :count] @ value[:count] (a matrix–vector product for K = 1)."""
+    if coef.shape[0] == 1:
+        np.dot(coef[0, :count], value[:count], out[0])
+    else:
+        np.dot(np.ascontiguousarray(coef[:, :count]), value[:count], out)
 
 
 @njit(cache=True)
@@ -160,11 +190,13 @@ def _row_coefficients(act, pre_row, value, grad_pre, a, penalty, residual, scrat
     """
     _activate_row(act, pre_row, value, grad_pre)
     K, batch = residual.shape
+    # sums in the rows' own precision: float32 rows stay float32 (and vectorise twice as wide)
+    real = value.dtype.type
     if K == 1:
         a0 = a[0]
-        self_weight = penalty * a0 / batch
-        acc_a = 0.0
-        acc_b = 0.0
+        self_weight = real(penalty * a0 / batch)
+        acc_a = real(0.0)
+        acc_b = real(0.0)
         for j in range(batch):
             e = residual[0, j] + self_weight * value[j]
             acc_a += value[j] * e
@@ -176,14 +208,14 @@ def _row_coefficients(act, pre_row, value, grad_pre, a, penalty, residual, scrat
         scratch[j] = 0.0
     for c in range(K):
         ac = a[c]
-        self_weight = penalty * ac / batch
-        acc_a = 0.0
+        self_weight = real(penalty * ac / batch)
+        acc_a = real(0.0)
         for j in range(batch):
             e = residual[c, j] + self_weight * value[j]
             acc_a += value[j] * e
             scratch[j] += ac * e
         grad_a[c] = acc_a
-    acc_b = 0.0
+    acc_b = real(0.0)
     for j in range(batch):
         grad_pre[j] *= scratch[j]
         acc_b += grad_pre[j]

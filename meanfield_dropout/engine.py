@@ -38,7 +38,8 @@ from tqdm.auto import tqdm
 from ._validate import (check_array, check_choice, check_int, check_keep_prob,
                         check_nonnegative, check_positive, seed_sequence)
 from .activations import activation_code
-from .core import _backward_update, _forward, _loss_derivative, _loss_value, _predict
+from .core import (_backward_update, _forward, _forward_sums, _loss_derivative, _loss_value,
+                   _predict)
 from .memory import check_memory
 from .noise import ExplicitNoise, SeededNoise
 from .network import (DTYPES, blas_single_thread, check_loss_targets, check_particles,
@@ -125,6 +126,17 @@ def _active_rows(mask_row, out):
 
 
 @njit(cache=True)
+def _dropped_rows(mask_row, out):
+    """Indices of the dropped neurons of one mask row; returns their count."""
+    count = 0
+    for i in range(mask_row.shape[0]):
+        if not mask_row[i]:
+            out[count] = i
+            count += 1
+    return count
+
+
+@njit(cache=True)
 def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, val_out,
                first_step):
     """Advance ``X`` in place by ``masks.shape[0]`` steps of ``rule``.
@@ -133,6 +145,11 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
     (steps, B) minibatch indices (zero columns for full batch). Where ``record[k]`` the
     unmasked train (and validation, if present) loss at the parameters before step k is
     written to ``train_out[k]``/``val_out[k]``.
+
+    The loss record reuses the step's forward pass: the unmasked predictor is the step's own
+    output when nothing is masked forward, and otherwise the kept neurons' unweighted sum
+    (from the same forward pass) plus a forward pass over the dropped neurons only, so a
+    record costs about 1 − q of a forward pass (a full one for minibatches).
 
     Returns the first s such that the parameters after s steps are out of range (non-finite
     or beyond the rule's bounds, seen in their output or in the updated rows), or -1.
@@ -153,6 +170,10 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
     all_rows = np.arange(n)
     rows_forward = np.empty(n, dtype=np.int64)
     rows_backward = np.empty(n, dtype=np.int64)
+    rows_dropped = np.empty(n, dtype=np.int64)
+    kept_share = np.empty((K, batch), dtype=X.dtype)
+    dropped_share = np.empty((K, batch), dtype=X.dtype)
+    no_share = kept_share[:, :0]
     Zb, Ztb, yb = Z, Zt, y
     if not full_batch:
         Zb = np.empty((batch, d), dtype=X.dtype)
@@ -180,13 +201,23 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
         else:
             count_backward = _active_rows(masks[k], rows_backward)
             backward_weight = inverse_keep
-        _forward(X, rows_forward, count_forward, forward_weight, rule.output_scale, Ztb, K,
-                 rule.bias, rule.activation, pre, not recompute, f)
+        share = record[k] and full_batch and forward_kind != NO_MASK
+        _forward_sums(X, rows_forward, count_forward, forward_weight, rule.output_scale, Ztb,
+                      K, rule.bias, rule.activation, pre, not recompute, f,
+                      kept_share if share else no_share)
         if not _within(f, rule.output_bound):
             return first_step + k
         if record[k]:
             if forward_kind == NO_MASK and full_batch:
                 train_out[k] = _loss_value(rule.loss, f, y)
+            elif share:
+                count_dropped = _dropped_rows(
+                    masks[k] if forward_kind == DROPOUT_MASK else forward_masks[k],
+                    rows_dropped)
+                _forward(X, rows_dropped, count_dropped, 1.0, rule.output_scale, Zt, K,
+                         rule.bias, rule.activation, pre[:0], False, dropped_share)
+                dropped_share += kept_share
+                train_out[k] = _loss_value(rule.loss, dropped_share, y)
             else:
                 train_out[k] = _loss_value(rule.loss, _predict(
                     X, Zt, K, rule.bias, rule.activation, rule.output_scale), y)

@@ -323,3 +323,21 @@ def test_memory_guard_refuses_before_allocating():
     with pytest.raises(MemoryLimitError, match="snapshot"):
         simulate(data.inputs, data.targets, width=200_000, master_lr=0.1, steps=10**6,
                  snapshot_steps=range(0, 10**6, 1), progress=False)
+
+
+@pytest.mark.parametrize("variant", ["dropout", "pn", "pn_ram", "ram"])
+def test_loss_record_is_the_unmasked_loss_at_each_step(variant):
+    """The record (kept share of the forward pass + the dropped neurons) is the plain loss.
+
+    Both sides sum the same n products a_i σ(u_ij)/n in different orders, so they agree to
+    a few n·ε relative (ε the float64 unit roundoff).
+    """
+    data = teacher_student(dim=4, data_points=30, seed=2)
+    steps, width = 8, 150
+    result = simulate(data.inputs, data.targets, width=width, keep_prob=0.6, master_lr=0.5,
+                      steps=steps, variants=(variant,), seed=3, progress=False,
+                      snapshot_steps=range(steps + 1))
+    want = [loss_value(result.snapshots[variant][k], data.inputs, data.targets)
+            for k in range(steps + 1)]
+    np.testing.assert_allclose(result.train_loss[variant], want,
+                               rtol=4 * width * np.finfo(float).eps)
