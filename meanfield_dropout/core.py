@@ -34,7 +34,9 @@ depends only on its own parameters and r, so results do not depend on the thread
 BLAS to one thread while these kernels run (:func:`meanfield_dropout.network.blas_single_thread`).
 """
 import math
+from typing import NamedTuple
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -62,60 +64,135 @@ def _gather_pre_activations(X, rows, start, count, Zt, K, has_bias, gathered, ou
                 out[r, j] += bias
 
 
+class Workspace(NamedTuple):
+    """Scratch of the blocked kernels, allocated once per run (:func:`make_workspace`).
+
+    Each field is a flat buffer per slot or per block (the forward slabs); a kernel views
+    the part it needs for the current batch size. Slots are threads (indexed by
+    ``numba.get_thread_id()``) for a run's workspace, or blocks (``per_block``) for the
+    one-call workspace of :func:`_forward` and :func:`_backward_update`.
+    Every block overwrites what it uses, so results do not depend on which thread ran which
+    block. Allocating this scratch per block instead (hundreds of kilobytes at B = 500)
+    cost page faults that doubled the time of a forward pass.
+    """
+
+    gathered: np.ndarray     # (T, BLOCK·d)  input weights of a block
+    block_pre: np.ndarray    # (T, BLOCK·B)  pre-activations of a block
+    value: np.ndarray        # (T, BLOCK·B)  activations of a block
+    grad_pre: np.ndarray     # (T, BLOCK·B)  σ'(u)(a·e) of a block
+    coef: np.ndarray         # (T, K·BLOCK)  weighted output weights
+    plain_coef: np.ndarray   # (T, K·BLOCK)  unweighted output weights
+    grad_a: np.ndarray       # (T, BLOCK·K)
+    grad_b: np.ndarray       # (T, BLOCK)
+    grad_w: np.ndarray       # (T, BLOCK·d)
+    scratch: np.ndarray      # (T, B)
+    slabs: np.ndarray        # (blocks, K·B) per-block forward sums
+    plain_slabs: np.ndarray  # (blocks, K·B) per-block unweighted forward sums
+    per_block: bool          # slots are blocks, not threads
+
+
+def make_workspace(width, outputs, dim, batch, dtype):
+    """Scratch for the blocked kernels on up to ``width`` rows and ``batch`` data points.
+
+    It has a slot for every thread Numba may start (``NUMBA_NUM_THREADS``), so it stays valid
+    whatever ``numba.set_num_threads`` says later.
+    """
+    return _new_workspace(numba.config.NUMBA_NUM_THREADS, width, outputs, dim, batch,
+                          np.empty(0, dtype=dtype), False)
+
+
+@njit(cache=True)
+def _new_workspace(slots, width, K, d, batch, like, per_block):
+    """A :class:`Workspace` with ``slots`` slots, in the precision of the array ``like``."""
+    blocks = max(1, (width + BLOCK - 1) // BLOCK)
+    dt = like.dtype
+    return Workspace(np.empty((slots, BLOCK * d), dt), np.empty((slots, BLOCK * batch), dt),
+                     np.empty((slots, BLOCK * batch), dt), np.empty((slots, BLOCK * batch), dt),
+                     np.empty((slots, K * BLOCK), dt), np.empty((slots, K * BLOCK), dt),
+                     np.empty((slots, BLOCK * K), dt), np.empty((slots, BLOCK), dt),
+                     np.empty((slots, BLOCK * d), dt), np.empty((slots, batch), dt),
+                     np.empty((blocks, K * batch), dt), np.empty((blocks, K * batch), dt),
+                     per_block)
+
+
+@njit(cache=True)
+def _call_workspace(X, count, K, Zt):
+    """A one-call workspace with a slot per block (no thread count needed)."""
+    blocks = max(1, (count + BLOCK - 1) // BLOCK)
+    return _new_workspace(blocks, count, K, Zt.shape[0], Zt.shape[1], X[:0, 0], True)
+
+
+@njit(cache=True)
+def _view(buffer, height, width):
+    """The first height·width entries of a flat buffer as a C-contiguous (height, width) array."""
+    return buffer[:height * width].reshape((height, width))
+
+
+@njit(cache=True)
+def _check_workspace(work, count, K, d, batch):
+    """Refuse a workspace too small for this call (slots, rows, batch)."""
+    blocks = (count + BLOCK - 1) // BLOCK
+    if ((work.per_block and work.scratch.shape[0] < blocks) or work.scratch.shape[1] < batch
+            or work.gathered.shape[1] < BLOCK * d or work.coef.shape[1] < K * BLOCK
+            or work.slabs.shape[0] * BLOCK < count or work.slabs.shape[1] < K * batch):
+        raise ValueError("workspace too small for this kernel call")
+
+
 @njit(cache=True)
 def _forward(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, store, out):
     """out (K, B) = scale · weight · Σ_{r < count} φ(x_i, z_j), i = rows[r].
 
     With ``store`` the pre-activations of neuron rows[r] are kept in ``pre[r]`` for the
-    backward pass (see :func:`_forward_sums`).
+    backward pass (see :func:`_forward_sums`, which takes a persistent workspace).
     """
+    work = _call_workspace(X, count, K, Zt)
     _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, store, out,
-                  out[:, :0])
+                  out[:, :0], work)
 
 
 @njit(cache=True, parallel=True)
 def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, store, out,
-                  plain):
+                  plain, work):
     """:func:`_forward`, and, if ``plain`` has columns, plain = scale · Σ_r φ(x_i, ·) too.
 
     ``plain`` is the same sum without the mask weight: the kept neurons' share of the
-    unmasked predictor, which a loss record completes with the dropped neurons alone. Each
-    block sums into its own slab; slabs are added in block order.
+    unmasked predictor, which a loss record completes with the dropped neurons alone.
+    ``work`` is a :class:`Workspace` for at least ``count`` rows. Each block sums into its
+    own slab; slabs are added in block order.
     """
-    batch = Zt.shape[1]
+    d, batch = Zt.shape
     with_plain = plain.shape[1] > 0
+    _check_workspace(work, count, K, d, batch)
     blocks = (count + BLOCK - 1) // BLOCK
-    slabs = np.empty((blocks, K, batch), dtype=X.dtype)
-    plain_slabs = np.empty((blocks if with_plain else 0, K, batch), dtype=X.dtype)
     for blk in prange(blocks):
+        t = np.int64(blk) if work.per_block else np.int64(numba.get_thread_id())
         start = blk * BLOCK
         k = min(BLOCK, count - start)
-        gathered = np.empty((BLOCK, Zt.shape[0]), dtype=X.dtype)
-        block_pre = np.empty((BLOCK, batch), dtype=X.dtype)
-        value = np.empty((BLOCK, batch), dtype=X.dtype)
-        coef = np.empty((K, BLOCK), dtype=X.dtype)
-        plain_coef = np.empty((K, BLOCK if with_plain else 0), dtype=X.dtype)
-        target = pre[start:start + k] if store else block_pre[:k]
-        _gather_pre_activations(X, rows, start, k, Zt, K, has_bias, gathered, target)
+        value = _view(work.value[t], BLOCK, batch)
+        coef = _view(work.coef[t], K, BLOCK)
+        plain_coef = _view(work.plain_coef[t], K, BLOCK)
+        target = pre[start:start + k] if store else _view(work.block_pre[t], k, batch)
+        _gather_pre_activations(X, rows, start, k, Zt, K, has_bias,
+                                _view(work.gathered[t], BLOCK, d), target)
         for r in range(k):
-            _activate_row(act, target[r], value[r], coef[0, :0])
+            _activate_row(act, target[r], value[r], value[r, :0])
             for c in range(K):
                 coef[c, r] = scale * weight * X[rows[start + r], c]
                 if with_plain:
                     plain_coef[c, r] = scale * X[rows[start + r], c]
-        _block_sum(coef, value, k, slabs[blk])
+        _block_sum(coef, value, k, _view(work.slabs[blk], K, batch))
         if with_plain:
-            _block_sum(plain_coef, value, k, plain_slabs[blk])
+            _block_sum(plain_coef, value, k, _view(work.plain_slabs[blk], K, batch))
     out[:] = 0.0
     for blk in range(blocks):
-        out += slabs[blk]
+        out += _view(work.slabs[blk], K, batch)
     if with_plain:
         plain[:] = 0.0
         for blk in range(blocks):
-            plain += plain_slabs[blk]
+            plain += _view(work.plain_slabs[blk], K, batch)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _block_sum(coef, value, count, out):
     """out (K, B) = coef[:, :count] @ value[:count] (a matrix–vector product for K = 1)."""
     if coef.shape[0] == 1:
@@ -222,10 +299,7 @@ def _row_coefficients(act, pre_row, value, grad_pre, a, penalty, residual, scrat
     return acc_b
 
 
-# ``reassoc`` lets the per-neuron sums over the batch vectorise (a strict left-to-right sum is
-# bound by the add latency); the order is fixed at compile time, so results still do not
-# depend on the thread count.
-@njit(cache=True, parallel=True, fastmath={"reassoc"})
+@njit(cache=True)
 def _backward_update(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, act, pre,
                      pre_index, out):
     """The masked-row step: out_i ← out_i − step · Dφ(x_i)ᵀ e_i for i = rows[r], r < count.
@@ -234,25 +308,39 @@ def _backward_update(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias
     ``Zt`` (d×B) hold the batch. ``out`` is ``X`` itself for an in-place step, or another
     array of X's shape (e.g. zeros with step −1 gives the drift −Dφᵀe). The pre-activations
     of neuron rows[r] are read from ``pre[pre_index[r]]`` (stored by :func:`_forward`), or
-    recomputed when ``pre_index`` is empty.
+    recomputed when ``pre_index`` is empty. :func:`_backward_step` is the same with a
+    persistent workspace.
     """
-    batch = Zt.shape[1]
-    d = Zt.shape[0]
+    work = _call_workspace(X, count, K, Zt)
+    _backward_step(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, act, pre,
+                   pre_index, out, work)
+
+
+# ``reassoc`` lets the per-neuron sums over the batch vectorise (a strict left-to-right sum is
+# bound by the add latency); the order is fixed at compile time, so results still do not
+# depend on the thread count.
+@njit(cache=True, parallel=True, fastmath={"reassoc"})
+def _backward_step(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, act, pre,
+                   pre_index, out, work):
+    """:func:`_backward_update` with the scratch of a :class:`Workspace` ``work``."""
+    d, batch = Zt.shape
     recompute = pre_index.shape[0] == 0
+    _check_workspace(work, count, K, d, batch)
     blocks = (count + BLOCK - 1) // BLOCK
     for blk in prange(blocks):
+        t = np.int64(blk) if work.per_block else np.int64(numba.get_thread_id())
         start = blk * BLOCK
         k = min(BLOCK, count - start)
-        gathered = np.empty((BLOCK, d), dtype=X.dtype)
-        block_pre = np.empty((BLOCK, batch), dtype=X.dtype)
-        value = np.empty(batch, dtype=X.dtype)
-        scratch = np.empty(batch, dtype=X.dtype)
-        grad_pre = np.empty((BLOCK, batch), dtype=X.dtype)
-        grad_a = np.empty((BLOCK, K), dtype=X.dtype)
-        grad_b = np.empty(BLOCK, dtype=X.dtype)
-        grad_w = np.empty((BLOCK, d), dtype=X.dtype)
+        block_pre = _view(work.block_pre[t], BLOCK, batch)
+        value = work.value[t, :batch]
+        scratch = work.scratch[t, :batch]
+        grad_pre = _view(work.grad_pre[t], BLOCK, batch)
+        grad_a = _view(work.grad_a[t], BLOCK, K)
+        grad_b = work.grad_b[t]
+        grad_w = _view(work.grad_w[t], BLOCK, d)
         if recompute:
-            _gather_pre_activations(X, rows, start, k, Zt, K, has_bias, gathered, block_pre)
+            _gather_pre_activations(X, rows, start, k, Zt, K, has_bias,
+                                    _view(work.gathered[t], BLOCK, d), block_pre)
         for r in range(k):
             i = rows[start + r]
             row = block_pre[r] if recompute else pre[pre_index[start + r]]

@@ -38,8 +38,7 @@ from tqdm.auto import tqdm
 from ._validate import (check_array, check_choice, check_int, check_keep_prob,
                         check_nonnegative, check_positive, seed_sequence)
 from .activations import activation_code
-from .core import (_backward_update, _forward, _forward_sums, _loss_derivative, _loss_value,
-                   _predict)
+from .core import _backward_step, _forward_sums, _loss_derivative, _loss_value, make_workspace
 from .memory import check_memory
 from .noise import ExplicitNoise, SeededNoise
 from .network import (DTYPES, blas_single_thread, check_loss_targets, check_particles,
@@ -137,14 +136,26 @@ def _dropped_rows(mask_row, out):
 
 
 @njit(cache=True)
+def _unmasked_loss(X, rule, inputs_t, targets, work):
+    """Loss of the unmasked network of ``rule`` on the columns of ``inputs_t``."""
+    n, batch = X.shape[0], inputs_t.shape[1]
+    f = np.empty((rule.outputs, batch), dtype=X.dtype)
+    _forward_sums(X, np.arange(n), n, 1.0, rule.output_scale, inputs_t, rule.outputs,
+                  rule.bias, rule.activation, np.empty((0, batch), dtype=X.dtype), False, f,
+                  f[:, :0], work)
+    return _loss_value(rule.loss, f, targets)
+
+
+@njit(cache=True)
 def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, val_out,
-               first_step):
+               first_step, work):
     """Advance ``X`` in place by ``masks.shape[0]`` steps of ``rule``.
 
     ``masks``/``forward_masks`` are the (steps, n) boolean masks M and M'; ``batches`` the
     (steps, B) minibatch indices (zero columns for full batch). Where ``record[k]`` the
     unmasked train (and validation, if present) loss at the parameters before step k is
-    written to ``train_out[k]``/``val_out[k]``.
+    written to ``train_out[k]``/``val_out[k]``. ``work`` is the run's
+    :class:`~meanfield_dropout.core.Workspace`.
 
     The loss record reuses the step's forward pass: the unmasked predictor is the step's own
     output when nothing is masked forward, and otherwise the kept neurons' unweighted sum
@@ -204,7 +215,7 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
         share = record[k] and full_batch and forward_kind != NO_MASK
         _forward_sums(X, rows_forward, count_forward, forward_weight, rule.output_scale, Ztb,
                       K, rule.bias, rule.activation, pre, not recompute, f,
-                      kept_share if share else no_share)
+                      kept_share if share else no_share, work)
         if not _within(f, rule.output_bound):
             return first_step + k
         if record[k]:
@@ -214,17 +225,15 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
                 count_dropped = _dropped_rows(
                     masks[k] if forward_kind == DROPOUT_MASK else forward_masks[k],
                     rows_dropped)
-                _forward(X, rows_dropped, count_dropped, 1.0, rule.output_scale, Zt, K,
-                         rule.bias, rule.activation, pre[:0], False, dropped_share)
+                _forward_sums(X, rows_dropped, count_dropped, 1.0, rule.output_scale, Zt, K,
+                              rule.bias, rule.activation, pre[:0], False, dropped_share,
+                              no_share, work)
                 dropped_share += kept_share
                 train_out[k] = _loss_value(rule.loss, dropped_share, y)
             else:
-                train_out[k] = _loss_value(rule.loss, _predict(
-                    X, Zt, K, rule.bias, rule.activation, rule.output_scale), y)
+                train_out[k] = _unmasked_loss(X, rule, Zt, y, work)
             if data.val_targets.shape[1] > 0:
-                val_out[k] = _loss_value(rule.loss, _predict(
-                    X, data.val_inputs_t, K, rule.bias, rule.activation, rule.output_scale),
-                    data.val_targets)
+                val_out[k] = _unmasked_loss(X, rule, data.val_inputs_t, data.val_targets, work)
             if not math.isfinite(train_out[k]):
                 return first_step + k
         _loss_derivative(rule.loss, f, yb, residual)
@@ -232,9 +241,9 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
         # its rank (same neurons forward and backward), or nowhere (recompute)
         pre_index = rows_backward if forward_kind == NO_MASK else (
             no_index if recompute else all_rows)
-        _backward_update(X, rows_backward, count_backward, rule.master_lr * backward_weight,
-                         rule.penalty, residual, Zb, Ztb, K, rule.bias, rule.activation, pre,
-                         pre_index, X)
+        _backward_step(X, rows_backward, count_backward, rule.master_lr * backward_weight,
+                       rule.penalty, residual, Zb, Ztb, K, rule.bias, rule.activation, pre,
+                       pre_index, X, work)
         for r in range(count_backward):
             if not _within(X[rows_backward[r]], rule.parameter_bound):
                 return first_step + k + 1
@@ -526,6 +535,8 @@ def _drive(initial, rules, data, noise, schedule, progress):
     snaps = {name: np.empty((schedule.snapshot_steps.size, schedule.snapshot_neurons.size,
                              initial.shape[1]), dtype=initial.dtype) for name in variants}
     chunks = _chunk_bounds(steps, schedule.chunk_steps, schedule.snapshot_steps) if steps else []
+    work = make_workspace(initial.shape[0], data.targets.shape[0], data.inputs.shape[1],
+                          max(data.inputs.shape[0], data.val_targets.shape[1]), initial.dtype)
     with tqdm(total=steps * len(variants), disable=not progress, unit="step",
               desc=f"simulate n={initial.shape[0]}") as bar:
         for start, stop in chunks:
@@ -536,7 +547,7 @@ def _drive(initial, rules, data, noise, schedule, progress):
                 train_chunk = np.full(stop - start, np.nan)
                 val_chunk = np.full(stop - start, np.nan)
                 bad = _run_chunk(states[name], rule, data, masks, forward_masks, batches,
-                                 record, train_chunk, val_chunk, start)
+                                 record, train_chunk, val_chunk, start, work)
                 if bad < 0 and not np.all(np.isfinite(states[name])):
                     bad = stop - 1
                 if bad >= 0:
@@ -548,19 +559,15 @@ def _drive(initial, rules, data, noise, schedule, progress):
                 bar.update(stop - start)
     _store_snapshots(states, snaps, schedule, steps)
     for name, rule in rules.items():
-        train[name][-1] = _unmasked_loss(states[name], rule, data.inputs_t, data.targets)
+        train[name][-1] = _unmasked_loss(states[name], rule, data.inputs_t, data.targets, work)
         if not math.isfinite(train[name][-1]):
             raise DivergenceError(steps, name)
         if val:
             val[name][-1] = _unmasked_loss(states[name], rule, data.val_inputs_t,
-                                           data.val_targets)
+                                           data.val_targets, work)
     return states, train, val, snaps
 
 
-def _unmasked_loss(X, rule, inputs_t, targets):
-    """Loss of the unmasked network of ``rule`` on the columns of ``inputs_t``."""
-    f = _predict(X, inputs_t, rule.outputs, rule.bias, rule.activation, rule.output_scale)
-    return _loss_value(rule.loss, f, targets)
 
 
 def _threads_for(cells, available):
