@@ -20,12 +20,13 @@ import ast
 import math
 import operator
 from dataclasses import dataclass
+from fractions import Fraction
 
 import mpmath
 import sympy
 
 __all__ = ["WIDTH", "MAX_DEPTH", "ParsedExpression", "parse_expression", "evaluate_tree",
-           "format_width"]
+           "format_width", "quote", "PowerLog", "power_log_form"]
 
 #: The width n. Declared positive real (not integer): the expressions are exp-log functions,
 #: which are eventually monotone (Hardy), so their limits along the integers equal the limits
@@ -42,35 +43,37 @@ _BINARY = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
            ast.Div: operator.truediv, ast.Pow: operator.pow}
 
 
-def _check_tree(node, text):
+def _check_tree(node, name, text):
     """Reject every node outside the whitelist (numbers, n, + - * / **, log/sqrt/exp)."""
+    def fail(message):
+        raise ValueError(f"{name} expression {quote(text)}: {message}")
+
     called = {id(sub.func) for sub in ast.walk(node) if isinstance(sub, ast.Call)}
     for sub in ast.walk(node):
         if isinstance(sub, (ast.Expression, ast.Load, ast.BinOp, ast.UAdd, ast.USub)):
             continue
         if isinstance(sub, ast.operator):
             if type(sub) not in _BINARY:
-                raise ValueError(f"operator {type(sub).__name__} not allowed in {text!r}")
+                fail(f"operator {type(sub).__name__} not allowed")
         elif isinstance(sub, ast.UnaryOp):
             if not isinstance(sub.op, (ast.UAdd, ast.USub)):
-                raise ValueError(f"operator {type(sub.op).__name__} not allowed in {text!r}")
+                fail(f"operator {type(sub.op).__name__} not allowed")
         elif isinstance(sub, ast.Constant):
             if isinstance(sub.value, bool) or not isinstance(sub.value, (int, float)):
-                raise ValueError(f"only numbers are allowed as constants in {text!r}")
+                fail("only numbers are allowed as constants")
         elif isinstance(sub, ast.Name):
             if sub.id in _FLOAT_FUNCTIONS:
                 if id(sub) not in called:
-                    raise ValueError(f"{sub.id} must be called, as in {sub.id}(n), in {text!r}")
+                    fail(f"{sub.id} must be called, as in {sub.id}(n)")
             elif sub.id != "n":
-                raise ValueError(
-                    f"unknown name {sub.id!r} in {text!r} (allowed: n, log, sqrt, exp)")
+                fail(f"unknown name {quote(sub.id)} (allowed: n, log, sqrt, exp)")
         elif isinstance(sub, ast.Call):
             if not (isinstance(sub.func, ast.Name) and sub.func.id in _FLOAT_FUNCTIONS):
-                raise ValueError(f"only log, sqrt and exp may be called in {text!r}")
+                fail("only log, sqrt and exp may be called")
             if len(sub.args) != 1 or sub.keywords:
-                raise ValueError(f"{sub.func.id}() takes exactly one argument in {text!r}")
+                fail(f"{sub.func.id}() takes exactly one argument")
         else:
-            raise ValueError(f"{type(sub).__name__} not allowed in {text!r}")
+            fail(f"{type(sub).__name__} not allowed")
 
 
 def _has_width(node):
@@ -108,16 +111,21 @@ class _Translator:
         self.conditions = []
 
     def fail(self, message):
-        raise ValueError(f"{self.name} expression {self.text!r} {message}")
+        raise ValueError(f"{self.name} expression {quote(self.text)} {message}")
 
     def constant(self, node):
         """The float value of an n-free sub-tree; refuses non-finite or underflowing values."""
+        where = quote(ast.unparse(node))
         try:
             value = evaluate_tree(node, 1.0)
+        except OverflowError:
+            self.fail(f"cannot be evaluated: {where} overflows floats")
+        except ZeroDivisionError:
+            self.fail(f"cannot be evaluated: {where} divides by zero")
         except (ArithmeticError, ValueError) as exc:
-            self.fail(f"cannot be evaluated: {ast.unparse(node)} ({exc})")
+            self.fail(f"cannot be evaluated: {where} ({exc})")
         if not math.isfinite(value):
-            self.fail(f"cannot be evaluated: {ast.unparse(node)} is not a finite float")
+            self.fail(f"cannot be evaluated: {where} is not a finite float")
         return value
 
     def __call__(self, node):
@@ -126,7 +134,8 @@ class _Translator:
         value = None if _has_width(node) else self.constant(node)
         expr = self.translate(node, value)
         if value == 0.0 and not expr.is_zero:
-            self.fail(f"cannot be evaluated: {ast.unparse(node)} underflows to 0 in floats")
+            self.fail(f"cannot be evaluated: {quote(ast.unparse(node))} underflows to 0 in "
+                      "floats")
         return expr
 
     def translate(self, node, value):
@@ -144,14 +153,14 @@ class _Translator:
             return self.power(node, value)
         left, right = self(node.left), self(node.right)
         if isinstance(node.op, ast.Div) and right.is_zero:
-            self.fail(f"divides by zero in {ast.unparse(node)}")
+            self.fail(f"divides by zero in {quote(ast.unparse(node))}")
         return _BINARY[type(node.op)](left, right)
 
     def call(self, function, arg, arg_node):
         if function != "exp":
             if arg.is_negative or (function == "log" and arg.is_zero):
                 self.fail(f"takes {function} of a quantity that is not positive "
-                          f"({ast.unparse(arg_node)})")
+                          f"({quote(ast.unparse(arg_node))})")
             if not arg.is_positive and arg.has(WIDTH):
                 self.conditions.append((f"the argument of {function}", arg))
         return _SYMPY_FUNCTIONS[function](arg)
@@ -165,6 +174,9 @@ class _Translator:
             size = max(abs(sympy.fraction(base)[0]), abs(sympy.fraction(base)[1]), 2) \
                 if base.is_Rational else 2
             if abs(float(exponent)) * math.log2(size) > _MAX_EXACT_BITS:
+                if value == 0.0:
+                    self.fail(f"cannot be evaluated: {quote(ast.unparse(node))} underflows "
+                              "to 0 in floats")
                 return sympy.Float(value)
         if not exponent.is_integer:
             if base.is_negative:
@@ -173,7 +185,7 @@ class _Translator:
             if not base.is_nonnegative and base.has(WIDTH):
                 self.conditions.append(("the base of a fractional power", base))
         if base.is_zero and exponent.is_negative:
-            self.fail(f"divides by zero in {ast.unparse(node)}")
+            self.fail(f"divides by zero in {quote(ast.unparse(node))}")
         return base ** exponent
 
 
@@ -221,6 +233,13 @@ class ParsedExpression:
         return (parse_expression, (self.text, self.name))
 
 
+def quote(text, limit=80):
+    """``repr`` of ``text``, shortened to about ``limit`` characters for one-line messages."""
+    if len(text) <= limit:
+        return repr(text)
+    return repr(text[:limit - 20]) + f"... ({len(text)} characters)"
+
+
 def format_width(n):
     """A width for messages: exact up to 10^15, else 6 digits (any size of integer)."""
     if isinstance(n, float):
@@ -250,28 +269,94 @@ def parse_expression(text, name):
         floats, negative numbers to fractional powers, division by zero.
     """
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"{name} expression must be a non-empty string, got {text!r}")
+        raise ValueError(f"{name} expression must be a non-empty string, got "
+                         f"{quote(text) if isinstance(text, str) else repr(text)}")
     text = text.strip()
     try:
         tree = ast.parse(text, mode="eval")
     except SyntaxError as exc:
-        raise ValueError(f"malformed {name} expression {text!r}: {exc.msg}") from None
+        raise ValueError(f"malformed {name} expression {quote(text)}: {exc.msg}") from None
     except (RecursionError, MemoryError):
-        raise ValueError(f"{name} expression {text!r} is nested too deeply") from None
-    _check_tree(tree, text)
+        raise ValueError(f"{name} expression {quote(text)} is nested too deeply") from None
+    _check_tree(tree, name, text)
     stack = [(tree, 1)]
     while stack:
         node, depth = stack.pop()
         if depth > MAX_DEPTH:
-            raise ValueError(f"{name} expression {text!r} is nested more than {MAX_DEPTH} "
+            raise ValueError(f"{name} expression {quote(text)} is nested more than {MAX_DEPTH} "
                              "levels deep")
         stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
     translate = _Translator(name, text)
     try:
         expr = translate(tree)
     except RecursionError:
-        raise ValueError(f"{name} expression {text!r} is nested too deeply") from None
+        raise ValueError(f"{name} expression {quote(text)} is nested too deeply") from None
     if expr.has(sympy.zoo, sympy.nan, sympy.I, sympy.oo):
-        raise ValueError(f"{name} expression {text!r} is not a finite real expression "
+        raise ValueError(f"{name} expression {quote(text)} is not a finite real expression "
                          f"(it simplifies to {expr})")
     return ParsedExpression(text, name, expr, tuple(translate.conditions), tree)
+
+
+@dataclass(frozen=True)
+class PowerLog:
+    """The positive sequence ``coef * n**n_power * log(n)**log_power`` (a description).
+
+    Parameters
+    ----------
+    coef : float
+        The constant factor (> 0).
+    n_power, log_power : Fraction
+        Exponents of n and of log n (exact rationals).
+    """
+
+    coef: float
+    n_power: Fraction = Fraction(0)
+    log_power: Fraction = Fraction(0)
+
+    def __call__(self, n):
+        """The value at width ``n`` (``n >= 2`` when there is a log factor)."""
+        if self.log_power and n < 2:
+            raise ValueError(f"a log(n) factor needs n >= 2, got n={n}")
+        value = self.coef * float(n) ** float(self.n_power)
+        if self.log_power:
+            value *= math.log(n) ** float(self.log_power)
+        return value
+
+    def source(self):
+        """The sequence as an expression for :func:`parse_expression` (exact exponents)."""
+        return f"{self.coef!r}*n**({self.n_power})*log(n)**({self.log_power})"
+
+    def text(self):
+        """Readable formula, e.g. ``0.5·n^-1.5·log(n)^-1``."""
+        parts = [f"{self.coef:g}"]
+        if self.n_power:
+            parts.append("n" if self.n_power == 1 else f"n^{_fraction_text(self.n_power)}")
+        if self.log_power:
+            parts.append("log(n)" if self.log_power == 1
+                         else f"log(n)^{_fraction_text(self.log_power)}")
+        if len(parts) > 1 and parts[0] == "1":
+            parts.pop(0)
+        return "·".join(parts)
+
+
+def _fraction_text(value):
+    return str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
+
+
+def power_log_form(expr):
+    """``expr`` as a :class:`PowerLog` if it is exactly c·n^p·(log n)^l with c > 0, else None."""
+    coef, n_power, log_power = sympy.Integer(1), sympy.Integer(0), sympy.Integer(0)
+    for factor in sympy.Mul.make_args(expr):
+        base, exponent = factor.as_base_exp()
+        if base == WIDTH and exponent.is_Rational:
+            n_power += exponent
+        elif base == sympy.log(WIDTH) and exponent.is_Rational:
+            log_power += exponent
+        elif factor.is_number:
+            coef *= factor
+        else:
+            return None
+    if not coef.is_positive:
+        return None
+    return PowerLog(float(coef), Fraction(int(n_power.p), int(n_power.q)),
+                    Fraction(int(log_power.p), int(log_power.q)))

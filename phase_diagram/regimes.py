@@ -131,7 +131,7 @@ class Regime:
             f"q_inf = lim q_n = {c.text('keep')}",
             f"simplex limit (log n, -log tau, -log q)/S = {point}",
         ]
-        return "\n".join(lines + [f"note: {note}" for note in c.notes + c.undecided])
+        return "\n".join(lines + [f"note: {note}" for note in c.notes])
 
 
 def _phase_of(c):

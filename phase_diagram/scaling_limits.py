@@ -80,8 +80,10 @@ class LimitConstants:
         Decided on the exact value when there is one (no float underflow or overflow).
         """
         value, exact = getattr(self, name), self.exact[_NAMES.index(name)]
-        if exact is not None:
-            return "zero" if exact.is_zero else "infinite" if exact.is_infinite else "positive"
+        if exact is not None and exact.is_infinite:
+            return "infinite"
+        if exact is not None and exact.is_zero is not None:
+            return "zero" if exact.is_zero else "positive"
         if value is None:
             return None
         return "zero" if value == 0 else "infinite" if value == float("inf") else "positive"
@@ -137,7 +139,7 @@ def check_valid_for_large_n(parsed, budget=None):
 
 
 def _exact(value):
-    value = sympy.sympify(value)
+    value = sympy.Integer(value) if isinstance(value, int) else value
     return LimitValue(value, exact_to_float(value), "sympy")
 
 
@@ -169,9 +171,9 @@ def analyse_scaling(tau, keep, undecided=(), budget=None):
     n = WIDTH
     tau_inf = limit_at_infinity(tau.expr, positive=True, budget=budget)
     keep_lim = limit_at_infinity(keep.expr, positive=True, budget=budget)
-    if keep_lim.exact is not None:
+    try:
         clipped = bool(keep_lim.exact >= 1)
-    else:
+    except TypeError:           # no exact value, or one SymPy cannot compare with 1
         clipped = keep_lim.determined and keep_lim.approx >= 1
     if clipped:
         # q_n -> q >= 1: min(1, q_n) -> 1, and no constant depends on how (alpha = tau_inf,

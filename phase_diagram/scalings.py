@@ -1,8 +1,7 @@
 """Hyperparameter scalings n ↦ (τ_n, q_n) and their limit constants.
 
 A scaling gives, for every width n, the master learning rate τ_n and the keep probability
-q_n ∈ (0, 1] (q_n is clipped to 1 from above). The phase of dropout in the large-width limit is
-read off
+q_n ∈ (0, 1] (clipped to 1 from above). The phase of dropout in the large-width limit is read off
 
 * the barycentric point u = (log n, −log τ_n, −log q_n) / S_n, S_n = log n − log τ_n − log q_n,
   and its limit as n → ∞ (Figure 1 of Chizat, Marion & Yesbay);
@@ -19,7 +18,6 @@ sequence does not settle.
 """
 import abc
 import math
-from dataclasses import dataclass
 from fractions import Fraction
 
 import mpmath
@@ -28,80 +26,16 @@ import sympy
 
 from meanfield_dropout._validate import check_int, check_positive, check_real
 
-from .asymptotics import (LIMIT_TIME_LIMIT, LIMIT_WIDTHS, TimeBudget, call_with_time_limit,
-                          sequence_limit)
-from .expressions import WIDTH, format_width, parse_expression
+from .asymptotics import LIMIT_TIME_LIMIT
+from .expressions import WIDTH, PowerLog, format_width, parse_expression, power_log_form
+from .numeric_limits import LIMIT_WIDTHS, sequence_limit
 from .scaling_limits import LimitConstants, analyse_scaling, check_valid_for_large_n
+from .time_limits import TimeBudget, call_with_time_limit
 
 __all__ = [
     "PowerLog", "LimitConstants", "Scaling", "ExpressionScaling", "PowerLogScaling",
     "CallableScaling", "power_law", "parse_scaling", "sequence_limit", "LIMIT_WIDTHS",
 ]
-
-
-@dataclass(frozen=True)
-class PowerLog:
-    """The positive sequence ``coef * n**n_power * log(n)**log_power`` (a description).
-
-    Parameters
-    ----------
-    coef : float
-        The constant factor (> 0).
-    n_power, log_power : Fraction
-        Exponents of n and of log n (exact rationals).
-    """
-
-    coef: float
-    n_power: Fraction = Fraction(0)
-    log_power: Fraction = Fraction(0)
-
-    def __call__(self, n):
-        """The value at width ``n`` (``n >= 2`` when there is a log factor)."""
-        if self.log_power and n < 2:
-            raise ValueError(f"a log(n) factor needs n >= 2, got n={n}")
-        value = self.coef * float(n) ** float(self.n_power)
-        if self.log_power:
-            value *= math.log(n) ** float(self.log_power)
-        return value
-
-    def source(self):
-        """The sequence as an expression for :func:`parse_expression` (exact exponents)."""
-        return f"{self.coef!r}*n**({self.n_power})*log(n)**({self.log_power})"
-
-    def text(self):
-        """Readable formula, e.g. ``0.5·n^-1.5·log(n)^-1``."""
-        parts = [f"{self.coef:g}"]
-        if self.n_power:
-            parts.append("n" if self.n_power == 1 else f"n^{_fraction_text(self.n_power)}")
-        if self.log_power:
-            parts.append("log(n)" if self.log_power == 1
-                         else f"log(n)^{_fraction_text(self.log_power)}")
-        if len(parts) > 1 and parts[0] == "1":
-            parts.pop(0)
-        return "·".join(parts)
-
-
-def _fraction_text(value):
-    return str(value.numerator) if value.denominator == 1 else f"{float(value):g}"
-
-
-def _power_log_form(expr):
-    """``expr`` as a :class:`PowerLog` if it is exactly c·n^p·(log n)^l with c > 0, else None."""
-    coef, n_power, log_power = sympy.Integer(1), sympy.Integer(0), sympy.Integer(0)
-    for factor in sympy.Mul.make_args(expr):
-        base, exponent = factor.as_base_exp()
-        if base == WIDTH and exponent.is_Rational:
-            n_power += exponent
-        elif base == sympy.log(WIDTH) and exponent.is_Rational:
-            log_power += exponent
-        elif factor.is_number:
-            coef *= factor
-        else:
-            return None
-    if not coef.is_positive:
-        return None
-    return PowerLog(float(coef), Fraction(int(n_power.p), int(n_power.q)),
-                    Fraction(int(log_power.p), int(log_power.q)))
 
 
 class Scaling(abc.ABC):
@@ -410,7 +344,7 @@ def parse_scaling(tau_expr, keep_expr, *, label=None):
     tau = parse_expression(tau_expr, "tau")
     keep = parse_expression(keep_expr, "keep")
     label = label or f"τ={tau.text}, q={keep.text}"
-    forms = (_power_log_form(tau.expr), _power_log_form(keep.expr))
+    forms = (power_log_form(tau.expr), power_log_form(keep.expr))
     if None not in forms:
         return PowerLogScaling(*forms, label=label, expressions=(tau, keep))
     return ExpressionScaling(tau, keep, label=label)
