@@ -14,7 +14,12 @@ that floats can evaluate at the scan widths:
   ``exp(1000)`` are refused, and so are constants that underflow to 0);
 * a negative base is never raised to a fractional power, and arguments of ``log``/``sqrt``
   that SymPy cannot see are positive are recorded as conditions, checked for all large n by
-  :mod:`phase_diagram.asymptotics` (see :attr:`ParsedExpression.conditions`).
+  :mod:`phase_diagram.asymptotics` (see :attr:`ParsedExpression.conditions`);
+* SymPy never has to compute huge exact numbers. It evaluates exactly, as it builds an
+  expression, powers of rational numbers such as the 2**(10**30) hidden in
+  ``exp(10**30*log(2*n))`` = (2n)^(10^30); one such computation cannot be interrupted and would
+  hang the process. :func:`_exact_bits` bounds, node by node, the size in bits of any number
+  SymPy may form, and expressions above :data:`MAX_EXACT_BITS` are refused.
 """
 import ast
 import math
@@ -25,7 +30,7 @@ from fractions import Fraction
 import mpmath
 import sympy
 
-__all__ = ["WIDTH", "MAX_DEPTH", "ParsedExpression", "parse_expression", "evaluate_tree",
+__all__ = ["WIDTH", "MAX_DEPTH", "MAX_EXACT_BITS", "ParsedExpression", "parse_expression", "evaluate_tree",
            "format_width", "quote", "PowerLog", "power_log_form"]
 
 #: The width n. Declared positive real (not integer): the expressions are exp-log functions,
@@ -34,8 +39,9 @@ __all__ = ["WIDTH", "MAX_DEPTH", "ParsedExpression", "parse_expression", "evalua
 WIDTH = sympy.Symbol("n", positive=True)
 #: Deepest expression tree accepted.
 MAX_DEPTH = 100
-#: Largest exact power of a rational constant (bits × |exponent|); larger ones stay floats.
-_MAX_EXACT_BITS = 4096
+#: Largest exact number (in bits) SymPy may have to form from an expression (about 3600
+#: decimal digits): larger constant powers stay floats, and other expressions are refused.
+MAX_EXACT_BITS = 12000
 
 _FLOAT_FUNCTIONS = {"log": math.log, "sqrt": math.sqrt, "exp": math.exp}
 _SYMPY_FUNCTIONS = {"log": sympy.log, "sqrt": sympy.sqrt, "exp": sympy.exp}
@@ -103,6 +109,34 @@ def evaluate_tree(node, n):
     return _FLOAT_FUNCTIONS[node.func.id](evaluate_tree(node.args[0], n))
 
 
+def _exact_bits(node, value, child_bits):
+    """Upper bound (log2) on the numbers SymPy may form exactly while building ``node``.
+
+    ``value`` is the float value of an n-free node (else ``None``) and ``child_bits`` the
+    bounds of its children. A constant c counts |log2 |c||; products add; a power x**e
+    multiplies by |e|, since SymPy distributes it over numeric factors, (2n)^e = 2^e n^e; log
+    brings an exponent down as a coefficient, log(x^k) = k log x (about log2 of the bound);
+    exp turns a coefficient back into an exponent, exp(c log x) = x^c (2 to the bound).
+    """
+    if value is not None:
+        return max(1.0, abs(math.log2(abs(value)))) if value else 1.0
+    if isinstance(node, ast.Name):
+        return 1.0
+    if isinstance(node, ast.UnaryOp):
+        return child_bits[0]
+    if isinstance(node, ast.Call):
+        inner = child_bits[0]
+        if node.func.id == "log":
+            return math.log2(inner + 2.0)
+        return inner if node.func.id == "sqrt" else 2.0 ** min(inner, 1100.0)
+    left, right = child_bits
+    if isinstance(node.op, (ast.Add, ast.Sub)):
+        return max(left, right)
+    if isinstance(node.op, (ast.Mult, ast.Div)):
+        return left + right
+    return left * max(1.0, abs(evaluate_tree(node.right, 1.0)))
+
+
 class _Translator:
     """Checked ``ast`` tree → SymPy expression, collecting the large-n conditions."""
 
@@ -137,6 +171,23 @@ class _Translator:
             self.fail(f"cannot be evaluated: {quote(ast.unparse(node))} underflows to 0 in "
                       "floats")
         return expr
+
+    def check_size(self, node):
+        """Refuse an expression whose exact evaluation could need numbers above MAX_EXACT_BITS.
+
+        Returns the bound of :func:`_exact_bits` for ``node`` (checked bottom-up).
+        """
+        value = None if _has_width(node) else self.constant(node)
+        children = [] if value is not None else (
+            [node.operand] if isinstance(node, ast.UnaryOp) else
+            [node.args[0]] if isinstance(node, ast.Call) else
+            [node.left, node.right] if isinstance(node, ast.BinOp) else [])
+        bits = _exact_bits(node, value, [self.check_size(child) for child in children])
+        if bits > MAX_EXACT_BITS:
+            self.fail(f"is too large for exact arithmetic: {quote(ast.unparse(node))} could "
+                      f"need numbers of {bits:.3g} bits (at most {MAX_EXACT_BITS}); "
+                      "use smaller constants or exponents")
+        return bits
 
     def translate(self, node, value):
         if isinstance(node, ast.Constant):
@@ -173,7 +224,7 @@ class _Translator:
         if value is not None:       # constant ** constant: exact unless the result is huge
             size = max(abs(sympy.fraction(base)[0]), abs(sympy.fraction(base)[1]), 2) \
                 if base.is_Rational else 2
-            if abs(float(exponent)) * math.log2(size) > _MAX_EXACT_BITS:
+            if abs(float(exponent)) * math.log2(size) > MAX_EXACT_BITS:
                 if value == 0.0:
                     self.fail(f"cannot be evaluated: {quote(ast.unparse(node))} underflows "
                               "to 0 in floats")
@@ -288,6 +339,7 @@ def parse_expression(text, name):
         stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
     translate = _Translator(name, text)
     try:
+        translate.check_size(tree.body)
         expr = translate(tree)
     except RecursionError:
         raise ValueError(f"{name} expression {quote(text)} is nested too deeply") from None

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scaling_limits import format_exact
+from .scaling_limits import exact_text
 from .scalings import LimitConstants, Scaling
 
 __all__ = ["PHASES", "DEGENERATE", "UNDETERMINED", "Regime", "classify", "limit_constraints"]
@@ -112,13 +112,15 @@ class Regime:
     def summary(self):
         """Multi-line human-readable description (used by the CLI)."""
         c = self.constants
-        if self.simplex_exact is not None:
-            exact = [format_exact(u, float(u)) for u in self.simplex_exact]
-            point = "(" + ", ".join(text.split(" (")[0] for text in exact) + ")"
-            if any(" (" in text for text in exact):
-                point += " = (" + ", ".join(f"{u:.4f}" for u in self.simplex_limit) + ")"
-        elif self.simplex_limit is not None:
-            point = "(" + ", ".join(f"{u:.4f}" for u in self.simplex_limit) + ") (numeric)"
+        floats = None if self.simplex_limit is None else \
+            "(" + ", ".join(f"{u:.4f}" for u in self.simplex_limit) + ")"
+        exact = [] if self.simplex_exact is None else [exact_text(u) for u in self.simplex_exact]
+        if exact and None not in exact:
+            point = "(" + ", ".join(exact) + ")"
+            if not all(u.is_Integer for u in self.simplex_exact):
+                point += f" = {floats}"
+        elif floats is not None:
+            point = floats + ("" if exact else " (numeric)")
         else:
             point = "undefined"
         lines = [

@@ -15,12 +15,24 @@ from dataclasses import dataclass
 import sympy
 
 from .asymptotics import LimitValue, eventual_sign, exact_to_float, limit_at_infinity
-from .expressions import WIDTH
+from .expressions import WIDTH, quote
 
 __all__ = ["LimitConstants", "ScalingAsymptotics", "analyse_scaling", "check_valid_for_large_n",
-           "format_exact"]
+           "exact_text", "format_exact"]
 
 _NAMES = ("alpha", "beta", "tau", "keep")
+
+
+def exact_text(value, limit=60):
+    """The exact SymPy value as text (``"1/2"``, ``"inf"``, ``"exp(-1)"``), or ``None`` if
+    it is longer than ``limit`` characters."""
+    if value.is_infinite:
+        return "inf" if value.is_extended_positive else "-inf"
+    try:
+        text = str(value)
+    except ValueError:                  # an integer beyond Python's digit limit for str()
+        return None
+    return text if len(text) <= limit else None
 
 
 def format_exact(value, approx):
@@ -29,11 +41,10 @@ def format_exact(value, approx):
         return "undetermined"
     if value is None:
         return f"{approx:.6g} (numeric)"
-    if value.is_infinite:
-        return "inf" if value.is_extended_positive else "-inf"
-    if value.is_Integer:
-        return str(value)
-    return f"{value} ({approx:.6g})"
+    text = exact_text(value)
+    if text is None:
+        return f"{approx:.6g} (exact value too long to print)"
+    return text if value.is_Integer or value.is_infinite else f"{text} ({approx:.6g})"
 
 
 @dataclass(frozen=True)
@@ -120,7 +131,7 @@ def check_valid_for_large_n(parsed, budget=None):
     """
     notes = []
     sign, note = eventual_sign(parsed.expr, budget=budget)
-    where = f"{parsed.name} expression {parsed.text!r}"
+    where = f"{parsed.name} expression {quote(parsed.text)}"
     if sign == 0:
         raise ValueError(f"{where} must be positive, but it is identically 0")
     if sign == -1:
@@ -131,7 +142,7 @@ def check_valid_for_large_n(parsed, budget=None):
     for what, arg in parsed.conditions:
         sign, note = eventual_sign(arg, budget=budget)
         if sign == -1 or (sign == 0 and "log" in what):
-            raise ValueError(f"{where} is not real for large n: {what}, {arg}, is "
+            raise ValueError(f"{where} is not real for large n: {what}, {quote(str(arg))}, is "
                              f"{'negative' if sign else 'identically 0'} for all large n")
         if sign is None:
             notes.append(f"the sign of {what} in {parsed.name} is undecided ({note})")

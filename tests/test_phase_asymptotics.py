@@ -261,6 +261,9 @@ BAD = [
     ("keep", "1" + "0" * 400, "overflows floats"),
     ("tau", "exp(1000)", "overflows floats"),
     ("tau", "0.5**5000*n", "underflows"),
+    # SymPy would compute 2**(10**30) exactly, (2n)^(10^30) = 2^(10^30) n^(10^30): a hang
+    ("tau", "exp(10**30*log(2*n))", "too large for exact arithmetic"),
+    ("keep", "((2*n)**1000)**1000", "too large for exact arithmetic"),
     ("tau", "+" * 5000 + "n", "nested too deeply"),
     ("tau", "log(" * 120 + "n" + ")" * 120, "nested more than 100"),
     ("tau", "1 - 2*n", "negative for all large n"),
