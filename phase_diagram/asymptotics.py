@@ -81,16 +81,22 @@ class LimitValue:
         return None if self.approx is None else math.isinf(self.approx)
 
 
+def _short(value, limit=60):
+    """One-line text of a SymPy object or message, cut to about ``limit`` characters."""
+    text = " ".join(str(value).split())
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 def _decided(value):
     """Why a SymPy limit result does not count as a decided real limit, or ``""``."""
     if isinstance(value, sympy.AccumBounds):
-        return f"SymPy returned the bounds {value}"
+        return f"SymPy returned the bounds {_short(value)}"
     if isinstance(value, sympy.Limit) or value.has(sympy.Limit):
         return "SymPy returned the limit unevaluated"
     if value is sympy.nan or value is sympy.zoo or value.free_symbols:
-        return f"SymPy returned {value}"
+        return f"SymPy returned {_short(value)}"
     if not (value.is_extended_real and (value.is_infinite or value.is_number)):
-        return f"SymPy returned the non-real value {value}"
+        return f"SymPy returned the non-real value {_short(value)}"
     return ""
 
 
@@ -101,7 +107,7 @@ def _exact_limit(expr, seconds, budget=None):
     if status == "timeout":
         return None, timeout_note("SymPy", seconds, budget, NUMERIC_TIME_LIMIT)
     if status == "error":
-        return None, f"SymPy failed ({type(value).__name__}: {str(value)[:80]})"
+        return None, f"SymPy failed ({type(value).__name__}: {_short(value, 80)})"
     problem = _decided(value)
     return (None, problem) if problem else (value, "")
 
@@ -166,8 +172,10 @@ def eventual_sign(expr, *, seconds=None, budget=None):
     value, note = _exact_limit(expr, seconds, budget)
     if value is None:
         return None, note
-    if not value.is_zero:
+    if value.is_extended_positive or value.is_extended_negative:
         return (1 if value.is_extended_positive else -1), ""
+    if not value.is_zero:
+        return None, f"SymPy cannot tell the sign of the limit {_short(value)}"
     inverse, note = _exact_limit(1 / expr, seconds, budget)
     if inverse is sympy.oo or inverse is sympy.S.NegativeInfinity:
         return (1 if inverse is sympy.oo else -1), ""
@@ -176,4 +184,4 @@ def eventual_sign(expr, *, seconds=None, budget=None):
         lambda: sympy.simplify(sympy.expand_log(expr, force=True)), seconds, budget)
     if status == "done" and simplified.is_zero:
         return 0, ""
-    return None, note or f"the limit of its inverse is {inverse}, not +-oo"
+    return None, note or f"the limit of its inverse is {_short(inverse)}, not +-oo"

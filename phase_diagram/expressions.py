@@ -317,7 +317,8 @@ def parse_expression(text, name):
     ValueError
         One line naming ``name``: empty or malformed text, nodes outside the whitelist,
         nesting deeper than :data:`MAX_DEPTH`, n in an exponent, constants that are not finite
-        floats, negative numbers to fractional powers, division by zero.
+        floats, negative numbers to fractional powers, division by zero, numbers too large for
+        exact arithmetic (:data:`MAX_EXACT_BITS`).
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"{name} expression must be a non-empty string, got "
@@ -345,7 +346,7 @@ def parse_expression(text, name):
         raise ValueError(f"{name} expression {quote(text)} is nested too deeply") from None
     if expr.has(sympy.zoo, sympy.nan, sympy.I, sympy.oo):
         raise ValueError(f"{name} expression {quote(text)} is not a finite real expression "
-                         f"(it simplifies to {expr})")
+                         f"(it simplifies to {quote(str(expr))})")
     return ParsedExpression(text, name, expr, tuple(translate.conditions), tree)
 
 
