@@ -27,8 +27,9 @@ import sympy
 from meanfield_dropout._validate import check_int, check_positive, check_real
 
 from .asymptotics import LIMIT_TIME_LIMIT
-from .expressions import WIDTH, PowerLog, format_width, parse_expression, power_log_form
+from .expressions import WIDTH, format_width, parse_expression
 from .numeric_limits import LIMIT_WIDTHS, sequence_limit
+from .power_logs import PowerLog, power_log_form
 from .scaling_limits import LimitConstants, analyse_scaling, check_valid_for_large_n
 from .time_limits import TimeBudget, call_with_time_limit
 
