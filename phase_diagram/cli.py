@@ -14,15 +14,16 @@ import sys
 import time
 from pathlib import Path
 
+import mpmath
+
 from meanfield_dropout.cli import Parser, dispatch
 
+from .expressions import format_width, quote
 from .regimes import classify
-from .expressions import format_width
 from .scalings import parse_scaling
 
 
 def _classify(args):
-    import mpmath
     scaling = parse_scaling(args.tau, args.keep)
     print(classify(scaling).summary())
     if args.width is not None:
@@ -38,11 +39,14 @@ def _width(text):
     base, _, exponent = text.strip().partition("**")
     if not (base.isdigit() and (not exponent or exponent.isdigit())) or len(text) > 1000:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1 (or a power such as "
-                                         f"10**400), got {text!r}")
-    digits = int(exponent) * math.log10(max(int(base), 1)) if exponent else len(base)
+                                         f"10**400), got {quote(text)}")
+    if exponent:
+        digits = int(exponent) * math.log10(max(int(base), 1)) if len(exponent) < 7 else 1e9
+    else:
+        digits = len(base)
     value = (int(base) ** int(exponent) if exponent else int(base)) if digits < 4000 else 0
     if not 1 <= value < 10**4000:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1 and < 10**4000, got {text!r}")
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 and < 10**4000, got {quote(text)}")
     return value
 
 
