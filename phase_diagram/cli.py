@@ -46,7 +46,8 @@ def _width(text):
         digits = len(base)
     value = (int(base) ** int(exponent) if exponent else int(base)) if digits < 4000 else 0
     if not 1 <= value < 10**4000:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1 and < 10**4000, got {quote(text)}")
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 and < 10**4000, got "
+                                         f"{quote(text)}")
     return value
 
 
