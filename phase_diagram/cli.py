@@ -9,12 +9,16 @@ Bad input (malformed expressions, bad configurations, usage errors) prints one l
 with status 2; a failing cell or worker exits with status 1.
 """
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
 
+import mpmath
+
 from meanfield_dropout.cli import Parser, dispatch
 
+from .expressions import format_width, quote
 from .regimes import classify
 from .scalings import parse_scaling
 
@@ -24,8 +28,27 @@ def _classify(args):
     print(classify(scaling).summary())
     if args.width is not None:
         point = scaling.simplex_point(args.width)
-        print(f"simplex point at n={args.width}: (" + ", ".join(f"{u:.4f}" for u in point) + ")"
-              f"  [tau_n={scaling.tau(args.width):.6g}, q_n={scaling.keep(args.width):.6g}]")
+        tau, keep = scaling.precise_values(args.width)
+        print(f"simplex point at n={format_width(args.width)}: ("
+              + ", ".join(f"{u:.4f}" for u in point) + ")"
+              f"  [tau_n={mpmath.nstr(tau, 6)}, q_n={mpmath.nstr(keep, 6)}]")
+
+
+def _width(text):
+    """A width for ``classify --width``: an integer >= 1, also written as a power like 10**400."""
+    base, _, exponent = text.strip().partition("**")
+    if not (base.isdigit() and (not exponent or exponent.isdigit())) or len(text) > 1000:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 (or a power such as "
+                                         f"10**400), got {quote(text)}")
+    if exponent:
+        digits = int(exponent) * math.log10(max(int(base), 1)) if len(exponent) < 7 else 1e9
+    else:
+        digits = len(base)
+    value = (int(base) ** int(exponent) if exponent else int(base)) if digits < 4000 else 0
+    if not 1 <= value < 10**4000:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 and < 10**4000, got "
+                                         f"{quote(text)}")
+    return value
 
 
 def _scan(args):
@@ -81,7 +104,8 @@ def build_parser():
     p = sub.add_parser("classify", help="phase of a scaling tau_n, q_n")
     p.add_argument("--tau", required=True, help='master learning rate, e.g. "0.5*n**-1.5"')
     p.add_argument("--keep", required=True, help='keep probability, e.g. "1/n"')
-    p.add_argument("--width", type=_positive_int, help="also print the simplex point at this n")
+    p.add_argument("--width", type=_width,
+                   help="also print the simplex point at this n (an integer, or e.g. 10**400)")
     p.set_defaults(run=_classify)
 
     p = sub.add_parser("scan", help="run or resume an empirical scan")
