@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import reference  # noqa: E402
 
-from meanfield_dropout.engine import _MASKS, _run_chunk, init_particles  # noqa: E402
+from meanfield_dropout.engine import MASKS, Data, Rule, _run_chunk, init_particles  # noqa: E402
 from meanfield_dropout.network import blas_single_thread  # noqa: E402
 
 POINTS, DIM = 500, 20
@@ -51,12 +51,11 @@ def engine_step_time(X, Z, y, variant, keep_prob, steps, repeats):
     """Seconds per step of the jitted kernel (best of ``repeats`` chunks of ``steps``)."""
     rng = np.random.default_rng(1)
     masks = rng.random((steps, X.shape[0])) < keep_prob
-    fwd_kind, bwd_kind = _MASKS[variant]
-    Zt = np.ascontiguousarray(Z.T)
-    args = (fwd_kind, bwd_kind, masks, masks[:0], np.empty((steps, 0), np.int64),
-            np.zeros(steps, bool), Z, Zt, y, np.empty((Z.shape[1], 0), Z.dtype),
-            np.empty(0, Z.dtype), keep_prob, 1e-3, 1.0 / X.shape[0], 0.0, 0, 0, False,
-            np.zeros(steps), np.zeros(steps), 0)
+    rule = Rule(*MASKS[variant], keep_prob, 1e-3, 1.0 / X.shape[0], 0.0, 0, 0, False, 1)
+    data = Data(Z, np.ascontiguousarray(Z.T), y[None, :], np.empty((Z.shape[1], 0), Z.dtype),
+                np.empty((1, 0), Z.dtype))
+    args = (rule, data, masks, masks[:0], np.empty((steps, 0), np.int64),
+            np.zeros(steps, bool), np.zeros(steps), np.zeros(steps), 0)
     with blas_single_thread():
         return min(_timed(lambda: _run_chunk(X.copy(), *args)) for _ in range(repeats)) / steps
 

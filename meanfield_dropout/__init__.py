@@ -20,7 +20,9 @@ from .data import Dataset, teacher_student
 from .engine import VARIANTS, DivergenceError, SimulationResult, init_particles, simulate
 from .metrics import coupled_rms, predictor_distance, wasserstein2
 from .network import loss_value, predict
+from .noise import ExplicitNoise
 
-__all__ = ["__version__", "VARIANTS", "Dataset", "DivergenceError", "SimulationResult", "coupled_rms",
+__all__ = ["__version__", "VARIANTS", "Dataset", "DivergenceError", "ExplicitNoise",
+           "SimulationResult", "coupled_rms",
            "init_particles", "loss_value", "predict", "predictor_distance", "simulate",
            "teacher_student", "wasserstein2"]

@@ -68,12 +68,15 @@ def _activate_row(code, pre, value, deriv):
     The branch on ``code`` sits outside the loops so each loop vectorises.
     """
     with_deriv = deriv.shape[0] > 0
+    # constants in the rows' own precision, so float32 rows are not widened to float64
+    zero = value.dtype.type(0.0)
+    one = value.dtype.type(1.0)
     if code == 0:
         for j in range(pre.shape[0]):
-            value[j] = max(pre[j], 0.0)
+            value[j] = max(pre[j], zero)
         if with_deriv:
             for j in range(pre.shape[0]):
-                deriv[j] = 1.0 if pre[j] > 0.0 else 0.0
+                deriv[j] = one if pre[j] > zero else zero
     else:
         for j in range(pre.shape[0]):
             value[j] = _sigma(code, pre[j])

@@ -2,7 +2,7 @@
 
 Neuron i moves by the master learning rate τ times Dφ(x_i)ᵀ(…) (GD on the loss with step n·τ
 in the mean-field scaling, the authors' ``eta = tau * width``). With masks M_i, M'_i ∈ {0, 1/q}
-i.i.d. (keep probability q) the update rules are
+i.i.d. (keep probability q) the update rules are (Chizat, Marion & Yesbay 2025, §2)
 
 =============  ==========================================================================
 ``gd``         −τ Dφ(x_i)ᵀ (f − y)
@@ -14,16 +14,21 @@ i.i.d. (keep probability q) the update rules are
 =============  ==========================================================================
 
 where f = s Σ_j φ(x_j) is the unmasked predictor and s the output scale (1/n or 1). For the
-square loss f − y is replaced by the loss derivative in general (logistic loss included).
+square loss f − y is replaced by the loss derivative in general (logistic and softmax
+cross-entropy losses included). Every rule is one masked-row step of
+:mod:`meanfield_dropout.core`.
 
 Coupling: all variants of one :func:`simulate` call share the initialisation, the minibatches
 and two mask streams. M (the "dropout mask") is dropout's forward-and-backward mask and the
 backward mask of ``ram`` and ``pn_ram``; M' (an independent stream) is the forward mask of
 ``pn`` and ``pn_ram``. This is the coupling of the paper's experiments, under which dropout
-and RaM paths converge pathwise.
+and RaM paths converge pathwise. The randomness is planned outside the kernels: a seed is
+spawned into streams (:class:`SeededNoise`), or the masks and batches are handed in
+(:class:`ExplicitNoise`).
 """
 import dataclasses
 import math
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -34,33 +39,79 @@ from . import results
 from ._validate import (check_array, check_choice, check_int, check_keep_prob,
                         check_nonnegative, check_positive, seed_sequence)
 from .activations import activation_code
-from .network import (LOSSES, _backward_update, _forward, _loss_value, _predict, _residual,
-                      blas_single_thread, check_particles, output_scale_factor)
+from .core import _backward_step, _forward_sums, _loss_derivative, _loss_value, make_workspace
+from .memory import check_memory
+from .noise import ExplicitNoise, SeededNoise
+from .network import (DTYPES, blas_single_thread, check_loss_targets, check_particles,
+                      check_targets, init_particles, output_scale_factor,
+                      particle_dim)
 
 VARIANTS = ("gd", "dropout", "ram", "pn", "pn_ram", "penalized")
-# (forward mask, backward mask): 0 = none, 1 = dropout mask M, 2 = independent mask M'
-_MASKS = {"gd": (0, 0), "dropout": (1, 1), "ram": (0, 1), "pn": (2, 0), "pn_ram": (2, 1),
-          "penalized": (0, 0)}
-DTYPES = {"float64": np.float64, "float32": np.float32}
+#: Which mask a rule applies forward and backward: no mask, the dropout mask M, or the
+#: independent forward mask M'.
+NO_MASK, DROPOUT_MASK, FORWARD_MASK = 0, 1, 2
+MASKS = {"gd": (NO_MASK, NO_MASK), "dropout": (DROPOUT_MASK, DROPOUT_MASK),
+         "ram": (NO_MASK, DROPOUT_MASK), "pn": (FORWARD_MASK, NO_MASK),
+         "pn_ram": (FORWARD_MASK, DROPOUT_MASK), "penalized": (NO_MASK, NO_MASK)}
 
 
 class DivergenceError(FloatingPointError):
-    """A run produced a non-finite loss or parameter; ``step`` says where.
+    """A run left the sane range (non-finite, or beyond its divergence bounds); ``step`` says where.
 
     Attributes
     ----------
     step : int
-        First step whose forward pass (or recorded loss) was not finite.
+        The run was out of range after this many steps (rings, Heun steps, …: see ``unit``).
     variant : str
-        The update rule that diverged.
+        The update rule, limit or method that diverged.
     """
 
-    def __init__(self, step, variant, detail=""):
+    def __init__(self, step, variant, detail="", *, kind="variant", unit="step",
+                 hint="try a smaller master_lr"):
         self.step = step
         self.variant = variant
-        super().__init__(f"variant {variant!r} diverged at step {step}"
+        super().__init__(f"{kind} {variant!r} diverged at {unit} {step}"
                          + (f" ({detail})" if detail else "")
-                         + "; try a smaller master_lr")
+                         + (f"; {hint}" if hint else ""))
+
+
+#: Default divergence factor: a run diverges when a parameter exceeds this many times the
+#: initial scale max(1, max|x_i(0)|), or an output this many times max(1, max|y_j|).
+DIVERGENCE_FACTOR = 1e6
+
+
+def divergence_bounds(initial, targets, factor):
+    """(output bound, parameter bound) of a run: ``factor`` × the initial scales (see above)."""
+    parameter_scale = max(1.0, float(np.max(np.abs(initial))))
+    output_scale = max(1.0, float(np.max(np.abs(targets)))) if targets.size else 1.0
+    return factor * output_scale, factor * parameter_scale
+
+
+class Rule(NamedTuple):
+    """One update rule with its constants, as the kernel reads it."""
+
+    forward_mask: int
+    backward_mask: int
+    keep_prob: float
+    master_lr: float
+    output_scale: float
+    penalty: float
+    loss: int
+    activation: int
+    bias: bool
+    outputs: int
+    output_bound: float
+    parameter_bound: float
+
+
+class Data(NamedTuple):
+    """Training data (inputs (m, d) and their transpose, targets (K, m)) and validation data."""
+
+    inputs: np.ndarray
+    inputs_t: np.ndarray
+    targets: np.ndarray
+    val_inputs_t: np.ndarray
+    val_targets: np.ndarray
 
 
 @njit(cache=True)
@@ -75,77 +126,138 @@ def _active_rows(mask_row, out):
 
 
 @njit(cache=True)
-def _run_chunk(X, fwd_kind, bwd_kind, masks, fwd_masks, batches, record, Z, Zt, y,
-               val_Zt, val_y, keep_prob, lr, scale, penalty, loss, act, has_bias,
-               train_out, val_out, first_step):
-    """Advance ``X`` in place by ``masks.shape[0]`` steps of one update rule.
+def _dropped_rows(mask_row, out):
+    """Indices of the dropped neurons of one mask row; returns their count."""
+    count = 0
+    for i in range(mask_row.shape[0]):
+        if not mask_row[i]:
+            out[count] = i
+            count += 1
+    return count
 
-    ``masks``/``fwd_masks`` are the (steps, n) boolean masks M and M'; ``batches`` the
+
+@njit(cache=True)
+def _unmasked_loss(X, rule, inputs_t, targets, work):
+    """Loss of the unmasked network of ``rule`` on the columns of ``inputs_t``."""
+    n, batch = X.shape[0], inputs_t.shape[1]
+    f = np.empty((rule.outputs, batch), dtype=X.dtype)
+    _forward_sums(X, np.arange(n), n, 1.0, rule.output_scale, inputs_t, rule.outputs,
+                  rule.bias, rule.activation, np.empty((0, batch), dtype=X.dtype), False, f,
+                  f[:, :0], work)
+    return _loss_value(rule.loss, f, targets)
+
+
+@njit(cache=True)
+def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, val_out,
+               first_step, work):
+    """Advance ``X`` in place by ``masks.shape[0]`` steps of ``rule``.
+
+    ``masks``/``forward_masks`` are the (steps, n) boolean masks M and M'; ``batches`` the
     (steps, B) minibatch indices (zero columns for full batch). Where ``record[k]`` the
-    unmasked train (and validation, if ``val_y`` is non-empty) loss at the parameters
-    before step k is written to ``train_out[k]``/``val_out[k]``.
+    unmasked train (and validation, if present) loss at the parameters before step k is
+    written to ``train_out[k]``/``val_out[k]``. ``work`` is the run's
+    :class:`~meanfield_dropout.core.Workspace`.
 
-    Returns the index of the first step whose forward pass is not finite, or -1.
+    The loss record reuses the step's forward pass: the unmasked predictor is the step's own
+    output when nothing is masked forward, and otherwise the kept neurons' unweighted sum
+    (from the same forward pass) plus a forward pass over the dropped neurons only, so a
+    record costs about 1 − q of a forward pass (a full one for minibatches).
+
+    Returns the first s such that the parameters after s steps are out of range (non-finite
+    or beyond the rule's bounds, seen in their output or in the updated rows), or -1.
     """
     n = X.shape[0]
+    K = rule.outputs
+    Z, Zt, y = data.inputs, data.inputs_t, data.targets
     d = Z.shape[1]
     full_batch = batches.shape[1] == 0
     batch = Z.shape[0] if full_batch else batches.shape[1]
+    forward_kind, backward_kind = rule.forward_mask, rule.backward_mask
     # the backward pass reuses the forward pre-activations when its neurons are a subset
-    recompute = not (fwd_kind == 0 or fwd_kind == bwd_kind)
+    recompute = not (forward_kind == NO_MASK or forward_kind == backward_kind)
     pre = np.empty((0 if recompute else n, batch), dtype=X.dtype)
     no_index = np.empty(0, dtype=np.int64)
-    f = np.empty(batch, dtype=X.dtype)
-    r = np.empty(batch, dtype=X.dtype)
+    f = np.empty((K, batch), dtype=X.dtype)
+    residual = np.empty((K, batch), dtype=X.dtype)
     all_rows = np.arange(n)
-    rows_f = np.empty(n, dtype=np.int64)
-    rows_b = np.empty(n, dtype=np.int64)
-    Zb = Z
-    Ztb = Zt
-    yb = y
+    rows_forward = np.empty(n, dtype=np.int64)
+    rows_backward = np.empty(n, dtype=np.int64)
+    rows_dropped = np.empty(n, dtype=np.int64)
+    kept_share = np.empty((K, batch), dtype=X.dtype)
+    dropped_share = np.empty((K, batch), dtype=X.dtype)
+    no_share = kept_share[:, :0]
+    Zb, Ztb, yb = Z, Zt, y
     if not full_batch:
         Zb = np.empty((batch, d), dtype=X.dtype)
         Ztb = np.empty((d, batch), dtype=X.dtype)
-        yb = np.empty(batch, dtype=X.dtype)
-    inv_q = 1.0 / keep_prob
+        yb = np.empty((K, batch), dtype=X.dtype)
+    inverse_keep = 1.0 / rule.keep_prob
     for k in range(masks.shape[0]):
         if not full_batch:
             for j in range(batch):
-                yb[j] = y[batches[k, j]]
+                for c in range(K):
+                    yb[c, j] = y[c, batches[k, j]]
                 for c in range(d):
                     Zb[j, c] = Z[batches[k, j], c]
                     Ztb[c, j] = Z[batches[k, j], c]
-        count_f, weight_f = n, 1.0
-        if fwd_kind == 0:
-            rows_f[:] = all_rows
+        count_forward, forward_weight = n, 1.0
+        if forward_kind == NO_MASK:
+            rows_forward[:] = all_rows
         else:
-            count_f = _active_rows(masks[k] if fwd_kind == 1 else fwd_masks[k], rows_f)
-            weight_f = inv_q
-        count_b, mult_b = n, 1.0
-        if bwd_kind == 0:
-            rows_b[:] = all_rows
+            count_forward = _active_rows(
+                masks[k] if forward_kind == DROPOUT_MASK else forward_masks[k], rows_forward)
+            forward_weight = inverse_keep
+        count_backward, backward_weight = n, 1.0
+        if backward_kind == NO_MASK:
+            rows_backward[:] = all_rows
         else:
-            count_b = _active_rows(masks[k], rows_b)
-            mult_b = inv_q
-        _forward(X, rows_f, count_f, weight_f, scale, Ztb, has_bias, act, pre, not recompute, f)
-        if not np.all(np.isfinite(f)):
+            count_backward = _active_rows(masks[k], rows_backward)
+            backward_weight = inverse_keep
+        share = record[k] and full_batch and forward_kind != NO_MASK
+        _forward_sums(X, rows_forward, count_forward, forward_weight, rule.output_scale, Ztb,
+                      K, rule.bias, rule.activation, pre, not recompute, f,
+                      kept_share if share else no_share, work)
+        if not _within(f, rule.output_bound):
             return first_step + k
         if record[k]:
-            if fwd_kind == 0 and full_batch:
-                train_out[k] = _loss_value(loss, f, y)
+            if forward_kind == NO_MASK and full_batch:
+                train_out[k] = _loss_value(rule.loss, f, y)
+            elif share:
+                count_dropped = _dropped_rows(
+                    masks[k] if forward_kind == DROPOUT_MASK else forward_masks[k],
+                    rows_dropped)
+                _forward_sums(X, rows_dropped, count_dropped, 1.0, rule.output_scale, Zt, K,
+                              rule.bias, rule.activation, pre[:0], False, dropped_share,
+                              no_share, work)
+                dropped_share += kept_share
+                train_out[k] = _loss_value(rule.loss, dropped_share, y)
             else:
-                train_out[k] = _loss_value(loss, _predict(X, Zt, has_bias, act, scale), y)
-            if val_y.shape[0] > 0:
-                val_out[k] = _loss_value(loss, _predict(X, val_Zt, has_bias, act, scale), val_y)
+                train_out[k] = _unmasked_loss(X, rule, Zt, y, work)
+            if data.val_targets.shape[1] > 0:
+                val_out[k] = _unmasked_loss(X, rule, data.val_inputs_t, data.val_targets, work)
             if not math.isfinite(train_out[k]):
                 return first_step + k
-        _residual(loss, f, yb, r)
-        # where neuron rows_b[r] sits in ``pre``: its index (forward over all neurons), its
-        # rank (same neurons forward and backward), or nowhere (recompute)
-        pre_index = rows_b if fwd_kind == 0 else (no_index if recompute else all_rows)
-        _backward_update(X, rows_b, count_b, mult_b, lr, penalty, r, Zb, Ztb, has_bias, act,
-                         pre, pre_index)
+        _loss_derivative(rule.loss, f, yb, residual)
+        # where neuron rows_backward[r] sits in ``pre``: its index (forward over all neurons),
+        # its rank (same neurons forward and backward), or nowhere (recompute)
+        pre_index = rows_backward if forward_kind == NO_MASK else (
+            no_index if recompute else all_rows)
+        _backward_step(X, rows_backward, count_backward, rule.master_lr * backward_weight,
+                       rule.penalty, residual, Zb, Ztb, K, rule.bias, rule.activation, pre,
+                       pre_index, X, work)
+        for r in range(count_backward):
+            if not _within(X[rows_backward[r]], rule.parameter_bound):
+                return first_step + k + 1
     return -1
+
+
+@njit(cache=True)
+def _within(values, bound):
+    """Whether every entry of ``values`` is finite and at most ``bound`` in absolute value."""
+    for v in values.flat:
+        if not abs(v) <= bound:
+            return False
+    return True
 
 
 @results.register
@@ -197,31 +309,14 @@ class SimulationResult:
         return results.load(path, cls)
 
 
-def init_particles(width, dim, *, seed=0, bias=False, dtype="float64"):
-    """Draw the paper's initialisation: a_i ~ N(0, 1), w_i ~ N(0, I/d) (and b_i ~ N(0, 1/d)).
+class _Schedule(NamedTuple):
+    """When to record losses and snapshots, and how steps are chunked."""
 
-    Parameters
-    ----------
-    width : int
-        Number of neurons n ≥ 1.
-    dim : int
-        Input dimension d ≥ 1.
-    seed : int or numpy.random.SeedSequence
-    bias : bool
-    dtype : {"float64", "float32"}
-
-    Returns
-    -------
-    ndarray, shape (width, 1 + d [+ 1])
-    """
-    width = check_int(width, "width", low=1)
-    dim = check_int(dim, "dim", low=1)
-    check_choice(dtype, "dtype", DTYPES)
-    rng = np.random.default_rng(seed_sequence(seed))
-    out = np.empty((width, 1 + dim + int(bias)))
-    out[:, 0] = rng.standard_normal(width)
-    out[:, 1:] = rng.standard_normal((width, dim + int(bias))) / math.sqrt(dim)
-    return out.astype(DTYPES[dtype])
+    steps: int
+    chunk_steps: int
+    loss_steps: np.ndarray
+    snapshot_steps: np.ndarray
+    snapshot_neurons: np.ndarray
 
 
 def _record_plan(steps, loss_every):
@@ -240,15 +335,17 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
              variants=("dropout",), seed=0, activation="relu", bias=False,
              output_scale="mean_field", loss="square", batch_size=None, penalty=None,
              val_inputs=None, val_targets=None, snapshot_steps=(), snapshot_neurons=None,
-             loss_every=1, dtype="float64", chunk_steps=32, progress=True):
+             loss_every=1, dtype="float64", chunk_steps=32, noise=None,
+             divergence_factor=DIVERGENCE_FACTOR, progress=True):
     """Train a two-layer network with several coupled update rules from one seed.
 
     Parameters
     ----------
     inputs : ndarray, shape (m, d)
         Training inputs z_j.
-    targets : ndarray, shape (m,)
-        Targets y_j (labels ±1 for the logistic loss).
+    targets : ndarray, shape (m,) or (m, K)
+        Targets y_j: reals for the square loss, labels ±1 for the logistic loss, one-hot
+        rows for the softmax cross-entropy. K columns give a network with K outputs.
     master_lr : float
         Master learning rate τ > 0: neuron i moves by τ·Dφ(x_i)ᵀ(…). With the ``standard``
         output scale this is the ordinary learning rate.
@@ -271,8 +368,8 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
         Whether neurons carry a bias b_i.
     output_scale : {"mean_field", "standard"}
         s = 1/n or s = 1 in f = s Σ_i φ(x_i).
-    loss : {"square", "logistic"}
-        ½ mean (f − y)² or mean log(1 + exp(−y f)).
+    loss : {"square", "logistic", "softmax"}
+        ½ mean |f − y|², mean log(1 + exp(−y f)) or the softmax cross-entropy.
     batch_size : int, optional
         Minibatch size B ∈ [1, m], drawn without replacement each step; full batch if None.
     penalty : float, optional
@@ -289,6 +386,12 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
     dtype : {"float64", "float32"}
     chunk_steps : int
         Steps per call of the jitted kernel between progress-bar updates.
+    noise : ExplicitNoise, optional
+        Masks and minibatches to use instead of drawing them from ``seed``.
+    divergence_factor : float
+        A run diverges when a parameter leaves ``divergence_factor`` × max(1, max|x_i(0)|)
+        or an output (masked forward pass) leaves ``divergence_factor`` × max(1, max|y_j|),
+        or anything stops being finite (default :data:`DIVERGENCE_FACTOR`).
     progress : bool
         Show a ``tqdm`` progress bar.
 
@@ -301,19 +404,22 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
     ValueError
         For an argument outside its allowed range (the message names it).
     DivergenceError
-        When a loss or forward pass stops being finite; the message gives the step.
+        When a run leaves its divergence bounds; the message gives the step.
+    MemoryLimitError
+        When snapshots and states would not fit in memory (:mod:`meanfield_dropout.memory`).
     """
     check_choice(dtype, "dtype", DTYPES)
     ftype = DTYPES[dtype]
     inputs = check_array(inputs, "inputs", 2, dtype=ftype)
-    m, dim = inputs.shape
-    if m < 1:
+    points, dim = inputs.shape
+    if points < 1:
         raise ValueError("inputs must hold at least one data point")
-    targets = check_array(targets, "targets", 1, dtype=ftype, shape=(m,))
+    targets = check_targets(targets, points, dtype=ftype)
+    outputs = targets.shape[0]
+    loss_code = check_loss_targets(loss, targets)
     master_lr = check_positive(master_lr, "master_lr")
     keep_prob = check_keep_prob(keep_prob)
     steps = check_int(steps, "steps", low=0)
-    check_choice(loss, "loss", LOSSES)
     act = activation_code(activation)
     variants = tuple(variants)
     if not variants:
@@ -322,97 +428,115 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
         check_choice(name, "variant", VARIANTS)
     if len(set(variants)) != len(variants):
         raise ValueError(f"variants must not repeat, got {variants}")
-    if loss == "logistic" and not np.all(np.abs(targets) == 1):
-        raise ValueError("targets must be labels -1 or +1 for the logistic loss")
 
-    init_seq, batch_seq, mask_seq, fwd_seq = seed_sequence(seed).spawn(4)
+    init_seq, batch_seq, mask_seq, forward_seq = seed_sequence(seed).spawn(4)
     if (width is None) == (initial is None):
         raise ValueError("give exactly one of width (int >= 1) and initial (particle array)")
     if initial is None:
-        initial = init_particles(width, dim, seed=init_seq, bias=bias, dtype=dtype)
-    initial = check_particles(initial, dim, bias, name="initial", dtype=ftype)
-    width = initial.shape[0]
+        width = check_int(width, "width", low=1)
+    else:
+        initial = check_particles(initial, dim, bias, name="initial", dtype=ftype,
+                                  outputs=outputs)
+        width = initial.shape[0]
     scale = output_scale_factor(output_scale, width)
     if penalty is None:
         penalty = scale * (1.0 - keep_prob) / keep_prob
     penalty = check_nonnegative(penalty, "penalty")
-    batch_size = m if batch_size is None else check_int(batch_size, "batch_size", 1, m)
+    need_forward = any(MASKS[v][0] == FORWARD_MASK for v in variants)
+    if noise is None:
+        batch_size = points if batch_size is None else \
+            check_int(batch_size, "batch_size", 1, points)
+        noise = SeededNoise(mask_seq, forward_seq, batch_seq, width=width,
+                            keep_prob=keep_prob, points=points, batch_size=batch_size,
+                            need_forward=need_forward)
+    elif isinstance(noise, ExplicitNoise):
+        batch_size = noise.check(steps, width, points, need_forward)
+    else:
+        raise ValueError(f"noise must be None or an ExplicitNoise, got {type(noise).__name__}")
     loss_every = check_int(loss_every, "loss_every", low=1)
     chunk_steps = check_int(chunk_steps, "chunk_steps", low=1)
     snapshot_steps = np.unique(np.asarray(
         [check_int(s, "snapshot_steps entry", 0, steps) for s in snapshot_steps], dtype=np.int64))
-    snapshot_neurons = _neuron_subset(snapshot_neurons, width)
     if (val_inputs is None) != (val_targets is None):
         raise ValueError("give both val_inputs and val_targets, or neither")
     if val_inputs is not None:
         val_inputs = check_array(val_inputs, "val_inputs", 2, dtype=ftype, shape=(None, dim))
-        val_targets = check_array(val_targets, "val_targets", 1, dtype=ftype,
-                                  shape=(val_inputs.shape[0],))
-        val_Zt = np.ascontiguousarray(val_inputs.T)
+        val_targets = check_targets(val_targets, val_inputs.shape[0], dtype=ftype,
+                                    name="val_targets")
+        if val_targets.shape[0] != outputs:
+            raise ValueError(f"val_targets must have {outputs} output column(s), got "
+                             f"{val_targets.shape[0]}")
+        check_loss_targets(loss, val_targets, name="val_targets")
+        val_inputs_t = np.ascontiguousarray(val_inputs.T)
     else:
-        val_Zt = np.empty((dim, 0), dtype=ftype)
-        val_targets = np.empty(0, dtype=ftype)
+        val_inputs_t = np.empty((dim, 0), dtype=ftype)
+        val_targets = np.empty((outputs, 0), dtype=ftype)
 
     settings = dict(master_lr=master_lr, steps=steps, keep_prob=keep_prob, width=width,
                     variants=list(variants), seed=_seed_repr(seed), activation=activation,
                     bias=bool(bias), output_scale=output_scale, loss=loss,
                     batch_size=batch_size, penalty=penalty, loss_every=loss_every,
-                    dtype=dtype, data_points=m, dim=dim)
-    Zt = np.ascontiguousarray(inputs.T)
-    loss_steps = _record_plan(steps, loss_every)
-    states = {name: initial.copy() for name in variants}
-    train = {name: np.full(loss_steps.size, np.nan) for name in variants}
-    val = {name: np.full(loss_steps.size, np.nan) for name in variants} \
-        if val_targets.size else {}
-    snaps = {name: np.empty((snapshot_steps.size, snapshot_neurons.size, initial.shape[1]),
-                            dtype=ftype) for name in variants}
-    need_fwd = any(_MASKS[v][0] == 2 for v in variants)
-    batch_rng = np.random.default_rng(batch_seq)
-    mask_rng = np.random.default_rng(mask_seq)
-    fwd_rng = np.random.default_rng(fwd_seq)
-    record_index = {int(s): i for i, s in enumerate(loss_steps)}
-
+                    dtype=dtype, data_points=points, dim=dim)
+    if outputs > 1:
+        settings["outputs"] = outputs
+    divergence_factor = check_positive(divergence_factor, "divergence_factor")
+    per_neuron = particle_dim(dim, bias, outputs) * np.dtype(ftype).itemsize
+    kept = width if snapshot_neurons is None else np.size(snapshot_neurons) \
+        if not np.isscalar(snapshot_neurons) else min(width, max(0, int(snapshot_neurons)))
+    check_memory(per_neuron * len(variants) * (width + snapshot_steps.size * kept)
+                 + width * batch_size * np.dtype(ftype).itemsize + 2 * chunk_steps * width,
+                 f"a run of width {width} with {snapshot_steps.size} snapshot(s)",
+                 "use a smaller width or fewer snapshot_steps or snapshot_neurons")
+    snapshot_neurons = _neuron_subset(snapshot_neurons, width)
+    if initial is None:
+        initial = init_particles(width, dim, seed=init_seq, bias=bias, dtype=dtype,
+                                 outputs=outputs)
+    output_bound, parameter_bound = divergence_bounds(initial, targets, divergence_factor)
+    data = Data(inputs, np.ascontiguousarray(inputs.T), targets, val_inputs_t, val_targets)
+    rules = {name: Rule(*MASKS[name], keep_prob, master_lr, scale,
+                        penalty if name == "penalized" else 0.0, loss_code, act, bool(bias),
+                        outputs, output_bound, parameter_bound) for name in variants}
+    schedule = _Schedule(steps, chunk_steps, _record_plan(steps, loss_every), snapshot_steps,
+                         snapshot_neurons)
     threads = numba.get_num_threads()
     numba.set_num_threads(_threads_for(width * batch_size, threads))
     try:
         with blas_single_thread():
-            _run_all(states, variants, steps, chunk_steps, snapshot_steps, snapshot_neurons,
-                     snaps, record_index, train, val, keep_prob, master_lr, scale, penalty,
-                     batch_size, need_fwd, (batch_rng, mask_rng, fwd_rng), inputs, Zt,
-                     targets, val_Zt, val_targets, LOSSES[loss], act, bool(bias), progress)
+            states, train, val, snaps = _drive(initial, rules, data, noise, schedule, progress)
     finally:
         numba.set_num_threads(threads)
-    return SimulationResult(settings, loss_steps, train, val, snapshot_steps,
+    return SimulationResult(settings, schedule.loss_steps, train, val, snapshot_steps,
                             snapshot_neurons, snaps, states)
 
 
-def _run_all(states, variants, steps, chunk_steps, snapshot_steps, snapshot_neurons, snaps,
-             record_index, train, val, keep_prob, master_lr, scale, penalty, batch_size,
-             need_fwd, rngs, inputs, Zt, targets, val_Zt, val_targets, loss, act, bias,
-             progress):
-    """Drive the kernel chunk by chunk for every variant; fills losses and snapshots."""
-    batch_rng, mask_rng, fwd_rng = rngs
-    width, m = states[variants[0]].shape[0], inputs.shape[0]
+def _drive(initial, rules, data, noise, schedule, progress):
+    """The one driver loop: chunk by chunk, every rule on the same noise chunk.
+
+    Returns the final particles, train and validation losses and snapshots per rule.
+    """
+    variants = tuple(rules)
+    steps = schedule.steps
+    states = {name: initial.copy() for name in variants}
+    record_index = {int(s): i for i, s in enumerate(schedule.loss_steps)}
+    train = {name: np.full(schedule.loss_steps.size, np.nan) for name in variants}
+    val = {name: np.full(schedule.loss_steps.size, np.nan) for name in variants} \
+        if data.val_targets.shape[1] else {}
+    snaps = {name: np.empty((schedule.snapshot_steps.size, schedule.snapshot_neurons.size,
+                             initial.shape[1]), dtype=initial.dtype) for name in variants}
+    chunks = _chunk_bounds(steps, schedule.chunk_steps, schedule.snapshot_steps) if steps else []
+    work = make_workspace(initial.shape[0], data.targets.shape[0], data.inputs.shape[1],
+                          max(data.inputs.shape[0], data.val_targets.shape[1]), initial.dtype)
     with tqdm(total=steps * len(variants), disable=not progress, unit="step",
-              desc=f"simulate n={width}") as bar:
-        for start, stop in _chunk_bounds(steps, chunk_steps, snapshot_steps) if steps else []:
-            _store_snapshots(states, snaps, snapshot_steps, snapshot_neurons, start)
-            count = stop - start
-            masks = mask_rng.random((count, width)) < keep_prob
-            fwd_masks = (fwd_rng.random((count, width)) < keep_prob) if need_fwd else masks[:0]
-            if batch_size < m:
-                batches = np.stack([batch_rng.choice(m, batch_size, replace=False)
-                                    for _ in range(count)])
-            else:
-                batches = np.empty((count, 0), dtype=np.int64)
-            record = np.array([(start + k) in record_index for k in range(count)])
-            for name in variants:
-                train_chunk = np.full(count, np.nan)
-                val_chunk = np.full(count, np.nan)
-                bad = _run_chunk(states[name], *_MASKS[name], masks, fwd_masks, batches,
-                                 record, inputs, Zt, targets, val_Zt, val_targets, keep_prob,
-                                 master_lr, scale, penalty if name == "penalized" else 0.0,
-                                 loss, act, bias, train_chunk, val_chunk, start)
+              desc=f"simulate n={initial.shape[0]}") as bar:
+        for start, stop in chunks:
+            _store_snapshots(states, snaps, schedule, start)
+            masks, forward_masks, batches = noise.chunk(start, stop)
+            record = np.array([(start + k) in record_index for k in range(stop - start)])
+            for name, rule in rules.items():
+                train_chunk = np.full(stop - start, np.nan)
+                val_chunk = np.full(stop - start, np.nan)
+                bad = _run_chunk(states[name], rule, data, masks, forward_masks, batches,
+                                 record, train_chunk, val_chunk, start, work)
                 if bad < 0 and not np.all(np.isfinite(states[name])):
                     bad = stop - 1
                 if bad >= 0:
@@ -421,16 +545,18 @@ def _run_all(states, variants, steps, chunk_steps, snapshot_steps, snapshot_neur
                     train[name][record_index[start + k]] = train_chunk[k]
                     if val:
                         val[name][record_index[start + k]] = val_chunk[k]
-                bar.update(count)
-    _store_snapshots(states, snaps, snapshot_steps, snapshot_neurons, steps)
-    for name in variants:
-        train[name][-1] = _loss_value(loss, _predict(states[name], Zt, bias, act, scale),
-                                      targets)
+                bar.update(stop - start)
+    _store_snapshots(states, snaps, schedule, steps)
+    for name, rule in rules.items():
+        train[name][-1] = _unmasked_loss(states[name], rule, data.inputs_t, data.targets, work)
         if not math.isfinite(train[name][-1]):
             raise DivergenceError(steps, name)
         if val:
-            val[name][-1] = _loss_value(loss, _predict(states[name], val_Zt, bias, act, scale),
-                                        val_targets)
+            val[name][-1] = _unmasked_loss(states[name], rule, data.val_inputs_t,
+                                           data.val_targets, work)
+    return states, train, val, snaps
+
+
 
 
 def _threads_for(cells, available):
@@ -446,12 +572,12 @@ def _threads_for(cells, available):
     return max(1, min(available, cells // 125_000))
 
 
-def _store_snapshots(states, snaps, snapshot_steps, neurons, step):
+def _store_snapshots(states, snaps, schedule, step):
     """Copy the chosen neurons of every variant if ``step`` is a snapshot step."""
-    where = np.flatnonzero(snapshot_steps == step)
+    where = np.flatnonzero(schedule.snapshot_steps == step)
     for name, X in states.items():
         for i in where:
-            snaps[name][i] = X[neurons]
+            snaps[name][i] = X[schedule.snapshot_neurons]
 
 
 def _neuron_subset(neurons, width):

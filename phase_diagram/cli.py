@@ -13,9 +13,12 @@ Bad input (malformed expressions, bad configurations, usage errors) and failed r
 line and exit with status 2.
 """
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
+
+import mpmath
 
 from meanfield_dropout import results
 from meanfield_dropout._cli import (ListOf, SettingOption, add_reproduce_command, build_parser,
@@ -27,6 +30,7 @@ from meanfield_dropout.plots import convergence_figure, save_figure
 
 from .convergence import PHASE_STUDIES, phase_study, scaling_study
 from .experiments import EXPERIMENTS
+from .expressions import format_width, quote
 from .plots import distance_panels_figure, phase_diagram_figure, theory_figure
 from .regimes import classify
 from .scalings import parse_scaling
@@ -38,8 +42,27 @@ def _classify(args):
     print(classify(scaling).summary())
     if args.width is not None:
         point = scaling.simplex_point(args.width)
-        print(f"simplex point at n={args.width}: (" + ", ".join(f"{u:.4f}" for u in point) + ")"
-              f"  [tau_n={scaling.tau(args.width):.6g}, q_n={scaling.keep(args.width):.6g}]")
+        tau, keep = scaling.precise_values(args.width)
+        print(f"simplex point at n={format_width(args.width)}: ("
+              + ", ".join(f"{u:.4f}" for u in point) + ")"
+              f"  [tau_n={mpmath.nstr(tau, 6)}, q_n={mpmath.nstr(keep, 6)}]")
+
+
+def _width(text):
+    """A width for ``classify --width``: an integer >= 1, also written as a power like 10**400."""
+    base, _, exponent = text.strip().partition("**")
+    if not (base.isdigit() and (not exponent or exponent.isdigit())) or len(text) > 1000:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 (or a power such as "
+                                         f"10**400), got {quote(text)}")
+    if exponent:
+        digits = int(exponent) * math.log10(max(int(base), 1)) if len(exponent) < 7 else 1e9
+    else:
+        digits = len(base)
+    value = (int(base) ** int(exponent) if exponent else int(base)) if digits < 4000 else 0
+    if not 1 <= value < 10**4000:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1 and < 10**4000, got "
+                                         f"{quote(text)}")
+    return value
 
 
 def _scan(args):
@@ -161,7 +184,8 @@ def parser():
     p = sub.add_parser("classify", help="phase of a scaling tau_n, q_n")
     p.add_argument("--tau", required=True, help='master learning rate, e.g. "0.5*n**-1.5"')
     p.add_argument("--keep", required=True, help='keep probability, e.g. "1/n"')
-    p.add_argument("--width", type=_positive_int, help="also print the simplex point at this n")
+    p.add_argument("--width", type=_width,
+                   help="also print the simplex point at this n (an integer, or e.g. 10**400)")
     p.set_defaults(run=_classify)
 
     p = sub.add_parser("scan", help="run or resume an empirical scan")

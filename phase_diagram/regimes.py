@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .scaling_limits import exact_text
 from .scalings import LimitConstants, Scaling
 
 __all__ = ["PHASES", "DEGENERATE", "UNDETERMINED", "Regime", "classify", "limit_constraints"]
@@ -28,7 +29,7 @@ __all__ = ["PHASES", "DEGENERATE", "UNDETERMINED", "Regime", "classify", "limit_
 #: The five non-degenerate phases, in the order of the notes' table (§3.3).
 PHASES = ("wgf", "penalized-wgf", "jump-poisson", "jump-bernoulli", "critical")
 DEGENERATE = "degenerate"
-#: Returned when a numerically estimated constant does not settle (callable scalings only).
+#: Returned when a constant cannot be decided, exactly or numerically (the reason says why).
 UNDETERMINED = "undetermined"
 
 
@@ -64,13 +65,16 @@ class Regime:
     phase : str
         One of :data:`PHASES`, ``"degenerate"`` or ``"undetermined"``.
     constants : LimitConstants
-        α, β, τ_∞ and q_∞.
+        α, β, τ_∞ and q_∞ (exact values in ``constants.exact`` when SymPy found them).
     simplex_limit : numpy.ndarray or None
         lim (log n, −log τ_n, −log q_n)/S_n, or None when it does not exist.
     reason : str
-        Why the phase was chosen (for degenerate: whether α = ∞, β = ∞ or both).
+        Why the phase was chosen (for degenerate: whether α = ∞, β = ∞ or both; for
+        undetermined: which constant is unknown and why).
     label : str
         The scaling's display name.
+    simplex_exact : tuple or None
+        The simplex limit as exact SymPy numbers, when known.
     """
 
     phase: str
@@ -78,13 +82,13 @@ class Regime:
     simplex_limit: np.ndarray | None
     reason: str
     label: str = ""
+    simplex_exact: tuple | None = None
 
     @property
     def degenerate_causes(self):
         """The constants that are infinite, e.g. ``("alpha",)``; empty unless degenerate."""
         c = self.constants
-        return tuple(name for name, value in (("alpha", c.alpha), ("beta", c.beta))
-                     if value == np.inf)
+        return tuple(name for name in ("alpha", "beta") if c.kind(name) == "infinite")
 
     def limit_config(self):
         """Keyword arguments selecting the matching limit dynamics.
@@ -108,39 +112,46 @@ class Regime:
     def summary(self):
         """Multi-line human-readable description (used by the CLI)."""
         c = self.constants
-
-        def fmt(x):
-            return "undetermined" if x is None else f"{x:.6g}"
-
-        point = ("undefined" if self.simplex_limit is None
-                 else "(" + ", ".join(f"{u:.4f}" for u in self.simplex_limit) + ")")
-        return "\n".join([
+        floats = None if self.simplex_limit is None else \
+            "(" + ", ".join(f"{u:.4f}" for u in self.simplex_limit) + ")"
+        exact = [] if self.simplex_exact is None else [exact_text(u) for u in self.simplex_exact]
+        if exact and None not in exact:
+            point = "(" + ", ".join(exact) + ")"
+            if not all(u.is_Integer for u in self.simplex_exact):
+                point += f" = {floats}"
+        elif floats is not None:
+            point = floats + ("" if exact else " (numeric)")
+        else:
+            point = "undefined"
+        lines = [
             f"scaling: {self.label}",
             f"phase: {self.phase}",
             f"reason: {self.reason}",
-            f"alpha = lim tau_n/q_n = {fmt(c.alpha)}",
-            f"beta = lim (1-q_n)/(n q_n) = {fmt(c.beta)}",
-            f"tau_inf = lim tau_n = {fmt(c.tau)}",
-            f"q_inf = lim q_n = {fmt(c.keep)}",
+            f"alpha = lim tau_n/q_n = {c.text('alpha')}",
+            f"beta = lim (1-q_n)/(n q_n) = {c.text('beta')}",
+            f"tau_inf = lim tau_n = {c.text('tau')}",
+            f"q_inf = lim q_n = {c.text('keep')}",
             f"simplex limit (log n, -log tau, -log q)/S = {point}",
-        ])
+        ]
+        return "\n".join(lines + [f"note: {note}" for note in c.notes])
 
 
 def _phase_of(c):
     """(phase, reason) from determined limit constants."""
-    inf = [name for name, value in (("alpha", c.alpha), ("beta", c.beta)) if value == np.inf]
+    inf = [name for name in ("alpha", "beta") if c.kind(name) == "infinite"]
     if inf:
         return DEGENERATE, " and ".join(f"{name} = inf" for name in inf)
-    if c.tau > 0:
+    if c.kind("tau") == "positive":
         # α finite with τ_∞ > 0 forces q_∞ = τ_∞/α > 0, hence β = 0.
-        return "jump-bernoulli", f"tau_inf = {c.tau:.6g} > 0 and q_inf = {c.keep:.6g} > 0"
-    if c.alpha == 0:
-        if c.beta == 0:
+        return "jump-bernoulli", (f"tau_inf = {c.text('tau')} > 0 and "
+                                  f"q_inf = {c.text('keep')} > 0")
+    if c.kind("alpha") == "zero":
+        if c.kind("beta") == "zero":
             return "wgf", "alpha = 0 and beta = 0"
-        return "penalized-wgf", f"alpha = 0 and beta = {c.beta:.6g} in (0, inf)"
-    if c.beta == 0:
-        return "jump-poisson", f"alpha = {c.alpha:.6g} in (0, inf), beta = 0, tau_inf = 0"
-    return "critical", f"alpha = {c.alpha:.6g} and beta = {c.beta:.6g} in (0, inf)"
+        return "penalized-wgf", f"alpha = 0 and beta = {c.text('beta')} in (0, inf)"
+    if c.kind("beta") == "zero":
+        return "jump-poisson", f"alpha = {c.text('alpha')} in (0, inf), beta = 0, tau_inf = 0"
+    return "critical", f"alpha = {c.text('alpha')} and beta = {c.text('beta')} in (0, inf)"
 
 
 def classify(scaling):
@@ -155,16 +166,22 @@ def classify(scaling):
     Returns
     -------
     Regime
-        Phase ``"undetermined"`` when a numerically estimated constant does not settle.
+        Phase ``"undetermined"`` when a constant (or the sign of an expression for large n)
+        could not be decided, exactly or numerically; the reason says which and why.
     """
     if not isinstance(scaling, Scaling):
         raise ValueError(f"scaling must be a Scaling, got {type(scaling).__name__}")
     c = scaling.constants()
     point = scaling.simplex_limit()
+    exact_point = scaling.simplex_limit_exact()
     if not c.determined:
         missing = [name for name in ("alpha", "beta", "tau", "keep") if getattr(c, name) is None]
-        return Regime(UNDETERMINED, c, point,
-                      f"the limit of {', '.join(missing)} does not settle numerically",
-                      scaling.label)
+        why = [f"the limit of {', '.join(missing)} is undetermined"] if missing else []
+        details = "; ".join(why + list(c.undecided)) or "the limits do not settle numerically"
+        return Regime(UNDETERMINED, c, point, details, scaling.label, exact_point)
     phase, reason = _phase_of(c)
-    return Regime(phase, c, point, reason, scaling.label)
+    numeric = [name for name in ("alpha", "beta", "tau", "keep")
+               if c.exact[("alpha", "beta", "tau", "keep").index(name)] is None]
+    if numeric and c.exact != (None, None, None, None):
+        reason += f" ({', '.join(numeric)} numeric: SymPy did not decide)"
+    return Regime(phase, c, point, reason, scaling.label, exact_point)

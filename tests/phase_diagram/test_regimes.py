@@ -3,6 +3,7 @@ import math
 
 import numpy as np
 import pytest
+import sympy
 
 from phase_diagram import CallableScaling, classify, parse_scaling, power_law
 from phase_diagram.plots import to_cartesian
@@ -196,13 +197,23 @@ def test_sequence_limit_recognises_trends():
     assert sequence_limit(2 + np.log(np.log(n)) ** -0.1) is None
 
 
-@pytest.mark.parametrize("tau", ["1 + log(n)**-0.1", "1 - 0.5*log(n)**-0.1",
-                                 "0.5 + 1/log(n)**0.3"])
-def test_slowly_settling_learning_rate_is_undetermined_not_a_phase(tau):
-    # tau_n -> a positive constant (jump-bernoulli); the grid cannot tell it from a trend to
-    # 0 (wgf) or, for the increasing sequence, to inf (degenerate)
+@pytest.mark.parametrize("tau, tau_fn, tau_inf", [
+    ("1 + log(n)**-0.1", lambda n: 1 + math.log(n) ** -0.1, 1.0),
+    ("1 - 0.5*log(n)**-0.1", lambda n: 1 - 0.5 * math.log(n) ** -0.1, 1.0),
+    ("0.5 + 1/log(n)**0.3", lambda n: 0.5 + 1 / math.log(n) ** 0.3, 0.5)])
+def test_slowly_settling_learning_rate_is_exact_or_undetermined_not_a_wrong_phase(
+        tau, tau_fn, tau_inf):
+    # tau_n -> a positive constant, so jump-bernoulli with alpha = tau_inf/0.5, beta = 0.
+    # As an expression SymPy finds the limit exactly (this test used to expect "undetermined",
+    # the best the old float grid could do); as a Python callable the grid cannot tell it from
+    # a trend to 0 (wgf) or, for the increasing sequence, to inf (degenerate): undetermined.
     regime = classify(parse_scaling(tau, "0.5"))
-    assert regime.phase == "undetermined" and regime.constants.tau is None
+    assert regime.phase == "jump-bernoulli", regime.reason
+    assert regime.constants.tau == pytest.approx(tau_inf)
+    assert regime.constants.alpha == pytest.approx(2 * tau_inf)
+    assert regime.constants.beta == 0.0
+    numeric = classify(CallableScaling(tau_fn, lambda n: 0.5))
+    assert numeric.phase == "undetermined" and numeric.constants.tau is None
 
 
 @pytest.mark.parametrize("tau, keep, message", [
@@ -215,7 +226,7 @@ def test_slowly_settling_learning_rate_is_undetermined_not_a_phase(tau):
     ("n // 2", "1", "FloorDiv"),
     ("'abc'", "1", "only numbers"),
     ("-0.5*n", "1", "must be positive"),
-    ("0.5", "1 - 2*n", "must be > 0"),
+    ("0.5", "1 - 2*n", "must be positive for all large n"),
     ("", "1", "non-empty"),
     ("[n]", "1", "List"),
     ("lambda: 1", "1", "Lambda"),
@@ -237,8 +248,10 @@ def test_parser_exact_forms_and_pickling():
     s = parse_scaling("0.5*n**-1.5", "1/n")
     assert type(s).__name__ == "PowerLogScaling"
     assert s.tau_seq.n_power == -1.5 and s.keep_seq.n_power == -1
+    # not a power law: still exact (SymPy), no longer the numeric CallableScaling
     callable_scaling = parse_scaling("0.5 + 1/n", "0.7")
-    assert type(callable_scaling).__name__ == "CallableScaling"
+    assert type(callable_scaling).__name__ == "ExpressionScaling"
+    assert callable_scaling.constants().exact[2] == sympy.Rational(1, 2)
     clone = pickle.loads(pickle.dumps(callable_scaling))
     assert clone.tau(10) == pytest.approx(0.6)
     assert parse_scaling("exp(-1)*sqrt(n)**-1", "1").tau(4) == pytest.approx(math.exp(-1) / 2)

@@ -1,0 +1,417 @@
+"""The kernel layer: the two-layer network, its loss and its gradient, written once.
+
+Every dynamics of the package (the engine's variants, the five limits, the SME module's
+dropout and modified-loss iterations) is built on the private ``@njit`` kernels of this
+module. They take plain arrays, check nothing and allocate only scratch space.
+
+Network. A width-n network is a particle array ``X`` of shape ``(n, K + d [+ 1])``: row i is
+neuron x_i = (a_i, w_i[, b_i]) with output weights a_i ∈ R^K (K = 1 for a scalar output),
+input weights w_i ∈ R^d and an optional bias b_i. The feature map and predictor are
+
+    φ(x_i, z) = a_i σ(w_i·z + b_i) ∈ R^K,      f(z) = s · ω · Σ_{i ∈ rows} φ(x_i, z),
+
+with output scale s (1/n in the mean-field scaling of Chizat, Marion & Yesbay (2025); 1 or κ
+in the network of Zhang, Li, Luo & Xu (2024)) and a mask weight ω (1/q for the kept rows of a
+dropout mask, 1 without one). Data enter as ``Zt`` of shape (d, B) (and ``Z`` = ``Zt``ᵀ);
+outputs, targets and residuals are output-major arrays of shape (K, B).
+
+Loss. The data inner product is the batch mean, so the residual r = ∂loss/∂f carries 1/B:
+square loss ½ mean_j |f_j − y_j|², logistic loss mean_j log(1 + exp(−y_j f_j)) (K = 1,
+labels ±1) and softmax cross-entropy mean_j (logsumexp f_j − y_j·f_j) (one-hot y_j).
+
+Gradient. For a per-neuron residual e_i = r + λ φ(x_i)/B (λ = 0 except for the explicit
+penalty of the modified loss), Dφ(x_i)ᵀ e_i has the parts
+
+    a-part  Σ_j σ(u_ij) e_ij,   w-part  Σ_j σ'(u_ij) (a_i·e_ij) z_j,   b-part  Σ_j σ'(u_ij) a_i·e_ij,
+
+u_ij = w_i·z_j + b_i. The masked-row step moves the neurons ``rows[:count]`` by
+−step · Dφ(x_i)ᵀ e_i. It is computed per row by :func:`_row_coefficients` and then either for
+blocks of :data:`BLOCK` rows with one BLAS product per block (:func:`_backward_update`) or for
+one row with plain loops (:func:`_row_step`, a ring of a jump limit).
+
+Blocks run on Numba threads; the forward sums are reduced in block order and each row's update
+depends only on its own parameters and r, so results do not depend on the thread count. Keep
+BLAS to one thread while these kernels run (:func:`meanfield_dropout.network.blas_single_thread`).
+"""
+import math
+from typing import NamedTuple
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+from .activations import _activate_row
+
+#: Loss codes of the kernels.
+LOSSES = {"square": 0, "logistic": 1, "softmax": 2}
+#: Rows per block: small enough for a block's pre-activations to stay in cache.
+BLOCK = 64
+
+
+@njit(cache=True, inline="always")
+def _gather_pre_activations(X, rows, start, count, Zt, K, has_bias, gathered, out):
+    """out[:count] = w_i·z_j (+ b_i) for the neurons i = rows[start:start + count]."""
+    d = Zt.shape[0]
+    for r in range(count):
+        i = rows[start + r]
+        for c in range(d):
+            gathered[r, c] = X[i, K + c]
+    np.dot(gathered[:count], Zt, out[:count])
+    if has_bias:
+        for r in range(count):
+            bias = X[rows[start + r], K + d]
+            for j in range(Zt.shape[1]):
+                out[r, j] += bias
+
+
+class Workspace(NamedTuple):
+    """Scratch of the blocked kernels, allocated once per run (:func:`make_workspace`).
+
+    Each field is a flat buffer per slot or per block (the forward slabs); a kernel views
+    the part it needs for the current batch size. Slots are threads (indexed by
+    ``numba.get_thread_id()``) for a run's workspace, or blocks (``per_block``) for the
+    one-call workspace of :func:`_forward` and :func:`_backward_update`.
+    Every block overwrites what it uses, so results do not depend on which thread ran which
+    block. Allocating this scratch per block instead (hundreds of kilobytes at B = 500)
+    cost page faults that doubled the time of a forward pass.
+    """
+
+    gathered: np.ndarray     # (T, BLOCK·d)  input weights of a block
+    block_pre: np.ndarray    # (T, BLOCK·B)  pre-activations of a block
+    value: np.ndarray        # (T, BLOCK·B)  activations of a block
+    grad_pre: np.ndarray     # (T, BLOCK·B)  σ'(u)(a·e) of a block
+    coef: np.ndarray         # (T, K·BLOCK)  weighted output weights
+    plain_coef: np.ndarray   # (T, K·BLOCK)  unweighted output weights
+    grad_a: np.ndarray       # (T, BLOCK·K)
+    grad_b: np.ndarray       # (T, BLOCK)
+    grad_w: np.ndarray       # (T, BLOCK·d)
+    scratch: np.ndarray      # (T, B)
+    slabs: np.ndarray        # (blocks, K·B) per-block forward sums
+    plain_slabs: np.ndarray  # (blocks, K·B) per-block unweighted forward sums
+    per_block: bool          # slots are blocks, not threads
+
+
+def make_workspace(width, outputs, dim, batch, dtype):
+    """Scratch for the blocked kernels on up to ``width`` rows and ``batch`` data points.
+
+    It has a slot for every thread Numba may start (``NUMBA_NUM_THREADS``), so it stays valid
+    whatever ``numba.set_num_threads`` says later.
+    """
+    return _new_workspace(numba.config.NUMBA_NUM_THREADS, width, outputs, dim, batch,
+                          np.empty(0, dtype=dtype), False)
+
+
+@njit(cache=True)
+def _new_workspace(slots, width, K, d, batch, like, per_block):
+    """A :class:`Workspace` with ``slots`` slots, in the precision of the array ``like``."""
+    blocks = max(1, (width + BLOCK - 1) // BLOCK)
+    dt = like.dtype
+    return Workspace(np.empty((slots, BLOCK * d), dt), np.empty((slots, BLOCK * batch), dt),
+                     np.empty((slots, BLOCK * batch), dt), np.empty((slots, BLOCK * batch), dt),
+                     np.empty((slots, K * BLOCK), dt), np.empty((slots, K * BLOCK), dt),
+                     np.empty((slots, BLOCK * K), dt), np.empty((slots, BLOCK), dt),
+                     np.empty((slots, BLOCK * d), dt), np.empty((slots, batch), dt),
+                     np.empty((blocks, K * batch), dt), np.empty((blocks, K * batch), dt),
+                     per_block)
+
+
+@njit(cache=True)
+def _call_workspace(X, count, K, Zt):
+    """A one-call workspace with a slot per block (no thread count needed)."""
+    blocks = max(1, (count + BLOCK - 1) // BLOCK)
+    return _new_workspace(blocks, count, K, Zt.shape[0], Zt.shape[1], X[:0, 0], True)
+
+
+@njit(cache=True)
+def _view(buffer, height, width):
+    """The first height·width entries of a flat buffer as a C-contiguous (height, width) array."""
+    return buffer[:height * width].reshape((height, width))
+
+
+@njit(cache=True)
+def _check_workspace(work, count, K, d, batch):
+    """Refuse a workspace too small for this call (slots, rows, batch)."""
+    blocks = (count + BLOCK - 1) // BLOCK
+    if ((work.per_block and work.scratch.shape[0] < blocks) or work.scratch.shape[1] < batch
+            or work.gathered.shape[1] < BLOCK * d or work.coef.shape[1] < K * BLOCK
+            or work.slabs.shape[0] * BLOCK < count or work.slabs.shape[1] < K * batch):
+        raise ValueError("workspace too small for this kernel call")
+
+
+@njit(cache=True)
+def _forward(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, store, out):
+    """out (K, B) = scale · weight · Σ_{r < count} φ(x_i, z_j), i = rows[r].
+
+    With ``store`` the pre-activations of neuron rows[r] are kept in ``pre[r]`` for the
+    backward pass (see :func:`_forward_sums`, which takes a persistent workspace).
+    """
+    work = _call_workspace(X, count, K, Zt)
+    _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, store, out,
+                  out[:, :0], work)
+
+
+@njit(cache=True, parallel=True)
+def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, store, out,
+                  plain, work):
+    """:func:`_forward`, and, if ``plain`` has columns, plain = scale · Σ_r φ(x_i, ·) too.
+
+    ``plain`` is the same sum without the mask weight: the kept neurons' share of the
+    unmasked predictor, which a loss record completes with the dropped neurons alone.
+    ``work`` is a :class:`Workspace` for at least ``count`` rows. Each block sums into its
+    own slab; slabs are added in block order.
+    """
+    d, batch = Zt.shape
+    with_plain = plain.shape[1] > 0
+    _check_workspace(work, count, K, d, batch)
+    blocks = (count + BLOCK - 1) // BLOCK
+    for blk in prange(blocks):
+        t = np.int64(blk) if work.per_block else np.int64(numba.get_thread_id())
+        start = blk * BLOCK
+        k = min(BLOCK, count - start)
+        value = _view(work.value[t], BLOCK, batch)
+        coef = _view(work.coef[t], K, BLOCK)
+        plain_coef = _view(work.plain_coef[t], K, BLOCK)
+        target = pre[start:start + k] if store else _view(work.block_pre[t], k, batch)
+        _gather_pre_activations(X, rows, start, k, Zt, K, has_bias,
+                                _view(work.gathered[t], BLOCK, d), target)
+        for r in range(k):
+            _activate_row(act, target[r], value[r], value[r, :0])
+            for c in range(K):
+                coef[c, r] = scale * weight * X[rows[start + r], c]
+                if with_plain:
+                    plain_coef[c, r] = scale * X[rows[start + r], c]
+        _block_sum(coef, value, k, _view(work.slabs[blk], K, batch))
+        if with_plain:
+            _block_sum(plain_coef, value, k, _view(work.plain_slabs[blk], K, batch))
+    out[:] = 0.0
+    for blk in range(blocks):
+        out += _view(work.slabs[blk], K, batch)
+    if with_plain:
+        plain[:] = 0.0
+        for blk in range(blocks):
+            plain += _view(work.plain_slabs[blk], K, batch)
+
+
+@njit(cache=True)
+def _block_sum(coef, value, count, out):
+    """out (K, B) = coef[:, :count] @ value[:count] (a matrix–vector product for K = 1)."""
+    if coef.shape[0] == 1:
+        np.dot(coef[0, :count], value[:count], out[0])
+    else:
+        np.dot(np.ascontiguousarray(coef[:, :count]), value[:count], out)
+
+
+@njit(cache=True)
+def _predict(X, Zt, K, has_bias, act, scale):
+    """Unmasked predictor f = scale · Σ_i φ(x_i, ·) on the columns of ``Zt``, shape (K, B)."""
+    out = np.empty((K, Zt.shape[1]), dtype=X.dtype)
+    _forward(X, np.arange(X.shape[0]), X.shape[0], 1.0, scale, Zt, K, has_bias, act,
+             np.empty((0, Zt.shape[1]), dtype=X.dtype), False, out)
+    return out
+
+
+@njit(cache=True)
+def _loss_derivative(loss, f, y, out):
+    """out = ∂(batch-mean loss)/∂f, shape (K, B), carrying the 1/B of the mean."""
+    K, batch = f.shape
+    for j in range(batch):
+        if loss == 0:
+            for c in range(K):
+                out[c, j] = (f[c, j] - y[c, j]) / batch
+        elif loss == 1:
+            out[0, j] = -y[0, j] / (1.0 + math.exp(y[0, j] * f[0, j])) / batch
+        else:
+            top = f[0, j]
+            for c in range(1, K):
+                top = max(top, f[c, j])
+            total = 0.0
+            for c in range(K):
+                out[c, j] = math.exp(f[c, j] - top)
+                total += out[c, j]
+            for c in range(K):
+                out[c, j] = (out[c, j] / total - y[c, j]) / batch
+
+
+@njit(cache=True)
+def _loss_value(loss, f, y):
+    """Batch-mean loss of outputs ``f`` (K, B) against targets ``y`` (K, B)."""
+    K, batch = f.shape
+    total = 0.0
+    for j in range(batch):
+        if loss == 0:
+            for c in range(K):
+                total += 0.5 * (f[c, j] - y[c, j]) ** 2
+        elif loss == 1:
+            margin = -y[0, j] * f[0, j]
+            total += max(margin, 0.0) + math.log1p(math.exp(-abs(margin)))
+        else:
+            top = f[0, j]
+            for c in range(1, K):
+                top = max(top, f[c, j])
+            norm = 0.0
+            for c in range(K):
+                norm += math.exp(f[c, j] - top)
+            total += top + math.log(norm)
+            for c in range(K):
+                total -= y[c, j] * f[c, j]
+    return total / batch
+
+
+@njit(cache=True, inline="always")
+def _row_coefficients(act, pre_row, value, grad_pre, a, penalty, residual, scratch, grad_a):
+    """Fused activation and residual work of one neuron; returns its b-part.
+
+    On return ``value`` = σ(u), ``grad_pre`` = σ'(u) (a·e_j) and ``grad_a`` = Σ_j σ(u_j) e_j
+    with e_j = r_j + penalty · a σ(u_j)/B (``a`` the neuron's K output weights, ``residual``
+    r of shape (K, B)). The w-part is then Σ_j grad_pre[j] z_j.
+    """
+    _activate_row(act, pre_row, value, grad_pre)
+    K, batch = residual.shape
+    # sums in the rows' own precision: float32 rows stay float32 (and vectorise twice as wide)
+    real = value.dtype.type
+    if K == 1:
+        a0 = a[0]
+        self_weight = real(penalty * a0 / batch)
+        acc_a = real(0.0)
+        acc_b = real(0.0)
+        for j in range(batch):
+            e = residual[0, j] + self_weight * value[j]
+            acc_a += value[j] * e
+            grad_pre[j] *= a0 * e
+            acc_b += grad_pre[j]
+        grad_a[0] = acc_a
+        return acc_b
+    for j in range(batch):
+        scratch[j] = 0.0
+    for c in range(K):
+        ac = a[c]
+        self_weight = real(penalty * ac / batch)
+        acc_a = real(0.0)
+        for j in range(batch):
+            e = residual[c, j] + self_weight * value[j]
+            acc_a += value[j] * e
+            scratch[j] += ac * e
+        grad_a[c] = acc_a
+    acc_b = real(0.0)
+    for j in range(batch):
+        grad_pre[j] *= scratch[j]
+        acc_b += grad_pre[j]
+    return acc_b
+
+
+@njit(cache=True)
+def _backward_update(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, act, pre,
+                     pre_index, out):
+    """The masked-row step: out_i ← out_i − step · Dφ(x_i)ᵀ e_i for i = rows[r], r < count.
+
+    ``residual`` is r (K, B) with its 1/B and e_i = r + penalty · φ(x_i)/B; ``Z`` (B×d) and
+    ``Zt`` (d×B) hold the batch. ``out`` is ``X`` itself for an in-place step, or another
+    array of X's shape (e.g. zeros with step −1 gives the drift −Dφᵀe). The pre-activations
+    of neuron rows[r] are read from ``pre[pre_index[r]]`` (stored by :func:`_forward`), or
+    recomputed when ``pre_index`` is empty. :func:`_backward_step` is the same with a
+    persistent workspace.
+    """
+    work = _call_workspace(X, count, K, Zt)
+    _backward_step(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, act, pre,
+                   pre_index, out, work)
+
+
+# ``reassoc`` lets the per-neuron sums over the batch vectorise (a strict left-to-right sum is
+# bound by the add latency); the order is fixed at compile time, so results still do not
+# depend on the thread count.
+@njit(cache=True, parallel=True, fastmath={"reassoc"})
+def _backward_step(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, act, pre,
+                   pre_index, out, work):
+    """:func:`_backward_update` with the scratch of a :class:`Workspace` ``work``."""
+    d, batch = Zt.shape
+    recompute = pre_index.shape[0] == 0
+    _check_workspace(work, count, K, d, batch)
+    blocks = (count + BLOCK - 1) // BLOCK
+    for blk in prange(blocks):
+        t = np.int64(blk) if work.per_block else np.int64(numba.get_thread_id())
+        start = blk * BLOCK
+        k = min(BLOCK, count - start)
+        block_pre = _view(work.block_pre[t], BLOCK, batch)
+        value = work.value[t, :batch]
+        scratch = work.scratch[t, :batch]
+        grad_pre = _view(work.grad_pre[t], BLOCK, batch)
+        grad_a = _view(work.grad_a[t], BLOCK, K)
+        grad_b = work.grad_b[t]
+        grad_w = _view(work.grad_w[t], BLOCK, d)
+        if recompute:
+            _gather_pre_activations(X, rows, start, k, Zt, K, has_bias,
+                                    _view(work.gathered[t], BLOCK, d), block_pre)
+        for r in range(k):
+            i = rows[start + r]
+            row = block_pre[r] if recompute else pre[pre_index[start + r]]
+            grad_b[r] = _row_coefficients(act, row, value, grad_pre[r], X[i, :K], penalty,
+                                          residual, scratch, grad_a[r])
+        np.dot(grad_pre[:k], Z, grad_w[:k])
+        for r in range(k):
+            i = rows[start + r]
+            for c in range(K):
+                out[i, c] -= step * grad_a[r, c]
+            for c in range(d):
+                out[i, K + c] -= step * grad_w[r, c]
+            if has_bias:
+                out[i, K + d] -= step * grad_b[r]
+
+
+@njit(cache=True, inline="always")
+def _row_pre_activations(X, i, Zt, K, has_bias, pre):
+    """pre_j = w_i·z_j (+ b_i) for one neuron, by plain loops over the data."""
+    d, batch = Zt.shape
+    bias = X[i, K + d] if has_bias else 0.0
+    for j in range(batch):
+        pre[j] = bias
+    for c in range(d):
+        w = X[i, K + c]
+        for j in range(batch):
+            pre[j] += w * Zt[c, j]
+
+
+@njit(cache=True, fastmath={"reassoc"})
+def _row_step(X, i, step, penalty, residual, Zt, K, has_bias, act, work, out):
+    """One-row masked step: out_i ← out_i − step · Dφ(x_i)ᵀ e_i for the single neuron i.
+
+    The same arithmetic as one row of :func:`_backward_update`, with the products with the
+    data as plain loops (one row is too small for BLAS). ``work`` is scratch of shape
+    (4, B) and must not alias anything else.
+    """
+    d, batch = Zt.shape
+    pre, value, grad_pre, scratch = work[0], work[1], work[2], work[3]
+    grad_a = np.empty(K, dtype=X.dtype)
+    _row_pre_activations(X, i, Zt, K, has_bias, pre)
+    grad_b = _row_coefficients(act, pre, value, grad_pre, X[i, :K], penalty, residual,
+                               scratch, grad_a)
+    for c in range(d):
+        acc = 0.0
+        for j in range(batch):
+            acc += grad_pre[j] * Zt[c, j]
+        out[i, K + c] -= step * acc
+    for c in range(K):
+        out[i, c] -= step * grad_a[c]
+    if has_bias:
+        out[i, K + d] -= step * grad_b
+
+
+@njit(cache=True)
+def _row_features(X, i, Zt, K, has_bias, act, pre, out):
+    """out (K, B) = φ(x_i, z_j) = a_i σ(w_i·z_j + b_i) for the single neuron i."""
+    _row_pre_activations(X, i, Zt, K, has_bias, pre)
+    value = out[0]
+    _activate_row(act, pre, value, pre[:0])
+    for c in range(K - 1, -1, -1):
+        for j in range(Zt.shape[1]):
+            out[c, j] = X[i, c] * value[j]
+
+
+@njit(cache=True)
+def _all_features(X, Zt, K, has_bias, act):
+    """φ(x_i, z_j) for every neuron, shape (n, K, B)."""
+    n = X.shape[0]
+    out = np.empty((n, K, Zt.shape[1]), dtype=X.dtype)
+    pre = np.empty(Zt.shape[1], dtype=X.dtype)
+    for i in range(n):
+        _row_features(X, i, Zt, K, has_bias, act, pre, out[i])
+    return out

@@ -1,0 +1,102 @@
+"""Memory estimates and the guard that refuses a run which would not fit, before it starts.
+
+Every public entry point that allocates in proportion to its arguments (snapshots of the
+engine, limit clouds, W2 cost matrices) estimates the bytes it needs and calls
+:func:`check_memory` first. The limit is a fraction of the memory available when the call is
+made (``MemAvailable`` of ``/proc/meminfo`` on Linux), :data:`DEFAULT_FRACTION` unless the
+environment variable ``MEANFIELD_DROPOUT_MEMORY_FRACTION`` (a number in (0, 1]) or
+:func:`set_memory_fraction` says otherwise.
+"""
+import math
+import os
+
+#: Fraction of the available memory a single run may ask for.
+DEFAULT_FRACTION = 0.5
+_ENV = "MEANFIELD_DROPOUT_MEMORY_FRACTION"
+_fraction = None
+
+
+class MemoryLimitError(ValueError):
+    """A run would need more memory than it may use; the message gives both numbers."""
+
+
+def set_memory_fraction(fraction):
+    """Let a run use up to ``fraction`` ∈ (0, 1] of the available memory (None: default)."""
+    global _fraction
+    if fraction is not None:
+        fraction = _check_fraction(fraction, "fraction")
+    _fraction = fraction
+
+
+def memory_fraction():
+    """The fraction in force: :func:`set_memory_fraction`, else the environment, else default."""
+    if _fraction is not None:
+        return _fraction
+    if _ENV in os.environ:
+        return _check_fraction(os.environ[_ENV], _ENV)
+    return DEFAULT_FRACTION
+
+
+def _check_fraction(value, name):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in (0, 1], got {value!r}") from None
+    if not (math.isfinite(value) and 0.0 < value <= 1.0):
+        raise ValueError(f"{name} must be a number in (0, 1], got {value!r}")
+    return value
+
+
+def available_memory():
+    """Bytes of memory available now (``MemAvailable``; free pages elsewhere), or None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as info:
+            for line in info:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
+def format_bytes(nbytes):
+    """``nbytes`` as a short human-readable size (``1.5 GiB``)."""
+    size = float(nbytes)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if size < 1024 or unit == "PiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} PiB"
+
+
+def check_memory(nbytes, what, hint=""):
+    """Raise :class:`MemoryLimitError` if ``nbytes`` exceed the allowed share of memory.
+
+    Parameters
+    ----------
+    nbytes : int or float
+        Estimated bytes the run will allocate.
+    what : str
+        What needs them (``"snapshots of 3 variants"``), for the message.
+    hint : str
+        How to ask for less, appended to the message.
+
+    Returns
+    -------
+    int
+        ``nbytes``, for chaining.
+    """
+    available = available_memory()
+    if available is None:
+        return nbytes
+    allowed = memory_fraction() * available
+    if nbytes > allowed:
+        raise MemoryLimitError(
+            f"{what} needs {format_bytes(nbytes)}, more than {memory_fraction():.0%} of the "
+            f"{format_bytes(available)} available"
+            + (f"; {hint}" if hint else "")
+            + f" (or raise {_ENV})")
+    return nbytes
