@@ -19,11 +19,11 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import results
-from .._validate import check_int, check_real, seed_sequence
+from .._validate import check_int, seed_sequence
 from ..data.images import flatten, load_digits, load_mnist, two_class
 from ..parallel import check_workers, run_unordered
 from ..stats import mean_interval
-from .settings import Settings
+from .settings import Settings, real_tuple
 from .teacher_student import simulate_surviving
 
 VARIANTS = ("gd", "dropout", "ram", "pn", "pn_ram")
@@ -52,10 +52,8 @@ class ImagesVariantsSettings(Settings):
     QUICK = dict(keep_probs=(0.6, 0.9), width=1000, steps=600, repeats=1, loss_every=50)
 
     def __post_init__(self):
-        keep_probs = tuple(check_real(q, "keep_probs entry") for q in self.keep_probs)
-        if not keep_probs:
-            raise ValueError("keep_probs must not be empty")
-        self._set(keep_probs=keep_probs, seed=check_int(self.seed, "seed", low=0),
+        self._set(keep_probs=real_tuple(self.keep_probs, "keep_probs"),
+                  seed=check_int(self.seed, "seed", low=0),
                   repeats=check_int(self.repeats, "repeats", low=1),
                   mnist=None if self.mnist is None else str(self.mnist))
 

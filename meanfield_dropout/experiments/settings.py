@@ -1,7 +1,7 @@
 """Experiment settings: frozen dataclasses with the papers' (``full``) and ``quick`` presets."""
 import dataclasses
 
-from .._validate import check_int
+from .._validate import check_int, check_real
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +46,15 @@ class Settings:
 
 def int_tuple(values, name, low=1):
     """``values`` as a non-empty tuple of ints ≥ ``low`` (ValueError naming ``name``)."""
-    values = tuple(check_int(v, f"{name} entry", low=low) for v in values)
+    return _non_empty(tuple(check_int(v, f"{name} entry", low=low) for v in values), name)
+
+
+def real_tuple(values, name):
+    """``values`` as a non-empty tuple of finite floats (ValueError naming ``name``)."""
+    return _non_empty(tuple(check_real(v, f"{name} entry") for v in values), name)
+
+
+def _non_empty(values, name):
     if not values:
         raise ValueError(f"{name} must not be empty")
     return values

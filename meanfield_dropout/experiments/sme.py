@@ -14,14 +14,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import results
-from .._validate import check_choice, check_int, check_real, seed_sequence
+from .._validate import check_choice, check_int, seed_sequence
 from ..data.images import digits_problem_data, flatten, load_mnist, one_hot
 from ..parallel import check_workers, run_unordered
 from ..sme.alignment import AlignmentRun, alignment_along_training
 from ..sme.equations import simulate_dropout, simulate_modified_gd, simulate_sme
 from ..sme.model import OUTPUT_SCALES, init_params, make_problem, predict
 from ..sme.weak_order import WeakOrderResult, weak_error_study
-from .settings import Settings
+from .settings import Settings, real_tuple
 
 
 @dataclasses.dataclass(frozen=True)
@@ -150,11 +150,9 @@ class WeakOrderSettings(Settings):
     QUICK = dict(runs=300, lrs=(0.4, 0.2, 0.1), keep_probs=(0.7,), extrapolate=False)
 
     def __post_init__(self):
-        keep_probs = tuple(check_real(p, "keep_probs entry") for p in self.keep_probs)
-        if not keep_probs:
-            raise ValueError("keep_probs must not be empty")
-        self._set(lrs=tuple(check_real(lr, "lrs entry") for lr in self.lrs),
-                  keep_probs=keep_probs, samples=check_int(self.samples, "samples", low=1),
+        self._set(lrs=real_tuple(self.lrs, "lrs"),
+                  keep_probs=real_tuple(self.keep_probs, "keep_probs"),
+                  samples=check_int(self.samples, "samples", low=1),
                   dim=check_int(self.dim, "dim", low=1),
                   seed=check_int(self.seed, "seed", low=0))
 
