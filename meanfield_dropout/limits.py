@@ -22,7 +22,7 @@ limit                  constants  dynamics of one particle
                                   L ~ Poisson(1/β), Y_l i.i.d. from the current cloud
 =====================  =========  =============================================================
 
-α = lim τ_n/q_n and β = lim (1 − q_n)/(n q_n) (the paper's phases 1–5). Time is t = k τ_n for
+α = lim τ_n/q_n and β = lim (1 − q_n)/(n q_n). Time is t = k τ_n for
 the continuous-time limits (``wgf``, ``penalized-wgf``, ``jump-poisson``, ``critical``); the
 Bernoulli limit runs in steps of length τ, so its time t = k τ is also the dropout time
 t = k τ_n when τ_n = τ. In ``critical`` the L partners are drawn uniformly, with replacement,
@@ -34,12 +34,12 @@ Integrators:
 
 * ``wgf`` and ``penalized-wgf``: Heun's method (explicit trapezoid, second order) with a fixed
   step ``dt`` (default :data:`DEFAULT_DT`), shortened so it divides every interval of the
-  output grid. One Heun step is two engine steps: with E the engine's ``gd`` (β = 0) or
-  ``penalized`` (penalty λ = β) step of master learning rate dt and output scale 1/N,
-  E(X) = X + dt k₁ is the Euler trial, E(E(X)) = X + dt (k₁ + k₂), and
-  X ← ½(X + E(E(X))) = X + (dt/2)(k₁ + k₂). On a small teacher–student problem (targets of
-  order 0.1–1) the default step is within 1e-5 (RMS over the data) of the predictor at
-  dt = 0.005 at t = 1, and the error falls fourfold per halving of dt (tested).
+  output grid. One Heun step is two engine steps: with k(X) the drift and E the engine's
+  ``gd`` (β = 0) or ``penalized`` (penalty λ = β) step of master learning rate dt and output
+  scale 1/N, E(X) = X + dt k(X) is the Euler trial, E(E(X)) = X + dt (k(X) + k(E(X))), and
+  Heun's step is X ← ½(X + E(E(X))) = X + (dt/2)(k(X) + k(E(X))). On a small teacher–student
+  problem (targets of order 0.1–1) the default step is within 1e-5 (RMS over the data) of the
+  predictor at dt = 0.005 at t = 1, and the error falls fourfold per halving of dt (tested).
 * ``jump-poisson`` and ``critical``: exact, event by event. The N independent rate-1/α clocks
   superpose to one clock of rate N/α whose rings pick a uniformly random particle; on a grid
   interval of length Δ the number of rings is Poisson(NΔ/α) and only their order matters. A
@@ -74,7 +74,6 @@ LIMITS = ("wgf", "penalized-wgf", "jump-poisson", "jump-bernoulli", "critical")
 DEFAULT_DT = 0.02
 #: Largest number of Poisson rings drawn and processed in one kernel call.
 _EVENT_BATCH = 1 << 20
-_SQUARE = LOSSES["square"]
 
 
 class LimitResult:
@@ -140,6 +139,10 @@ def limit_constants(limit, alpha=None, beta=None, tau=None):
 # ---------------------------------------------------------------------------------------------
 # Kernels: compositions of core.py's, no arithmetic of their own
 # ---------------------------------------------------------------------------------------------
+
+#: The limits are those of the square loss.
+_SQUARE = LOSSES["square"]
+
 
 @njit(cache=True)
 def _flow_step(source, out, dt, penalty, Z, Zt, y, has_bias, act, rows, pre, f, residual):
