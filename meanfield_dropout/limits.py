@@ -216,8 +216,10 @@ def _jump_events(X, features, f, Zt, y, has_bias, act, alpha, beta, who, partner
             _loss_derivative(_SQUARE, forward, y, residual)
         _row_step(X, i, alpha, 0.0, residual, Zt, K, has_bias, act, work, grad_a, X)
         _row_features(X, i, Zt, K, has_bias, act, pre, new)
-        if not np.all(np.isfinite(new)):
-            return e
+        for c in range(K):
+            for j in range(m):
+                if not math.isfinite(new[c, j]):
+                    return e
         for c in range(K):
             for j in range(m):
                 f[c, j] += scale * (new[c, j] - features[i, c, j])
