@@ -1,13 +1,11 @@
 """Particle simulations of the five large-width limits of dropout.
 
-Chizat, Marion & Yesbay (2025), *Phase diagram of dropout for two-layer neural networks in the
-mean-field regime*, show that dropout at width n, master learning rate τ_n and keep
-probability q_n converges, depending on how (n, τ_n, q_n) scale, to one of five limit dynamics
-of the particle cloud μ. This module simulates each with N particles. It has no network
-arithmetic of its own: φ(x, z) = a σ(w·z + b), the predictor, Dφᵀr and every step are the
-kernels of :mod:`meanfield_dropout.core` with the mean-field output scale 1/N. The predictor of
-a cloud is f_μ = ∫φ dμ = (1/N) Σ_i φ(X_i) and, as in the engine, the data inner product is the
-mean, so r_μ = (f_μ − y)/m and ∇V_μ(x) = Dφ(x)ᵀ r_μ.
+Dropout at width n, master learning rate τ_n and keep probability q_n converges, depending on
+how (n, τ_n, q_n) scale, to one of five limit dynamics of the particle cloud μ (Chizat, Marion
+& Yesbay 2025). This module simulates each with N particles, with no network arithmetic of its
+own: φ(x, z) = a σ(w·z + b), the predictor f_μ = ∫φ dμ = (1/N) Σ_i φ(X_i), Dφᵀr and every step
+are kernels of :mod:`meanfield_dropout.core` (output scale 1/N). As in the engine the data
+inner product is the mean, so r_μ = (f_μ − y)/m and ∇V_μ(x) = Dφ(x)ᵀ r_μ.
 
 =====================  =========  =============================================================
 limit                  constants  dynamics of one particle
@@ -166,18 +164,13 @@ def _heun(X, Z, Zt, y, has_bias, act, penalty, dt, steps):
     E is :func:`_flow_step`; ``y`` is (K, m), ``Z`` (m, d) and ``Zt`` its transpose.
     """
     n, m = X.shape[0], Zt.shape[1]
-    rows = np.arange(n)
-    pre = np.empty((n, m))
-    f = np.empty((y.shape[0], m))
-    residual = np.empty_like(f)
-    trial = np.empty_like(X)
+    rows, pre, trial = np.arange(n), np.empty((n, m)), np.empty_like(X)
+    f, residual = np.empty((y.shape[0], m)), np.empty((y.shape[0], m))
     for _ in range(steps):
         trial[:] = X
         _flow_step(X, trial, dt, penalty, Z, Zt, y, has_bias, act, rows, pre, f, residual)
         _flow_step(trial, trial, dt, penalty, Z, Zt, y, has_bias, act, rows, pre, f, residual)
-        for i in range(n):
-            for c in range(X.shape[1]):
-                X[i, c] = 0.5 * (X[i, c] + trial[i, c])
+        X[:] = 0.5 * (X + trial)
     return np.all(np.isfinite(X))
 
 
@@ -196,12 +189,8 @@ def _jump_events(X, features, f, Zt, y, has_bias, act, alpha, beta, who, partner
     n = X.shape[0]
     K, m = f.shape
     scale = 1.0 / n
-    forward = np.empty((K, m))
-    residual = np.empty((K, m))
-    new = np.empty((K, m))
-    pre = np.empty(m)
-    work = np.empty((4, m))
-    grad_a = np.empty(K)
+    forward, residual, new = np.empty((K, m)), np.empty((K, m)), np.empty((K, m))
+    pre, work, grad_a = np.empty(m), np.empty((4, m)), np.empty(K)
     cursor = 0
     for e in range(who.shape[0]):
         i = who[e]
