@@ -371,16 +371,15 @@ def _row_pre_activations(X, i, Zt, K, has_bias, pre):
 
 
 @njit(cache=True, fastmath={"reassoc"})
-def _row_step(X, i, step, penalty, residual, Zt, K, has_bias, act, work, out):
+def _row_step(X, i, step, penalty, residual, Zt, K, has_bias, act, work, grad_a, out):
     """One-row masked step: out_i ← out_i − step · Dφ(x_i)ᵀ e_i for the single neuron i.
 
     The same arithmetic as one row of :func:`_backward_update`, with the products with the
-    data as plain loops (one row is too small for BLAS). ``work`` is scratch of shape
-    (4, B) and must not alias anything else.
+    data as plain loops (one row is too small for BLAS). ``work`` (4, B) and ``grad_a`` (K,)
+    are scratch (so a loop of rings allocates nothing) and must not alias anything else.
     """
     d, batch = Zt.shape
     pre, value, grad_pre, scratch = work[0], work[1], work[2], work[3]
-    grad_a = np.empty(K, dtype=X.dtype)
     _row_pre_activations(X, i, Zt, K, has_bias, pre)
     grad_b = _row_coefficients(act, pre, value, grad_pre, X[i, :K], penalty, residual,
                                scratch, grad_a)

@@ -1,9 +1,11 @@
-"""Particle simulations of the five large-width limits of dropout (notes §3.3).
+"""Particle simulations of the five large-width limits of dropout.
 
-Every limit is driven by the engine's feature map φ(x, z) = a σ(w·z + b), data (z_j, y_j) and
-initial particles, with its own particle count N. The predictor of a cloud μ is
-f_μ = ∫φ dμ = (1/N) Σ_i φ(X_i), and, as in the engine, the data inner product is the mean, so
-r_μ = (f_μ − y)/m and ∇V_μ(x) = Dφ(x)ᵀ r_μ.
+Dropout at width n, master learning rate τ_n and keep probability q_n converges, depending on
+how (n, τ_n, q_n) scale, to one of five limit dynamics of the particle cloud μ (Chizat, Marion
+& Yesbay 2025). This module simulates each with N particles, with no network arithmetic of its
+own: φ(x, z) = a σ(w·z + b), the predictor f_μ = ∫φ dμ = (1/N) Σ_i φ(X_i), Dφᵀr and every step
+are kernels of :mod:`meanfield_dropout.core` (output scale 1/N). As in the engine the data
+inner product is the mean, so r_μ = (f_μ − y)/m and ∇V_μ(x) = Dφ(x)ᵀ r_μ.
 
 =====================  =========  =============================================================
 limit                  constants  dynamics of one particle
@@ -18,7 +20,7 @@ limit                  constants  dynamics of one particle
                                   L ~ Poisson(1/β), Y_l i.i.d. from the current cloud
 =====================  =========  =============================================================
 
-α = lim τ_n/q_n and β = lim (1 − q_n)/(n q_n) (c and λ in the notes). Time is t = k τ_n for
+α = lim τ_n/q_n and β = lim (1 − q_n)/(n q_n). Time is t = k τ_n for
 the continuous-time limits (``wgf``, ``penalized-wgf``, ``jump-poisson``, ``critical``); the
 Bernoulli limit runs in steps of length τ, so its time t = k τ is also the dropout time
 t = k τ_n when τ_n = τ. In ``critical`` the L partners are drawn uniformly, with replacement,
@@ -30,29 +32,42 @@ Integrators:
 
 * ``wgf`` and ``penalized-wgf``: Heun's method (explicit trapezoid, second order) with a fixed
   step ``dt`` (default :data:`DEFAULT_DT`), shortened so it divides every interval of the
-  output grid. On a small teacher–student problem (targets of order 0.1–1) the default step is
-  within 1e-5 (RMS over the data) of the predictor at dt = 0.005 at t = 1, and the error
-  falls fourfold per halving of dt (tested).
+  output grid. One Heun step is two engine steps: with k(X) the drift and E the engine's
+  ``gd`` (β = 0) or ``penalized`` (penalty λ = β) step of master learning rate dt and output
+  scale 1/N, E(X) = X + dt k(X) is the Euler trial, E(E(X)) = X + dt (k(X) + k(E(X))), and
+  Heun's step is X ← ½(X + E(E(X))) = X + (dt/2)(k(X) + k(E(X))). On a small teacher–student
+  problem (targets of order 0.1–1) the default step is within 1e-5 (RMS over the data) of the
+  predictor at dt = 0.005 at t = 1, and the error falls fourfold per halving of dt (tested).
 * ``jump-poisson`` and ``critical``: exact, event by event. The N independent rate-1/α clocks
   superpose to one clock of rate N/α whose rings pick a uniformly random particle; on a grid
-  interval of length Δ the number of rings is Poisson(NΔ/α) and only their order matters. The
-  jumping particle's features and the predictor are updated incrementally, O(m d) per ring.
+  interval of length Δ the number of rings is Poisson(NΔ/α) and only their order matters. A
+  ring of particle i is the one-row step of :mod:`~meanfield_dropout.core` with step α (the
+  engine's ``ram`` step with only row i kept and τ/q = α). The jumping particle's features and
+  the predictor are updated incrementally, O(m d) per ring; the predictor is summed afresh at
+  every grid time.
 * ``jump-bernoulli``: this is the finite-N RaM update, so it runs on the engine
   (:func:`meanfield_dropout.engine.simulate`, variant ``ram``) with N particles, master
   learning rate τ and keep probability q.
+
+Results do not depend on the Numba thread count (the kernels of
+:mod:`~meanfield_dropout.core` reduce in a fixed order).
 """
 import dataclasses
 import math
+from contextlib import contextmanager
 
+import numba
 import numpy as np
 from numba import njit
 from tqdm.auto import tqdm
 
 from . import results
 from ._validate import check_array, check_choice, check_int, check_positive, seed_sequence
-from .activations import _dsigma, _sigma, activation_code
-from .engine import DivergenceError, init_particles, simulate
-from .network import check_particles
+from .activations import activation_code
+from .core import (LOSSES, _all_features, _backward_update, _forward, _loss_derivative,
+                   _predict, _row_features, _row_step)
+from .engine import DivergenceError, _threads_for, init_particles, simulate
+from .network import blas_single_thread, check_particles
 
 #: The five limits and the constants each needs (α, β, τ; see :func:`limit_constants`).
 LIMIT_CONSTANTS = {"wgf": (), "penalized-wgf": ("beta",), "jump-poisson": ("alpha",),
@@ -130,123 +145,43 @@ def limit_constants(limit, alpha=None, beta=None, tau=None):
 
 
 # ---------------------------------------------------------------------------------------------
-# Kernels
+# Kernels: compositions of core.py's, no arithmetic of their own
 # ---------------------------------------------------------------------------------------------
 
-@njit(cache=True)
-def _drift(X, Z, Zt, y, has_bias, act, penalty, out):
-    """out_i = −Dφ(X_i)ᵀ (r_μ + penalty φ(X_i)/m) for every particle; returns f_μ.
+#: The limits are those of the square loss.
+_SQUARE = LOSSES["square"]
 
-    ``Z`` is the data (m×d), ``Zt`` its transpose; r_μ = (f_μ − y)/m.
+
+@njit(cache=True)
+def _flow_step(source, out, dt, penalty, Z, Zt, y, has_bias, act, rows, pre, f, residual):
+    """out_i ← out_i − dt Dφ(source_i)ᵀ (r_μ + penalty φ(source_i)/m) for every particle.
+
+    The engine's ``gd``/``penalized`` step of master learning rate ``dt`` and output scale
+    1/N, with r_μ = (f_μ(source) − y)/m; ``out`` is ``source`` (in place) or a copy of it.
+    ``rows`` = arange(N); ``pre`` (N, m), ``f`` and ``residual`` (K, m) are scratch.
     """
-    n = X.shape[0]
-    d, m = Zt.shape
-    W = np.ascontiguousarray(X[:, 1:1 + d])
-    pre = np.dot(W, Zt)
-    value = np.empty((n, m))
-    grad_pre = np.empty((n, m))
-    f = np.zeros(m)
-    for i in range(n):
-        b = X[i, 1 + d] if has_bias else 0.0
-        for j in range(m):
-            pre[i, j] += b
-            value[i, j] = _sigma(act, pre[i, j])
-            f[j] += X[i, 0] * value[i, j]
-    f /= n
-    r = (f - y) / m
-    for i in range(n):
-        a = X[i, 0]
-        acc_a = 0.0
-        acc_b = 0.0
-        for j in range(m):
-            e = r[j] + penalty * a * value[i, j] / m
-            acc_a += value[i, j] * e
-            grad_pre[i, j] = a * _dsigma(act, pre[i, j]) * e
-            acc_b += grad_pre[i, j]
-        out[i, 0] = -acc_a
-        if has_bias:
-            out[i, 1 + d] = -acc_b
-    grad_w = np.dot(grad_pre, Z)
-    for i in range(n):
-        for c in range(d):
-            out[i, 1 + c] = -grad_w[i, c]
-    return f
+    n, K = source.shape[0], y.shape[0]
+    _forward(source, rows, n, 1.0, 1.0 / n, Zt, K, has_bias, act, pre, True, f)
+    _loss_derivative(_SQUARE, f, y, residual)
+    _backward_update(source, rows, n, dt, penalty, residual, Z, Zt, K, has_bias, act, pre, rows,
+                     out)
 
 
 @njit(cache=True)
 def _heun(X, Z, Zt, y, has_bias, act, penalty, dt, steps):
-    """Advance X in place by ``steps`` Heun steps of length ``dt``; False if not finite."""
-    k1 = np.empty_like(X)
-    k2 = np.empty_like(X)
-    trial = np.empty_like(X)
+    """Advance X in place by ``steps`` Heun steps X ← ½(X + E(E(X))); False if not finite.
+
+    E is :func:`_flow_step`; ``y`` is (K, m), ``Z`` (m, d) and ``Zt`` its transpose.
+    """
+    n, m = X.shape[0], Zt.shape[1]
+    rows, pre, trial = np.arange(n), np.empty((n, m)), np.empty_like(X)
+    f, residual = np.empty((y.shape[0], m)), np.empty((y.shape[0], m))
     for _ in range(steps):
-        _drift(X, Z, Zt, y, has_bias, act, penalty, k1)
-        for i in range(X.shape[0]):
-            for c in range(X.shape[1]):
-                trial[i, c] = X[i, c] + dt * k1[i, c]
-        _drift(trial, Z, Zt, y, has_bias, act, penalty, k2)
-        for i in range(X.shape[0]):
-            for c in range(X.shape[1]):
-                X[i, c] += 0.5 * dt * (k1[i, c] + k2[i, c])
-    for i in range(X.shape[0]):
-        for c in range(X.shape[1]):
-            if not math.isfinite(X[i, c]):
-                return False
-    return True
-
-
-@njit(cache=True)
-def _particle_features(X, i, Zt, has_bias, act, out):
-    """out_j = φ(X_i, z_j) = a_i σ(w_i·z_j + b_i)."""
-    d, m = Zt.shape
-    for j in range(m):
-        acc = X[i, 1 + d] if has_bias else 0.0
-        for c in range(d):
-            acc += X[i, 1 + c] * Zt[c, j]
-        out[j] = X[i, 0] * _sigma(act, acc)
-
-
-@njit(cache=True)
-def _all_features(X, Zt, has_bias, act):
-    """φ(X_i, z_j) for every particle, shape (N, m)."""
-    out = np.empty((X.shape[0], Zt.shape[1]))
-    for i in range(X.shape[0]):
-        _particle_features(X, i, Zt, has_bias, act, out[i])
-    return out
-
-
-@njit(cache=True)
-def _cloud_predictor(X, Zt, has_bias, act):
-    """∫φ dμ = (1/N) Σ_i φ(X_i, z_j) on every column of ``Zt`` (serial, thread-count free)."""
-    out = np.zeros(Zt.shape[1])
-    row = np.empty(Zt.shape[1])
-    for i in range(X.shape[0]):
-        _particle_features(X, i, Zt, has_bias, act, row)
-        out += row
-    return out / X.shape[0]
-
-
-@njit(cache=True)
-def _jump(X, i, residual, step, Zt, has_bias, act, pre):
-    """X_i ← X_i − step · Dφ(X_i)ᵀ residual (residual already carries the 1/m)."""
-    d, m = Zt.shape
-    a = X[i, 0]
-    for j in range(m):
-        acc = X[i, 1 + d] if has_bias else 0.0
-        for c in range(d):
-            acc += X[i, 1 + c] * Zt[c, j]
-        pre[j] = acc
-    grad_a = 0.0
-    grad_b = 0.0
-    for j in range(m):
-        grad_a += _sigma(act, pre[j]) * residual[j]
-        g = a * _dsigma(act, pre[j]) * residual[j]
-        grad_b += g
-        for c in range(d):
-            X[i, 1 + c] -= step * g * Zt[c, j]
-    X[i, 0] -= step * grad_a
-    if has_bias:
-        X[i, 1 + d] -= step * grad_b
+        trial[:] = X
+        _flow_step(X, trial, dt, penalty, Z, Zt, y, has_bias, act, rows, pre, f, residual)
+        _flow_step(trial, trial, dt, penalty, Z, Zt, y, has_bias, act, rows, pre, f, residual)
+        X[:] = 0.5 * (X + trial)
+    return np.all(np.isfinite(X))
 
 
 @njit(cache=True)
@@ -254,42 +189,63 @@ def _jump_events(X, features, f, Zt, y, has_bias, act, alpha, beta, who, partner
                  partners, jumps):
     """Process the rings ``who`` (particle indices, in order) of the superposed clock.
 
-    Poisson jump (``beta == 0``): X_i ← X_i − α Dφ(X_i)ᵀ r_μ, r_μ = (f − y)/m.
-    Critical (``beta > 0``): the forward output is β(φ(X_i) + Σ_l φ(Y_l)) with the
-    ``partner_counts[e]`` partners ``partners[...]`` (indices into the current cloud).
-    ``features`` (N, m) and ``f`` = mean of its rows are kept up to date; ``jumps`` counts rings
-    per particle. Returns the index of the first ring after which X_i is not finite, or −1.
+    A ring of particle i is the one-row step X_i ← X_i − α Dφ(X_i)ᵀ r with r = (f − y)/m for
+    the Poisson jump (``beta == 0``) and, for ``critical`` (``beta > 0``), r = (β(φ(X_i) +
+    Σ_l φ(Y_l)) − y)/m over the ``partner_counts[e]`` partners ``partners[...]`` (indices into
+    the current cloud). ``features`` (N, K, m) = φ(X_i) and ``f`` (K, m) = their mean are
+    kept up to date; ``jumps`` counts rings per particle. Returns the index of the first ring
+    after which φ(X_i) is not finite, or −1.
     """
     n = X.shape[0]
-    m = Zt.shape[1]
-    residual = np.empty(m)
-    pre = np.empty(m)
-    new = np.empty(m)
+    K, m = f.shape
+    scale = 1.0 / n
+    forward, residual, new = np.empty((K, m)), np.empty((K, m)), np.empty((K, m))
+    pre, work, grad_a = np.empty(m), np.empty((4, m)), np.empty(K)
     cursor = 0
     for e in range(who.shape[0]):
         i = who[e]
         if beta == 0.0:
-            for j in range(m):
-                residual[j] = (f[j] - y[j]) / m
+            _loss_derivative(_SQUARE, f, y, residual)
         else:
-            for j in range(m):
-                residual[j] = features[i, j]
+            forward[:] = features[i]
             for l in range(partner_counts[e]):
-                k = partners[cursor + l]
-                for j in range(m):
-                    residual[j] += features[k, j]
+                forward += features[partners[cursor + l]]
             cursor += partner_counts[e]
+            forward *= beta
+            _loss_derivative(_SQUARE, forward, y, residual)
+        _row_step(X, i, alpha, 0.0, residual, Zt, K, has_bias, act, work, grad_a, X)
+        _row_features(X, i, Zt, K, has_bias, act, pre, new)
+        for c in range(K):
             for j in range(m):
-                residual[j] = (beta * residual[j] - y[j]) / m
-        _jump(X, i, residual, alpha, Zt, has_bias, act, pre)
-        _particle_features(X, i, Zt, has_bias, act, new)
-        for j in range(m):
-            if not math.isfinite(new[j]):
-                return e
-            f[j] += (new[j] - features[i, j]) / n
-            features[i, j] = new[j]
+                if not math.isfinite(new[c, j]):
+                    return e
+        for c in range(K):
+            for j in range(m):
+                f[c, j] += scale * (new[c, j] - features[i, c, j])
+                features[i, c, j] = new[c, j]
         jumps[i] += 1
     return -1
+
+
+def _cloud_predictor(X, Zt, has_bias, act):
+    """∫φ dμ = (1/N) Σ_i φ(X_i, z_j) on every column of ``Zt``, shape (m,) (one output).
+
+    :func:`meanfield_dropout.core._predict` with scale 1/N, BLAS kept to one thread.
+    """
+    with blas_single_thread():
+        return _predict(X, Zt, 1, has_bias, act, 1.0 / X.shape[0])[0]
+
+
+@contextmanager
+def _kernel_threads(cells):
+    """Numba threads for a cloud of ``cells`` = N × m (as the engine), BLAS on one thread."""
+    threads = numba.get_num_threads()
+    numba.set_num_threads(_threads_for(cells, threads))
+    try:
+        with blas_single_thread():
+            yield
+    finally:
+        numba.set_num_threads(threads)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -344,6 +300,11 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
         For a bad argument (named in the message).
     DivergenceError
         If the particles stop being finite (``step`` = Heun step, ring or Bernoulli step).
+
+    References
+    ----------
+    L. Chizat, P. Marion, Y. Yesbay, *Phase diagram of dropout for two-layer neural networks
+    in the mean-field regime* (2025): the five limits and their conditions on (n, τ_n, q_n).
     """
     constants = limit_constants(limit, alpha, beta, tau)
     inputs = check_array(inputs, "inputs", 2)
@@ -361,51 +322,55 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
         initial = init_particles(check_int(particles, "particles", low=1), dim,
                                  seed=init_seq, bias=bias)
     X = check_particles(initial, dim, bias, name="initial").copy()
-    Zt = np.ascontiguousarray(inputs.T)
     settings = dict(limit=limit, particles=X.shape[0], activation=activation,
                     bias=bool(bias), **constants)
     if limit == "jump-bernoulli":
         return _bernoulli(X, inputs, targets, times, constants, run_seq, activation, bias,
                           progress, settings)
+    Zt = np.ascontiguousarray(inputs.T)
+    y = targets[None, :]
     snapshots = np.empty((times.size,) + X.shape)
-    predictor = np.empty((times.size, m))
-    bar = tqdm(total=float(times[-1]), disable=not progress, desc=f"limit {limit}",
-               unit="time")
-    if limit in ("wgf", "penalized-wgf"):
-        jumps = None
-        settings["dt"] = dt
-        done = 0
-        for k, t in enumerate(times):
-            gap = t - (times[k - 1] if k else 0.0)
-            steps = math.ceil(gap / dt - 1e-9) if gap > 0 else 0
-            if steps and not _heun(X, inputs, Zt, targets, bool(bias), act,
-                                   constants["beta"], gap / steps, steps):
-                bar.close()
-                raise DivergenceError(done + steps, limit)
-            done += steps
-            snapshots[k] = X
-            bar.update(gap)
-    else:
-        jumps = _run_events(X, Zt, targets, times, constants, run_seq, act, bool(bias),
-                            snapshots, bar, limit)
-    bar.close()
-    for k in range(times.size):
-        predictor[k] = _cloud_predictor(snapshots[k], Zt, bool(bias), act)
+    with tqdm(total=float(times[-1]), disable=not progress, desc=f"limit {limit}",
+              unit="time") as bar, _kernel_threads(X.shape[0] * m):
+        if limit in ("wgf", "penalized-wgf"):
+            jumps = None
+            settings["dt"] = dt
+            _run_flow(X, inputs, Zt, y, times, constants["beta"], dt, act, bool(bias),
+                      snapshots, bar, limit)
+        else:
+            jumps = _run_events(X, Zt, y, times, constants, run_seq, act, bool(bias),
+                                snapshots, bar, limit)
+        predictor = np.stack([_predict(s, Zt, 1, bool(bias), act, 1.0 / X.shape[0])[0]
+                              for s in snapshots])
     return LimitResult(limit, times, snapshots, predictor, jumps, settings)
 
 
-def _run_events(X, Zt, targets, times, constants, seq, act, has_bias, snapshots, bar, limit):
+def _run_flow(X, Z, Zt, y, times, beta, dt, act, has_bias, snapshots, bar, limit):
+    """Heun integration of ``wgf`` / ``penalized-wgf`` (see module doc)."""
+    done = 0
+    for k, t in enumerate(times):
+        gap = t - (times[k - 1] if k else 0.0)
+        steps = math.ceil(gap / dt - 1e-9) if gap > 0 else 0
+        if steps and not _heun(X, Z, Zt, y, has_bias, act, beta, gap / steps, steps):
+            raise DivergenceError(done + steps, limit)
+        done += steps
+        snapshots[k] = X
+        bar.update(gap)
+
+
+def _run_events(X, Zt, y, times, constants, seq, act, has_bias, snapshots, bar, limit):
     """Exact event-driven simulation of ``jump-poisson`` / ``critical`` (see module doc)."""
     n = X.shape[0]
     alpha, beta = constants["alpha"], constants["beta"]
     rng = np.random.default_rng(seq)
-    features = _all_features(X, Zt, has_bias, act)
+    features = _all_features(X, Zt, 1, has_bias, act)
     jumps = np.zeros(n, dtype=np.int64)
     rings = 0
     for k, t in enumerate(times):
         gap = t - (times[k - 1] if k else 0.0)
         remaining = rng.poisson(n * gap / alpha) if gap > 0 else 0
-        f = features.mean(axis=0)        # fresh sum: no drift of the incremental update
+        if remaining:       # a fresh sum: no drift of the incremental update
+            f = _predict(X, Zt, 1, has_bias, act, 1.0 / n)
         while remaining:
             count = min(remaining, _EVENT_BATCH)
             who = rng.integers(0, n, size=count)
@@ -415,10 +380,9 @@ def _run_events(X, Zt, targets, times, constants, seq, act, has_bias, snapshots,
             else:
                 partner_counts = np.zeros(0, dtype=np.int64)
                 partners = np.zeros(0, dtype=np.int64)
-            bad = _jump_events(X, features, f, Zt, targets, has_bias, act, alpha, beta, who,
+            bad = _jump_events(X, features, f, Zt, y, has_bias, act, alpha, beta, who,
                                partner_counts, partners, jumps)
             if bad >= 0:
-                bar.close()
                 raise DivergenceError(rings + bad, limit, "ring of the superposed clock")
             rings += count
             remaining -= count

@@ -4,8 +4,8 @@ import pytest
 from scipy import stats
 
 from meanfield_dropout import DivergenceError, init_particles, predict, simulate, teacher_student
-from meanfield_dropout.limits import (LIMITS, _drift, _jump_events, _all_features,
-                                      limit_constants, simulate_limit)
+from meanfield_dropout.core import _all_features
+from meanfield_dropout.limits import LIMITS, _jump_events, limit_constants, simulate_limit
 
 DATA = teacher_student(dim=3, data_points=12, teacher_width=3, seed=1)
 CONSTANTS = {"wgf": {}, "penalized-wgf": dict(beta=1.0), "jump-poisson": dict(alpha=0.5),
@@ -108,11 +108,14 @@ def test_critical_mean_drift_is_penalized_wgf_drift():
     X = init_particles(20, 3, seed=2)
     Zt = np.ascontiguousarray(DATA.inputs.T)
     alpha, beta, events = 1e-3, 0.5, 40000
-    drift = np.empty_like(X)
-    _drift(X, DATA.inputs, Zt, DATA.targets, False, 1, beta, drift)
+    # the penalized-WGF drift: one engine ``penalized`` step of length 1 with penalty β (the
+    # subtraction of X costs at most an ulp of X, far below the tolerance below)
+    drift = simulate(DATA.inputs, DATA.targets, master_lr=1.0, steps=1, initial=X,
+                     variants=("penalized",), penalty=beta, activation="tanh",
+                     progress=False).final["penalized"] - X
     i = 4
     increments = np.empty((events, X.shape[1]))
-    base_features = _all_features(X, Zt, False, 1)
+    base_features = _all_features(X, Zt, 1, False, 1)
     counts = rng.poisson(1 / beta, size=events)
     partners = rng.integers(0, X.shape[0], size=counts.sum())
     start = 0
@@ -120,7 +123,7 @@ def test_critical_mean_drift_is_penalized_wgf_drift():
         Y = X.copy()
         features = base_features.copy()
         f = features.mean(axis=0)
-        _jump_events(Y, features, f, Zt, DATA.targets, False, 1, alpha, beta,
+        _jump_events(Y, features, f, Zt, DATA.targets[None, :], False, 1, alpha, beta,
                      np.array([i]), counts[e:e + 1], partners[start:start + counts[e]],
                      np.zeros(X.shape[0], dtype=np.int64))
         start += counts[e]

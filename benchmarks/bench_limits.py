@@ -1,0 +1,139 @@
+"""Cost of one gradient sweep of each limit, as a ratio to one engine ``gd`` step.
+
+On the paper's teacher–student data (d = 20, m = 500, tanh) with N particles, times in the
+same run, interleaved repeat by repeat (so load from other processes hits both alike), and
+keeps the best of the repeats:
+
+* one engine ``gd`` step (the kernel ``engine._run_chunk``, mean-field scale);
+* one sweep of each limit: half a Heun step for ``wgf`` / ``penalized-wgf`` (one drift
+  evaluation; kernel ``limits._heun``), N rings of the superposed clock for ``jump-poisson`` /
+  ``critical`` (kernel ``limits._jump_events``), one ``ram`` step for ``jump-bernoulli``.
+
+Every kernel runs with the thread count the public functions choose (``_threads_for``), and
+once more with one Numba thread, since a ring of a jump limit is sequential: it moves the
+predictor that the next ring reads. The machine's float64 matrix-multiply rate is printed as
+context.
+
+Run: ``python benchmarks/bench_limits.py [--particles 4000] [--repeats 7]``.
+"""
+import argparse
+import os
+import tempfile
+import time
+
+os.environ.setdefault("NUMBA_CACHE_DIR", tempfile.mkdtemp(prefix="bench-numba-"))
+import numba  # noqa: E402
+import numpy as np  # noqa: E402
+
+from meanfield_dropout import teacher_student  # noqa: E402
+from meanfield_dropout.core import _all_features, _predict  # noqa: E402
+from meanfield_dropout.engine import MASKS, Data, Rule, _run_chunk, _threads_for  # noqa: E402
+from meanfield_dropout.limits import _heun, _jump_events  # noqa: E402
+from meanfield_dropout.network import blas_single_thread, init_particles  # noqa: E402
+
+TANH = 1
+
+
+def matmul_rate(size=2000, repeats=3):
+    """Best float64 GEMM rate (GFLOP/s) of NumPy's BLAS over a few runs."""
+    a = np.random.default_rng(0).standard_normal((size, size))
+    a @ a
+    return 2 * size ** 3 / min(_timed(lambda: a @ a) for _ in range(repeats)) / 1e9
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+class Problem:
+    """Data, particles and one timing function per dynamics; each returns seconds per sweep."""
+
+    def __init__(self, particles, steps):
+        data = teacher_student()
+        self.Z = data.inputs
+        self.Zt = np.ascontiguousarray(data.inputs.T)
+        self.y = data.targets[None, :]
+        self.X = init_particles(particles, self.Z.shape[1], seed=1)
+        self.n, self.steps = particles, steps
+        self.features = _all_features(self.X, self.Zt, 1, False, TANH)
+        rng = np.random.default_rng(2)
+        self.who = rng.integers(0, particles, size=particles)
+        self.counts = rng.poisson(1.0, size=particles)
+        self.partners = rng.integers(0, particles, size=int(self.counts.sum()))
+
+    def engine(self, variant="gd", keep=1.0):
+        rule = Rule(*MASKS[variant], keep, 1e-3, 1.0 / self.n, 0.0, 0, TANH, False, 1)
+        data = Data(self.Z, self.Zt, self.y, np.empty((self.Z.shape[1], 0)), np.empty((1, 0)))
+        masks = np.random.default_rng(3).random((self.steps, self.n)) < keep
+        args = (rule, data, masks, masks[:0], np.empty((self.steps, 0), np.int64),
+                np.zeros(self.steps, bool), np.zeros(self.steps), np.zeros(self.steps), 0)
+        X = self.X.copy()
+        return _timed(lambda: _run_chunk(X, *args)) / self.steps
+
+    def flow(self, beta):
+        X = self.X.copy()
+        return _timed(lambda: _heun(X, self.Z, self.Zt, self.y, False, TANH, beta, 1e-3,
+                                    self.steps)) / (2 * self.steps)
+
+    def rings(self, beta):
+        X, features = self.X.copy(), self.features.copy()
+        f = _predict(X, self.Zt, 1, False, TANH, 1.0 / self.n)
+        counts = self.counts if beta > 0 else np.zeros(0, np.int64)
+        partners = self.partners if beta > 0 else np.zeros(0, np.int64)
+        jumps = np.zeros(self.n, np.int64)
+        return _timed(lambda: _jump_events(X, features, f, self.Zt, self.y, False, TANH, 0.5,
+                                           beta, self.who, counts, partners, jumps))
+
+
+def measure(problem, repeats, threads):
+    """Best seconds per sweep of every dynamics, interleaved over ``repeats`` rounds."""
+    tasks = {"engine gd": problem.engine, "wgf": lambda: problem.flow(0.0),
+             "penalized-wgf": lambda: problem.flow(1.0),
+             "jump-poisson": lambda: problem.rings(0.0),
+             "jump-bernoulli": lambda: problem.engine("ram", 0.5),
+             "critical": lambda: problem.rings(1.0)}
+    best = {name: np.inf for name in tasks}
+    saved = numba.get_num_threads()
+    numba.set_num_threads(threads)
+    try:
+        with blas_single_thread():
+            for fn in tasks.values():          # compile and warm up
+                fn()
+            for _ in range(repeats):
+                for name, fn in tasks.items():
+                    best[name] = min(best[name], fn())
+    finally:
+        numba.set_num_threads(saved)
+    return best
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--particles", type=int, default=4000)
+    parser.add_argument("--steps", type=int, default=4, help="engine/Heun steps per repeat")
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    problem = Problem(args.particles, args.steps)
+    m = problem.Z.shape[0]
+    available = numba.get_num_threads()
+    chosen = _threads_for(args.particles * m, available)
+    print(f"N = {args.particles}, d = {problem.Z.shape[1]}, m = {m}, tanh; float64 matmul "
+          f"{matmul_rate():.1f} GFLOP/s; numba threads available {available}; "
+          f"load average {os.getloadavg()[0]:.2f}")
+    runs = {chosen: measure(problem, args.repeats, chosen)}
+    if chosen != 1:
+        runs[1] = measure(problem, args.repeats, 1)
+    print(f"{'dynamics':>15} " + " ".join(f"{f'{t} thr ms':>9} {'ratio':>6}" for t in runs))
+    for name in runs[chosen]:
+        cells = [f"{run[name] * 1e3:9.2f} {run[name] / run['engine gd']:6.2f}"
+                 for run in runs.values()]
+        print(f"{name:>15} " + " ".join(cells))
+    print(f"(per sweep: one engine step, half a Heun step, or N = {args.particles} rings; "
+          f"ratio = to the engine gd step with the same threads; "
+          f"load average now {os.getloadavg()[0]:.2f})")
+
+
+if __name__ == "__main__":
+    main()
