@@ -69,8 +69,8 @@ class Workspace(NamedTuple):
 
     Each field is a flat buffer per slot or per block (the forward slabs); a kernel views
     the part it needs for the current batch size. Slots are threads (indexed by
-    ``numba.get_thread_id()``) for a run's workspace, or blocks (``per_block``) for the
-    one-call workspace of :func:`_forward` and :func:`_backward_update`.
+    ``numba.get_thread_id()``). The one-call workspace of :func:`_forward` and
+    :func:`_backward_update` has no slots: each block then allocates its own scratch.
     Every block overwrites what it uses, so results do not depend on which thread ran which
     block. Allocating this scratch per block instead (hundreds of kilobytes at B = 500)
     cost page faults that doubled the time of a forward pass.
@@ -88,7 +88,6 @@ class Workspace(NamedTuple):
     scratch: np.ndarray      # (T, B)
     slabs: np.ndarray        # (blocks, K·B) per-block forward sums
     plain_slabs: np.ndarray  # (blocks, K·B) per-block unweighted forward sums
-    per_block: bool          # slots are blocks, not threads
 
 
 def make_workspace(width, outputs, dim, batch, dtype):
@@ -98,11 +97,11 @@ def make_workspace(width, outputs, dim, batch, dtype):
     whatever ``numba.set_num_threads`` says later.
     """
     return _new_workspace(numba.config.NUMBA_NUM_THREADS, width, outputs, dim, batch,
-                          np.empty(0, dtype=dtype), False)
+                          np.empty(0, dtype=dtype))
 
 
 @njit(cache=True)
-def _new_workspace(slots, width, K, d, batch, like, per_block):
+def _new_workspace(slots, width, K, d, batch, like):
     """A :class:`Workspace` with ``slots`` slots, in the precision of the array ``like``."""
     blocks = max(1, (width + BLOCK - 1) // BLOCK)
     dt = like.dtype
@@ -111,15 +110,21 @@ def _new_workspace(slots, width, K, d, batch, like, per_block):
                      np.empty((slots, K * BLOCK), dt), np.empty((slots, K * BLOCK), dt),
                      np.empty((slots, BLOCK * K), dt), np.empty((slots, BLOCK), dt),
                      np.empty((slots, BLOCK * d), dt), np.empty((slots, batch), dt),
-                     np.empty((blocks, K * batch), dt), np.empty((blocks, K * batch), dt),
-                     per_block)
+                     np.empty((blocks, K * batch), dt), np.empty((blocks, K * batch), dt))
 
 
 @njit(cache=True)
 def _call_workspace(X, count, K, Zt):
-    """A one-call workspace with a slot per block (no thread count needed)."""
-    blocks = max(1, (count + BLOCK - 1) // BLOCK)
-    return _new_workspace(blocks, count, K, Zt.shape[0], Zt.shape[1], X[:0, 0], True)
+    """A one-call workspace without slots: each block allocates its scratch (see :func:`_slot`)."""
+    return _new_workspace(0, count, K, Zt.shape[0], Zt.shape[1], X[:0, 0])
+
+
+@njit(cache=True)
+def _slot(buffers, t):
+    """Slot ``t`` of a workspace field, or a fresh buffer of its length if it has no slots."""
+    if buffers.shape[0] == 0:
+        return np.empty(buffers.shape[1], dtype=buffers.dtype)
+    return buffers[t]
 
 
 @njit(cache=True)
@@ -130,9 +135,11 @@ def _view(buffer, height, width):
 
 @njit(cache=True)
 def _check_workspace(work, count, K, d, batch):
-    """Refuse a workspace too small for this call (slots, rows, batch)."""
-    blocks = (count + BLOCK - 1) // BLOCK
-    if ((work.per_block and work.scratch.shape[0] < blocks) or work.scratch.shape[1] < batch
+    """Refuse a workspace too small for this call (rows, batch, dimensions).
+
+    A run's workspace from :func:`make_workspace` has a slot for every thread Numba can start.
+    """
+    if (work.scratch.shape[1] < batch
             or work.gathered.shape[1] < BLOCK * d or work.coef.shape[1] < K * BLOCK
             or work.slabs.shape[0] * BLOCK < count or work.slabs.shape[1] < K * batch):
         raise ValueError("workspace too small for this kernel call")
@@ -165,15 +172,15 @@ def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, stor
     _check_workspace(work, count, K, d, batch)
     blocks = (count + BLOCK - 1) // BLOCK
     for blk in prange(blocks):
-        t = np.int64(blk) if work.per_block else np.int64(numba.get_thread_id())
+        t = numba.get_thread_id()
         start = blk * BLOCK
         k = min(BLOCK, count - start)
-        value = _view(work.value[t], BLOCK, batch)
-        coef = _view(work.coef[t], K, BLOCK)
-        plain_coef = _view(work.plain_coef[t], K, BLOCK)
-        target = pre[start:start + k] if store else _view(work.block_pre[t], k, batch)
+        value = _view(_slot(work.value, t), BLOCK, batch)
+        coef = _view(_slot(work.coef, t), K, BLOCK)
+        plain_coef = _view(_slot(work.plain_coef, t), K, BLOCK)
+        target = pre[start:start + k] if store else _view(_slot(work.block_pre, t), k, batch)
         _gather_pre_activations(X, rows, start, k, Zt, K, has_bias,
-                                _view(work.gathered[t], BLOCK, d), target)
+                                _view(_slot(work.gathered, t), BLOCK, d), target)
         for r in range(k):
             _activate_row(act, target[r], value[r], value[r, :0])
             for c in range(K):
@@ -328,19 +335,19 @@ def _backward_step(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, 
     _check_workspace(work, count, K, d, batch)
     blocks = (count + BLOCK - 1) // BLOCK
     for blk in prange(blocks):
-        t = np.int64(blk) if work.per_block else np.int64(numba.get_thread_id())
+        t = numba.get_thread_id()
         start = blk * BLOCK
         k = min(BLOCK, count - start)
-        block_pre = _view(work.block_pre[t], BLOCK, batch)
-        value = work.value[t, :batch]
-        scratch = work.scratch[t, :batch]
-        grad_pre = _view(work.grad_pre[t], BLOCK, batch)
-        grad_a = _view(work.grad_a[t], BLOCK, K)
-        grad_b = work.grad_b[t]
-        grad_w = _view(work.grad_w[t], BLOCK, d)
+        block_pre = _view(_slot(work.block_pre, t), BLOCK, batch)
+        value = _slot(work.value, t)[:batch]
+        scratch = _slot(work.scratch, t)[:batch]
+        grad_pre = _view(_slot(work.grad_pre, t), BLOCK, batch)
+        grad_a = _view(_slot(work.grad_a, t), BLOCK, K)
+        grad_b = _slot(work.grad_b, t)
+        grad_w = _view(_slot(work.grad_w, t), BLOCK, d)
         if recompute:
             _gather_pre_activations(X, rows, start, k, Zt, K, has_bias,
-                                    _view(work.gathered[t], BLOCK, d), block_pre)
+                                    _view(_slot(work.gathered, t), BLOCK, d), block_pre)
         for r in range(k):
             i = rows[start + r]
             row = block_pre[r] if recompute else pre[pre_index[start + r]]

@@ -64,8 +64,8 @@ from tqdm.auto import tqdm
 from . import results
 from ._validate import check_array, check_choice, check_int, check_positive, seed_sequence
 from .activations import activation_code
-from .core import (LOSSES, _all_features, _backward_update, _forward, _loss_derivative,
-                   _predict, _row_features, _row_step)
+from .core import (LOSSES, _all_features, _backward_step, _forward_sums, _loss_derivative,
+                   _predict, _row_features, _row_step, make_workspace)
 from .engine import DivergenceError, _threads_for, init_particles, simulate
 from .network import blas_single_thread, check_particles
 
@@ -153,22 +153,25 @@ _SQUARE = LOSSES["square"]
 
 
 @njit(cache=True)
-def _flow_step(source, out, dt, penalty, Z, Zt, y, has_bias, act, rows, pre, f, residual):
+def _flow_step(source, out, dt, penalty, Z, Zt, y, has_bias, act, rows, pre, f, residual,
+               work):
     """out_i ← out_i − dt Dφ(source_i)ᵀ (r_μ + penalty φ(source_i)/m) for every particle.
 
     The engine's ``gd``/``penalized`` step of master learning rate ``dt`` and output scale
     1/N, with r_μ = (f_μ(source) − y)/m; ``out`` is ``source`` (in place) or a copy of it.
-    ``rows`` = arange(N); ``pre`` (N, m), ``f`` and ``residual`` (K, m) are scratch.
+    ``rows`` = arange(N); ``pre`` (N, m), ``f`` and ``residual`` (K, m) are scratch, ``work``
+    the run's :class:`~meanfield_dropout.core.Workspace`.
     """
     n, K = source.shape[0], y.shape[0]
-    _forward(source, rows, n, 1.0, 1.0 / n, Zt, K, has_bias, act, pre, True, f)
+    _forward_sums(source, rows, n, 1.0, 1.0 / n, Zt, K, has_bias, act, pre, True, f, f[:, :0],
+                  work)
     _loss_derivative(_SQUARE, f, y, residual)
-    _backward_update(source, rows, n, dt, penalty, residual, Z, Zt, K, has_bias, act, pre, rows,
-                     out)
+    _backward_step(source, rows, n, dt, penalty, residual, Z, Zt, K, has_bias, act, pre, rows,
+                   out, work)
 
 
 @njit(cache=True)
-def _heun(X, Z, Zt, y, has_bias, act, penalty, dt, steps):
+def _heun(X, Z, Zt, y, has_bias, act, penalty, dt, steps, work):
     """Advance X in place by ``steps`` Heun steps X ← ½(X + E(E(X))); False if not finite.
 
     E is :func:`_flow_step`; ``y`` is (K, m), ``Z`` (m, d) and ``Zt`` its transpose.
@@ -178,8 +181,9 @@ def _heun(X, Z, Zt, y, has_bias, act, penalty, dt, steps):
     f, residual = np.empty((y.shape[0], m)), np.empty((y.shape[0], m))
     for _ in range(steps):
         trial[:] = X
-        _flow_step(X, trial, dt, penalty, Z, Zt, y, has_bias, act, rows, pre, f, residual)
-        _flow_step(trial, trial, dt, penalty, Z, Zt, y, has_bias, act, rows, pre, f, residual)
+        _flow_step(X, trial, dt, penalty, Z, Zt, y, has_bias, act, rows, pre, f, residual, work)
+        _flow_step(trial, trial, dt, penalty, Z, Zt, y, has_bias, act, rows, pre, f, residual,
+                   work)
         X[:] = 0.5 * (X + trial)
     return np.all(np.isfinite(X))
 
@@ -348,10 +352,11 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
 def _run_flow(X, Z, Zt, y, times, beta, dt, act, has_bias, snapshots, bar, limit):
     """Heun integration of ``wgf`` / ``penalized-wgf`` (see module doc)."""
     done = 0
+    work = make_workspace(X.shape[0], y.shape[0], Z.shape[1], Z.shape[0], X.dtype)
     for k, t in enumerate(times):
         gap = t - (times[k - 1] if k else 0.0)
         steps = math.ceil(gap / dt - 1e-9) if gap > 0 else 0
-        if steps and not _heun(X, Z, Zt, y, has_bias, act, beta, gap / steps, steps):
+        if steps and not _heun(X, Z, Zt, y, has_bias, act, beta, gap / steps, steps, work):
             raise DivergenceError(done + steps, limit)
         done += steps
         snapshots[k] = X
