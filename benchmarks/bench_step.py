@@ -1,17 +1,20 @@
-"""Throughput of one engine step, as ratios to baselines measured in the same run.
+"""Cost of an engine step, as ratios to baselines measured in the same run.
 
-For each width n, keep probability q and dtype, times one step of ``gd`` and ``dropout``
-(m = 500 data points, d = 20, ReLU) after warm-up and prints
+For each width n and dtype (m = 500 data points, d = 20, ReLU, the teacher–student sizes) it
+times, through the public :func:`meanfield_dropout.simulate`,
 
-* GFLOP/s, counting 4·n·m·d + 6·n·m flops for a dense step (so a dropout step at q < 1 gets
-  credit for the work it skips);
-* that rate as a fraction of the machine's float64 matrix-multiply rate, measured here with
-  the same thread count;
-* the speed-up over the plain-NumPy reference step of ``tests/reference.py``.
+* a dense ``gd`` step (loss recorded only at the end), as a fraction of the machine's matrix
+  multiply rate in that dtype, measured here with the same threads; flops are counted as a
+  dense step, 4·n·m·d + 6·n·m;
+* ``dropout`` at q = 1, 0.7, 0.1 (cost should follow the kept neurons);
+* ``dropout`` at q = 0.7 with the loss recorded every step (the default) and the record's
+  extra cost as a fraction of one forward pass;
+* the plain-NumPy reference step of ``tests/reference.py`` (widths ≤ 20 000) and, where JAX
+  is installed (the ``bench`` extra), a compiled ``jit`` + ``lax.scan`` peer of the default
+  dropout loop (``benchmarks/jax_peer.py``); for both, how many times faster the engine is.
 
-Numba compile time is measured separately with a fresh cache directory.
-
-Run: ``python benchmarks/bench_step.py [--widths 1000,5000,20000] [--repeats 5]``.
+Run: ``python benchmarks/bench_step.py [--widths 1000,5000,20000,100000] [--steps 20]``.
+Numba compile time is measured with a fresh cache directory.
 """
 import argparse
 import os
@@ -24,87 +27,127 @@ os.environ.setdefault("NUMBA_CACHE_DIR", tempfile.mkdtemp(prefix="bench-numba-")
 import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-import reference  # noqa: E402
-
-from meanfield_dropout.engine import MASKS, Data, Rule, _run_chunk, init_particles  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from meanfield_dropout import init_particles, simulate  # noqa: E402
+from meanfield_dropout.core import _forward_sums, make_workspace  # noqa: E402
 from meanfield_dropout.network import blas_single_thread  # noqa: E402
+from tests import reference  # noqa: E402
 
 POINTS, DIM = 500, 20
 
 
-def matmul_rate(size=2000, repeats=3):
-    """Best float64 GEMM rate (GFLOP/s) of numpy's BLAS over a few runs."""
-    a = np.random.default_rng(0).standard_normal((size, size))
-    a @ a
-    best = min(_timed(lambda: a @ a) for _ in range(repeats))
-    return 2 * size ** 3 / best / 1e9
-
-
-def _timed(fn):
-    start = time.perf_counter()
+def _best(fn, repeats):
     fn()
-    return time.perf_counter() - start
+    best = np.inf
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
-def engine_step_time(X, Z, y, variant, keep_prob, steps, repeats):
-    """Seconds per step of the jitted kernel (best of ``repeats`` chunks of ``steps``)."""
-    rng = np.random.default_rng(1)
-    masks = rng.random((steps, X.shape[0])) < keep_prob
-    rule = Rule(*MASKS[variant], keep_prob, 1e-3, 1.0 / X.shape[0], 0.0, 0, 0, False, 1)
-    data = Data(Z, np.ascontiguousarray(Z.T), y[None, :], np.empty((Z.shape[1], 0), Z.dtype),
-                np.empty((1, 0), Z.dtype))
-    args = (rule, data, masks, masks[:0], np.empty((steps, 0), np.int64),
-            np.zeros(steps, bool), np.zeros(steps), np.zeros(steps), 0)
-    with blas_single_thread():
-        return min(_timed(lambda: _run_chunk(X.copy(), *args)) for _ in range(repeats)) / steps
+def matmul_rate(dtype, size=2000, repeats=3):
+    """Best GEMM rate (GFLOP/s) of NumPy's BLAS in ``dtype``, all BLAS threads."""
+    a = np.random.default_rng(0).standard_normal((size, size)).astype(dtype)
+    return 2 * size ** 3 / _best(lambda: a @ a, repeats) / 1e9
 
 
-def numpy_step_time(X, Z, y, keep_prob):
-    mask = np.random.default_rng(1).random(X.shape[0]) < keep_prob
-    return min(_timed(lambda: reference.step(X, Z, y, "dropout", mask, mask, keep_prob, 1e-3,
-                                             1.0 / X.shape[0], 0.0)) for _ in range(3))
+def step_time(Z, y, X, variant, keep_prob, steps, repeats, loss_every):
+    """Seconds per step of ``simulate`` (best of ``repeats`` runs of ``steps`` steps)."""
+    kw = dict(initial=X, master_lr=1e-3, keep_prob=keep_prob, variants=(variant,),
+              loss_every=loss_every, dtype=X.dtype.name, progress=False)
+    return _best(lambda: simulate(Z, y, steps=steps, **kw), repeats) / steps
+
+
+def forward_time(Z, X, repeats):
+    """Seconds of one unmasked forward pass (the kernel a loss record runs)."""
+    n, m = X.shape[0], Z.shape[0]
+    Zt = np.ascontiguousarray(Z.T)
+    work = make_workspace(n, 1, Z.shape[1], m, X.dtype)
+    out = np.empty((1, m), dtype=X.dtype)
+    rows = np.arange(n)
+    no_pre = np.empty((0, m), dtype=X.dtype)
+
+    def run():
+        with blas_single_thread():
+            _forward_sums(X, rows, n, 1.0, 1.0 / n, Zt, 1, False, 0, no_pre, False, out,
+                          out[:, :0], work)
+    return _best(run, repeats * 3)
+
+
+def numpy_step_time(Z, y, X, repeats):
+    mask = np.random.default_rng(1).random(X.shape[0]) < 0.7
+    return _best(lambda: reference.step(X, Z, y, "dropout", mask, mask, 0.7, 1e-3,
+                                        1.0 / X.shape[0], 0.0), repeats)
+
+
+def jax_time(Z, y, X, steps, repeats):
+    try:
+        from jax_peer import dropout_run_time
+    except ImportError:
+        return None
+    return dropout_run_time(Z, y, X, 0.7, 1e-3, steps, repeats)
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--widths", default="1000,5000,20000")
-    parser.add_argument("--keep-probs", default="1,0.7,0.1")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--widths", default="1000,5000,20000,100000")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-jax", action="store_true", help="skip the JAX peer")
     args = parser.parse_args()
     widths = [int(w) for w in args.widths.split(",")]
-    keep_probs = [float(q) for q in args.keep_probs.split(",")]
     rng = np.random.default_rng(0)
-    Z64 = rng.standard_normal((POINTS, DIM))
-    y64 = rng.standard_normal(POINTS)
+    Z64, y64 = rng.standard_normal((POINTS, DIM)), rng.standard_normal(POINTS)
 
-    X = init_particles(50, DIM)
-    compile_time = _timed(lambda: engine_step_time(X, Z64, y64, "dropout", 0.5, 1, 1))
-    compile_time += _timed(lambda: engine_step_time(X.astype(np.float32), Z64.astype(np.float32),
-                                                    y64.astype(np.float32), "gd", 1.0, 1, 1))
-    peak = matmul_rate()
-    print(f"threads: numba {numba.get_num_threads()}; compile (float64 + float32): "
-          f"{compile_time:.1f} s; float64 matmul: {peak:.1f} GFLOP/s")
-    print(f"{'n':>6} {'q':>4} {'dtype':>7} {'variant':>8} {'GFLOP/s':>8} {'of matmul':>9} "
-          f"{'vs NumPy':>8} {'vs q=1':>7}")
+    start = time.perf_counter()
+    for dtype in (np.float64, np.float32):
+        X = init_particles(50, DIM).astype(dtype)
+        for variant in ("gd", "dropout"):
+            simulate(Z64.astype(dtype), y64.astype(dtype), initial=X, master_lr=1e-3, steps=2,
+                     keep_prob=0.5, variants=(variant,), dtype=np.dtype(dtype).name,
+                     progress=False)
+    compile_time = time.perf_counter() - start
+    rates = {np.float64: matmul_rate(np.float64), np.float32: matmul_rate(np.float32)}
+    jax_missing = args.no_jax
+    if not jax_missing:
+        try:
+            import jax  # noqa: F401
+        except ImportError:
+            jax_missing = True
+            print("JAX is not installed (pip install '.[bench]'): the JAX peer is skipped")
+    print(f"numba threads {numba.get_num_threads()}; compile (float64 + float32, gd + dropout): "
+          f"{compile_time:.1f} s; matmul float64 {rates[np.float64]:.1f} GFLOP/s, "
+          f"float32 {rates[np.float32]:.1f} GFLOP/s")
+    print(f"{'n':>6} {'dtype':>7} | {'gd ms':>7} {'of mm':>6} | {'q=1':>6} {'q=.7':>6} "
+          f"{'q=.1':>6} {'1/.1':>5} | {'.7+rec':>7} {'rec/fw':>6} | {'us/neur':>7} "
+          f"{'xNumPy':>6} {'xJAX':>5}")
     for n in widths:
         X64 = init_particles(n, DIM, seed=n)
-        flops = 4 * n * POINTS * DIM + 6 * n * POINTS
-        numpy_time = numpy_step_time(X64, Z64, y64, 1.0)
+        steps = max(3, min(args.steps, args.steps * 5000 // n))
         for dtype in (np.float64, np.float32):
             X, Z, y = X64.astype(dtype), Z64.astype(dtype), y64.astype(dtype)
-            dense = None
-            for q in keep_probs:
-                for variant in ("gd", "dropout"):
-                    if variant == "gd" and q != 1.0:
-                        continue
-                    sec = engine_step_time(X, Z, y, variant, q, 5, args.repeats)
-                    if variant == "dropout" and q == 1.0:
-                        dense = sec
-                    speedup = f"{dense / sec:7.1f}" if dense and variant == "dropout" else ""
-                    print(f"{n:6d} {q:4.2g} {np.dtype(dtype).name:>7} {variant:>8} "
-                          f"{flops / sec / 1e9:8.2f} {flops / sec / 1e9 / peak:9.1%} "
-                          f"{numpy_time / sec:8.1f} {speedup:>7}", flush=True)
+            last = steps + 1
+            gd = step_time(Z, y, X, "gd", 1.0, steps, args.repeats, last)
+            dense = {q: step_time(Z, y, X, "dropout", q, steps, args.repeats, last)
+                     for q in (1.0, 0.7, 0.1)}
+            recorded = step_time(Z, y, X, "dropout", 0.7, steps, args.repeats, 1)
+            forward = forward_time(Z, X, args.repeats)
+            flops = 4 * n * POINTS * DIM + 6 * n * POINTS
+            numpy_ratio = (f"{numpy_step_time(Z, y, X, args.repeats) / dense[0.7]:6.1f}"
+                           if n <= 20000 else f"{'':>6}")
+            jax_ratio = f"{'':>5}"
+            if not jax_missing and n <= 20000:
+                jax = jax_time(Z, y, X, steps, args.repeats)
+                jax_ratio = f"{jax / recorded:5.2f}"
+            print(f"{n:6d} {np.dtype(dtype).name:>7} | {gd * 1e3:7.2f} "
+                  f"{flops / gd / 1e9 / rates[dtype]:6.1%} | {dense[1.0] * 1e3:6.2f} "
+                  f"{dense[0.7] * 1e3:6.2f} {dense[0.1] * 1e3:6.2f} "
+                  f"{dense[1.0] / dense[0.1]:5.1f} | {recorded * 1e3:7.2f} "
+                  f"{(recorded - dense[0.7]) / forward:6.2f} | {recorded / n * 1e6:7.3f} "
+                  f"{numpy_ratio} {jax_ratio}", flush=True)
 
 
 if __name__ == "__main__":
