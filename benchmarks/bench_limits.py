@@ -4,7 +4,7 @@ On the paper's teacher–student data (d = 20, m = 500, tanh) with N particles, 
 same run, interleaved repeat by repeat (so load from other processes hits both alike), and
 keeps the best of the repeats:
 
-* one engine ``gd`` step (the kernel ``engine._run_chunk``, mean-field scale);
+* one engine ``gd`` step (the kernel ``variants._run_chunk``, mean-field scale);
 * one sweep of each limit: half a Heun step for ``wgf`` / ``penalized-wgf`` (one drift
   evaluation; kernel ``limits._heun``), N rings of the superposed clock for ``jump-poisson`` /
   ``critical`` (kernel ``limits._jump_events``), one ``ram`` step for ``jump-bernoulli``.
@@ -27,7 +27,9 @@ import numpy as np  # noqa: E402
 
 from meanfield_dropout import teacher_student  # noqa: E402
 from meanfield_dropout.core import _all_features, _predict  # noqa: E402
-from meanfield_dropout.engine import MASKS, Data, Rule, _run_chunk, _threads_for  # noqa: E402
+from meanfield_dropout.core import make_workspace  # noqa: E402
+from meanfield_dropout.engine import _threads_for  # noqa: E402
+from meanfield_dropout.variants import MASKS, Data, Rule, _run_chunk  # noqa: E402
 from meanfield_dropout.limits import _heun, _jump_events  # noqa: E402
 from meanfield_dropout.network import blas_single_thread, init_particles  # noqa: E402
 
@@ -64,11 +66,13 @@ class Problem:
         self.partners = rng.integers(0, particles, size=int(self.counts.sum()))
 
     def engine(self, variant="gd", keep=1.0):
-        rule = Rule(*MASKS[variant], keep, 1e-3, 1.0 / self.n, 0.0, 0, TANH, False, 1)
+        rule = Rule(*MASKS[variant], keep, 1e-3, 1.0 / self.n, 0.0, 0, TANH, False, 1, np.inf,
+                    np.inf)
         data = Data(self.Z, self.Zt, self.y, np.empty((self.Z.shape[1], 0)), np.empty((1, 0)))
         masks = np.random.default_rng(3).random((self.steps, self.n)) < keep
         args = (rule, data, masks, masks[:0], np.empty((self.steps, 0), np.int64),
-                np.zeros(self.steps, bool), np.zeros(self.steps), np.zeros(self.steps), 0)
+                np.zeros(self.steps, bool), np.zeros(self.steps), np.zeros(self.steps), 0,
+                make_workspace(self.n, 1, self.Z.shape[1], self.Z.shape[0], np.float64))
         X = self.X.copy()
         return _timed(lambda: _run_chunk(X, *args)) / self.steps
 

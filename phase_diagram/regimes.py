@@ -1,7 +1,7 @@
 """Classify a hyperparameter scaling into the phases of the dropout phase diagram.
 
 The phase is decided by the limit constants α = lim τ_n/q_n, β = lim (1 − q_n)/(n q_n) and
-τ_∞ = lim τ_n (notes §3.3), not by the simplex point: one point of the simplex (e.g. the vertex
+τ_∞ = lim τ_n (Chizat, Marion & Yesbay 2025, §3), not by the simplex point: one point of the simplex (e.g. the vertex
 (1, 0, 0)) can hold several phases.
 
 ====================  =====================================================
@@ -155,7 +155,7 @@ def _phase_of(c):
 
 
 def classify(scaling):
-    """The :class:`Regime` of a scaling, decided by its limit constants (notes §3.3).
+    """The :class:`Regime` of a scaling, decided by its limit constants (Chizat, Marion & Yesbay 2025, §3).
 
     Parameters
     ----------

@@ -4,7 +4,7 @@
 where SymPy can (:mod:`phase_diagram.asymptotics`),
 
 * τ_∞ = lim τ_n and q_∞ = lim min(1, q_n);
-* α = lim τ_n / q_n and β = lim (1 − q_n)/(n q_n) (notes §3.2);
+* α = lim τ_n / q_n and β = lim (1 − q_n)/(n q_n) (Chizat, Marion & Yesbay 2025, §3);
 * the simplex limit lim (log n, −log τ_n, −log q_n)/S_n, S_n = log n − log τ_n − log q_n.
 
 Shortcuts that are exact, and save SymPy calls: when q_∞ ∈ (0, 1], α = τ_∞/q_∞ and β = 0
@@ -49,7 +49,7 @@ def format_exact(value, approx):
 
 @dataclass(frozen=True)
 class LimitConstants:
-    """The limit constants of a scaling (notes §3.2); ``None`` means undetermined.
+    """The limit constants of a scaling (Chizat, Marion & Yesbay 2025, §3); ``None`` means undetermined.
 
     Attributes
     ----------

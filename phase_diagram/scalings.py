@@ -6,7 +6,7 @@ q_n ∈ (0, 1] (clipped to 1 from above). The phase of dropout in the large-widt
 * the barycentric point u = (log n, −log τ_n, −log q_n) / S_n, S_n = log n − log τ_n − log q_n,
   and its limit as n → ∞ (Figure 1 of Chizat, Marion & Yesbay);
 * the limit constants α = lim τ_n/q_n, β = lim (1 − q_n)/(n q_n) and τ_∞ = lim τ_n
-  (notes §3.2, where α is called c and β is called λ).
+  (Chizat, Marion & Yesbay 2025, §3).
 
 :func:`parse_scaling` turns strings such as ``"0.5*n**-1.5"`` into an
 :class:`ExpressionScaling` through a whitelisted ``ast`` walk (never ``eval``,

@@ -1,0 +1,196 @@
+"""The update rules of the engine as one jitted kernel on the layer of :mod:`.core`.
+
+Each variant is a :class:`Rule`: which mask its forward and its backward pass apply (none, the
+dropout mask M, or the independent forward mask M'), with its constants. :func:`_run_chunk`
+advances particles by a chunk of steps of one rule on planned masks and minibatches,
+records the unmasked losses asked for and stops at the first step out of range; the public
+driver is :func:`meanfield_dropout.engine.simulate`.
+"""
+import math
+from typing import NamedTuple
+
+import numpy as np
+from numba import njit
+
+from .core import _backward_step, _forward_sums, _loss_derivative, _loss_value
+
+VARIANTS = ("gd", "dropout", "ram", "pn", "pn_ram", "penalized")
+#: Which mask a rule applies forward and backward: no mask, the dropout mask M, or the
+#: independent forward mask M'.
+NO_MASK, DROPOUT_MASK, FORWARD_MASK = 0, 1, 2
+MASKS = {"gd": (NO_MASK, NO_MASK), "dropout": (DROPOUT_MASK, DROPOUT_MASK),
+         "ram": (NO_MASK, DROPOUT_MASK), "pn": (FORWARD_MASK, NO_MASK),
+         "pn_ram": (FORWARD_MASK, DROPOUT_MASK), "penalized": (NO_MASK, NO_MASK)}
+
+
+class Rule(NamedTuple):
+    """One update rule with its constants, as the kernel reads it."""
+
+    forward_mask: int
+    backward_mask: int
+    keep_prob: float
+    master_lr: float
+    output_scale: float
+    penalty: float
+    loss: int
+    activation: int
+    bias: bool
+    outputs: int
+    output_bound: float
+    parameter_bound: float
+
+
+class Data(NamedTuple):
+    """Training data (inputs (m, d) and their transpose, targets (K, m)) and validation data."""
+
+    inputs: np.ndarray
+    inputs_t: np.ndarray
+    targets: np.ndarray
+    val_inputs_t: np.ndarray
+    val_targets: np.ndarray
+
+
+@njit(cache=True)
+def _active_rows(mask_row, out):
+    """Indices of the kept neurons of one mask row; returns their count."""
+    count = 0
+    for i in range(mask_row.shape[0]):
+        if mask_row[i]:
+            out[count] = i
+            count += 1
+    return count
+
+
+@njit(cache=True)
+def _dropped_rows(mask_row, out):
+    """Indices of the dropped neurons of one mask row; returns their count."""
+    count = 0
+    for i in range(mask_row.shape[0]):
+        if not mask_row[i]:
+            out[count] = i
+            count += 1
+    return count
+
+
+@njit(cache=True)
+def _unmasked_loss(X, rule, inputs_t, targets, work):
+    """Loss of the unmasked network of ``rule`` on the columns of ``inputs_t``."""
+    n, batch = X.shape[0], inputs_t.shape[1]
+    f = np.empty((rule.outputs, batch), dtype=X.dtype)
+    _forward_sums(X, np.arange(n), n, 1.0, rule.output_scale, inputs_t, rule.outputs,
+                  rule.bias, rule.activation, np.empty((0, batch), dtype=X.dtype), False, f,
+                  f[:, :0], work)
+    return _loss_value(rule.loss, f, targets)
+
+
+@njit(cache=True)
+def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, val_out,
+               first_step, work):
+    """Advance ``X`` in place by ``masks.shape[0]`` steps of ``rule``.
+
+    ``masks``/``forward_masks`` are the (steps, n) boolean masks M and M'; ``batches`` the
+    (steps, B) minibatch indices (zero columns for full batch). Where ``record[k]`` the
+    unmasked train (and validation, if present) loss at the parameters before step k is
+    written to ``train_out[k]``/``val_out[k]``. ``work`` is the run's
+    :class:`~meanfield_dropout.core.Workspace`.
+
+    The loss record reuses the step's forward pass: the unmasked predictor is the step's own
+    output when nothing is masked forward, and otherwise the kept neurons' unweighted sum
+    (from the same forward pass) plus a forward pass over the dropped neurons only, so a
+    record costs about 1 − q of a forward pass (a full one for minibatches).
+
+    Returns the first s such that the parameters after s steps are out of range (non-finite
+    or beyond the rule's bounds, seen in their output or in the updated rows), or -1.
+    """
+    n = X.shape[0]
+    K = rule.outputs
+    Z, Zt, y = data.inputs, data.inputs_t, data.targets
+    d = Z.shape[1]
+    full_batch = batches.shape[1] == 0
+    batch = Z.shape[0] if full_batch else batches.shape[1]
+    forward_kind, backward_kind = rule.forward_mask, rule.backward_mask
+    # the backward pass reuses the forward pre-activations when its neurons are a subset
+    recompute = not (forward_kind == NO_MASK or forward_kind == backward_kind)
+    pre = np.empty((0 if recompute else n, batch), dtype=X.dtype)
+    no_index = np.empty(0, dtype=np.int64)
+    f = np.empty((K, batch), dtype=X.dtype)
+    residual = np.empty((K, batch), dtype=X.dtype)
+    all_rows = np.arange(n)
+    rows_forward = np.empty(n, dtype=np.int64)
+    rows_backward = np.empty(n, dtype=np.int64)
+    rows_dropped = np.empty(n, dtype=np.int64)
+    kept_share = np.empty((K, batch), dtype=X.dtype)
+    dropped_share = np.empty((K, batch), dtype=X.dtype)
+    no_share = kept_share[:, :0]
+    Zb, Ztb, yb = Z, Zt, y
+    if not full_batch:
+        Zb = np.empty((batch, d), dtype=X.dtype)
+        Ztb = np.empty((d, batch), dtype=X.dtype)
+        yb = np.empty((K, batch), dtype=X.dtype)
+    inverse_keep = 1.0 / rule.keep_prob
+    for k in range(masks.shape[0]):
+        if not full_batch:
+            for j in range(batch):
+                for c in range(K):
+                    yb[c, j] = y[c, batches[k, j]]
+                for c in range(d):
+                    Zb[j, c] = Z[batches[k, j], c]
+                    Ztb[c, j] = Z[batches[k, j], c]
+        count_forward, forward_weight = n, 1.0
+        if forward_kind == NO_MASK:
+            rows_forward[:] = all_rows
+        else:
+            count_forward = _active_rows(
+                masks[k] if forward_kind == DROPOUT_MASK else forward_masks[k], rows_forward)
+            forward_weight = inverse_keep
+        count_backward, backward_weight = n, 1.0
+        if backward_kind == NO_MASK:
+            rows_backward[:] = all_rows
+        else:
+            count_backward = _active_rows(masks[k], rows_backward)
+            backward_weight = inverse_keep
+        share = record[k] and full_batch and forward_kind != NO_MASK
+        _forward_sums(X, rows_forward, count_forward, forward_weight, rule.output_scale, Ztb,
+                      K, rule.bias, rule.activation, pre, not recompute, f,
+                      kept_share if share else no_share, work)
+        if not _within(f, rule.output_bound):
+            return first_step + k
+        if record[k]:
+            if forward_kind == NO_MASK and full_batch:
+                train_out[k] = _loss_value(rule.loss, f, y)
+            elif share:
+                count_dropped = _dropped_rows(
+                    masks[k] if forward_kind == DROPOUT_MASK else forward_masks[k],
+                    rows_dropped)
+                _forward_sums(X, rows_dropped, count_dropped, 1.0, rule.output_scale, Zt, K,
+                              rule.bias, rule.activation, pre[:0], False, dropped_share,
+                              no_share, work)
+                dropped_share += kept_share
+                train_out[k] = _loss_value(rule.loss, dropped_share, y)
+            else:
+                train_out[k] = _unmasked_loss(X, rule, Zt, y, work)
+            if data.val_targets.shape[1] > 0:
+                val_out[k] = _unmasked_loss(X, rule, data.val_inputs_t, data.val_targets, work)
+            if not math.isfinite(train_out[k]):
+                return first_step + k
+        _loss_derivative(rule.loss, f, yb, residual)
+        # where neuron rows_backward[r] sits in ``pre``: its index (forward over all neurons),
+        # its rank (same neurons forward and backward), or nowhere (recompute)
+        pre_index = rows_backward if forward_kind == NO_MASK else (
+            no_index if recompute else all_rows)
+        _backward_step(X, rows_backward, count_backward, rule.master_lr * backward_weight,
+                       rule.penalty, residual, Zb, Ztb, K, rule.bias, rule.activation, pre,
+                       pre_index, X, work)
+        for r in range(count_backward):
+            if not _within(X[rows_backward[r]], rule.parameter_bound):
+                return first_step + k + 1
+    return -1
+
+
+@njit(cache=True)
+def _within(values, bound):
+    """Whether every entry of ``values`` is finite and at most ``bound`` in absolute value."""
+    for v in values.flat:
+        if not abs(v) <= bound:
+            return False
+    return True
