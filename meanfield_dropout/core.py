@@ -29,6 +29,12 @@ u_ij = w_i·z_j + b_i. The masked-row step moves the neurons ``rows[:count]`` by
 blocks of :data:`BLOCK` rows with one BLAS product per block (:func:`_backward_update`) or for
 one row with plain loops (:func:`_row_step`, a ring of a jump limit).
 
+Second order. :func:`_jacobian_transpose` is the masked-row step with a residual of its own
+for every neuron; :func:`_hessian_vector_product` multiplies the exact Hessian of the
+penalised loss L = loss(f) + (λ s/2B) Σ_i Σ_j |φ(x_i, z_j)|² (whose gradient is
+s · Dφ(x_i)ᵀ e_i) with a direction, by forward mode in two blocked passes. They serve the
+stochastic modified equations of Zhang, Li, Luo & Xu (2024) and the sharpness of the network.
+
 Blocks run on Numba threads; the forward sums are reduced in block order and each row's update
 depends only on its own parameters and r, so results do not depend on the thread count. Keep
 BLAS to one thread while these kernels run (:func:`meanfield_dropout.network.blas_single_thread`).
@@ -394,17 +400,20 @@ def _loss_curvature(loss, f, y, df, out):
 
 
 @njit(cache=True)
-def _hvp_sums(X, V, Zt, K, has_bias, act, start, k, out):
-    """out[0] = Σ φ(x_i), out[1] = Σ Dφ(x_i) V_i (K, B) over the neurons start..start+k−1."""
-    d, batch = Zt.shape
+def _hvp_gather(X, V, Zt, K, has_bias, start, k, pre, tau):
+    """pre[r] = u and tau[r] = τ (the pre-activations of X and of V) of neuron start + r."""
     rows = np.arange(start, start + k)
-    gathered = np.empty((BLOCK, d), dtype=X.dtype)
-    pre = np.empty((BLOCK, batch), dtype=X.dtype)
-    tau = np.empty((BLOCK, batch), dtype=X.dtype)
-    value = np.empty(batch, dtype=X.dtype)
-    slope = np.empty(batch, dtype=X.dtype)
+    gathered = np.empty((k, Zt.shape[0]), dtype=X.dtype)
     _gather_pre_activations(X, rows, 0, k, Zt, K, has_bias, gathered, pre)
     _gather_pre_activations(V, rows, 0, k, Zt, K, has_bias, gathered, tau)
+
+
+@njit(cache=True)
+def _hvp_sums(X, V, K, act, start, k, pre, tau, out):
+    """out[0] = Σ φ(x_i), out[1] = Σ Dφ(x_i) V_i (K, B) over the neurons start..start+k−1."""
+    batch = pre.shape[1]
+    value = np.empty(batch, dtype=X.dtype)
+    slope = np.empty(batch, dtype=X.dtype)
     out[:] = 0.0
     for r in range(k):
         i = start + r
@@ -437,21 +446,15 @@ def _hvp_residuals(slabs, scale, loss, y):
 
 
 @njit(cache=True, fastmath={"reassoc"})
-def _hvp_rows(X, V, scale, weight, residual, dresidual, Z, Zt, K, has_bias, act, start, k,
-              out):
+def _hvp_rows(X, V, scale, weight, residual, dresidual, Z, K, has_bias, act, start, k, pre,
+              tau, out):
     """Rows start..start+k−1 of ∇²L V (see :func:`_hessian_vector_product`)."""
-    d, batch = Zt.shape
-    rows = np.arange(start, start + k)
-    gathered = np.empty((BLOCK, d), dtype=X.dtype)
-    pre = np.empty((BLOCK, batch), dtype=X.dtype)
-    tau = np.empty((BLOCK, batch), dtype=X.dtype)
+    batch, d = Z.shape
     value = np.empty(batch, dtype=X.dtype)
     first = np.empty(batch, dtype=X.dtype)
     second = np.empty(batch, dtype=X.dtype)
-    coef = np.zeros((BLOCK, batch), dtype=X.dtype)
-    grad_w = np.empty((BLOCK, d), dtype=X.dtype)
-    _gather_pre_activations(X, rows, 0, k, Zt, K, has_bias, gathered, pre)
-    _gather_pre_activations(V, rows, 0, k, Zt, K, has_bias, gathered, tau)
+    coef = np.zeros((k, batch), dtype=X.dtype)
+    grad_w = np.empty((k, d), dtype=X.dtype)
     for r in range(k):
         i = start + r
         for j in range(batch):
@@ -472,7 +475,7 @@ def _hvp_rows(X, V, scale, weight, residual, dresidual, Z, Zt, K, has_bias, act,
             for j in range(batch):
                 acc += coef[r, j]
             out[i, K + d] = scale * acc
-    np.dot(coef[:k], Z, grad_w[:k])
+    np.dot(coef, Z, grad_w)
     for r in range(k):
         for c in range(d):
             out[start + r, K + c] = scale * grad_w[r, c]
@@ -498,22 +501,33 @@ def _hessian_vector_product(X, V, scale, penalty, loss, y, Z, Zt, K, has_bias, a
     added in block order, so the result does not depend on the thread count; a single
     block runs without launching a parallel region.
     """
-    n = X.shape[0]
+    n, batch = X.shape[0], Zt.shape[1]
     blocks = (n + BLOCK - 1) // BLOCK
+    weight = penalty / batch
     # array expressions are kept out of this function: each would be a parallel region
-    slabs = np.empty((blocks, 2, K, Zt.shape[1]), dtype=X.dtype)
-    if blocks == 1:
-        _hvp_sums(X, V, Zt, K, has_bias, act, 0, n, slabs[0])
-    else:
-        for blk in prange(blocks):
-            start = blk * BLOCK
-            _hvp_sums(X, V, Zt, K, has_bias, act, start, min(BLOCK, n - start), slabs[blk])
+    slabs = np.empty((blocks, 2, K, batch), dtype=X.dtype)
+    if blocks == 1:  # no parallel region; the pre-activations serve both passes
+        pre = np.empty((n, batch), dtype=X.dtype)
+        tau = np.empty((n, batch), dtype=X.dtype)
+        _hvp_gather(X, V, Zt, K, has_bias, 0, n, pre, tau)
+        _hvp_sums(X, V, K, act, 0, n, pre, tau, slabs[0])
+        residual, dresidual = _hvp_residuals(slabs, scale, loss, y)
+        _hvp_rows(X, V, scale, weight, residual, dresidual, Z, K, has_bias, act, 0, n, pre, tau,
+                  out)
+        return
+    for blk in prange(blocks):
+        start = blk * BLOCK
+        k = min(BLOCK, n - start)
+        pre = np.empty((k, batch), dtype=X.dtype)
+        tau = np.empty((k, batch), dtype=X.dtype)
+        _hvp_gather(X, V, Zt, K, has_bias, start, k, pre, tau)
+        _hvp_sums(X, V, K, act, start, k, pre, tau, slabs[blk])
     residual, dresidual = _hvp_residuals(slabs, scale, loss, y)
-    weight = penalty / Zt.shape[1]
-    if blocks == 1:
-        _hvp_rows(X, V, scale, weight, residual, dresidual, Z, Zt, K, has_bias, act, 0, n, out)
-    else:
-        for blk in prange(blocks):
-            start = blk * BLOCK
-            _hvp_rows(X, V, scale, weight, residual, dresidual, Z, Zt, K, has_bias, act,
-                      start, min(BLOCK, n - start), out)
+    for blk in prange(blocks):
+        start = blk * BLOCK
+        k = min(BLOCK, n - start)
+        pre = np.empty((k, batch), dtype=X.dtype)
+        tau = np.empty((k, batch), dtype=X.dtype)
+        _hvp_gather(X, V, Zt, K, has_bias, start, k, pre, tau)
+        _hvp_rows(X, V, scale, weight, residual, dresidual, Z, K, has_bias, act, start, k, pre,
+                  tau, out)

@@ -105,12 +105,13 @@ def _factor(u, M):
 
 @njit(cache=True)
 def _noise_residuals(net, features, residual, z, G, drift_weight, noise_weight, out):
-    """Per-neuron residuals R_k = drift_weight e_k + noise_weight N_k, shape (width, K, n).
+    """Per-neuron residuals R_k = drift_weight e_k + noise_weight N_k into ``out``.
 
     e_k = r + λ φ_k/n is the residual whose back-propagation κ Dφ_kᵀ e_k is ∇_{q_k} L_S and
     N_k = √c z_k e_k + (κ/n) Σ_{r≠k} W_kr φ_r the one whose back-propagation is one draw of
     Σ^(1/2) Z, W_kr = √c z_r + c G_{min(k,r), max(k,r)} (z (width,) and the upper triangle
-    of G (width, width) standard Gaussians). ``features`` are core's φ (width, K, n).
+    of G (width, width) standard Gaussians). ``features`` are core's φ and ``out`` has their
+    shape (width, K, n_samples).
     """
     width = features.shape[0]
     K, n_samples = residual.shape
