@@ -20,7 +20,7 @@ from numba import njit
 
 from .._validate import check_array, check_int
 from ..core import _all_features, _backward_update, _jacobian_transpose
-from ..engine import _active_rows
+from ..variants import _active_rows
 from .model import _dropout_update, _gradient_into, _kernel_threads, _unmasked_residual, \
     draw_keep
 

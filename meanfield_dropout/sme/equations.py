@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 
 from .._validate import check_choice, check_int, check_positive
 from ..core import _all_features, _backward_update, _jacobian_transpose, _loss_derivative
-from ..engine import DivergenceError, _active_rows
+from ..engine import DivergenceError
+from ..variants import _active_rows
 from .covariance import _noise_residuals, draw_standard_normals
 from .hessian import _hvp
 from .model import (_SQUARE, _dropout_update, _kernel_threads, _modified_loss,
