@@ -59,7 +59,7 @@ from .stats import fit_slopes
 COUPLED_VARIANTS = ("ram", "gd", "jump-bernoulli")
 #: Distances reported per limit.
 METRICS = ("predictor", "w2")
-_OPTIONS = ("coupled", "w2_particles", "dt", "chunk_steps", "progress")
+_OPTIONS = ("coupled", "w2_particles", "dt", "chunk_steps", "progress", "tile_limit")
 
 
 @functools.lru_cache(maxsize=1)
@@ -85,6 +85,7 @@ class _Plan(NamedTuple):
     dt: float
     chunk_steps: int
     progress: bool
+    tile_limit: bool
 
 
 def _limit_requests(limits, alpha, beta, tau):
@@ -128,7 +129,8 @@ def _plan(limits, alpha, beta, tau, horizon, n_times, data, activation, options)
                  w2_particles=check_int(options.get("w2_particles", 500), "w2_particles",
                                         low=1),
                  dt=options.get("dt", DEFAULT_DT), chunk_steps=options.get("chunk_steps", 256),
-                 progress=bool(options.get("progress", False)))
+                 progress=bool(options.get("progress", False)),
+                 tile_limit=bool(options.get("tile_limit", False)))
 
 
 def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon, seed,
@@ -170,7 +172,10 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
     **options
         ``coupled`` (sequence from :data:`COUPLED_VARIANTS`, default (); ``jump-bernoulli``
         needs that limit in ``limits``, read at its steps k = round(t/τ)), ``w2_particles``
-        (default 500), ``dt`` (Heun step of the flows, default
+        (default 500), ``tile_limit`` (default False: with ``limit_particles`` a multiple of
+        n, the limits start from copies of dropout's particles, the same empirical measure, so
+        the t = 0 distances are 0 and the limits' own sampling noise is smaller), ``dt`` (Heun
+        step of the flows, default
         :data:`~meanfield_dropout.limits.DEFAULT_DT`), ``chunk_steps`` (engine, default 256),
         ``progress`` (default False).
 
@@ -204,8 +209,11 @@ def _measure(plan, width, master_lr, keep_prob, n_limit, seed):
     init_seq, extra_seq, dropout_seq, w2_seq, *limit_seqs = seed_sequence(seed).spawn(
         4 + len(LIMITS))
     X0 = init_particles(width, dim, seed=init_seq)
+    tiled = plan.tile_limit and n_limit % width == 0
     if n_limit <= width:
         X0_limit = X0[:n_limit]
+    elif tiled:         # copies of dropout's particles: the same empirical measure at t = 0
+        X0_limit = np.tile(X0, (n_limit // width, 1))
     else:
         X0_limit = np.vstack([X0, init_particles(n_limit - width, dim, seed=extra_seq)])
 
@@ -238,7 +246,7 @@ def _measure(plan, width, master_lr, keep_prob, n_limit, seed):
     k = min(width, n_limit, plan.w2_particles)
     w2_rng = np.random.default_rng(w2_seq)
     drop_idx = np.sort(w2_rng.choice(width, k, replace=False))
-    limit_idx = drop_idx if n_limit == width else np.sort(w2_rng.choice(n_limit, k,
+    limit_idx = drop_idx if n_limit == width or tiled else np.sort(w2_rng.choice(n_limit, k,
                                                                         replace=False))
     out = dict(times=times, width=width, master_lr=master_lr, keep_prob=keep_prob,
                limit_particles=n_limit, horizon=plan.horizon, activation=activation,

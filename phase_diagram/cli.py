@@ -8,6 +8,10 @@
 * ``converge``: distance from dropout along a scaling (or, ``--all-phases``, along one scaling
   per phase) to the limit dynamics, as the width grows.
 * ``reproduce``: every figure of both papers (``meanfield_dropout``'s experiments included).
+* ``locate --width N --master-lr TAU --keep-prob Q``: which limit describes this network
+  (:mod:`phase_diagram.locate`).
+* ``map [--grid K] [--widths ...] [--quick] -o FILE.png``: finite-width phase maps over the
+  simplex (:mod:`phase_diagram.phase_map`).
 
 Bad input (malformed expressions, bad configurations, usage errors) and failed runs print one
 line and exit with status 2.
@@ -34,7 +38,9 @@ from .expressions import format_width, quote
 from .plots import distance_panels_figure, phase_diagram_figure, theory_figure
 from .regimes import classify
 from .scalings import parse_scaling
-from .scan import load_config, run_scan, summarize
+from .scan import load_config, run_scan
+from .scan.sequential import run_sequential, summarize_sequential
+from .commands import add_locate, add_map, dask_address
 
 
 def _classify(args):
@@ -67,15 +73,29 @@ def _width(text):
 
 def _scan(args):
     config = load_config(args.config, allow_import=args.allow_import)
+    if args.max_width is not None and not args.sequential:
+        raise ValueError("--max-width needs --sequential")
+    if args.sequential and (args.max_width is None or args.max_width <= max(config.widths)):
+        raise ValueError(f"--sequential needs --max-width above the largest width "
+                         f"{max(config.widths)}")
     start = time.perf_counter()
-    counts = run_scan(config, args.out, workers=args.workers, dask=args.dask,
-                      progress=not args.quiet, allow_import=args.allow_import)
+    with dask_address(args) as address:
+        if args.sequential:
+            counts = run_sequential(config, args.out, max_width=args.max_width,
+                                    workers=args.workers, dask=address,
+                                    progress=not args.quiet, allow_import=args.allow_import)
+            print(f"sequential scan: stages up to n = {', '.join(map(str, counts['stages']))};"
+                  f" {counts['computed']} cells computed in "
+                  f"{time.perf_counter() - start:.1f} s -> {args.out}")
+            return
+        counts = run_scan(config, args.out, workers=args.workers, dask=address,
+                          progress=not args.quiet, allow_import=args.allow_import)
     print(f"{counts['total']} cells: {counts['skipped']} already done, {counts['computed']} "
           f"computed in {time.perf_counter() - start:.1f} s -> {args.out}")
 
 
 def _plot(args):
-    config, scalings, missing = summarize(args.dir)
+    config, scalings, missing = summarize_sequential(args.dir)
     if missing:
         print(f"warning: {missing} cells of the scan are not finished", file=sys.stderr)
     out = Path(args.output)
@@ -84,11 +104,16 @@ def _plot(args):
                          out.with_name(out.stem + "_panels" + out.suffix), pdf=args.pdf)
     decided = [r for r in scalings if r.decision is not None]
     for r in decided:
-        mark = "agree" if r.agrees else "DISAGREE"
+        mark = {True: "agree", False: "WRONG", None: "-"}[r.agrees]
         print(f"{r.spec.name:40s} theory={r.regime.phase:15s} detected={r.decision.phase:15s} "
-              f"confidence={r.decision.confidence:.2f} {mark}")
-    agree = sum(bool(r.agrees) for r in decided)
-    print(f"agreement: {agree}/{len(decided)} scalings; wrote {', '.join(map(str, paths))}")
+              f"n<={r.decision.width:<6d} {mark}")
+        if args.verbose:
+            print(f"    {r.decision.reason}")
+    agree = sum(r.agrees is True for r in decided)
+    wrong = sum(r.agrees is False for r in decided)
+    print(f"decided {agree + wrong}/{len(decided)} scalings: {agree} agree with theory, {wrong} "
+          f"wrong, {len(decided) - agree - wrong} undetermined; wrote "
+          f"{', '.join(map(str, paths))}")
 
 
 def _theory(args):
@@ -194,8 +219,15 @@ def parser():
     p.add_argument("--workers", type=_positive_int, help="worker processes (default: all cores)")
     p.add_argument("--dask", metavar="ADDRESS",
                    help='run on dask.distributed: a scheduler address, or "local"')
+    p.add_argument("--jobqueue", metavar="TOML",
+                   help="run on an HPC cluster through dask-jobqueue (see "
+                        "examples/jobqueue_slurm.toml)")
     p.add_argument("--allow-import", action="store_true",
                    help='allow a cell_function given as "module:function" (imports it)')
+    p.add_argument("--sequential", action="store_true",
+                   help="give undetermined scalings larger widths (doubling) until decided")
+    p.add_argument("--max-width", type=_positive_int,
+                   help="largest width of --sequential")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_scan)
 
@@ -203,6 +235,7 @@ def parser():
     p.add_argument("dir", help="scan output directory")
     p.add_argument("-o", "--output", required=True, help="PNG path of the phase diagram")
     p.add_argument("--pdf", action="store_true", help="also write PDFs")
+    p.add_argument("--verbose", action="store_true", help="print the reason of each decision")
     p.set_defaults(run=_plot)
 
     p = sub.add_parser("theory", help="the theoretical phase diagram alone")
@@ -211,6 +244,8 @@ def parser():
     p.set_defaults(run=_theory)
 
     _add_converge(sub)
+    add_locate(sub)
+    add_map(sub)
     add_reproduce_command(sub, EXPERIMENTS, REPRODUCE_OPTIONS + (
         SettingOption("--scan-dir", "phase_diagram", "scan_dir", "DIR",
                       "scan directory (default: scan_runs/phase[_quick])"),

@@ -134,9 +134,10 @@ def phase_diagram_summary(result):
     decided = [r for r in result.scalings if r.decision is not None]
     lines = [f"warning: {result.missing} cells of {result.scan_dir} are not finished"] \
         if result.missing else []
-    return lines + [f"phase diagram: detected phase agrees with theory for "
-                    f"{sum(bool(r.agrees) for r in decided)}/{len(decided)} scalings "
-                    f"({result.scan_dir})"]
+    agree = sum(r.agrees is True for r in decided)
+    wrong = sum(r.agrees is False for r in decided)
+    return lines + [f"phase diagram: {agree + wrong}/{len(decided)} scalings decided, {agree} "
+                    f"agree with theory, {wrong} wrong ({result.scan_dir})"]
 
 
 class ScanExperiment(Experiment):

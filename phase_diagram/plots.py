@@ -154,7 +154,9 @@ def phase_diagram_figure(results):
     draw_theory(ax, legend=False)
     numbered = [(i + 1, r) for i, r in enumerate(results)
                 if r.decision is not None and r.regime.simplex_limit is not None]
-    agree = sum(bool(r.agrees) for _, r in numbered)
+    agree = sum(r.agrees is True for _, r in numbered)
+    wrong = sum(r.agrees is False for _, r in numbered)
+    decided = agree + wrong
     if numbered:
         exact = to_cartesian([r.regime.simplex_limit for _, r in numbered])
         xy = _spread(exact)
@@ -162,9 +164,13 @@ def phase_diagram_figure(results):
             if np.hypot(x - x0, y - y0) > 1e-9:    # fanned out: a leader to the true point
                 ax.plot([x0, x], [y0, y], color="black", lw=0.6, zorder=5)
                 ax.plot(x0, y0, marker=".", ms=4, color="black", zorder=5)
-            ax.plot(x, y, marker="D", ms=8, ls="", color=PHASE_COLORS[r.decision.phase],
-                    mec="white", mew=0.8, zorder=6)
-            if not r.agrees:
+            if r.decision.decided:
+                ax.plot(x, y, marker="D", ms=8, ls="", color=PHASE_COLORS[r.decision.phase],
+                        mec="white", mew=0.8, zorder=6)
+            else:
+                ax.plot(x, y, marker="D", ms=8, ls="", mfc="white", mec="black", mew=1.0,
+                        zorder=6)
+            if r.agrees is False:
                 ax.plot(x, y, marker="o", ms=15, ls="", mfc="none", mec="black", mew=1.8,
                         zorder=7)
             ax.annotate(str(number), (x, y), xytext=(6, 5), textcoords="offset points",
@@ -172,13 +178,16 @@ def phase_diagram_figure(results):
     handles = _theory_handles() + [
         Line2D([], [], marker="D", ls="", color=PHASE_COLORS[p], mec="white",
                label=f"detected: {PHASE_LABELS[p]}") for p in (*PHASES, DEGENERATE)]
+    handles.append(Line2D([], [], marker="D", ls="", mfc="white", mec="black",
+                          label="undetermined at these widths"))
     handles.append(Line2D([], [], marker="o", ls="", mfc="none", mec="black", mew=1.8, ms=12,
                           label="disagrees with theory"))
     ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     key = "\n".join(f"{number:2d}  {r.spec.name}" for number, r in numbered)
     ax.text(1.02, 0.35, key, transform=ax.transAxes, fontsize=7.5, va="top", family="monospace")
-    ax.set_title(f"Empirical phases of {len(numbered)} scalings "
-                 f"({agree}/{len(numbered)} agree with theory)", fontsize=11)
+    ax.set_title(f"Empirical phases of {len(numbered)} scalings: {decided} decided "
+                 f"({agree} agree with theory, {wrong} wrong), "
+                 f"{len(numbered) - decided} undetermined", fontsize=11)
     fig.subplots_adjust(left=0.02, right=0.55)
     return fig
 
@@ -213,10 +222,10 @@ def distance_panels_figure(results, statistic="max"):
         ax.set_xlabel("width n")
         ax.set_ylabel(f"distance ({statistic} over [0, T])" if statistic == "max"
                       else "distance at T")
-        verdict = "agrees" if r.agrees else "DISAGREES"
+        verdict = {True: "agrees", False: "DISAGREES", None: "no decision"}[r.agrees]
         ax.set_title(f"#{number} {r.spec.name}\ntheory {r.regime.phase}, "
-                     f"detected {r.decision.phase} "
-                     f"({r.decision.confidence:.0%}) — {verdict}", fontsize=8)
+                     f"detected {r.decision.phase} (n <= {r.decision.width}) — {verdict}",
+                     fontsize=8)
         ax.legend(fontsize=7)
         ax.grid(True, which="both", alpha=0.3)
     for ax in list(axes.flat)[len(numbered):]:
@@ -239,3 +248,155 @@ def convergence_figures(result):
     """The figure of the ``convergence`` experiment (a ``ConvergencePhasesResult``):
     ``convergence_phases`` → Figure."""
     return {"convergence_phases": convergence_figure(result.studies)}
+
+
+def _light_theory(ax):
+    """The theory's regions, light, with its lines and special points (for overlays)."""
+    e_n, e_tau, e_q = np.eye(3)
+    centroid = np.full(3, 1 / 3)
+    ax.add_patch(Polygon(to_cartesian([e_n, centroid, e_tau, e_q]), closed=True,
+                         facecolor="tab:red", alpha=0.07, edgecolor="none", zorder=0))
+    ax.add_patch(Polygon(to_cartesian([e_n, e_tau, centroid]), closed=True,
+                         facecolor="0.93", edgecolor="none", zorder=0))
+    ax.add_patch(Polygon(CORNERS, closed=True, fill=False, edgecolor="black", lw=1.0, zorder=2))
+    ax.plot(*to_cartesian([e_n, centroid]).T, color="tab:blue", lw=1.5, zorder=2)
+    ax.plot(*to_cartesian([e_tau, centroid]).T, color="tab:green", lw=1.5, zorder=2)
+    for corner, label, (dx, dy) in zip(CORNERS, ("$u_n$=1", "$u_\\tau$=1", "$u_q$=1"),
+                                       ((-0.07, -0.06), (0.07, -0.06), (0.0, 0.05))):
+        ax.text(corner[0] + dx, corner[1] + dy, label, ha="center", va="center", fontsize=8)
+    ax.set_xlim(-0.12, 1.12)
+    ax.set_ylim(-0.12, 0.95)
+    ax.set_aspect("equal")
+    ax.axis("off")
+
+
+def _map_panel(ax, summary, width, rule):
+    """One ternary panel: every point coloured by its limit under ``rule`` at ``width``."""
+    from .decision import NONE
+    _light_theory(ax)
+    for point in summary.points:
+        xy = to_cartesian([float(x) for x in point.u])
+        size = 9 if point.kind == "grid" else 7
+        marker = "o" if point.kind == "grid" else "D"
+        c = summary.comparisons.get((point.label, width))
+        if c is None:
+            ax.plot(*xy, marker="x", ms=5, color="0.6", zorder=3)
+            continue
+        limit = c.describes if rule == "describes" else (c.nearest if c.close else NONE)
+        margin = c.describe_margin if rule == "describes" else c.margin
+        shade = 1.0 if not math.isfinite(margin) else float(np.clip(
+            0.25 + 0.75 * math.log(max(margin, 1.0)) / math.log(2.0), 0.25, 1.0))
+        color = PHASE_COLORS[DEGENERATE] if limit == NONE else PHASE_COLORS[limit]
+        ax.plot(*xy, marker=marker, ms=size, ls="", color=color, alpha=shade, mec="white",
+                mew=0.5, zorder=4)
+        if limit != NONE and limit != summary.theory[point.label] or (
+                limit == NONE and summary.theory[point.label] != DEGENERATE):
+            ax.plot(*xy, marker="o", ms=size + 4, ls="", mfc="none", mec="black", mew=0.7,
+                    zorder=5)
+
+
+def phase_map_figure(summary):
+    """Finite-width phase maps: one ternary panel per width and rule, and the agreement.
+
+    Top row: the simplest limit within 25% of the nearest (shading: how clearly the other
+    limits are excluded); bottom row: the nearest limit (shading: its margin over the
+    runner-up). Black: no limit within 10% of the target RMS; grey ×: beyond the time budget;
+    a ring: differs from the theory's phase. Right: the fraction of points whose limit equals
+    the theory's phase, per width.
+    """
+    from .decision import NONE
+    widths = summary.config.widths
+    fig = Figure(figsize=(3.3 * len(widths) + 3.6, 6.8), dpi=150)
+    grid = fig.add_gridspec(2, len(widths) + 1, width_ratios=[1] * len(widths) + [1.05])
+    rows = (("describes", "simplest limit within 25% of the nearest"),
+            ("nearest", "nearest limit"))
+    for r, (rule, title) in enumerate(rows):
+        for k, width in enumerate(widths):
+            ax = fig.add_subplot(grid[r, k])
+            _map_panel(ax, summary, width, rule)
+            ax.set_title(f"n = {width}: {title}" if k == 0 else f"n = {width}", fontsize=8)
+    ax = fig.add_subplot(grid[0, -1])
+    for rule, style in (("describes", "o-"), ("nearest", "s--")):
+        ax.plot(widths, [summary.agreement[w][rule] for w in widths], style,
+                label={"describes": "simplest within 25%", "nearest": "nearest"}[rule])
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(widths, [str(w) for w in widths])
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("width n")
+    ax.set_ylabel("fraction agreeing with theory")
+    count = summary.agreement[widths[0]]["points"]
+    ax.set_title(f"agreement ({count} points finished at every width)", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    legend_ax = fig.add_subplot(grid[1, -1])
+    legend_ax.axis("off")
+    handles = [Line2D([], [], marker="o", ls="", color=PHASE_COLORS[p], label=PHASE_LABELS[p])
+               for p in PHASES]
+    handles += [Line2D([], [], marker="o", ls="", color=PHASE_COLORS[DEGENERATE],
+                       label=f"{NONE}: no limit within 10%"),
+                Line2D([], [], marker="x", ls="", color="0.6", label="beyond time budget"),
+                Line2D([], [], marker="o", ls="", mfc="none", mec="black",
+                       label="differs from theory"),
+                Line2D([], [], marker="D", ls="", color="0.3", label="point on a theory line")]
+    legend_ax.legend(handles=handles, loc="center", fontsize=7, frameon=False)
+    c = summary.config
+    fig.suptitle(f"Finite-width phase maps: power laws tau_n = n^(-u_tau/u_n)/2, "
+                 f"q_n = n^(-u_q/u_n)/2 through a grid of {c.grid} divisions; T = {c.horizon:g}, "
+                 f"{c.repeats} repeats, teacher-student data (targets x {c.target_scale:g})",
+                 fontsize=9)
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.9, bottom=0.06, wspace=0.08, hspace=0.12)
+    return fig
+
+
+def locate_figure(result):
+    """``locate``: predictor error over time per limit, the sup-distance per limit with its
+    95% interval, and (with a ladder) the distance to the nearest limit against width."""
+    panels = 3 if result.ladder is not None else 2
+    fig = Figure(figsize=(4.4 * panels, 3.8), dpi=150)
+    axes = fig.subplots(1, panels)
+    scale = result.scale
+    names = sorted(result.curves, key=lambda k: result.comparison.relative[k])
+    for name in names:
+        curve = np.maximum(result.curves[name][:, 1:], 1e-300)
+        mid = np.exp(np.log(curve).mean(axis=0)) / scale
+        axes[0].plot(result.times[1:], mid, "o-", ms=3, color=PHASE_COLORS[name], label=name)
+        axes[0].fill_between(result.times[1:], curve.min(axis=0) / scale,
+                             curve.max(axis=0) / scale, color=PHASE_COLORS[name], alpha=0.15)
+    axes[0].set_yscale("log")
+    axes[0].set_xlabel("time t = k tau")
+    axes[0].set_ylabel("predictor error / RMS(y)")
+    axes[0].set_title("dropout vs each limit (band: min-max)", fontsize=9)
+    axes[0].legend(fontsize=7)
+    from .locate import _gmean_interval
+    for i, name in enumerate(names):
+        g, lo, hi = (v / scale for v in _gmean_interval(result.distances[name]["max"]))
+        axes[1].errorbar([i], [g], yerr=[[g - lo], [hi - g]], fmt="o", capsize=3,
+                         color=PHASE_COLORS[name])
+    axes[1].axhline(result.comparison.settings["close_threshold"], color="black", ls=":",
+                    lw=1, label="'close' threshold")
+    axes[1].set_xticks(range(len(names)), names, rotation=30, fontsize=7)
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("sup_t predictor error / RMS(y)")
+    axes[1].set_title(f"nearest: {result.comparison.nearest}; described by: "
+                      f"{result.comparison.describes}", fontsize=9)
+    axes[1].legend(fontsize=7)
+    if result.ladder is not None:
+        lad = result.ladder
+        d = np.maximum(lad["distances"], 1e-300) / scale
+        axes[2].loglog(lad["widths"], np.exp(np.log(d).mean(axis=1)), "o-",
+                       color=PHASE_COLORS[lad["limit"]], label=lad["limit"])
+        for j in range(d.shape[1]):
+            axes[2].plot(lad["widths"], d[:, j], ".", color=PHASE_COLORS[lad["limit"]],
+                         alpha=0.4)
+        s, lo, hi = lad["slope"]
+        axes[2].set_title(f"along the power law: slope {s:+.2f} [{lo:+.2f}, {hi:+.2f}]",
+                          fontsize=9)
+        axes[2].set_xlabel("width n")
+        axes[2].set_ylabel("sup_t predictor error / RMS(y)")
+        axes[2].legend(fontsize=7)
+    fig.suptitle(f"n = {result.width}, tau = {result.master_lr:g}, q = {result.keep_prob:g}: "
+                 f"alpha_n = {result.constants['alpha']:.3g}, beta_n = "
+                 f"{result.constants['beta']:.3g}; theory of the power law: "
+                 f"{result.theory.phase}", fontsize=9)
+    fig.tight_layout()
+    return fig

@@ -1,8 +1,10 @@
 """Read a scan back and decide the empirical phase of each scaling.
 
-The empirical phase of a scaling is the candidate limit whose distance falls with n (fitted
-log–log slope below ``-slope_threshold``) and is smallest at the largest width; repeats give the
-spread of the slopes and the confidence (the fraction of repeats that reach the same decision).
+The empirical phase of a scaling follows the stated rule of
+:func:`phase_diagram.decision.decide_asymptotic`: a limit is named only when its distance is
+clearly (95% intervals over the repeats) at least twice below every other candidate's at the
+largest width and clearly falling with n; otherwise the answer is ``undetermined`` with the
+reason. A diverged cell counts as "not converging to that limit", never as a distance.
 """
 import dataclasses
 import math
@@ -12,7 +14,9 @@ import numpy as np
 
 from meanfield_dropout.stats import loglog_fit
 
-from ..regimes import DEGENERATE, classify
+from ..decision import (DEFAULT_RATIO, DEFAULT_SLOPE_THRESHOLD, DEFAULT_WINDOW, UNDETERMINED,
+                        decide_asymptotic)
+from ..regimes import classify
 from .config import ScalingSpec, config_from_dict
 from .records import cell_path, read_manifest, read_record
 
@@ -48,36 +52,46 @@ def load_records(out_dir):
 
 @dataclasses.dataclass(frozen=True)
 class Decision:
-    """The empirical phase of one scaling.
+    """The empirical phase of one scaling (:func:`phase_diagram.decision.decide_asymptotic`).
 
     Attributes
     ----------
     phase : str
-        The limit whose distance falls with n and is smallest at the largest width, or
-        ``"degenerate"`` when no distance falls.
-    confidence : float
-        Fraction of repeats whose own curves give the same phase.
+        The limit whose distance is clearly below the others and clearly falling with n,
+        ``"degenerate"`` (every limit diverged or moves away), or ``"undetermined"``.
+    reason : str
+        One line: why this answer (for ``undetermined``, what is missing).
+    width : int
+        The largest width the decision used.
     slopes : dict
-        limit → (mean, std) over repeats of the fitted log–log slope of distance vs width.
+        limit → (mean, std) over repeats of the per-repeat log–log slope of distance vs width
+        (over all widths; for the panels).
+    fits : dict
+        limit → :class:`~phase_diagram.decision.CandidateFit` of the rule.
     """
 
     phase: str
-    confidence: float
+    reason: str
+    width: int
     slopes: dict
+    fits: dict
+
+    @property
+    def decided(self):
+        """False for ``undetermined``."""
+        return self.phase != UNDETERMINED
 
 
-def _decide_one(widths, distances, threshold):
-    """(phase, slopes) from positive distances {limit: array over widths}."""
-    # A diverged cell (infinite distance) makes its limit "not falling" (slope +inf).
-    slopes = {lim: loglog_fit(widths, d)[0] if np.isfinite(d).all() else math.inf
-              for lim, d in distances.items()}
-    falling = [lim for lim, s in slopes.items() if s < -threshold]
-    if not falling:
-        return DEGENERATE, slopes
-    return min(falling, key=lambda lim: distances[lim][-1]), slopes
+def _repeat_slopes(widths, d):
+    """(mean, std) over repeats of the log–log slopes of the rows of ``d`` (inf if diverged)."""
+    slopes = [loglog_fit(widths, row)[0] if np.isfinite(row).all() and np.all(row > 0)
+              else math.inf for row in d]
+    return float(np.mean(slopes)), float(np.std(slopes)) if np.isfinite(slopes).all() \
+        else math.inf
 
 
-def decide_phase(widths, distances, slope_threshold=0.15):
+def decide_phase(widths, distances, slope_threshold=DEFAULT_SLOPE_THRESHOLD, *,
+                 window=DEFAULT_WINDOW, ratio=DEFAULT_RATIO):
     """Decide the empirical phase from distances to each candidate limit.
 
     Parameters
@@ -86,29 +100,20 @@ def decide_phase(widths, distances, slope_threshold=0.15):
         Widths n (increasing).
     distances : dict
         limit → array of shape (R, W): the distance (one number per cell) for each repeat and
-        width.
-    slope_threshold : float
-        A log–log slope below ``-slope_threshold`` counts as "falls with n".
+        width; a non-finite entry is a diverged cell (never a distance).
+    slope_threshold, window, ratio
+        The rule of :func:`phase_diagram.decision.decide_asymptotic`.
 
     Returns
     -------
     Decision
-        The phase decided on the geometric mean over repeats, with the per-repeat agreement as
-        confidence and the per-limit slope mean and spread.
     """
     widths = np.asarray(widths, dtype=float)
-    clipped = {lim: np.maximum(np.asarray(d, dtype=float), 1e-300)
-               for lim, d in distances.items()}
-    phase, _ = _decide_one(widths, {lim: np.exp(np.log(d).mean(axis=0))
-                                    for lim, d in clipped.items()}, slope_threshold)
-    n_repeats = next(iter(clipped.values())).shape[0]
-    per_repeat = [_decide_one(widths, {lim: d[r] for lim, d in clipped.items()},
-                              slope_threshold) for r in range(n_repeats)]
-    confidence = sum(p == phase for p, _ in per_repeat) / n_repeats
-    slopes = {lim: (float(np.mean([s[lim] for _, s in per_repeat])),
-                    float(np.std([s[lim] for _, s in per_repeat])))
-              for lim in distances}
-    return Decision(phase, confidence, slopes)
+    arrays = {lim: np.asarray(d, dtype=float) for lim, d in distances.items()}
+    rule = decide_asymptotic(widths, {lim: d.T for lim, d in arrays.items()},
+                             window=window, ratio=ratio, slope_threshold=slope_threshold)
+    slopes = {lim: _repeat_slopes(widths, d) for lim, d in arrays.items()}
+    return Decision(rule.phase, rule.reason, rule.width, slopes, rule.fits)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -136,8 +141,11 @@ class ScalingResult:
 
     @property
     def agrees(self):
-        """True when the detected phase equals the theoretical one (None if not decided)."""
-        return None if self.decision is None else self.decision.phase == self.regime.phase
+        """True when the detected phase equals the theoretical one, False when it differs,
+        None when there is no decision or it is ``undetermined``."""
+        if self.decision is None or not self.decision.decided:
+            return None
+        return self.decision.phase == self.regime.phase
 
 
 def _reduce(series, metric, statistic):

@@ -59,3 +59,15 @@ def numba_cell(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon
     scale = numba.njit(lambda x: 2.0 * x)(value)
     return {limit: [scale, float(numba.get_num_threads()), float(numba.config.NUMBA_NUM_THREADS)]
             for limit in limits}
+
+
+def slow_cell(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon, seed,
+              **options):
+    """The first limit decays like n^-1/2 from 0.25 at n = 16, the others stay at 0.2 (10%
+    noise): within a factor 2 up to n ~ 100, clearly apart from n = 256 on."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i, limit in enumerate(limits):
+        level = (width / 16) ** -0.5 * 0.25 if i == 0 else 0.2
+        out[limit] = np.full(3, level) * np.exp(0.1 * rng.standard_normal(3))
+    return {"distances": out}

@@ -86,6 +86,6 @@ def test_theory_and_scan_plot_write_figures(tmp_path):
     result = run("plot", str(tmp_path / "scan"), "-o", str(tmp_path / "diagram.png"))
     assert result.returncode == 0, result.stderr
     # the cheap cell function makes wgf decay for every scaling: 1 of 3 agrees with theory
-    assert "agreement: 1/3 scalings" in result.stdout
+    assert "decided 3/3 scalings: 1 agree with theory, 2 wrong" in result.stdout
     assert (tmp_path / "diagram.png").stat().st_size > 10_000
     assert (tmp_path / "diagram_panels.png").stat().st_size > 10_000

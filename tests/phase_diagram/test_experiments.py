@@ -49,8 +49,8 @@ def test_phase_diagram_plots_existing_scan(tmp_path):
                                               "phase_diagram_quick.png",
                                               "phase_diagram_panels_quick.png"]
     assert all(p.stat().st_size > 1000 for p in done.figures)
-    assert done.summary == [f"phase diagram: detected phase agrees with theory for 1/3 "
-                            f"scalings ({scan})"]
+    assert done.summary == [f"phase diagram: 3/3 scalings decided, 1 agree with theory, "
+                            f"2 wrong ({scan})"]
 
 
 def test_phase_diagram_replot_without_scan_is_refused(tmp_path):

@@ -195,30 +195,32 @@ def test_summary_detects_the_decaying_limit(small_config, tmp_path):
     assert missing == 0 and len(results) == 3
     for r in results:
         # power_cell makes the first candidate (wgf) decay like n^-1/2, the others flat
-        assert r.decision.phase == "wgf" and r.decision.confidence == 1.0
+        assert r.decision.phase == "wgf" and r.decision.decided
         assert r.decision.slopes["wgf"][0] == pytest.approx(-0.5, abs=0.1)
         assert r.agrees == (r.regime.phase == "wgf")
         assert r.distances["wgf"].shape == (2, 2)
 
 
-def test_decide_phase_slopes_spread_and_confidence():
+def test_decide_phase_uses_the_stated_rule_and_keeps_per_repeat_slopes():
     widths = np.array([32, 64, 128, 256])
     rng = np.random.default_rng(0)
     decay = widths ** -0.5 * (1 + 0.05 * rng.random((4, 4)))
     flat = np.ones((4, 4)) + 0.05 * rng.random((4, 4))
     d = decide_phase(widths, {"wgf": flat, "jump-poisson": decay})
-    assert d.phase == "jump-poisson" and d.confidence == 1.0
+    assert d.phase == "jump-poisson" and d.decided and d.width == 256
     assert d.slopes["jump-poisson"][0] == pytest.approx(-0.5, abs=0.05)
     assert d.slopes["jump-poisson"][1] < 0.05
-    assert decide_phase(widths, {"wgf": flat}).phase == "degenerate"
-    # two falling limits: the one smaller at the largest width wins
-    d = decide_phase(widths, {"wgf": 10 * decay, "critical": decay})
-    assert d.phase == "critical"
-    # a repeat that disagrees lowers the confidence
-    mixed = decay.copy()
-    mixed[0] = 1.0
-    d = decide_phase(widths, {"wgf": flat, "jump-poisson": mixed})
-    assert d.phase == "jump-poisson" and d.confidence == 0.75
+    # one flat candidate alone: not falling, not growing -> no decision
+    assert decide_phase(widths, {"wgf": flat}).phase == "undetermined"
+    # two falling limits a factor 10 apart: the lower one
+    assert decide_phase(widths, {"wgf": 10 * decay, "critical": decay}).phase == "critical"
+    # ... but only 1.2x apart: undetermined, with the reason
+    d = decide_phase(widths, {"wgf": 1.2 * decay, "critical": decay})
+    assert d.phase == "undetermined" and "wgf is not clearly 2x farther" in d.reason
+    # a diverged cell (inf) of the decaying limit: it cannot win
+    broken = decay.copy()
+    broken[1, -1] = np.inf
+    assert decide_phase(widths, {"wgf": flat, "jump-poisson": broken}).phase != "jump-poisson"
 
 
 @pytest.mark.parametrize("patch, message", [

@@ -1,0 +1,176 @@
+"""Dask for the phase maps: :func:`dask_results`, and HPC clusters through ``dask-jobqueue``
+(the optional ``jobqueue`` extra).
+
+A scan or a phase map runs on any ``dask.distributed`` scheduler (``--dask ADDRESS``). On a
+batch system, :class:`JobqueueConfig` describes the jobs that host the Dask workers; with
+``--jobqueue FILE.toml`` the command starts the cluster, submits ``jobs`` batch jobs, runs its
+cells on them and stops the cluster at the end. Example (``examples/jobqueue_slurm.toml``)::
+
+    system = "slurm"          # slurm, pbs, sge, lsf, htcondor, moab or oar
+    jobs = 10                 # batch jobs; each runs `processes` single-threaded workers
+    cores = 10
+    processes = 10
+    memory = "20GB"
+    walltime = "02:00:00"
+    queue = "compute"
+    account = "my-project"
+    job_script_prologue = ["source /path/to/venv/bin/activate"]
+
+Every worker runs one cell at a time on one thread (``cores == processes``; Numba and BLAS
+threads are pinned to 1 in the job script). Cells are keyed and seeded by their identity, so
+the numbers are those of the local process pool, and a killed run resumes from the cell
+files (the output directory must be on a file system the jobs share, or the records are
+written by the submitting process as they arrive).
+"""
+import dataclasses
+import tomllib
+from pathlib import Path
+
+from meanfield_dropout._validate import check_choice, check_int
+
+__all__ = ["JobqueueConfig", "SYSTEMS", "load_jobqueue_config", "dask_results"]
+
+#: Batch systems and their dask-jobqueue cluster classes.
+SYSTEMS = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster",
+           "lsf": "LSFCluster", "htcondor": "HTCondorCluster", "moab": "MoabCluster",
+           "oar": "OARCluster"}
+_THREAD_PINS = ("export NUMBA_NUM_THREADS=1", "export OMP_NUM_THREADS=1",
+                "export OPENBLAS_NUM_THREADS=1", "export MKL_NUM_THREADS=1")
+
+
+@dataclasses.dataclass(frozen=True)
+class JobqueueConfig:
+    """The batch jobs that host Dask workers for a scan or a phase map.
+
+    Attributes
+    ----------
+    system : str
+        A key of :data:`SYSTEMS`.
+    jobs : int
+        Batch jobs to submit (workers = jobs × processes).
+    cores, processes : int
+        Cores per job and worker processes per job (equal: one thread per worker).
+    memory : str
+        Memory per job, e.g. ``"20GB"``.
+    walltime : str
+        ``"HH:MM:SS"``.
+    queue, account : str or None
+    job_extra_directives : tuple of str
+        Extra scheduler lines (e.g. ``"--constraint=cpu"``).
+    job_script_prologue : tuple of str
+        Shell lines run before the worker starts (activate the environment here).
+    local_directory : str or None
+        Scratch directory of the workers.
+    """
+
+    system: str = "slurm"
+    jobs: int = 1
+    cores: int = 1
+    processes: int = 1
+    memory: str = "2GB"
+    walltime: str = "01:00:00"
+    queue: str | None = None
+    account: str | None = None
+    job_extra_directives: tuple = ()
+    job_script_prologue: tuple = ()
+    local_directory: str | None = None
+
+    def __post_init__(self):
+        check_choice(self.system, "system", tuple(SYSTEMS))
+        check_int(self.jobs, "jobs", low=1, high=10000)
+        check_int(self.cores, "cores", low=1, high=1024)
+        check_int(self.processes, "processes", low=1, high=1024)
+        if self.processes != self.cores:
+            raise ValueError(f"processes must equal cores (one single-threaded worker per "
+                             f"core), got cores={self.cores}, processes={self.processes}")
+        for name in ("memory", "walltime"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ValueError(f"{name} must be a non-empty string")
+        walltime = self.walltime.split(":")
+        if len(walltime) != 3 or not all(part.isdigit() for part in walltime):
+            raise ValueError(f"walltime must be HH:MM:SS, got {self.walltime!r}")
+        for name in ("job_extra_directives", "job_script_prologue"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{name} must be a list of strings")
+            object.__setattr__(self, name, tuple(value))
+
+    @property
+    def workers(self):
+        """Dask workers once every job runs."""
+        return self.jobs * self.processes
+
+    def cluster_kwargs(self):
+        """Keyword arguments of the dask-jobqueue cluster class (``dask_jobqueue.<SYSTEMS>``)."""
+        kwargs = dict(cores=self.cores, processes=self.processes, memory=self.memory,
+                      walltime=self.walltime,
+                      job_script_prologue=list(_THREAD_PINS + self.job_script_prologue),
+                      job_extra_directives=list(self.job_extra_directives))
+        for name in ("queue", "account", "local_directory"):
+            if getattr(self, name) is not None:
+                kwargs[name] = getattr(self, name)
+        return kwargs
+
+    def make_cluster(self):
+        """The dask-jobqueue cluster (not scaled yet; :meth:`start` submits the jobs)."""
+        try:
+            import dask_jobqueue
+        except ImportError:
+            raise RuntimeError("--jobqueue needs dask-jobqueue: pip install -e .[jobqueue]") \
+                from None
+        return getattr(dask_jobqueue, SYSTEMS[self.system])(**self.cluster_kwargs())
+
+    def start(self):
+        """Start the cluster and submit :attr:`jobs` jobs; returns the cluster (close it
+        when done; its ``scheduler_address`` is what ``--dask`` takes)."""
+        cluster = self.make_cluster()
+        cluster.scale(jobs=self.jobs)
+        return cluster
+
+
+def load_jobqueue_config(path):
+    """A :class:`JobqueueConfig` from a TOML file (one-line ValueError if malformed)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except OSError as exc:
+        raise ValueError(f"cannot read jobqueue configuration {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"malformed TOML in {path}: {exc}") from None
+    fields = {f.name for f in dataclasses.fields(JobqueueConfig)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in {path}; allowed: {sorted(fields)}")
+    return JobqueueConfig(**data)
+
+
+def dask_results(function, tasks, address, workers):
+    """Yield the results of ``function(*task)`` on dask.distributed as they finish."""
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise RuntimeError("dask.distributed is not installed: pip install -e .[distributed]") \
+            from None
+    cluster = None
+    if address == "local":
+        cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+    try:
+        client = Client(cluster if cluster is not None else address)
+    except OSError as exc:
+        if cluster is not None:
+            cluster.close()
+        raise ValueError(f"dask: cannot connect to the scheduler {address!r}: {exc}") from None
+    try:
+        futures = [client.submit(function, *task, pure=False) for task in tasks]
+        for future in as_completed(futures):
+            try:
+                yield future.result()
+            except BaseException:
+                client.cancel(futures)
+                raise
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()

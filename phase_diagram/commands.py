@@ -1,0 +1,165 @@
+"""The ``locate`` and ``map`` sub-commands and the shared ``--dask``/``--jobqueue`` handling.
+
+Bad input (out-of-range numbers, unknown data, conflicting options) is a one-line usage error
+with exit status 2 (:func:`meanfield_dropout._cli.run_main`).
+"""
+import argparse
+import contextlib
+import dataclasses
+import math
+from pathlib import Path
+
+from meanfield_dropout._cli import ListOf
+from meanfield_dropout.plots import save_figure
+
+from .cluster import load_jobqueue_config
+from .locate import MAX_WIDTH, locate
+from .phase_map import QUICK, MapConfig, estimated_seconds, run_map, summarize_map
+from .plots import locate_figure, phase_map_figure
+
+__all__ = ["add_locate", "add_map", "dask_address"]
+
+
+def _number(kind, low, high, *, low_open=False, name="value"):
+    """An argparse ``type`` accepting ``kind`` values in [low, high] (or (low, high])."""
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not math.isfinite(value) or value > high or value < low or (
+                low_open and value == low):
+            bracket = "(" if low_open else "["
+            raise argparse.ArgumentTypeError(
+                f"{name} must be {'an integer' if kind is int else 'a number'} in "
+                f"{bracket}{low:g}, {high:g}], got {text!r}")
+        return value
+    return parse
+
+
+@contextlib.contextmanager
+def dask_address(args):
+    """The scheduler address of ``--dask`` or of a ``--jobqueue`` cluster (None: local pool)."""
+    if args.dask and args.jobqueue:
+        raise ValueError("give --dask or --jobqueue, not both")
+    if not args.jobqueue:
+        yield args.dask
+        return
+    cluster = load_jobqueue_config(args.jobqueue).start()
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
+def _locate(args):
+    result = locate(args.width, args.master_lr, args.keep_prob, data=args.data,
+                    steps=args.steps, horizon=args.horizon, repeats=args.repeats,
+                    seed=args.seed, ladder=args.ladder, workers=args.workers,
+                    budget=args.budget)
+    print(result.summary())
+    if args.figure:
+        paths = save_figure(locate_figure(result), args.figure)
+        print(f"figure written to {', '.join(map(str, paths))}")
+
+
+def add_locate(sub):
+    """Register ``locate``."""
+    p = sub.add_parser("locate", help="which limit dynamics describes a concrete network",
+                       description="Simulate dropout at one width and every limit with the "
+                                   "plug-in constants of that width; report the distances, "
+                                   "the nearest limit and how clearly it wins.")
+    p.add_argument("--width", required=True,
+                   type=_number(int, 16, MAX_WIDTH, name="--width"), help="width n")
+    p.add_argument("--master-lr", required=True,
+                   type=_number(float, 0, 1, low_open=True, name="--master-lr"),
+                   help="master learning rate tau in (0, 1]")
+    p.add_argument("--keep-prob", required=True,
+                   type=_number(float, 0, 1, low_open=True, name="--keep-prob"),
+                   help="keep probability q in (0, 1]")
+    p.add_argument("--data", default="teacher-student",
+                   help="teacher-student (default), mnist47, or an .npz FILE with inputs, "
+                        "targets")
+    horizon = p.add_mutually_exclusive_group()
+    horizon.add_argument("--steps", type=_number(int, 1, 10 ** 7, name="--steps"),
+                         help="dropout steps K (horizon T = K tau)")
+    horizon.add_argument("--horizon", type=_number(float, 0, 1e6, low_open=True,
+                                                   name="--horizon"),
+                         help="horizon T in time units t = k tau (default 2)")
+    p.add_argument("--repeats", type=_number(int, 2, 100, name="--repeats"), default=3,
+                   help="seeds (default 3)")
+    p.add_argument("--seed", type=_number(int, 0, 2 ** 63, name="--seed"), default=0)
+    p.add_argument("--ladder", action="store_true",
+                   help="also measure at n/8, n/4, n/2 along the power law through the point")
+    p.add_argument("--workers", type=_number(int, 1, 1024, name="--workers"),
+                   help="worker processes (default: one per core)")
+    p.add_argument("--budget", type=_number(float, 0, 1e7, low_open=True, name="--budget"),
+                   default=120.0, help="estimated seconds allowed per limit and repeat "
+                                       "(default 120)")
+    p.add_argument("--figure", metavar="PNG", help="write the figure here")
+    p.set_defaults(run=_locate)
+
+
+def _map(args):
+    chosen = {k: getattr(args, k) for k in ("grid", "widths", "repeats", "budget", "horizon")
+              if getattr(args, k) is not None}
+    if args.quick and chosen:
+        raise ValueError(f"--quick sets the map's settings; it takes no "
+                         f"{', '.join('--' + k for k in chosen)}")
+    if "widths" in chosen:
+        chosen["widths"] = tuple(chosen["widths"])
+    config = QUICK if args.quick else dataclasses.replace(MapConfig(seed=args.seed), **chosen)
+    suffix = "_quick" if args.quick else ""
+    out_dir = Path(args.out or f"map_runs/phase_map{suffix}")
+    output = Path(args.output or f"figures/phase_map{suffix}.png")
+    if not args.replot:
+        print(f"map: {config.grid} divisions, widths {', '.join(map(str, config.widths))}, "
+              f"{config.repeats} repeats, budget {config.budget:g} s per limit and cell; "
+              f"estimated {estimated_seconds(config) / 60:.1f} core-minutes")
+        with dask_address(args) as address:
+            counts = run_map(config, out_dir, workers=args.workers, dask=address,
+                             progress=not args.quiet)
+        print(f"{counts['total']} cells: {counts['skipped']} already done, "
+              f"{counts['computed']} computed in {counts['seconds']:.1f} s; "
+              f"{counts['beyond']} point-width pairs beyond budget -> {out_dir}")
+    summary = summarize_map(out_dir)
+    if summary.missing:
+        print(f"warning: {summary.missing} cells are not finished")
+    for width in summary.config.widths:
+        a = summary.agreement[width]
+        print(f"n={width:6d}: {a['points']} points; agree with theory: simplest within 25% "
+              f"{a['describes']:.0%}, nearest {a['nearest']:.0%}; cells "
+              f"{summary.cell_seconds[width]:.0f} s")
+    paths = save_figure(phase_map_figure(summary), output)
+    print(f"figure written to {', '.join(map(str, paths))}")
+
+
+def add_map(sub):
+    """Register ``map``."""
+    p = sub.add_parser("map", help="finite-width phase maps over the whole simplex",
+                       description="Colour a grid of the simplex (power laws through each "
+                                   "point) by the limit that describes dropout, per width.")
+    p.add_argument("--grid", type=_number(int, 2, 40, name="--grid"),
+                   help=f"grid divisions K (default {MapConfig.grid})")
+    p.add_argument("--widths", type=ListOf(int),
+                   help="comma-separated widths (default 256,1024,4096)")
+    p.add_argument("--repeats", type=_number(int, 2, 50, name="--repeats"),
+                   help=f"seeds per point and width (default {MapConfig.repeats})")
+    p.add_argument("--horizon", type=_number(float, 0, 1e4, low_open=True, name="--horizon"),
+                   help=f"horizon T (default {MapConfig.horizon:g})")
+    p.add_argument("--budget", type=_number(float, 0, 1e6, low_open=True, name="--budget"),
+                   help=f"estimated seconds per limit and cell (default {MapConfig.budget:g})")
+    p.add_argument("--quick", action="store_true", help="a small map in about a minute")
+    p.add_argument("--seed", type=_number(int, 0, 2 ** 63, name="--seed"), default=0)
+    p.add_argument("--out", metavar="DIR", help="cell directory (resumable; default "
+                                                "map_runs/phase_map[_quick])")
+    p.add_argument("-o", "--output", metavar="PNG",
+                   help="figure (default figures/phase_map[_quick].png)")
+    p.add_argument("--workers", type=_number(int, 1, 1024, name="--workers"),
+                   help="worker processes (default: one per core)")
+    p.add_argument("--dask", metavar="ADDRESS", help='dask.distributed scheduler, or "local"')
+    p.add_argument("--jobqueue", metavar="TOML", help="HPC cluster through dask-jobqueue")
+    p.add_argument("--replot", action="store_true", help="redraw from the cells in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_map)
+

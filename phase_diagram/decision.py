@@ -1,0 +1,407 @@
+"""Stated statistical rules that name a limit from measured distances, or say why they cannot.
+
+Pure functions on arrays: no simulation, no files. Distances are positive numbers, one per
+cell (e.g. the sup over [0, T] of the predictor error between dropout and a candidate limit);
+a non-finite entry (NaN or ±inf) marks a diverged cell, which counts as "not converging to
+that limit", never as a distance.
+
+Asymptotic rule (:func:`decide_asymptotic`, scans over widths). With the ``window`` largest
+widths, for every candidate c:
+
+* c is *diverged* if any of its cells in the window diverged; it can never be chosen;
+* its *slope* is the least-squares slope of log d against log n over all its cells in the
+  window (every cell is an independent seed, so each is one observation), with the 95%
+  Student-t interval (N − 2 degrees of freedom); c is *clearly falling* when the upper end of
+  the interval is below −``slope_threshold``;
+* at the largest width, the *best* candidate has the smallest mean log distance; every other
+  candidate c is *clearly above* it when the 95% interval of log(d_c / d_best) at the largest
+  width lies above log ``ratio`` (default: c is at least twice as far). The log ratio there is
+  the value at the largest width of a line in log n fitted to the paired log ratios of the
+  window's cells (same width and repeat: the same dropout run), N − 2 degrees of freedom.
+
+The phase is the best candidate when it is clearly falling and every other candidate is
+clearly above it or diverged. The answer is ``degenerate`` when every candidate is diverged or
+clearly growing (slope interval above 0). Otherwise it is ``undetermined`` with the reasons.
+The factor 2 is there because a deterministic limit (the flows) and a stochastic one (the jump
+limits) differ in their own noise: two independent noisy systems are √2 farther apart than a
+noisy system and a deterministic one, so a ratio below √2 can be noise alone.
+
+Single-width rule (:func:`compare_candidates`, ``locate`` and the phase maps): the *nearest*
+limit has the smallest mean log distance; it *wins clearly* when every other limit is clearly
+above it in the sense above; no limit is *close* when the nearest one's distance, relative to
+the scale (the RMS of the targets), is above ``close_threshold``. The limit that *describes*
+the network is the simplest limit (fewest constants: ``wgf`` < ``penalized-wgf``,
+``jump-poisson`` < ``jump-bernoulli``, ``critical``; then the nearer) whose distance is within
+the factor ``describe_ratio`` (default 1.25) of the nearest one: with the constants of the
+width plugged in, the limits with more constants contain the simpler ones, so the nearest limit
+alone is biased towards them. (``locate`` and the maps run the limits with 4 and 2 times more
+particles than dropout, copies of its own, so a jump limit's own noise adds at most
+√(1 + 1/2) ≈ 1.22 to the distance: hence 25% rather than the factor 2 of the scans.)
+"""
+import dataclasses
+import math
+
+import numpy as np
+from scipy import stats
+
+__all__ = ["DEFAULT_RATIO", "DEFAULT_CLOSE", "COMPLEXITY", "UNDETERMINED", "DEGENERATE",
+           "NONE", "CandidateFit", "AsymptoticDecision", "Comparison", "decide_asymptotic",
+           "compare_candidates", "paired_log_ratio", "pooled_slope"]
+
+DEFAULT_RATIO = 2.0
+DEFAULT_DESCRIBE = 1.25
+DEFAULT_CLOSE = 0.1
+DEFAULT_WINDOW = 4
+DEFAULT_SLOPE_THRESHOLD = 0.15
+UNDETERMINED = "undetermined"
+DEGENERATE = "degenerate"
+NONE = "none"
+#: Number of constants of each limit (α, β, τ): the order of "simplest".
+COMPLEXITY = {"wgf": 0, "penalized-wgf": 1, "jump-poisson": 1, "jump-bernoulli": 2,
+              "critical": 2}
+
+
+def _t(df, level):
+    return float(stats.t.ppf(0.5 + level / 2, df)) if df >= 1 else math.inf
+
+
+def pooled_slope(widths, values, level=0.95):
+    """Least-squares slope of log ``values`` against log ``widths`` over all finite cells.
+
+    Parameters
+    ----------
+    widths : array_like, shape (W,)
+    values : array_like, shape (W, R)
+        Positive distances; non-finite cells are left out.
+    level : float
+        Confidence level of the Student-t interval.
+
+    Returns
+    -------
+    slope, low, high : float
+        The slope and its interval (±inf with fewer than three cells or one width).
+    """
+    values = np.asarray(values, dtype=float)
+    x = np.repeat(np.log(np.asarray(widths, dtype=float))[:, None], values.shape[1], axis=1)
+    keep = np.isfinite(values) & (values > 0)
+    x, y = x[keep], np.log(values[keep])
+    if x.size < 2 or np.ptp(x) == 0:
+        return math.nan, -math.inf, math.inf
+    dx = x - x.mean()
+    sxx = float(dx @ dx)
+    slope = float(dx @ (y - y.mean()) / sxx)
+    if x.size < 3:
+        return slope, -math.inf, math.inf
+    resid = y - y.mean() - slope * dx
+    se = math.sqrt(float(resid @ resid) / (x.size - 2) / sxx)
+    half = _t(x.size - 2, level) * se
+    return slope, slope - half, slope + half
+
+
+def paired_log_ratio(other, best, level=0.95):
+    """Mean of log(other_r / best_r) over the repeats where both are finite, with interval.
+
+    Returns
+    -------
+    mean, low, high : float
+        ±inf bounds with fewer than two pairs.
+    """
+    other, best = np.asarray(other, dtype=float), np.asarray(best, dtype=float)
+    keep = np.isfinite(other) & np.isfinite(best) & (other > 0) & (best > 0)
+    diff = np.log(other[keep]) - np.log(best[keep])
+    if diff.size == 0:
+        return math.nan, -math.inf, math.inf
+    mean = float(diff.mean())
+    if diff.size < 2:
+        return mean, -math.inf, math.inf
+    half = _t(diff.size - 1, level) * float(diff.std(ddof=1)) / math.sqrt(diff.size)
+    return mean, mean - half, mean + half
+
+
+def log_ratio_at(widths, other, best, at, level=0.95):
+    """Log ratio log(other/best) at width ``at``, fitted over paired cells.
+
+    The paired log ratios of the cells (same width and repeat) are fitted by a line in log n
+    (a constant when there is one width); the value of the line at ``at`` and its Student-t
+    interval are returned (±inf bounds without residual degrees of freedom).
+
+    Parameters
+    ----------
+    widths : array_like, shape (W,)
+    other, best : array_like, shape (W, R)
+    at : float
+
+    Returns
+    -------
+    mean, low, high : float
+    """
+    other, best = np.asarray(other, dtype=float), np.asarray(best, dtype=float)
+    x = np.repeat(np.log(np.asarray(widths, dtype=float))[:, None] - math.log(at),
+                  other.shape[1], axis=1)
+    keep = np.isfinite(other) & np.isfinite(best) & (other > 0) & (best > 0)
+    x, y = x[keep], np.log(other[keep]) - np.log(best[keep])
+    if y.size == 0:
+        return math.nan, -math.inf, math.inf
+    if np.ptp(x) == 0:
+        return paired_log_ratio(other[keep], best[keep], level)
+    design = np.column_stack([np.ones_like(x), x])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    dof = y.size - 2
+    if dof < 1:
+        return float(coef[0]), -math.inf, math.inf
+    resid = y - design @ coef
+    cov = np.linalg.inv(design.T @ design) * float(resid @ resid) / dof
+    half = _t(dof, level) * math.sqrt(cov[0, 0])
+    return float(coef[0]), float(coef[0]) - half, float(coef[0]) + half
+
+
+@dataclasses.dataclass(frozen=True)
+class CandidateFit:
+    """What the asymptotic rule measured for one candidate limit.
+
+    Attributes
+    ----------
+    diverged : bool
+        A cell of the window diverged.
+    slope, slope_low, slope_high : float
+        Pooled log–log slope over the window and its interval.
+    ratio, ratio_low, ratio_high : float
+        exp of the paired mean log ratio to the best candidate at the largest width, with its
+        interval (1 for the best itself).
+    """
+
+    diverged: bool
+    slope: float
+    slope_low: float
+    slope_high: float
+    ratio: float
+    ratio_low: float
+    ratio_high: float
+
+
+@dataclasses.dataclass(frozen=True)
+class AsymptoticDecision:
+    """The outcome of :func:`decide_asymptotic`.
+
+    Attributes
+    ----------
+    phase : str
+        A candidate's name, ``"degenerate"`` or ``"undetermined"``.
+    reason : str
+        One line: why this answer.
+    best : str or None
+        The candidate with the smallest distance at the largest width.
+    width : int
+        The largest width used.
+    fits : dict
+        candidate → :class:`CandidateFit`.
+    settings : dict
+        ``window``, ``ratio``, ``slope_threshold``, ``level``.
+    """
+
+    phase: str
+    reason: str
+    best: str | None
+    width: int
+    fits: dict
+    settings: dict
+
+    @property
+    def decided(self):
+        """True unless the answer is ``undetermined``."""
+        return self.phase != UNDETERMINED
+
+
+def _check(widths, distances):
+    widths = np.asarray(widths, dtype=float)
+    if widths.ndim != 1 or widths.size < 2 or np.any(np.diff(widths) <= 0) or widths[0] <= 0:
+        raise ValueError("widths must be at least two increasing positive numbers")
+    if not distances:
+        raise ValueError("distances must hold at least one candidate")
+    out = {}
+    for name, values in distances.items():
+        values = np.asarray(values, dtype=float)
+        if values.ndim != 2 or values.shape[0] != widths.size:
+            raise ValueError(f"distances[{name!r}] must have shape (widths, repeats) = "
+                             f"({widths.size}, R), got {values.shape}")
+        out[name] = np.where(values > 0, values, np.where(values == 0, np.finfo(float).tiny,
+                                                          np.nan))
+        out[name][~np.isfinite(values)] = np.nan
+    return widths, out
+
+
+def decide_asymptotic(widths, distances, *, window=DEFAULT_WINDOW, ratio=DEFAULT_RATIO,
+                      slope_threshold=DEFAULT_SLOPE_THRESHOLD, level=0.95):
+    """Name the limit whose distance is clearly below the others and clearly falling with n.
+
+    Parameters
+    ----------
+    widths : array_like, shape (W,)
+        Increasing widths, W ≥ 2.
+    distances : dict
+        candidate → array (W, R) of distances per width and repeat; non-finite = diverged.
+    window : int
+        Number of largest widths used (≥ 2).
+    ratio : float
+        Factor (> 1) by which every other candidate must be clearly farther.
+    slope_threshold : float
+        "Clearly falling": the slope's interval lies below −slope_threshold.
+    level : float
+        Confidence level of every interval.
+
+    Returns
+    -------
+    AsymptoticDecision
+        The rule is stated in the module docstring; it depends on the distances only (not on
+        the order of candidates, nor on how the cells were computed).
+    """
+    widths, distances = _check(widths, distances)
+    if int(window) < 2 or ratio <= 1 or slope_threshold < 0 or not 0 < level < 1:
+        raise ValueError("need window >= 2, ratio > 1, slope_threshold >= 0, 0 < level < 1")
+    top = slice(max(widths.size - int(window), 0), None)
+    names = sorted(distances)
+    diverged = {c: bool(np.isnan(distances[c][top]).any()) for c in names}
+    slopes = {c: pooled_slope(widths[top], distances[c][top], level) for c in names}
+    last = {c: distances[c][-1] for c in names}
+    alive = [c for c in names if not diverged[c]]
+    best = min(alive, key=lambda c: (float(np.mean(np.log(last[c]))), c)) if alive else None
+    fits, above = {}, {}
+    for c in names:
+        r = (0.0, 0.0, 0.0) if c == best else (
+            log_ratio_at(widths[top], distances[c][top], distances[best][top], widths[-1],
+                         level) if best else (math.nan,) * 3)
+        fits[c] = CandidateFit(diverged[c], *slopes[c], *(math.exp(v) for v in r))
+        above[c] = diverged[c] or (c != best and best is not None
+                                   and r[1] > math.log(ratio))
+    settings = dict(window=int(window), ratio=float(ratio),
+                    slope_threshold=float(slope_threshold), level=float(level))
+    width = int(widths[-1])
+
+    def result(phase, reason):
+        return AsymptoticDecision(phase, reason, best, width, fits, settings)
+
+    if best is not None:
+        fit = fits[best]
+        falling = fit.slope_high < -slope_threshold
+        close = [c for c in names if c != best and not above[c]]
+        if falling and not close:
+            return result(best, f"{best} is clearly falling (slope {fit.slope:+.2f}, 95% CI "
+                                f"[{fit.slope_low:+.2f}, {fit.slope_high:+.2f}]) and every "
+                                f"other limit is at least {ratio:g}x farther at n={width}")
+    growing = [c for c in names if diverged[c] or fits[c].slope_low > 0]
+    if len(growing) == len(names):
+        return result(DEGENERATE, f"every limit diverged or moves away as n grows "
+                                  f"(up to n={width})")
+    reasons = []
+    if best is None:
+        reasons.append("every limit diverged in some cell")
+    else:
+        if not falling:
+            reasons.append(f"{best} is not clearly falling (slope {fit.slope:+.2f}, 95% CI "
+                           f"[{fit.slope_low:+.2f}, {fit.slope_high:+.2f}])")
+        for c in close:
+            f = fits[c]
+            reasons.append(f"{c} is not clearly {ratio:g}x farther than {best} (ratio "
+                           f"{f.ratio:.2f}, 95% CI [{f.ratio_low:.2f}, {f.ratio_high:.2f}])")
+    return result(UNDETERMINED, f"undetermined at n <= {width}: " + "; ".join(reasons))
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """The outcome of :func:`compare_candidates` at one width.
+
+    Attributes
+    ----------
+    nearest : str or None
+        The limit with the smallest mean log distance (None if all diverged).
+    runner_up : str or None
+    margin, margin_low, margin_high : float
+        Paired ratio runner-up / nearest and its interval (inf without a runner-up).
+    clear : bool
+        Every other limit is clearly at least ``ratio`` times farther (or diverged).
+    close : bool
+        The nearest limit's relative distance is at most ``close_threshold``.
+    relative : dict
+        limit → geometric-mean distance / scale (inf if diverged).
+    ratios : dict
+        limit → (ratio, low, high) to the nearest limit.
+    describes : str
+        The simplest limit within ``describe_ratio`` of the nearest, or ``"none"`` when no
+        limit is close.
+    describe_margin : float
+        Smallest ratio to the nearest of the limits not within ``describe_ratio`` (inf if
+        none): how clearly the others are excluded.
+    """
+
+    nearest: str | None
+    runner_up: str | None
+    margin: float
+    margin_low: float
+    margin_high: float
+    clear: bool
+    close: bool
+    relative: dict
+    ratios: dict
+    describes: str
+    describe_margin: float
+    settings: dict
+
+
+def compare_candidates(distances, *, scale=1.0, ratio=DEFAULT_RATIO,
+                       describe_ratio=DEFAULT_DESCRIBE, close_threshold=DEFAULT_CLOSE,
+                       level=0.95):
+    """Nearest limit at one width, how clearly it wins, and the limit that describes it.
+
+    Parameters
+    ----------
+    distances : dict
+        limit → array (R,) of distances over repeats (paired: repeat r of every limit shares
+        the dropout run); non-finite = diverged.
+    scale : float
+        The size distances are measured against (``locate`` uses the RMS of the targets).
+    ratio, describe_ratio, close_threshold, level : float
+        As in the module docstring.
+
+    Returns
+    -------
+    Comparison
+    """
+    if not distances:
+        raise ValueError("distances must hold at least one candidate")
+    if not (scale > 0 and ratio > 1 and describe_ratio >= 1 and close_threshold > 0
+            and 0 < level < 1):
+        raise ValueError("need scale > 0, ratio > 1, describe_ratio >= 1, "
+                         "close_threshold > 0, 0 < level < 1")
+    d = {c: np.atleast_1d(np.asarray(v, dtype=float)) for c, v in distances.items()}
+    alive = {c: v for c, v in d.items() if np.isfinite(v).all() and np.all(v >= 0)}
+    logs = {c: float(np.mean(np.log(np.maximum(v, np.finfo(float).tiny))))
+            for c, v in alive.items()}
+    relative = {c: math.exp(logs[c]) / scale if c in logs else math.inf for c in d}
+    order = sorted(logs, key=lambda c: (logs[c], c))
+    settings = dict(scale=float(scale), ratio=float(ratio), describe_ratio=float(describe_ratio),
+                    close_threshold=float(close_threshold), level=float(level))
+    if not order:
+        return Comparison(None, None, math.inf, math.inf, math.inf, False, False, relative,
+                          {c: (math.inf,) * 3 for c in d}, NONE, math.inf, settings)
+    nearest = order[0]
+    tiny = np.finfo(float).tiny
+    ratios = {}
+    for c in d:
+        if c == nearest:
+            ratios[c] = (1.0, 1.0, 1.0)
+        elif c in alive:
+            m, lo, hi = paired_log_ratio(np.maximum(d[c], tiny), np.maximum(d[nearest], tiny),
+                                         level)
+            ratios[c] = (math.exp(m), math.exp(lo), math.exp(hi))
+        else:
+            ratios[c] = (math.inf,) * 3
+    runner_up = order[1] if len(order) > 1 else None
+    margin = ratios[runner_up] if runner_up else (math.inf,) * 3
+    clear = all(ratios[c][1] > ratio for c in d if c != nearest)
+    close = relative[nearest] <= close_threshold
+    within = [c for c in d if ratios[c][0] <= describe_ratio]
+    describes = (min(within, key=lambda c: (COMPLEXITY.get(c, 9), logs[c], c)) if close
+                 else NONE)
+    outside = [ratios[c][0] for c in d if c not in within]
+    return Comparison(nearest, runner_up, *margin, clear, close, relative, ratios, describes,
+                      min(outside, default=math.inf), settings)

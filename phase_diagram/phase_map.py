@@ -1,0 +1,395 @@
+"""Finite-width phase maps over the whole simplex: which limit describes dropout at width n.
+
+Points. A triangular grid u = (i, j, k)/K of the simplex (u_n = i/K > 0: the edge u_n = 0
+is no power law), plus points on the theory's lines (the continuous-jump segment
+u_τ = u_q < u_n, the penalized segment u_n = u_q < u_τ) and its special points (the critical
+point (⅓, ⅓, ⅓) and the discrete-jump vertex (1, 0, 0)). Each point u is the power law
+τ_n = τ₀ n^(−u_τ/u_n), q_n = min(1, q₀ n^(−u_q/u_n)) with τ₀ = q₀ = 1/2 (so the vertex
+is dropout with τ = q = 1/2, the continuous-jump segment has α = 1 and the critical
+point α = 1, β = 2), whose simplex limit is u; its theory phase is
+:func:`phase_diagram.regimes.classify` of that scaling (exact exponents).
+
+Cells. At every width n and repeat, dropout runs against every limit with the plug-in
+constants of that width (:mod:`phase_diagram.plugin`), with the cost guard of that module; a
+point whose dropout run alone exceeds the budget is "beyond budget" at that width. Cells are
+keyed and seeded by their identity (``SeedSequence(seed, spawn_key=hash(identity))``), run on
+the local process pool (:func:`meanfield_dropout.parallel.run_unordered`) or on
+``dask.distributed``, and are written one JSON file each, atomically: a killed map resumes,
+and the numbers do not depend on the worker count or the backend.
+
+Colour. Each point and width gets :func:`phase_diagram.decision.compare_candidates` over its
+repeats: the nearest limit, and the simplest limit within 25% of it ("none" when no
+limit is within 10% of the RMS of the targets).
+"""
+import dataclasses
+import hashlib
+import json
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from meanfield_dropout._validate import check_int, check_positive
+from meanfield_dropout.convergence import default_data
+from meanfield_dropout.parallel import check_workers, run_unordered
+
+from .cluster import dask_results
+from .decision import NONE, compare_candidates
+from .plugin import candidate_limits, estimate_costs, measure_cell
+from .power_logs import PowerLog
+from .regimes import DEGENERATE, classify
+from .scalings import PowerLogScaling
+from .scan.records import write_json_atomic
+
+__all__ = ["MapPoint", "MapConfig", "QUICK", "map_points", "simplex_grid", "build_map_cells",
+           "estimated_seconds", "run_map_cell",
+           "run_map", "summarize_map", "MapSummary"]
+
+TAU0 = Fraction(1, 2)
+KEEP0 = Fraction(1, 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class MapPoint:
+    """A point u of the simplex and the power law through it (τ₀ = q₀ = 1/2)."""
+
+    label: str
+    kind: str
+    u: tuple
+
+    @property
+    def exponents(self):
+        """(b_τ, b_q) = (u_τ/u_n, u_q/u_n) as exact fractions."""
+        return self.u[1] / self.u[0], self.u[2] / self.u[0]
+
+    def scaling(self):
+        """The power law τ_n = τ₀ n^(−b_τ), q_n = min(1, q₀ n^(−b_q))."""
+        b_tau, b_keep = self.exponents
+        return PowerLogScaling(PowerLog(float(TAU0), -b_tau, Fraction(0)),
+                               PowerLog(float(KEEP0), -b_keep, Fraction(0)), label=self.label)
+
+    def values(self, width):
+        """(τ_n, q_n) at width n."""
+        b_tau, b_keep = self.exponents
+        return (float(TAU0) * width ** -float(b_tau),
+                min(1.0, float(KEEP0) * width ** -float(b_keep)))
+
+
+def simplex_grid(divisions):
+    """The grid points u = (i, j, k)/K, i + j + k = K, i ≥ 1, as :class:`MapPoint` s."""
+    k = check_int(divisions, "grid", low=2, high=40)
+    return [MapPoint(f"grid({i},{j},{k - i - j})", "grid",
+                     (Fraction(i, k), Fraction(j, k), Fraction(k - i - j, k)))
+            for i in range(k, 0, -1) for j in range(k - i + 1)]
+
+
+def _from_exponents(label, kind, b_tau, b_keep):
+    total = 1 + b_tau + b_keep
+    return MapPoint(label, kind, (1 / total, b_tau / total, b_keep / total))
+
+
+#: Exponents b of the points on the theory's segments: continuous jump τ_n, q_n ∝ n^(−b)
+#: (b < 1), penalized τ_n ∝ n^(−b), q_n ∝ 1/n (b > 1).
+POISSON_LINE = (Fraction(1, 4), Fraction(1, 2), Fraction(3, 4))
+PENALIZED_LINE = (Fraction(7, 6), Fraction(4, 3), Fraction(3, 2))
+
+
+def map_points(divisions):
+    """The grid, three points on each theory segment and the two special points."""
+    extra = [_from_exponents("critical point", "special", Fraction(1), Fraction(1)),
+             _from_exponents("discrete-jump vertex", "special", Fraction(0), Fraction(0))]
+    extra += [_from_exponents(f"jump-poisson line b={b}", "line", b, b) for b in POISSON_LINE]
+    extra += [_from_exponents(f"penalized line b={b}", "line", b, Fraction(1))
+              for b in PENALIZED_LINE]
+    grid = simplex_grid(divisions)
+    seen = {p.u for p in grid}
+    return grid + [p for p in extra if p.u not in seen]
+
+
+@dataclasses.dataclass(frozen=True)
+class MapConfig:
+    """Settings of a phase map (the ``map`` command).
+
+    Attributes
+    ----------
+    grid : int
+        K, the grid divisions (points u = (i, j, k)/K).
+    widths : tuple of int
+    repeats : int
+    horizon : float
+        T in time units t = k τ_n.
+    seed : int
+    budget : float
+        Estimated seconds allowed for dropout and for each limit in one cell.
+    limit_factor : int
+        Limits run with N = limit_factor × n particles (copies of dropout's).
+    n_times : int
+    target_scale : float
+        The teacher-student targets are multiplied by it (default 3: the limits' gaps grow
+        faster with the size of the motion than dropout's own noise does, so a map at
+        moderate widths shows more than noise).
+    """
+
+    grid: int = 8
+    widths: tuple = (256, 1024, 4096)
+    repeats: int = 2
+    horizon: float = 2.0
+    seed: int = 0
+    budget: float = 20.0
+    limit_factor: int = 2
+    n_times: int = 5
+    target_scale: float = 3.0
+
+    def __post_init__(self):
+        check_int(self.grid, "grid", low=2, high=40)
+        widths = tuple(sorted({check_int(w, "width", low=16, high=1 << 16)
+                               for w in self.widths}))
+        if not widths:
+            raise ValueError("widths must hold at least one width")
+        object.__setattr__(self, "widths", widths)
+        check_int(self.repeats, "repeats", low=2, high=50)
+        check_positive(self.horizon, "horizon")
+        check_int(self.seed, "seed", low=0)
+        check_positive(self.budget, "budget")
+        check_int(self.limit_factor, "limit_factor", low=1, high=16)
+        check_int(self.n_times, "n_times", low=2, high=101)
+        check_positive(self.target_scale, "target_scale")
+
+    def data(self):
+        """(inputs, targets) of the map: the teacher-student problem, targets scaled."""
+        d = default_data()
+        return d.inputs, self.target_scale * d.targets
+
+
+#: The ``--quick`` map: about a minute on 2 cores.
+QUICK = MapConfig(grid=4, widths=(64, 256), repeats=2, budget=2.0, limit_factor=2)
+
+
+@dataclasses.dataclass(frozen=True)
+class MapCell:
+    """One (point, width, repeat) unit of work."""
+
+    key: str
+    point: MapPoint
+    width: int
+    repeat: int
+    master_lr: float
+    keep_prob: float
+    limits: dict
+    skipped: dict
+    seed: int
+
+
+def _seed(root, identity):
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).digest()
+    spawn_key = tuple(int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4))
+    state = np.random.SeedSequence(root, spawn_key=spawn_key).generate_state(2, np.uint32)
+    return int(state[0]) | (int(state[1]) << 32)
+
+
+def build_map_cells(config):
+    """The cells of a map and the (point, width) pairs beyond budget.
+
+    Returns
+    -------
+    cells : list of MapCell
+    beyond : dict
+        (point label, width) → reason (dropout alone exceeds the budget).
+    """
+    data = default_data()
+    cells, beyond = [], {}
+    for point in map_points(config.grid):
+        for width in config.widths:
+            tau, keep = point.values(width)
+            try:
+                limits, skipped = candidate_limits(width, tau, keep, config.horizon,
+                                                   *data.inputs.shape, budget=config.budget,
+                                                   limit_factor=config.limit_factor)
+            except ValueError as exc:
+                beyond[(point.label, width)] = str(exc)
+                continue
+            for repeat in range(config.repeats):
+                identity = dict(u=[str(x) for x in point.u], tau0=str(TAU0), keep0=str(KEEP0),
+                                width=width, repeat=repeat, horizon=config.horizon,
+                                limits=limits, limit_factor=config.limit_factor,
+                                n_times=config.n_times, data="teacher-student",
+                                target_scale=config.target_scale)
+                key = hashlib.sha256(json.dumps(dict(identity, seed=config.seed),
+                                                sort_keys=True).encode()).hexdigest()[:24]
+                cells.append(MapCell(key, point, width, repeat, tau, keep, limits, skipped,
+                                     _seed(config.seed, identity)))
+    return cells, beyond
+
+
+def estimated_seconds(config):
+    """Estimated core-seconds of the cells of ``config`` (the cost model of
+    :mod:`phase_diagram.plugin`)."""
+    data = default_data()
+    total = 0.0
+    for cell in build_map_cells(config)[0]:
+        costs = estimate_costs(cell.width, cell.master_lr, cell.keep_prob, config.horizon,
+                               *data.inputs.shape, config.limit_factor)
+        total += costs["dropout"] + sum(costs[name] for name in cell.limits)
+    return total
+
+
+def run_map_cell(cell, config):
+    """Compute one cell (in a worker); returns its JSON record."""
+    import numba
+    numba.set_num_threads(1)
+    start = time.perf_counter()
+    out = measure_cell(cell.width, cell.master_lr, cell.keep_prob, cell.limits,
+                       config.horizon, cell.seed, config.data(),
+                       n_times=config.n_times, limit_factor=config.limit_factor)
+    distances = {name: dict(max=float(np.max(out[name]["predictor"][1:])),
+                            final=float(out[name]["predictor"][-1]),
+                            w2=float(out[name]["w2"][-1])) for name in cell.limits}
+    return dict(key=cell.key, point=cell.point.label, u=[str(x) for x in cell.point.u],
+                width=cell.width, repeat=cell.repeat, master_lr=cell.master_lr,
+                keep_prob=cell.keep_prob, seed=cell.seed, skipped=cell.skipped,
+                diverged=out["diverged"], distances=distances,
+                elapsed=time.perf_counter() - start)
+
+
+def _cell_file(out_dir, key):
+    return Path(out_dir) / "cells" / f"{key}.json"
+
+
+def _read(path):
+    try:
+        record = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and "distances" in record else None
+
+
+def run_map(config, out_dir, *, workers=None, dask=None, progress=True):
+    """Run (or resume) the cells of a phase map; finished cells are skipped.
+
+    Parameters
+    ----------
+    config : MapConfig
+    out_dir : str or Path
+        ``manifest.json`` and ``cells/<key>.json``.
+    workers : int, optional
+        Local worker processes (default: one per core), or Dask workers with
+        ``dask="local"``.
+    dask : str, optional
+        A scheduler address, or ``"local"`` for a LocalCluster; None: the local process pool.
+    progress : bool
+
+    Returns
+    -------
+    dict
+        ``total``, ``skipped``, ``computed`` cell counts, ``beyond`` (point-width pairs beyond
+        budget) and ``seconds`` (wall time).
+    """
+    from tqdm.auto import tqdm
+    start = time.perf_counter()
+    workers = check_workers(workers)
+    out_dir = Path(out_dir)
+    cells, beyond = build_map_cells(config)
+    manifest = dict(config=dataclasses.asdict(config), cells=[c.key for c in cells],
+                    beyond=[[label, width, why] for (label, width), why in beyond.items()])
+    write_json_atomic(out_dir / "manifest.json", manifest)
+    pending = [c for c in cells if _read(_cell_file(out_dir, c.key)) is None]
+    tasks = [(cell, config) for cell in pending]
+    results = (dask_results(run_map_cell, tasks, dask, workers) if dask is not None else
+               (record for _, record in run_unordered(run_map_cell, tasks, workers,
+                                                      always_spawn=True)))
+    with tqdm(total=len(cells), initial=len(cells) - len(pending), unit="cell", desc="map",
+              disable=not progress) as bar:
+        if pending:
+            for record in results:
+                write_json_atomic(_cell_file(out_dir, record["key"]), record)
+                bar.update(1)
+    return dict(total=len(cells), skipped=len(cells) - len(pending), computed=len(pending),
+                beyond=len(beyond), seconds=time.perf_counter() - start)
+
+
+@dataclasses.dataclass(frozen=True)
+class MapSummary:
+    """A phase map read back (:func:`summarize_map`).
+
+    Attributes
+    ----------
+    config : MapConfig
+    points : list of MapPoint
+    theory : dict
+        point label → theory phase.
+    comparisons : dict
+        (label, width) → :class:`~phase_diagram.decision.Comparison` (finished points).
+    beyond : dict
+        (label, width) → why the point is beyond budget at that width.
+    agreement : dict
+        width → ``points`` (the points finished at every width), ``describes`` and
+        ``nearest``: the fraction of them whose limit equals the theory's phase ("none" counts
+        as agreeing with a degenerate scaling).
+    cell_seconds : dict
+        width → total compute seconds of its cells.
+    missing : int
+        Cells of the manifest not finished.
+    """
+
+    config: MapConfig
+    points: list
+    theory: dict
+    comparisons: dict
+    beyond: dict
+    agreement: dict
+    cell_seconds: dict
+    missing: int
+
+
+def _agrees(limit, phase):
+    return limit == phase or (limit == NONE and phase == DEGENERATE)
+
+
+def summarize_map(out_dir):
+    """Read a (possibly unfinished) map and compare each point with the theory."""
+    out_dir = Path(out_dir)
+    manifest = _read_manifest(out_dir)
+    config = MapConfig(**dict(manifest["config"], widths=tuple(manifest["config"]["widths"])))
+    points = map_points(config.grid)
+    theory = {p.label: classify(p.scaling()).phase for p in points}
+    groups, missing, seconds = {}, 0, {w: 0.0 for w in config.widths}
+    for key in manifest["cells"]:
+        record = _read(_cell_file(out_dir, key))
+        if record is None:
+            missing += 1
+            continue
+        groups.setdefault((record["point"], record["width"]), []).append(record)
+        seconds[record["width"]] += record["elapsed"]
+    scale = float(np.sqrt(np.mean(config.data()[1] ** 2)))
+    comparisons = {}
+    for (label, width), records in groups.items():
+        if len(records) < config.repeats:
+            continue
+        records.sort(key=lambda r: r["repeat"])
+        names = sorted(records[0]["distances"])
+        comparisons[(label, width)] = compare_candidates(
+            {name: [np.nan if r["diverged"] else r["distances"][name]["max"]
+                    for r in records] for name in names}, scale=scale)
+    common = [p.label for p in points
+              if all((p.label, w) in comparisons for w in config.widths)]
+    agreement = {}
+    for width in config.widths:
+        cmps = [(comparisons[(label, width)], theory[label]) for label in common]
+        agreement[width] = dict(
+            points=len(cmps),
+            describes=float(np.mean([_agrees(c.describes, t) for c, t in cmps])) if cmps
+            else float("nan"),
+            nearest=float(np.mean([_agrees(c.nearest if c.close else NONE, t)
+                                   for c, t in cmps])) if cmps else float("nan"))
+    beyond = {(label, width): why for label, width, why in manifest["beyond"]}
+    return MapSummary(config, points, theory, comparisons, beyond, agreement, seconds, missing)
+
+
+def _read_manifest(out_dir):
+    try:
+        return json.loads((Path(out_dir) / "manifest.json").read_text())
+    except FileNotFoundError:
+        raise ValueError(f"{out_dir} holds no phase map (no manifest.json)") from None
+    except ValueError as exc:
+        raise ValueError(f"{out_dir}/manifest.json is unreadable: {exc}") from None

@@ -1,0 +1,170 @@
+"""The limits of one concrete network: plug-in constants, their cost, and one measured cell.
+
+A network of width n, master learning rate τ and keep probability q has the effective constants
+α_n = τ/q, β_n = (1 − q)/(nq) and τ_n = τ (Chizat, Marion & Yesbay, 2025). Every limit whose
+constants are in range runs with them (:data:`meanfield_dropout.limits.LIMIT_CONSTANTS`); for
+``jump-bernoulli`` the keep of the limit is τ/α_n = q, so it is RaM with N = n particles.
+
+Cost guard. A candidate is left out, with the reason, when its estimated work exceeds a budget
+or when it would need too much memory (the ``critical`` limit draws Poisson(1/β_n) partners per
+ring, which for a large nq means gigabytes of partner indices). Both left-out cases are
+close to a cheaper limit: ``critical`` tends to ``jump-poisson`` as β → 0 (its partner sum has
+relative noise √β_n) and ``jump-bernoulli`` to ``jump-poisson`` as τ → 0.
+"""
+import math
+
+import numpy as np
+
+from meanfield_dropout._validate import check_int, check_keep_prob, check_positive
+from meanfield_dropout.convergence import measure_distances
+from meanfield_dropout.engine import DivergenceError
+from meanfield_dropout.limits import DEFAULT_DT, LIMITS, limit_constants
+
+__all__ = ["effective_constants", "estimate_costs", "candidate_limits", "measure_cell",
+           "DEFAULT_BUDGET", "PARTNER_MEMORY"]
+
+#: Default time budget of one limit in one cell (estimated seconds on one core).
+DEFAULT_BUDGET = 120.0
+#: Largest memory for the partner indices of one batch of critical rings (bytes).
+PARTNER_MEMORY = 256 * 2 ** 20
+_EVENT_BATCH = 1 << 20          # rings per batch in meanfield_dropout.limits
+# Seconds on this project's 2-core machine for the default problem (m = 40, d = 4), measured
+# with benchmark runs of the engine and the limits: an engine step costs _STEP + _ROW per
+# active neuron (forward and backward) + _FULL per neuron (forward of ram/gd), a Poisson ring
+# _RING, a critical partner _PARTNER per data point; arithmetic scales with m d / 160.
+_STEP, _ROW, _FULL, _RING, _PARTNER = 2e-4, 7e-7, 1e-7, 1e-5, 5e-9
+
+
+def effective_constants(width, master_lr, keep_prob):
+    """α_n, β_n, τ_n, the simplex point and the exponents of the power law through it.
+
+    Parameters
+    ----------
+    width : int
+        n ≥ 2.
+    master_lr : float
+        τ ∈ (0, 1] (the simplex needs −log τ ≥ 0).
+    keep_prob : float
+        q ∈ (0, 1].
+
+    Returns
+    -------
+    dict
+        ``alpha``, ``beta``, ``tau``, ``point`` = (log n, −log τ, −log q)/S and the exponents
+        ``b_tau`` = −log τ/log n, ``b_keep`` = −log q/log n of the power law
+        τ_m = m^(−b_tau), q_m = m^(−b_keep) that passes through (n, τ, q).
+    """
+    width = check_int(width, "width", low=2)
+    tau = check_positive(master_lr, "master_lr")
+    if tau > 1:
+        raise ValueError(f"master_lr must be in (0, 1] (the simplex point needs -log tau >= 0), "
+                         f"got {tau!r}")
+    q = check_keep_prob(keep_prob)
+    logs = np.array([math.log(width), -math.log(tau), -math.log(q)])
+    return dict(alpha=tau / q, beta=(1 - q) / (width * q), tau=tau,
+                point=tuple(float(u) for u in logs / logs.sum()),
+                b_tau=float(logs[1] / logs[0]), b_keep=float(logs[2] / logs[0]))
+
+
+def estimate_costs(width, master_lr, keep_prob, horizon, data_points, dim, limit_factor=1):
+    """Estimated seconds of dropout and of each limit with plug-in constants (one core).
+
+    Returns
+    -------
+    dict
+        ``dropout`` and every limit name → seconds; ``critical_memory`` → bytes of the
+        partner indices of one batch of rings (0 when β_n = 0).
+    """
+    n, tau, q, T = width, master_lr, keep_prob, horizon
+    scale = data_points * dim / 160.0
+    N = limit_factor * n
+    steps = math.ceil(T / tau)
+    alpha, beta = tau / q, (1 - q) / (n * q)
+    rings = N * T / alpha
+    active = q * n + 1
+    flow = math.ceil(T / DEFAULT_DT) * 2 * (_STEP + 2 * _FULL * N * scale)
+    out = {"dropout": steps * (_STEP + _ROW * active * scale),
+           "wgf": flow, "penalized-wgf": flow,
+           "jump-poisson": rings * _RING * scale,
+           "jump-bernoulli": steps * (_STEP + (_ROW * q * N + _FULL * N) * scale)}
+    if beta > 0:
+        out["critical"] = rings * (_RING * scale + _PARTNER * data_points / beta)
+        out["critical_memory"] = 8.0 * min(rings, _EVENT_BATCH) / beta
+    else:
+        out["critical"], out["critical_memory"] = math.inf, 0.0
+    return out
+
+
+def candidate_limits(width, master_lr, keep_prob, horizon, data_points, dim, *,
+                     budget=DEFAULT_BUDGET, limit_factor=1):
+    """The candidate limits of a network with their plug-in constants, or why one is left out.
+
+    Returns
+    -------
+    run : dict
+        limit → constants ({alpha, beta, tau}) for the limits that run.
+    skipped : dict
+        limit → one-line reason.
+    """
+    c = effective_constants(width, master_lr, keep_prob)
+    costs = estimate_costs(width, master_lr, keep_prob, horizon, data_points, dim,
+                           limit_factor)
+    run, skipped = {}, {}
+    if costs["dropout"] > budget:
+        raise ValueError(f"dropout at width {width} with tau={master_lr:.3g} needs "
+                         f"{math.ceil(horizon / master_lr)} steps, about {costs['dropout']:.3g} s "
+                         f"> budget {budget:g} s")
+    for name in LIMITS:
+        try:
+            constants = limit_constants(name, alpha=c["alpha"], beta=c["beta"] or None,
+                                        tau=c["tau"])
+        except ValueError:
+            skipped[name] = "its constants are out of range here (beta_n = 0 when q = 1)"
+            continue
+        if name == "critical" and costs["critical_memory"] > PARTNER_MEMORY:
+            skipped[name] = (f"1/beta_n = {1 / c['beta']:.3g} partners per ring would need "
+                             f"{costs['critical_memory'] / 2 ** 30:.2g} GiB; it equals "
+                             f"jump-poisson up to O(sqrt(beta_n)) = {math.sqrt(c['beta']):.2g}")
+            continue
+        if costs[name] > budget:
+            close = "jump-poisson" if name in ("critical", "jump-bernoulli") else "dropout"
+            skipped[name] = (f"estimated {costs[name]:.3g} s > budget {budget:g} s"
+                             + (f"; it is close to {close} here" if close != "dropout" else ""))
+            continue
+        run[name] = constants
+    return run, skipped
+
+
+def measure_cell(width, master_lr, keep_prob, limits, horizon, seed, data, n_times=9,
+                 w2_particles=64, limit_factor=4):
+    """One repeat: dropout at (n, τ, q) against ``limits`` (plug-in constants), from one seed.
+
+    A module-level function for worker processes. Wraps
+    :func:`meanfield_dropout.convergence.measure_distances` (the only measurement path) and
+    keeps what the callers need. The limits run with N = ``limit_factor`` × n particles that
+    start as copies of dropout's (``tile_limit``): the same empirical measure at t = 0, and a
+    jump limit's own sampling noise √``limit_factor`` times smaller than dropout's, so that a
+    stochastic limit is not farther from dropout than a deterministic one by its own noise.
+
+    Returns
+    -------
+    dict
+        ``times`` (T,), ``dropout_loss`` (T,), ``diverged`` (None or the message) and, per
+        limit, ``predictor`` and ``w2`` arrays (T,) (NaN when the run diverged).
+    """
+    inputs, targets = data
+    constants = dict(alpha=master_lr / keep_prob, beta=(1 - keep_prob) / (width * keep_prob),
+                     tau=master_lr)
+    times = np.linspace(0.0, horizon, n_times)
+    try:
+        out = measure_distances(width, master_lr, keep_prob, limits, horizon=horizon,
+                                seed=seed, data=(inputs, targets), n_times=n_times,
+                                w2_particles=w2_particles, limit_particles=limit_factor * width,
+                                tile_limit=True, **constants)
+    except DivergenceError as exc:
+        nan = np.full(n_times, np.nan)
+        return dict(times=times, dropout_loss=nan, diverged=str(exc),
+                    **{name: dict(predictor=nan, w2=nan) for name in limits})
+    return dict(times=out["times"], dropout_loss=out["dropout_loss"], diverged=None,
+                **{name: dict(predictor=out[name]["predictor"], w2=out[name]["w2"])
+                   for name in limits})

@@ -1,0 +1,96 @@
+"""Sequential scans: undetermined scalings get larger widths, up to a budget, until decided.
+
+After the scan of the configuration, every scaling whose phase is ``undetermined``
+(:func:`phase_diagram.decision.decide_asymptotic`) gets the next width, twice the largest, and
+is decided again on all its widths; this repeats until every scaling is decided or the next
+width would exceed ``max_width``. Stage k lives in ``DIR/sequential/n<width>/`` with its own
+manifest (the undetermined scalings and the widths so far) and shares the cell files of
+``DIR/cells`` (cells are keyed by their identity, so no cell is computed twice and a killed
+sequential scan resumes where it stopped).
+"""
+import dataclasses
+import os
+from pathlib import Path
+
+from .runner import run_scan
+from .summary import summarize
+
+__all__ = ["run_sequential", "summarize_sequential", "stage_dirs"]
+
+
+def stage_dirs(out_dir):
+    """The stage directories of a sequential scan, by increasing largest width."""
+    root = Path(out_dir) / "sequential"
+    if not root.is_dir():
+        return []
+    return sorted((p for p in root.iterdir() if p.name.startswith("n") and
+                   p.name[1:].isdigit()), key=lambda p: int(p.name[1:]))
+
+
+def _stage(out_dir, width):
+    path = Path(out_dir) / "sequential" / f"n{width}"
+    path.mkdir(parents=True, exist_ok=True)
+    cells = path / "cells"
+    (Path(out_dir) / "cells").mkdir(parents=True, exist_ok=True)
+    if not cells.exists():
+        os.symlink(os.path.relpath(Path(out_dir) / "cells", path), cells)
+    return path
+
+
+def summarize_sequential(out_dir):
+    """Per-scaling results of a (sequential) scan: each scaling's latest stage.
+
+    Returns
+    -------
+    config : ScanConfig
+        The configuration of the first stage.
+    results : list of ScalingResult
+        In the configuration's order; a scaling decided at a later stage carries that stage's
+        widths, distances and decision.
+    missing : int
+        Unfinished cells over all stages.
+    """
+    config, results, missing = summarize(out_dir)
+    latest = {r.spec: r for r in results}
+    for path in stage_dirs(out_dir):
+        _, stage_results, stage_missing = summarize(path)
+        missing += stage_missing
+        latest.update({r.spec: r for r in stage_results})
+    return config, [latest[s] for s in config.scalings], missing
+
+
+def run_sequential(config, out_dir, *, max_width, workers=None, dask=None, progress=True,
+                   allow_import=False):
+    """Run a scan, then give the undetermined scalings larger widths until decided.
+
+    Parameters
+    ----------
+    config : ScanConfig
+    out_dir : str or Path
+    max_width : int
+        No width above it is run.
+    workers, dask, progress, allow_import
+        As in :func:`~phase_diagram.scan.runner.run_scan`.
+
+    Returns
+    -------
+    dict
+        ``stages`` (the largest width of each stage) and ``computed`` (cells computed).
+    """
+    counts = run_scan(config, out_dir, workers=workers, dask=dask, progress=progress,
+                      allow_import=allow_import)
+    computed, stages = counts["computed"], [max(config.widths)]
+    widths = list(config.widths)
+    while True:
+        _, results, _ = summarize_sequential(out_dir)
+        pending = tuple(r.spec for r in results
+                        if r.decision is not None and not r.decision.decided)
+        if not pending or 2 * widths[-1] > max_width:
+            break
+        widths.append(2 * widths[-1])
+        stage = dataclasses.replace(config, scalings=pending, widths=tuple(widths))
+        counts = run_scan(stage, _stage(out_dir, widths[-1]), workers=workers, dask=dask,
+                          progress=progress, allow_import=allow_import)
+        computed += counts["computed"]
+        stages.append(widths[-1])
+    return dict(stages=stages, computed=computed)
