@@ -21,8 +21,9 @@ from pathlib import Path
 import mpmath
 
 from meanfield_dropout import results
-from meanfield_dropout._cli import (ListOf, SettingOption, add_reproduce_command, build_parser,
-                                    program, run_main)
+from meanfield_dropout._cli import (IntRange, ListOf, OutputFile, SettingOption,
+                                    add_reproduce_command, build_parser, input_dir, input_file,
+                                    output_dir, program, run_main)
 from meanfield_dropout.cli import REPRODUCE_OPTIONS
 from meanfield_dropout.convergence import COUPLED_VARIANTS, METRICS
 from meanfield_dropout.limits import LIMITS
@@ -132,16 +133,6 @@ def _converge(args):
     print(f"figure written to {args.out}")
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
 def _add_converge(sub):
     p = sub.add_parser(
         "converge", help="distance from dropout to the limit dynamics as the width grows",
@@ -161,18 +152,22 @@ def _add_converge(sub):
     p.add_argument("--limit-tau", type=float, help="override tau = lim tau_n (jump-bernoulli)")
     p.add_argument("--force", action="store_true",
                    help="allow limits other than the scaling's predicted one")
-    p.add_argument("--repeats", type=int, default=3, help="seeds per width (default 3)")
+    p.add_argument("--repeats", type=IntRange(1), default=3,
+                   help="seeds per width (default 3)")
     p.add_argument("--horizon", type=float, default=None,
                    help="time horizon T (default 2; per phase with --all-phases)")
-    p.add_argument("--n-times", type=int, default=5, help="grid times in [0, T] (default 5)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-times", type=IntRange(2), default=5,
+                   help="grid times in [0, T] (default 5)")
+    p.add_argument("--seed", type=IntRange(0), default=0)
     p.add_argument("--coupled", type=ListOf(str, COUPLED_VARIANTS), default=(),
                    help="comma-separated coupled systems (ram, gd, jump-bernoulli) for the "
                         "coupled RMS")
     p.add_argument("--metric", choices=METRICS, default="predictor",
                    help="distance plotted (default predictor)")
-    p.add_argument("--out", required=True, help="PNG file for the figure")
-    p.add_argument("--data-out", help="optional .npz file for the studies (results codec)")
+    p.add_argument("--out", required=True, type=OutputFile("figure"),
+                   help="PNG file for the figure")
+    p.add_argument("--data-out", type=OutputFile(".npz"),
+                   help="optional .npz file for the studies (results codec)")
     p.add_argument("--no-progress", action="store_true", help="hide tqdm bars")
     p.set_defaults(run=_converge)
 
@@ -190,8 +185,9 @@ def parser():
 
     p = sub.add_parser("scan", help="run or resume an empirical scan")
     p.add_argument("config", help="TOML scan configuration (see examples/phase_scan.toml)")
-    p.add_argument("--out", required=True, help="output directory (resumable)")
-    p.add_argument("--workers", type=_positive_int, help="worker processes (default: all cores)")
+    p.add_argument("--out", required=True, type=output_dir,
+                   help="output directory (resumable)")
+    p.add_argument("--workers", type=IntRange(1), help="worker processes (default: all cores)")
     p.add_argument("--dask", metavar="ADDRESS",
                    help='run on dask.distributed: a scheduler address, or "local"')
     p.add_argument("--allow-import", action="store_true",
@@ -200,22 +196,24 @@ def parser():
     p.set_defaults(run=_scan)
 
     p = sub.add_parser("plot", help="phase diagram and distance panels of a scan")
-    p.add_argument("dir", help="scan output directory")
-    p.add_argument("-o", "--output", required=True, help="PNG path of the phase diagram")
+    p.add_argument("dir", type=input_dir, help="scan output directory")
+    p.add_argument("-o", "--output", required=True, type=OutputFile("figure"),
+                   help="PNG path of the phase diagram")
     p.add_argument("--pdf", action="store_true", help="also write PDFs")
     p.set_defaults(run=_plot)
 
     p = sub.add_parser("theory", help="the theoretical phase diagram alone")
-    p.add_argument("-o", "--output", required=True, help="PNG path")
+    p.add_argument("-o", "--output", required=True, type=OutputFile("figure"),
+                   help="PNG path")
     p.add_argument("--pdf", action="store_true", help="also write a PDF")
     p.set_defaults(run=_theory)
 
     _add_converge(sub)
     add_reproduce_command(sub, EXPERIMENTS, REPRODUCE_OPTIONS + (
         SettingOption("--scan-dir", "phase_diagram", "scan_dir", "DIR",
-                      "scan directory (default: scan_runs/phase[_quick])"),
+                      "scan directory (default: scan_runs/phase[_quick])", output_dir),
         SettingOption("--scan-config", "phase_diagram", "config", "TOML",
-                      "scan configuration (default: examples/phase_scan.toml)")))
+                      "scan configuration (default: examples/phase_scan.toml)", input_file)))
     return top
 
 

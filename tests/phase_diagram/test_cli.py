@@ -37,7 +37,7 @@ def test_classify_degenerate_names_the_cause(capsys):
     (["classify", "--keep", "1/n"], "required"),
     (["scan", "missing.toml", "--out", "x"], "cannot read"),
     (["scan", "examples/phase_scan_small.toml", "--out", "x", "--workers", "0"], "integer >= 1"),
-    (["plot", "no_such_dir", "-o", "x.png"], "no manifest.json"),
+    (["plot", "no_such_dir", "-o", "x.png"], "no such directory"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_bad_input_gives_one_line_and_status_2(argv, message, tmp_path, monkeypatch):
