@@ -71,8 +71,11 @@ def _scan(args):
     start = time.perf_counter()
     counts = run_scan(config, args.out, workers=args.workers, dask=args.dask,
                       progress=not args.quiet, allow_import=args.allow_import)
+    extra = "".join([f", {counts['by_other']} by another scan" if counts["by_other"] else "",
+                     f" ({counts['invalid']} invalid records recomputed)" if counts["invalid"]
+                     else ""])
     print(f"{counts['total']} cells: {counts['skipped']} already done, {counts['computed']} "
-          f"computed in {time.perf_counter() - start:.1f} s -> {args.out}")
+          f"computed{extra} in {time.perf_counter() - start:.1f} s -> {args.out}")
 
 
 def _plot(args):
@@ -86,8 +89,11 @@ def _plot(args):
     decided = [r for r in scalings if r.decision is not None]
     for r in decided:
         mark = "agree" if r.agrees else "DISAGREE"
+        first = r.diverged[0] if r.diverged else None
+        note = (f" ({len(r.diverged)} cell(s) diverged, first at n={first['width']}: "
+                f"{first['message']})" if first else "")
         print(f"{r.spec.name:40s} theory={r.regime.phase:15s} detected={r.decision.phase:15s} "
-              f"confidence={r.decision.confidence:.2f} {mark}")
+              f"confidence={r.decision.confidence:.2f} {mark}{note}")
     agree = sum(bool(r.agrees) for r in decided)
     print(f"agreement: {agree}/{len(decided)} scalings; wrote {', '.join(map(str, paths))}")
 

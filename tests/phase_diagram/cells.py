@@ -59,3 +59,18 @@ def numba_cell(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon
     scale = numba.njit(lambda x: 2.0 * x)(value)
     return {limit: [scale, float(numba.get_num_threads()), float(numba.config.NUMBA_NUM_THREADS)]
             for limit in limits}
+
+
+def diverging_cell(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon, seed,
+                   **options):
+    """``power_cell``, except that runs with master_lr > ``options["blow_up_above"]`` diverge
+    (at step 7) and, with ``options["nan"]``, the distances of every cell are NaN."""
+    from meanfield_dropout.engine import DivergenceError
+
+    if master_lr > options.get("blow_up_above", float("inf")):
+        raise DivergenceError(7, "dropout", f"width {width}")
+    out = power_cell(width, master_lr, keep_prob, limits, alpha=alpha, beta=beta, tau=tau,
+                     horizon=horizon, seed=seed)
+    if options.get("nan"):
+        out["distances"] = {limit: [0.0, float("nan")] for limit in limits}
+    return out
