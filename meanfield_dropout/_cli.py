@@ -8,8 +8,9 @@ failed runs (``ValueError``, ``DivergenceError``, ``RuntimeError``, ``OSError``,
 ``MemoryError``). Warnings are printed as one ``warning: ...`` line each.
 
 Paths are checked when the options are parsed, before anything is computed: an output file
-must not be a directory, its missing parent directories are created then and must be
-writable; an output directory is created; an input file must exist and be readable.
+must not be a directory and its first existing ancestor must be a writable directory; the
+missing parent directories of the output files are created once the whole command line is
+parsed (:class:`MakeDirectories`); an input file must exist and be readable.
 """
 import argparse
 import functools
@@ -87,30 +88,26 @@ class IntRange:
         return value
 
 
-def _make_directory(directory, target):
-    """Create ``directory`` (and its parents) to write ``target`` in; ``ArgumentTypeError``
-    if an ancestor is not a directory, it cannot be created or it is not writable."""
+def _check_directory(directory, target):
+    """``ArgumentTypeError`` unless ``directory`` (to write ``target`` in) is, or can be
+    created as, a writable directory: its first existing ancestor must be one."""
     ancestor = directory
     while not ancestor.exists() and ancestor != ancestor.parent:
         ancestor = ancestor.parent
     if not ancestor.is_dir():
         raise argparse.ArgumentTypeError(f"cannot write {target}: {ancestor} is not a directory")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise argparse.ArgumentTypeError(f"cannot write {target}: cannot create directory "
-                                         f"{directory} ({exc.strerror})") from None
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(f"cannot write {target}: directory {directory} is "
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {target}: directory {ancestor} is "
                                          "not writable")
 
 
 class OutputFile:
-    """``type=`` of an output file option; returns the :class:`~pathlib.Path` to be written
-    and creates its missing parent directories.
+    """``type=`` of an output file option; returns the :class:`~pathlib.Path` to be written.
 
     ``suffix``: a suffix appended when the name lacks it (``".npz"``, as the results codec
     does), or ``"figure"``: a format matplotlib writes, ``.png`` appended when there is none.
+    Use it with ``action=MakeDirectories`` so that the missing parent directories are created
+    once the command line has been parsed, before the command runs.
     """
 
     def __init__(self, suffix=None):
@@ -137,19 +134,43 @@ class OutputFile:
             raise argparse.ArgumentTypeError(f"{path} is a directory; give a file path")
         if path.exists() and not os.access(path, os.W_OK):
             raise argparse.ArgumentTypeError(f"cannot write {path}: the file is read-only")
-        _make_directory(path.parent, path)
+        _check_directory(path.parent, path)
         return path
 
 
 def output_dir(text):
-    """``type=`` of an output directory option: created if missing; a Path."""
+    """``type=`` of an output directory option: an existing directory, or one that can be
+    created (the command creates it when it writes); a Path."""
     if not text.strip():
         raise argparse.ArgumentTypeError("expected a directory path, got ''")
     path = Path(text)
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{path} exists and is not a directory")
-    _make_directory(path, path)
+    _check_directory(path, path)
     return path
+
+
+class MakeDirectories(argparse.Action):
+    """Store an :class:`OutputFile` path and have :func:`run_main` create its missing parent
+    directories after parsing, before the command runs."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        directory = values.parent
+        pending = [item for item in getattr(namespace, "_directories", [])
+                   if item[0] != self.dest]
+        namespace._directories = pending + [(self.dest, option_string or self.dest,
+                                             directory)]
+
+
+def _make_directories(args):
+    """Create the directories of the output options given (ValueError naming the option)."""
+    for _, option, directory in getattr(args, "_directories", ()):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"{option}: cannot create directory {directory} "
+                             f"({exc.strerror})") from None
 
 
 def input_file(text):
@@ -183,6 +204,7 @@ def run_main(parser, argv=None):
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         try:
+            _make_directories(args)
             args.run(args)
         except DivergenceError as exc:
             return _fail("diverged", exc)

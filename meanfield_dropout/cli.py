@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from . import plots, results
-from ._cli import (IntRange, ListOf, OutputFile, SettingOption, add_reproduce_command,
-                   build_parser, input_file, program, run_main)
+from ._cli import (IntRange, ListOf, MakeDirectories, OutputFile, SettingOption,
+                   add_reproduce_command, build_parser, input_file, program, run_main)
 from .data import teacher_student
 from .engine import VARIANTS, simulate
 from .experiments import EXPERIMENTS
@@ -41,7 +41,8 @@ def _run_simulate(args):
                       loss=args.loss, batch_size=args.batch_size,
                       val_inputs=data.val_inputs, val_targets=data.val_targets,
                       loss_every=args.loss_every, snapshot_steps=snaps,
-                      snapshot_neurons=args.snapshot_neurons, dtype=args.dtype)
+                      snapshot_neurons=args.snapshot_neurons, dtype=args.dtype,
+                      progress=not args.no_progress)
     path = result.save(args.out)        # args.out already ends with .npz
     for name in result.variants:
         print(f"{name:>10}: train loss {result.train_loss[name][-1]:.5g}, "
@@ -56,7 +57,8 @@ def _run_demo(args):
     result = simulate(data.inputs, data.targets, width=args.width, keep_prob=0.7,
                       master_lr=0.5, steps=args.steps, variants=DEMO_VARIANTS,
                       seed=args.seed, val_inputs=data.val_inputs,
-                      val_targets=data.val_targets, snapshot_steps=snaps)
+                      val_targets=data.val_targets, snapshot_steps=snaps,
+                      progress=not args.no_progress)
     plots.save_figure(plots.demo_figure(result), args.out)
     print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s")
 
@@ -71,13 +73,15 @@ def _sme_command(parser, stem, run, figure, summary, settings_class):
     """Add ``--seed`` and ``--out`` to an SME command; its handler runs, caches the result
     beside the PNG, draws and prints."""
     parser.add_argument("--seed", type=IntRange(0), default=0)
-    parser.add_argument("--out", type=OutputFile("figure"), default=Path(f"figures/{stem}.png"),
+    parser.add_argument("--out", type=OutputFile("figure"), action=MakeDirectories,
+                        default=Path(f"figures/{stem}.png"),
                         help=f"figure file (default figures/{stem}.png); the results are "
                              "cached beside it as .npz")
+    parser.add_argument("--no-progress", action="store_true", help="hide tqdm bars")
 
     def handler(args):
         start = time.perf_counter()
-        result = run(_settings(settings_class, args))
+        result = run(_settings(settings_class, args), progress=not args.no_progress)
         cache = results.save(result, args.out.with_suffix(".npz"))
         plots.save_figure(figure(result), args.out)
         print("\n".join(summary(result)))
@@ -182,16 +186,19 @@ def parser():
     p.add_argument("--snapshot-neurons", type=IntRange(1), default=None,
                    help="keep only the first k neurons in snapshots")
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
-    p.add_argument("--out", required=True, type=OutputFile(".npz"),
+    p.add_argument("--out", required=True, type=OutputFile(".npz"), action=MakeDirectories,
                    help="result file (.npz is appended if missing; parent directories are "
                         "created)")
+    p.add_argument("--no-progress", action="store_true", help="hide the tqdm bar")
     p.set_defaults(run=_run_simulate)
 
     p = sub.add_parser("demo", help="small teacher-student comparison -> figures/demo.png")
     p.add_argument("--width", type=IntRange(1), default=1000)
     p.add_argument("--steps", type=IntRange(1), default=300)
-    p.add_argument("--out", type=OutputFile("figure"), default=Path("figures/demo.png"))
+    p.add_argument("--out", type=OutputFile("figure"), action=MakeDirectories,
+                   default=Path("figures/demo.png"))
     p.add_argument("--seed", type=IntRange(0), default=0)
+    p.add_argument("--no-progress", action="store_true", help="hide the tqdm bar")
     p.set_defaults(run=_run_demo)
 
     _add_sme_commands(sub)

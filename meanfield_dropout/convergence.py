@@ -36,6 +36,13 @@ Distances, per grid time:
 
 The limit uses N = ``limit_particles`` particles (default N = n). The first min(n, N) of them
 are dropout's initial particles; any extra ones are fresh draws from μ₀.
+
+No silent results (:mod:`meanfield_dropout.convergence_plan`): a run of a cell (dropout, a
+coupled variant, a limit) whose parameters or predictor leave ``divergence_factor`` × their
+initial scale (default 10^6), or stop being finite, raises
+:class:`~meanfield_dropout.engine.DivergenceError` with its step, never giving a distance; a
+horizon that would run no step is refused with the smallest valid one; memory is estimated
+and checked, and long runs are announced, before anything runs.
 """
 import dataclasses
 import functools
@@ -116,9 +123,24 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
     **options
         ``coupled`` (sequence from :data:`COUPLED_VARIANTS`, default (); ``jump-bernoulli``
         needs that limit in ``limits``, read at its steps k = round(t/τ)), ``w2_particles``
-        (default 500), ``dt`` (Heun step of the flows, default
-        :data:`~meanfield_dropout.limits.DEFAULT_DT`), ``chunk_steps`` (engine, default 256),
-        ``progress`` (default False).
+        (default 500; at most :data:`~meanfield_dropout.metrics.MAX_ASSIGNMENT_POINTS` for
+        the exact assignment), ``w2_method`` (``"assignment"``, the default,
+        ``"network-simplex"`` or ``"sliced"``: :func:`~meanfield_dropout.metrics.wasserstein2`),
+        ``divergence_factor`` (the bounds of every run of the cell, default
+        :data:`~meanfield_dropout.engine.DIVERGENCE_FACTOR`), ``dt`` (Heun step of the flows,
+        default :data:`~meanfield_dropout.limits.DEFAULT_DT`), ``chunk_steps`` (engine,
+        default 256), ``progress`` (default False).
+
+    Raises
+    ------
+    ValueError
+        For a bad argument, or a horizon that runs no step (naming the smallest valid one),
+        before anything runs; :class:`~meanfield_dropout.memory.MemoryLimitError` for a cell
+        that would not fit in memory.
+    DivergenceError
+        When dropout, a coupled variant or a limit leaves its divergence bounds
+        (``divergence_factor`` × its initial scales, or non-finite): with the step and the
+        cell's width and hyperparameters. A diverged run is never measured as a distance.
 
     Returns
     -------
@@ -217,7 +239,8 @@ def _measure(plan, width, master_lr, keep_prob, n_limit, seed):
         for t, step in enumerate(steps):
             X = cloud("dropout", step)
             entry["predictor"][t] = predictor_distance(predictor(X), result.predictor[t])
-            entry["w2"][t] = wasserstein2(X[drop_idx], result.snapshots[t][limit_idx])
+            entry["w2"][t] = wasserstein2(X[drop_idx], result.snapshots[t][limit_idx],
+                                          method=plan.w2_method)
         out[name] = entry
     if plan.coupled:
         out["coupled_rms"] = {v: np.array([coupled_rms(cloud("dropout", s), cloud(v, s))

@@ -28,13 +28,15 @@ from .data import Dataset, teacher_student
 from .engine import DIVERGENCE_FACTOR, DivergenceError
 from .limits import DEFAULT_DT, LIMITS, limit_constants
 from .memory import check_memory
+from .metrics import MAX_ASSIGNMENT_POINTS, W2_METHODS
 
 #: Systems that can be coupled to the dropout run: finite-width variants and the Bernoulli
 #: jump particle system (N = n).
 COUPLED_VARIANTS = ("ram", "gd", "jump-bernoulli")
 #: Distances reported per limit.
 METRICS = ("predictor", "w2")
-_OPTIONS = ("coupled", "w2_particles", "dt", "chunk_steps", "divergence_factor", "progress")
+_OPTIONS = ("coupled", "w2_particles", "w2_method", "dt", "chunk_steps", "divergence_factor",
+            "progress")
 
 
 @functools.lru_cache(maxsize=1)
@@ -59,6 +61,7 @@ class Plan(NamedTuple):
     activation: str
     coupled: tuple
     w2_particles: int
+    w2_method: str
     dt: float
     chunk_steps: int
     divergence_factor: float
@@ -94,6 +97,12 @@ def make_plan(limits, alpha, beta, tau, horizon, n_times, data, activation, opti
         raise ValueError("coupled variant 'jump-bernoulli' needs the jump-bernoulli limit "
                          "(its constants) in limits")
     activation_code(activation)
+    w2_particles = check_int(options.get("w2_particles", 500), "w2_particles", low=1)
+    w2_method = check_choice(options.get("w2_method", "assignment"), "w2_method", W2_METHODS)
+    if w2_method == "assignment" and w2_particles > MAX_ASSIGNMENT_POINTS:
+        raise ValueError(f"w2_particles must be <= {MAX_ASSIGNMENT_POINTS} for the exact "
+                         f"assignment W2 (O(k^3) time), got {w2_particles}; use w2_method "
+                         "'network-simplex' or 'sliced' (POT) for larger subsets")
     data = default_data() if data is None else data
     try:
         inputs, targets = (data.inputs, data.targets) if isinstance(data, Dataset) else data
@@ -104,8 +113,7 @@ def make_plan(limits, alpha, beta, tau, horizon, n_times, data, activation, opti
     return Plan(limits=requests, horizon=check_positive(horizon, "horizon"),
                  n_times=check_int(n_times, "n_times", low=2), inputs=inputs, targets=targets,
                  activation=activation, coupled=coupled,
-                 w2_particles=check_int(options.get("w2_particles", 500), "w2_particles",
-                                        low=1),
+                 w2_particles=w2_particles, w2_method=w2_method,
                  dt=check_positive(options.get("dt", DEFAULT_DT), "dt"),
                  chunk_steps=check_int(options.get("chunk_steps", 256), "chunk_steps", low=1),
                  divergence_factor=check_positive(

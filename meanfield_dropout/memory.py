@@ -34,6 +34,15 @@ class LongRunWarning(UserWarning):
     """A run is estimated to take long; the message gives the estimate."""
 
 
+#: Memory above which :func:`check_memory` warns (:class:`LargeRunWarning`) even when the
+#: run fits: 1 GiB.
+LARGE_RUN_BYTES = 1 << 30
+
+
+class LargeRunWarning(UserWarning):
+    """A run fits in memory but needs much of it; the message gives the estimate."""
+
+
 def format_duration(seconds):
     """``seconds`` as a short human-readable duration (``3.2 h``)."""
     for unit, size in (("days", 86400.0), ("h", 3600.0), ("min", 60.0)):
@@ -135,6 +144,11 @@ def check_memory(nbytes, what, hint=""):
     -------
     int
         ``nbytes``, for chaining.
+
+    Warns
+    -----
+    LargeRunWarning
+        When the run fits but needs more than :data:`LARGE_RUN_BYTES`.
     """
     available = available_memory()
     if available is None:
@@ -146,4 +160,8 @@ def check_memory(nbytes, what, hint=""):
             f"{format_bytes(available)} available"
             + (f"; {hint}" if hint else "")
             + f" (or raise {_ENV})")
+    if nbytes > LARGE_RUN_BYTES:
+        warnings.warn(f"{what} needs about {format_bytes(nbytes)} "
+                      f"({nbytes / available:.0%} of the {format_bytes(available)} available)",
+                      LargeRunWarning, stacklevel=2)
     return nbytes

@@ -21,9 +21,9 @@ from pathlib import Path
 import mpmath
 
 from meanfield_dropout import results
-from meanfield_dropout._cli import (IntRange, ListOf, OutputFile, SettingOption,
-                                    add_reproduce_command, build_parser, input_dir, input_file,
-                                    output_dir, program, run_main)
+from meanfield_dropout._cli import (IntRange, ListOf, MakeDirectories, OutputFile,
+                                    SettingOption, add_reproduce_command, build_parser,
+                                    input_dir, input_file, output_dir, program, run_main)
 from meanfield_dropout.cli import REPRODUCE_OPTIONS
 from meanfield_dropout.convergence import COUPLED_VARIANTS, METRICS
 from meanfield_dropout.limits import LIMITS
@@ -80,8 +80,13 @@ def _scan(args):
 
 def _plot(args):
     config, scalings, missing = summarize(args.dir)
+    total = len(config.scalings) * len(config.widths) * config.repeats
+    if not any(r.decision is not None for r in scalings):
+        raise ValueError(f"{args.dir}: no scaling has finished cells at two or more widths "
+                         f"({missing} of {total} cells are not finished)")
     if missing:
-        print(f"warning: {missing} cells of the scan are not finished", file=sys.stderr)
+        print(f"warning: {missing} of {total} cells of the scan are not finished",
+              file=sys.stderr)
     out = Path(args.output)
     paths = save_figure(phase_diagram_figure(scalings), out, pdf=args.pdf)
     paths += save_figure(distance_panels_figure(scalings, config.statistic),
@@ -170,9 +175,9 @@ def _add_converge(sub):
                         "coupled RMS")
     p.add_argument("--metric", choices=METRICS, default="predictor",
                    help="distance plotted (default predictor)")
-    p.add_argument("--out", required=True, type=OutputFile("figure"),
+    p.add_argument("--out", required=True, type=OutputFile("figure"), action=MakeDirectories,
                    help="PNG file for the figure")
-    p.add_argument("--data-out", type=OutputFile(".npz"),
+    p.add_argument("--data-out", type=OutputFile(".npz"), action=MakeDirectories,
                    help="optional .npz file for the studies (results codec)")
     p.add_argument("--no-progress", action="store_true", help="hide tqdm bars")
     p.set_defaults(run=_converge)
@@ -192,7 +197,7 @@ def parser():
     p = sub.add_parser("scan", help="run or resume an empirical scan")
     p.add_argument("config", help="TOML scan configuration (see examples/phase_scan.toml)")
     p.add_argument("--out", required=True, type=output_dir,
-                   help="output directory (resumable)")
+                   help="output directory (resumable; created if missing)")
     p.add_argument("--workers", type=IntRange(1), help="worker processes (default: all cores)")
     p.add_argument("--dask", metavar="ADDRESS",
                    help='run on dask.distributed: a scheduler address, or "local"')
@@ -204,12 +209,14 @@ def parser():
     p = sub.add_parser("plot", help="phase diagram and distance panels of a scan")
     p.add_argument("dir", type=input_dir, help="scan output directory")
     p.add_argument("-o", "--output", required=True, type=OutputFile("figure"),
+                   action=MakeDirectories,
                    help="PNG path of the phase diagram")
     p.add_argument("--pdf", action="store_true", help="also write PDFs")
     p.set_defaults(run=_plot)
 
     p = sub.add_parser("theory", help="the theoretical phase diagram alone")
     p.add_argument("-o", "--output", required=True, type=OutputFile("figure"),
+                   action=MakeDirectories,
                    help="PNG path")
     p.add_argument("--pdf", action="store_true", help="also write a PDF")
     p.set_defaults(run=_theory)

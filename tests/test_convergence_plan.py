@@ -105,3 +105,29 @@ def test_long_runs_are_announced_with_their_estimate(monkeypatch):
         with pytest.raises(RuntimeError, match="not run"):
             convergence_study(lambda n: 1e-9, lambda n: 0.5, [2000, 4000], limits=["wgf"],
                               horizon=10.0, n_times=2, data=TINY, progress=False, label="tiny")
+
+
+def test_large_runs_that_fit_are_announced_with_their_memory(monkeypatch):
+    from meanfield_dropout import memory
+
+    monkeypatch.setattr(memory, "available_memory", lambda: 64 << 30)
+    with pytest.warns(memory.LargeRunWarning, match=r"the test run needs about 2\.0 GiB "
+                                                    r"\(3% of the 64\.0 GiB available\)"):
+        memory.check_memory(2 << 30, "the test run")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        memory.check_memory(1 << 29, "a small run")
+    with pytest.raises(MemoryLimitError, match="more than 50% of the 64.0 GiB"):
+        memory.check_memory(40 << 30, "a huge run")
+
+
+def test_w2_subsets_above_the_assignment_limit_need_a_scalable_method():
+    with pytest.raises(ValueError, match="w2_particles must be <= 5000 .* 'network-simplex' "
+                                         "or 'sliced'"):
+        cell(w2_particles=6000)
+    with pytest.raises(ValueError, match="w2_method must be one of"):
+        cell(w2_method="exact")
+    pytest.importorskip("ot")
+    exact = cell(limits=["wgf"], limit_particles=30)
+    simplex = cell(limits=["wgf"], limit_particles=30, w2_method="network-simplex")
+    np.testing.assert_allclose(simplex["wgf"]["w2"], exact["wgf"]["w2"], rtol=1e-6, atol=1e-12)

@@ -63,6 +63,13 @@ def run_cell(cell, out_dir, function):
         except DivergenceError as exc:
             # a diverging run is a result (typical of degenerate scalings), not a distance
             distances, diverged = {}, dict(step=exc.step, variant=exc.variant, message=str(exc))
+        except (ValueError, RuntimeError):
+            raise
+        except Exception as exc:            # a bug or bad input in a (user) cell function
+            raise RuntimeError(
+                f"cell function {cell.identity['cell_function']} failed on the cell "
+                f"{cell.key} ({cell.scaling.name}, width {cell.width}, repeat {cell.repeat}): "
+                f"{type(exc).__name__}: {exc}") from exc
         if diverged is None:
             bad = [lim for lim, value in distances.items() if not _finite(value)]
             if bad:
