@@ -1,13 +1,22 @@
-"""Helpers shared by the command lines of both packages: the parser, the one list parser, the
-``reproduce`` command and the one error handler that turns errors into exit codes.
+"""Helpers shared by the command lines of both packages: the parser, the option types (lists,
+bounded integers, input and output paths), the ``reproduce`` command and the one error
+handler that turns errors into exit codes.
 
 A command's handler is stored as the ``run`` default of its sub-parser; :func:`run_main`
 parses, runs it and returns the exit status: 0, or 2 with one line on stderr for bad input and
-failed runs (``ValueError``, ``DivergenceError``, ``RuntimeError``, ``OSError``).
+failed runs (``ValueError``, ``DivergenceError``, ``RuntimeError``, ``OSError``,
+``MemoryError``). Warnings are printed as one ``warning: ...`` line each.
+
+Paths are checked when the options are parsed, before anything is computed: an output file
+must not be a directory and its first existing ancestor must be a writable directory; the
+missing parent directories of the output files are created once the whole command line is
+parsed (:class:`MakeDirectories`); an input file must exist and be readable.
 """
 import argparse
 import functools
+import os
 import sys
+import warnings
 from pathlib import Path
 from typing import NamedTuple
 
@@ -58,21 +67,160 @@ class ListOf:
         return values
 
 
+class IntRange:
+    """``type=`` of an integer option in ``[low, high]`` (either bound optional)."""
+
+    def __init__(self, low=None, high=None):
+        self.low, self.high = low, high
+
+    def __call__(self, text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or (self.low is not None and value < self.low) \
+                or (self.high is not None and value > self.high):
+            bounds = " and ".join(bound for bound in (
+                f">= {self.low}" if self.low is not None else "",
+                f"<= {self.high}" if self.high is not None else "") if bound)
+            raise argparse.ArgumentTypeError(
+                f"expected an integer{' ' + bounds if bounds else ''}, got {text!r}")
+        return value
+
+
+def _check_directory(directory, target):
+    """``ArgumentTypeError`` unless ``directory`` (to write ``target`` in) is, or can be
+    created as, a writable directory: its first existing ancestor must be one."""
+    ancestor = directory
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise argparse.ArgumentTypeError(f"cannot write {target}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write {target}: directory {ancestor} is "
+                                         "not writable")
+
+
+class OutputFile:
+    """``type=`` of an output file option; returns the :class:`~pathlib.Path` to be written.
+
+    ``suffix``: a suffix appended when the name lacks it (``".npz"``, as the results codec
+    does), or ``"figure"``: a format matplotlib writes, ``.png`` appended when there is none.
+    Use it with ``action=MakeDirectories`` so that the missing parent directories are created
+    once the command line has been parsed, before the command runs.
+    """
+
+    def __init__(self, suffix=None):
+        self.suffix = suffix
+
+    def __call__(self, text):
+        if not text.strip():
+            raise argparse.ArgumentTypeError("expected a file path, got ''")
+        path = Path(text)
+        if path.is_dir() or text.endswith(os.sep):
+            raise argparse.ArgumentTypeError(f"{text} is a directory; give a file path")
+        if self.suffix == "figure":
+            from matplotlib.backend_bases import FigureCanvasBase
+            formats = FigureCanvasBase.get_supported_filetypes()
+            if not path.suffix:
+                path = path.with_name(path.name + ".png")
+            elif path.suffix[1:].lower() not in formats:
+                raise argparse.ArgumentTypeError(
+                    f"{text}: unknown figure format {path.suffix!r}; use one of "
+                    f"{', '.join('.' + f for f in sorted(formats))}")
+        elif self.suffix and path.suffix != self.suffix:
+            path = path.with_name(path.name + self.suffix)
+        if path.is_dir():
+            raise argparse.ArgumentTypeError(f"{path} is a directory; give a file path")
+        if path.exists() and not os.access(path, os.W_OK):
+            raise argparse.ArgumentTypeError(f"cannot write {path}: the file is read-only")
+        _check_directory(path.parent, path)
+        return path
+
+
+def output_dir(text):
+    """``type=`` of an output directory option: an existing directory, or one that can be
+    created (the command creates it when it writes); a Path."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a directory path, got ''")
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} exists and is not a directory")
+    _check_directory(path, path)
+    return path
+
+
+class MakeDirectories(argparse.Action):
+    """Store an :class:`OutputFile` path and have :func:`run_main` create its missing parent
+    directories after parsing, before the command runs."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        setattr(namespace, self.dest, values)
+        directory = values.parent
+        pending = [item for item in getattr(namespace, "_directories", [])
+                   if item[0] != self.dest]
+        namespace._directories = pending + [(self.dest, option_string or self.dest,
+                                             directory)]
+
+
+def _make_directories(args):
+    """Create the directories of the output options given (ValueError naming the option)."""
+    for _, option, directory in getattr(args, "_directories", ()):
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"{option}: cannot create directory {directory} "
+                             f"({exc.strerror})") from None
+
+
+def input_file(text):
+    """``type=`` of an input file option: an existing, readable regular file; a Path."""
+    path = Path(text)
+    if not text.strip() or not path.exists():
+        raise argparse.ArgumentTypeError(f"no such file: {text!r}")
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{path} is not a regular file")
+    if not os.access(path, os.R_OK):
+        raise argparse.ArgumentTypeError(f"{path} is not readable")
+    return path
+
+
+def input_dir(text):
+    """``type=`` of an input directory option: an existing directory; a Path."""
+    path = Path(text)
+    if not text.strip() or not path.exists():
+        raise argparse.ArgumentTypeError(f"no such directory: {text!r}")
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is not a directory")
+    return path
+
+
 def run_main(parser, argv=None):
     """Parse ``argv`` (default ``sys.argv[1:]``), run the command, return the exit status."""
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:       # usage errors (2), --help and --version (0)
         return exc.code
-    try:
-        args.run(args)
-    except DivergenceError as exc:
-        return _fail("diverged", exc)
-    except RuntimeError as exc:
-        return _fail("failed", exc)
-    except (ValueError, OSError) as exc:
-        return _fail("error", exc)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        try:
+            _make_directories(args)
+            args.run(args)
+        except DivergenceError as exc:
+            return _fail("diverged", exc)
+        except RuntimeError as exc:
+            return _fail("failed", exc)
+        except (ValueError, OSError) as exc:
+            return _fail("error", exc)
+        except MemoryError as exc:
+            return _fail("error", f"out of memory{': ' + str(exc) if str(exc) else ''}; "
+                                  "ask for a smaller run")
     return 0
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    """Print a warning as one ``warning: ...`` line on stderr."""
+    print(f"warning: {str(message).replace(chr(10), ' ')}", file=sys.stderr)
 
 
 def _fail(kind, exc):
@@ -88,6 +236,7 @@ class SettingOption(NamedTuple):
     field: str
     metavar: str
     help: str
+    type: object = str
 
 
 def add_reproduce_command(sub, experiments, options=()):
@@ -103,16 +252,16 @@ def add_reproduce_command(sub, experiments, options=()):
                    help="small settings (about a minute); outputs get a _quick suffix")
     p.add_argument("--replot", action="store_true",
                    help="redraw from the cached results without recomputing")
-    p.add_argument("--out-dir", default="figures",
+    p.add_argument("--out-dir", default=Path("figures"), type=output_dir,
                    help="output directory (default: figures/ in the current directory)")
-    p.add_argument("--seed", type=int, default=0, help="root seed (default 0)")
+    p.add_argument("--seed", type=IntRange(0), default=0, help="root seed (default 0)")
     p.add_argument("--no-progress", action="store_true", help="hide tqdm bars")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=IntRange(1), default=None,
                    help="processes running independent runs (default: one per core); "
                         "results do not depend on it")
     for option in options:
         p.add_argument(option.flag, dest=option.field, metavar=option.metavar,
-                       help=f"{option.experiment}: {option.help}")
+                       type=option.type, help=f"{option.experiment}: {option.help}")
     p.set_defaults(run=functools.partial(_reproduce, experiments=experiments, options=options))
 
 

@@ -8,12 +8,22 @@ import numbers
 
 import numpy as np
 
+#: Smallest keep probability: masks are 1/q, finite for every q ≥ this.
+MIN_KEEP_PROB = 1e-300
+
 
 def check_keep_prob(value, name="keep_prob"):
-    """Keep probability q (the papers' q, or p in the SME paper) must lie in (0, 1]."""
+    """Keep probability q (the papers' q, or p in the SME paper) must lie in (0, 1].
+
+    Masks take the value 1/q, so q must also be large enough for 1/q to be a finite float
+    (q ≥ :data:`MIN_KEEP_PROB`).
+    """
     value = check_real(value, name)
     if not 0.0 < value <= 1.0:
         raise ValueError(f"{name} must be in (0, 1], got {value!r}")
+    if value < MIN_KEEP_PROB:
+        raise ValueError(f"{name} must be in [{MIN_KEEP_PROB:g}, 1] (dropout masks are "
+                         f"1/{name}, which must be a finite number), got {value!r}")
     return value
 
 

@@ -14,7 +14,7 @@ ACTIVATIONS = {"relu": 0, "tanh": 1, "softplus": 2, "sigmoid": 3}
 
 def activation_code(name):
     """Return the kernel code of activation ``name``, raising ``ValueError`` if unknown."""
-    if name not in ACTIVATIONS:
+    if not isinstance(name, str) or name not in ACTIVATIONS:
         raise ValueError(
             f"activation must be one of {sorted(ACTIVATIONS)}, got {name!r}")
     return ACTIVATIONS[name]

@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from . import plots, results
-from ._cli import ListOf, SettingOption, add_reproduce_command, build_parser, program, run_main
+from ._cli import (IntRange, ListOf, MakeDirectories, OutputFile, SettingOption,
+                   add_reproduce_command, build_parser, input_file, program, run_main)
 from .data import teacher_student
 from .engine import VARIANTS, simulate
 from .experiments import EXPERIMENTS
@@ -27,23 +28,22 @@ DEMO_VARIANTS = ("gd", "dropout", "ram", "pn_ram")
 #: Options of ``reproduce`` that set one experiment's settings.
 REPRODUCE_OPTIONS = (SettingOption("--mnist", "images_variants", "mnist", "PATH",
                                    "local MNIST .npz (x_train/y_train, x_test/y_test) instead "
-                                   "of scikit-learn's digits"),)
+                                   "of scikit-learn's digits", input_file),)
 
 
 def _run_simulate(args):
     data = teacher_student(dim=args.dim, data_points=args.data_points, seed=args.data_seed)
-    if args.snapshot_every < 0:
-        raise ValueError(f"--snapshot-every must be >= 0, got {args.snapshot_every}")
     snaps = [0, args.steps] if args.snapshot_every == 0 else \
-        list(range(0, args.steps + 1, args.snapshot_every)) + [args.steps]
+        np.append(np.arange(0, args.steps + 1, args.snapshot_every), args.steps)
     result = simulate(data.inputs, data.targets, width=args.width, keep_prob=args.keep_prob,
                       master_lr=args.master_lr, steps=args.steps, variants=args.variants,
                       seed=args.seed, activation=args.activation, bias=args.bias,
                       loss=args.loss, batch_size=args.batch_size,
                       val_inputs=data.val_inputs, val_targets=data.val_targets,
                       loss_every=args.loss_every, snapshot_steps=snaps,
-                      snapshot_neurons=args.snapshot_neurons, dtype=args.dtype)
-    path = result.save(args.out)
+                      snapshot_neurons=args.snapshot_neurons, dtype=args.dtype,
+                      progress=not args.no_progress)
+    path = result.save(args.out)        # args.out already ends with .npz
     for name in result.variants:
         print(f"{name:>10}: train loss {result.train_loss[name][-1]:.5g}, "
               f"validation loss {result.val_loss[name][-1]:.5g}")
@@ -57,7 +57,8 @@ def _run_demo(args):
     result = simulate(data.inputs, data.targets, width=args.width, keep_prob=0.7,
                       master_lr=0.5, steps=args.steps, variants=DEMO_VARIANTS,
                       seed=args.seed, val_inputs=data.val_inputs,
-                      val_targets=data.val_targets, snapshot_steps=snaps)
+                      val_targets=data.val_targets, snapshot_steps=snaps,
+                      progress=not args.no_progress)
     plots.save_figure(plots.demo_figure(result), args.out)
     print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s")
 
@@ -71,12 +72,16 @@ def _settings(cls, args):
 def _sme_command(parser, stem, run, figure, summary, settings_class):
     """Add ``--seed`` and ``--out`` to an SME command; its handler runs, caches the result
     beside the PNG, draws and prints."""
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path(f"figures/{stem}.png"))
+    parser.add_argument("--seed", type=IntRange(0), default=0)
+    parser.add_argument("--out", type=OutputFile("figure"), action=MakeDirectories,
+                        default=Path(f"figures/{stem}.png"),
+                        help=f"figure file (default figures/{stem}.png); the results are "
+                             "cached beside it as .npz")
+    parser.add_argument("--no-progress", action="store_true", help="hide tqdm bars")
 
     def handler(args):
         start = time.perf_counter()
-        result = run(_settings(settings_class, args))
+        result = run(_settings(settings_class, args), progress=not args.no_progress)
         cache = results.save(result, args.out.with_suffix(".npz"))
         plots.save_figure(figure(result), args.out)
         print("\n".join(summary(result)))
@@ -88,18 +93,23 @@ def _add_digits_run_args(parser, defaults):
     """The data and network options of ``sme`` and ``alignment``."""
     parser.add_argument("--data", default=defaults.data, choices=("digits", "mnist"),
                         help="scikit-learn 8x8 digits, or a local MNIST file (pooled to 7x7)")
-    parser.add_argument("--mnist-images", help="MNIST IDX image file (.gz ok) or .npz archive")
-    parser.add_argument("--mnist-labels", help="MNIST IDX label file (not needed for .npz)")
-    parser.add_argument("--pool", type=int, default=defaults.pool,
+    parser.add_argument("--mnist-images", type=input_file,
+                        help="MNIST IDX image file (.gz ok) or .npz archive")
+    parser.add_argument("--mnist-labels", type=input_file,
+                        help="MNIST IDX label file (not needed for .npz)")
+    parser.add_argument("--pool", type=IntRange(1), default=defaults.pool,
                         help="digits average-pooling factor (2: 4x4 images)")
-    parser.add_argument("--n-train", type=int, default=defaults.n_train,
+    parser.add_argument("--n-train", type=IntRange(1), default=defaults.n_train,
                         help="training samples n")
-    parser.add_argument("--n-test", type=int, default=defaults.n_test, help="test samples")
-    parser.add_argument("--width", type=int, default=defaults.width, help="hidden units m")
+    parser.add_argument("--n-test", type=IntRange(1), default=defaults.n_test,
+                        help="test samples")
+    parser.add_argument("--width", type=IntRange(1), default=defaults.width,
+                        help="hidden units m")
     parser.add_argument("--keep-prob", type=float, default=defaults.keep_prob,
                         help="keep probability p")
     parser.add_argument("--lr", type=float, default=defaults.lr, help="learning rate eta")
-    parser.add_argument("--steps", type=int, default=defaults.steps, help="dropout steps N")
+    parser.add_argument("--steps", type=IntRange(1), default=defaults.steps,
+                        help="dropout steps N")
     parser.add_argument("--output-scale", default=defaults.output_scale, choices=OUTPUT_SCALES,
                         help="kappa")
     parser.add_argument("--activation", default=defaults.activation)
@@ -111,8 +121,9 @@ def _add_sme_commands(sub):
     _add_digits_run_args(p, loss)
     p.add_argument("--order", type=int, default=loss.order, choices=(1, 2), help="SME order")
     p.add_argument("--sde-step", type=float, default=None, help="EM step h (default eta)")
-    p.add_argument("--trials", type=int, default=loss.trials, help="runs per noisy method")
-    p.add_argument("--record-every", type=int, default=loss.record_every)
+    p.add_argument("--trials", type=IntRange(1), default=loss.trials,
+                   help="runs per noisy method")
+    p.add_argument("--record-every", type=IntRange(1), default=loss.record_every)
     _sme_command(p, "sme_loss", sme_experiments.run_loss_curves, plots.sme_loss_figure,
                  sme_experiments.loss_summary, sme_experiments.LossCurvesSettings)
 
@@ -123,10 +134,13 @@ def _add_sme_commands(sub):
                    help="comma list of p")
     p.add_argument("--time", type=float, default=order.time, help="comparison time T")
     p.add_argument("--sde-step", type=float, default=None, help="EM step h")
-    p.add_argument("--runs", type=int, default=order.runs, help="runs per process and setting")
-    p.add_argument("--width", type=int, default=order.width)
-    p.add_argument("--samples", type=int, default=order.samples, help="synthetic samples n")
-    p.add_argument("--dim", type=int, default=order.dim, help="synthetic input dimension d")
+    p.add_argument("--runs", type=IntRange(1), default=order.runs,
+                   help="runs per process and setting")
+    p.add_argument("--width", type=IntRange(1), default=order.width)
+    p.add_argument("--samples", type=IntRange(1), default=order.samples,
+                   help="synthetic samples n")
+    p.add_argument("--dim", type=IntRange(1), default=order.dim,
+                   help="synthetic input dimension d")
     p.add_argument("--no-extrapolate", dest="extrapolate", action="store_false",
                    help="skip the Richardson extrapolation of the EM step (3x cheaper, "
                         "O(h) bias)")
@@ -136,10 +150,10 @@ def _add_sme_commands(sub):
     align = sme_experiments.AlignmentSettings()
     p = sub.add_parser("alignment", help="Hessian-variance alignment over training -> PNG")
     _add_digits_run_args(p, align)
-    p.add_argument("--eval-every", type=int, default=align.eval_every)
-    p.add_argument("--masks", type=int, default=align.masks,
+    p.add_argument("--eval-every", type=IntRange(1), default=align.eval_every)
+    p.add_argument("--masks", type=IntRange(1), default=align.masks,
                    help="masks for the empirical Sigma")
-    p.add_argument("--baseline-samples", type=int, default=align.baseline_samples)
+    p.add_argument("--baseline-samples", type=IntRange(1), default=align.baseline_samples)
     _sme_command(p, "sme_alignment", sme_experiments.run_alignment,
                  plots.sme_alignment_figure, sme_experiments.alignment_summary,
                  sme_experiments.AlignmentSettings)
@@ -150,34 +164,41 @@ def parser():
     top, sub = build_parser(program("meanfield_dropout", "meanfield-dropout"),
                             "Simulate dropout on wide two-layer networks.")
     p = sub.add_parser("simulate", help="train coupled variants on the teacher-student task")
-    p.add_argument("--width", type=int, required=True, help="neurons n")
+    p.add_argument("--width", type=IntRange(1), required=True, help="neurons n")
     p.add_argument("--keep-prob", type=float, default=1.0, help="keep probability q")
     p.add_argument("--master-lr", type=float, required=True, help="master learning rate tau")
-    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--steps", type=IntRange(0), required=True)
     p.add_argument("--variants", type=ListOf(str, VARIANTS), default=["dropout"],
                    help=f"comma list of {list(VARIANTS)}")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--data-seed", type=int, default=0, help="seed of the teacher and data")
-    p.add_argument("--dim", type=int, default=20, help="input dimension d")
-    p.add_argument("--data-points", type=int, default=500, help="training points m")
+    p.add_argument("--seed", type=IntRange(0), default=0)
+    p.add_argument("--data-seed", type=IntRange(0), default=0,
+                   help="seed of the teacher and data")
+    p.add_argument("--dim", type=IntRange(1), default=20, help="input dimension d")
+    p.add_argument("--data-points", type=IntRange(1), default=500, help="training points m")
     p.add_argument("--activation", default="relu")
     p.add_argument("--bias", action="store_true")
     p.add_argument("--loss", default="square", choices=("square", "logistic"))
-    p.add_argument("--batch-size", type=int, default=None, help="minibatch B (full if unset)")
-    p.add_argument("--loss-every", type=int, default=1)
-    p.add_argument("--snapshot-every", type=int, default=0,
+    p.add_argument("--batch-size", type=IntRange(1), default=None,
+                   help="minibatch B (full if unset)")
+    p.add_argument("--loss-every", type=IntRange(1), default=1)
+    p.add_argument("--snapshot-every", type=IntRange(0), default=0,
                    help="store particles every this many steps (0: first and last only)")
-    p.add_argument("--snapshot-neurons", type=int, default=None,
+    p.add_argument("--snapshot-neurons", type=IntRange(1), default=None,
                    help="keep only the first k neurons in snapshots")
     p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
-    p.add_argument("--out", required=True, help="result file (.npz)")
+    p.add_argument("--out", required=True, type=OutputFile(".npz"), action=MakeDirectories,
+                   help="result file (.npz is appended if missing; parent directories are "
+                        "created)")
+    p.add_argument("--no-progress", action="store_true", help="hide the tqdm bar")
     p.set_defaults(run=_run_simulate)
 
     p = sub.add_parser("demo", help="small teacher-student comparison -> figures/demo.png")
-    p.add_argument("--width", type=int, default=1000)
-    p.add_argument("--steps", type=int, default=300)
-    p.add_argument("--out", default="figures/demo.png")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--width", type=IntRange(1), default=1000)
+    p.add_argument("--steps", type=IntRange(1), default=300)
+    p.add_argument("--out", type=OutputFile("figure"), action=MakeDirectories,
+                   default=Path("figures/demo.png"))
+    p.add_argument("--seed", type=IntRange(0), default=0)
+    p.add_argument("--no-progress", action="store_true", help="hide the tqdm bar")
     p.set_defaults(run=_run_demo)
 
     _add_sme_commands(sub)

@@ -36,101 +36,52 @@ Distances, per grid time:
 
 The limit uses N = ``limit_particles`` particles (default N = n). The first min(n, N) of them
 are dropout's initial particles; any extra ones are fresh draws from μ₀.
+
+No silent results (:mod:`meanfield_dropout.convergence_plan`): a run of a cell (dropout, a
+coupled variant, a limit) whose parameters or predictor leave ``divergence_factor`` × their
+initial scale (default 10^6), or stop being finite, raises
+:class:`~meanfield_dropout.engine.DivergenceError` with its step, never giving a distance; a
+horizon that would run no step is refused with the smallest valid one; memory is estimated
+and checked, and long runs are announced, before anything runs.
 """
 import dataclasses
 import functools
-from typing import NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from . import results
-from ._validate import (check_array, check_choice, check_int, check_keep_prob, check_positive,
-                        seed_record, seed_sequence)
+from ._validate import check_int, check_keep_prob, check_positive, seed_record, seed_sequence
 from .activations import activation_code
-from .data import Dataset, teacher_student
-from .engine import init_particles, simulate
-from .limits import DEFAULT_DT, LIMITS, _cloud_predictor, limit_constants, simulate_limit
+from .convergence_plan import (COUPLED_VARIANTS, METRICS, cell_steps, check_cell,  # noqa: F401
+                               check_horizon, check_limit_range, default_data, in_context,
+                               make_plan, step_lengths)
+from .engine import DivergenceError, divergence_bounds, init_particles, simulate
+from .limits import LIMITS, _cloud_predictor, simulate_limit
+from .memory import format_bytes, warn_long_run
 from .metrics import coupled_rms, predictor_distance, wasserstein2
 from .stats import fit_slopes
 
-#: Systems that can be coupled to the dropout run: finite-width variants and the Bernoulli
-#: jump particle system (N = n).
-COUPLED_VARIANTS = ("ram", "gd", "jump-bernoulli")
-#: Distances reported per limit.
-METRICS = ("predictor", "w2")
-_OPTIONS = ("coupled", "w2_particles", "dt", "chunk_steps", "progress", "tile_limit")
+def estimate_cost(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon,
+                  seed=None, data=None, activation="tanh", n_times=5, limit_particles=None,
+                  **options):
+    """Estimated memory and work of :func:`measure_distances` with the same arguments.
 
+    Raises the errors :func:`measure_distances` would raise before running (bad arguments, a
+    horizon that runs no step, a cell that would not fit in memory).
 
-@functools.lru_cache(maxsize=1)
-def default_data():
-    """The default smooth problem: teacher–student data, d = 4, m = 40, 4 ReLU teacher units.
-
-    Small enough that a width-2000 cell of :func:`measure_distances` takes about a second.
+    Returns
+    -------
+    nbytes, operations : float
+        Bytes the cell allocates at its peak and floating-point operations it performs
+        (rough estimates: within a small factor).
     """
-    return teacher_student(dim=4, data_points=40, teacher_width=4, seed=0)
-
-
-class _Plan(NamedTuple):
-    """Validated settings shared by the cells of a study (see :func:`measure_distances`)."""
-
-    limits: dict
-    horizon: float
-    n_times: int
-    inputs: np.ndarray
-    targets: np.ndarray
-    activation: str
-    coupled: tuple
-    w2_particles: int
-    dt: float
-    chunk_steps: int
-    progress: bool
-    tile_limit: bool
-
-
-def _limit_requests(limits, alpha, beta, tau):
-    """{name: validated constants} from a name, a list of names or {name: overrides}."""
-    if isinstance(limits, str):
-        limits = [limits]
-    items = limits.items() if isinstance(limits, dict) else [(name, {}) for name in limits]
-    out = {}
-    for name, overrides in items:
-        check_choice(name, "limit", LIMITS)
-        out[name] = limit_constants(name, **dict(dict(alpha=alpha, beta=beta, tau=tau),
-                                                 **(overrides or {})))
-    if not out:
-        raise ValueError("limits must name at least one limit")
-    return out
-
-
-def _plan(limits, alpha, beta, tau, horizon, n_times, data, activation, options):
-    """The validated :class:`_Plan` of these arguments of :func:`measure_distances`."""
-    requests = _limit_requests(limits, alpha, beta, tau)
-    unknown = sorted(set(options) - set(_OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown options {unknown}; allowed: {', '.join(_OPTIONS)}")
-    coupled = tuple(options.get("coupled", ()))
-    for name in coupled:
-        check_choice(name, "coupled variant", COUPLED_VARIANTS)
-    if "jump-bernoulli" in coupled and "jump-bernoulli" not in requests:
-        raise ValueError("coupled variant 'jump-bernoulli' needs the jump-bernoulli limit "
-                         "(its constants) in limits")
-    activation_code(activation)
-    data = default_data() if data is None else data
-    try:
-        inputs, targets = (data.inputs, data.targets) if isinstance(data, Dataset) else data
-    except (TypeError, ValueError):
-        raise ValueError("data must be a Dataset or a pair (inputs, targets)") from None
-    inputs = check_array(inputs, "data inputs", 2)
-    targets = check_array(targets, "data targets", 1, shape=(inputs.shape[0],))
-    return _Plan(limits=requests, horizon=check_positive(horizon, "horizon"),
-                 n_times=check_int(n_times, "n_times", low=2), inputs=inputs, targets=targets,
-                 activation=activation, coupled=coupled,
-                 w2_particles=check_int(options.get("w2_particles", 500), "w2_particles",
-                                        low=1),
-                 dt=options.get("dt", DEFAULT_DT), chunk_steps=options.get("chunk_steps", 256),
-                 progress=bool(options.get("progress", False)),
-                 tile_limit=bool(options.get("tile_limit", False)))
+    width = check_int(width, "width", low=1)
+    n_limit = width if limit_particles is None else check_int(limit_particles,
+                                                              "limit_particles", low=1)
+    plan = make_plan(limits, alpha, beta, tau, horizon, n_times, data, activation, options)
+    check_keep_prob(keep_prob)
+    return check_cell(plan, width, check_positive(master_lr, "master_lr"), n_limit)
 
 
 def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon, seed,
@@ -172,12 +123,26 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
     **options
         ``coupled`` (sequence from :data:`COUPLED_VARIANTS`, default (); ``jump-bernoulli``
         needs that limit in ``limits``, read at its steps k = round(t/τ)), ``w2_particles``
-        (default 500), ``tile_limit`` (default False: with ``limit_particles`` a multiple of
-        n, the limits start from copies of dropout's particles, the same empirical measure, so
-        the t = 0 distances are 0 and the limits' own sampling noise is smaller), ``dt`` (Heun
-        step of the flows, default
-        :data:`~meanfield_dropout.limits.DEFAULT_DT`), ``chunk_steps`` (engine, default 256),
-        ``progress`` (default False).
+        (default 500; at most :data:`~meanfield_dropout.metrics.MAX_ASSIGNMENT_POINTS` for
+        the exact assignment), ``w2_method`` (``"assignment"``, the default,
+        ``"network-simplex"`` or ``"sliced"``: :func:`~meanfield_dropout.metrics.wasserstein2`),
+        ``divergence_factor`` (the bounds of every run of the cell, default
+        :data:`~meanfield_dropout.engine.DIVERGENCE_FACTOR`), ``dt`` (Heun step of the flows,
+        default :data:`~meanfield_dropout.limits.DEFAULT_DT`), ``chunk_steps`` (engine,
+        default 256), ``progress`` (default False), ``tile_limit`` (default False: with
+        ``limit_particles`` a multiple of n, the limits start from copies of dropout's
+        particles, the same empirical measure, so the t = 0 distances are 0).
+
+    Raises
+    ------
+    ValueError
+        For a bad argument, or a horizon that runs no step (naming the smallest valid one),
+        before anything runs; :class:`~meanfield_dropout.memory.MemoryLimitError` for a cell
+        that would not fit in memory.
+    DivergenceError
+        When dropout, a coupled variant or a limit leaves its divergence bounds
+        (``divergence_factor`` × its initial scales, or non-finite): with the step and the
+        cell's width and hyperparameters. A diverged run is never measured as a distance.
 
     Returns
     -------
@@ -193,18 +158,27 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
     width = check_int(width, "width", low=1)
     n_limit = width if limit_particles is None else check_int(limit_particles,
                                                               "limit_particles", low=1)
-    plan = _plan(limits, alpha, beta, tau, horizon, n_times, data, activation, options)
-    return _measure(plan, width, check_positive(master_lr, "master_lr"),
-                    check_keep_prob(keep_prob), n_limit, seed)
+    plan = make_plan(limits, alpha, beta, tau, horizon, n_times, data, activation, options)
+    master_lr, keep_prob = check_positive(master_lr, "master_lr"), check_keep_prob(keep_prob)
+    _, operations = check_cell(plan, width, master_lr, n_limit)
+    warn_long_run(operations, f"measure_distances at width {width}",
+                  "use a shorter horizon or smaller widths")
+    return _measure(plan, width, master_lr, keep_prob, n_limit, seed)
 
 
 def _measure(plan, width, master_lr, keep_prob, n_limit, seed):
-    """The distances of :func:`measure_distances` for validated arguments."""
+    """The distances of :func:`measure_distances` for validated arguments.
+
+    A run of the cell that diverges (dropout, a coupled variant or a limit: non-finite, or
+    beyond ``divergence_factor`` × its initial scales) raises :class:`DivergenceError` with its
+    step and the cell's width and hyperparameters; it is never measured as a distance.
+    """
     inputs, targets, activation = plan.inputs, plan.targets, plan.activation
     requests, chunk_steps, progress = plan.limits, plan.chunk_steps, plan.progress
     engine_coupled = tuple(name for name in plan.coupled if name != "jump-bernoulli")
     dim = inputs.shape[1]
     act = activation_code(activation)
+    context = f"width {width}, master_lr {master_lr:.4g}, keep_prob {keep_prob:.4g}"
 
     init_seq, extra_seq, dropout_seq, w2_seq, *limit_seqs = seed_sequence(seed).spawn(
         4 + len(LIMITS))
@@ -218,20 +192,20 @@ def _measure(plan, width, master_lr, keep_prob, n_limit, seed):
         X0_limit = np.vstack([X0, init_particles(n_limit - width, dim, seed=extra_seq)])
 
     times = np.linspace(0.0, plan.horizon, plan.n_times)
-    step_length = {name: c["tau"] if name == "jump-bernoulli" else master_lr
-                   for name, c in requests.items()}
-    steps_for = {name: np.rint(times / step_length[name]).astype(np.int64)
-                 for name in requests}
-    cont_steps = np.rint(times / master_lr).astype(np.int64)
-    all_steps = np.unique(np.concatenate([cont_steps, *steps_for.values()]))
+    schedule = cell_steps(plan, master_lr)
+    step_length, steps_for = schedule.lengths, schedule.limits
+    cont_steps, all_steps = schedule.dropout, schedule.recorded
     total = int(all_steps[-1])
     # one integer seed for both runs below: the same uniforms U drive their masks
     mask_seed = int(dropout_seq.generate_state(1)[0])
-    run = simulate(inputs, targets, master_lr=master_lr, steps=total, keep_prob=keep_prob,
-                   initial=X0, variants=("dropout",) + engine_coupled, seed=mask_seed,
-                   activation=activation,
-                   snapshot_steps=all_steps, loss_every=max(total, 1),
-                   chunk_steps=chunk_steps, progress=progress)
+    try:
+        run = simulate(inputs, targets, master_lr=master_lr, steps=total, keep_prob=keep_prob,
+                       initial=X0, variants=("dropout",) + engine_coupled, seed=mask_seed,
+                       activation=activation, snapshot_steps=all_steps,
+                       loss_every=max(total, 1), chunk_steps=chunk_steps,
+                       divergence_factor=plan.divergence_factor, progress=progress)
+    except DivergenceError as exc:
+        raise in_context(exc, context) from None
     Zt = np.ascontiguousarray(inputs.T)
 
     def cloud(variant, step):
@@ -252,20 +226,26 @@ def _measure(plan, width, master_lr, keep_prob, n_limit, seed):
                limit_particles=n_limit, horizon=plan.horizon, activation=activation,
                seed=seed_record(seed), dropout_steps=cont_steps,
                dropout_loss=np.array([loss(predictor(cloud("dropout", s))) for s in cont_steps]))
+    bounds = divergence_bounds(X0_limit, targets, plan.divergence_factor)
     for name, constants in requests.items():
         steps = steps_for[name]
         # the limit at the exact time of the dropout step it is compared with
-        result = simulate_limit(name, inputs, targets, times=steps * step_length[name],
-                                initial=X0_limit, seed=limit_seqs[LIMITS.index(name)],
-                                activation=activation, dt=plan.dt, progress=progress,
-                                **constants)
+        try:
+            result = simulate_limit(name, inputs, targets, times=steps * step_length[name],
+                                    initial=X0_limit, seed=limit_seqs[LIMITS.index(name)],
+                                    activation=activation, dt=plan.dt, progress=progress,
+                                    **constants)
+        except DivergenceError as exc:
+            raise in_context(exc, context) from None
+        check_limit_range(name, result, steps, bounds, context)
         entry = dict(constants, times=result.times, steps=steps,
                      predictor=np.empty(plan.n_times), w2=np.empty(plan.n_times),
                      limit_loss=np.array([loss(f) for f in result.predictor]))
         for t, step in enumerate(steps):
             X = cloud("dropout", step)
             entry["predictor"][t] = predictor_distance(predictor(X), result.predictor[t])
-            entry["w2"][t] = wasserstein2(X[drop_idx], result.snapshots[t][limit_idx])
+            entry["w2"][t] = wasserstein2(X[drop_idx], result.snapshots[t][limit_idx],
+                                          method=plan.w2_method)
         out[name] = entry
     if plan.coupled:
         out["coupled_rms"] = {v: np.array([coupled_rms(cloud("dropout", s), cloud(v, s))
@@ -273,11 +253,14 @@ def _measure(plan, width, master_lr, keep_prob, n_limit, seed):
     if "jump-bernoulli" in plan.coupled:
         c, steps = requests["jump-bernoulli"], steps_for["jump-bernoulli"]
         # same seed, hence the same uniforms U: the masks are U < q instead of U < q_n
-        jump = simulate(inputs, targets, master_lr=c["tau"], steps=int(steps[-1]),
-                        keep_prob=c["tau"] / c["alpha"], initial=X0, variants=("ram",),
-                        seed=mask_seed, activation=activation, snapshot_steps=steps,
-                        loss_every=max(int(steps[-1]), 1), chunk_steps=chunk_steps,
-                        progress=progress)
+        try:
+            jump = simulate(inputs, targets, master_lr=c["tau"], steps=int(steps[-1]),
+                            keep_prob=c["tau"] / c["alpha"], initial=X0, variants=("ram",),
+                            seed=mask_seed, activation=activation, snapshot_steps=steps,
+                            loss_every=max(int(steps[-1]), 1), chunk_steps=chunk_steps,
+                            divergence_factor=plan.divergence_factor, progress=progress)
+        except DivergenceError as exc:
+            raise in_context(exc, context + " (coupled Bernoulli jump system)") from None
         out["coupled_rms"]["jump-bernoulli"] = np.array([
             coupled_rms(cloud("dropout", s),
                         jump.snapshots["ram"][np.searchsorted(jump.snapshot_steps, s)])
@@ -372,9 +355,16 @@ def convergence_study(master_lr, keep_prob, widths, *, limits, repeats=3, horizo
     repeats = check_int(repeats, "repeats", low=1)
     seed = check_int(seed, "seed", low=0)
     factor = check_int(limit_particles_factor, "limit_particles_factor", low=1)
-    plan = _plan(limits, alpha, beta, tau, horizon, n_times, data, activation, options)
+    plan = make_plan(limits, alpha, beta, tau, horizon, n_times, data, activation, options)
     per_width = [(n, check_positive(master_lr(n), f"master_lr(n={n})"),
                   check_keep_prob(keep_prob(n), f"keep_prob(n={n})")) for n in widths]
+    # every cell is checked (steps, memory) before the first one runs
+    check_horizon(plan.horizon, step_lengths(plan, {n: tau_n for n, tau_n, _ in per_width}))
+    costs = [check_cell(plan, n, tau_n, factor * n) for n, tau_n, _ in per_width]
+    warn_long_run(repeats * sum(ops for _, ops in costs),
+                  f"the convergence study {label!r} ({repeats} repeats x {len(widths)} widths, "
+                  f"largest cell {format_bytes(max(b for b, _ in costs))})",
+                  "use a shorter horizon, smaller widths or fewer repeats")
     series = {}
     times = None
     bar = tqdm(total=repeats * len(widths), disable=not progress, desc=label or "converge",

@@ -67,6 +67,19 @@ class DivergenceError(FloatingPointError):
                          + (f" ({detail})" if detail else "")
                          + (f"; {hint}" if hint else ""))
 
+    def __reduce__(self):
+        # keep the message, step and variant across processes (the default would call
+        # __init__ with the message alone)
+        return _rebuild_error, (type(self), self.args, dict(self.__dict__))
+
+
+def _rebuild_error(cls, args, state):
+    """Unpickle a :class:`DivergenceError` (or subclass) without calling its ``__init__``."""
+    error = cls.__new__(cls)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
 
 #: Default divergence factor: a run diverges when a parameter exceeds this many times the
 #: initial scale max(1, max|x_i(0)|), or an output this many times max(1, max|y_j|).

@@ -1,4 +1,5 @@
-"""Memory estimates and the guard that refuses a run which would not fit, before it starts.
+"""Memory estimates and the guard that refuses a run which would not fit, before it starts;
+the warning that announces a long run with its estimated work (:func:`warn_long_run`).
 
 Every public entry point that allocates in proportion to its arguments (snapshots of the
 engine, limit clouds, W2 cost matrices) estimates the bytes it needs and calls
@@ -9,6 +10,7 @@ environment variable ``MEANFIELD_DROPOUT_MEMORY_FRACTION`` (a number in (0, 1]) 
 """
 import math
 import os
+import warnings
 
 #: Fraction of the available memory a single run may ask for.
 DEFAULT_FRACTION = 0.5
@@ -18,6 +20,60 @@ _fraction = None
 
 class MemoryLimitError(ValueError):
     """A run would need more memory than it may use; the message gives both numbers."""
+
+
+#: Work above which :func:`warn_long_run` warns: 10^13 floating-point operations, about
+#: eight minutes at :data:`NOMINAL_RATE`.
+LONG_RUN_OPERATIONS = 1e13
+#: Rate used to turn an operation count into a rough duration: 2·10^10 operations per second,
+#: about what the engine's kernels reach on one core of this project's machine.
+NOMINAL_RATE = 2e10
+
+
+class LongRunWarning(UserWarning):
+    """A run is estimated to take long; the message gives the estimate."""
+
+
+#: Memory above which :func:`check_memory` warns (:class:`LargeRunWarning`) even when the
+#: run fits: 1 GiB.
+LARGE_RUN_BYTES = 1 << 30
+
+
+class LargeRunWarning(UserWarning):
+    """A run fits in memory but needs much of it; the message gives the estimate."""
+
+
+def format_duration(seconds):
+    """``seconds`` as a short human-readable duration (``3.2 h``)."""
+    for unit, size in (("days", 86400.0), ("h", 3600.0), ("min", 60.0)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+def warn_long_run(operations, what, hint=""):
+    """Warn (:class:`LongRunWarning`) if ``operations`` exceed :data:`LONG_RUN_OPERATIONS`.
+
+    Parameters
+    ----------
+    operations : float
+        Estimated floating-point operations of the run.
+    what : str
+        What runs (``"the 255 cells of the scan"``), for the message.
+    hint : str
+        How to ask for less, appended to the message.
+
+    Returns
+    -------
+    float
+        ``operations``, for chaining.
+    """
+    if operations > LONG_RUN_OPERATIONS:
+        warnings.warn(f"{what} is a long run: about {operations:.2g} floating-point "
+                      f"operations, roughly {format_duration(operations / NOMINAL_RATE)} at "
+                      f"{NOMINAL_RATE:.0e} operations/s" + (f"; {hint}" if hint else ""),
+                      LongRunWarning, stacklevel=3)
+    return operations
 
 
 def set_memory_fraction(fraction):
@@ -88,6 +144,11 @@ def check_memory(nbytes, what, hint=""):
     -------
     int
         ``nbytes``, for chaining.
+
+    Warns
+    -----
+    LargeRunWarning
+        When the run fits but needs more than :data:`LARGE_RUN_BYTES`.
     """
     available = available_memory()
     if available is None:
@@ -99,4 +160,8 @@ def check_memory(nbytes, what, hint=""):
             f"{format_bytes(available)} available"
             + (f"; {hint}" if hint else "")
             + f" (or raise {_ENV})")
+    if nbytes > LARGE_RUN_BYTES:
+        warnings.warn(f"{what} needs about {format_bytes(nbytes)} "
+                      f"({nbytes / available:.0%} of the {format_bytes(available)} available)",
+                      LargeRunWarning, stacklevel=2)
     return nbytes

@@ -7,22 +7,45 @@ of its seed only, the numbers do not depend on the worker count or the completio
 """
 import multiprocessing
 import os
+import threading
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numba
 
 from ._validate import check_int
 
+#: Seconds between two checks of a worker's watchdog that its parent is alive.
+WATCHDOG_PERIOD = 0.5
 
-def init_worker():
-    """Process-pool initializer: a one-thread Numba pool in a freshly spawned worker.
+
+def init_worker(parent=None):
+    """Process-pool initializer: a one-thread Numba pool in a freshly spawned worker, and a
+    watchdog that ends the worker when its parent process dies.
 
     Numba is imported when the initializer is unpickled but has started no threads in a
     spawned process, so ``NUMBA_NUM_THREADS=1`` still takes effect after a config reload.
+
+    Parameters
+    ----------
+    parent : int, optional
+        PID of the process that started the pool (default: the worker's parent now). When it
+        is no longer the worker's parent (it died, e.g. of ``kill -9``, and the worker was
+        re-parented), the worker exits at once instead of finishing its task.
     """
     os.environ["NUMBA_NUM_THREADS"] = "1"
     numba.core.config.reload_config()
     numba.set_num_threads(1)
+    parent = os.getppid() if parent is None else parent
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
+                     name="parent-watchdog").start()
+
+
+def _watch_parent(parent):
+    """End this process as soon as ``parent`` is no longer its parent."""
+    while os.getppid() == parent:
+        time.sleep(WATCHDOG_PERIOD)
+    os._exit(1)
 
 
 def available_cores():
@@ -63,7 +86,8 @@ def run_unordered(function, tasks, workers, *, always_spawn=False):
     -----
     Workers are *spawned*, not forked: forking a process whose Numba threads already run
     crashes parallel kernels in the children. On the first failure the pending tasks are
-    cancelled and the error is raised here.
+    cancelled and the error is raised here. Workers exit within :data:`WATCHDOG_PERIOD`
+    seconds when this process dies (:func:`init_worker`).
     """
     tasks = list(tasks)
     if not always_spawn and (workers == 1 or len(tasks) <= 1):
@@ -73,6 +97,7 @@ def run_unordered(function, tasks, workers, *, always_spawn=False):
     if not tasks:
         return
     with ProcessPoolExecutor(max_workers=min(workers, len(tasks)), initializer=init_worker,
+                             initargs=(os.getpid(),),
                              mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = {pool.submit(function, *task): index for index, task in enumerate(tasks)}
         try:

@@ -11,14 +11,16 @@ strings, ``None``, and lists, tuples, dicts (string keys) or registered dataclas
   ``{"__array__": path}`` for an array and ``{"__tuple__": [...]}`` for a tuple.
 
 :func:`load` reads it back with ``allow_pickle=False``; it only builds registered classes, and
-any missing, corrupt or truncated file or missing entry is a one-line ``ValueError`` naming the
-file.
+any missing, corrupt or truncated file, missing entry or invalid value is a one-line
+``ValueError`` naming the file (:func:`read_npz` gives the same errors to the other readers of
+``.npz`` files).
 """
 import dataclasses
 import json
 import os
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -85,23 +87,11 @@ def load(path, expected=None):
     ------
     ValueError
         One line naming the file: missing, not a result archive, corrupt or truncated,
-        missing entries, or holding another class than ``expected``.
+        missing entries, values its class refuses, or holding another class than
+        ``expected``.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such result file")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            if _META not in data.files:
-                raise ValueError(f"{path} is not a result file (no {_META} entry)")
-            meta = json.loads(str(data[_META]))
-            arrays = {key: data[key] for key in data.files if key != _META}
-    except ValueError as exc:
-        if str(exc).startswith(str(path)):
-            raise
-        raise ValueError(f"{path} is not a readable result file: {exc}") from None
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path} is corrupt or truncated: {exc}") from None
+    meta, arrays = _read_archive(path)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"{path}: unknown result format {meta.get('format')!r}"
                          if isinstance(meta, dict) else f"{path}: malformed {_META} entry")
@@ -110,6 +100,61 @@ def load(path, expected=None):
         raise ValueError(f"{path} holds a {type(result).__name__}, expected "
                          f"{expected.__name__}")
     return result
+
+
+def read_npz(path, what="file", select=None):
+    """The arrays of the ``.npz`` archive ``path``, read with ``allow_pickle=False``.
+
+    Parameters
+    ----------
+    path : str or path-like
+    what : str
+        What the file should be, for the messages (``"result file"``, ``"MNIST archive"``).
+    select : callable, optional
+        ``select(names) -> names to read`` (default: all).
+
+    Returns
+    -------
+    dict of str -> ndarray
+
+    Raises
+    ------
+    ValueError
+        One line naming ``what`` and the file when it is missing, is not a zip archive, holds
+        objects (pickles), or is corrupt or truncated.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"{path}: no such {what}" if not path.exists()
+                         else f"{path} is a directory, not a {what}")
+    try:
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"{path} is not a {what}: not an .npz (zip) archive, or "
+                             "truncated")
+        with np.load(path, allow_pickle=False) as data:
+            names = data.files if select is None else select(list(data.files))
+            return {key: data[key] for key in names}
+    except ValueError as exc:
+        if str(exc).startswith(str(path)):
+            raise
+        raise ValueError(f"{path} is not a readable {what}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") \
+            from None
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ValueError(f"{path} is corrupt or truncated ({what}): {exc}") from None
+
+
+def _read_archive(path):
+    """The JSON tree and the arrays of the result file ``path``."""
+    arrays = read_npz(path, "result file")
+    if _META not in arrays:
+        raise ValueError(f"{path} is not a result file (no {_META} entry)")
+    try:
+        meta = json.loads(str(arrays.pop(_META)))
+    except ValueError as exc:
+        raise ValueError(f"{path} is not a readable result file: malformed {_META} entry "
+                         f"({exc})") from None
+    return meta, arrays
 
 
 def _encode(value, key, arrays):
@@ -161,23 +206,35 @@ class _Decoder:
         if not isinstance(node, dict):
             return node
         if "__array__" in node:
-            if node["__array__"] not in self.arrays:
-                raise ValueError(f"{self.path} is missing the array entry {node['__array__']!r}")
-            return self.arrays[node["__array__"]]
+            key = node["__array__"]
+            if not isinstance(key, str) or key not in self.arrays:
+                raise ValueError(f"{self.path} is missing the array entry {key!r}")
+            return self.arrays[key]
         if "__tuple__" in node:
+            if not isinstance(node["__tuple__"], list):
+                raise ValueError(f"{self.path}: malformed tuple in {_META}")
             return tuple(self.decode(item) for item in node["__tuple__"])
         if "__type__" in node:
             return self._dataclass(node)
         return {key: self.decode(item) for key, item in node.items()}
 
     def _dataclass(self, node):
-        cls = _TYPES.get(node["__type__"])
+        cls = _TYPES.get(node["__type__"]) if isinstance(node["__type__"], str) else None
         if cls is None:
             raise ValueError(f"{self.path} holds an unknown result type {node['__type__']!r}")
         stored = node.get("fields", {})
+        if not isinstance(stored, dict):
+            raise ValueError(f"{self.path}: malformed fields of {cls.__name__}")
         names = [f.name for f in dataclasses.fields(cls) if f.init]
         missing = [name for name in names if name not in stored]
         if missing:
             raise ValueError(f"{self.path} is missing the field(s) {missing} of "
                              f"{cls.__name__}")
-        return cls(**{name: self.decode(stored[name]) for name in names})
+        values = {name: self.decode(stored[name]) for name in names}
+        try:
+            return cls(**values)
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+            # e.g. settings without a required entry, or a settings field out of range
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(f"{self.path} holds an invalid {cls.__name__}: {detail}") \
+                from None

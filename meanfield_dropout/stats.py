@@ -31,7 +31,10 @@ def loglog_fit(x, y):
         For fewer than two points or a value ≤ 0 (no log–log fit).
     """
     x = check_array(x, "x", 1)
-    y = np.asarray(y, dtype=float)
+    try:
+        y = np.asarray(y, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError("y must be a numeric array of shape (..., len(x))") from None
     if y.shape[-1:] != x.shape:
         raise ValueError(f"y must have shape (..., {x.size}), got {y.shape}")
     if x.size < 2 or np.any(x <= 0) or not np.all(y > 0) or not np.all(np.isfinite(y)):
@@ -56,7 +59,7 @@ def fit_slopes(widths, distances):
     Parameters
     ----------
     widths : sequence of int, length W
-    distances : ndarray, shape (R, W)
+    distances : ndarray, shape (R, W) or (W,)
         Distances ≥ 0 (zeros are clipped to the smallest positive float).
 
     Returns
@@ -64,8 +67,22 @@ def fit_slopes(widths, distances):
     dict
         ``slopes`` (R,), ``slope`` (mean), ``slope_std`` (over repeats), ``slope_ci`` (lower,
         upper) the 95% Student-t interval of the mean slope (needs R ≥ 2; else (nan, nan)).
+
+    Raises
+    ------
+    ValueError
+        For shapes that do not match, fewer than two widths, or non-finite distances.
     """
-    dist = np.maximum(np.asarray(distances, dtype=float), np.finfo(float).tiny)
+    widths = check_array(widths, "widths", 1)
+    try:
+        dist = np.asarray(distances, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError("distances must be a numeric array of shape (repeats, widths)") \
+            from None
+    if dist.ndim not in (1, 2) or dist.shape[-1] != widths.size:
+        raise ValueError(f"distances must have shape (repeats, {widths.size}) for "
+                         f"{widths.size} widths, got {dist.shape}")
+    dist = np.maximum(dist, np.finfo(float).tiny)
     slopes = np.atleast_1d(loglog_fit(widths, dist)[0])
     mean, half = (float(v) for v in mean_interval(slopes))
     std = float(slopes.std(ddof=1)) if slopes.size >= 2 else 0.0

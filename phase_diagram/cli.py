@@ -25,8 +25,9 @@ from pathlib import Path
 import mpmath
 
 from meanfield_dropout import results
-from meanfield_dropout._cli import (ListOf, SettingOption, add_reproduce_command, build_parser,
-                                    program, run_main)
+from meanfield_dropout._cli import (IntRange, ListOf, MakeDirectories, OutputFile,
+                                    SettingOption, add_reproduce_command, build_parser,
+                                    input_dir, input_file, output_dir, program, run_main)
 from meanfield_dropout.cli import REPRODUCE_OPTIONS
 from meanfield_dropout.convergence import COUPLED_VARIANTS, METRICS
 from meanfield_dropout.limits import LIMITS
@@ -90,14 +91,22 @@ def _scan(args):
             return
         counts = run_scan(config, args.out, workers=args.workers, dask=address,
                           progress=not args.quiet, allow_import=args.allow_import)
+    extra = "".join([f", {counts['by_other']} by another scan" if counts["by_other"] else "",
+                     f" ({counts['invalid']} invalid records recomputed)" if counts["invalid"]
+                     else ""])
     print(f"{counts['total']} cells: {counts['skipped']} already done, {counts['computed']} "
-          f"computed in {time.perf_counter() - start:.1f} s -> {args.out}")
+          f"computed{extra} in {time.perf_counter() - start:.1f} s -> {args.out}")
 
 
 def _plot(args):
     config, scalings, missing = summarize_sequential(args.dir)
+    total = len(config.scalings) * len(config.widths) * config.repeats
+    if not any(r.decision is not None for r in scalings):
+        raise ValueError(f"{args.dir}: no scaling has finished cells at two or more widths "
+                         f"({missing} of {total} cells are not finished)")
     if missing:
-        print(f"warning: {missing} cells of the scan are not finished", file=sys.stderr)
+        print(f"warning: {missing} of {total} cells of the scan are not finished",
+              file=sys.stderr)
     out = Path(args.output)
     paths = save_figure(phase_diagram_figure(scalings), out, pdf=args.pdf)
     paths += save_figure(distance_panels_figure(scalings, config.statistic),
@@ -105,14 +114,17 @@ def _plot(args):
     decided = [r for r in scalings if r.decision is not None]
     for r in decided:
         mark = {True: "agree", False: "WRONG", None: "-"}[r.agrees]
+        first = r.diverged[0] if r.diverged else None
+        note = (f" ({len(r.diverged)} cell(s) diverged, first at n={first['width']}: "
+                f"{first['message']})" if first else "")
         print(f"{r.spec.name:40s} theory={r.regime.phase:15s} detected={r.decision.phase:15s} "
-              f"n<={r.decision.width:<6d} {mark}")
+              f"n<={r.decision.width:<6d} {mark}{note}")
         if args.verbose:
             print(f"    {r.decision.reason}")
     agree = sum(r.agrees is True for r in decided)
     wrong = sum(r.agrees is False for r in decided)
     print(f"decided {agree + wrong}/{len(decided)} scalings: {agree} agree with theory, {wrong} "
-          f"wrong, {len(decided) - agree - wrong} undetermined; wrote "
+          f"wrong, {len(decided) - agree - wrong} undetermined or diverged; wrote "
           f"{', '.join(map(str, paths))}")
 
 
@@ -157,16 +169,6 @@ def _converge(args):
     print(f"figure written to {args.out}")
 
 
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {value}")
-    return value
-
-
 def _add_converge(sub):
     p = sub.add_parser(
         "converge", help="distance from dropout to the limit dynamics as the width grows",
@@ -186,18 +188,22 @@ def _add_converge(sub):
     p.add_argument("--limit-tau", type=float, help="override tau = lim tau_n (jump-bernoulli)")
     p.add_argument("--force", action="store_true",
                    help="allow limits other than the scaling's predicted one")
-    p.add_argument("--repeats", type=int, default=3, help="seeds per width (default 3)")
+    p.add_argument("--repeats", type=IntRange(1), default=3,
+                   help="seeds per width (default 3)")
     p.add_argument("--horizon", type=float, default=None,
                    help="time horizon T (default 2; per phase with --all-phases)")
-    p.add_argument("--n-times", type=int, default=5, help="grid times in [0, T] (default 5)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-times", type=IntRange(2), default=5,
+                   help="grid times in [0, T] (default 5)")
+    p.add_argument("--seed", type=IntRange(0), default=0)
     p.add_argument("--coupled", type=ListOf(str, COUPLED_VARIANTS), default=(),
                    help="comma-separated coupled systems (ram, gd, jump-bernoulli) for the "
                         "coupled RMS")
     p.add_argument("--metric", choices=METRICS, default="predictor",
                    help="distance plotted (default predictor)")
-    p.add_argument("--out", required=True, help="PNG file for the figure")
-    p.add_argument("--data-out", help="optional .npz file for the studies (results codec)")
+    p.add_argument("--out", required=True, type=OutputFile("figure"), action=MakeDirectories,
+                   help="PNG file for the figure")
+    p.add_argument("--data-out", type=OutputFile(".npz"), action=MakeDirectories,
+                   help="optional .npz file for the studies (results codec)")
     p.add_argument("--no-progress", action="store_true", help="hide tqdm bars")
     p.set_defaults(run=_converge)
 
@@ -215,8 +221,9 @@ def parser():
 
     p = sub.add_parser("scan", help="run or resume an empirical scan")
     p.add_argument("config", help="TOML scan configuration (see examples/phase_scan.toml)")
-    p.add_argument("--out", required=True, help="output directory (resumable)")
-    p.add_argument("--workers", type=_positive_int, help="worker processes (default: all cores)")
+    p.add_argument("--out", required=True, type=output_dir,
+                   help="output directory (resumable; created if missing)")
+    p.add_argument("--workers", type=IntRange(1), help="worker processes (default: all cores)")
     p.add_argument("--dask", metavar="ADDRESS",
                    help='run on dask.distributed: a scheduler address, or "local"')
     p.add_argument("--jobqueue", metavar="TOML",
@@ -226,20 +233,24 @@ def parser():
                    help='allow a cell_function given as "module:function" (imports it)')
     p.add_argument("--sequential", action="store_true",
                    help="give undetermined scalings larger widths (doubling) until decided")
-    p.add_argument("--max-width", type=_positive_int,
+    p.add_argument("--max-width", type=IntRange(1),
                    help="largest width of --sequential")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_scan)
 
     p = sub.add_parser("plot", help="phase diagram and distance panels of a scan")
-    p.add_argument("dir", help="scan output directory")
-    p.add_argument("-o", "--output", required=True, help="PNG path of the phase diagram")
+    p.add_argument("dir", type=input_dir, help="scan output directory")
+    p.add_argument("-o", "--output", required=True, type=OutputFile("figure"),
+                   action=MakeDirectories,
+                   help="PNG path of the phase diagram")
     p.add_argument("--pdf", action="store_true", help="also write PDFs")
     p.add_argument("--verbose", action="store_true", help="print the reason of each decision")
     p.set_defaults(run=_plot)
 
     p = sub.add_parser("theory", help="the theoretical phase diagram alone")
-    p.add_argument("-o", "--output", required=True, help="PNG path")
+    p.add_argument("-o", "--output", required=True, type=OutputFile("figure"),
+                   action=MakeDirectories,
+                   help="PNG path")
     p.add_argument("--pdf", action="store_true", help="also write a PDF")
     p.set_defaults(run=_theory)
 
@@ -248,9 +259,9 @@ def parser():
     add_map(sub)
     add_reproduce_command(sub, EXPERIMENTS, REPRODUCE_OPTIONS + (
         SettingOption("--scan-dir", "phase_diagram", "scan_dir", "DIR",
-                      "scan directory (default: scan_runs/phase[_quick])"),
+                      "scan directory (default: scan_runs/phase[_quick])", output_dir),
         SettingOption("--scan-config", "phase_diagram", "config", "TOML",
-                      "scan configuration (default: examples/phase_scan.toml)")))
+                      "scan configuration (default: examples/phase_scan.toml)", input_file)))
     return top
 
 

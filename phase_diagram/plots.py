@@ -10,6 +10,7 @@ u_n = u_q < u_τ; blue continuous-jump segment u_τ = u_q < u_n; red critical po
 orange discrete-jump vertex (1, 0, 0); red degenerate area u_q > min(u_n, u_τ).
 """
 import math
+import warnings
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -19,6 +20,7 @@ from matplotlib.patches import Patch, Polygon
 from meanfield_dropout.plots import convergence_figure
 
 from .regimes import DEGENERATE, PHASES
+from .scan.summary import DIVERGED
 
 __all__ = ["PHASE_COLORS", "to_cartesian", "draw_theory", "theory_figure",
            "phase_diagram_figure", "distance_panels_figure", "phase_diagram_figures",
@@ -29,11 +31,13 @@ CORNERS = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, math.sqrt(3) / 2]])
 CORNER_LABELS = ("$\\log n$\n$(u_n = 1)$", "$-\\log \\tau_n$\n$(u_\\tau = 1)$",
                  "$-\\log q_n$ $(u_q = 1)$")
 PHASE_COLORS = {"wgf": "0.45", "penalized-wgf": "tab:green", "jump-poisson": "tab:blue",
-                "jump-bernoulli": "tab:orange", "critical": "red", DEGENERATE: "black"}
+                "jump-bernoulli": "tab:orange", "critical": "red", DEGENERATE: "black",
+                DIVERGED: "tab:purple"}
 PHASE_LABELS = {"wgf": "WGF (dropout vanishes)", "penalized-wgf": "penalized WGF",
                 "jump-poisson": "continuous-time jump (Poisson)",
                 "jump-bernoulli": "discrete-time jump (Bernoulli, τ, q > 0)",
-                "critical": "critical", DEGENERATE: "degenerate (α = ∞ or β = ∞)"}
+                "critical": "critical", DEGENERATE: "degenerate (α = ∞ or β = ∞)",
+                DIVERGED: "diverged (a run left its bounds)"}
 
 
 def to_cartesian(points):
@@ -177,7 +181,9 @@ def phase_diagram_figure(results):
                         fontsize=7, zorder=8)
     handles = _theory_handles() + [
         Line2D([], [], marker="D", ls="", color=PHASE_COLORS[p], mec="white",
-               label=f"detected: {PHASE_LABELS[p]}") for p in (*PHASES, DEGENERATE)]
+               label=f"detected: {PHASE_LABELS[p]}")
+        for p in (*PHASES, DEGENERATE, *([DIVERGED] if any(r.decision.phase == DIVERGED
+                                                           for _, r in numbered) else []))]
     handles.append(Line2D([], [], marker="D", ls="", mfc="white", mec="black",
                           label="undetermined at these widths"))
     handles.append(Line2D([], [], marker="o", ls="", mfc="none", mec="black", mew=1.8, ms=12,
@@ -195,8 +201,8 @@ def phase_diagram_figure(results):
 def distance_panels_figure(results, statistic="max"):
     """One log–log panel of distance vs width per scaling, one curve per candidate limit.
 
-    Points are geometric means over repeats with min–max bars; the legend gives the fitted
-    slope (mean ± std over repeats).
+    Points are geometric means over repeats with min–max bars (diverged cells left out); the
+    legend gives the fitted slope (mean ± std over repeats).
     """
     numbered = [(i + 1, r) for i, r in enumerate(results) if r.decision is not None]
     if not numbered:
@@ -207,22 +213,36 @@ def distance_panels_figure(results, statistic="max"):
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax, (number, r) in zip(axes.flat, numbered):
         widths = np.asarray(r.widths, dtype=float)
+        drawn = 0
         for limit, d in r.distances.items():
             d = np.maximum(np.asarray(d), 1e-300)
-            mid = np.exp(np.log(d).mean(axis=0))
+            if not np.isfinite(d).any():
+                continue                   # every cell diverged: no distance to draw
+            with warnings.catch_warnings():     # widths where every repeat diverged
+                warnings.simplefilter("ignore", RuntimeWarning)
+                mid = np.exp(np.nanmean(np.log(d), axis=0))
+                low, high = np.nanmin(d, axis=0), np.nanmax(d, axis=0)
             slope, spread = r.decision.slopes[limit]
             # the geometric mean of one repeat can differ from it by rounding: clip at 0
-            spread_bars = [np.maximum(mid - d.min(axis=0), 0.0),
-                           np.maximum(d.max(axis=0) - mid, 0.0)]
+            spread_bars = [np.maximum(mid - low, 0.0), np.maximum(high - mid, 0.0)]
             ax.errorbar(widths, mid, yerr=spread_bars,
                         marker="o", ms=4, capsize=2, color=PHASE_COLORS[limit],
                         label=f"{limit}: slope {slope:+.2f}±{spread:.2f}")
+            drawn += 1
         ax.set_xscale("log")
-        ax.set_yscale("log")
+        if drawn:
+            ax.set_yscale("log")
+            ax.legend(fontsize=7)
+        else:
+            ax.set_xlim(widths.min() / 1.3, widths.max() * 1.3)
+            ax.text(0.5, 0.5, "every cell diverged", transform=ax.transAxes, ha="center")
         ax.set_xlabel("width n")
         ax.set_ylabel(f"distance ({statistic} over [0, T])" if statistic == "max"
                       else "distance at T")
         verdict = {True: "agrees", False: "DISAGREES", None: "no decision"}[r.agrees]
+        if r.diverged:
+            widths = sorted({d["width"] for d in r.diverged})
+            verdict += f"; diverged at n = {', '.join(map(str, widths))}"
         ax.set_title(f"#{number} {r.spec.name}\ntheory {r.regime.phase}, "
                      f"detected {r.decision.phase} (n <= {r.decision.width}) — {verdict}",
                      fontsize=8)

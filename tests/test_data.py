@@ -71,3 +71,48 @@ def test_label_helpers():
     assert flatten(sel, bias=False).shape == (3, 4)
     with pytest.raises(ValueError, match="no samples"):
         two_class(imgs, labels, pos=2, neg=3)
+
+
+def _bad_mnist_files(tmp_path):
+    """{name: (images path, labels path or None)} of broken MNIST inputs."""
+    images, labels = _fake_mnist()
+    write_idx(tmp_path / "img.idx", images)
+    write_idx(tmp_path / "lab.idx", labels)
+    good = (tmp_path / "img.idx").read_bytes()
+    (tmp_path / "cut.idx").write_bytes(good[:len(good) // 2])
+    (tmp_path / "header.idx").write_bytes(good[:6])
+    (tmp_path / "bad.gz").write_bytes(gzip.compress(good)[:40])
+    write_idx(tmp_path / "few.idx", labels[:3])
+    np.savez(tmp_path / "good.npz", x_train=images, y_train=labels)
+    archive = (tmp_path / "good.npz").read_bytes()
+    (tmp_path / "cut.npz").write_bytes(archive[:len(archive) // 2])
+    (tmp_path / "random.npz").write_bytes(np.random.default_rng(1).bytes(4000))
+    np.savez(tmp_path / "complex.npz", x_train=images + 1j, y_train=labels)
+    return {"missing": (tmp_path / "none.idx", tmp_path / "lab.idx"),
+            "missing labels": (tmp_path / "img.idx", tmp_path / "none.idx"),
+            "directory": (tmp_path, tmp_path / "lab.idx"),
+            "truncated data": (tmp_path / "cut.idx", tmp_path / "lab.idx"),
+            "truncated header": (tmp_path / "header.idx", tmp_path / "lab.idx"),
+            "truncated gzip": (tmp_path / "bad.gz", tmp_path / "lab.idx"),
+            "label count": (tmp_path / "img.idx", tmp_path / "few.idx"),
+            "missing npz": (tmp_path / "none.npz", None),
+            "truncated npz": (tmp_path / "cut.npz", None),
+            "random npz": (tmp_path / "random.npz", None),
+            "complex npz": (tmp_path / "complex.npz", None)}
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", "none.idx: no such file"), ("missing labels", "none.idx: no such file"),
+    ("directory", "is not a regular file"), ("truncated data", "header says shape"),
+    ("truncated header", "truncated"), ("truncated gzip", "corrupt or truncated"),
+    ("label count", "expected images"), ("missing npz", "no such file"),
+    ("truncated npz", "or truncated"), ("random npz", "not an .npz"),
+    ("complex npz", "real numbers"),
+])
+def test_bad_mnist_files_give_one_line_naming_the_file(tmp_path, case, message):
+    images, labels = _bad_mnist_files(tmp_path)[case]
+    with pytest.raises(ValueError, match=message) as info:
+        load_mnist(images, labels)
+    text = str(info.value)
+    assert "\n" not in text and (images.name in text or str(images) in text
+                                  or (labels is not None and labels.name in text))

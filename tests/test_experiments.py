@@ -139,7 +139,7 @@ def test_trajectory_width_must_be_simulated():
     (["reproduce", "teacher_student", "--replot", "--quick", "--out-dir", "EMPTY"],
      "replot needs the cached results"),
     (["reproduce", "teacher_student", "--quick", "--seed", "-1", "--out-dir", "EMPTY"],
-     "seed must be an integer in [0, inf]"),
+     "argument --seed: expected an integer >= 0, got '-1'"),
 ])
 def test_cli_bad_input_exits_2(argv, message, tmp_path, capsys):
     argv = [str(tmp_path) if a == "EMPTY" else a for a in argv]

@@ -75,8 +75,10 @@ def _truncate(path):
 
 @pytest.mark.parametrize("damage, message", [
     (lambda path: path.unlink(), "no such result file"),
-    (_truncate, "corrupt or truncated"),
-    (lambda path: path.write_text("not a zip"), "not a readable result file"),
+    (_truncate, "not an .npz \\(zip\\) archive, or truncated"),
+    (lambda path: path.write_text("not a zip"), "not an .npz \\(zip\\) archive"),
+    (lambda path: path.write_bytes(np.random.default_rng(0).bytes(3000)), "not an .npz"),
+    (lambda path: path.write_bytes(b"\x93NUMPY" + bytes(100)), "not an .npz"),
     (lambda path: np.savez(path, x=np.ones(2)), "not a result file"),
 ])
 def test_bad_files_give_one_line_naming_the_file(tmp_path, damage, message):
@@ -116,3 +118,34 @@ def test_only_registered_dataclasses_and_plain_values_are_stored(tmp_path):
     with pytest.raises(TypeError, match="cannot store a set"):
         results.save(Part("a", {1}), tmp_path / "s.npz")
     assert not list(tmp_path.glob("*"))
+
+
+def test_corrupt_member_and_invalid_values_are_named(tmp_path):
+    path = results.save(Part("a", np.random.default_rng(0).random(2000)), tmp_path / "p.npz")
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 64] = bytes(64)            # the zip directory survives, the data not
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="corrupt or truncated") as info:
+        results.load(path)
+    assert str(path) in str(info.value)
+    # a result whose settings lack what its class needs (SimulationResult needs "variants")
+    from meanfield_dropout import SimulationResult
+    good = SimulationResult(dict(variants=["gd"]), np.zeros(1), {}, {}, np.zeros(0),
+                            np.zeros(0), {}, {})
+    path = results.save(good, tmp_path / "sim.npz")
+    with np.load(path) as archive:
+        kept = {key: archive[key] for key in archive.files}
+    meta = json.loads(str(kept["__result__"]))
+    meta["value"]["fields"]["settings"] = {}
+    np.savez(path, **dict(kept, __result__=np.array(json.dumps(meta))))
+    with pytest.raises(ValueError, match="holds an invalid SimulationResult") as info:
+        SimulationResult.load(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+    meta["value"] = {"__type__": ["x"], "fields": []}
+    np.savez(path, **dict(kept, __result__=np.array(json.dumps(meta))))
+    with pytest.raises(ValueError, match="unknown result type"):
+        results.load(path)
+    np.savez(path, **dict(kept, __result__=np.array("{not json")))
+    with pytest.raises(ValueError, match="malformed __result__ entry"):
+        results.load(path)

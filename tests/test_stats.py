@@ -56,3 +56,16 @@ def test_mean_interval_is_the_student_interval_and_skips_diverged_runs():
             assert h == pytest.approx((high - low) / 2)
         else:
             assert np.isnan(h)
+
+
+@pytest.mark.parametrize("widths, distances, message", [
+    ([10, 20, 40], [[1.0, 2.0], [3.0, 4.0]], r"shape \(repeats, 3\)"),
+    ([10, 20], [1.0, 2.0, 3.0], r"shape \(repeats, 2\)"),
+    ([10, 20], [[1.0, 2.0], [3.0]], "numeric array"),
+    ([10, 20], [["a", "b"]], "numeric array"),
+    ([[10, 20]], [[1.0, 2.0]], "widths must have 1 dimension"),
+    ([10, 20], [[1.0, np.inf]], "finite"),
+])
+def test_fit_slopes_names_mismatched_or_bad_input(widths, distances, message):
+    with pytest.raises(ValueError, match=message):
+        fit_slopes(widths, distances)

@@ -5,10 +5,13 @@ int arrays. :func:`flatten` turns images into (n, pixels) inputs, optionally wit
 column; :func:`one_hot`, :func:`signed_one_hot` and :func:`two_class` build targets.
 """
 import gzip
+import os
+import zlib
 
 import numpy as np
 
 from .._validate import check_array, check_choice, check_int, seed_sequence
+from ..results import read_npz
 
 # IDX element types (magic byte 3) -> numpy big-endian dtypes
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -39,19 +42,46 @@ def _open(path):
     return gzip.open(path, "rb") if gzipped else open(path, "rb")
 
 
-def read_idx(path):
-    """Read an IDX file (the MNIST format), gzipped or not, into a numpy array."""
-    with _open(path) as fh:
-        header = fh.read(4)
-        if len(header) != 4 or header[0] != 0 or header[1] != 0 or header[2] not in _IDX_TYPES:
-            raise ValueError(f"{path} is not an IDX file (bad magic number {header!r})")
-        ndim = header[3]
-        shape = tuple(int.from_bytes(fh.read(4), "big") for _ in range(ndim))
-        dtype = np.dtype(_IDX_TYPES[header[2]])
-        data = np.frombuffer(fh.read(), dtype=dtype)
-    if data.size != int(np.prod(shape)):
-        raise ValueError(f"{path}: header says shape {shape} but holds {data.size} values")
-    return data.reshape(shape).astype(dtype.newbyteorder("="))
+def _check_file(path, what):
+    """``path`` as a string if it names an existing regular file, else a ``ValueError``."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise ValueError(f"{what} must be a file path, got {path!r}")
+    if not os.path.exists(path):
+        raise ValueError(f"{what} {path}: no such file")
+    if not os.path.isfile(path):
+        raise ValueError(f"{what} {path} is not a regular file")
+    return str(path)
+
+
+def read_idx(path, what="IDX file"):
+    """Read an IDX file (the MNIST format), gzipped or not, into a numpy array.
+
+    Raises a one-line ``ValueError`` naming the file if it is missing, unreadable, not an IDX
+    file, truncated or corrupt (``what`` names the file's role in the message).
+    """
+    path = _check_file(path, what)
+    try:
+        with _open(path) as fh:
+            header = fh.read(4)
+            if len(header) != 4 or header[0] != 0 or header[1] != 0 \
+                    or header[2] not in _IDX_TYPES:
+                raise ValueError(f"{what} {path} is not an IDX file (bad magic number "
+                                 f"{header!r})")
+            ndim = header[3]
+            dims = fh.read(4 * ndim)
+            if len(dims) != 4 * ndim:
+                raise ValueError(f"{what} {path} is truncated: its header ends before the "
+                                 f"{ndim} dimension sizes")
+            shape = tuple(int.from_bytes(dims[4 * i:4 * i + 4], "big") for i in range(ndim))
+            dtype = np.dtype(_IDX_TYPES[header[2]])
+            raw = fh.read()
+    except (OSError, EOFError, zlib.error) as exc:
+        raise ValueError(f"{what} {path} is unreadable, corrupt or truncated: {exc}") from None
+    expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
+    if len(raw) != expected:
+        raise ValueError(f"{what} {path}: header says shape {shape} ({expected} bytes of data) "
+                         f"but holds {len(raw)} bytes")
+    return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
 def write_idx(path, array):
@@ -67,15 +97,23 @@ def write_idx(path, array):
 
 
 def _npz_pair(path, split):
-    with np.load(path) as archive:
-        keys = set(archive.files)
-        candidates = [(f"x_{split}", f"y_{split}"), (f"X_{split}", f"y_{split}"),
-                      (f"{split}_images", f"{split}_labels"), ("images", "labels"), ("x", "y")]
-        for image_key, label_key in candidates:
-            if image_key in keys and label_key in keys:
-                return archive[image_key], archive[label_key]
-    raise ValueError(f"{path}: no image/label arrays for split {split!r} among keys "
-                     f"{sorted(keys)} (expected e.g. x_{split}/y_{split})")
+    candidates = [(f"x_{split}", f"y_{split}"), (f"X_{split}", f"y_{split}"),
+                  (f"{split}_images", f"{split}_labels"), ("images", "labels"), ("x", "y")]
+    found = []
+
+    def select(names):
+        found.extend(names)
+        for pair in candidates:
+            if set(pair) <= set(names):
+                return list(pair)
+        return []
+
+    arrays = read_npz(_check_file(path, "MNIST archive"), "MNIST archive", select)
+    if not arrays:
+        raise ValueError(f"MNIST archive {path}: no image/label arrays for split {split!r} "
+                         f"among keys {sorted(found)} (expected e.g. x_{split}/y_{split})")
+    images, labels = arrays.values()
+    return images, labels
 
 
 def load_mnist(images_path, labels_path=None, split="train", pool=4):
@@ -100,20 +138,37 @@ def load_mnist(images_path, labels_path=None, split="train", pool=4):
     -------
     images : ndarray, shape (n, 28 // pool, 28 // pool)
     labels : ndarray of int, shape (n,)
+
+    Raises
+    ------
+    ValueError
+        One line naming the file: missing, not an IDX file or ``.npz`` archive, truncated,
+        corrupt, without the arrays of ``split``, or holding arrays of the wrong shapes.
     """
     check_choice(split, "split", ("train", "test"))
     if str(images_path).endswith(".npz"):
         images, labels = _npz_pair(images_path, split)
+        where = f"MNIST archive {images_path}"
     else:
         if labels_path is None:
             raise ValueError("labels_path is required with an IDX image file")
-        images, labels = read_idx(images_path), read_idx(labels_path)
-    integer_pixels = np.issubdtype(np.asarray(images).dtype, np.integer)
+        images = read_idx(images_path, "MNIST image file")
+        labels = read_idx(labels_path, "MNIST label file")
+        where = f"MNIST files {images_path} and {labels_path}"
+    if not (np.issubdtype(images.dtype, np.number) and np.issubdtype(labels.dtype, np.number)) \
+            or np.iscomplexobj(images):
+        raise ValueError(f"{where}: images and labels must be real numbers, got "
+                         f"{images.dtype} and {labels.dtype}")
+    integer_pixels = np.issubdtype(images.dtype, np.integer)
     images = np.asarray(images, dtype=np.float64)
+    if labels.size and not np.all(labels == np.round(labels)):
+        raise ValueError(f"{where}: labels must be integers")
     labels = np.asarray(labels).astype(np.int64).ravel()
-    if images.ndim != 3 or images.shape[0] != labels.shape[0]:
-        raise ValueError(f"expected images (n, h, w) and n labels, got {images.shape} and "
-                         f"{labels.shape}")
+    if images.ndim != 3 or images.shape[0] != labels.shape[0] or images.shape[0] == 0:
+        raise ValueError(f"{where}: expected images (n, h, w) with n >= 1 and n labels, got "
+                         f"shapes {images.shape} and {labels.shape}")
+    if not np.all(np.isfinite(images)) or images.min() < 0:
+        raise ValueError(f"{where}: pixels must be finite and >= 0")
     if integer_pixels or images.max() > 1.0:
         images = images / 255.0
     return average_pool(images, pool), labels

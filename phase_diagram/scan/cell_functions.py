@@ -7,31 +7,45 @@ A cell function computes one (scaling, width, repeat) cell::
 
 where ``limits`` is ``{limit: {"alpha": α, "beta": β, "tau": τ}}`` (the constants of each
 candidate limit), ``alpha, beta, tau`` are the scaling's own limit constants (``None`` when
-infinite) and an optional ``"distances"`` level in the result is accepted. A scan
+infinite) and an optional ``"distances"`` level in the result is accepted. A run that
+diverges raises :class:`~meanfield_dropout.engine.DivergenceError`; the scan records it as
+such (a result with non-finite distances is recorded as a divergence too). A scan
 configuration names its cell function; the default is
 :func:`meanfield_dropout.convergence.measure_distances`. Other module-level functions are
 added with :func:`register_cell_function`, or, with an explicit opt-in (``allow_import``;
 ``--allow-import`` on the command line), imported from a ``"module:function"`` string.
+
+A cell function may come with a *cost estimator* taking the same arguments and returning
+``(bytes, floating-point operations)`` (for the default,
+:func:`meanfield_dropout.convergence.estimate_cost`): the scan checks the memory of its
+largest cells and announces a long scan before it starts.
 """
 import importlib
 
-from meanfield_dropout.convergence import measure_distances
+from meanfield_dropout.convergence import estimate_cost, measure_distances
 
 DEFAULT_CELL_FUNCTION = "measure_distances"
 CELL_FUNCTIONS = {DEFAULT_CELL_FUNCTION: measure_distances}
+#: Cost estimators of cell functions, keyed by the function.
+COST_ESTIMATORS = {measure_distances: estimate_cost}
 
 
-def register_cell_function(name, function):
+def register_cell_function(name, function, estimate=None):
     """Make ``function`` available to scan configurations as ``cell_function = name``.
 
     The function must be defined at module level (worker processes receive it by reference).
+    ``estimate``, optional, is its cost estimator (see the module docstring).
     """
     if not isinstance(name, str) or not name or ":" in name:
         raise ValueError(f"cell function name must be a non-empty string without ':', got "
                          f"{name!r}")
     if not callable(function):
         raise ValueError(f"cell function {name!r} must be callable")
+    if estimate is not None and not callable(estimate):
+        raise ValueError(f"the cost estimator of cell function {name!r} must be callable")
     CELL_FUNCTIONS[name] = function
+    if estimate is not None:
+        COST_ESTIMATORS[function] = estimate
 
 
 def check_cell_function(name, allow_import=False):

@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from meanfield_dropout.limits import limit_constants
+from meanfield_dropout.memory import check_memory
 
 from ..regimes import classify
 from .cell_functions import cell_function_reference
@@ -85,11 +86,27 @@ def _limit_table(limits, constants, nominal):
     return table
 
 
+#: Memory a scan holds per cell (the cell, its task, future and manifest entry), measured at
+#: about 1.4 KiB for the cell alone.
+BYTES_PER_CELL = 4096
+
+
 def build_cells(config):
     """Every :class:`Cell` of the scan, in (scaling, width, repeat) order.
 
-    Raises ``ValueError`` for a scaling whose limit constants are undetermined.
+    Raises
+    ------
+    ValueError
+        For a scaling whose limit constants are undetermined.
+    MemoryLimitError
+        When the cells alone would not fit in memory (e.g. ``repeats = 1000000000``); the
+        count is checked before any cell is built.
     """
+    count = len(config.scalings) * len(config.widths) * config.repeats
+    check_memory(count * BYTES_PER_CELL,
+                 f"the {count} cells of the scan ({len(config.scalings)} scalings x "
+                 f"{len(config.widths)} widths x {config.repeats} repeats)",
+                 "use fewer repeats, widths or scalings")
     cells = []
     for spec in config.scalings:
         scaling = spec.scaling()

@@ -199,8 +199,14 @@ def read_toml(path):
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)
+    except IsADirectoryError:
+        raise ValueError(f"scan configuration {path} is a directory, not a TOML file") \
+            from None
     except OSError as exc:
         raise ValueError(f"cannot read scan configuration {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"scan configuration {path} is not a UTF-8 text (TOML) file: byte "
+                         f"{exc.start} is {exc.object[exc.start:exc.start + 1]!r}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"malformed TOML in {path}: {exc}") from None
 

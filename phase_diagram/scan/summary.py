@@ -4,7 +4,9 @@ The empirical phase of a scaling follows the stated rule of
 :func:`phase_diagram.decision.decide_asymptotic`: a limit is named only when its distance is
 clearly (95% intervals over the repeats) at least twice below every other candidate's at the
 largest width and clearly falling with n; otherwise the answer is ``undetermined`` with the
-reason. A diverged cell counts as "not converging to that limit", never as a distance.
+reason. A diverged cell (a run of the cell left its divergence bounds: its record holds a
+divergence report, not distances) is never read as a distance: a scaling with one is detected
+as :data:`DIVERGED`, which is no decision about its limit.
 """
 import dataclasses
 import math
@@ -17,37 +19,58 @@ from meanfield_dropout.stats import loglog_fit
 from ..decision import (DEFAULT_RATIO, DEFAULT_SLOPE_THRESHOLD, DEFAULT_WINDOW, UNDETERMINED,
                         decide_asymptotic)
 from ..regimes import classify
+from .cells import build_cells
 from .config import ScalingSpec, config_from_dict
-from .records import cell_path, read_manifest, read_record
+from .records import cell_path, check_records, read_manifest, read_record
+
+#: The detected phase of a scaling with a diverged cell.
+DIVERGED = "diverged"
+
+
+def _manifest_config(out_dir, manifest):
+    """The :class:`ScanConfig` stored in a manifest (ValueError naming the file if invalid)."""
+    path = Path(out_dir) / "manifest.json"
+    data = dict(manifest["config"])
+    try:
+        data["scaling"] = [dict(name=s["name"], tau=s["tau"], keep=s["keep"])
+                           for s in data["scaling"]]
+        data["widths"], data["limits"] = list(data["widths"]), list(data["limits"])
+        # the manifest's own cell function: validated by form, nothing is imported
+        return config_from_dict(data, allow_import=True)
+    except KeyError as exc:
+        raise ValueError(f"{path}: malformed config (no {exc} entry)") from None
+    except TypeError as exc:
+        raise ValueError(f"{path}: malformed config ({exc})") from None
+    except ValueError as exc:
+        raise ValueError(f"{path}: invalid config: {exc}") from None
 
 
 def load_records(out_dir):
-    """The scan configuration and the finished cell records of ``out_dir``.
+    """The scan configuration, its cells and their valid records in ``out_dir``.
+
+    Every record is validated against its cell (key, identity, seed, schema:
+    :func:`~phase_diagram.scan.records.record_problem`); invalid ones are left out with a
+    warning and counted as missing (the next scan recomputes them).
 
     Returns
     -------
     config : ScanConfig
     records : list of dict
-        Only cells listed in the manifest (the latest scan written to ``out_dir``).
+        The valid records of the cells of the manifest (the latest scan written to
+        ``out_dir``), finished or diverged.
     missing : int
-        Number of listed cells without a finished record.
+        Number of cells without a valid record.
     """
     out_dir = Path(out_dir)
     manifest = read_manifest(out_dir)
-    data = manifest["config"]
-    data["scaling"] = [dict(name=s["name"], tau=s["tau"], keep=s["keep"])
-                       for s in data["scaling"]]
-    data["widths"], data["limits"] = list(data["widths"]), list(data["limits"])
-    # the manifest's own cell function: validated by form, nothing is imported
-    config = config_from_dict(data, allow_import=True)
-    records, missing = [], 0
-    for key in manifest["cells"]:
-        record = read_record(cell_path(out_dir, key))
-        if record is None:
-            missing += 1
-        else:
-            records.append(record)
-    return config, records, missing
+    config = _manifest_config(out_dir, manifest)
+    cells = build_cells(config)
+    if [c.key for c in cells] != manifest["cells"]:
+        raise ValueError(f"{out_dir / 'manifest.json'} lists other cells than its config "
+                         "defines (edited, or written by another version); rerun the scan")
+    problems = check_records(out_dir, cells, "are left out")
+    records = [read_record(cell_path(out_dir, c.key)) for c in cells if c.key not in problems]
+    return config, records, len(problems)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,8 +101,8 @@ class Decision:
 
     @property
     def decided(self):
-        """False for ``undetermined``."""
-        return self.phase != UNDETERMINED
+        """False for ``undetermined`` and :data:`DIVERGED`."""
+        return self.phase not in (UNDETERMINED, DIVERGED)
 
 
 def _repeat_slopes(widths, d):
@@ -90,7 +113,7 @@ def _repeat_slopes(widths, d):
         else math.inf
 
 
-def decide_phase(widths, distances, slope_threshold=DEFAULT_SLOPE_THRESHOLD, *,
+def decide_phase(widths, distances, slope_threshold=DEFAULT_SLOPE_THRESHOLD, diverged=None, *,
                  window=DEFAULT_WINDOW, ratio=DEFAULT_RATIO):
     """Decide the empirical phase from distances to each candidate limit.
 
@@ -103,6 +126,8 @@ def decide_phase(widths, distances, slope_threshold=DEFAULT_SLOPE_THRESHOLD, *,
         width; a non-finite entry is a diverged cell (never a distance).
     slope_threshold, window, ratio
         The rule of :func:`phase_diagram.decision.decide_asymptotic`.
+    diverged : array_like of bool, shape (R, W), optional
+        Cells with a divergence report. Any makes the phase :data:`DIVERGED`.
 
     Returns
     -------
@@ -113,6 +138,11 @@ def decide_phase(widths, distances, slope_threshold=DEFAULT_SLOPE_THRESHOLD, *,
     rule = decide_asymptotic(widths, {lim: d.T for lim, d in arrays.items()},
                              window=window, ratio=ratio, slope_threshold=slope_threshold)
     slopes = {lim: _repeat_slopes(widths, d) for lim, d in arrays.items()}
+    if diverged is not None and np.any(diverged):
+        count = int(np.sum(diverged))
+        first = int(widths[np.flatnonzero(np.any(diverged, axis=0))[0]])
+        return Decision(DIVERGED, f"{count} cell(s) diverged, the first at n = {first}",
+                        rule.width, slopes, rule.fits)
     return Decision(rule.phase, rule.reason, rule.width, slopes, rule.fits)
 
 
@@ -128,9 +158,12 @@ class ScalingResult:
     decision : Decision or None
         The empirical phase (None with fewer than two finished widths).
     widths : tuple of int
-        Widths with every repeat finished.
+        Widths with every repeat finished (or diverged).
     distances : dict
-        limit → array (repeats, widths) of per-cell distances.
+        limit → array (repeats, widths) of per-cell distances (NaN where a cell diverged).
+    diverged : tuple of dict
+        The divergence reports of its diverged cells: ``width``, ``repeat``, ``step``,
+        ``variant`` and ``message``.
     """
 
     spec: ScalingSpec
@@ -138,11 +171,12 @@ class ScalingResult:
     decision: Decision | None
     widths: tuple
     distances: dict
+    diverged: tuple = ()
 
     @property
     def agrees(self):
         """True when the detected phase equals the theoretical one, False when it differs,
-        None when there is no decision or it is ``undetermined``."""
+        None when there is no decision, it is ``undetermined`` or the scaling diverged."""
         if self.decision is None or not self.decision.decided:
             return None
         return self.decision.phase == self.regime.phase
@@ -161,16 +195,17 @@ def _reduce(series, metric, statistic):
 def summarize(out_dir):
     """Per-scaling theory vs empirical phase of a (possibly unfinished) scan.
 
-    A scaling uses the widths whose repeats are all finished and gets a :class:`Decision` when
-    there are at least two; each cell's distance series is reduced to one number with the
-    configured metric and statistic.
+    A scaling uses the widths whose repeats are all finished (or diverged) and gets a
+    :class:`Decision` when there are at least two; each cell's distance series is reduced to
+    one number with the configured metric and statistic. A diverged cell contributes no
+    distance: its scaling is detected as :data:`DIVERGED`.
 
     Returns
     -------
     config : ScanConfig
     results : list of ScalingResult
     missing : int
-        Cells of the manifest not finished yet.
+        Cells of the manifest without a valid record yet.
     """
     config, records, missing = load_records(out_dir)
     by_cell = {(r["identity"]["tau"], r["identity"]["keep"], r["identity"]["width"],
@@ -180,15 +215,23 @@ def summarize(out_dir):
         regime = classify(spec.scaling())
         widths = [w for w in config.widths
                   if all((spec.tau, spec.keep, w, r) in by_cell for r in range(config.repeats))]
-        distances = {}
+        grid = [[by_cell[(spec.tau, spec.keep, w, r)] for w in widths]
+                for r in range(config.repeats)]
+        distances, reports = {}, []
         if widths:
-            limits = by_cell[(spec.tau, spec.keep, widths[0], 0)]["identity"]["limits"]
-            distances = {lim: np.array([[_reduce(by_cell[(spec.tau, spec.keep, w, r)]
-                                                 ["distances"][lim], config.metric,
-                                                 config.statistic)
-                                         for w in widths] for r in range(config.repeats)])
-                         for lim in limits}
-        decision = (decide_phase(widths, distances, config.slope_threshold)
-                    if len(widths) >= 2 else None)
-        results.append(ScalingResult(spec, regime, decision, tuple(widths), distances))
+            limits = grid[0][0]["identity"]["limits"]
+            distances = {lim: np.array([[math.nan if cell["diverged"] else
+                                         _reduce(cell["distances"][lim], config.metric,
+                                                 config.statistic) for cell in row]
+                                        for row in grid]) for lim in limits}
+            reports = [dict(width=cell["identity"]["width"], repeat=cell["identity"]["repeat"],
+                            **{k: cell["diverged"].get(k) for k in ("step", "variant",
+                                                                    "message")})
+                       for row in grid for cell in row if cell["diverged"]]
+        decision = None
+        if len(widths) >= 2:
+            diverged = np.array([[bool(cell["diverged"]) for cell in row] for row in grid])
+            decision = decide_phase(widths, distances, config.slope_threshold, diverged)
+        results.append(ScalingResult(spec, regime, decision, tuple(widths), distances,
+                                     tuple(reports)))
     return config, results, missing

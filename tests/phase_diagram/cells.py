@@ -71,3 +71,18 @@ def slow_cell(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon,
         level = (width / 16) ** -0.5 * 0.25 if i == 0 else 0.2
         out[limit] = np.full(3, level) * np.exp(0.1 * rng.standard_normal(3))
     return {"distances": out}
+
+
+def diverging_cell(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon, seed,
+                   **options):
+    """``power_cell``, except that runs with master_lr > ``options["blow_up_above"]`` diverge
+    (at step 7) and, with ``options["nan"]``, the distances of every cell are NaN."""
+    from meanfield_dropout.engine import DivergenceError
+
+    if master_lr > options.get("blow_up_above", float("inf")):
+        raise DivergenceError(7, "dropout", f"width {width}")
+    out = power_cell(width, master_lr, keep_prob, limits, alpha=alpha, beta=beta, tau=tau,
+                     horizon=horizon, seed=seed)
+    if options.get("nan"):
+        out["distances"] = {limit: [0.0, float("nan")] for limit in limits}
+    return out

@@ -35,19 +35,21 @@ def test_classify_degenerate_names_the_cause(capsys):
     (["classify", "--tau", "+" * 5000 + "n", "--keep", "1"], "nested too deeply"),
     (["classify", "--tau", "1/n", "--keep", "1/n", "--width", "0"], "integer >= 1"),
     (["classify", "--keep", "1/n"], "required"),
-    (["scan", "missing.toml", "--out", "x"], "cannot read"),
-    (["scan", "examples/phase_scan_small.toml", "--out", "x", "--workers", "0"], "integer >= 1"),
-    (["plot", "no_such_dir", "-o", "x.png"], "no manifest.json"),
+    (["scan", "missing.toml", "--out", "OUT"], "cannot read"),
+    (["scan", "examples/phase_scan_small.toml", "--out", "OUT", "--workers", "0"],
+     "integer >= 1"),
+    (["plot", "no_such_dir", "-o", "OUT/x.png"], "no such directory"),
     (["frobnicate"], "invalid choice"),
 ])
-def test_bad_input_gives_one_line_and_status_2(argv, message, tmp_path, monkeypatch):
+def test_bad_input_gives_one_line_and_status_2(argv, message, monkeypatch, capsys, tmp_path):
+    """In-process (``main``); ``tests/test_bad_input.py`` has the full table and the
+    subprocess checks."""
     monkeypatch.chdir(ROOT)
-    result = subprocess.run([sys.executable, "-m", "phase_diagram", *argv], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert message in lines[-1] and len([l for l in lines if "error" in l]) == 1
-    assert "Traceback" not in result.stderr
+    assert main([str(tmp_path / "out") if a == "OUT" else a.replace("OUT/", f"{tmp_path}/")
+                 for a in argv]) == 2
+    assert not (tmp_path / "out").exists()
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
 
 
 @pytest.mark.parametrize("body, message", [

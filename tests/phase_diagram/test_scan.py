@@ -101,7 +101,7 @@ def test_scan_kill_and_resume_computes_each_cell_once(small_config, markers, tmp
     assert len(_distances(out)) == 5            # the five cells before the kill are saved
     assert not list((out / "cells").glob(".*.tmp"))
     counts = run_scan(small_config, out, workers=2, progress=False, allow_import=True)
-    assert counts == dict(total=12, skipped=5, computed=7)
+    assert counts == dict(total=12, skipped=5, computed=7, by_other=0, invalid=0)
     seeds = {c.seed for c in build_cells(small_config)}
     assert _counts(markers) == {str(s): 1 for s in seeds}
     # a third run has nothing left to do
@@ -168,7 +168,7 @@ def test_dask_scheduler_address_runs_and_resumes(small_config, tmp_path):
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
                                   dashboard_address=None) as cluster:
         counts = run_scan(small_config, out, dask=cluster.scheduler_address, progress=False, allow_import=True)
-    assert counts == dict(total=12, skipped=6, computed=6)
+    assert counts == dict(total=12, skipped=6, computed=6, by_other=0, invalid=0)
     assert _distances(out) == _distances(tmp_path / "pool")
 
 

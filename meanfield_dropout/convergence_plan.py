@@ -1,0 +1,286 @@
+"""The validated plan of a convergence cell, its steps and cost, and the checks that keep a
+:func:`~meanfield_dropout.convergence.measure_distances` cell from giving a silently wrong
+distance.
+
+* :func:`make_plan` — the settings shared by the cells of a study, validated once;
+* :func:`check_horizon` — a horizon shorter than half a step would run no step at all (and
+  report a distance of 0 at every time): refused, naming the smallest valid horizon;
+* :func:`cell_cost` — the memory (bytes) and the work (floating-point operations) of one cell,
+  estimated before anything is allocated; :func:`check_cell` checks the memory against the
+  share of the available memory a run may use (:func:`meanfield_dropout.memory.check_memory`)
+  and the callers announce a long run with its estimate
+  (:func:`meanfield_dropout.memory.warn_long_run`);
+* :func:`check_limit_range` — a limit run whose particles or predictor leave the divergence
+  bounds (``divergence_factor`` × the initial scales,
+  :func:`meanfield_dropout.engine.divergence_bounds`) has diverged, even while finite;
+* :func:`in_context` — a :class:`~meanfield_dropout.engine.DivergenceError` of one run of a
+  cell, re-raised with the cell's width and hyperparameters.
+"""
+import functools
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from ._validate import check_array, check_choice, check_int, check_positive
+from .activations import activation_code
+from .data import Dataset, teacher_student
+from .engine import DIVERGENCE_FACTOR, DivergenceError
+from .limits import DEFAULT_DT, LIMITS, limit_constants
+from .memory import check_memory
+from .metrics import MAX_ASSIGNMENT_POINTS, W2_METHODS
+
+#: Systems that can be coupled to the dropout run: finite-width variants and the Bernoulli
+#: jump particle system (N = n).
+COUPLED_VARIANTS = ("ram", "gd", "jump-bernoulli")
+#: Distances reported per limit.
+METRICS = ("predictor", "w2")
+_OPTIONS = ("coupled", "w2_particles", "w2_method", "dt", "chunk_steps", "divergence_factor",
+            "progress", "tile_limit")
+
+
+@functools.lru_cache(maxsize=1)
+def default_data():
+    """The default smooth problem: teacher–student data, d = 4, m = 40, 4 ReLU teacher units.
+
+    Small enough that a width-2000 cell of
+    :func:`~meanfield_dropout.convergence.measure_distances` takes about a second.
+    """
+    return teacher_student(dim=4, data_points=40, teacher_width=4, seed=0)
+
+
+class Plan(NamedTuple):
+    """Validated settings shared by the cells of a study (see
+    :func:`~meanfield_dropout.convergence.measure_distances`)."""
+
+    limits: dict
+    horizon: float
+    n_times: int
+    inputs: np.ndarray
+    targets: np.ndarray
+    activation: str
+    coupled: tuple
+    w2_particles: int
+    w2_method: str
+    dt: float
+    chunk_steps: int
+    divergence_factor: float
+    progress: bool
+    tile_limit: bool
+
+
+def limit_requests(limits, alpha, beta, tau):
+    """{name: validated constants} from a name, a list of names or {name: overrides}."""
+    if isinstance(limits, str):
+        limits = [limits]
+    items = limits.items() if isinstance(limits, dict) else [(name, {}) for name in limits]
+    out = {}
+    for name, overrides in items:
+        check_choice(name, "limit", LIMITS)
+        out[name] = limit_constants(name, **dict(dict(alpha=alpha, beta=beta, tau=tau),
+                                                 **(overrides or {})))
+    if not out:
+        raise ValueError("limits must name at least one limit")
+    return out
+
+
+def make_plan(limits, alpha, beta, tau, horizon, n_times, data, activation, options):
+    """The validated :class:`Plan` of these arguments of
+    :func:`~meanfield_dropout.convergence.measure_distances`."""
+    requests = limit_requests(limits, alpha, beta, tau)
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown options {unknown}; allowed: {', '.join(_OPTIONS)}")
+    coupled = tuple(options.get("coupled", ()))
+    for name in coupled:
+        check_choice(name, "coupled variant", COUPLED_VARIANTS)
+    if "jump-bernoulli" in coupled and "jump-bernoulli" not in requests:
+        raise ValueError("coupled variant 'jump-bernoulli' needs the jump-bernoulli limit "
+                         "(its constants) in limits")
+    activation_code(activation)
+    w2_particles = check_int(options.get("w2_particles", 500), "w2_particles", low=1)
+    w2_method = check_choice(options.get("w2_method", "assignment"), "w2_method", W2_METHODS)
+    if w2_method == "assignment" and w2_particles > MAX_ASSIGNMENT_POINTS:
+        raise ValueError(f"w2_particles must be <= {MAX_ASSIGNMENT_POINTS} for the exact "
+                         f"assignment W2 (O(k^3) time), got {w2_particles}; use w2_method "
+                         "'network-simplex' or 'sliced' (POT) for larger subsets")
+    data = default_data() if data is None else data
+    try:
+        inputs, targets = (data.inputs, data.targets) if isinstance(data, Dataset) else data
+    except (TypeError, ValueError):
+        raise ValueError("data must be a Dataset or a pair (inputs, targets)") from None
+    inputs = check_array(inputs, "data inputs", 2)
+    targets = check_array(targets, "data targets", 1, shape=(inputs.shape[0],))
+    return Plan(limits=requests, horizon=check_positive(horizon, "horizon"),
+                 n_times=check_int(n_times, "n_times", low=2), inputs=inputs, targets=targets,
+                 activation=activation, coupled=coupled,
+                 w2_particles=w2_particles, w2_method=w2_method,
+                 dt=check_positive(options.get("dt", DEFAULT_DT), "dt"),
+                 chunk_steps=check_int(options.get("chunk_steps", 256), "chunk_steps", low=1),
+                 divergence_factor=check_positive(
+                     options.get("divergence_factor", DIVERGENCE_FACTOR), "divergence_factor"),
+                 progress=bool(options.get("progress", False)),
+                 tile_limit=bool(options.get("tile_limit", False)))
+
+
+class Steps(NamedTuple):
+    """The steps of one cell: the time of one step of each run, the steps each limit is
+    compared at, dropout's own grid steps and every step the dropout run records."""
+
+    lengths: dict
+    limits: dict
+    dropout: np.ndarray
+    recorded: np.ndarray
+
+
+def cell_steps(plan, master_lr):
+    """The :class:`Steps` of a cell with dropout step τ_n = ``master_lr``."""
+    times = np.linspace(0.0, plan.horizon, plan.n_times)
+    lengths = {name: c["tau"] if name == "jump-bernoulli" else master_lr
+               for name, c in plan.limits.items()}
+    limits = {name: np.rint(times / lengths[name]).astype(np.int64) for name in plan.limits}
+    dropout = np.rint(times / master_lr).astype(np.int64)
+    return Steps(lengths, limits, dropout,
+                  np.unique(np.concatenate([dropout, *limits.values()])))
+
+
+def step_lengths(plan, master_lrs):
+    """{run: its step length} of the runs of a study with τ_n = ``master_lrs[n]`` (for
+    :func:`check_horizon`)."""
+    runs = {f"dropout at width {n}": tau_n for n, tau_n in master_lrs.items()}
+    if "jump-bernoulli" in plan.limits:
+        runs["the Bernoulli jump limit"] = plan.limits["jump-bernoulli"]["tau"]
+    return runs
+
+
+def check_cell(plan, width, master_lr, n_limit):
+    """Refuse a cell that runs no step or would not fit in memory; return its estimated
+    floating-point operations ."""
+    steps = cell_steps(plan, master_lr)
+    check_horizon(plan.horizon, step_lengths(plan, {width: master_lr}))
+    variants = 1 + len([name for name in plan.coupled if name != "jump-bernoulli"])
+    nbytes, operations = cell_cost(plan, width, n_limit, dict(steps.limits,
+                                                              dropout=steps.recorded), variants)
+    check_memory(nbytes, f"a cell at width {width} ({int(steps.recorded[-1])} dropout steps, "
+                         f"{n_limit} limit particles)",
+                 "use smaller widths, fewer n_times or a shorter horizon")
+    return nbytes, operations
+
+
+
+_FLOAT = 8
+
+
+def check_horizon(horizon, step_lengths):
+    """Refuse a horizon that rounds to zero steps for one of the runs of a cell or study.
+
+    Parameters
+    ----------
+    horizon : float
+        T, the last grid time.
+    step_lengths : dict
+        {run: time length of one of its steps}, e.g. ``"dropout at width 20"`` → τ_n and
+        ``"the Bernoulli jump limit"`` → its own step τ.
+
+    Raises
+    ------
+    ValueError
+        Naming the horizon, the run and the smallest valid horizon (one step of the longest
+        step length): the last grid time T is run for round(T / step) steps.
+    """
+    for run, length in step_lengths.items():
+        if np.rint(horizon / length) < 1:
+            needed = max(step_lengths.values())
+            raise ValueError(
+                f"horizon {horizon:g} runs no step of {run} (its step is {length:.4g}, and "
+                f"round(horizon/step) = 0 steps would run); the smallest valid horizon is "
+                f"{needed:.4g} (one step)")
+
+
+def cell_cost(plan, width, n_limit, steps_for, engine_variants):
+    """Estimated (bytes, floating-point operations) of one cell.
+
+    Parameters
+    ----------
+    plan : Plan
+        The validated settings (data, limits, grid, options).
+    width, n_limit : int
+        n and N.
+    steps_for : dict
+        {limit: the dropout (or Bernoulli) steps at the grid times}, and ``dropout`` → the
+        steps the dropout run records.
+    engine_variants : int
+        Variants of the coupled dropout run (dropout itself included).
+
+    Returns
+    -------
+    nbytes, operations : float
+    """
+    m, d = plan.inputs.shape
+    p = 1 + d
+    per_step = m * (4 * d + 6)                   # one neuron, one step, full batch
+    recorded = len(np.unique(np.concatenate(list(steps_for.values()))))
+    total_steps = float(max(int(s[-1]) for s in steps_for.values()))
+    nbytes = _FLOAT * (2 * width * p + engine_variants * (recorded + 1) * width * p
+                       + 3 * width * m)
+    operations = total_steps * engine_variants * width * per_step
+    peak_limit = 0.0
+    for name, constants in plan.limits.items():
+        limit_bytes = _FLOAT * (plan.n_times * (n_limit * p + m) + 4 * n_limit * m)
+        horizon = float(plan.horizon)
+        if name in ("wgf", "penalized-wgf"):
+            operations += 2 * math.ceil(horizon / plan.dt) * n_limit * per_step
+        elif name == "jump-bernoulli":
+            operations += float(steps_for[name][-1]) * n_limit * per_step
+            limit_bytes += _FLOAT * (len(steps_for[name]) + 1) * n_limit * p
+        else:                                    # event-driven: N T / α rings, O(m d) each
+            rings = n_limit * horizon / constants["alpha"]
+            operations += rings * m * (2 * d + 4)
+            # a batch of rings: who rings, its partner count and (critical) ~1/β partners
+            partners = 1.0 / constants["beta"] if constants["beta"] > 0 else 0.0
+            limit_bytes += _FLOAT * min(rings, 1 << 20) * (2 + partners)
+            operations += rings * partners * m
+        peak_limit = max(peak_limit, limit_bytes)
+    if "jump-bernoulli" in plan.coupled:
+        bernoulli = steps_for["jump-bernoulli"]
+        nbytes += _FLOAT * (len(bernoulli) + 1) * width * p
+        operations += float(bernoulli[-1]) * width * per_step
+    k = min(width, n_limit, plan.w2_particles)
+    return nbytes + peak_limit + _FLOAT * 2 * k * k, operations
+
+
+def check_limit_range(name, result, steps, bounds, context):
+    """Raise :class:`DivergenceError` if a limit run left the divergence bounds.
+
+    Parameters
+    ----------
+    name : str
+        The limit.
+    result : LimitResult
+        Its snapshots (T, N, p) and predictor (T, m) at the grid times.
+    steps : ndarray of int, shape (T,)
+        The dropout steps compared at those times (the step reported).
+    bounds : (float, float)
+        (output bound, parameter bound) of the dropout run.
+    context : str
+        The cell (width and hyperparameters), for the message.
+    """
+    output_bound, parameter_bound = bounds
+    for t in range(len(steps)):
+        snapshot, predictor = result.snapshots[t], result.predictor[t]
+        if not (np.all(np.abs(snapshot) <= parameter_bound)
+                and np.all(np.abs(predictor) <= output_bound)):
+            raise DivergenceError(
+                int(steps[t]), name,
+                f"at time {float(result.times[t]):.4g}, {context}: its particles or predictor "
+                f"left {parameter_bound:.3g} / {output_bound:.3g}",
+                kind="limit", unit="the time of dropout step",
+                hint="try a shorter horizon or other limit constants")
+
+
+def in_context(exc, context):
+    """``exc`` (a :class:`DivergenceError` of one run of a cell), its message prefixed with the
+    cell's ``context`` (width and hyperparameters); same ``step`` and ``variant``."""
+    new = DivergenceError(exc.step, exc.variant)
+    new.args = (f"{context}: {exc}",)
+    return new
