@@ -45,8 +45,10 @@ def test_diverged_cells_are_recorded_with_their_step_and_detected_as_diverged(tm
     _, results, missing = summarize(tmp_path)
     blows, fine = results
     assert missing == 0
-    assert blows.decision.phase == DIVERGED and blows.decision.confidence == 1.0
-    assert blows.agrees is False and [d["width"] for d in blows.diverged] == [16, 16]
+    assert blows.decision.phase == DIVERGED and not blows.decision.decided
+    assert "2 cell(s) diverged, the first at n = 16" in blows.decision.reason
+    # a diverged scaling is no decision about its limit: never counted as agreeing
+    assert blows.agrees is None and [d["width"] for d in blows.diverged] == [16, 16]
     assert np.isnan(blows.distances["wgf"][:, 0]).all()
     assert fine.decision.phase == "wgf" and not fine.diverged
     assert main(["plot", str(tmp_path), "-o", str(tmp_path / "d.png")]) == 0
