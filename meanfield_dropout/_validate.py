@@ -73,10 +73,16 @@ def check_choice(value, name, allowed):
 
 
 def check_array(value, name, ndim, dtype=np.float64, shape=None):
-    """A finite array with ``ndim`` dimensions, converted to ``dtype`` (C-contiguous).
+    """A finite, real array with ``ndim`` dimensions, converted to ``dtype`` (C-contiguous).
 
     ``shape`` may fix some dimensions: ``None`` entries are free.
     """
+    try:
+        complex_values = np.iscomplexobj(value)
+    except (TypeError, ValueError):          # ragged or not numeric: reported below
+        complex_values = False
+    if complex_values:
+        raise ValueError(f"{name} must be real, got complex values")
     try:
         arr = np.ascontiguousarray(value, dtype=dtype)
     except (TypeError, ValueError) as exc:

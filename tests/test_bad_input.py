@@ -308,3 +308,36 @@ def test_entry_points_give_the_same_one_line(module, argv, message, paths, tmp_p
                           text=True, timeout=120)
     lines = done.stderr.strip().splitlines()
     assert done.returncode == 2 and len(lines) == 1 and message in lines[0], done.stderr
+
+
+def _library_cases():
+    from meanfield_dropout import SimulationResult, simulate, teacher_student
+    from meanfield_dropout.convergence import measure_distances
+    from meanfield_dropout.stats import fit_slopes
+
+    data = teacher_student(dim=3, data_points=10, seed=0)
+    run = dict(width=5, master_lr=0.1, steps=1, progress=False)
+    cell = dict(limits=["wgf"], alpha=None, beta=None, tau=None, horizon=0.5, seed=0,
+                data=(data.inputs, data.targets), n_times=2)
+    return [
+        (lambda: simulate(data.inputs, data.targets, activation=["relu"], **run),
+         "activation must be one of"),
+        (lambda: simulate(data.inputs, data.targets, keep_prob=5e-324, **run),
+         r"keep_prob must be in \[1e-300, 1\]"),
+        (lambda: simulate(data.inputs + 1j, data.targets, **run), "inputs must be real"),
+        (lambda: measure_distances(20, 0.1, 0.5, activation={"tanh": 1}, **cell),
+         "activation must be one of"),
+        (lambda: measure_distances(20, 0.1, 0.5, divergence_factor=-1, **cell),
+         "divergence_factor"),
+        (lambda: teacher_student(seed=-1), r"seed must be an integer in \[0, inf\]"),
+        (lambda: fit_slopes([10, 20], [[1.0, 2.0, 3.0]]), r"shape \(repeats, 2\)"),
+        (lambda: SimulationResult.load(ROOT / "README.md"), "README.md is not a result file"),
+    ]
+
+
+@pytest.mark.parametrize("index", range(8))
+def test_library_entry_points_name_the_argument(index):
+    call, message = _library_cases()[index]
+    with pytest.raises(ValueError, match=message) as info:
+        call()
+    assert "\n" not in str(info.value)
