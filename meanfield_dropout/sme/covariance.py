@@ -1,21 +1,28 @@
-"""Covariance Sigma(theta) of the dropout gradient noise: dense formula and Gaussian sampler.
+"""Covariance Σ(θ) of the dropout gradient noise: dense formula and Gaussian sampler.
 
-With c = (1 - p)/p, u_k = grad_{q_k} L_S and M_kr = (1/n) sum_i J_{k,i}^T phi_{r,i}
-(``shared/theory/sme.md`` section 2), the exact covariance is
+With c = (1 − p)/p, u_k = ∇_{q_k} L_S and M_kr = (1/n) Σ_i J_{k,i}ᵀ φ_{r,i} (Zhang, Li, Luo &
+Xu 2024; J_{k,i} = ∂φ_{k,i}/∂q_k), the exact covariance is
 
-    Sigma = c A1 A1^T + c^2 A2 A2^T,
+    Σ = c A1 A1ᵀ + c² A2 A2ᵀ,
 
-where column j of A1 has block k equal to u_k (k = j) or M_kj (k != j), and column (k, r) of
+where column j of A1 has block k equal to u_k (k = j) or M_kj (k ≠ j), and column (k, r) of
 A2 holds M_kr in block k and M_rk in block r. :func:`noise_covariance` assembles it densely;
-:func:`sample_noise` draws N(0, Sigma) without forming any D x D matrix, by replacing the mask
-chaos xi_k -> sqrt(c) z_k and xi_k xi_r -> c Z_kr with standard Gaussians z, Z (section 2.3).
+:func:`sample_noise` draws N(0, Σ) without forming any D × D matrix, by replacing the mask
+chaos ξ_k → √c z_k and ξ_k ξ_r → c Z_kr with standard Gaussians z, Z.
+
+On the core layer: M_kr = κ² Dφ_kᵀ(φ_r/n) for all k at once is one core backward with the
+residual φ_r/n (core's φ_r = a_r σ(w_r·x)), and one draw is κ Dφ_kᵀ N_k with the per-neuron
+pseudo-residual N_k = √c z_k (r + λ φ_k/n) + (κ/n) Σ_{r≠k} W_kr φ_r, W_kr = √c z_r + c Z_kr
+(:func:`~meanfield_dropout.core._jacobian_transpose`).
 """
 import numpy as np
 from numba import njit
 
 from .._validate import check_array, check_int
-from .model import (_activations, _backprop, _drift_coefficients, _dropout_grad, _output,
-                    draw_masks)
+from ..core import _all_features, _backward_update, _jacobian_transpose
+from ..engine import _active_rows
+from .model import _dropout_update, _gradient_into, _kernel_threads, _unmasked_residual, \
+    draw_keep
 
 #: Largest D for which a dense D x D covariance is formed.
 MAX_DENSE_PARAMS = 4000
@@ -30,111 +37,119 @@ def check_dense_size(problem, max_params=MAX_DENSE_PARAMS):
 
 
 @njit(cache=True)
-def _noise_parts(X, Y, blocks, K, kappa, code, c_pen):
-    """u (m, P) and M (m, m, P) with M[k, k] = 0."""
-    s, ds = _activations(X, blocks, K, code)
-    n, m = s.shape
-    res = _output(s, blocks, K, kappa, np.ones(m)) - Y
-    u = _backprop(X, s, ds, blocks, K, kappa,
-                  _drift_coefficients(s, blocks, K, kappa, c_pen, res))
-    A = blocks[:, :K].copy()
-    gram = np.dot(s.T, s)
-    out_gram = np.dot(A, A.T)
-    scale = kappa * kappa / n
-    M = np.zeros((m, m, blocks.shape[1]))
-    for k in range(m):
-        weighted = np.empty((n, m))
-        for i in range(n):
-            for r in range(m):
-                weighted[i, r] = ds[i, k] * s[i, r]
-        T = np.dot(weighted.T, X)
-        for r in range(m):
-            if r == k:
-                continue
-            for c in range(K):
-                M[k, r, c] = scale * gram[k, r] * A[r, c]
-            M[k, r, K:] = scale * out_gram[k, r] * T[r]
+def _parts(net, blocks):
+    """u (width, K + d) and M (width, width, K + d) with M[k, k] = 0."""
+    width, block = blocks.shape
+    K, n_samples = net.targets.shape
+    pre = np.empty((width, n_samples), dtype=blocks.dtype)
+    residual = np.empty((K, n_samples), dtype=blocks.dtype)
+    _unmasked_residual(net, blocks, pre, residual)
+    u = np.empty_like(blocks)
+    _gradient_into(net, blocks, pre, residual, u)
+    features = _all_features(blocks, net.inputs_t, K, False, net.activation)
+    rows = np.arange(width)
+    by_source = np.zeros((width, width, block), dtype=blocks.dtype)  # [r, k] = M_kr
+    for r in range(width):
+        _backward_update(blocks, rows, width, -net.scale * net.scale, 0.0,
+                         features[r] / n_samples, net.inputs, net.inputs_t, K, False,
+                         net.activation, pre, rows, by_source[r])
+    M = np.zeros_like(by_source)
+    for k in range(width):
+        for r in range(width):
+            if r != k:
+                M[k, r] = by_source[r, k]
     return u, M
 
 
+def _noise_parts(problem, blocks):
+    """u = ∇L_S (width, K + d) and M (width, width, K + d), M_kk = 0, for θ's blocks."""
+    with _kernel_threads(problem) as net:
+        return _parts(net, blocks)
+
+
 @njit(cache=True)
-def _dense_covariance(u, M, c_pen):
-    """Sigma = c A1 A1^T + c^2 A2 A2^T as a dense (D, D) array."""
-    m, P = u.shape
-    A1 = np.empty((m * P, m))
-    for k in range(m):
-        for j in range(m):
-            A1[k * P:(k + 1) * P, j] = u[k] if j == k else M[k, j]
-    sigma = c_pen * np.dot(A1, A1.T)
-    c2 = c_pen * c_pen
-    for k in range(m):
-        sigma[k * P:(k + 1) * P, k * P:(k + 1) * P] += c2 * np.dot(M[k].T, M[k])
-        for l in range(m):
-            if l != k:
-                sigma[k * P:(k + 1) * P, l * P:(l + 1) * P] += c2 * np.outer(M[k, l], M[l, k])
+def _dense_covariance(u, M, variance):
+    """Σ = c A1 A1ᵀ + c² A2 A2ᵀ as a dense (D, D) array (c = ``variance``)."""
+    width, block = u.shape
+    A1 = np.empty((width * block, width))
+    for k in range(width):
+        for j in range(width):
+            A1[k * block:(k + 1) * block, j] = u[k] if j == k else M[k, j]
+    sigma = variance * np.dot(A1, A1.T)
+    c2 = variance * variance
+    for k in range(width):
+        lo, hi = k * block, (k + 1) * block
+        sigma[lo:hi, lo:hi] += c2 * np.dot(M[k].T, M[k])
+        for r in range(width):
+            if r != k:
+                sigma[lo:hi, r * block:(r + 1) * block] += c2 * np.outer(M[k, r], M[r, k])
     return sigma
 
 
 @njit(cache=True)
 def _factor(u, M):
-    """A1 (D, m) and A2 (D, m(m-1)/2), pairs (k, r), k < r, in row-major order."""
-    m, P = u.shape
-    A1 = np.empty((m * P, m))
-    A2 = np.zeros((m * P, m * (m - 1) // 2))
+    """A1 (D, width) and A2 (D, width(width − 1)/2), pairs (k, r), k < r, row-major."""
+    width, block = u.shape
+    A1 = np.empty((width * block, width))
+    A2 = np.zeros((width * block, width * (width - 1) // 2))
     col = 0
-    for k in range(m):
-        for j in range(m):
-            A1[k * P:(k + 1) * P, j] = u[k] if j == k else M[k, j]
-        for r in range(k + 1, m):
-            A2[k * P:(k + 1) * P, col] = M[k, r]
-            A2[r * P:(r + 1) * P, col] = M[r, k]
+    for k in range(width):
+        for j in range(width):
+            A1[k * block:(k + 1) * block, j] = u[k] if j == k else M[k, j]
+        for r in range(k + 1, width):
+            A2[k * block:(k + 1) * block, col] = M[k, r]
+            A2[r * block:(r + 1) * block, col] = M[r, k]
             col += 1
     return A1, A2
 
 
 @njit(cache=True)
-def _noise_coefficients(s, blocks, K, kappa, c_pen, V, z, G):
-    """Per-neuron pseudo-residuals whose back-propagation is one N(0, Sigma) draw.
+def _noise_residuals(net, features, residual, z, G, drift_weight, noise_weight, out):
+    """Per-neuron residuals R_k = drift_weight e_k + noise_weight N_k, shape (width, K, n).
 
-    V is the drift coefficient e_i + c phi_{k,i}; z (m,) and the upper triangle of G (m, m)
-    are standard Gaussians. W_kr = sqrt(c) z_r + c G_{min(k,r), max(k,r)}, W_kk = 0.
+    e_k = r + λ φ_k/n is the residual whose back-propagation κ Dφ_kᵀ e_k is ∇_{q_k} L_S and
+    N_k = √c z_k e_k + (κ/n) Σ_{r≠k} W_kr φ_r the one whose back-propagation is one draw of
+    Σ^(1/2) Z, W_kr = √c z_r + c G_{min(k,r), max(k,r)} (z (width,) and the upper triangle
+    of G (width, width) standard Gaussians). ``features`` are core's φ (width, K, n).
     """
-    n, m = s.shape
-    sq = np.sqrt(c_pen)
-    W = np.empty((m, m))
-    for k in range(m):
-        for r in range(m):
-            if r == k:
-                W[k, r] = 0.0
-            elif k < r:
-                W[k, r] = sq * z[r] + c_pen * G[k, r]
-            else:
-                W[k, r] = sq * z[r] + c_pen * G[r, k]
-    out = np.empty((n, m, K))
-    scaled = np.empty((n, m))
-    for c in range(K):
-        for i in range(n):
-            for r in range(m):
-                scaled[i, r] = kappa * s[i, r] * blocks[r, c]
-        mixed = np.dot(scaled, W.T)
-        for i in range(n):
-            for k in range(m):
-                out[i, k, c] = sq * z[k] * V[i, k, c] + mixed[i, k]
-    return out
+    width = features.shape[0]
+    K, n_samples = residual.shape
+    root = np.sqrt(net.variance)
+    own = np.empty(width)
+    mixing = np.empty((width, width))  # R = mixing @ φ + own ⊗ r
+    for k in range(width):
+        own[k] = drift_weight + noise_weight * root * z[k]
+        for r in range(width):
+            pair = root * z[r] + net.variance * G[min(k, r), max(k, r)]
+            mixing[k, r] = own[k] * net.penalty / n_samples if r == k else \
+                noise_weight * net.scale / n_samples * pair
+    np.dot(mixing, features.reshape(width, K * n_samples), out.reshape(width, K * n_samples))
+    for k in range(width):
+        for c in range(K):
+            for j in range(n_samples):
+                out[k, c, j] += own[k] * residual[c, j]
 
 
 @njit(cache=True)
-def _noise_sample(X, Y, blocks, K, kappa, code, c_pen, z, G):
-    """One draw of Sigma^(1/2) Z as (m, P) blocks."""
-    s, ds = _activations(X, blocks, K, code)
-    res = _output(s, blocks, K, kappa, np.ones(s.shape[1])) - Y
-    V = _drift_coefficients(s, blocks, K, kappa, c_pen, res)
-    return _backprop(X, s, ds, blocks, K, kappa,
-                     _noise_coefficients(s, blocks, K, kappa, c_pen, V, z, G))
+def _noise_samples(net, blocks, z, G, out):
+    """out[j] = one draw of Σ^(1/2) Z (blocks) for the Gaussians z[j], G[j]."""
+    width = blocks.shape[0]
+    K, n_samples = net.targets.shape
+    pre = np.empty((width, n_samples), dtype=blocks.dtype)
+    residual = np.empty((K, n_samples), dtype=blocks.dtype)
+    _unmasked_residual(net, blocks, pre, residual)
+    features = _all_features(blocks, net.inputs_t, K, False, net.activation)
+    pseudo = np.empty_like(features)
+    rows = np.arange(width)
+    for j in range(z.shape[0]):
+        _noise_residuals(net, features, residual, z[j], G[j], 0.0, 1.0, pseudo)
+        out[j] = 0.0
+        _jacobian_transpose(blocks, rows, width, -net.scale, pseudo, net.inputs, net.inputs_t,
+                            K, False, net.activation, pre, rows, out[j])
 
 
 def noise_covariance(problem, params, max_params=MAX_DENSE_PARAMS):
-    """Exact covariance Sigma(theta) = Cov_delta[grad R^drop(theta; delta)] as a dense matrix.
+    """Exact covariance Σ(θ) = Cov_δ[∇R^drop(θ; δ)] as a dense matrix.
 
     Parameters
     ----------
@@ -150,101 +165,117 @@ def noise_covariance(problem, params, max_params=MAX_DENSE_PARAMS):
     """
     check_dense_size(problem, max_params)
     blocks = problem.blocks(params)
-    u, M = _noise_parts(problem.inputs, problem.targets, blocks, problem.output_dim,
-                        problem.kappa, problem.code, problem.penalty)
-    sigma = _dense_covariance(u, M, problem.penalty)
+    sigma = _dense_covariance(*_noise_parts(problem, blocks), problem.penalty)
     return 0.5 * (sigma + sigma.T)
 
 
 def noise_factor(problem, params):
-    """Exact factors of Sigma = c A1 A1^T + c^2 A2 A2^T (``sme.md`` section 2.3).
+    """Exact factors of Σ = c A1 A1ᵀ + c² A2 A2ᵀ (Zhang, Li, Luo & Xu 2024).
 
-    The centred dropout gradient is exactly A1 xi + A2 (xi_k xi_r)_{k<r} with xi = delta - 1.
+    The centred dropout gradient is exactly A1 ξ + A2 (ξ_k ξ_r)_{k<r} with ξ = δ − 1.
 
     Returns
     -------
-    A1 : ndarray, shape (D, m)
-    A2 : ndarray, shape (D, m(m-1)/2)
-        Columns ordered by pairs (k, r), k < r, row-major (``np.triu_indices(m, 1)``).
+    A1 : ndarray, shape (D, width)
+    A2 : ndarray, shape (D, width (width − 1)/2)
+        Columns ordered by pairs (k, r), k < r, row-major (``np.triu_indices(width, 1)``).
     """
-    blocks = problem.blocks(params)
-    u, M = _noise_parts(problem.inputs, problem.targets, blocks, problem.output_dim,
-                        problem.kappa, problem.code, problem.penalty)
-    return _factor(u, M)
+    return _factor(*_noise_parts(problem, problem.blocks(params)))
 
 
 def draw_standard_normals(rng, width, size):
-    """Gaussians (z, G) of shapes (size, m) and (size, m, m) for :func:`noise_from_normals`."""
+    """Gaussians (z, G) of shapes (size, width), (size, width, width) for the noise draws."""
     return rng.standard_normal((size, width)), rng.standard_normal((size, width, width))
 
 
 def noise_from_normals(problem, params, z, pairs):
-    """The matrix-free N(0, Sigma) draw, applied to given Gaussians.
+    """The matrix-free N(0, Σ) draw, applied to given Gaussians.
 
-    Linear in (z, pairs) at fixed theta, so the same Gaussians can drive several processes
+    Linear in (z, pairs) at fixed θ, so the same Gaussians can drive several processes
     (common random numbers).
 
     Parameters
     ----------
     problem : DropoutProblem
     params : array_like, shape (D,)
-    z : array_like, shape (m,)
-        Standard normals for the first-order chaos xi_k.
-    pairs : array_like, shape (m, m)
+    z : array_like, shape (width,)
+        Standard normals for the first-order chaos ξ_k.
+    pairs : array_like, shape (width, width)
         Standard normals; only the strict upper triangle is used (second-order chaos
-        xi_k xi_r, k < r).
+        ξ_k ξ_r, k < r).
 
     Returns
     -------
     ndarray, shape (D,)
     """
     blocks = problem.blocks(params)
-    m = problem.width
-    z = check_array(z, "z", 1, shape=(m,))
-    pairs = check_array(pairs, "pairs", 2, shape=(m, m))
-    return _noise_sample(problem.inputs, problem.targets, blocks, problem.output_dim,
-                         problem.kappa, problem.code, problem.penalty, z, pairs).ravel()
+    width = problem.width
+    z = check_array(z, "z", 1, shape=(width,))
+    pairs = check_array(pairs, "pairs", 2, shape=(width, width))
+    out = np.empty((1,) + blocks.shape)
+    with _kernel_threads(problem) as net:
+        _noise_samples(net, blocks, z[None], pairs[None], out)
+    return out.ravel()
 
 
-def sample_noise(problem, params, n_samples, seed=0):
-    """Draws from N(0, Sigma(theta)), exact in law, never forming a D x D matrix.
+def sample_noise(problem, params, n_draws=None, seed=0, *, n_samples=None):
+    """Draws from N(0, Σ(θ)), exact in law, never forming a D × D matrix.
 
-    Each draw costs O(n m^2 K + n m (K + d)), about one dropout gradient.
+    Each draw costs O(n m² K + n m (K + d)), about one dropout gradient.
 
     Parameters
     ----------
     problem : DropoutProblem
     params : array_like, shape (D,)
-    n_samples : int
+    n_draws : int
         Number of draws (>= 1).
     seed : int
+    n_samples : int, optional
+        Former name of ``n_draws`` (kept as an alias; not the training-set size
+        ``problem.n_samples``).
 
     Returns
     -------
-    ndarray, shape (n_samples, D)
+    ndarray, shape (n_draws, D)
     """
-    n_samples = check_int(n_samples, "n_samples", low=1)
+    if n_samples is not None:
+        if n_draws is not None:
+            raise ValueError("give n_draws or its former name n_samples, not both")
+        n_draws = n_samples
+    n_draws = check_int(n_draws, "n_draws", low=1)
     rng = np.random.default_rng(np.random.SeedSequence(check_int(seed, "seed", low=0)))
     blocks = problem.blocks(params)
-    out = np.empty((n_samples, problem.n_params))
-    z, G = draw_standard_normals(rng, problem.width, n_samples)
-    for j in range(n_samples):
-        out[j] = _noise_sample(problem.inputs, problem.targets, blocks, problem.output_dim,
-                               problem.kappa, problem.code, problem.penalty, z[j], G[j]).ravel()
-    return out
+    z, G = draw_standard_normals(rng, problem.width, n_draws)
+    out = np.empty((n_draws,) + blocks.shape)
+    with _kernel_threads(problem) as net:
+        _noise_samples(net, blocks, z, G, out)
+    return out.reshape(n_draws, problem.n_params)
+
+
+@njit(cache=True)
+def _dropout_gradients(net, blocks, keep, out):
+    """out[j] = ∇R^drop(θ; δ_j) for the keep rows ``keep[j]`` (mask entries 1/p)."""
+    width, n_samples = blocks.shape[0], net.inputs.shape[0]
+    pre = np.empty((width, n_samples), dtype=blocks.dtype)
+    rows = np.empty(width, dtype=np.int64)
+    bounds = np.zeros(2, dtype=np.int64)
+    weights = np.full(1, net.inverse_keep)
+    for j in range(keep.shape[0]):
+        bounds[1] = _active_rows(keep[j], rows)
+        out[j] = 0.0
+        _dropout_update(net, blocks, rows, bounds, weights, -net.scale, pre, out[j])
 
 
 def dropout_gradients(problem, params, n_masks, seed=0):
-    """Dropout gradients grad R^drop(theta; delta) for ``n_masks`` fresh masks, (n_masks, D)."""
+    """Dropout gradients ∇R^drop(θ; δ) for ``n_masks`` fresh masks, shape (n_masks, D)."""
     n_masks = check_int(n_masks, "n_masks", low=2)
     rng = np.random.default_rng(np.random.SeedSequence(check_int(seed, "seed", low=0)))
     blocks = problem.blocks(params)
-    masks = draw_masks(rng, problem.keep_prob, (n_masks, problem.width))
-    out = np.empty((n_masks, problem.n_params))
-    for j in range(n_masks):
-        out[j] = _dropout_grad(problem.inputs, problem.targets, blocks, problem.output_dim,
-                               problem.kappa, problem.code, masks[j]).ravel()
-    return out
+    keep = draw_keep(rng, problem.keep_prob, (n_masks, problem.width))
+    out = np.empty((n_masks,) + blocks.shape)
+    with _kernel_threads(problem) as net:
+        _dropout_gradients(net, blocks, keep, out)
+    return out.reshape(n_masks, problem.n_params)
 
 
 def empirical_covariance(problem, params, n_masks, seed=0, max_params=MAX_DENSE_PARAMS):

@@ -1,18 +1,20 @@
 """Dropout gradient descent, the order-1 and order-2 SMEs, and gradient descent on L_S.
 
-Dropout (step eta, time t = N eta):  theta_N = theta_{N-1} - eta grad R^drop(theta_{N-1}; delta_N).
+Dropout (step η, time t = Nη):  θ_N = θ_{N−1} − η ∇R^drop(θ_{N−1}; δ_N).
 
-SMEs (Theorem 1 of Zhang, Li, Luo, Xu 2024), integrated by Euler-Maruyama with SDE step
-h <= eta (time t = N_h h):
+SMEs (Theorem 1 of Zhang, Li, Luo & Xu 2024), integrated by Euler–Maruyama with SDE step
+h ≤ η (time t = N_h h):
 
-    Theta <- Theta + h b(Theta) + sqrt(h eta) Sigma(Theta)^(1/2) Z,
-    b = -grad L_S                            (order 1),
-    b = -grad L_S - (eta/2) H grad L_S       (order 2, exact Hessian-vector product).
+    Θ ← Θ + h b(Θ) + √(hη) Σ(Θ)^(1/2) Z,
+    b = −∇L_S                      (order 1),
+    b = −∇L_S − (η/2) H ∇L_S       (order 2, exact Hessian-vector product).
 
-Sigma^(1/2) Z is drawn by the matrix-free sampler of :mod:`.covariance`. With the same seed
-both orders consume identical Gaussians (common random numbers). With h = eta the scheme is
-the paper's EM discretisation; ``shared/theory/sme.md`` section 3.1 explains why h << eta is
-needed to see the weak orders.
+Σ^(1/2) Z is drawn by the matrix-free sampler of :mod:`.covariance`. With the same seed both
+orders consume identical Gaussians (common random numbers). With h = η the scheme is the
+paper's EM discretisation; resolving the weak orders 1 and 2 needs h ≪ η, since EM with h = η
+matches dropout's mean far better than O(η). Every step is a few calls of the core kernels
+(:mod:`meanfield_dropout.core`); a diverging run raises the engine's
+:class:`~meanfield_dropout.engine.DivergenceError` naming the method.
 """
 from dataclasses import dataclass
 
@@ -20,28 +22,19 @@ import numpy as np
 from numba import njit
 from tqdm.auto import tqdm
 
-from .. import engine
 from .._validate import check_choice, check_int, check_positive
-from .covariance import _noise_coefficients, draw_standard_normals
+from ..core import _all_features, _backward_update, _jacobian_transpose, _loss_derivative
+from ..engine import DivergenceError, _active_rows
+from .covariance import _noise_residuals, draw_standard_normals
 from .hessian import _hvp
-from .model import (_activations, _backprop, _drift_coefficients, _dropout_grad,
-                    _modified_grad, _modified_loss, _output, draw_masks)
+from .model import (_SQUARE, _dropout_update, _kernel_threads, _modified_loss,
+                    _unmasked_residual, draw_keep)
 
 #: Parameters with absolute value above this count as diverged.
 DIVERGENCE_BOUND = 1e8
 
 # stream indices of np.random.SeedSequence(seed).spawn(2)
 _MASK_STREAM, _GAUSSIAN_STREAM = 0, 1
-
-
-class DivergenceError(engine.DivergenceError):
-    """A run left the finite range; ``step`` and ``variant`` (the method) say where."""
-
-    def __init__(self, step, variant, detail):
-        FloatingPointError.__init__(self, f"{variant} diverged at step {step}: {detail}")
-        self.step = step
-        self.variant = variant
-
 
 @dataclass
 class Trajectories:
@@ -50,7 +43,7 @@ class Trajectories:
     Attributes
     ----------
     times : ndarray, shape (n_records,)
-        Times t (dropout step count times eta).
+        Times t (dropout step count times η).
     loss : ndarray, shape (n_runs, n_records)
         Plain training loss R_S at the recorded times.
     params : ndarray or None, shape (n_runs, n_records, D)
@@ -78,43 +71,99 @@ def _first_bad(thetas, bound):
 
 
 @njit(cache=True)
-def _dropout_steps(X, Y, thetas, K, kappa, code, lr, masks):
-    """One dropout GD step for every replica (in place)."""
+def _dropout_kernel(net, thetas, step, keep):
+    """θ_j ← θ_j − (step/κ) ∇R^drop(θ_j; δ_j) for every replica j; ``keep`` (runs, width)."""
+    width, n_samples = thetas.shape[1], net.inputs.shape[0]
+    pre = np.empty((width, n_samples), dtype=thetas.dtype)
+    rows = np.empty(width, dtype=np.int64)
+    bounds = np.zeros(2, dtype=np.int64)
+    weights = np.full(1, net.inverse_keep)
     for j in range(thetas.shape[0]):
-        thetas[j] -= lr * _dropout_grad(X, Y, thetas[j], K, kappa, code, masks[j])
+        bounds[1] = _active_rows(keep[j], rows)
+        _dropout_update(net, thetas[j], rows, bounds, weights, step, pre, thetas[j])
+
+
+def _dropout_steps(problem, thetas, lr, keep):
+    """One dropout step θ ← θ − η ∇R^drop(θ; δ) for every replica (in place).
+
+    ``keep`` (n_runs, width) holds the keep decisions (True: mask entry 1/p).
+    """
+    with _kernel_threads(problem) as net:
+        _dropout_kernel(net, thetas, lr * net.scale, keep)
 
 
 @njit(cache=True)
-def _gd_steps(X, Y, thetas, K, kappa, code, c_pen, lr):
+def _gd_kernel(net, thetas, step):
+    """θ_j ← θ_j − (step/κ) ∇L_S(θ_j) for every replica j."""
+    width, n_samples = thetas.shape[1], net.inputs.shape[0]
+    pre = np.empty((width, n_samples), dtype=thetas.dtype)
+    residual = np.empty(net.targets.shape, dtype=thetas.dtype)
+    rows = np.arange(width)
+    for j in range(thetas.shape[0]):
+        _unmasked_residual(net, thetas[j], pre, residual)
+        _backward_update(thetas[j], rows, width, step, net.penalty, residual, net.inputs,
+                         net.inputs_t, net.outputs, False, net.activation, pre, rows, thetas[j])
+
+
+def _gd_steps(problem, thetas, lr):
     """One GD step on L_S for every replica (in place)."""
-    for j in range(thetas.shape[0]):
-        thetas[j] -= lr * _modified_grad(X, Y, thetas[j], K, kappa, code, c_pen)
+    with _kernel_threads(problem) as net:
+        _gd_kernel(net, thetas, lr * net.scale)
 
 
 @njit(cache=True)
-def _sme_steps(X, Y, thetas, K, kappa, code, c_pen, lr, h, order, z, G):
-    """One Euler-Maruyama step of the order-1 or order-2 SME for every replica (in place)."""
+def _sme_kernel(net, thetas, lr, h, order, z, G):
+    """One Euler-Maruyama step of the order-1 or order-2 SME for every replica (in place).
+
+    Θ ← Θ − h ∇L_S + √(hη) Σ^(1/2) Z is one per-neuron back-propagation of the residuals
+    −h e_k + √(hη) N_k (:func:`~.covariance._noise_residuals`), for the units of all
+    replicas at once (the rows of ``thetas`` reshaped to (runs · width, K + d)); order 2
+    subtracts (hη/2) H ∇L_S. f = κ Σ_r φ_r is summed from the core features.
+    """
+    runs, width, block = thetas.shape
+    K, n_samples = net.targets.shape
+    units = thetas.reshape(runs * width, block)
+    rows = np.arange(runs * width)
+    no_pre = np.empty((0, n_samples), dtype=thetas.dtype)
+    no_index = np.empty(0, dtype=np.int64)
+    features = _all_features(units, net.inputs_t, K, False, net.activation)
+    residuals = np.empty((runs, K, n_samples), dtype=thetas.dtype)
+    for j in range(runs):
+        f = net.scale * features[j * width:(j + 1) * width].sum(axis=0)
+        _loss_derivative(_SQUARE, f, net.targets, residuals[j])
+    pseudo = np.empty_like(features)
+    if order == 2:
+        for j in range(runs):
+            _noise_residuals(net, features[j * width:(j + 1) * width], residuals[j], z[j],
+                             G[j], 1.0, 0.0, pseudo[j * width:(j + 1) * width])
+        grads = np.zeros_like(units)
+        _jacobian_transpose(units, rows, rows.shape[0], -net.scale, pseudo, net.inputs,
+                            net.inputs_t, K, False, net.activation, no_pre, no_index, grads)
+        curvature = np.empty_like(thetas)
+        for j in range(runs):
+            _hvp(net, thetas[j], grads[j * width:(j + 1) * width], curvature[j])
     noise_scale = np.sqrt(h * lr)
-    for j in range(thetas.shape[0]):
-        blocks = thetas[j]
-        s, ds = _activations(X, blocks, K, code)
-        res = _output(s, blocks, K, kappa, np.ones(s.shape[1])) - Y
-        V = _drift_coefficients(s, blocks, K, kappa, c_pen, res)
-        grad = _backprop(X, s, ds, blocks, K, kappa, V)
-        noise = _backprop(X, s, ds, blocks, K, kappa,
-                          _noise_coefficients(s, blocks, K, kappa, c_pen, V, z[j], G[j]))
-        drift = -grad
-        if order == 2:
-            drift -= 0.5 * lr * _hvp(X, Y, blocks, K, kappa, code, c_pen, grad)
-        thetas[j] += h * drift + noise_scale * noise
+    for j in range(runs):
+        _noise_residuals(net, features[j * width:(j + 1) * width], residuals[j], z[j], G[j],
+                         -h, noise_scale, pseudo[j * width:(j + 1) * width])
+    _jacobian_transpose(units, rows, rows.shape[0], -net.scale, pseudo, net.inputs,
+                        net.inputs_t, K, False, net.activation, no_pre, no_index, units)
+    if order == 2:
+        thetas -= (0.5 * h * lr) * curvature
+
+
+def _sme_steps(problem, thetas, lr, h, order, z, G):
+    """One Euler-Maruyama step of the order-1 or order-2 SME for every replica (in place)."""
+    with _kernel_threads(problem) as net:
+        _sme_kernel(net, thetas, lr, h, order, z, G)
 
 
 @njit(cache=True)
-def _losses(X, Y, thetas, K, kappa, code):
+def _losses_kernel(net, thetas):
     """R_S of every replica."""
     out = np.empty(thetas.shape[0])
     for j in range(thetas.shape[0]):
-        out[j] = _modified_loss(X, Y, thetas[j], K, kappa, code, 0.0)
+        out[j] = _modified_loss(net, thetas[j], 0.0)
     return out
 
 
@@ -131,10 +180,13 @@ def _start(problem, params0, n_runs):
 
 def _drive(problem, thetas, n_steps, record_every, record_params, step, time_per_step,
            method, progress):
-    """Advance ``thetas`` by ``step(thetas)`` ``n_steps`` times, recording every few steps."""
+    """Advance ``thetas`` by ``step(thetas, k)`` for k = 0..n_steps−1, recording every few steps.
+
+    Raises the engine's :class:`~meanfield_dropout.engine.DivergenceError` (with ``method``
+    as its variant) when a parameter leaves the finite range.
+    """
     n_steps = check_int(n_steps, "n_steps", low=1)
     record_every = check_int(record_every, "record_every", low=1)
-    X, Y, K = problem.inputs, problem.targets, problem.output_dim
     record_at = list(range(0, n_steps + 1, record_every))
     if record_at[-1] != n_steps:
         record_at.append(n_steps)
@@ -142,15 +194,16 @@ def _drive(problem, thetas, n_steps, record_every, record_params, step, time_per
     params = (np.empty((thetas.shape[0], len(record_at), problem.n_params))
               if record_params else None)
     slot = 0
-    for n in tqdm(range(n_steps + 1), desc=method, disable=not progress, leave=False):
-        if n > 0:
-            step(thetas)
+    for done in tqdm(range(n_steps + 1), desc=method, disable=not progress, leave=False):
+        if done > 0:
+            step(thetas, done - 1)
             bad = _first_bad(thetas, DIVERGENCE_BOUND)
             if bad >= 0:
-                raise DivergenceError(n, method, f"run {bad} has a parameter beyond "
+                raise DivergenceError(done, method, f"run {bad} has a parameter beyond "
                                       f"{DIVERGENCE_BOUND:g} or non-finite; lower lr")
-        if n == record_at[slot]:
-            loss[:, slot] = _losses(X, Y, thetas, K, problem.kappa, problem.code)
+        if done == record_at[slot]:
+            with _kernel_threads(problem) as net:
+                loss[:, slot] = _losses_kernel(net, thetas)
             if record_params:
                 params[:, slot] = thetas.reshape(thetas.shape[0], -1)
             slot += 1
@@ -159,28 +212,35 @@ def _drive(problem, thetas, n_steps, record_every, record_params, step, time_per
 
 
 def simulate_dropout(problem, params0, lr, n_steps, n_runs=1, seed=0, record_every=1,
-                     record_params=False, progress=False):
-    """Full-batch dropout gradient descent, ``n_runs`` independent runs from theta_0.
+                     record_params=False, progress=False, keep=None):
+    """Full-batch dropout gradient descent, ``n_runs`` independent runs from θ_0.
+
+    θ_N = θ_{N−1} − η ∇R^drop(θ_{N−1}; δ_N) (Zhang, Li, Luo & Xu 2024) with a fresh mask δ_N
+    per step and run: the engine's ``dropout`` rule with master_lr ηκ on the core kernels.
 
     Parameters
     ----------
     problem : DropoutProblem
     params0 : array_like, shape (D,)
-        theta_0, shared by all runs.
+        θ_0, shared by all runs.
     lr : float
-        eta > 0.
+        η > 0.
     n_steps : int
-        Number of dropout steps N (final time N eta).
+        Number of dropout steps N (final time N η).
     n_runs : int
         Independent runs (fresh masks each).
     seed : int
-        Seed of the masks.
+        Seed of the masks: the keep decisions of a step are
+        ``rng.random((n_runs, width)) < p`` from ``SeedSequence(seed).spawn(2)[0]``.
     record_every : int
         Record R_S (and parameters) every this many steps.
     record_params : bool
         Keep the parameter history.
     progress : bool
         Show a tqdm bar.
+    keep : array_like of bool, shape (n_steps, n_runs, width), optional
+        Explicit keep decisions (True: mask entry 1/p) instead of drawing them from ``seed``,
+        as the engine's :class:`~meanfield_dropout.noise.ExplicitNoise`.
 
     Returns
     -------
@@ -188,12 +248,18 @@ def simulate_dropout(problem, params0, lr, n_steps, n_runs=1, seed=0, record_eve
     """
     lr = check_positive(lr, "lr")
     thetas = _start(problem, params0, n_runs)
+    if keep is not None:
+        keep = np.asarray(keep)
+        if keep.dtype != np.bool_ or keep.shape != (n_steps, thetas.shape[0], problem.width):
+            raise ValueError(f"keep must be a boolean array of shape ({n_steps}, "
+                             f"{thetas.shape[0]}, {problem.width}), got {keep.dtype} "
+                             f"{keep.shape}")
     rng = _rng(seed, _MASK_STREAM)
-    X, Y, K = problem.inputs, problem.targets, problem.output_dim
 
-    def step(th):
-        masks = draw_masks(rng, problem.keep_prob, (th.shape[0], problem.width))
-        _dropout_steps(X, Y, th, K, problem.kappa, problem.code, lr, masks)
+    def step(th, k):
+        decisions = draw_keep(rng, problem.keep_prob, (th.shape[0], problem.width)) \
+            if keep is None else np.ascontiguousarray(keep[k])
+        _dropout_steps(problem, th, lr, decisions)
 
     return _drive(problem, thetas, n_steps, record_every, record_params, step, lr,
                   "dropout", progress)
@@ -203,14 +269,14 @@ def simulate_modified_gd(problem, params0, lr, n_steps, record_every=1, record_p
                          progress=False):
     """Deterministic gradient descent on L_S (the drift of dropout without its noise).
 
-    Arguments as :func:`simulate_dropout`; returns one run.
+    The engine's ``penalized`` rule with master_lr ηκ and penalty cκ. Arguments as
+    :func:`simulate_dropout`; returns one run.
     """
     lr = check_positive(lr, "lr")
     thetas = _start(problem, params0, 1)
-    X, Y, K = problem.inputs, problem.targets, problem.output_dim
 
-    def step(th):
-        _gd_steps(X, Y, th, K, problem.kappa, problem.code, problem.penalty, lr)
+    def step(th, k):
+        _gd_steps(problem, th, lr)
 
     return _drive(problem, thetas, n_steps, record_every, record_params, step, lr,
                   "GD on L_S", progress)
@@ -266,13 +332,11 @@ def simulate_sme(problem, params0, lr, n_steps, sde_step=None, order=1, n_runs=1
     order = check_choice(order, "order", (1, 2))
     thetas = _start(problem, params0, n_runs)
     rng = _rng(seed, _GAUSSIAN_STREAM)
-    X, Y, K = problem.inputs, problem.targets, problem.output_dim
 
-    def step(th):
+    def step(th, k):
         for _ in range(substeps):
             z, G = draw_standard_normals(rng, problem.width, th.shape[0])
-            _sme_steps(X, Y, th, K, problem.kappa, problem.code, problem.penalty, lr, h,
-                       order, z, G)
+            _sme_steps(problem, th, lr, h, order, z, G)
 
     return _drive(problem, thetas, n_steps, record_every, record_params, step, lr,
                   f"order-{order} SME", progress)

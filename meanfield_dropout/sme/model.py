@@ -1,33 +1,71 @@
-"""Two-layer network with dropout at fixed width, and its modified loss L_S.
+"""Two-layer network with dropout at fixed width, and its modified loss L_S, on the core kernels.
 
-The network is f(x; delta) = kappa * sum_r delta_r a_r sigma(w_r . x) with m hidden units,
-output a_r in R^K (K = 1 for scalar output; one mask entry per hidden unit, shared across the
-K outputs) and dropout mask delta_r in {0, 1/p} with keep probability p (the SME paper's "p").
-Parameters are stored neuron-major: block q_r = (a_r, w_r) in R^(K + d), and the flat vector
-theta = vec(q_1, ..., q_m) has length D = m (K + d) (see ``shared/theory/sme.md`` section 1).
+The network of Zhang, Li, Luo & Xu (2024) is f(x; δ) = κ Σ_r δ_r a_r σ(w_r·x) with ``width``
+hidden units r (the paper's m), output weights a_r ∈ R^K (one mask entry per unit, shared by
+the K outputs), output scale κ and a dropout mask δ_r ∈ {0, 1/p}, p the keep probability. It is
+trained on ``n_samples`` points (x_i, y_i) (the paper's n; the engine calls them data points).
+Parameters are neuron-major blocks q_r = (a_r, w_r) ∈ R^(K + d), the flat vector
+θ = vec(q_1, ..., q_m) has length D = m (K + d), and a bias is a constant input column.
 
-The loss is quadratic and averaged over samples, R_S = (1/2n) sum_i |f(x_i) - y_i|^2; the
-modified loss adds the dropout penalty (1 - p)/(2 p n) sum_i sum_r |phi_{r,i}|^2 with
-phi_{r,i} = kappa a_r sigma(w_r . x_i), so that E_delta[grad R^drop] = grad L_S exactly.
+These blocks ARE the particles of :mod:`meanfield_dropout.core` without a bias: ``blocks`` of
+shape (width, K + d), φ_r = a_r σ(w_r·x) (the SME's φ_{r,i} is κ times core's φ), and
+the arithmetic is the core's:
+
+* f(·; δ) = κ (1/p) Σ_{r kept} φ_r is :func:`~meanfield_dropout.core._forward` on the kept
+  rows with mask weight 1/p and scale κ;
+* ∇_{q_r} R^drop(θ; δ) = κ δ_r Dφ_rᵀ r with r = (f(·; δ) − y)/n
+  (:func:`~meanfield_dropout.core._loss_derivative`), i.e. the core backward with step −κδ_r;
+* with c = (1 − p)/p, ∇_{q_r} L_S = (1/n) Σ_i J_{r,i}ᵀ (e_i + c φ_{r,i}) = κ Dφ_rᵀ(r + cκ φ_r/n),
+  the core backward with the per-neuron penalty λ = cκ;
+* L_S = R_S + (c/2n) Σ_i Σ_r |φ_{r,i}|², the core's penalised loss with scale κ and penalty λ.
+
+R_S = (1/2n) Σ_i |f(x_i) − y_i|² and E_δ[∇R^drop] = ∇L_S exactly.
 """
+from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
 
+import numba
 import numpy as np
 from numba import njit
+from threadpoolctl import ThreadpoolController
 
 from .._validate import check_array, check_choice, check_int, check_keep_prob, check_positive
-from ..activations import _d2sigma, _dsigma, _sigma, activation_code
+from ..activations import activation_code
+from ..core import _all_features, _backward_update, _forward, _loss_derivative, _loss_value, \
+    _predict
+from ..engine import _threads_for
+from ..network import output_scale_factor
 
-#: Output scales kappa, by name: the paper's (no normalisation), NTK-like and mean-field.
+#: Output scales κ by name: the paper's κ = 1 (the engine's ``standard``), 1/√m, and 1/m (the
+#: engine's ``mean_field``), m the width.
 OUTPUT_SCALES = ("1", "1/sqrt(m)", "1/m")
+_ENGINE_SCALES = {"1": "standard", "1/m": "mean_field"}
+_SQUARE = 0  # core loss code of the square loss
+
+
+class _Net(NamedTuple):
+    """A :class:`DropoutProblem` as the core kernels read it (bias-free particles)."""
+
+    inputs: np.ndarray      # Z, (n_samples, d)
+    inputs_t: np.ndarray    # Zᵀ, (d, n_samples)
+    targets: np.ndarray     # y, output-major (K, n_samples)
+    outputs: int            # K
+    scale: float            # κ
+    activation: int         # activation kernel code
+    variance: float         # c = (1 − p)/p
+    penalty: float          # λ = cκ
+    inverse_keep: float     # 1/p
 
 
 @dataclass(frozen=True, eq=False)
 class DropoutProblem:
     """Data and architecture of a dropout-trained two-layer network (validated once).
 
-    Build it with :func:`make_problem`. Attributes ``inputs`` (n, d) and ``targets`` (n, K)
-    are float64 arrays; ``width`` is m, ``keep_prob`` is p, ``output_scale`` names kappa.
+    Build it with :func:`make_problem`. Attributes ``inputs`` (n_samples, d) and ``targets``
+    (n_samples, K) are float64 arrays; ``width`` is m, ``keep_prob`` is p, ``output_scale``
+    names κ.
     """
 
     inputs: np.ndarray
@@ -64,9 +102,10 @@ class DropoutProblem:
 
     @property
     def kappa(self):
-        """The output scale kappa as a number."""
-        return {"1": 1.0, "1/sqrt(m)": self.width ** -0.5, "1/m": 1.0 / self.width}[
-            self.output_scale]
+        """The output scale κ as a number."""
+        if self.output_scale in _ENGINE_SCALES:
+            return output_scale_factor(_ENGINE_SCALES[self.output_scale], self.width)
+        return self.width ** -0.5
 
     @property
     def penalty(self):
@@ -77,6 +116,14 @@ class DropoutProblem:
     def code(self):
         """Activation kernel code."""
         return activation_code(self.activation)
+
+    @cached_property
+    def _net(self):
+        """The problem as the kernels read it (:class:`_Net`)."""
+        kappa, c = self.kappa, self.penalty
+        return _Net(self.inputs, np.ascontiguousarray(self.inputs.T),
+                   np.ascontiguousarray(self.targets.T), self.output_dim, kappa, self.code, c,
+                   c * kappa, 1.0 / self.keep_prob)
 
     def blocks(self, params, name="params"):
         """Validate a flat parameter vector of length D and return its (m, K + d) view."""
@@ -99,19 +146,19 @@ def make_problem(inputs, targets, width, keep_prob, output_scale="1", activation
 
     Parameters
     ----------
-    inputs : array_like, shape (n, d)
+    inputs : array_like, shape (n_samples, d)
         Inputs x_i (append a column of ones for a bias).
-    targets : array_like, shape (n,) or (n, K)
+    targets : array_like, shape (n_samples,) or (n_samples, K)
         Targets y_i; a 1-D array means scalar output (K = 1).
     width : int
         m, the number of hidden units (>= 1).
     keep_prob : float
         p in (0, 1], the probability of keeping a unit (the SME paper's "dropout rate" p).
     output_scale : {"1", "1/sqrt(m)", "1/m"}
-        kappa; "1" is the SME paper's un-normalised network.
+        κ; "1" is the SME paper's un-normalised network.
     activation : str
         Activation name (see :mod:`meanfield_dropout.activations`); tanh by default since
-        the SME theorem needs sigma in C^6.
+        the SME theorem needs σ in C^6.
 
     Returns
     -------
@@ -133,12 +180,12 @@ def make_problem(inputs, targets, width, keep_prob, output_scale="1", activation
 
 
 def init_params(problem, seed=0, input_weight_std=0.1, output_weight_std=None):
-    """Gaussian initialisation theta_0, flat and neuron-major.
+    """Gaussian initialisation θ_0, flat and neuron-major.
 
     w_r ~ N(0, input_weight_std^2 / d I) and a_r ~ N(0, output_weight_std^2 I), with default
-    output_weight_std = 0.1 / (kappa sqrt(m)) so that the initial output is small for every
-    output scale. The SME paper's initialisation is only in its (unseen) Appendix A; this
-    small initialisation is a documented choice that keeps dropout with eta ~ 0.2, p = 0.3
+    output_weight_std = 0.1 / (κ √m) so that the initial output is small for every output
+    scale. The initialisation of Zhang, Li, Luo & Xu (2024) is only in their Appendix A; this
+    small initialisation is a documented choice that keeps dropout with η ~ 0.2, p = 0.3
     stable on the pooled digits.
 
     Parameters
@@ -165,137 +212,136 @@ def init_params(problem, seed=0, input_weight_std=0.1, output_weight_std=None):
     return blocks.ravel()
 
 
+def draw_keep(rng, keep_prob, shape):
+    """Keep decisions of dropout masks (True = kept, mask entry 1/p), as the engine draws them."""
+    return rng.random(shape) < keep_prob
+
+
 def draw_masks(rng, keep_prob, shape):
     """Dropout masks with entries 1/p (probability p) or 0, from a numpy Generator."""
-    return (rng.random(shape) < keep_prob) / keep_prob
+    return draw_keep(rng, keep_prob, shape) / keep_prob
+
+
+_BLAS = []
+
+
+@contextmanager
+def _kernel_threads(problem):
+    """Run kernels with the engine's Numba thread rule for this size and BLAS on one thread.
+
+    The rule (:func:`meanfield_dropout.engine._threads_for`) keeps small problems on one
+    thread, where launching a parallel region costs more than it gains; results do not
+    depend on the thread count.
+    """
+    if not _BLAS:
+        _BLAS.append(ThreadpoolController())
+    threads = numba.get_num_threads()
+    numba.set_num_threads(_threads_for(problem.width * problem.n_samples, threads))
+    try:
+        with _BLAS[0].limit(limits=1, user_api="blas"):
+            yield problem._net
+    finally:
+        numba.set_num_threads(threads)
 
 
 # ----------------------------------------------------------------------------------------
-# Kernels. ``blocks`` is the (m, K + d) parameter array; X (n, d); Y (n, K).
+# Kernels on the core layer. ``blocks`` (width, K + d) are the particles; ``net`` a _Net.
 
 
 @njit(cache=True)
-def _activations(X, blocks, K, code):
-    """s = sigma(X w^T) and ds = sigma'(X w^T) as (n, m) arrays."""
-    pre = np.dot(X, np.ascontiguousarray(blocks[:, K:]).T)
-    n, m = pre.shape
-    s = np.empty((n, m))
-    ds = np.empty((n, m))
-    for i in range(n):
-        for r in range(m):
-            s[i, r] = _sigma(code, pre[i, r])
-            ds[i, r] = _dsigma(code, pre[i, r])
-    return s, ds
+def _unmasked_residual(net, blocks, pre, residual):
+    """r = (f − y)/n of the unmasked network; stores the pre-activations of every unit in pre."""
+    width = blocks.shape[0]
+    f = np.empty(residual.shape, dtype=blocks.dtype)
+    _forward(blocks, np.arange(width), width, 1.0, net.scale, net.inputs_t, net.outputs, False,
+             net.activation, pre, True, f)
+    _loss_derivative(_SQUARE, f, net.targets, residual)
 
 
 @njit(cache=True)
-def _activations2(X, blocks, K, code):
-    """s, ds and d2s = sigma''(X w^T) as (n, m) arrays."""
-    pre = np.dot(X, np.ascontiguousarray(blocks[:, K:]).T)
-    n, m = pre.shape
-    s = np.empty((n, m))
-    ds = np.empty((n, m))
-    d2s = np.empty((n, m))
-    for i in range(n):
-        for r in range(m):
-            s[i, r] = _sigma(code, pre[i, r])
-            ds[i, r] = _dsigma(code, pre[i, r])
-            d2s[i, r] = _d2sigma(code, pre[i, r])
-    return s, ds, d2s
+def _gradient_into(net, blocks, pre, residual, out):
+    """out = ∇L_S (blocks), from stored pre-activations and the unmasked residual."""
+    rows = np.arange(blocks.shape[0])
+    out[:] = 0.0
+    _backward_update(blocks, rows, rows.shape[0], -net.scale, net.penalty, residual,
+                     net.inputs, net.inputs_t, net.outputs, False, net.activation, pre, rows, out)
 
 
 @njit(cache=True)
-def _output(s, blocks, K, kappa, mask):
-    """f_i = kappa sum_r mask_r a_r s_ir, shape (n, K)."""
-    A = blocks[:, :K].copy()
-    for r in range(A.shape[0]):
-        for k in range(K):
-            A[r, k] *= mask[r]
-    return kappa * np.dot(s, A)
-
-
-@njit(cache=True)
-def _backprop(X, s, ds, blocks, K, kappa, V):
-    """Blocks (1/n) sum_i J_{k,i}^T V[i, k] with J_{k,i} = d phi_{k,i} / d q_k.
-
-    a-part: (kappa/n) sum_i s_ik V_ik; w-part: (kappa/n) sum_i ds_ik (a_k . V_ik) x_i.
-    """
-    n, m = s.shape
-    out = np.zeros((m, blocks.shape[1]))
-    coef = np.empty((n, m))
-    scale = kappa / n
-    for i in range(n):
-        for k in range(m):
-            dot = 0.0
-            for c in range(K):
-                out[k, c] += s[i, k] * V[i, k, c]
-                dot += blocks[k, c] * V[i, k, c]
-            coef[i, k] = ds[i, k] * dot
-    out[:, :K] *= scale
-    out[:, K:] = scale * np.dot(coef.T, X)
+def _gradient(net, blocks):
+    """∇L_S as (width, K + d) blocks."""
+    pre = np.empty((blocks.shape[0], net.inputs.shape[0]), dtype=blocks.dtype)
+    residual = np.empty(net.targets.shape, dtype=blocks.dtype)
+    _unmasked_residual(net, blocks, pre, residual)
+    out = np.empty_like(blocks)
+    _gradient_into(net, blocks, pre, residual, out)
     return out
 
 
 @njit(cache=True)
-def _dropout_grad(X, Y, blocks, K, kappa, code, mask):
-    """Gradient of R^drop(theta; mask) as (m, K + d) blocks."""
-    s, ds = _activations(X, blocks, K, code)
-    res = _output(s, blocks, K, kappa, mask) - Y
-    n, m = s.shape
-    V = np.empty((n, m, K))
-    for i in range(n):
-        for k in range(m):
-            for c in range(K):
-                V[i, k, c] = mask[k] * res[i, c]
-    return _backprop(X, s, ds, blocks, K, kappa, V)
+def _dropout_update(net, blocks, rows, bounds, weights, step, pre, out):
+    """out_r −= step · δ_r Dφ_rᵀ (f(·; δ) − y)/n for the dropout network of mask δ.
+
+    Units ``rows[bounds[g]:bounds[g + 1]]`` carry the mask value ``weights[g]`` (one group,
+    weight 1/p, for a dropout mask); the others are dropped. With ``out`` = ``blocks`` and
+    step = ηκ this is a dropout step; with ``out`` = 0 and step = −κ it writes ∇R^drop.
+    """
+    K, n_samples = net.targets.shape
+    f = np.zeros((K, n_samples), dtype=blocks.dtype)
+    part = np.empty((K, n_samples), dtype=blocks.dtype)
+    for g in range(weights.shape[0]):
+        start = bounds[g]
+        _forward(blocks, rows[start:], bounds[g + 1] - start, weights[g], net.scale,
+                 net.inputs_t, K, False, net.activation, pre[start:], True,
+                 f if weights.shape[0] == 1 else part)
+        if weights.shape[0] > 1:
+            f += part
+    residual = np.empty((K, n_samples), dtype=blocks.dtype)
+    _loss_derivative(_SQUARE, f, net.targets, residual)
+    ranks = np.arange(blocks.shape[0])
+    for g in range(weights.shape[0]):
+        start = bounds[g]
+        _backward_update(blocks, rows[start:], bounds[g + 1] - start, step * weights[g], 0.0,
+                         residual, net.inputs, net.inputs_t, K, False, net.activation, pre,
+                         ranks[start:], out)
 
 
 @njit(cache=True)
-def _drift_coefficients(s, blocks, K, kappa, c_pen, res):
-    """V_ik = e_i + c phi_{k,i}, the per-neuron residual whose back-propagation is grad L_S."""
-    n, m = s.shape
-    V = np.empty((n, m, K))
-    for i in range(n):
-        for k in range(m):
-            for c in range(K):
-                V[i, k, c] = res[i, c] + c_pen * kappa * blocks[k, c] * s[i, k]
-    return V
+def _modified_loss(net, blocks, penalty):
+    """R_S + (penalty κ/2n) Σ_i Σ_r |a_r σ(w_r·x_i)|² (L_S for penalty λ = cκ, R_S for 0)."""
+    f = _predict(blocks, net.inputs_t, net.outputs, False, net.activation, net.scale)
+    value = _loss_value(_SQUARE, f, net.targets)
+    if penalty == 0.0:
+        return value
+    features = _all_features(blocks, net.inputs_t, net.outputs, False, net.activation)
+    return value + 0.5 * penalty * net.scale * np.sum(features * features) / f.shape[1]
 
 
-@njit(cache=True)
-def _modified_grad(X, Y, blocks, K, kappa, code, c_pen):
-    """grad L_S as (m, K + d) blocks."""
-    s, ds = _activations(X, blocks, K, code)
-    res = _output(s, blocks, K, kappa, np.ones(s.shape[1])) - Y
-    V = _drift_coefficients(s, blocks, K, kappa, c_pen, res)
-    return _backprop(X, s, ds, blocks, K, kappa, V)
+def _modified_grad(problem, blocks):
+    """∇L_S as (width, K + d) blocks of θ's blocks."""
+    with _kernel_threads(problem) as net:
+        return _gradient(net, blocks)
 
 
-@njit(cache=True)
-def _modified_loss(X, Y, blocks, K, kappa, code, c_pen):
-    """L_S = (1/2n) sum_i |e_i|^2 + (c/2n) sum_i sum_r |phi_{r,i}|^2."""
-    s, _ = _activations(X, blocks, K, code)
-    res = _output(s, blocks, K, kappa, np.ones(s.shape[1])) - Y
-    n, m = s.shape
-    pen = 0.0
-    for i in range(n):
-        for r in range(m):
-            for c in range(K):
-                phi = kappa * blocks[r, c] * s[i, r]
-                pen += phi * phi
-    return 0.5 * (np.sum(res * res) + c_pen * pen) / n
+def _mask_groups(mask):
+    """Units with a non-zero mask entry grouped by value: (rows, bounds, weights)."""
+    kept = np.flatnonzero(mask)
+    weights, counts = np.unique(mask[kept], return_counts=True)
+    order = np.argsort(mask[kept], kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    return kept[order].astype(np.int64), bounds, weights.astype(np.float64)
 
 
 def dropout_gradient(problem, params, mask):
-    """Gradient of the dropout risk R^drop(theta; delta) for one mask.
+    """Gradient of the dropout risk R^drop(θ; δ) for one mask.
 
     Parameters
     ----------
     problem : DropoutProblem
     params : array_like, shape (D,)
-        theta, neuron-major.
-    mask : array_like, shape (m,)
-        delta, entries usually in {0, 1/p}.
+        θ, neuron-major.
+    mask : array_like, shape (width,)
+        δ, entries usually in {0, 1/p}.
 
     Returns
     -------
@@ -303,35 +349,39 @@ def dropout_gradient(problem, params, mask):
     """
     blocks = problem.blocks(params)
     mask = check_array(mask, "mask", 1, shape=(problem.width,))
-    return _dropout_grad(problem.inputs, problem.targets, blocks, problem.output_dim,
-                         problem.kappa, problem.code, mask).ravel()
+    rows, bounds, weights = _mask_groups(mask)
+    out = np.zeros_like(blocks)
+    with _kernel_threads(problem) as net:
+        _dropout_update(net, blocks, rows, bounds, weights, -net.scale,
+                        np.empty((problem.width, problem.n_samples)), out)
+    return out.ravel()
 
 
 def modified_loss(problem, params):
-    """The modified loss L_S(theta) (scalar)."""
+    """The modified loss L_S(θ) (scalar)."""
     blocks = problem.blocks(params)
-    return _modified_loss(problem.inputs, problem.targets, blocks, problem.output_dim,
-                          problem.kappa, problem.code, problem.penalty)
+    with _kernel_threads(problem) as net:
+        return _modified_loss(net, blocks, net.penalty)
 
 
 def modified_loss_gradient(problem, params):
-    """grad L_S(theta), the mean dropout gradient, shape (D,)."""
-    blocks = problem.blocks(params)
-    return _modified_grad(problem.inputs, problem.targets, blocks, problem.output_dim,
-                          problem.kappa, problem.code, problem.penalty).ravel()
+    """∇L_S(θ), the mean dropout gradient, shape (D,)."""
+    return _modified_grad(problem, problem.blocks(params)).ravel()
 
 
 def empirical_loss(problem, params):
-    """The plain quadratic loss R_S(theta) = (1/2n) sum_i |f(x_i) - y_i|^2 (no mask)."""
+    """The plain quadratic loss R_S(θ) = (1/2n) Σ_i |f(x_i) − y_i|² (no mask)."""
     blocks = problem.blocks(params)
-    return _modified_loss(problem.inputs, problem.targets, blocks, problem.output_dim,
-                          problem.kappa, problem.code, 0.0)
+    with _kernel_threads(problem) as net:
+        return _modified_loss(net, blocks, 0.0)
 
 
 def predict(problem, params, inputs=None):
-    """Network outputs f(x) without dropout, shape (n, K), on ``inputs`` or the training inputs."""
+    """Outputs f(x) without dropout, shape (n_inputs, K), on ``inputs`` or the training inputs."""
     blocks = problem.blocks(params)
     X = problem.inputs if inputs is None else check_array(
         inputs, "inputs", 2, shape=(None, problem.input_dim))
-    s, _ = _activations(X, blocks, problem.output_dim, problem.code)
-    return _output(s, blocks, problem.output_dim, problem.kappa, np.ones(problem.width))
+    with _kernel_threads(problem) as net:
+        f = _predict(blocks, np.ascontiguousarray(X.T), net.outputs, False, net.activation,
+                     net.scale)
+    return np.ascontiguousarray(f.T)

@@ -75,8 +75,7 @@ def _pair_products(values, iu, ju):
 def _one_setting(problem, blocks0, lr, n_steps, substeps, n_runs, seeds, control_variate,
                  extrapolate, coupling):
     """Per-run estimators (n_runs, D) for dropout, order-1 SME and order-2 SME."""
-    X, Y, K = problem.inputs, problem.targets, problem.output_dim
-    kappa, code, c = problem.kappa, problem.code, problem.penalty
+    c = problem.penalty
     m, D = problem.width, problem.n_params
     iu, ju = np.triu_indices(m, 1)
     h = lr / substeps
@@ -89,15 +88,15 @@ def _one_setting(problem, blocks0, lr, n_steps, substeps, n_runs, seeds, control
     theta_bar = blocks0.copy()
     for step in range(1, n_steps + 1):
         if control_variate:
-            H = _dense_hessian(X, Y, theta_bar, K, kappa, code, c)
-            A1, A2 = _factor(*_noise_parts(X, Y, theta_bar, K, kappa, code, c))
+            H = _dense_hessian(problem, theta_bar)
+            A1, A2 = _factor(*_noise_parts(problem, theta_bar))
         uniforms = mask_rng.random((n_runs, m))
         masks = (uniforms < problem.keep_prob) / problem.keep_prob
         if coupling:
             zeta = ndtri(np.maximum(uniforms, np.finfo(float).tiny))
             bridge = gauss_rng.standard_normal((substeps, n_runs, m))
             bridge += zeta / np.sqrt(substeps) - bridge.mean(axis=0)
-        _dropout_steps(X, Y, drop, K, kappa, code, lr, masks)
+        _dropout_steps(problem, drop, lr, uniforms < problem.keep_prob)
         if control_variate:
             xi = masks - 1.0
             y_drop += -lr * (y_drop @ H) - lr * (xi @ A1.T + _pair_products(xi, iu, ju) @ A2.T)
@@ -107,7 +106,7 @@ def _one_setting(problem, blocks0, lr, n_steps, substeps, n_runs, seeds, control
             if coupling:
                 z = bridge[sub]
             for thetas, order in ((fine1, 1), (fine2, 2)):
-                _sme_steps(X, Y, thetas, K, kappa, code, c, lr, h, order, z, G)
+                _sme_steps(problem, thetas, lr, h, order, z, G)
             if control_variate:
                 lin = np.sqrt(c) * z @ A1.T + c * G[:, iu, ju] @ A2.T
                 y_fine += -h * (y_fine @ H) + np.sqrt(h * lr) * lin
@@ -116,7 +115,7 @@ def _one_setting(problem, blocks0, lr, n_steps, substeps, n_runs, seeds, control
                 if sub % 2 == 1:
                     zc, Gc = z_sum / np.sqrt(2.0), G_sum / np.sqrt(2.0)
                     for thetas, order in ((coarse1, 1), (coarse2, 2)):
-                        _sme_steps(X, Y, thetas, K, kappa, code, c, lr, 2 * h, order, zc, Gc)
+                        _sme_steps(problem, thetas, lr, 2 * h, order, zc, Gc)
                     if control_variate:
                         lin = np.sqrt(c) * zc @ A1.T + c * Gc[:, iu, ju] @ A2.T
                         y_coarse += -2 * h * (y_coarse @ H) + np.sqrt(2 * h * lr) * lin
@@ -127,7 +126,7 @@ def _one_setting(problem, blocks0, lr, n_steps, substeps, n_runs, seeds, control
             if bad >= 0:
                 raise DivergenceError(step, name, f"run {bad} at lr={lr}, p={problem.keep_prob}")
         if control_variate:
-            theta_bar = theta_bar - lr * _modified_grad(X, Y, theta_bar, K, kappa, code, c)
+            theta_bar = theta_bar - lr * _modified_grad(problem, theta_bar)
     est_drop = drop.reshape(n_runs, D) - y_drop
     est = []
     for fine, coarse in ((fine1, coarse1), (fine2, coarse2)):
