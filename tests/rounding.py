@@ -14,7 +14,7 @@ carries, besides its own rounding, the error of f (≤ S u scale Σ_i|φ_i|) tim
 """
 import numpy as np
 
-import reference
+from . import reference
 
 U = np.finfo(np.float64).eps / 2
 

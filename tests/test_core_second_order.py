@@ -12,8 +12,8 @@ import pytest
 from meanfield_dropout import core
 from meanfield_dropout.activations import activation_code
 
-import reference
-import rounding
+from . import reference
+from . import rounding
 
 U = rounding.U
 NO_PRE = np.empty((0, 0))

@@ -17,8 +17,8 @@ from meanfield_dropout.sme.hessian import hessian_vector_product, modified_loss_
 from meanfield_dropout.sme.model import (dropout_gradient, init_params, make_problem,
                                          modified_loss, modified_loss_gradient)
 
-import reference
-import rounding
+from . import reference
+from . import rounding
 
 U = rounding.U
 ENGINE_SCALE = {"1": "standard", "1/m": "mean_field"}
