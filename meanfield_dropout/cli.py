@@ -25,9 +25,23 @@ from .sme.model import OUTPUT_SCALES
 
 DEMO_VARIANTS = ("gd", "dropout", "ram", "pn_ram")
 #: Options of ``reproduce`` that set one experiment's settings.
-REPRODUCE_OPTIONS = (SettingOption("--mnist", "images_variants", "mnist", "PATH",
-                                   "local MNIST .npz (x_train/y_train, x_test/y_test) instead "
-                                   "of scikit-learn's digits"),)
+REPRODUCE_OPTIONS = (
+    SettingOption("--mnist", ("images_variants", "mnist"), "mnist", "PATH",
+                  "a local full MNIST (images_variants: .npz with x_train/y_train, "
+                  "x_test/y_test; mnist: also a directory of IDX files) instead of the "
+                  "bundled data"),
+    SettingOption("--task", "mnist", "task", "TASK",
+                  "binary47 (4 vs 7, logistic) or full (10 classes, softmax)"),
+    SettingOption("--keep-probs", "mnist", "keep_probs", "Q,...",
+                  "keep probabilities q (default 0.6,0.7,0.8,0.9)", ListOf(float)),
+    SettingOption("--width", "mnist", "width", "N", "hidden units n (default 4000)", int),
+    SettingOption("--steps", "mnist", "steps", "K", "SGD steps", int),
+    SettingOption("--repeats", "mnist", "repeats", "R", "repeats (seeds)", int),
+    SettingOption("--batch-size", "mnist", "batch_size", "B", "SGD batch (default 64)", int),
+    SettingOption("--sharpness-every", "mnist", "sharpness_every", "K",
+                  "sharpness and batch sharpness every K steps (a multiple of 100; 0: off)",
+                  int),
+)
 
 
 def _run_simulate(args):

@@ -142,6 +142,8 @@ def mnist_source(path=None):
         raise ValueError(f"MNIST file {path} does not exist")
     try:
         if path.suffix == ".npz":
+            if not zipfile.is_zipfile(path):
+                raise ValueError(f"{path} is not an .npz archive (corrupt or truncated)")
             out = {"train": load_mnist(path, split="train", pool=1)}
             with np.load(path) as archive:
                 has_test = any(k.endswith("test") or k.startswith("test") for k in archive.files)
