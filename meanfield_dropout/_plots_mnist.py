@@ -28,8 +28,9 @@ def _band(ax, steps, values, name, clip=(-np.inf, np.inf), **style):
 def _title(a):
     s = a.settings
     loss = "logistic loss" if s.task == "binary47" else "softmax cross-entropy"
+    step = s.master_lr * s.width
     return (f"{a.data}: {a.points['train']} train / {a.points['test']} test, {loss}, SGD "
-            f"batch {s.batch_size}, n={s.width}, τ={s.master_lr} (step τn={s.master_lr * s.width:g}), "
+            f"batch {s.batch_size}, n={s.width}, τ={s.master_lr} (step τn={step:g}), "
             f"{s.steps} steps, {s.repeats} repeat(s); mean and 95% interval over repeats")
 
 
@@ -44,7 +45,8 @@ def mnist_figures(result):
     -------
     dict
         ``mnist_curves`` (test risk and test accuracy against the step, one row per q),
-        ``mnist_best`` (best test risk over training and final test accuracy against q) and,
+        ``mnist_best`` (best test risk over training, its paired difference to dropout and
+        the final test accuracy against q) and,
         when curvature was tracked, ``mnist_sharpness`` (test risk, sharpness, batch
         sharpness without and with masks against the step, one row per tracked q); the
         10-class task's stems start with ``mnist_full``.
@@ -75,8 +77,8 @@ def mnist_figures(result):
     curves.suptitle(_title(a), fontsize=8)
     out[f"{stem}_curves"] = curves
 
-    best = Figure(figsize=(11, 4.2), dpi=100, layout="constrained")
-    ax_risk, ax_acc = best.subplots(1, 2)
+    best = Figure(figsize=(15, 4.2), dpi=100, layout="constrained")
+    ax_risk, ax_diff, ax_acc = best.subplots(1, 3)
     for name, (mean, half) in a.best_test_risk().items():
         line, = ax_risk.plot(a.keep_probs, mean, "o-", color=COLORS[name], label=LABELS[name])
         ax_risk.fill_between(a.keep_probs, mean - half, mean + half, color=line.get_color(),
@@ -87,11 +89,18 @@ def mnist_figures(result):
         ax_acc.errorbar(a.keep_probs + 0.004 * (v - 2), acc_mean,
                         yerr=np.nan_to_num([acc_mean - low, high - acc_mean]), fmt="o-",
                         color=COLORS[name], label=LABELS[name], capsize=3)
+    for name, (mean, half) in a.paired_best_difference().items():
+        v = variants.index(name)
+        ax_diff.errorbar(a.keep_probs + 0.004 * (v - 2), mean, yerr=np.nan_to_num(half),
+                         fmt="o-", color=COLORS[name], label=LABELS[name], capsize=3)
+    ax_diff.axhline(0, color=COLORS["dropout"], lw=1.5, label="dropout")
     ax_risk.set(xlabel="keep probability q", ylabel="best test risk over training\n"
                 "(min over logged steps, per repeat)", title="best test risk")
+    ax_diff.set(xlabel="keep probability q", ylabel="best test risk − dropout's, same repeat",
+                title="paired difference to dropout (coupled runs)")
     ax_acc.set(xlabel="keep probability q", ylabel="test accuracy at the last step",
                title="final test accuracy")
-    for ax in (ax_risk, ax_acc):
+    for ax in (ax_risk, ax_diff, ax_acc):
         ax.set_xticks(a.keep_probs)
         ax.grid(alpha=0.3)
     ax_risk.legend(fontsize=8)

@@ -101,8 +101,11 @@ def _sme_command(parser, stem, run, figure, summary, settings_class):
 def _add_digits_run_args(parser, defaults):
     """The data and network options of ``sme`` and ``alignment``."""
     parser.add_argument("--data", default=defaults.data, choices=("digits", "mnist"),
-                        help="scikit-learn 8x8 digits, or a local MNIST file (pooled to 7x7)")
-    parser.add_argument("--mnist-images", help="MNIST IDX image file (.gz ok) or .npz archive")
+                        help="MNIST pooled to 7x7, 10 classes (the bundled 5000 images, or "
+                             "--mnist-images; the default with the data extra), or "
+                             f"scikit-learn's 8x8 digits (default: {defaults.data})")
+    parser.add_argument("--mnist-images", help="local MNIST IDX image file (.gz ok) or .npz "
+                                               "archive instead of the bundled images")
     parser.add_argument("--mnist-labels", help="MNIST IDX label file (not needed for .npz)")
     parser.add_argument("--pool", type=int, default=defaults.pool,
                         help="digits average-pooling factor (2: 4x4 images)")
@@ -141,6 +144,9 @@ def _add_sme_commands(sub):
     p.add_argument("--width", type=int, default=order.width)
     p.add_argument("--samples", type=int, default=order.samples, help="synthetic samples n")
     p.add_argument("--dim", type=int, default=order.dim, help="synthetic input dimension d")
+    p.add_argument("--data", default=order.data, choices=("mnist", "synthetic"),
+                   help="Gaussian points, or the first images of the bundled MNIST at 7x7 "
+                        f"(10 classes; slow, see README) (default: {order.data})")
     p.add_argument("--no-extrapolate", dest="extrapolate", action="store_false",
                    help="skip the Richardson extrapolation of the EM step (3x cheaper, "
                         "O(h) bias)")

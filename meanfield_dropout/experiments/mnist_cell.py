@@ -19,7 +19,7 @@ from .. import results
 from .._validate import seed_sequence
 from ..curvature import batch_sharpness, sharpness
 from ..engine import MASKS, FORWARD_MASK, DivergenceError, simulate
-from ..network import init_particles, loss_value, predict
+from ..network import init_particles, predict
 from ..noise import ExplicitNoise
 
 #: The splits on which risk and accuracy are logged; ``batch`` is the step's minibatch.
@@ -95,20 +95,21 @@ class CellResult:
     seconds: float
 
 
-def _accuracy(f, targets):
-    if targets.ndim == 1:
-        return float(np.mean(np.sign(f) == targets))
-    return float(np.mean(f.argmax(axis=1) == targets.argmax(axis=1)))
+def _risk_and_accuracy(f, targets):
+    """Mean loss and accuracy of outputs ``f`` (m,) or (m, K) against the targets."""
+    if targets.ndim == 1:           # labels ±1, logistic loss
+        return float(np.mean(np.logaddexp(0.0, -targets * f))), \
+            float(np.mean(np.sign(f) == targets))
+    top = f.max(axis=1, keepdims=True)
+    log_norm = top[:, 0] + np.log(np.exp(f - top).sum(axis=1))
+    return float(np.mean(log_norm - (targets * f).sum(axis=1))), \
+        float(np.mean(f.argmax(axis=1) == targets.argmax(axis=1)))
 
 
 def _evaluate(X, split_data, net):
-    """Risk and accuracy of the unmasked network on each split."""
-    out = {}
-    for name, (inputs, targets) in split_data.items():
-        f = predict(X, inputs, **net)
-        risk = loss_value(X, inputs, targets, loss=net_loss(targets), **net)
-        out[name] = (risk, _accuracy(f, targets))
-    return out
+    """Risk and accuracy of the unmasked network on each split (one forward pass each)."""
+    return {name: _risk_and_accuracy(predict(X, inputs, **net), targets)
+            for name, (inputs, targets) in split_data.items()}
 
 
 def net_loss(targets):
@@ -202,9 +203,9 @@ def _curvature(out, v, ci, X, x, y, loss, s, keep_prob, vectors, name, lanczos_s
     by the variants of one evaluation)."""
     X = X.astype(np.float64)
     net = dict(loss=loss)
+    points = None if s.sharpness_points is None else min(s.sharpness_points, y.shape[0])
     top = sharpness(X, x, y, iterations=s.lanczos_iterations, tol=s.lanczos_tol,
-                    start=vectors.get(name), points=min(s.sharpness_points, y.shape[0]),
-                    seed=lanczos_seed, **net)
+                    start=vectors.get(name), points=points, seed=lanczos_seed, **net)
     vectors[name] = top.vector
     out["sharpness"][v, ci] = top.value
     out["lanczos_residual"][v, ci] = top.residual
