@@ -185,6 +185,16 @@ def input_file(text):
     return path
 
 
+def input_path(text):
+    """``type=`` of an input that may be a file or a directory: an existing, readable path."""
+    path = Path(text)
+    if not text.strip() or not path.exists():
+        raise argparse.ArgumentTypeError(f"no such file or directory: {text!r}")
+    if not os.access(path, os.R_OK):
+        raise argparse.ArgumentTypeError(f"{path} is not readable")
+    return path
+
+
 def input_dir(text):
     """``type=`` of an input directory option: an existing directory; a Path."""
     path = Path(text)
@@ -229,7 +239,8 @@ def _fail(kind, exc):
 
 
 class SettingOption(NamedTuple):
-    """A ``reproduce`` option that sets the field ``field`` of experiment ``experiment``."""
+    """A ``reproduce`` option that sets the field ``field`` of experiment ``experiment`` (a
+    name, or a tuple of names sharing the option), parsed by ``type`` (default: a string)."""
 
     flag: str
     experiment: str
@@ -237,6 +248,11 @@ class SettingOption(NamedTuple):
     metavar: str
     help: str
     type: object = str
+
+    def applies_to(self, name):
+        """Whether this option sets a field of the experiment ``name``."""
+        names = self.experiment if isinstance(self.experiment, tuple) else (self.experiment,)
+        return name in names
 
 
 def add_reproduce_command(sub, experiments, options=()):
@@ -250,6 +266,10 @@ def add_reproduce_command(sub, experiments, options=()):
     p.add_argument("--all", action="store_true", help="run every experiment")
     p.add_argument("--quick", action="store_true",
                    help="small settings (about a minute); outputs get a _quick suffix")
+    p.add_argument("--paper", action="store_true",
+                   help="the papers' full-length settings where the default is shortened "
+                        "(mnist: 40 000 steps, 10 repeats; prints the estimated time first); "
+                        "outputs get a _paper suffix")
     p.add_argument("--replot", action="store_true",
                    help="redraw from the cached results without recomputing")
     p.add_argument("--out-dir", default=Path("figures"), type=output_dir,
@@ -259,9 +279,18 @@ def add_reproduce_command(sub, experiments, options=()):
     p.add_argument("--workers", type=IntRange(1), default=None,
                    help="processes running independent runs (default: one per core); "
                         "results do not depend on it")
+    if any(experiment.run_options for experiment in experiments.values()):
+        p.add_argument("--cells-dir", default=None, metavar="DIR",
+                       help="keep finished cells in DIR and skip those found there (resume "
+                            "after a kill); default with --paper: OUT_DIR/NAME_paper_cells")
+        p.add_argument("--dask", default=None, metavar="ADDRESS",
+                       help="run the cells on dask.distributed: a scheduler address, or "
+                            "'local' for a local cluster of --workers processes")
     for option in options:
+        names = option.experiment if isinstance(option.experiment, tuple) else \
+            (option.experiment,)
         p.add_argument(option.flag, dest=option.field, metavar=option.metavar,
-                       type=option.type, help=f"{option.experiment}: {option.help}")
+                       type=option.type, help=f"{', '.join(names)}: {option.help}")
     p.set_defaults(run=functools.partial(_reproduce, experiments=experiments, options=options))
 
 
@@ -269,6 +298,8 @@ def _reproduce(args, experiments, options):
     """Handler of ``reproduce``: run the named experiments (or all) in order."""
     if args.all == bool(args.names):
         raise ValueError("give experiment NAMEs or --all (not both)")
+    if args.quick and args.paper:
+        raise ValueError("give at most one of --quick and --paper")
     names = list(experiments) if args.all else args.names
     for name in names:
         if name not in experiments:
@@ -276,15 +307,37 @@ def _reproduce(args, experiments, options):
     total = 0.0
     for name in names:
         experiment = experiments[name]
-        preset = experiment.settings.quick() if args.quick else experiment.settings.full()
+        preset = experiment.settings.quick() if args.quick else \
+            experiment.settings.paper() if args.paper else experiment.settings.full()
         settings = preset.with_seed(args.seed).replace(**{
             o.field: getattr(args, o.field) for o in options
-            if o.experiment == name and getattr(args, o.field) is not None})
+            if o.applies_to(name) and getattr(args, o.field) is not None})
+        run_options = _run_options(experiment, settings, args)
+        if args.paper and experiment.estimate is not None and not args.replot:
+            seconds = experiment.estimate(settings, args.workers)
+            print(f"{name}: estimated time {seconds / 3600:.1f} h ({seconds:.0f} s) on "
+                  f"{args.workers or 'all'} worker(s), calibrated on a few steps here; "
+                  f"finished cells go to {run_options.get('cells_dir')}", flush=True)
         done = reproduce(experiment, args.out_dir, settings=settings, quick=args.quick,
                          replot=args.replot, progress=not args.no_progress,
-                         workers=args.workers)
+                         workers=args.workers, paper=args.paper, run_options=run_options)
         print("\n".join(done.summary))
         print(f"{name}: wrote {', '.join(str(p) for p in [*done.figures, done.cache])} in "
               f"{done.seconds:.1f} s")
         total += done.seconds
     print(f"reproduce: {len(names)} experiment(s) in {total:.1f} s")
+
+
+def _run_options(experiment, settings, args):
+    """The ``cells_dir``/``dask`` options an experiment's run accepts (see ``--cells-dir``)."""
+    options = {}
+    if "cells_dir" in experiment.run_options:
+        cells = args.cells_dir
+        if cells is None and args.paper:
+            stem = settings.cache_stem() if hasattr(settings, "cache_stem") else \
+                experiment.cache
+            cells = str(Path(args.out_dir) / f"{stem}_paper_cells")
+        options["cells_dir"] = cells
+    if "dask" in experiment.run_options:
+        options["dask"] = args.dask
+    return options

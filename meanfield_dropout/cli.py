@@ -17,7 +17,8 @@ import numpy as np
 
 from . import plots, results
 from ._cli import (IntRange, ListOf, MakeDirectories, OutputFile, SettingOption,
-                   add_reproduce_command, build_parser, input_file, program, run_main)
+                   add_reproduce_command, build_parser, input_file, input_path, program,
+                   run_main)
 from .data import teacher_student
 from .engine import VARIANTS, simulate
 from .experiments import EXPERIMENTS
@@ -26,9 +27,25 @@ from .sme.model import OUTPUT_SCALES
 
 DEMO_VARIANTS = ("gd", "dropout", "ram", "pn_ram")
 #: Options of ``reproduce`` that set one experiment's settings.
-REPRODUCE_OPTIONS = (SettingOption("--mnist", "images_variants", "mnist", "PATH",
-                                   "local MNIST .npz (x_train/y_train, x_test/y_test) instead "
-                                   "of scikit-learn's digits", input_file),)
+REPRODUCE_OPTIONS = (
+    SettingOption("--mnist", ("images_variants", "mnist"), "mnist", "PATH",
+                  "a local full MNIST (images_variants: .npz with x_train/y_train, "
+                  "x_test/y_test; mnist: also a directory of IDX files) instead of the "
+                  "bundled data", input_path),
+    SettingOption("--task", "mnist", "task", "TASK",
+                  "binary47 (4 vs 7, logistic) or full (10 classes, softmax)"),
+    SettingOption("--keep-probs", "mnist", "keep_probs", "Q,...",
+                  "keep probabilities q (default 0.6,0.7,0.8,0.9)", ListOf(float)),
+    SettingOption("--width", "mnist", "width", "N", "hidden units n (default 4000)",
+                  IntRange(1)),
+    SettingOption("--steps", "mnist", "steps", "K", "SGD steps", IntRange(1)),
+    SettingOption("--repeats", "mnist", "repeats", "R", "repeats (seeds)", IntRange(1)),
+    SettingOption("--batch-size", "mnist", "batch_size", "B", "SGD batch (default 64)",
+                  IntRange(1)),
+    SettingOption("--sharpness-every", "mnist", "sharpness_every", "K",
+                  "sharpness and batch sharpness every K steps (a multiple of 100; 0: off)",
+                  IntRange(0)),
+)
 
 
 def _run_simulate(args):
@@ -92,9 +109,12 @@ def _sme_command(parser, stem, run, figure, summary, settings_class):
 def _add_digits_run_args(parser, defaults):
     """The data and network options of ``sme`` and ``alignment``."""
     parser.add_argument("--data", default=defaults.data, choices=("digits", "mnist"),
-                        help="scikit-learn 8x8 digits, or a local MNIST file (pooled to 7x7)")
+                        help="MNIST pooled to 7x7, 10 classes (the bundled 5000 images, or "
+                             "--mnist-images; the default with the data extra), or "
+                             f"scikit-learn's 8x8 digits (default: {defaults.data})")
     parser.add_argument("--mnist-images", type=input_file,
-                        help="MNIST IDX image file (.gz ok) or .npz archive")
+                        help="local MNIST IDX image file (.gz ok) or .npz archive instead of "
+                             "the bundled images")
     parser.add_argument("--mnist-labels", type=input_file,
                         help="MNIST IDX label file (not needed for .npz)")
     parser.add_argument("--pool", type=IntRange(1), default=defaults.pool,
@@ -141,6 +161,9 @@ def _add_sme_commands(sub):
                    help="synthetic samples n")
     p.add_argument("--dim", type=IntRange(1), default=order.dim,
                    help="synthetic input dimension d")
+    p.add_argument("--data", default=order.data, choices=("mnist", "synthetic"),
+                   help="Gaussian points, or the first images of the bundled MNIST at 7x7 "
+                        f"(10 classes; slow, see README) (default: {order.data})")
     p.add_argument("--no-extrapolate", dest="extrapolate", action="store_false",
                    help="skip the Richardson extrapolation of the EM step (3x cheaper, "
                         "O(h) bias)")

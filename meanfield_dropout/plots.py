@@ -11,6 +11,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
+from ._plots_mnist import mnist_figures  # noqa: F401  (the MNIST experiment's figures)
 from ._validate import check_choice
 from .convergence import METRICS
 from .metrics import coupled_rms

@@ -143,7 +143,7 @@ def phase_diagram_summary(result):
 class ScanExperiment(Experiment):
     """An experiment whose cache is its scan directory (``settings.scan_dir``)."""
 
-    def cache_path(self, settings, out_dir, quick):
+    def cache_path(self, settings, out_dir, quick, paper=False):
         """The scan directory."""
         return Path(settings.scan_dir)
 
@@ -168,4 +168,5 @@ EXPERIMENTS = {
                               plots.convergence_figures, convergence_summary,
                               "convergence_phases", ConvergencePhasesResult),
     "sme": mf_experiments.EXPERIMENTS["sme"],
+    "mnist": mf_experiments.EXPERIMENTS["mnist"],
 }

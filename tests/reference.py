@@ -241,3 +241,27 @@ def sme_hessian(X, Y, blocks, K, kappa, activation, c):
         block[K:, K:] += (X * g2[:, None]).T @ X
         H[k * P:(k + 1) * P, k * P:(k + 1) * P] += block
     return H
+
+
+def step_outputs(X, Z, y, K, variant, mask, fwd_mask, keep_prob, lr, scale, penalty=0.0,
+                 activation="relu", bias=False, loss="softmax"):
+    """One update of ``variant`` for a network with K outputs; targets y (K, B).
+
+    The masks act on whole neurons (one mask entry per hidden unit, shared by the K outputs).
+    """
+    M = mask / keep_prob
+    Mf = fwd_mask / keep_prob
+    ones = np.ones(X.shape[0])
+    forward, backward = {"gd": (ones, ones), "dropout": (M, M), "ram": (ones, M),
+                         "pn": (Mf, ones), "pn_ram": (Mf, M),
+                         "penalized": (ones, ones)}[variant]
+    a, w, b = _parts(X, K, Z.shape[1], bias)
+    s = ACT[activation][0](w @ Z.T + b[:, None])
+    phi = a[:, :, None] * s[:, None, :]                          # (n, K, B)
+    f = scale * np.einsum("i,icj->cj", forward, phi)
+    r, _ = _loss_terms(loss, f, y)
+    vectors = np.broadcast_to(r, phi.shape)
+    if variant == "penalized":
+        vectors = vectors + penalty * phi / y.shape[1]
+    return X - lr * backward[:, None] * jacobian_transpose_outputs(X, Z, K, activation, bias,
+                                                                   vectors)

@@ -5,7 +5,8 @@ presets), a ``run(settings, *, progress, workers)`` returning a result dataclass
 ``summary(result)`` of its numbers; its figures are drawn by :mod:`meanfield_dropout.plots`.
 
 * :mod:`.teacher_student` — Chizat, Marion & Yesbay (2025), Figure 1 (teacher–student);
-* :mod:`.images_variants` — their MNIST experiment, on digits 4 vs 7;
+* :mod:`.images_variants` — their MNIST experiment, on scikit-learn's 8×8 digits 4 vs 7;
+* :mod:`.mnist` — their MNIST experiment on real MNIST (4 vs 7 or 10 classes), with sharpness;
 * :mod:`.sme` — Zhang, Li, Luo & Xu (2024): SME loss curves, weak order, alignment.
 
 The phase-diagram and five-phase convergence experiments need :mod:`phase_diagram` and live in
@@ -14,10 +15,10 @@ The phase-diagram and five-phase convergence experiments need :mod:`phase_diagra
 import dataclasses
 import time
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable, NamedTuple, Optional
 
 from .. import plots, results
-from . import images_variants, sme, teacher_student
+from . import images_variants, mnist, sme, teacher_student
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +39,11 @@ class Experiment:
         File stem of the cached result, beside the figures.
     result : type
         The class of the cached result.
+    run_options : tuple of str
+        Extra keyword arguments ``run`` accepts (e.g. ``cells_dir``, ``dask``).
+    estimate : callable, optional
+        ``estimate(settings, workers) -> seconds``: the expected wall time, printed before a
+        long run starts.
     """
 
     settings: type
@@ -46,10 +52,14 @@ class Experiment:
     summary: Callable
     cache: str
     result: type
+    run_options: tuple = ()
+    estimate: Optional[Callable] = None
 
-    def cache_path(self, settings, out_dir, quick):
-        """Where the result of ``settings`` is cached."""
-        return Path(out_dir) / f"{self.cache}{'_quick' if quick else ''}.npz"
+    def cache_path(self, settings, out_dir, quick, paper=False):
+        """Where the result of ``settings`` is cached (stem: ``settings.cache_stem()`` if the
+        settings define it, else ``cache``)."""
+        stem = settings.cache_stem() if hasattr(settings, "cache_stem") else self.cache
+        return Path(out_dir) / f"{stem}{_suffix(quick, paper)}.npz"
 
     def load(self, path):
         """The cached result at ``path`` (ValueError if there is none)."""
@@ -73,8 +83,12 @@ class Reproduction(NamedTuple):
     seconds: float
 
 
+def _suffix(quick, paper):
+    return "_quick" if quick else "_paper" if paper else ""
+
+
 def reproduce(experiment, out_dir="figures", *, settings=None, quick=False, replot=False,
-              progress=True, workers=None):
+              progress=True, workers=None, paper=False, run_options=None):
     """Run an experiment (or load its cached result), cache the result and save its figures.
 
     Parameters
@@ -95,6 +109,11 @@ def reproduce(experiment, out_dir="figures", *, settings=None, quick=False, repl
     workers : int, optional
         Processes for the independent runs (default: one per available core); the numbers do
         not depend on it.
+    paper : bool
+        Use the experiment's ``paper()`` settings (if it has them) and name the files
+        ``NAME_paper.png``.
+    run_options : dict, optional
+        Extra keyword arguments of the experiment's ``run`` (see ``Experiment.run_options``).
 
     Returns
     -------
@@ -102,14 +121,16 @@ def reproduce(experiment, out_dir="figures", *, settings=None, quick=False, repl
     """
     start = time.perf_counter()
     if settings is None:
-        settings = experiment.settings.quick() if quick else experiment.settings.full()
-    cache = experiment.cache_path(settings, out_dir, quick)
+        settings = experiment.settings.quick() if quick else \
+            experiment.settings.paper() if paper else experiment.settings.full()
+    cache = experiment.cache_path(settings, out_dir, quick, paper)
     if replot:
         result = experiment.load(cache)
     else:
-        result = experiment.run(settings, progress=progress, workers=workers)
+        result = experiment.run(settings, progress=progress, workers=workers,
+                                **(run_options or {}))
         experiment.save(result, cache)
-    suffix = "_quick" if quick else ""
+    suffix = _suffix(quick, paper)
     paths = [plots.save_figure(fig, Path(out_dir) / f"{stem}{suffix}.png")[0]
              for stem, fig in experiment.figures(result).items()]
     return Reproduction(paths, cache, experiment.summary(result), time.perf_counter() - start)
@@ -127,4 +148,7 @@ EXPERIMENTS = {
         images_variants.ImagesVariantsResult),
     "sme": Experiment(sme.SmeSettings, sme.run, plots.sme_figures, sme.summary, "sme",
                       sme.SmeResult),
+    "mnist": Experiment(mnist.MnistSettings, mnist.run, plots.mnist_figures, mnist.summary,
+                        "mnist", mnist.MnistResult, ("cells_dir", "dask"),
+                        mnist.estimate_seconds),
 }

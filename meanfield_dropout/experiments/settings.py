@@ -21,6 +21,11 @@ class Settings:
         return cls()
 
     @classmethod
+    def paper(cls):
+        """The papers' full-length settings where the default is shortened (else ``full()``)."""
+        return cls.full()
+
+    @classmethod
     def quick(cls):
         """Small settings that finish in about a minute."""
         return cls(**cls.QUICK)

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_registry_holds_every_experiment_in_the_order_of_reproduce_all():
     assert list(EXPERIMENTS) == ["teacher_student", "images_variants", "phase_diagram",
-                                 "convergence", "sme"]
+                                 "convergence", "sme", "mnist"]
 
 
 def test_convergence_quick_outputs_and_replot(tmp_path):

@@ -1,0 +1,350 @@
+"""Curvature of the two-layer network's loss: Hessian–vector products, (batch) sharpness.
+
+The diagnostics that the MNIST experiment of Chizat, Marion & Yesbay (2025) logs along
+training, as library functions on the exact Hessian–vector product of the kernel layer
+(:func:`meanfield_dropout.core._hessian_vector_product`: O(n·m·(K + d)) per product, no
+dense Hessian):
+
+* :func:`sharpness` — the top eigenvalue λ_max of the Hessian of the unmasked training loss
+  L(θ) = mean_j loss(f(θ, z_j), y_j), by Lanczos with full reorthogonalisation, optionally
+  warm-started (from the previous eigenvector along a run) and on a subsample of the data.
+  GD on L with step η is stable only while λ_max < 2/η ("edge of stability"); the engine's
+  master learning rate τ is the step η = τ·n in the mean-field scaling.
+* :func:`batch_sharpness` — E_B[g_Bᵀ H_B g_B / ‖g_B‖²] over minibatches B, with g_B, H_B
+  the gradient and Hessian of the batch loss (Andreyev & Beneventano, 2024), optionally also
+  over dropout masks M (g and H of the masked batch loss f_M = s Σ_i M_i φ(x_i)), estimated by
+  Monte Carlo with its standard error.
+
+Parameters are the particle array X (n, K + d [+ 1]) of :mod:`meanfield_dropout.network`;
+vectors in parameter space have X's shape and the Euclidean inner product of all entries.
+"""
+import math
+from typing import NamedTuple
+
+import numpy as np
+from scipy.linalg import eigh_tridiagonal
+
+from ._validate import (check_array, check_int, check_keep_prob,
+                        check_nonnegative, check_positive, seed_sequence)
+from .activations import activation_code
+from .core import _backward_update, _forward, _hessian_vector_product, _loss_derivative
+from .memory import check_memory
+from .network import (blas_single_thread, check_loss_targets, check_particles, check_targets,
+                      output_scale_factor)
+
+
+class _Net(NamedTuple):
+    """A validated network and data set as the kernels read them."""
+
+    X: np.ndarray          # (n, p) particles
+    Z: np.ndarray          # (m, d)
+    Zt: np.ndarray         # (d, m)
+    y: np.ndarray          # (K, m) output-major targets
+    K: int
+    bias: bool
+    act: int
+    loss: int
+    scale: float
+
+    def subset(self, rows=None, points=None, weight=1.0):
+        """The network on neurons ``rows`` with output scale ``weight``·s, on data ``points``."""
+        X = self.X if rows is None else np.ascontiguousarray(self.X[rows])
+        Z, y = (self.Z, self.y) if points is None else \
+            (np.ascontiguousarray(self.Z[points]), np.ascontiguousarray(self.y[:, points]))
+        return self._replace(X=X, Z=Z, Zt=np.ascontiguousarray(Z.T), y=y,
+                             scale=self.scale * weight)
+
+
+def _net(particles, inputs, targets, loss, activation, bias, output_scale):
+    inputs = check_array(inputs, "inputs", 2)
+    if inputs.shape[0] < 1:
+        raise ValueError("inputs must hold at least one data point")
+    y = check_targets(targets, inputs.shape[0])
+    code = check_loss_targets(loss, y)
+    X = check_particles(particles, inputs.shape[1], bias, outputs=y.shape[0])
+    return _Net(X, inputs, np.ascontiguousarray(inputs.T), y, y.shape[0], bool(bias),
+                activation_code(activation), code, output_scale_factor(output_scale,
+                                                                      X.shape[0]))
+
+
+def _gradient(net, penalty=0.0):
+    """∇L of the (penalised) batch loss: s · Dφ(x_i)ᵀ(r + penalty φ(x_i)/m) per neuron."""
+    n, m = net.X.shape[0], net.Z.shape[0]
+    rows = np.arange(n)
+    f = np.empty((net.K, m))
+    _forward(net.X, rows, n, 1.0, net.scale, net.Zt, net.K, net.bias, net.act,
+             np.empty((0, m)), False, f)
+    residual = np.empty_like(f)
+    _loss_derivative(net.loss, f, net.y, residual)
+    out = np.zeros_like(net.X)
+    _backward_update(net.X, rows, n, -net.scale, penalty, residual, net.Z, net.Zt, net.K,
+                     net.bias, net.act, np.empty((0, m)), np.empty(0, dtype=np.int64), out)
+    return out
+
+
+def _hvp(net, V, penalty=0.0):
+    out = np.empty_like(net.X)
+    _hessian_vector_product(net.X, np.ascontiguousarray(V), net.scale, penalty, net.loss,
+                            net.y, net.Z, net.Zt, net.K, net.bias, net.act, out)
+    return out
+
+
+def loss_gradient(particles, inputs, targets, *, loss="square", activation="relu",
+                  bias=False, output_scale="mean_field", penalty=0.0):
+    """Gradient ∇L(X) of the mean loss of the unmasked network, in X's layout.
+
+    L(X) = mean_j loss(f(z_j), y_j) + (penalty · s / 2m) Σ_ij |φ(x_i, z_j)|², the loss whose
+    Hessian :func:`hessian_vector_product` applies. Parameters as in
+    :func:`hessian_vector_product`.
+    """
+    net = _net(particles, inputs, targets, loss, activation, bias, output_scale)
+    with blas_single_thread():
+        return _gradient(net, check_nonnegative(penalty, "penalty"))
+
+
+def hessian_vector_product(particles, inputs, targets, direction, *, loss="square",
+                           activation="relu", bias=False, output_scale="mean_field",
+                           penalty=0.0):
+    """The exact Hessian of the training loss times a direction, ∇²L(X)·V.
+
+    Parameters
+    ----------
+    particles : ndarray, shape (n, K + d [+ 1])
+        Neurons x_i = (a_i, w_i[, b_i]) of f(z) = s Σ_i a_i σ(w_i·z + b_i).
+    inputs : ndarray, shape (m, d)
+    targets : ndarray, shape (m,) or (m, K)
+        As for :func:`meanfield_dropout.simulate` (labels ±1 for ``logistic``, one-hot rows
+        for ``softmax``).
+    direction : ndarray, shape of ``particles``
+        V.
+    loss : {"square", "logistic", "softmax"}
+    activation : str
+    bias : bool
+    output_scale : {"mean_field", "standard"}
+        s = 1/n or 1.
+    penalty : float
+        λ ≥ 0 of the explicit penalty (λ s/2m) Σ_ij |φ(x_i, z_j)|² (0: the plain loss).
+
+    Returns
+    -------
+    ndarray, shape of ``particles``
+
+    Notes
+    -----
+    Forward mode along V, then one back-propagation (see the kernel): two passes over the
+    data, O(n·m·(K + d)) operations. For ReLU, σ'' = 0 away from the kinks (the Hessian
+    almost everywhere).
+    """
+    net = _net(particles, inputs, targets, loss, activation, bias, output_scale)
+    V = check_array(direction, "direction", 2, shape=net.X.shape)
+    with blas_single_thread():
+        return _hvp(net, V, check_nonnegative(penalty, "penalty"))
+
+
+class Sharpness(NamedTuple):
+    """Result of :func:`sharpness`.
+
+    Attributes
+    ----------
+    value : float
+        The top Ritz value, an estimate of λ_max(∇²L).
+    vector : ndarray, shape of the particles
+        Its unit Ritz vector (the warm start of the next call along a run).
+    residual : float
+        ‖∇²L v − value · v‖ (the Lanczos bound, exact in exact arithmetic); the error of
+        ``value`` is at most this, and about residual²/gap.
+    iterations : int
+        Hessian–vector products used.
+    converged : bool
+        Whether residual ≤ tol · |value| (or the Krylov space became invariant).
+    points : int
+        Data points the loss was evaluated on (the subsample size).
+    """
+
+    value: float
+    vector: np.ndarray
+    residual: float
+    iterations: int
+    converged: bool
+    points: int
+
+
+def sharpness(particles, inputs, targets, *, loss="square", activation="relu", bias=False,
+              output_scale="mean_field", iterations=20, tol=1e-3, start=None, points=None,
+              seed=0):
+    """Top eigenvalue of the Hessian of the unmasked training loss, by Lanczos.
+
+    Lanczos with full reorthogonalisation (classical Gram–Schmidt, twice) on exact
+    Hessian–vector products: after j products the top eigenvalue of the j×j tridiagonal
+    matrix is the Ritz value, and β_{j+1}|y_j| (y its eigenvector) is the residual norm
+    ‖Hv − θv‖. The iteration stops when that residual is at most ``tol``·|θ| or after
+    ``iterations`` products. The Krylov basis is stored: ``iterations + 1`` vectors of the
+    particles' size.
+
+    Parameters
+    ----------
+    particles, inputs, targets, loss, activation, bias, output_scale
+        As in :func:`hessian_vector_product`.
+    iterations : int
+        Maximum number of Hessian–vector products (≥ 1). The authors' runs use 15
+        warm-started iterations.
+    tol : float
+        Relative residual at which to stop.
+    start : ndarray, shape of the particles, optional
+        Starting vector (e.g. the previous ``vector`` along a run); default a Gaussian vector
+        drawn from ``seed``.
+    points : int, optional
+        Evaluate the loss on a random subsample of this many data points (drawn without
+        replacement from ``seed``); default all.
+    seed : int or numpy.random.SeedSequence
+
+    Returns
+    -------
+    Sharpness
+    """
+    net = _net(particles, inputs, targets, loss, activation, bias, output_scale)
+    iterations = check_int(iterations, "iterations", low=1)
+    tol = check_positive(tol, "tol")
+    sample_rng, start_rng = (np.random.default_rng(s) for s in seed_sequence(seed).spawn(2))
+    m = net.Z.shape[0]
+    if points is not None:
+        points = check_int(points, "points", 1, m)
+        if points < m:
+            net = net.subset(points=np.sort(sample_rng.choice(m, points, replace=False)))
+    size = net.X.size
+    iterations = min(iterations, size)
+    check_memory((iterations + 3) * size * 8, f"a Lanczos basis of {iterations + 1} vectors",
+                 "use fewer iterations")
+    q = start_rng.standard_normal(size) if start is None else \
+        check_array(start, "start", 2, shape=net.X.shape).ravel().copy()
+    norm = np.linalg.norm(q)
+    if not norm > 0:
+        raise ValueError("start must not be the zero vector")
+    basis = np.empty((iterations + 1, size))
+    basis[0] = q / norm
+    alpha, beta = [], []
+    with blas_single_thread():
+        for j in range(iterations):
+            w = _hvp(net, basis[j].reshape(net.X.shape)).ravel()
+            alpha.append(float(basis[j] @ w))
+            for _ in range(2):                      # full reorthogonalisation, twice
+                w -= basis[:j + 1].T @ (basis[:j + 1] @ w)
+            b = float(np.linalg.norm(w))
+            theta, vectors = eigh_tridiagonal(np.array(alpha), np.array(beta))
+            value, y = float(theta[-1]), vectors[:, -1]
+            residual = b * abs(float(y[-1]))
+            invariant = b <= 1e-14 * max(1.0, abs(value))
+            if residual <= tol * abs(value) or invariant or j == iterations - 1:
+                break
+            beta.append(b)
+            basis[j + 1] = w / b
+        vector = (basis[:j + 1].T @ y).reshape(net.X.shape)
+    vector /= np.linalg.norm(vector)
+    return Sharpness(value, vector, residual, j + 1,
+                     bool(residual <= tol * abs(value) or invariant), int(net.Z.shape[0]))
+
+
+class BatchSharpness(NamedTuple):
+    """Result of :func:`batch_sharpness`: the Monte Carlo ``mean`` of gᵀHg/‖g‖², its
+    standard error ``stderr`` over ``draws`` independent (batch, mask) draws, the
+    ``batch_size``, the ``keep_prob`` (1 without masks) and the per-draw ``values``."""
+
+    mean: float
+    stderr: float
+    draws: int
+    batch_size: int
+    keep_prob: float
+    values: np.ndarray
+
+
+def _ratio(net):
+    """gᵀHg/‖g‖² of the batch loss of ``net`` (0 when g = 0)."""
+    g = _gradient(net)
+    gg = float(np.vdot(g, g))
+    return float(np.vdot(g, _hvp(net, g))) / gg if gg > 0 else 0.0
+
+
+def batch_sharpness_terms(particles, inputs, targets, batches, masks=None, keep_prob=1.0, *,
+                          loss="square", activation="relu", bias=False,
+                          output_scale="mean_field"):
+    """gᵀHg/‖g‖² for given minibatches (and dropout masks), one value per draw.
+
+    Parameters
+    ----------
+    particles, inputs, targets, loss, activation, bias, output_scale
+        As in :func:`hessian_vector_product`.
+    batches : array_like of int, shape (draws, B)
+        Data indices of each minibatch.
+    masks : array_like of bool, shape (draws, n), optional
+        Kept neurons of each draw; g and H are then those of the masked batch loss, with
+        f_M = (s/q) Σ_{i kept} φ(x_i) (a draw that keeps no neuron has g = 0 and value 0).
+    keep_prob : float
+        q of the masks.
+
+    Returns
+    -------
+    ndarray, shape (draws,)
+    """
+    net = _net(particles, inputs, targets, loss, activation, bias, output_scale)
+    m, n = net.Z.shape[0], net.X.shape[0]
+    batches = np.asarray(batches)
+    if batches.ndim != 2 or not np.issubdtype(batches.dtype, np.integer) or batches.size == 0 \
+            or batches.min() < 0 or batches.max() >= m:
+        raise ValueError(f"batches must be a (draws, B) array of indices in [0, {m - 1}]")
+    if masks is not None:
+        masks = np.asarray(masks, dtype=bool)
+        if masks.shape != (batches.shape[0], n):
+            raise ValueError(f"masks must have shape ({batches.shape[0]}, {n}), got "
+                             f"{masks.shape}")
+    keep_prob = check_keep_prob(keep_prob)
+    out = np.empty(batches.shape[0])
+    with blas_single_thread():
+        for t, batch in enumerate(batches):
+            if masks is None:
+                out[t] = _ratio(net.subset(points=batch))
+            elif masks[t].any():
+                out[t] = _ratio(net.subset(rows=np.flatnonzero(masks[t]), points=batch,
+                                           weight=1.0 / keep_prob))
+            else:
+                out[t] = 0.0
+    return out
+
+
+def batch_sharpness(particles, inputs, targets, *, batch_size, draws=64, keep_prob=None,
+                    seed=0, loss="square", activation="relu", bias=False,
+                    output_scale="mean_field"):
+    """Batch sharpness E_B[g_Bᵀ H_B g_B / ‖g_B‖²] by Monte Carlo, with its standard error.
+
+    Parameters
+    ----------
+    particles, inputs, targets, loss, activation, bias, output_scale
+        As in :func:`hessian_vector_product`.
+    batch_size : int
+        B ∈ [1, m]; each draw takes B points without replacement, as an SGD step does.
+    draws : int
+        Independent draws (≥ 2 for a standard error).
+    keep_prob : float, optional
+        With a keep probability q, each draw also takes a dropout mask (neurons kept
+        i.i.d. with probability q) and g, H are those of the masked batch loss (the
+        average over minibatches and masks); None: no masks.
+    seed : int or numpy.random.SeedSequence
+
+    Returns
+    -------
+    BatchSharpness
+    """
+    m = np.shape(inputs)[0] if np.ndim(inputs) == 2 else 0
+    batch_size = check_int(batch_size, "batch_size", 1, max(1, m))
+    draws = check_int(draws, "draws", low=1)
+    batch_rng, mask_rng = (np.random.default_rng(s) for s in seed_sequence(seed).spawn(2))
+    batches = np.stack([batch_rng.choice(m, batch_size, replace=False) for _ in range(draws)])
+    masks = None
+    if keep_prob is not None:
+        keep_prob = check_keep_prob(keep_prob)
+        masks = mask_rng.random((draws, np.shape(particles)[0])) < keep_prob
+    values = batch_sharpness_terms(particles, inputs, targets, batches, masks,
+                                   1.0 if keep_prob is None else keep_prob, loss=loss,
+                                   activation=activation, bias=bias, output_scale=output_scale)
+    stderr = float(values.std(ddof=1) / math.sqrt(draws)) if draws > 1 else math.nan
+    return BatchSharpness(float(values.mean()), stderr, draws, batch_size,
+                          1.0 if keep_prob is None else keep_prob, values)
