@@ -9,7 +9,7 @@ import numba
 import numpy as np
 import pytest
 
-from meanfield_dropout import core
+from meanfield_dropout import core, second_order
 from meanfield_dropout.activations import activation_code
 
 from . import reference
@@ -46,7 +46,7 @@ def _gradient(X, Z, Zt, y, K, bias, act, scale, penalty, loss):
 
 def _hvp(X, V, Z, Zt, y, K, bias, act, scale, penalty, loss):
     out = np.empty_like(X)
-    core._hessian_vector_product(X, V, scale, penalty, core.LOSSES[loss], y, Z, Zt, K, bias,
+    second_order._hessian_vector_product(X, V, scale, penalty, core.LOSSES[loss], y, Z, Zt, K, bias,
                                  act, out)
     return out
 
@@ -59,7 +59,7 @@ def test_jacobian_transpose_matches_reference(activation, K, bias):
     vectors = np.random.default_rng(1).standard_normal((n, K, B))
     act = activation_code(activation)
     out = np.zeros_like(X)
-    core._jacobian_transpose(X, np.arange(n), n, -1.0, vectors, Z, Zt, K, bias, act,
+    second_order._jacobian_transpose(X, np.arange(n), n, -1.0, vectors, Z, Zt, K, bias, act,
                              NO_PRE.reshape(0, B), NO_INDEX, out)
     if K == 1:
         want = reference.jacobian_transpose(X, Z, activation, bias, vectors[:, 0])
@@ -84,7 +84,7 @@ def test_jacobian_transpose_stored_pre_subset_and_shared_residual():
     shared = np.broadcast_to(r, (n, K, B)).copy()
     ranks = np.arange(rows.size)
     got, want = X.copy(), X.copy()
-    core._jacobian_transpose(got, rows, rows.size, 0.7, shared, Z, Zt, K, True, act, pre, ranks,
+    second_order._jacobian_transpose(got, rows, rows.size, 0.7, shared, Z, Zt, K, True, act, pre, ranks,
                              got)
     core._backward_update(want, rows, rows.size, 0.7, 0.0, r, Z, Zt, K, True, act, pre, ranks,
                           want)

@@ -8,7 +8,7 @@ keep probability p is the engine's ``dropout`` rule with master_lr ηκ, GD on L
 import numpy as np
 import pytest
 
-from meanfield_dropout import core, engine
+from meanfield_dropout import core, engine, second_order
 from meanfield_dropout.activations import activation_code
 from meanfield_dropout.engine import simulate
 from meanfield_dropout.noise import ExplicitNoise
@@ -45,7 +45,7 @@ def _dense_hessian(X, args):
     H = np.empty((X.size, X.size))
     for j, e in enumerate(np.eye(X.size)):
         out = np.empty_like(X)
-        core._hessian_vector_product(X, e.reshape(X.shape), scale, penalty, core.LOSSES[loss],
+        second_order._hessian_vector_product(X, e.reshape(X.shape), scale, penalty, core.LOSSES[loss],
                                      y, Z, Zt, K, bias, activation_code(activation), out)
         H[:, j] = out.ravel()
     return H
