@@ -41,6 +41,20 @@ def init_worker(parent=None):
                      name="parent-watchdog").start()
 
 
+def _as_in_a_worker(function, task):
+    """``function(*task)`` in this process with one Numba thread, as a pool worker runs it.
+
+    A worker has a one-thread Numba pool (:func:`init_worker`); running a task here with the
+    same thread count makes the numbers independent of the worker count.
+    """
+    threads = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        return function(*task)
+    finally:
+        numba.set_num_threads(threads)
+
+
 def _watch_parent(parent):
     """End this process as soon as ``parent`` is no longer its parent."""
     while os.getppid() == parent:
@@ -92,7 +106,7 @@ def run_unordered(function, tasks, workers, *, always_spawn=False):
     tasks = list(tasks)
     if not always_spawn and (workers == 1 or len(tasks) <= 1):
         for index, task in enumerate(tasks):
-            yield index, function(*task)
+            yield index, _as_in_a_worker(function, task)
         return
     if not tasks:
         return

@@ -123,8 +123,6 @@ MEANFIELD = [
     (["sme", "--order", "3"], "argument --order: invalid choice"),
     (["sme", "--output-scale", "2"], "argument --output-scale: invalid choice"),
     (["sme", "--n-train", "0"], "argument --n-train"),
-    (["sme", "--data", "mnist", "--steps", "2", "--out", "DIR/s.png"],
-     "data 'mnist' needs mnist_images"),
     (["sme", "--data", "mnist", "--mnist-images", "MISSING"],
      "argument --mnist-images: no such file"),
     (["sme", "--data", "mnist", "--mnist-images", "DIR"], "is not a regular file"),

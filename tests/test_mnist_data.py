@@ -90,7 +90,7 @@ def test_bad_files_give_one_line_errors(tmp_path):
         mnist47(path=tmp_path / "missing.npz")
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(b"PK\x03\x04 not really a zip archive")
-    with pytest.raises(ValueError, match="corrupt.npz: cannot read MNIST"):
+    with pytest.raises(ValueError, match="corrupt.npz is not an .npz archive"):
         mnist47(path=corrupt)
     images, labels = _fake(20, 0)
     write_idx(tmp_path / "train-images-idx3-ubyte", images)
@@ -106,7 +106,7 @@ def test_bad_files_give_one_line_errors(tmp_path):
     gz.parent.mkdir()
     gz.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + b"\x00" * 40)[:-8])
     (gz.parent / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00"))
-    with pytest.raises(ValueError, match="cannot read MNIST|IDX"):
+    with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz is unreadable, corrupt or truncated"):
         mnist47(path=gz)
     with pytest.raises(ValueError, match="task must be"):
         mnist_task("cifar")

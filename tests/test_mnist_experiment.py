@@ -91,7 +91,7 @@ def test_ten_class_task_runs_with_softmax():
     (["--keep-probs", "0.5,1.5"], "keep_probs entry must be in (0, 1]"),
     (["--keep-probs", "0"], "keep_probs entry must be in (0, 1]"),
     (["--batch-size", "601"], "batch_size must be at most the 600 training images"),
-    (["--mnist", "MISSING"], "does not exist"),
+    (["--mnist", "MISSING"], "argument --mnist: no such file or directory"),
     (["--mnist", "CORRUPT"], "is not an .npz archive"),
     (["--paper"], "at most one of --quick and --paper"),
 ])
