@@ -9,6 +9,7 @@ and the estimated wall time of a 10 000-cell map on 100 workers from that per-ce
 """
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -44,12 +45,15 @@ def main():
             got = numbers(out)
             reference = reference or got
             same = got == reference
-            if per_cell is None:
-                per_cell = sum(json.loads(p.read_text())["elapsed"]
-                               for p in (out / "cells").glob("*.json")) / cells
+            compute = sum(json.loads(p.read_text())["elapsed"]
+                          for p in (out / "cells").glob("*.json"))
+            per_cell = compute / cells if per_cell is None else per_cell
             print(f"{name} {workers} worker(s): {cells} cells in {wall:.1f} s = "
-                  f"{cells / wall:.2f} cells/s; numbers identical to the first run: {same}")
-    print(f"speed-up 2 vs 1 workers: {rates[('pool', 2)] / rates[('pool', 1)]:.2f}x")
+                  f"{cells / wall:.2f} cells/s; cell compute {compute:.1f} s "
+                  f"({compute / cells:.2f} s per cell, busy {compute / wall / workers:.0%}); "
+                  f"numbers identical to the first run: {same}", flush=True)
+    print(f"speed-up 2 vs 1 workers: {rates[('pool', 2)] / rates[('pool', 1)]:.2f}x; "
+          f"load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
     print(f"mean compute per cell (1 worker): {per_cell:.2f} s; a 10 000-cell map of this "
           f"mix on 100 workers: about {10_000 * per_cell / 100 / 60:.0f} min")
 
