@@ -8,10 +8,16 @@
 * :mod:`phase_diagram.scan` — resumable empirical scans on a process pool or Dask.
 * :mod:`phase_diagram.experiments` — the phase-diagram and five-phase experiments, and the
   registry of every experiment of both papers.
-* :mod:`phase_diagram.plots` — the barycentric phase diagram and distance-vs-width panels.
+* :mod:`phase_diagram.decision` — the stated rules that name a limit from distances, or
+  answer "undetermined" with the reason.
+* :mod:`phase_diagram.locate` — :func:`~phase_diagram.locate.locate`: which limit describes a
+  concrete network (width, learning rate, keep).
+* :mod:`phase_diagram.phase_map` — finite-width phase maps over the whole simplex.
+* :mod:`phase_diagram.plots` — the barycentric phase diagram, distance-vs-width panels, the
+  ``locate`` figure and the phase maps.
 
-Command line: ``phase-diagram {classify,scan,plot,theory,converge,reproduce} ...`` (or
-``python -m phase_diagram``).
+Command line: ``phase-diagram {classify,scan,plot,theory,converge,locate,map,reproduce} ...``
+(or ``python -m phase_diagram``).
 """
 from meanfield_dropout import __version__
 

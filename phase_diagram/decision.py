@@ -44,9 +44,10 @@ import math
 import numpy as np
 from scipy import stats
 
-__all__ = ["DEFAULT_RATIO", "DEFAULT_CLOSE", "COMPLEXITY", "UNDETERMINED", "DEGENERATE",
-           "NONE", "CandidateFit", "AsymptoticDecision", "Comparison", "decide_asymptotic",
-           "compare_candidates", "paired_log_ratio", "pooled_slope"]
+__all__ = ["DEFAULT_RATIO", "DEFAULT_DESCRIBE", "DEFAULT_CLOSE", "DEFAULT_WINDOW", "COMPLEXITY",
+           "UNDETERMINED", "DEGENERATE", "NONE", "CandidateFit", "AsymptoticDecision",
+           "Comparison", "decide_asymptotic", "compare_candidates", "paired_log_ratio",
+           "log_ratio_at", "pooled_slope"]
 
 DEFAULT_RATIO = 2.0
 DEFAULT_DESCRIBE = 1.25

@@ -75,6 +75,11 @@ def load_data(data):
     return np.ascontiguousarray(inputs), np.ascontiguousarray(targets)
 
 
+def _power(b):
+    """m^-b as text (1 when b = 0)."""
+    return "1" if b == 0 else f"m^-{b:.4g}"
+
+
 def _gmean_interval(values, level=0.95):
     """Geometric mean over the last axis with the 95% interval of the mean log (Student t)."""
     values = np.asarray(values, dtype=float)
@@ -141,7 +146,7 @@ class LocateResult:
             f"{c['beta']:.4g}, tau = {c['tau']:.4g}",
             "simplex point (log n, -log tau, -log q)/S = ("
             + ", ".join(f"{u:.4f}" for u in c["point"]) + ")",
-            f"theory: the power law tau_m = m^-{c['b_tau']:.4g}, q_m = m^-{c['b_keep']:.4g} "
+            f"theory: the power law tau_m = {_power(c['b_tau'])}, q_m = {_power(c['b_keep'])} "
             f"through it is {self.theory.phase} ({self.theory.reason})",
             f"distance from dropout to each limit ({len(self.curves[next(iter(self.curves))])} "
             f"repeats; geometric mean [95% CI]; the target RMS is {self.scale:.3g}):",

@@ -36,7 +36,7 @@ from meanfield_dropout.parallel import check_workers, run_unordered
 
 from .cluster import dask_results
 from .decision import NONE, compare_candidates
-from .plugin import candidate_limits, estimate_costs, measure_cell
+from .plugin import FLOW_DT, candidate_limits, cell_seconds, measure_cell
 from .power_logs import PowerLog
 from .regimes import DEGENERATE, classify
 from .scalings import PowerLogScaling
@@ -136,7 +136,7 @@ class MapConfig:
     repeats: int = 2
     horizon: float = 2.0
     seed: int = 0
-    budget: float = 20.0
+    budget: float = 5.0
     limit_factor: int = 2
     n_times: int = 5
     target_scale: float = 3.0
@@ -214,7 +214,7 @@ def build_map_cells(config):
                                 width=width, repeat=repeat, horizon=config.horizon,
                                 limits=limits, limit_factor=config.limit_factor,
                                 n_times=config.n_times, data="teacher-student",
-                                target_scale=config.target_scale)
+                                target_scale=config.target_scale, flow_dt=FLOW_DT)
                 key = hashlib.sha256(json.dumps(dict(identity, seed=config.seed),
                                                 sort_keys=True).encode()).hexdigest()[:24]
                 cells.append(MapCell(key, point, width, repeat, tau, keep, limits, skipped,
@@ -225,13 +225,13 @@ def build_map_cells(config):
 def estimated_seconds(config):
     """Estimated core-seconds of the cells of ``config`` (the cost model of
     :mod:`phase_diagram.plugin`)."""
-    data = default_data()
-    total = 0.0
-    for cell in build_map_cells(config)[0]:
-        costs = estimate_costs(cell.width, cell.master_lr, cell.keep_prob, config.horizon,
-                               *data.inputs.shape, config.limit_factor)
-        total += costs["dropout"] + sum(costs[name] for name in cell.limits)
-    return total
+    shape = default_data().inputs.shape
+    return sum(_cell_seconds(cell, config, shape) for cell in build_map_cells(config)[0])
+
+
+def _cell_seconds(cell, config, shape):
+    return cell_seconds(cell.width, cell.master_lr, cell.keep_prob, config.horizon, shape,
+                        cell.limits, config.limit_factor)
 
 
 def run_map_cell(cell, config):
@@ -294,6 +294,9 @@ def run_map(config, out_dir, *, workers=None, dask=None, progress=True):
                     beyond=[[label, width, why] for (label, width), why in beyond.items()])
     write_json_atomic(out_dir / "manifest.json", manifest)
     pending = [c for c in cells if _read(_cell_file(out_dir, c.key)) is None]
+    shape = default_data().inputs.shape
+    # longest first (estimated), so that no worker is left with a long cell at the end
+    pending.sort(key=lambda c: -_cell_seconds(c, config, shape))
     tasks = [(cell, config) for cell in pending]
     results = (dask_results(run_map_cell, tasks, dask, workers) if dask is not None else
                (record for _, record in run_unordered(run_map_cell, tasks, workers,

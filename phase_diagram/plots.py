@@ -377,15 +377,15 @@ def locate_figure(result):
     scale = result.scale
     names = sorted(result.curves, key=lambda k: result.comparison.relative[k])
     for name in names:
-        curve = np.maximum(result.curves[name][:, 1:], 1e-300)
-        mid = np.exp(np.log(curve).mean(axis=0)) / scale
-        axes[0].plot(result.times[1:], mid, "o-", ms=3, color=PHASE_COLORS[name], label=name)
-        axes[0].fill_between(result.times[1:], curve.min(axis=0) / scale,
-                             curve.max(axis=0) / scale, color=PHASE_COLORS[name], alpha=0.15)
-    axes[0].set_yscale("log")
-    axes[0].set_xlabel("time t = k tau")
+        curve = result.curves[name] / scale
+        axes[0].plot(result.times, curve.mean(axis=0), "o-", ms=3, color=PHASE_COLORS[name],
+                     label=name)
+        axes[0].fill_between(result.times, curve.min(axis=0), curve.max(axis=0),
+                             color=PHASE_COLORS[name], alpha=0.15)
+    axes[0].set_ylim(bottom=0)
+    axes[0].set_xlabel("time t = k tau (grid times rounded to steps)")
     axes[0].set_ylabel("predictor error / RMS(y)")
-    axes[0].set_title("dropout vs each limit (band: min-max)", fontsize=9)
+    axes[0].set_title("dropout vs each limit (mean, band: min-max)", fontsize=9)
     axes[0].legend(fontsize=7)
     from .locate import _gmean_interval
     for i, name in enumerate(names):
@@ -408,6 +408,8 @@ def locate_figure(result):
         for j in range(d.shape[1]):
             axes[2].plot(lad["widths"], d[:, j], ".", color=PHASE_COLORS[lad["limit"]],
                          alpha=0.4)
+        axes[2].set_xticks(lad["widths"], [str(w) for w in lad["widths"]])
+        axes[2].minorticks_off()
         s, lo, hi = lad["slope"]
         axes[2].set_title(f"along the power law: slope {s:+.2f} [{lo:+.2f}, {hi:+.2f}]",
                           fontsize=9)

@@ -18,9 +18,10 @@ import numpy as np
 from meanfield_dropout._validate import check_int, check_keep_prob, check_positive
 from meanfield_dropout.convergence import measure_distances
 from meanfield_dropout.engine import DivergenceError
-from meanfield_dropout.limits import DEFAULT_DT, LIMITS, limit_constants
+from meanfield_dropout.limits import LIMITS, limit_constants
 
 __all__ = ["effective_constants", "estimate_costs", "candidate_limits", "measure_cell",
+           "cell_seconds",
            "DEFAULT_BUDGET", "PARTNER_MEMORY"]
 
 #: Default time budget of one limit in one cell (estimated seconds on one core).
@@ -33,6 +34,13 @@ _EVENT_BATCH = 1 << 20          # rings per batch in meanfield_dropout.limits
 # active neuron (forward and backward) + _FULL per neuron (forward of ram/gd), a Poisson ring
 # _RING, a critical partner _PARTNER per data point; arithmetic scales with m d / 160.
 _STEP, _ROW, _FULL, _RING, _PARTNER = 2e-4, 7e-7, 1e-7, 1e-5, 5e-9
+#: Seconds of one Heun step of the flows per particle (measured: 2.6e-5 at N = 4096).
+_HEUN = 2.6e-5
+#: Heun step of the flows here (error below 1e-4 of the predictor; the distances are ≥ 1e-3).
+FLOW_DT = 0.05
+#: The deterministic limits: they run with N = n particles (copies of a particle move
+#: together, so N = k n copies would give the same cloud).
+FLOWS = ("wgf", "penalized-wgf")
 
 
 def effective_constants(width, master_lr, keep_prob):
@@ -82,7 +90,7 @@ def estimate_costs(width, master_lr, keep_prob, horizon, data_points, dim, limit
     alpha, beta = tau / q, (1 - q) / (n * q)
     rings = N * T / alpha
     active = q * n + 1
-    flow = math.ceil(T / DEFAULT_DT) * 2 * (_STEP + 2 * _FULL * N * scale)
+    flow = math.ceil(T / FLOW_DT) * (_STEP + _HEUN * n * scale)
     out = {"dropout": steps * (_STEP + _ROW * active * scale),
            "wgf": flow, "penalized-wgf": flow,
            "jump-poisson": rings * _RING * scale,
@@ -135,16 +143,37 @@ def candidate_limits(width, master_lr, keep_prob, horizon, data_points, dim, *,
     return run, skipped
 
 
+def _flows_apart(width, master_lr, keep_prob, horizon, shape, limits, limit_factor):
+    """(whether the flows run apart on N = n, estimated seconds of the cell)."""
+    costs = estimate_costs(width, master_lr, keep_prob, horizon, *shape, limit_factor)
+    flows = sum(costs[k] for k in limits if k in FLOWS)
+    others = sum(costs[k] for k in limits if k not in FLOWS)
+    apart = (limit_factor > 1 and flows > 0 and others > 0
+             and costs["dropout"] < (limit_factor - 1) * flows)
+    if apart:
+        return True, 2 * costs["dropout"] + flows + others
+    return False, costs["dropout"] + limit_factor * flows + others
+
+
+def cell_seconds(width, master_lr, keep_prob, horizon, shape, limits, limit_factor=4):
+    """Estimated seconds of :func:`measure_cell` with these limits (one core)."""
+    return _flows_apart(width, master_lr, keep_prob, horizon, shape, limits, limit_factor)[1]
+
+
 def measure_cell(width, master_lr, keep_prob, limits, horizon, seed, data, n_times=9,
                  w2_particles=64, limit_factor=4):
     """One repeat: dropout at (n, τ, q) against ``limits`` (plug-in constants), from one seed.
 
     A module-level function for worker processes. Wraps
     :func:`meanfield_dropout.convergence.measure_distances` (the only measurement path) and
-    keeps what the callers need. The limits run with N = ``limit_factor`` × n particles that
-    start as copies of dropout's (``tile_limit``): the same empirical measure at t = 0, and a
-    jump limit's own sampling noise √``limit_factor`` times smaller than dropout's, so that a
-    stochastic limit is not farther from dropout than a deterministic one by its own noise.
+    keeps what the callers need. The jump limits run with N = ``limit_factor`` × n particles
+    that start as copies of dropout's (``tile_limit``): the same empirical measure at t = 0,
+    and a jump limit's own sampling noise √``limit_factor`` times smaller than dropout's, so
+    that a stochastic limit is not farther from dropout than a deterministic one by its own
+    noise. The flows (:data:`FLOWS`) are deterministic, so copies move together and N = n gives
+    the same cloud: when that is cheaper than a second dropout run, they run with N = n in a
+    second call with the same seed (the same initial particles and dropout run). The flows'
+    Heun step is :data:`FLOW_DT`.
 
     Returns
     -------
@@ -156,11 +185,23 @@ def measure_cell(width, master_lr, keep_prob, limits, horizon, seed, data, n_tim
     constants = dict(alpha=master_lr / keep_prob, beta=(1 - keep_prob) / (width * keep_prob),
                      tau=master_lr)
     times = np.linspace(0.0, horizon, n_times)
+    groups = [{k: v for k, v in limits.items() if k in FLOWS},
+              {k: v for k, v in limits.items() if k not in FLOWS}]
+    if not _flows_apart(width, master_lr, keep_prob, horizon, inputs.shape, limits,
+                        limit_factor)[0]:
+        groups = [limits]
+    out = {}
     try:
-        out = measure_distances(width, master_lr, keep_prob, limits, horizon=horizon,
-                                seed=seed, data=(inputs, targets), n_times=n_times,
-                                w2_particles=w2_particles, limit_particles=limit_factor * width,
-                                tile_limit=True, **constants)
+        for group in groups:
+            if not group:
+                continue
+            flows = len(groups) > 1 and set(group) <= set(FLOWS)
+            # the same seed: the same initial particles and the same dropout run
+            out.update(measure_distances(
+                width, master_lr, keep_prob, group, horizon=horizon, seed=seed,
+                data=(inputs, targets), n_times=n_times, w2_particles=w2_particles,
+                limit_particles=width if flows else limit_factor * width, tile_limit=True,
+                dt=FLOW_DT, **constants))
     except DivergenceError as exc:
         nan = np.full(n_times, np.nan)
         return dict(times=times, dropout_loss=nan, diverged=str(exc),

@@ -81,16 +81,20 @@ def run_sequential(config, out_dir, *, max_width, workers=None, dask=None, progr
                       allow_import=allow_import)
     computed, stages = counts["computed"], [max(config.widths)]
     widths = list(config.widths)
+    _, results, _ = summarize(out_dir)
     while True:
-        _, results, _ = summarize_sequential(out_dir)
+        # the scalings still undetermined after the previous stage (not after the latest
+        # stage of each scaling: a rerun then rebuilds the same stages)
         pending = tuple(r.spec for r in results
                         if r.decision is not None and not r.decision.decided)
         if not pending or 2 * widths[-1] > max_width:
             break
         widths.append(2 * widths[-1])
         stage = dataclasses.replace(config, scalings=pending, widths=tuple(widths))
-        counts = run_scan(stage, _stage(out_dir, widths[-1]), workers=workers, dask=dask,
-                          progress=progress, allow_import=allow_import)
+        path = _stage(out_dir, widths[-1])
+        counts = run_scan(stage, path, workers=workers, dask=dask, progress=progress,
+                          allow_import=allow_import)
         computed += counts["computed"]
         stages.append(widths[-1])
+        _, results, _ = summarize(path)
     return dict(stages=stages, computed=computed)

@@ -1,6 +1,13 @@
 """Finite-width phase maps: the grid, its scalings' theory phases, resumable cells, summary."""
+import importlib.util
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -61,10 +68,16 @@ def test_config_validation():
             MapConfig(**bad)
 
 
-TINY = MapConfig(grid=2, widths=(16, 32), repeats=2, horizon=1.0, budget=1.0, n_times=3)
+# the settings of `map --grid 2 --widths 16,32 --repeats 2 --horizon 1 --budget 1`
+TINY = MapConfig(grid=2, widths=(16, 32), repeats=2, horizon=1.0, budget=1.0)
 
 
-def test_map_runs_resumes_and_does_not_depend_on_workers(tmp_path):
+def _numbers(out):
+    return {p.name: json.loads(p.read_text())["distances"]
+            for p in sorted((out / "cells").glob("*.json"))}
+
+
+def test_map_runs_resumes_and_does_not_depend_on_workers_or_dask(tmp_path):
     cells, beyond = build_map_cells(TINY)
     assert len(cells) == 2 * 2 * len({c.point.label for c in cells}) and len(cells) > 0
     counts = run_map(TINY, tmp_path / "a", workers=1, progress=False)
@@ -72,17 +85,40 @@ def test_map_runs_resumes_and_does_not_depend_on_workers(tmp_path):
     again = run_map(TINY, tmp_path / "a", workers=1, progress=False)
     assert again["computed"] == 0 and again["skipped"] == len(cells)
     run_map(TINY, tmp_path / "b", workers=2, progress=False)
-
-    def numbers(out):
-        return {p.name: json.loads(p.read_text())["distances"]
-                for p in sorted((out / "cells").glob("*.json"))}
-    assert numbers(tmp_path / "a") == numbers(tmp_path / "b")
+    assert _numbers(tmp_path / "a") == _numbers(tmp_path / "b")
+    if importlib.util.find_spec("distributed") is not None:
+        run_map(TINY, tmp_path / "dask", workers=2, dask="local", progress=False)
+        assert _numbers(tmp_path / "dask") == _numbers(tmp_path / "a")
     summary = summarize_map(tmp_path / "a")
     assert summary.missing == 0
     assert set(summary.agreement) == {16, 32}
     assert all(0 <= a["describes"] <= 1 for a in summary.agreement.values())
     paths = save_figure(phase_map_figure(summary), tmp_path / "map.png")
     assert paths[0].stat().st_size > 10_000
+
+
+def test_map_command_resumes_after_a_kill(tmp_path):
+    # kill the command once two cells are written, then resume: nothing lost, nothing twice
+    root = Path(__file__).resolve().parents[2]
+    out = tmp_path / "killed"
+    argv = [sys.executable, "-m", "phase_diagram", "map", "--grid", "2", "--widths", "16,32",
+            "--repeats", "2", "--horizon", "1", "--budget", "1", "--out", str(out), "-o",
+            str(tmp_path / "k.png"), "--workers", "1", "--quiet"]
+    env = dict(os.environ, PYTHONPATH=str(root))
+    proc = subprocess.Popen(argv, cwd=root, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while len(list((out / "cells").glob("*.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done = len(list((out / "cells").glob("*.json")))
+    assert done >= 2
+    counts = run_map(TINY, out, workers=2, progress=False)
+    assert counts["skipped"] == done and counts["computed"] == counts["total"] - done
+    reference = tmp_path / "reference"
+    run_map(TINY, reference, workers=2, progress=False)
+    assert _numbers(out) == _numbers(reference)
 
 
 def test_summary_of_a_directory_without_a_map_is_a_clear_error(tmp_path):
