@@ -218,13 +218,13 @@ def sharpness(particles, inputs, targets, *, loss="square", activation="relu", b
                  "use fewer iterations")
     q = start_rng.standard_normal(size) if start is None else \
         check_array(start, "start", 2, shape=net.X.shape).ravel().copy()
-    norm = np.linalg.norm(q)
-    if not norm > 0:
-        raise ValueError("start must not be the zero vector")
-    basis = np.empty((iterations + 1, size))
-    basis[0] = q / norm
-    alpha, beta = [], []
-    with blas_single_thread():
+    with blas_single_thread():          # norms included: their sums follow the thread count
+        norm = np.linalg.norm(q)
+        if not norm > 0:
+            raise ValueError("start must not be the zero vector")
+        basis = np.empty((iterations + 1, size))
+        basis[0] = q / norm
+        alpha, beta = [], []
         for j in range(iterations):
             w = _hvp(net, basis[j].reshape(net.X.shape)).ravel()
             alpha.append(float(basis[j] @ w))
@@ -240,7 +240,7 @@ def sharpness(particles, inputs, targets, *, loss="square", activation="relu", b
             beta.append(b)
             basis[j + 1] = w / b
         vector = (basis[:j + 1].T @ y).reshape(net.X.shape)
-    vector /= np.linalg.norm(vector)
+        vector /= np.linalg.norm(vector)
     return Sharpness(value, vector, residual, j + 1,
                      bool(residual <= tol * abs(value) or invariant), int(net.Z.shape[0]))
 

@@ -1,4 +1,4 @@
-"""Independent runs on a local process pool, one Numba thread per worker process.
+"""Independent runs on a local process pool, one Numba and one BLAS thread per worker.
 
 Many experiments are a list of independent simulations, each seeded from its own
 ``SeedSequence`` child. Running them in separate processes uses every core without the
@@ -12,16 +12,21 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import numba
+from threadpoolctl import threadpool_limits
 
 from ._validate import check_int
+from .network import blas_single_thread
 
 #: Seconds between two checks of a worker's watchdog that its parent is alive.
 WATCHDOG_PERIOD = 0.5
 
+#: The worker's process-wide BLAS limit (kept so that it stays in force).
+_WORKER_BLAS = []
+
 
 def init_worker(parent=None):
-    """Process-pool initializer: a one-thread Numba pool in a freshly spawned worker, and a
-    watchdog that ends the worker when its parent process dies.
+    """Process-pool initializer: a one-thread Numba pool and one BLAS thread in a freshly
+    spawned worker, and a watchdog that ends the worker when its parent process dies.
 
     Numba is imported when the initializer is unpickled but has started no threads in a
     spawned process, so ``NUMBA_NUM_THREADS=1`` still takes effect after a config reload.
@@ -36,21 +41,25 @@ def init_worker(parent=None):
     os.environ["NUMBA_NUM_THREADS"] = "1"
     numba.core.config.reload_config()
     numba.set_num_threads(1)
+    _WORKER_BLAS.append(threadpool_limits(limits=1, user_api="blas"))
     parent = os.getppid() if parent is None else parent
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
                      name="parent-watchdog").start()
 
 
 def _as_in_a_worker(function, task):
-    """``function(*task)`` in this process with one Numba thread, as a pool worker runs it.
+    """``function(*task)`` in this process with one Numba and one BLAS thread, as a pool
+    worker runs it.
 
-    A worker has a one-thread Numba pool (:func:`init_worker`); running a task here with the
-    same thread count makes the numbers independent of the worker count.
+    A worker has a one-thread Numba pool and BLAS on one thread (:func:`init_worker`);
+    running a task here with the same thread counts makes the numbers independent of the
+    worker count, whatever BLAS sums a task leaves unguarded.
     """
     threads = numba.get_num_threads()
     numba.set_num_threads(1)
     try:
-        return function(*task)
+        with blas_single_thread():
+            return function(*task)
     finally:
         numba.set_num_threads(threads)
 

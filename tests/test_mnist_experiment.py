@@ -1,6 +1,7 @@
 """The MNIST experiment: segmented runs on planned noise, assembly, resume, CLI errors."""
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from meanfield_dropout import loss_value, plots, results, simulate
 from meanfield_dropout.cli import main
@@ -120,8 +121,10 @@ def test_cli_reproduce_writes_figures_and_cache(tmp_path, capsys):
 
 
 def test_same_numbers_whatever_the_worker_count():
+    """Also when the caller's BLAS thread count is not a worker's default (the cores)."""
     s = mnist.MnistSettings(**{**TINY, "steps": 10, "sharpness_every": 5})
-    serial = mnist.run(s, workers=1, progress=False)
+    with threadpool_limits(limits=1, user_api="blas"):
+        serial = mnist.run(s, workers=1, progress=False)
     pool = mnist.run(s, workers=2, progress=False)
     for split in serial.risk:
         np.testing.assert_array_equal(serial.risk[split], pool.risk[split])
