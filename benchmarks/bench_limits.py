@@ -64,6 +64,7 @@ class Problem:
         self.who = rng.integers(0, particles, size=particles)
         self.counts = rng.poisson(1.0, size=particles)
         self.partners = rng.integers(0, particles, size=int(self.counts.sum()))
+        self.work = make_workspace(particles, 1, self.Z.shape[1], self.Z.shape[0], np.float64)
 
     def engine(self, variant="gd", keep=1.0):
         rule = Rule(*MASKS[variant], keep, 1e-3, 1.0 / self.n, 0.0, 0, TANH, False, 1, np.inf,
@@ -79,7 +80,7 @@ class Problem:
     def flow(self, beta):
         X = self.X.copy()
         return _timed(lambda: _heun(X, self.Z, self.Zt, self.y, False, TANH, beta, 1e-3,
-                                    self.steps)) / (2 * self.steps)
+                                    self.steps, np.inf, np.inf, self.work)) / (2 * self.steps)
 
     def rings(self, beta):
         X, features = self.X.copy(), self.features.copy()
@@ -88,7 +89,8 @@ class Problem:
         partners = self.partners if beta > 0 else np.zeros(0, np.int64)
         jumps = np.zeros(self.n, np.int64)
         return _timed(lambda: _jump_events(X, features, f, self.Zt, self.y, False, TANH, 0.5,
-                                           beta, self.who, counts, partners, jumps))
+                                           beta, self.who, counts, partners, np.inf, np.inf,
+                                           jumps))
 
 
 def measure(problem, repeats, threads):

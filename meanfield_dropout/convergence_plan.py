@@ -10,9 +10,6 @@ distance.
   share of the available memory a run may use (:func:`meanfield_dropout.memory.check_memory`)
   and the callers announce a long run with its estimate
   (:func:`meanfield_dropout.memory.warn_long_run`);
-* :func:`check_limit_range` — a limit run whose particles or predictor leave the divergence
-  bounds (``divergence_factor`` × the initial scales,
-  :func:`meanfield_dropout.engine.divergence_bounds`) has diverged, even while finite;
 * :func:`in_context` — a :class:`~meanfield_dropout.engine.DivergenceError` of one run of a
   cell, re-raised with the cell's width and hyperparameters.
 """
@@ -249,38 +246,10 @@ def cell_cost(plan, width, n_limit, steps_for, engine_variants):
     return nbytes + peak_limit + _FLOAT * 2 * k * k, operations
 
 
-def check_limit_range(name, result, steps, bounds, context):
-    """Raise :class:`DivergenceError` if a limit run left the divergence bounds.
-
-    Parameters
-    ----------
-    name : str
-        The limit.
-    result : LimitResult
-        Its snapshots (T, N, p) and predictor (T, m) at the grid times.
-    steps : ndarray of int, shape (T,)
-        The dropout steps compared at those times (the step reported).
-    bounds : (float, float)
-        (output bound, parameter bound) of the dropout run.
-    context : str
-        The cell (width and hyperparameters), for the message.
-    """
-    output_bound, parameter_bound = bounds
-    for t in range(len(steps)):
-        snapshot, predictor = result.snapshots[t], result.predictor[t]
-        if not (np.all(np.abs(snapshot) <= parameter_bound)
-                and np.all(np.abs(predictor) <= output_bound)):
-            raise DivergenceError(
-                int(steps[t]), name,
-                f"at time {float(result.times[t]):.4g}, {context}: its particles or predictor "
-                f"left {parameter_bound:.3g} / {output_bound:.3g}",
-                kind="limit", unit="the time of dropout step",
-                hint="try a shorter horizon or other limit constants")
-
-
 def in_context(exc, context):
     """``exc`` (a :class:`DivergenceError` of one run of a cell), its message prefixed with the
     cell's ``context`` (width and hyperparameters); same ``step`` and ``variant``."""
     new = DivergenceError(exc.step, exc.variant)
+    new.__dict__.update(exc.__dict__)
     new.args = (f"{context}: {exc}",)
     return new

@@ -57,13 +57,17 @@ class DivergenceError(FloatingPointError):
         The run was out of range after this many steps (rings, Heun steps, …: see ``unit``).
     variant : str
         The update rule, limit or method that diverged.
+    time : float or None
+        The time of the dynamics at that step, where it has one (the limits).
     """
 
     def __init__(self, step, variant, detail="", *, kind="variant", unit="step",
-                 hint="try a smaller master_lr"):
+                 hint="try a smaller master_lr", time=None):
         self.step = step
         self.variant = variant
-        super().__init__(f"{kind} {variant!r} diverged at {unit} {step}"
+        self.time = time
+        at = f"{unit} {step}" + ("" if time is None else f" (t = {time:.4g})")
+        super().__init__(f"{kind} {variant!r} diverged at {at}"
                          + (f" ({detail})" if detail else "")
                          + (f"; {hint}" if hint else ""))
 

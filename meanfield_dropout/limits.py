@@ -66,8 +66,11 @@ from ._validate import check_array, check_choice, check_int, check_positive, see
 from .activations import activation_code
 from .core import (LOSSES, _all_features, _backward_step, _forward_sums, _loss_derivative,
                    _predict, _row_features, _row_step, make_workspace)
-from .engine import DivergenceError, _threads_for, init_particles, simulate
+from .engine import (DIVERGENCE_FACTOR, DivergenceError, _threads_for, divergence_bounds,
+                     init_particles, simulate)
+from .memory import check_memory, warn_long_run
 from .network import blas_single_thread, check_particles
+from .variants import _within
 
 #: The five limits and the constants each needs (α, β, τ; see :func:`limit_constants`).
 LIMIT_CONSTANTS = {"wgf": (), "penalized-wgf": ("beta",), "jump-poisson": ("alpha",),
@@ -77,6 +80,10 @@ LIMITS = tuple(LIMIT_CONSTANTS)
 DEFAULT_DT = 0.02
 #: Largest number of Poisson rings drawn and processed in one kernel call.
 _EVENT_BATCH = 1 << 20
+#: Most partner indices of ``critical`` drawn at once (about 1/β per ring).
+_PARTNER_BATCH = 1 << 22
+#: Work between two progress-bar updates of a flow (floating-point operations).
+_BAR_OPERATIONS = 2e8
 
 
 @results.register
@@ -171,26 +178,35 @@ def _flow_step(source, out, dt, penalty, Z, Zt, y, has_bias, act, rows, pre, f, 
 
 
 @njit(cache=True)
-def _heun(X, Z, Zt, y, has_bias, act, penalty, dt, steps, work):
-    """Advance X in place by ``steps`` Heun steps X ← ½(X + E(E(X))); False if not finite.
+def _heun(X, Z, Zt, y, has_bias, act, penalty, dt, steps, output_bound, parameter_bound,
+          work):
+    """Advance X in place by ``steps`` Heun steps X ← ½(X + E(E(X))).
 
-    E is :func:`_flow_step`; ``y`` is (K, m), ``Z`` (m, d) and ``Zt`` its transpose.
+    E is :func:`_flow_step`; ``y`` is (K, m), ``Z`` (m, d) and ``Zt`` its transpose. Returns
+    −1, or the number of steps after which X left its range: an entry not finite or above
+    ``parameter_bound`` in absolute value, or a predictor f_μ (computed by every step's first
+    drift) above ``output_bound``. X is then the state after one more step.
     """
     n, m = X.shape[0], Zt.shape[1]
     rows, pre, trial = np.arange(n), np.empty((n, m)), np.empty_like(X)
     f, residual = np.empty((y.shape[0], m)), np.empty((y.shape[0], m))
-    for _ in range(steps):
+    for k in range(steps):
         trial[:] = X
         _flow_step(X, trial, dt, penalty, Z, Zt, y, has_bias, act, rows, pre, f, residual, work)
+        if not _within(f, output_bound):
+            return k
         _flow_step(trial, trial, dt, penalty, Z, Zt, y, has_bias, act, rows, pre, f, residual,
                    work)
-        X[:] = 0.5 * (X + trial)
-    return np.all(np.isfinite(X))
+        X += trial
+        X *= 0.5
+        if not _within(X, parameter_bound):
+            return k + 1
+    return -1
 
 
 @njit(cache=True)
 def _jump_events(X, features, f, Zt, y, has_bias, act, alpha, beta, who, partner_counts,
-                 partners, jumps):
+                 partners, output_bound, parameter_bound, jumps):
     """Process the rings ``who`` (particle indices, in order) of the superposed clock.
 
     A ring of particle i is the one-row step X_i ← X_i − α Dφ(X_i)ᵀ r with r = (f − y)/m for
@@ -198,7 +214,8 @@ def _jump_events(X, features, f, Zt, y, has_bias, act, alpha, beta, who, partner
     Σ_l φ(Y_l)) − y)/m over the ``partner_counts[e]`` partners ``partners[...]`` (indices into
     the current cloud). ``features`` (N, K, m) = φ(X_i) and ``f`` (K, m) = their mean are
     kept up to date; ``jumps`` counts rings per particle. Returns the index of the first ring
-    after which φ(X_i) is not finite, or −1.
+    after which X_i leaves ``parameter_bound`` or f leaves ``output_bound`` (either not
+    finite), or −1.
     """
     n = X.shape[0]
     K, m = f.shape
@@ -218,15 +235,15 @@ def _jump_events(X, features, f, Zt, y, has_bias, act, alpha, beta, who, partner
             forward *= beta
             _loss_derivative(_SQUARE, forward, y, residual)
         _row_step(X, i, alpha, 0.0, residual, Zt, K, has_bias, act, work, grad_a, X)
+        if not _within(X[i], parameter_bound):
+            return e
         _row_features(X, i, Zt, K, has_bias, act, pre, new)
-        for c in range(K):
-            for j in range(m):
-                if not math.isfinite(new[c, j]):
-                    return e
         for c in range(K):
             for j in range(m):
                 f[c, j] += scale * (new[c, j] - features[i, c, j])
                 features[i, c, j] = new[c, j]
+                if not abs(f[c, j]) <= output_bound:
+                    return e
         jumps[i] += 1
     return -1
 
@@ -265,7 +282,7 @@ def _check_times(times):
 
 def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=None,
                    particles=None, initial=None, seed=0, activation="tanh", bias=False,
-                   dt=DEFAULT_DT, progress=False):
+                   dt=DEFAULT_DT, divergence_factor=DIVERGENCE_FACTOR, progress=False):
     """Simulate the limit dynamics ``limit`` with N particles and record it at ``times``.
 
     Parameters
@@ -291,6 +308,11 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
     bias : bool
     dt : float
         Heun step of ``wgf`` and ``penalized-wgf`` (shortened to divide each grid interval).
+    divergence_factor : float
+        The run diverges when a particle entry exceeds this many times max(1, max|X(0)|) or
+        the predictor this many times max(1, max|y|), as in
+        :func:`~meanfield_dropout.engine.simulate`. It is checked after every Heun step,
+        ring or Bernoulli step, so the step reported does not depend on ``times``.
     progress : bool
         Show a ``tqdm`` bar.
 
@@ -303,7 +325,17 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
     ValueError
         For a bad argument (named in the message).
     DivergenceError
-        If the particles stop being finite (``step`` = Heun step, ring or Bernoulli step).
+        If the particles or the predictor leave that range: ``step`` counts Heun steps, rings
+        of the superposed clock or Bernoulli steps, ``time`` is the time reached.
+    MemoryLimitError
+        If the snapshots, features or partner draws would not fit
+        (:func:`~meanfield_dropout.memory.check_memory`), e.g. ``critical`` with a tiny β,
+        which draws about 1/β partners per ring.
+
+    Warns
+    -----
+    LongRunWarning
+        When the estimated work (Heun steps, or N·t/α rings with their partners) is large.
 
     References
     ----------
@@ -326,11 +358,14 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
         initial = init_particles(check_int(particles, "particles", low=1), dim,
                                  seed=init_seq, bias=bias)
     X = check_particles(initial, dim, bias, name="initial").copy()
+    divergence_factor = check_positive(divergence_factor, "divergence_factor")
+    _check_size(limit, X.shape, m, times, constants, dt)
+    bounds = divergence_bounds(X, targets, divergence_factor)
     settings = dict(limit=limit, particles=X.shape[0], activation=activation,
                     bias=bool(bias), **constants)
     if limit == "jump-bernoulli":
         return _bernoulli(X, inputs, targets, times, constants, run_seq, activation, bias,
-                          progress, settings)
+                          progress, divergence_factor, settings)
     Zt = np.ascontiguousarray(inputs.T)
     y = targets[None, :]
     snapshots = np.empty((times.size,) + X.shape)
@@ -340,44 +375,110 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
             jumps = None
             settings["dt"] = dt
             _run_flow(X, inputs, Zt, y, times, constants["beta"], dt, act, bool(bias),
-                      snapshots, bar, limit)
+                      bounds, snapshots, bar, limit)
         else:
-            jumps = _run_events(X, Zt, y, times, constants, run_seq, act, bool(bias),
+            jumps = _run_events(X, Zt, y, times, constants, run_seq, act, bool(bias), bounds,
                                 snapshots, bar, limit)
         predictor = np.stack([_predict(s, Zt, 1, bool(bias), act, 1.0 / X.shape[0])[0]
                               for s in snapshots])
     return LimitResult(limit, times, snapshots, predictor, jumps, settings)
 
 
-def _run_flow(X, Z, Zt, y, times, beta, dt, act, has_bias, snapshots, bar, limit):
+def _heun_steps(times, dt):
+    """Heun steps of each grid interval: the fewest of length ≤ dt that divide it."""
+    gaps = np.diff(times, prepend=0.0)
+    return np.where(gaps > 0, np.ceil(gaps / dt - 1e-9), 0.0)
+
+
+def _check_size(limit, shape, m, times, constants, dt):
+    """Refuse a limit run that would not fit in memory; warn when its work is large.
+
+    Memory: the snapshots (T, N, p), and the scratch of the integrator: (N, m) pre-activations
+    and the kernels' workspace for a flow, the features φ(X_i) (N, m) and a batch of rings
+    (and, for ``critical``, of their about 1/β partners each) for the event-driven limits.
+    Work: a Heun step is two drifts of about 6 N m p operations; a ring about 6 m p, plus
+    m per partner.
+    """
+    n, p = shape
+    snapshots = 8.0 * times.size * n * p
+    if limit in ("wgf", "penalized-wgf"):
+        steps = float(_heun_steps(times, dt).sum())
+        check_memory(snapshots + 8.0 * n * (m + 3 * p) + 8.0 * 6 * m * n,
+                     f"limit {limit!r} with {n} particles and {times.size} snapshot(s)",
+                     "use fewer particles or output times")
+        warn_long_run(12.0 * n * m * p * steps, f"limit {limit!r} ({steps:.3g} Heun steps of "
+                      f"{n} particles)", "use a larger dt, fewer particles or a shorter time")
+        return
+    if limit == "jump-bernoulli":       # the engine checks the memory of its own run
+        steps = float(times[-1]) / constants["tau"]
+        warn_long_run(6.0 * n * m * p * steps, f"limit 'jump-bernoulli' ({steps:.3g} steps "
+                      f"of {n} particles)", "use fewer particles or a shorter time")
+        return
+    alpha, beta = constants["alpha"], constants["beta"]
+    rings = n * float(times[-1]) / alpha
+    partners = 1.0 / beta if beta > 0 else 0.0
+    per_ring = partners + 6.0 * math.sqrt(partners)    # a ring's draw, six deviations up
+    check_memory(snapshots + 8.0 * n * m + 16.0 * _EVENT_BATCH
+                 + 8.0 * max(per_ring, min(_PARTNER_BATCH, rings * partners)),
+                 f"limit {limit!r} with {n} particles, {times.size} snapshot(s)"
+                 + (f" and about {partners:.3g} partners per ring (1/beta)" if beta else ""),
+                 "use a larger beta" if per_ring > _PARTNER_BATCH else
+                 "use fewer particles or output times")
+    warn_long_run(rings * m * (6.0 * p + partners),
+                  f"limit {limit!r} (about {rings:.3g} rings of the superposed clock of rate "
+                  f"N/alpha)", "use fewer particles, a shorter time or a larger alpha")
+
+
+def _flow_hint(dt):
+    return f"the Heun step dt = {dt:.3g} may be too large for this flow: try a smaller dt"
+
+
+def _run_flow(X, Z, Zt, y, times, beta, dt, act, has_bias, bounds, snapshots, bar, limit):
     """Heun integration of ``wgf`` / ``penalized-wgf`` (see module doc)."""
     done = 0
     work = make_workspace(X.shape[0], y.shape[0], Z.shape[1], Z.shape[0], X.dtype)
-    for k, t in enumerate(times):
-        gap = t - (times[k - 1] if k else 0.0)
-        steps = math.ceil(gap / dt - 1e-9) if gap > 0 else 0
-        if steps and not _heun(X, Z, Zt, y, has_bias, act, beta, gap / steps, steps, work):
-            raise DivergenceError(done + steps, limit)
+    n, m, p = X.shape[0], Z.shape[0], X.shape[1]
+    chunk = max(1, int(_BAR_OPERATIONS / (12.0 * n * m * p)))
+    for k, steps in enumerate(_heun_steps(times, dt).astype(np.int64)):
+        start = times[k - 1] if k else 0.0
+        length = (times[k] - start) / steps if steps else 0.0
+        for first in range(0, steps, chunk):       # chunks only move the progress bar
+            count = min(chunk, steps - first)
+            bad = _heun(X, Z, Zt, y, has_bias, act, beta, length, count, *bounds, work)
+            if bad >= 0:
+                raise DivergenceError(done + first + bad, limit, _range_detail(bounds),
+                                      kind="limit", unit="Heun step",
+                                      time=start + (first + bad) * length, hint=_flow_hint(dt))
+            bar.update(count * length)
         done += steps
         snapshots[k] = X
-        bar.update(gap)
 
 
-def _run_events(X, Zt, y, times, constants, seq, act, has_bias, snapshots, bar, limit):
+def _range_detail(bounds):
+    output_bound, parameter_bound = bounds
+    return (f"a particle entry beyond {parameter_bound:.3g} or the predictor beyond "
+            f"{output_bound:.3g}, or not finite")
+
+
+def _run_events(X, Zt, y, times, constants, seq, act, has_bias, bounds, snapshots, bar,
+                limit):
     """Exact event-driven simulation of ``jump-poisson`` / ``critical`` (see module doc)."""
     n = X.shape[0]
     alpha, beta = constants["alpha"], constants["beta"]
     rng = np.random.default_rng(seq)
     features = _all_features(X, Zt, 1, has_bias, act)
     jumps = np.zeros(n, dtype=np.int64)
+    batch = _EVENT_BATCH if beta == 0 else max(1, min(_EVENT_BATCH, int(_PARTNER_BATCH * beta)))
     rings = 0
     for k, t in enumerate(times):
-        gap = t - (times[k - 1] if k else 0.0)
+        start = times[k - 1] if k else 0.0
+        gap = t - start
         remaining = rng.poisson(n * gap / alpha) if gap > 0 else 0
         if remaining:       # a fresh sum: no drift of the incremental update
             f = _predict(X, Zt, 1, has_bias, act, 1.0 / n)
+        total = remaining
         while remaining:
-            count = min(remaining, _EVENT_BATCH)
+            count = min(remaining, batch)
             who = rng.integers(0, n, size=count)
             if beta > 0:
                 partner_counts = rng.poisson(1.0 / beta, size=count)
@@ -386,27 +487,42 @@ def _run_events(X, Zt, y, times, constants, seq, act, has_bias, snapshots, bar, 
                 partner_counts = np.zeros(0, dtype=np.int64)
                 partners = np.zeros(0, dtype=np.int64)
             bad = _jump_events(X, features, f, Zt, y, has_bias, act, alpha, beta, who,
-                               partner_counts, partners, jumps)
+                               partner_counts, partners, *bounds, jumps)
             if bad >= 0:
-                raise DivergenceError(rings + bad, limit, "ring of the superposed clock")
+                raise DivergenceError(
+                    rings + bad + 1, limit, f"in the time interval ({start:.4g}, {t:.4g}]: "
+                    + _range_detail(bounds), kind="limit", unit="ring",
+                    hint=f"the jump process itself blows up at alpha = {alpha:.3g}"
+                    + (f", beta = {beta:.3g}" if beta else ""))
             rings += count
             remaining -= count
+            bar.update(gap * count / total)
         snapshots[k] = X
-        bar.update(gap)
+        if not total:
+            bar.update(gap)
     return jumps
 
 
 def _bernoulli(X, inputs, targets, times, constants, seq, activation, bias, progress,
-               settings):
+               divergence_factor, settings):
     """Discrete Bernoulli jump limit = RaM with N particles on the engine."""
     tau = constants["tau"]
     keep = tau / constants["alpha"]
     steps = np.rint(times / tau).astype(np.int64)
     # the engine takes an integer seed: derive one from this limit's stream
-    result = simulate(inputs, targets, master_lr=tau, steps=int(steps[-1]), keep_prob=keep,
-                      initial=X, variants=("ram",), seed=int(seq.generate_state(1)[0]),
-                      activation=activation, bias=bias, snapshot_steps=np.unique(steps),
-                      loss_every=max(1, int(steps[-1])), progress=progress)
+    try:
+        result = simulate(inputs, targets, master_lr=tau, steps=int(steps[-1]),
+                          keep_prob=keep, initial=X, variants=("ram",),
+                          seed=int(seq.generate_state(1)[0]), activation=activation,
+                          bias=bias, snapshot_steps=np.unique(steps),
+                          loss_every=max(1, int(steps[-1])),
+                          divergence_factor=divergence_factor, progress=progress)
+    except DivergenceError as exc:
+        raise DivergenceError(exc.step, "jump-bernoulli", "its particles or predictor left "
+                              "the divergence bounds", kind="limit", unit="step",
+                              time=exc.step * tau,
+                              hint=f"the Bernoulli jump process itself blows up at tau = "
+                              f"{tau:.3g}, alpha = {constants['alpha']:.3g}") from None
     where = np.searchsorted(result.snapshot_steps, steps)
     snapshots = result.snapshots["ram"][where]
     Zt = np.ascontiguousarray(inputs.T)

@@ -1,4 +1,7 @@
-"""Limit dynamics: consistency between limits, exact clocks, integrator error, bad input."""
+"""Limit dynamics: consistency between limits, exact clocks, integrator error, bad input,
+divergence reports, memory and work estimates."""
+import warnings
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -6,6 +9,7 @@ from scipy import stats
 from meanfield_dropout import DivergenceError, init_particles, predict, simulate, teacher_student
 from meanfield_dropout.core import _all_features
 from meanfield_dropout.limits import LIMITS, _jump_events, limit_constants, simulate_limit
+from meanfield_dropout.memory import LongRunWarning, MemoryLimitError
 
 DATA = teacher_student(dim=3, data_points=12, teacher_width=3, seed=1)
 CONSTANTS = {"wgf": {}, "penalized-wgf": dict(beta=1.0), "jump-poisson": dict(alpha=0.5),
@@ -125,7 +129,7 @@ def test_critical_mean_drift_is_penalized_wgf_drift():
         f = features.mean(axis=0)
         _jump_events(Y, features, f, Zt, DATA.targets[None, :], False, 1, alpha, beta,
                      np.array([i]), counts[e:e + 1], partners[start:start + counts[e]],
-                     np.zeros(X.shape[0], dtype=np.int64))
+                     np.inf, np.inf, np.zeros(X.shape[0], dtype=np.int64))
         start += counts[e]
         increments[e] = (Y[i] - X[i]) / alpha
     mean = increments.mean(axis=0)
@@ -196,7 +200,62 @@ def test_bad_limit_times_and_particles():
 
 def test_divergence_is_reported():
     X0 = init_particles(10, 3, seed=0)
-    with pytest.raises(DivergenceError, match="jump-poisson"):
+    with pytest.raises(DivergenceError, match="limit 'jump-poisson' diverged at ring 1 "):
         run("jump-poisson", [0.0, 1e300], initial=X0, alpha=1e300)
-    with pytest.raises(DivergenceError, match="wgf"):
+    with pytest.raises(DivergenceError, match="limit 'wgf' diverged at Heun step"):
         run("wgf", [0.0, 1e10], initial=X0 * 1e300, dt=1e10)
+
+
+def unstable_flow(times):
+    """A Heun step of 40 on this problem overshoots and grows without bound."""
+    with pytest.raises(DivergenceError) as info:
+        run("wgf", times, initial=init_particles(10, 3, seed=0), dt=40.0)
+    return info.value
+
+
+def test_flow_divergence_step_does_not_depend_on_the_output_grid():
+    """Grids whose intervals are multiples of dt run the same Heun steps: the step and time
+    reported are the first out of range, not the end of the interval holding it."""
+    reports = [unstable_flow(40.0 * np.arange(0, 1001, every)) for every in (1, 5, 500)]
+    assert len({e.step for e in reports}) == 1 and len({e.time for e in reports}) == 1
+    first = reports[0]
+    assert 0 < first.step < 500 and first.time == pytest.approx(40.0 * first.step)
+    message = str(first)
+    assert f"Heun step {first.step} (t = " in message and "smaller dt" in message
+    assert "master_lr" not in message
+
+
+@pytest.mark.parametrize("limit", ["jump-poisson", "critical", "jump-bernoulli"])
+def test_jump_divergence_names_the_limit_its_unit_and_constants(limit):
+    constants = dict(alpha=1e6, tau=0.5) if limit == "jump-bernoulli" else dict(alpha=1e6)
+    with pytest.raises(DivergenceError) as info:
+        run(limit, [0.0, 1e8], initial=init_particles(10, 3, seed=0), **constants)
+    error, message = info.value, str(info.value)
+    assert error.variant == limit and "master_lr" not in message and "ram" not in message
+    assert f"limit '{limit}' diverged at " in message and "alpha = 1e+06" in message
+    if limit == "jump-bernoulli":
+        assert f"step {error.step} (t = " in message and error.time == 0.5 * error.step
+    else:
+        assert f"ring {error.step} " in message
+
+
+def test_a_finite_blow_up_is_a_divergence_and_the_factor_sets_the_range():
+    """Every limit stays finite on this short run; a tiny divergence factor (range just
+    above the initial scale) makes each diverge, a huge one never."""
+    X0 = init_particles(20, 3, seed=2)
+    for limit in LIMITS:
+        run(limit, [0.0, 1.0], initial=X0, divergence_factor=1e300)
+        with pytest.raises(DivergenceError, match=f"limit '{limit}' diverged"):
+            run(limit, [0.0, 50.0], initial=X0 * 1e-3, divergence_factor=1e-3)
+
+
+def test_sizes_are_checked_before_allocating_and_long_runs_announced():
+    with pytest.raises(MemoryLimitError, match=r"partners per ring \(1/beta\).*larger beta"):
+        run("critical", [0.0, 1.0], particles=10, beta=1e-12)
+    with pytest.raises(MemoryLimitError, match="snapshot"):
+        run("wgf", np.linspace(0.0, 1.0, 10 ** 6), particles=10 ** 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LongRunWarning)      # raised before anything runs
+        for limit in LIMITS:
+            with pytest.raises(LongRunWarning, match="long run: about"):
+                run(limit, [0.0, 1e12], particles=100)

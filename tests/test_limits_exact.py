@@ -153,7 +153,7 @@ def test_critical_ring_is_a_one_row_pn_ram_step(bias):
     jumps = np.zeros(N, dtype=np.int64)
     bad = _jump_events(ring, features, features.mean(axis=0), Zt, DATA.targets[None, :], bias,
                        1, alpha, beta, np.array([i]), np.array([partners.size]), partners,
-                       jumps)
+                       np.inf, np.inf, jumps)
     assert bad == -1 and jumps[i] == 1 and jumps.sum() == 1
     backward = np.zeros((1, N), dtype=bool)
     backward[0, i] = True
