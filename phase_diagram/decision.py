@@ -319,7 +319,8 @@ class Comparison:
     margin, margin_low, margin_high : float
         Paired ratio runner-up / nearest and its interval (inf without a runner-up).
     clear : bool
-        Every other limit is clearly at least ``ratio`` times farther (or diverged).
+        Every other limit is clearly at least ``ratio`` times farther (or diverged); False
+        when no other limit was run.
     close : bool
         The nearest limit's relative distance is at most ``close_threshold``.
     relative : dict
@@ -398,7 +399,7 @@ def compare_candidates(distances, *, scale=1.0, ratio=DEFAULT_RATIO,
             ratios[c] = (math.inf,) * 3
     runner_up = order[1] if len(order) > 1 else None
     margin = ratios[runner_up] if runner_up else (math.inf,) * 3
-    clear = all(ratios[c][1] > ratio for c in d if c != nearest)
+    clear = len(d) > 1 and all(ratios[c][1] > ratio for c in d if c != nearest)
     close = relative[nearest] <= close_threshold
     within = [c for c in d if ratios[c][0] <= describe_ratio]
     describes = (min(within, key=lambda c: (COMPLEXITY.get(c, 9), logs[c], c)) if close

@@ -24,7 +24,7 @@ import numpy as np
 
 from meanfield_dropout._validate import check_int, check_positive
 from meanfield_dropout.convergence import default_data
-from meanfield_dropout.data import Dataset
+from meanfield_dropout.data import Dataset, mnist47
 from meanfield_dropout.parallel import check_workers, run_unordered
 
 from .decision import (DEFAULT_CLOSE, DEFAULT_RATIO, compare_candidates, paired_log_ratio,
@@ -41,7 +41,12 @@ MAX_WIDTH = 1 << 16
 
 def load_data(data):
     """(inputs, targets) from ``None``/``"teacher-student"``, ``"mnist47"``, a ``.npz`` FILE
-    with ``inputs`` (m, d) and ``targets`` (m,), a Dataset or a pair."""
+    with ``inputs`` (m, d) and ``targets`` (m,), a Dataset or a pair.
+
+    ``"mnist47"`` is the training split of MNIST digits 4 (+1) vs 7 (−1) bundled with the
+    ``data`` extra (:func:`meanfield_dropout.data.mnist47`: 600 images, d = 784, pixels in
+    [0, 1]).
+    """
     if data is None or data == "teacher-student":
         d = default_data()
         return d.inputs, d.targets
@@ -50,8 +55,8 @@ def load_data(data):
     if isinstance(data, tuple) and len(data) == 2:
         inputs, targets = data
     elif data == "mnist47":
-        raise ValueError("--data mnist47 needs the MNIST loader (not in meanfield_dropout.data "
-                         "yet); use teacher-student or an .npz FILE with inputs, targets")
+        images = mnist47()           # the training split of the bundled 4-vs-7 images
+        inputs, targets = images.inputs, images.targets
     elif isinstance(data, (str, Path)):
         path = Path(data)
         if path.suffix != ".npz":
@@ -168,12 +173,14 @@ class LocateResult:
         if cmp_.nearest is None:
             lines.append("nearest limit: none (every run diverged)")
         else:
-            how = ("clearly (every other limit is at least "
+            how = ("it is the only limit run, so it was compared with no other"
+                   if cmp_.runner_up is None else
+                   "it wins clearly (every other limit is at least "
                    f"{cmp_.settings['ratio']:g}x farther at 95%)" if cmp_.clear else
-                   f"not clearly (runner-up {cmp_.runner_up} at {cmp_.margin:.2f}x, 95% CI "
-                   f"[{cmp_.margin_low:.2f}, {cmp_.margin_high:.2f}])")
+                   f"it wins not clearly (runner-up {cmp_.runner_up} at {cmp_.margin:.2f}x, "
+                   f"95% CI [{cmp_.margin_low:.2f}, {cmp_.margin_high:.2f}])")
             lines.append(f"nearest limit: {cmp_.nearest}, relative error "
-                         f"{cmp_.relative[cmp_.nearest]:.3g}; it wins {how}")
+                         f"{cmp_.relative[cmp_.nearest]:.3g}; {how}")
             if not cmp_.close:
                 lines.append(f"no limit is close: the nearest one's relative error is above "
                              f"{cmp_.settings['close_threshold']:g}")

