@@ -358,14 +358,20 @@ def _backward_step(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, 
             grad_b[r] = _row_coefficients(act, row, value, grad_pre[r], X[i, :K], penalty,
                                           residual, scratch, grad_a[r])
         np.dot(grad_pre[:k], Z, grad_w[:k])
-        for r in range(k):
-            i = rows[start + r]
-            for c in range(K):
-                out[i, c] -= step * grad_a[r, c]
-            for c in range(d):
-                out[i, K + c] -= step * grad_w[r, c]
-            if has_bias:
-                out[i, K + d] -= step * grad_b[r]
+        _apply_block(out, rows, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias)
+
+
+@njit(cache=True, inline="always")
+def _apply_block(out, rows, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias):
+    """out_i ← out_i − step · (grad_a, grad_w, grad_b)[r], i = rows[start + r], r < k."""
+    for r in range(k):
+        i = rows[start + r]
+        for c in range(K):
+            out[i, c] -= step * grad_a[r, c]
+        for c in range(d):
+            out[i, K + c] -= step * grad_w[r, c]
+        if has_bias:
+            out[i, K + d] -= step * grad_b[r]
 
 
 @njit(cache=True, inline="always")

@@ -12,19 +12,8 @@ import numpy as np
 from numba import njit, prange
 
 from .activations import _d2sigma, _dsigma, _sigma
-from .core import BLOCK, _gather_pre_activations, _loss_derivative, _row_coefficients
-
-@njit(cache=True, inline="always")
-def _apply_block(out, rows, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias):
-    """out_i ← out_i − step · (grad_a, grad_w, grad_b)[r], i = rows[start + r], r < k."""
-    for r in range(k):
-        i = rows[start + r]
-        for c in range(K):
-            out[i, c] -= step * grad_a[r, c]
-        for c in range(d):
-            out[i, K + c] -= step * grad_w[r, c]
-        if has_bias:
-            out[i, K + d] -= step * grad_b[r]
+from .core import (BLOCK, _apply_block, _gather_pre_activations, _loss_derivative,
+                   _row_coefficients)
 
 
 @njit(cache=True, fastmath={"reassoc"})
