@@ -53,7 +53,6 @@ Results do not depend on the Numba thread count (the kernels of
 :mod:`~meanfield_dropout.core` reduce in a fixed order).
 """
 import dataclasses
-import math
 from contextlib import contextmanager
 
 import numba
@@ -68,7 +67,7 @@ from .core import (LOSSES, _all_features, _backward_step, _forward_sums, _loss_d
                    _predict, _row_features, _row_step, make_workspace)
 from .engine import (DIVERGENCE_FACTOR, DivergenceError, _threads_for, divergence_bounds,
                      init_particles, simulate)
-from .memory import check_memory, warn_long_run
+from .limit_sizes import _EVENT_BATCH, _PARTNER_BATCH, check_limit_size, heun_steps
 from .network import blas_single_thread, check_particles
 from .variants import _within
 
@@ -78,10 +77,6 @@ LIMIT_CONSTANTS = {"wgf": (), "penalized-wgf": ("beta",), "jump-poisson": ("alph
 LIMITS = tuple(LIMIT_CONSTANTS)
 #: Default Heun step of the gradient flows (time units).
 DEFAULT_DT = 0.02
-#: Largest number of Poisson rings drawn and processed in one kernel call.
-_EVENT_BATCH = 1 << 20
-#: Most partner indices of ``critical`` drawn at once (about 1/β per ring).
-_PARTNER_BATCH = 1 << 22
 #: Work between two progress-bar updates of a flow (floating-point operations).
 _BAR_OPERATIONS = 2e8
 
@@ -359,7 +354,7 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
                                  seed=init_seq, bias=bias)
     X = check_particles(initial, dim, bias, name="initial").copy()
     divergence_factor = check_positive(divergence_factor, "divergence_factor")
-    _check_size(limit, X.shape, m, times, constants, dt)
+    check_limit_size(limit, X.shape, m, times, constants, dt)
     bounds = divergence_bounds(X, targets, divergence_factor)
     settings = dict(limit=limit, particles=X.shape[0], activation=activation,
                     bias=bool(bias), **constants)
@@ -384,51 +379,6 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
     return LimitResult(limit, times, snapshots, predictor, jumps, settings)
 
 
-def _heun_steps(times, dt):
-    """Heun steps of each grid interval: the fewest of length ≤ dt that divide it."""
-    gaps = np.diff(times, prepend=0.0)
-    return np.where(gaps > 0, np.ceil(gaps / dt - 1e-9), 0.0)
-
-
-def _check_size(limit, shape, m, times, constants, dt):
-    """Refuse a limit run that would not fit in memory; warn when its work is large.
-
-    Memory: the snapshots (T, N, p), and the scratch of the integrator: (N, m) pre-activations
-    and the kernels' workspace for a flow, the features φ(X_i) (N, m) and a batch of rings
-    (and, for ``critical``, of their about 1/β partners each) for the event-driven limits.
-    Work: a Heun step is two drifts of about 6 N m p operations; a ring about 6 m p, plus
-    m per partner.
-    """
-    n, p = shape
-    snapshots = 8.0 * times.size * n * p
-    if limit in ("wgf", "penalized-wgf"):
-        steps = float(_heun_steps(times, dt).sum())
-        check_memory(snapshots + 8.0 * n * (m + 3 * p) + 8.0 * 6 * m * n,
-                     f"limit {limit!r} with {n} particles and {times.size} snapshot(s)",
-                     "use fewer particles or output times")
-        warn_long_run(12.0 * n * m * p * steps, f"limit {limit!r} ({steps:.3g} Heun steps of "
-                      f"{n} particles)", "use a larger dt, fewer particles or a shorter time")
-        return
-    if limit == "jump-bernoulli":       # the engine checks the memory of its own run
-        steps = float(times[-1]) / constants["tau"]
-        warn_long_run(6.0 * n * m * p * steps, f"limit 'jump-bernoulli' ({steps:.3g} steps "
-                      f"of {n} particles)", "use fewer particles or a shorter time")
-        return
-    alpha, beta = constants["alpha"], constants["beta"]
-    rings = n * float(times[-1]) / alpha
-    partners = 1.0 / beta if beta > 0 else 0.0
-    per_ring = partners + 6.0 * math.sqrt(partners)    # a ring's draw, six deviations up
-    check_memory(snapshots + 8.0 * n * m + 16.0 * _EVENT_BATCH
-                 + 8.0 * max(per_ring, min(_PARTNER_BATCH, rings * partners)),
-                 f"limit {limit!r} with {n} particles, {times.size} snapshot(s)"
-                 + (f" and about {partners:.3g} partners per ring (1/beta)" if beta else ""),
-                 "use a larger beta" if per_ring > _PARTNER_BATCH else
-                 "use fewer particles or output times")
-    warn_long_run(rings * m * (6.0 * p + partners),
-                  f"limit {limit!r} (about {rings:.3g} rings of the superposed clock of rate "
-                  f"N/alpha)", "use fewer particles, a shorter time or a larger alpha")
-
-
 def _flow_hint(dt):
     return f"the Heun step dt = {dt:.3g} may be too large for this flow: try a smaller dt"
 
@@ -439,7 +389,7 @@ def _run_flow(X, Z, Zt, y, times, beta, dt, act, has_bias, bounds, snapshots, ba
     work = make_workspace(X.shape[0], y.shape[0], Z.shape[1], Z.shape[0], X.dtype)
     n, m, p = X.shape[0], Z.shape[0], X.shape[1]
     chunk = max(1, int(_BAR_OPERATIONS / (12.0 * n * m * p)))
-    for k, steps in enumerate(_heun_steps(times, dt).astype(np.int64)):
+    for k, steps in enumerate(heun_steps(times, dt).astype(np.int64)):
         start = times[k - 1] if k else 0.0
         length = (times[k] - start) / steps if steps else 0.0
         for first in range(0, steps, chunk):       # chunks only move the progress bar

@@ -18,7 +18,8 @@ import numpy as np
 from meanfield_dropout._validate import check_int, check_keep_prob, check_positive
 from meanfield_dropout.convergence import measure_distances
 from meanfield_dropout.engine import DivergenceError
-from meanfield_dropout.limits import _PARTNER_BATCH, LIMITS, limit_constants
+from meanfield_dropout.limit_sizes import _PARTNER_BATCH
+from meanfield_dropout.limits import LIMITS, limit_constants
 
 __all__ = ["effective_constants", "estimate_costs", "candidate_limits", "measure_cell",
            "cell_seconds",

@@ -1,0 +1,60 @@
+"""Size of a limit run before it starts: its memory, checked against the share of memory a run
+may use (:func:`meanfield_dropout.memory.check_memory`), and its work, announced when large
+(:func:`meanfield_dropout.memory.warn_long_run`); the batch sizes of the event-driven limits
+that bound their scratch.
+"""
+import math
+
+import numpy as np
+
+from .memory import check_memory, warn_long_run
+
+#: Largest number of Poisson rings drawn and processed in one kernel call.
+_EVENT_BATCH = 1 << 20
+#: Most partner indices of ``critical`` drawn at once (about 1/β per ring).
+_PARTNER_BATCH = 1 << 22
+
+
+def heun_steps(times, dt):
+    """Heun steps of each grid interval: the fewest of length ≤ dt that divide it."""
+    gaps = np.diff(times, prepend=0.0)
+    return np.where(gaps > 0, np.ceil(gaps / dt - 1e-9), 0.0)
+
+
+def check_limit_size(limit, shape, m, times, constants, dt):
+    """Refuse a limit run that would not fit in memory; warn when its work is large.
+
+    Memory: the snapshots (T, N, p), and the scratch of the integrator: (N, m) pre-activations
+    and the kernels' workspace for a flow, the features φ(X_i) (N, m) and a batch of rings
+    (and, for ``critical``, of their about 1/β partners each) for the event-driven limits.
+    Work: a Heun step is two drifts of about 6 N m p operations; a ring about 6 m p, plus
+    m per partner.
+    """
+    n, p = shape
+    snapshots = 8.0 * times.size * n * p
+    if limit in ("wgf", "penalized-wgf"):
+        steps = float(heun_steps(times, dt).sum())
+        check_memory(snapshots + 8.0 * n * (m + 3 * p) + 8.0 * 6 * m * n,
+                     f"limit {limit!r} with {n} particles and {times.size} snapshot(s)",
+                     "use fewer particles or output times")
+        warn_long_run(12.0 * n * m * p * steps, f"limit {limit!r} ({steps:.3g} Heun steps of "
+                      f"{n} particles)", "use a larger dt, fewer particles or a shorter time")
+        return
+    if limit == "jump-bernoulli":       # the engine checks the memory of its own run
+        steps = float(times[-1]) / constants["tau"]
+        warn_long_run(6.0 * n * m * p * steps, f"limit 'jump-bernoulli' ({steps:.3g} steps "
+                      f"of {n} particles)", "use fewer particles or a shorter time")
+        return
+    alpha, beta = constants["alpha"], constants["beta"]
+    rings = n * float(times[-1]) / alpha
+    partners = 1.0 / beta if beta > 0 else 0.0
+    per_ring = partners + 6.0 * math.sqrt(partners)    # a ring's draw, six deviations up
+    check_memory(snapshots + 8.0 * n * m + 16.0 * _EVENT_BATCH
+                 + 8.0 * max(per_ring, min(_PARTNER_BATCH, rings * partners)),
+                 f"limit {limit!r} with {n} particles, {times.size} snapshot(s)"
+                 + (f" and about {partners:.3g} partners per ring (1/beta)" if beta else ""),
+                 "use a larger beta" if per_ring > _PARTNER_BATCH else
+                 "use fewer particles or output times")
+    warn_long_run(rings * m * (6.0 * p + partners),
+                  f"limit {limit!r} (about {rings:.3g} rings of the superposed clock of rate "
+                  f"N/alpha)", "use fewer particles, a shorter time or a larger alpha")
