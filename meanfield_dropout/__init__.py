@@ -12,9 +12,13 @@ try:
 except PackageNotFoundError:        # run from a source tree that is not installed
     __version__ = "0+unknown"
 
-# Numba's OpenMP threads otherwise spin while waiting; on a machine whose cores are busy
-# that made parallel kernels up to 100x slower. Set before Numba starts its threads.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# How long Numba's OpenMP threads spin at the end of a parallel region before they sleep
+# (read when Numba starts its threads). libgomp's default spin (300 000) made a 5000-neuron
+# step 5-10x slower on a 2-core machine with one other busy process; sleeping at once
+# (OMP_WAIT_POLICY=PASSIVE) made it 4x slower on an idle virtual machine, where waking a
+# sleeping core is slow. A short spin is within 1.5x of the better of the two in both cases.
+if "OMP_WAIT_POLICY" not in os.environ:
+    os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 from .data import Dataset, teacher_student
 from .engine import VARIANTS, DivergenceError, SimulationResult, init_particles, simulate

@@ -395,9 +395,18 @@ def _row_step(X, i, step, penalty, residual, Zt, K, has_bias, act, work, grad_a,
     data as plain loops (one row is too small for BLAS). ``work`` (4, B) and ``grad_a`` (K,)
     are scratch (so a loop of rings allocates nothing) and must not alias anything else.
     """
+    _row_pre_activations(X, i, Zt, K, has_bias, work[0])
+    _row_step_from(X, i, work[0], step, penalty, residual, Zt, K, has_bias, act, work,
+                   grad_a, out)
+
+
+@njit(cache=True, fastmath={"reassoc"})
+def _row_step_from(X, i, pre, step, penalty, residual, Zt, K, has_bias, act, work, grad_a,
+                   out):
+    """:func:`_row_step` with neuron i's pre-activations ``pre`` (B,) already at hand (kept
+    by :func:`_row_features`, as the jump limits do); ``pre`` is read, not changed."""
     d, batch = Zt.shape
-    pre, value, grad_pre, scratch = work[0], work[1], work[2], work[3]
-    _row_pre_activations(X, i, Zt, K, has_bias, pre)
+    value, grad_pre, scratch = work[1], work[2], work[3]
     grad_b = _row_coefficients(act, pre, value, grad_pre, X[i, :K], penalty, residual,
                                scratch, grad_a)
     for c in range(d):
@@ -423,11 +432,16 @@ def _row_features(X, i, Zt, K, has_bias, act, pre, out):
 
 
 @njit(cache=True)
-def _all_features(X, Zt, K, has_bias, act):
-    """φ(x_i, z_j) for every neuron, shape (n, K, B)."""
+def _all_features(X, Zt, K, has_bias, act, keep_pre=None):
+    """φ(x_i, z_j) for every neuron, shape (n, K, B); with ``keep_pre`` (n, B), each neuron's
+    pre-activations are left there (as the jump limits keep them)."""
     n = X.shape[0]
     out = np.empty((n, K, Zt.shape[1]), dtype=X.dtype)
-    pre = np.empty(Zt.shape[1], dtype=X.dtype)
-    for i in range(n):
-        _row_features(X, i, Zt, K, has_bias, act, pre, out[i])
+    if keep_pre is None:
+        pre = np.empty(Zt.shape[1], dtype=X.dtype)
+        for i in range(n):
+            _row_features(X, i, Zt, K, has_bias, act, pre, out[i])
+    else:
+        for i in range(n):
+            _row_features(X, i, Zt, K, has_bias, act, keep_pre[i], out[i])
     return out
