@@ -1,11 +1,13 @@
 """Cost of an engine step, as ratios to baselines measured in the same run.
 
 For each width n and dtype (m = 500 data points, d = 20, ReLU, the teacher–student sizes) it
-times, through the public :func:`meanfield_dropout.simulate`,
+times, through the public :func:`meanfield_dropout.simulate` (per step: the run of 2k steps
+less the run of k steps, so a call's fixed cost cancels),
 
 * a dense ``gd`` step (loss recorded only at the end), as a fraction of the machine's matrix
   multiply rate in that dtype, measured here with the same threads; flops are counted as a
-  dense step, 4·n·m·d + 6·n·m;
+  dense step, 4·n·m·d + 6·n·m; beside it, the same fraction for the step's two products
+  with the data done alone by NumPy's BLAS (the ceiling of a step built on BLAS products);
 * ``dropout`` at q = 1, 0.7, 0.1 (cost should follow the kept neurons);
 * ``dropout`` at q = 0.7 with the loss recorded every step (the default) and the record's
   extra cost as a fraction of one forward pass;
@@ -13,7 +15,7 @@ times, through the public :func:`meanfield_dropout.simulate`,
   is installed (the ``bench`` extra), a compiled ``jit`` + ``lax.scan`` peer of the default
   dropout loop (``benchmarks/jax_peer.py``); for both, how many times faster the engine is.
 
-Run: ``python benchmarks/bench_step.py [--widths 1000,5000,20000,100000] [--steps 20]``.
+Run: ``python benchmarks/bench_step.py [--widths 1000,5000,20000,100000] [--steps 40]``.
 Numba compile time is measured with a fresh cache directory.
 """
 import argparse
@@ -54,11 +56,35 @@ def matmul_rate(dtype, size=2000, repeats=3):
     return 2 * size ** 3 / _best(lambda: a @ a, repeats) / 1e9
 
 
-def step_time(Z, y, X, variant, keep_prob, steps, repeats, loss_every):
-    """Seconds per step of ``simulate`` (best of ``repeats`` runs of ``steps`` steps)."""
+def step_time(Z, y, X, variant, keep_prob, steps, repeats, record):
+    """Seconds per step of ``simulate``: the best run of 2·``steps`` steps less the best of
+    ``steps`` steps, over ``steps`` (a call's fixed cost, validation and set-up, cancels).
+
+    ``record``: the loss is recorded every step (the default of ``simulate``), else only at
+    the end.
+    """
     kw = dict(initial=X, master_lr=1e-3, keep_prob=keep_prob, variants=(variant,),
-              loss_every=loss_every, dtype=X.dtype.name, progress=False)
-    return _best(lambda: simulate(Z, y, steps=steps, **kw), repeats) / steps
+              dtype=X.dtype.name, progress=False)
+
+    def run(k):
+        return _best(lambda: simulate(Z, y, steps=k, loss_every=1 if record else k + 1, **kw),
+                     repeats)
+    return (run(2 * steps) - run(steps)) / steps
+
+
+def products_time(Z, X, repeats):
+    """Seconds of the step's two products with the data alone, NumPy's BLAS, all threads:
+    (n×d)(d×m) for the pre-activations and (n×m)(m×d) for the input-weight gradients."""
+    n, d = X.shape[0], Z.shape[1]
+    weights = np.ascontiguousarray(X[:, 1:1 + d])
+    Zt = np.ascontiguousarray(Z.T)
+    pre = np.empty((n, Z.shape[0]), dtype=X.dtype)
+    grad = np.empty((n, d), dtype=X.dtype)
+
+    def run():
+        np.dot(weights, Zt, pre)
+        np.dot(pre, Z, grad)
+    return _best(run, repeats * 3)
 
 
 def forward_time(Z, X, repeats):
@@ -94,7 +120,7 @@ def jax_time(Z, y, X, steps, repeats):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--widths", default="1000,5000,20000,100000")
-    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-jax", action="store_true", help="skip the JAX peer")
     args = parser.parse_args()
@@ -121,7 +147,7 @@ def main():
     print(f"numba threads {numba.get_num_threads()}; compile (float64 + float32, gd + dropout): "
           f"{compile_time:.1f} s; matmul float64 {rates[np.float64]:.1f} GFLOP/s, "
           f"float32 {rates[np.float32]:.1f} GFLOP/s")
-    print(f"{'n':>6} {'dtype':>7} | {'gd ms':>7} {'of mm':>6} | {'q=1':>6} {'q=.7':>6} "
+    print(f"{'n':>6} {'dtype':>7} | {'gd ms':>7} {'of mm':>6} {'BLAS':>6} | {'q=1':>6} {'q=.7':>6} "
           f"{'q=.1':>6} {'1/.1':>5} | {'.7+rec':>7} {'rec/fw':>6} | {'us/neur':>7} "
           f"{'xNumPy':>6} {'xJAX':>5}")
     for n in widths:
@@ -129,12 +155,12 @@ def main():
         steps = max(3, min(args.steps, args.steps * 5000 // n))
         for dtype in (np.float64, np.float32):
             X, Z, y = X64.astype(dtype), Z64.astype(dtype), y64.astype(dtype)
-            last = steps + 1
-            gd = step_time(Z, y, X, "gd", 1.0, steps, args.repeats, last)
-            dense = {q: step_time(Z, y, X, "dropout", q, steps, args.repeats, last)
+            gd = step_time(Z, y, X, "gd", 1.0, steps, args.repeats, False)
+            dense = {q: step_time(Z, y, X, "dropout", q, steps, args.repeats, False)
                      for q in (1.0, 0.7, 0.1)}
-            recorded = step_time(Z, y, X, "dropout", 0.7, steps, args.repeats, 1)
+            recorded = step_time(Z, y, X, "dropout", 0.7, steps, args.repeats, True)
             forward = forward_time(Z, X, args.repeats)
+            products = products_time(Z, X, args.repeats)
             flops = 4 * n * POINTS * DIM + 6 * n * POINTS
             numpy_ratio = (f"{numpy_step_time(Z, y, X, args.repeats) / dense[0.7]:6.1f}"
                            if n <= 20000 else f"{'':>6}")
@@ -143,7 +169,9 @@ def main():
                 jax = jax_time(Z, y, X, steps, args.repeats)
                 jax_ratio = f"{jax / recorded:5.2f}"
             print(f"{n:6d} {np.dtype(dtype).name:>7} | {gd * 1e3:7.2f} "
-                  f"{flops / gd / 1e9 / rates[dtype]:6.1%} | {dense[1.0] * 1e3:6.2f} "
+                  f"{flops / gd / 1e9 / rates[dtype]:6.1%} "
+                  f"{4 * n * POINTS * DIM / products / 1e9 / rates[dtype]:6.1%} | "
+                  f"{dense[1.0] * 1e3:6.2f} "
                   f"{dense[0.7] * 1e3:6.2f} {dense[0.1] * 1e3:6.2f} "
                   f"{dense[1.0] / dense[0.1]:5.1f} | {recorded * 1e3:7.2f} "
                   f"{(recorded - dense[0.7]) / forward:6.2f} | {recorded / n * 1e6:7.3f} "

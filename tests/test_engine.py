@@ -1,4 +1,5 @@
 """The Numba engine against the NumPy reference, exactness at q = 1, statistics, determinism."""
+import os
 import subprocess
 import sys
 
@@ -145,6 +146,20 @@ def test_same_seed_same_numbers_whatever_the_thread_count(monkeypatch):
         np.testing.assert_array_equal(one.final[name], many.final[name])
         np.testing.assert_array_equal(one.train_loss[name], many.train_loss[name])
     assert not np.array_equal(run_small(seed=5).final["dropout"], one.final["dropout"])
+
+
+@pytest.mark.parametrize("given, expected", [
+    ({}, "1000"),                                   # the package's short spin
+    ({"GOMP_SPINCOUNT": "50"}, "50"),               # the user's spin count is kept
+    ({"OMP_WAIT_POLICY": "PASSIVE"}, None),         # the user's wait policy is left alone
+])
+def test_openmp_spin_is_short_unless_the_user_chose(given, expected):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    code = "import os, meanfield_dropout; print(os.environ.get('GOMP_SPINCOUNT'))"
+    out = subprocess.run([sys.executable, "-c", code], env={**env, **given},
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out == str(expected)
 
 
 def test_a_seed_sequence_reused_gives_the_same_run():
