@@ -59,8 +59,8 @@ class Problem:
         self.y = data.targets[None, :]
         self.X = init_particles(particles, self.Z.shape[1], seed=1)
         self.n, self.steps = particles, steps
-        self.pre = np.empty((particles, self.Zt.shape[1]))
-        self.features = _all_features(self.X, self.Zt, 1, False, TANH, self.pre)
+        self.value, self.deriv = np.empty((2, particles, self.Zt.shape[1]))
+        self.features = _all_features(self.X, self.Zt, 1, False, TANH, self.value, self.deriv)
         rng = np.random.default_rng(2)
         self.who = rng.integers(0, particles, size=particles)
         self.counts = rng.poisson(1.0, size=particles)
@@ -84,14 +84,15 @@ class Problem:
                                     self.steps, np.inf, np.inf, self.work)) / (2 * self.steps)
 
     def rings(self, beta):
-        X, pre, features = self.X.copy(), self.pre.copy(), self.features.copy()
+        X, features = self.X.copy(), self.features.copy()
+        value, deriv = self.value.copy(), self.deriv.copy()
         f = _predict(X, self.Zt, 1, False, TANH, 1.0 / self.n)
         counts = self.counts if beta > 0 else np.zeros(0, np.int64)
         partners = self.partners if beta > 0 else np.zeros(0, np.int64)
         jumps = np.zeros(self.n, np.int64)
-        return _timed(lambda: _jump_events(X, pre, features, f, self.Zt, self.y, False, TANH,
-                                           0.5, beta, self.who, counts, partners, np.inf, np.inf,
-                                           jumps))
+        return _timed(lambda: _jump_events(X, value, deriv, features, f, self.Zt, self.y,
+                                           False, TANH, 0.5, beta, self.who, counts, partners,
+                                           np.inf, np.inf, jumps))
 
 
 def measure(problem, repeats, threads):

@@ -27,7 +27,7 @@ penalty of the modified loss), Dφ(x_i)ᵀ e_i has the parts
 u_ij = w_i·z_j + b_i. The masked-row step moves the neurons ``rows[:count]`` by
 −step · Dφ(x_i)ᵀ e_i. It is computed per row by :func:`_row_coefficients` and then either for
 blocks of :data:`BLOCK` rows with one BLAS product per block (:func:`_backward_update`) or for
-one row with plain loops (:func:`_row_step`, a ring of a jump limit).
+one row with plain loops (:func:`_row_step_activated`, a ring of a jump limit).
 
 Second order (:mod:`meanfield_dropout.second_order`): the masked-row step with a residual of
 its own for every neuron, and exact Hessian–vector products of the penalised loss
@@ -277,6 +277,13 @@ def _row_coefficients(act, pre_row, value, grad_pre, a, penalty, residual, scrat
     r of shape (K, B)). The w-part is then Σ_j grad_pre[j] z_j.
     """
     _activate_row(act, pre_row, value, grad_pre)
+    return _coefficients(value, grad_pre, a, penalty, residual, scratch, grad_a)
+
+
+@njit(cache=True, inline="always")
+def _coefficients(value, grad_pre, a, penalty, residual, scratch, grad_a):
+    """:func:`_row_coefficients` after the activation: ``value`` = σ(u) is read and
+    ``grad_pre`` = σ'(u) on entry becomes σ'(u) (a·e_j)."""
     K, batch = residual.shape
     # sums in the rows' own precision: float32 rows stay float32 (and vectorise twice as wide)
     real = value.dtype.type
@@ -388,27 +395,18 @@ def _row_pre_activations(X, i, Zt, K, has_bias, pre):
 
 
 @njit(cache=True, fastmath={"reassoc"})
-def _row_step(X, i, step, penalty, residual, Zt, K, has_bias, act, work, grad_a, out):
+def _row_step_activated(X, i, value, grad_pre, step, penalty, residual, Zt, K, has_bias,
+                        scratch, grad_a, out):
     """One-row masked step: out_i ← out_i − step · Dφ(x_i)ᵀ e_i for the single neuron i.
 
     The same arithmetic as one row of :func:`_backward_update`, with the products with the
-    data as plain loops (one row is too small for BLAS). ``work`` (4, B) and ``grad_a`` (K,)
-    are scratch (so a loop of rings allocates nothing) and must not alias anything else.
+    data as plain loops (one row is too small for BLAS), from neuron i's σ(u) in ``value``
+    (read) and σ'(u) in ``grad_pre`` (overwritten), as the jump limits keep them
+    (:func:`_row_features_kept`). ``scratch`` (B,) and ``grad_a`` (K,) are scratch (so a
+    loop of rings allocates nothing) and must not alias anything else.
     """
-    _row_pre_activations(X, i, Zt, K, has_bias, work[0])
-    _row_step_from(X, i, work[0], step, penalty, residual, Zt, K, has_bias, act, work,
-                   grad_a, out)
-
-
-@njit(cache=True, fastmath={"reassoc"})
-def _row_step_from(X, i, pre, step, penalty, residual, Zt, K, has_bias, act, work, grad_a,
-                   out):
-    """:func:`_row_step` with neuron i's pre-activations ``pre`` (B,) already at hand (kept
-    by :func:`_row_features`, as the jump limits do); ``pre`` is read, not changed."""
     d, batch = Zt.shape
-    value, grad_pre, scratch = work[1], work[2], work[3]
-    grad_b = _row_coefficients(act, pre, value, grad_pre, X[i, :K], penalty, residual,
-                               scratch, grad_a)
+    grad_b = _coefficients(value, grad_pre, X[i, :K], penalty, residual, scratch, grad_a)
     for c in range(d):
         acc = 0.0
         for j in range(batch):
@@ -432,16 +430,27 @@ def _row_features(X, i, Zt, K, has_bias, act, pre, out):
 
 
 @njit(cache=True)
-def _all_features(X, Zt, K, has_bias, act, keep_pre=None):
-    """φ(x_i, z_j) for every neuron, shape (n, K, B); with ``keep_pre`` (n, B), each neuron's
-    pre-activations are left there (as the jump limits keep them)."""
+def _row_features_kept(X, i, Zt, K, has_bias, act, pre, value, deriv, out):
+    """:func:`_row_features` that also leaves σ(u) in ``value`` and σ'(u) in ``deriv`` (the
+    same numbers as the activation of :func:`_row_coefficients` at the same parameters)."""
+    _row_pre_activations(X, i, Zt, K, has_bias, pre)
+    _activate_row(act, pre, value, deriv)
+    for c in range(K):
+        for j in range(Zt.shape[1]):
+            out[c, j] = X[i, c] * value[j]
+
+
+@njit(cache=True)
+def _all_features(X, Zt, K, has_bias, act, value=None, deriv=None):
+    """φ(x_i, z_j) for every neuron, shape (n, K, B); with ``value`` and ``deriv`` (n, B),
+    each neuron's σ(u) and σ'(u) are left there (as the jump limits keep them)."""
     n = X.shape[0]
     out = np.empty((n, K, Zt.shape[1]), dtype=X.dtype)
-    if keep_pre is None:
-        pre = np.empty(Zt.shape[1], dtype=X.dtype)
+    pre = np.empty(Zt.shape[1], dtype=X.dtype)
+    if value is None:
         for i in range(n):
             _row_features(X, i, Zt, K, has_bias, act, pre, out[i])
     else:
         for i in range(n):
-            _row_features(X, i, Zt, K, has_bias, act, keep_pre[i], out[i])
+            _row_features_kept(X, i, Zt, K, has_bias, act, pre, value[i], deriv[i], out[i])
     return out

@@ -25,10 +25,10 @@ def check_limit_size(limit, shape, m, times, constants, dt):
     """Refuse a limit run that would not fit in memory; warn when its work is large.
 
     Memory: the snapshots (T, N, p), and the scratch of the integrator: (N, m) pre-activations
-    and the kernels' workspace for a flow; the pre-activations and the features φ(X_i), (N, m)
-    each, and a batch of rings (and, for ``critical``, of their about 1/β partners each) for
-    the event-driven limits. Work: a Heun step is two drifts of about 6 N m p operations; a
-    ring about 4 m p, plus m per partner.
+    and the kernels' workspace for a flow; σ and σ' at the pre-activations and the features
+    φ(X_i), (N, m) each, and a batch of rings (and, for ``critical``, of their about 1/β
+    partners each) for the event-driven limits. Work: a Heun step is two drifts of about
+    6 N m p operations; a ring about 4 m p, plus m per partner.
     """
     n, p = shape
     snapshots = 8.0 * times.size * n * p
@@ -49,7 +49,7 @@ def check_limit_size(limit, shape, m, times, constants, dt):
     rings = n * float(times[-1]) / alpha
     partners = 1.0 / beta if beta > 0 else 0.0
     per_ring = partners + 6.0 * math.sqrt(partners)    # a ring's draw, six deviations up
-    check_memory(snapshots + 16.0 * n * m + 16.0 * _EVENT_BATCH
+    check_memory(snapshots + 24.0 * n * m + 16.0 * _EVENT_BATCH
                  + 8.0 * max(per_ring, min(_PARTNER_BATCH, rings * partners)),
                  f"limit {limit!r} with {n} particles, {times.size} snapshot(s)"
                  + (f" and about {partners:.3g} partners per ring (1/beta)" if beta else ""),

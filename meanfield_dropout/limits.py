@@ -64,7 +64,7 @@ from . import results
 from ._validate import check_array, check_choice, check_int, check_positive, seed_sequence
 from .activations import activation_code
 from .core import (LOSSES, _all_features, _backward_step, _forward_sums, _loss_derivative,
-                   _predict, _row_features, _row_step_from, make_workspace)
+                   _predict, _row_features_kept, _row_step_activated, make_workspace)
 from .engine import (DIVERGENCE_FACTOR, DivergenceError, _threads_for, divergence_bounds,
                      init_particles, simulate)
 from .limit_sizes import _EVENT_BATCH, _PARTNER_BATCH, check_limit_size, heun_steps
@@ -200,16 +200,17 @@ def _heun(X, Z, Zt, y, has_bias, act, penalty, dt, steps, output_bound, paramete
 
 
 @njit(cache=True)
-def _jump_events(X, pre, features, f, Zt, y, has_bias, act, alpha, beta, who,
+def _jump_events(X, value, deriv, features, f, Zt, y, has_bias, act, alpha, beta, who,
                  partner_counts, partners, output_bound, parameter_bound, jumps):
     """Process the rings ``who`` (particle indices, in order) of the superposed clock.
 
     A ring of particle i is the one-row step X_i ← X_i − α Dφ(X_i)ᵀ r with r = (f − y)/m for
     the Poisson jump (``beta == 0``) and, for ``critical`` (``beta > 0``), r = (β(φ(X_i) +
     Σ_l φ(Y_l)) − y)/m over the ``partner_counts[e]`` partners ``partners[...]`` (indices into
-    the current cloud). ``pre`` (N, m) = the pre-activations of X_i, ``features`` (N, K, m) =
-    φ(X_i) and ``f`` (K, m) = their mean are kept up to date (so a ring computes one product
-    with the data for its gradient and one for its new features); ``jumps`` counts rings per
+    the current cloud). ``value`` and ``deriv`` (N, m) = σ(u) and σ'(u) at the pre-activations
+    u of X_i, ``features`` (N, K, m) = φ(X_i) and ``f`` (K, m) = their mean are kept up to
+    date (so a ring computes one product with the data for its gradient, one for its new
+    features and one activation); ``jumps`` counts rings per
     particle. Returns the index of the first ring after which X_i leaves ``parameter_bound``
     or f leaves ``output_bound`` (either not finite), or −1.
     """
@@ -217,7 +218,7 @@ def _jump_events(X, pre, features, f, Zt, y, has_bias, act, alpha, beta, who,
     K, m = f.shape
     scale = 1.0 / n
     forward, residual, new = np.empty((K, m)), np.empty((K, m)), np.empty((K, m))
-    work, grad_a = np.empty((4, m)), np.empty(K)
+    pre, grad_pre, scratch, grad_a = np.empty(m), np.empty(m), np.empty(m), np.empty(K)
     cursor = 0
     for e in range(who.shape[0]):
         i = who[e]
@@ -230,11 +231,12 @@ def _jump_events(X, pre, features, f, Zt, y, has_bias, act, alpha, beta, who,
             cursor += partner_counts[e]
             forward *= beta
             _loss_derivative(_SQUARE, forward, y, residual)
-        _row_step_from(X, i, pre[i], alpha, 0.0, residual, Zt, K, has_bias, act, work,
-                       grad_a, X)
+        grad_pre[:] = deriv[i]
+        _row_step_activated(X, i, value[i], grad_pre, alpha, 0.0, residual, Zt, K, has_bias,
+                            scratch, grad_a, X)
         if not _within(X[i], parameter_bound):
             return e
-        _row_features(X, i, Zt, K, has_bias, act, pre[i], new)
+        _row_features_kept(X, i, Zt, K, has_bias, act, pre, value[i], deriv[i], new)
         for c in range(K):
             for j in range(m):
                 f[c, j] += scale * (new[c, j] - features[i, c, j])
@@ -418,8 +420,8 @@ def _run_events(X, Zt, y, times, constants, seq, act, has_bias, bounds, snapshot
     n = X.shape[0]
     alpha, beta = constants["alpha"], constants["beta"]
     rng = np.random.default_rng(seq)
-    pre = np.empty((n, Zt.shape[1]))
-    features = _all_features(X, Zt, 1, has_bias, act, pre)
+    value, deriv = np.empty((n, Zt.shape[1])), np.empty((n, Zt.shape[1]))
+    features = _all_features(X, Zt, 1, has_bias, act, value, deriv)
     jumps = np.zeros(n, dtype=np.int64)
     batch = _EVENT_BATCH if beta == 0 else max(1, min(_EVENT_BATCH, int(_PARTNER_BATCH * beta)))
     rings = 0
@@ -439,8 +441,8 @@ def _run_events(X, Zt, y, times, constants, seq, act, has_bias, bounds, snapshot
             else:
                 partner_counts = np.zeros(0, dtype=np.int64)
                 partners = np.zeros(0, dtype=np.int64)
-            bad = _jump_events(X, pre, features, f, Zt, y, has_bias, act, alpha, beta, who,
-                               partner_counts, partners, *bounds, jumps)
+            bad = _jump_events(X, value, deriv, features, f, Zt, y, has_bias, act, alpha, beta,
+                               who, partner_counts, partners, *bounds, jumps)
             if bad >= 0:
                 raise DivergenceError(
                     rings + bad + 1, limit, f"in the time interval ({start:.4g}, {t:.4g}]: "

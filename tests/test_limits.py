@@ -119,8 +119,8 @@ def test_critical_mean_drift_is_penalized_wgf_drift():
                      progress=False).final["penalized"] - X
     i = 4
     increments = np.empty((events, X.shape[1]))
-    base_pre = np.empty((X.shape[0], Zt.shape[1]))
-    base_features = _all_features(X, Zt, 1, False, 1, base_pre)
+    base_value, base_deriv = np.empty((2, X.shape[0], Zt.shape[1]))
+    base_features = _all_features(X, Zt, 1, False, 1, base_value, base_deriv)
     counts = rng.poisson(1 / beta, size=events)
     partners = rng.integers(0, X.shape[0], size=counts.sum())
     start = 0
@@ -128,9 +128,9 @@ def test_critical_mean_drift_is_penalized_wgf_drift():
         Y = X.copy()
         features = base_features.copy()
         f = features.mean(axis=0)
-        _jump_events(Y, base_pre.copy(), features, f, Zt, DATA.targets[None, :], False, 1,
-                     alpha, beta, np.array([i]), counts[e:e + 1],
-                     partners[start:start + counts[e]], np.inf, np.inf,
+        _jump_events(Y, base_value.copy(), base_deriv.copy(), features, f, Zt,
+                     DATA.targets[None, :], False, 1, alpha, beta, np.array([i]),
+                     counts[e:e + 1], partners[start:start + counts[e]], np.inf, np.inf,
                      np.zeros(X.shape[0], dtype=np.int64))
         start += counts[e]
         increments[e] = (Y[i] - X[i]) / alpha

@@ -149,12 +149,12 @@ def test_critical_ring_is_a_one_row_pn_ram_step(bias):
     X0 = init_particles(N, D, seed=6, bias=bias)
     Zt = np.ascontiguousarray(DATA.inputs.T)
     ring = X0.copy()
-    pre = np.empty((N, Zt.shape[1]))
-    features = _all_features(ring, Zt, 1, bias, 1, pre)
+    value, deriv = np.empty((N, Zt.shape[1])), np.empty((N, Zt.shape[1]))
+    features = _all_features(ring, Zt, 1, bias, 1, value, deriv)
     jumps = np.zeros(N, dtype=np.int64)
-    bad = _jump_events(ring, pre, features, features.mean(axis=0), Zt, DATA.targets[None, :],
-                       bias, 1, alpha, beta, np.array([i]), np.array([partners.size]), partners,
-                       np.inf, np.inf, jumps)
+    bad = _jump_events(ring, value, deriv, features, features.mean(axis=0), Zt,
+                       DATA.targets[None, :], bias, 1, alpha, beta, np.array([i]),
+                       np.array([partners.size]), partners, np.inf, np.inf, jumps)
     assert bad == -1 and jumps[i] == 1 and jumps.sum() == 1
     backward = np.zeros((1, N), dtype=bool)
     backward[0, i] = True
