@@ -40,9 +40,9 @@ _ROW_FIXED, _ROW_POINT, _ROW_ENTRY = 1.1e-6, 4.4e-8, 8e-11
 #: One particle of one Heun step of the flows (two drifts).
 _HEUN_FIXED, _HEUN_POINT, _HEUN_ENTRY = 1.4e-6, 8.7e-8, 2.0e-10
 #: One ring of the superposed clock of the jump limits (plain loops, no BLAS).
-_RING_FIXED, _RING_POINT, _RING_ENTRY = 5e-6, 1.35e-7, 1.3e-9
+_RING_FIXED, _RING_POINT, _RING_ENTRY = 5e-6, 4.4e-8, 1.12e-9
 #: One partner of a critical ring, per data point.
-_PARTNER = 5e-9
+_PARTNER = 4e-10
 #: Heun step of the flows here (error below 1e-4 of the predictor; the distances are ≥ 1e-3).
 FLOW_DT = 0.05
 #: The deterministic limits: they run with N = n particles (copies of a particle move
