@@ -69,7 +69,7 @@ class Problem:
 
     def engine(self, variant="gd", keep=1.0):
         rule = Rule(*MASKS[variant], keep, 1e-3, 1.0 / self.n, 0.0, 0, TANH, False, 1, np.inf,
-                    np.inf)
+                    np.inf, True)
         data = Data(self.Z, self.Zt, self.y, np.empty((self.Z.shape[1], 0)), np.empty((1, 0)))
         masks = np.random.default_rng(3).random((self.steps, self.n)) < keep
         args = (rule, data, masks, masks[:0], np.empty((self.steps, 0), np.int64),

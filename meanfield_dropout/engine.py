@@ -42,6 +42,7 @@ from .activations import activation_code
 from .core import make_workspace
 from .memory import check_memory
 from .noise import ExplicitNoise, SeededNoise
+from . import variants as variants_module
 from .variants import (FORWARD_MASK, MASKS, VARIANTS, Data, Rule, _run_chunk,
                        _unmasked_loss)
 from .network import (DTYPES, blas_single_thread, check_loss_targets, check_particles,
@@ -320,8 +321,10 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
     per_neuron = particle_dim(dim, bias, outputs) * np.dtype(ftype).itemsize
     kept = width if snapshot_neurons is None else np.size(snapshot_neurons) \
         if not np.isscalar(snapshot_neurons) else min(width, max(0, int(snapshot_neurons)))
+    pre_bytes = width * batch_size * np.dtype(ftype).itemsize
+    keep_pre = pre_bytes <= variants_module.KEEP_PRE_BYTES
     check_memory(per_neuron * len(variants) * (width + snapshot_steps.size * kept)
-                 + width * batch_size * np.dtype(ftype).itemsize + 2 * chunk_steps * width,
+                 + (pre_bytes if keep_pre else 0) + 2 * chunk_steps * width,
                  f"a run of width {width} with {snapshot_steps.size} snapshot(s)",
                  "use a smaller width or fewer snapshot_steps or snapshot_neurons")
     snapshot_neurons = _neuron_subset(snapshot_neurons, width)
@@ -332,7 +335,7 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
     data = Data(inputs, np.ascontiguousarray(inputs.T), targets, val_inputs_t, val_targets)
     rules = {name: Rule(*MASKS[name], keep_prob, master_lr, scale,
                         penalty if name == "penalized" else 0.0, loss_code, act, bool(bias),
-                        outputs, output_bound, parameter_bound) for name in variants}
+                        outputs, output_bound, parameter_bound, keep_pre) for name in variants}
     schedule = _Schedule(steps, chunk_steps, _record_plan(steps, loss_every), snapshot_steps,
                          snapshot_neurons)
     threads = numba.get_num_threads()

@@ -10,7 +10,7 @@ from scipy.stats import norm
 
 from meanfield_dropout import (DivergenceError, SimulationResult, init_particles, loss_value,
                                simulate, teacher_student)
-from meanfield_dropout import engine
+from meanfield_dropout import engine, variants
 from meanfield_dropout.engine import VARIANTS
 from meanfield_dropout.noise import ExplicitNoise
 
@@ -160,6 +160,24 @@ def test_openmp_spin_is_short_unless_the_user_chose(given, expected):
     out = subprocess.run([sys.executable, "-c", code], env={**env, **given},
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == str(expected)
+
+
+@pytest.mark.parametrize("batch_size", [None, 10])
+def test_recomputed_pre_activations_give_the_same_numbers(monkeypatch, batch_size):
+    """Above KEEP_PRE_BYTES the backward pass recomputes the pre-activations instead of
+    reading the forward pass's: the same products on the same blocks, so the same bits."""
+    data = teacher_student(dim=4, data_points=30, seed=2)
+
+    def run():
+        return simulate(data.inputs, data.targets, width=130, keep_prob=0.7, master_lr=0.5,
+                        steps=15, variants=("gd", "dropout", "ram", "penalized"), seed=3,
+                        batch_size=batch_size, penalty=0.1, progress=False)
+    kept = run()
+    monkeypatch.setattr(variants, "KEEP_PRE_BYTES", 0)
+    recomputed = run()
+    for name in kept.variants:
+        np.testing.assert_array_equal(kept.final[name], recomputed.final[name])
+        np.testing.assert_array_equal(kept.train_loss[name], recomputed.train_loss[name])
 
 
 def test_a_seed_sequence_reused_gives_the_same_run():
