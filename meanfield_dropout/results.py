@@ -15,6 +15,7 @@ any missing, corrupt or truncated file, missing entry or invalid value is a one-
 ``ValueError`` naming the file (:func:`read_npz` gives the same errors to the other readers of
 ``.npz`` files).
 """
+import contextlib
 import dataclasses
 import json
 import os
@@ -61,17 +62,43 @@ def save(result, path):
         path = path.with_name(path.name + ".npz")
     arrays = {}
     tree = _encode(result, "", arrays)
+    with atomic_file(path, "wb") as handle:
+        np.savez_compressed(handle, **{_META: np.array(json.dumps(
+            {"format": FORMAT, "value": tree}))}, **arrays)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_file(path, mode="wb"):
+    """A file to write that replaces ``path`` only once it is complete.
+
+    Yields a handle on a temporary file in ``path``'s directory (created if missing); on
+    success it is flushed to disk, given the permissions of a newly created file (``0o666``
+    less the umask, not ``mkstemp``'s owner-only ``0o600``) and renamed over ``path``; on any
+    error it is removed and ``path`` is left as it was.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez_compressed(handle, **{_META: np.array(json.dumps(
-                {"format": FORMAT, "value": tree}))}, **arrays)
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return path
+
+
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
 
 
 def load(path, expected=None):

@@ -149,3 +149,17 @@ def test_corrupt_member_and_invalid_values_are_named(tmp_path):
     np.savez(path, **dict(kept, __result__=np.array("{not json")))
     with pytest.raises(ValueError, match="malformed __result__ entry"):
         results.load(path)
+
+
+def test_files_get_the_permissions_of_a_new_file_and_a_failed_write_keeps_the_old(tmp_path):
+    """Written through a temporary file, but readable as any new file (0o666 less the
+    umask), and a write that fails leaves the previous file and no temporary behind."""
+    umask = results._UMASK
+    path = results.save(whole(), tmp_path / "sample")
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError), results.atomic_file(path) as handle:
+        handle.write(b"partial")
+        raise RuntimeError("stopped")
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sample.npz"]

@@ -10,10 +10,10 @@ recomputed by the next scan and left out of summaries, which say so.
 import dataclasses
 import json
 import math
-import os
-import tempfile
 import warnings
 from pathlib import Path
+
+from meanfield_dropout.results import atomic_file
 
 
 class ScanWarning(UserWarning):
@@ -26,18 +26,10 @@ def cell_path(out_dir, key):
 
 
 def write_json_atomic(path, data):
-    """Write ``data`` as JSON to ``path`` via a temporary file in the same directory."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as handle:
-            json.dump(data, handle, indent=1, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` as JSON to ``path`` via a temporary file in the same directory
+    (:func:`meanfield_dropout.results.atomic_file`)."""
+    with atomic_file(path, "w") as handle:
+        json.dump(data, handle, indent=1, sort_keys=True)
 
 
 def read_record(path):
