@@ -32,15 +32,9 @@ from meanfield_dropout.engine import _threads_for  # noqa: E402
 from meanfield_dropout.variants import MASKS, Data, Rule, _run_chunk  # noqa: E402
 from meanfield_dropout.limits import _heun, _jump_events  # noqa: E402
 from meanfield_dropout.network import blas_single_thread, init_particles  # noqa: E402
+from timing import matmul_rate  # noqa: E402
 
 TANH = 1
-
-
-def matmul_rate(size=2000, repeats=3):
-    """Best float64 GEMM rate (GFLOP/s) of NumPy's BLAS over a few runs."""
-    a = np.random.default_rng(0).standard_normal((size, size))
-    a @ a
-    return 2 * size ** 3 / min(_timed(lambda: a @ a) for _ in range(repeats)) / 1e9
 
 
 def _timed(fn):

@@ -12,35 +12,18 @@ extra for the bundled MNIST).
 """
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numba
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from meanfield_dropout import init_particles, simulate  # noqa: E402
 from meanfield_dropout.curvature import batch_sharpness, hessian_vector_product  # noqa: E402
 from meanfield_dropout.data import mnist47  # noqa: E402
+from timing import best_seconds, matmul_rate  # noqa: E402
 
 VARIANTS = ("gd", "dropout", "ram", "pn", "pn_ram")
-
-
-def best(fn, repeats=3):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
-def matmul_rate(dtype, threads, size=1500):
-    a = np.random.default_rng(0).standard_normal((size, size)).astype(dtype)
-    with threadpool_limits(limits=threads, user_api="blas"):
-        return 2 * size ** 3 / best(lambda: a @ a) / 1e9
 
 
 def main():
@@ -55,7 +38,7 @@ def main():
     for dtype in ("float32", "float64"):
         X = init_particles(n, d, seed=0, dtype=dtype)
         for threads in sorted({1, min(2, available)}):
-            rate = matmul_rate(np.dtype(dtype), threads)
+            rate = matmul_rate(np.dtype(dtype), threads, size=1500)
             numba.set_num_threads(threads)
             cells = []
             for variant in VARIANTS:
@@ -66,8 +49,8 @@ def main():
                                     loss_every=steps, progress=False)
                 # the loss records at the start and the end cost two forward passes on the
                 # training set: time them alone (one step) and subtract
-                seconds = (best(lambda: run(args.steps), 2) - best(lambda: run(1), 2)) \
-                    / (args.steps - 1)
+                seconds = (best_seconds(lambda: run(args.steps), 2)
+                           - best_seconds(lambda: run(1), 2)) / (args.steps - 1)
                 cells.append(f"{variant} {seconds * 1e3:.1f} ms "
                              f"({flops / seconds / 1e9 / rate:.0%})")
             print(f"{dtype}, {threads} thread(s), matmul {rate:.1f} GFLOP/s: "
@@ -75,9 +58,9 @@ def main():
     numba.set_num_threads(available)
     X = init_particles(n, d, seed=0)
     x, y = data.inputs[:256], data.targets[:256]
-    hvp = best(lambda: hessian_vector_product(X, x, y, X, loss="logistic"))
-    draw = best(lambda: batch_sharpness(X, data.inputs, data.targets, batch_size=B, draws=4,
-                                        loss="logistic")) / 4
+    hvp = best_seconds(lambda: hessian_vector_product(X, x, y, X, loss="logistic"))
+    draw = best_seconds(lambda: batch_sharpness(X, data.inputs, data.targets, batch_size=B,
+                                                draws=4, loss="logistic")) / 4
     print(f"float64, {available} thread(s): Hessian-vector product on 256 points "
           f"{hvp * 1e3:.0f} ms; batch-sharpness draw (B = 64) {draw * 1e3:.0f} ms")
 

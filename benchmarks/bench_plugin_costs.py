@@ -11,7 +11,6 @@ Run: ``python benchmarks/bench_plugin_costs.py [--widths 256,1024] [--repeats 3]
 ``data`` extra for MNIST).
 """
 import argparse
-import time
 
 import numba
 
@@ -20,19 +19,9 @@ from meanfield_dropout.convergence import default_data
 from meanfield_dropout.data import mnist47
 from meanfield_dropout.limits import simulate_limit
 from phase_diagram.plugin import FLOW_DT, estimate_costs
+from timing import best_seconds
 
 LR, KEEP = 0.01, 0.5
-
-
-def best_seconds(run, repeats):
-    """Best wall time of ``run()`` over ``repeats`` calls, after one warm-up call."""
-    run()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def measure(inputs, targets, width, repeats):

@@ -36,24 +36,9 @@ from meanfield_dropout import init_particles, simulate  # noqa: E402
 from meanfield_dropout.core import _forward_sums, make_workspace  # noqa: E402
 from meanfield_dropout.network import blas_single_thread  # noqa: E402
 from tests import reference  # noqa: E402
+from timing import best_seconds, matmul_rate  # noqa: E402
 
 POINTS, DIM = 500, 20
-
-
-def _best(fn, repeats):
-    fn()
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
-def matmul_rate(dtype, size=2000, repeats=3):
-    """Best GEMM rate (GFLOP/s) of NumPy's BLAS in ``dtype``, all BLAS threads."""
-    a = np.random.default_rng(0).standard_normal((size, size)).astype(dtype)
-    return 2 * size ** 3 / _best(lambda: a @ a, repeats) / 1e9
 
 
 def step_time(Z, y, X, variant, keep_prob, steps, repeats, record):
@@ -67,8 +52,8 @@ def step_time(Z, y, X, variant, keep_prob, steps, repeats, record):
               dtype=X.dtype.name, progress=False)
 
     def run(k):
-        return _best(lambda: simulate(Z, y, steps=k, loss_every=1 if record else k + 1, **kw),
-                     repeats)
+        return best_seconds(lambda: simulate(Z, y, steps=k,
+                                             loss_every=1 if record else k + 1, **kw), repeats)
     return (run(2 * steps) - run(steps)) / steps
 
 
@@ -84,7 +69,7 @@ def products_time(Z, X, repeats):
     def run():
         np.dot(weights, Zt, pre)
         np.dot(pre, Z, grad)
-    return _best(run, repeats * 3)
+    return best_seconds(run, repeats * 3)
 
 
 def forward_time(Z, X, repeats):
@@ -100,12 +85,12 @@ def forward_time(Z, X, repeats):
         with blas_single_thread():
             _forward_sums(X, rows, n, 1.0, 1.0 / n, Zt, 1, False, 0, no_pre, False, out,
                           out[:, :0], work)
-    return _best(run, repeats * 3)
+    return best_seconds(run, repeats * 3)
 
 
 def numpy_step_time(Z, y, X, repeats):
     mask = np.random.default_rng(1).random(X.shape[0]) < 0.7
-    return _best(lambda: reference.step(X, Z, y, "dropout", mask, mask, 0.7, 1e-3,
+    return best_seconds(lambda: reference.step(X, Z, y, "dropout", mask, mask, 0.7, 1e-3,
                                         1.0 / X.shape[0], 0.0), repeats)
 
 
@@ -147,8 +132,8 @@ def main():
     print(f"numba threads {numba.get_num_threads()}; compile (float64 + float32, gd + dropout): "
           f"{compile_time:.1f} s; matmul float64 {rates[np.float64]:.1f} GFLOP/s, "
           f"float32 {rates[np.float32]:.1f} GFLOP/s")
-    print(f"{'n':>6} {'dtype':>7} | {'gd ms':>7} {'of mm':>6} {'BLAS':>6} | {'q=1':>6} {'q=.7':>6} "
-          f"{'q=.1':>6} {'1/.1':>5} | {'.7+rec':>7} {'rec/fw':>6} | {'us/neur':>7} "
+    print(f"{'n':>6} {'dtype':>7} | {'gd ms':>7} {'of mm':>6} {'BLAS':>6} | {'q=1':>6} "
+          f"{'q=.7':>6} {'q=.1':>6} {'1/.1':>5} | {'.7+rec':>7} {'rec/fw':>6} | {'us/neur':>7} "
           f"{'xNumPy':>6} {'xJAX':>5}")
     for n in widths:
         X64 = init_particles(n, DIM, seed=n)
@@ -166,8 +151,8 @@ def main():
                            if n <= 20000 else f"{'':>6}")
             jax_ratio = f"{'':>5}"
             if not jax_missing and n <= 20000:
-                jax = jax_time(Z, y, X, steps, args.repeats)
-                jax_ratio = f"{jax / recorded:5.2f}"
+                jax_step = jax_time(Z, y, X, steps, args.repeats)
+                jax_ratio = f"{jax_step / recorded:5.2f}"
             print(f"{n:6d} {np.dtype(dtype).name:>7} | {gd * 1e3:7.2f} "
                   f"{flops / gd / 1e9 / rates[dtype]:6.1%} "
                   f"{4 * n * POINTS * DIM / products / 1e9 / rates[dtype]:6.1%} | "

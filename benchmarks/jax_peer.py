@@ -5,9 +5,7 @@ Bernoulli masks from ``jax.random`` and the unmasked train loss recorded every s
 whole run one compiled ``lax.scan``. Used only by ``benchmarks/bench_step.py`` (the optional
 ``bench`` extra installs JAX).
 """
-import time
-
-import numpy as np
+from timing import best_seconds
 
 
 def dropout_run_time(inputs, targets, initial, keep_prob, master_lr, steps, repeats=3):
@@ -41,10 +39,5 @@ def dropout_run_time(inputs, targets, initial, keep_prob, master_lr, steps, repe
 
     X0 = jnp.asarray(initial)
     key = jax.random.PRNGKey(0)
-    jax.block_until_ready(run(X0, key))
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        jax.block_until_ready(run(X0, key))
-        best = min(best, time.perf_counter() - start)
-    return best / steps
+    # the warm-up call compiles
+    return best_seconds(lambda: jax.block_until_ready(run(X0, key)), repeats) / steps
