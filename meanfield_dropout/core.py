@@ -421,21 +421,17 @@ def _row_step_activated(X, i, value, grad_pre, step, penalty, residual, Zt, K, h
 @njit(cache=True)
 def _row_features(X, i, Zt, K, has_bias, act, pre, out):
     """out (K, B) = φ(x_i, z_j) = a_i σ(w_i·z_j + b_i) for the single neuron i."""
-    _row_pre_activations(X, i, Zt, K, has_bias, pre)
-    value = out[0]
-    _activate_row(act, pre, value, pre[:0])
-    for c in range(K - 1, -1, -1):
-        for j in range(Zt.shape[1]):
-            out[c, j] = X[i, c] * value[j]
+    _row_features_kept(X, i, Zt, K, has_bias, act, pre, out[0], pre[:0], out)
 
 
 @njit(cache=True)
 def _row_features_kept(X, i, Zt, K, has_bias, act, pre, value, deriv, out):
-    """:func:`_row_features` that also leaves σ(u) in ``value`` and σ'(u) in ``deriv`` (the
-    same numbers as the activation of :func:`_row_coefficients` at the same parameters)."""
+    """:func:`_row_features` that also leaves σ(u) in ``value`` and, if ``deriv`` is not
+    empty, σ'(u) there (the same numbers as the activation of :func:`_row_coefficients` at
+    the same parameters). ``value`` may be ``out[0]``: that row is written last."""
     _row_pre_activations(X, i, Zt, K, has_bias, pre)
     _activate_row(act, pre, value, deriv)
-    for c in range(K):
+    for c in range(K - 1, -1, -1):
         for j in range(Zt.shape[1]):
             out[c, j] = X[i, c] * value[j]
 
