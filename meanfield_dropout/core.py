@@ -27,7 +27,10 @@ penalty of the modified loss), Dφ(x_i)ᵀ e_i has the parts
 u_ij = w_i·z_j + b_i. The masked-row step moves the neurons ``rows[:count]`` by
 −step · Dφ(x_i)ᵀ e_i. It is computed per row by :func:`_row_coefficients` and then either for
 blocks of :data:`BLOCK` rows with one BLAS product per block (:func:`_backward_update`) or for
-one row with plain loops (:func:`_row_step_activated`, a ring of a jump limit).
+one row with plain loops (:func:`_row_step_activated`, a ring of a jump limit). For ReLU with
+one output and no penalty (the papers' experiments) the blocked step takes the sign path
+(:func:`_sign_path`): both parts come from G_i = Σ_j 1[u_ij > 0] r_j (z_j, 1), one product of
+the 0/1 signs with the data, so the forward pass keeps one byte per pre-activation.
 
 Second order (:mod:`meanfield_dropout.second_order`): the masked-row step with a residual of
 its own for every neuron, and exact Hessian–vector products of the penalised loss
@@ -90,6 +93,8 @@ class Workspace(NamedTuple):
     grad_b: np.ndarray       # (T, BLOCK)
     grad_w: np.ndarray       # (T, BLOCK·d)
     scratch: np.ndarray      # (T, B)
+    input_sums: np.ndarray   # (T, BLOCK·(d + 1))  G of the sign path, per block
+    weighted_inputs: np.ndarray  # (1, B·(d + 1))  r_j (z_j, 1) of the sign path
     slabs: np.ndarray        # (blocks, K·B) per-block forward sums
     plain_slabs: np.ndarray  # (blocks, K·B) per-block unweighted forward sums
 
@@ -114,6 +119,8 @@ def _new_workspace(slots, width, K, d, batch, like):
                      np.empty((slots, K * BLOCK), dt), np.empty((slots, K * BLOCK), dt),
                      np.empty((slots, BLOCK * K), dt), np.empty((slots, BLOCK), dt),
                      np.empty((slots, BLOCK * d), dt), np.empty((slots, batch), dt),
+                     np.empty((slots, BLOCK * (d + 1)), dt),
+                     np.empty((min(slots, 1), batch * (d + 1)), dt),
                      np.empty((blocks, K * batch), dt), np.empty((blocks, K * batch), dt))
 
 
@@ -143,7 +150,7 @@ def _check_workspace(work, count, K, d, batch):
 
     A run's workspace from :func:`make_workspace` has a slot for every thread Numba can start.
     """
-    if (work.scratch.shape[1] < batch
+    if (work.scratch.shape[1] < batch or work.weighted_inputs.shape[1] < batch * (d + 1)
             or work.gathered.shape[1] < BLOCK * d or work.coef.shape[1] < K * BLOCK
             or work.slabs.shape[0] * BLOCK < count or work.slabs.shape[1] < K * batch):
         raise ValueError("workspace too small for this kernel call")
@@ -158,21 +165,26 @@ def _forward(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, store, ou
     """
     work = _call_workspace(X, count, K, Zt)
     _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, store, out,
-                  out[:, :0], work)
+                  out[:, :0], work, np.empty((0, 0), dtype=np.uint8))
 
 
 @njit(cache=True, parallel=True)
 def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, store, out,
-                  plain, work):
+                  plain, work, signs):
     """:func:`_forward`, and, if ``plain`` has columns, plain = scale · Σ_r φ(x_i, ·) too.
 
     ``plain`` is the same sum without the mask weight: the kept neurons' share of the
     unmasked predictor, which a loss record completes with the dropped neurons alone.
-    ``work`` is a :class:`Workspace` for at least ``count`` rows. Each block sums into its
-    own slab; slabs are added in block order.
+    With ``store``, neuron rows[r]'s pre-activations are kept in ``pre[r]`` if ``pre`` has
+    rows, and their signs 1[u > 0] in ``signs[r]`` (uint8) if ``signs`` has rows: all the
+    backward pass of the sign path needs (:func:`_sign_path`). ``work`` is a
+    :class:`Workspace` for at least ``count`` rows. Each block sums into its own slab, its
+    rows in order; slabs are added in block order.
     """
     d, batch = Zt.shape
     with_plain = plain.shape[1] > 0
+    store_pre = store and pre.shape[0] > 0
+    store_signs = store and signs.shape[0] > 0
     _check_workspace(work, count, K, d, batch)
     blocks = (count + BLOCK - 1) // BLOCK
     for blk in prange(blocks):
@@ -182,18 +194,29 @@ def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, stor
         value = _view(_slot(work.value, t), BLOCK, batch)
         coef = _view(_slot(work.coef, t), K, BLOCK)
         plain_coef = _view(_slot(work.plain_coef, t), K, BLOCK)
-        target = pre[start:start + k] if store else _view(_slot(work.block_pre, t), k, batch)
+        target = pre[start:start + k] if store_pre else _view(_slot(work.block_pre, t), k, batch)
         _gather_pre_activations(X, rows, start, k, Zt, K, has_bias,
                                 _view(_slot(work.gathered, t), BLOCK, d), target)
+        if store_signs:
+            for r in range(k):
+                for j in range(batch):
+                    signs[start + r, j] = 1 if target[r, j] > 0.0 else 0
         for r in range(k):
-            _activate_row(act, target[r], value[r], value[r, :0])
             for c in range(K):
                 coef[c, r] = scale * weight * X[rows[start + r], c]
                 if with_plain:
                     plain_coef[c, r] = scale * X[rows[start + r], c]
-        _block_sum(coef, value, k, _view(work.slabs[blk], K, batch))
+        slab = _view(work.slabs[blk], K, batch)
+        plain_slab = _view(work.plain_slabs[blk], K, batch)
+        if K == 1:
+            _scalar_block_sums(act, target, k, coef[0], plain_coef[0], with_plain, value[0],
+                               slab[0], plain_slab[0])
+            continue
+        for r in range(k):
+            _activate_row(act, target[r], value[r], value[r, :0])
+        _block_sum(coef, value, k, slab)
         if with_plain:
-            _block_sum(plain_coef, value, k, _view(work.plain_slabs[blk], K, batch))
+            _block_sum(plain_coef, value, k, plain_slab)
     out[:] = 0.0
     for blk in range(blocks):
         out += _view(work.slabs[blk], K, batch)
@@ -201,6 +224,28 @@ def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, stor
         plain[:] = 0.0
         for blk in range(blocks):
             plain += _view(work.plain_slabs[blk], K, batch)
+
+
+@njit(cache=True, inline="always")
+def _scalar_block_sums(act, target, k, coef, plain_coef, with_plain, value, slab, plain_slab):
+    """slab (B,) = Σ_{r < k} coef[r] σ(target[r]), rows in order (one output), and
+    plain_slab the same with ``plain_coef`` if ``with_plain``; ``value`` (B,) is scratch.
+
+    Each row's activations stay in cache between the activation and the sums, where a
+    matrix–vector product over the block would read them back from a (k, B) tile.
+    """
+    slab[:] = 0.0
+    if with_plain:
+        plain_slab[:] = 0.0
+    for r in range(k):
+        _activate_row(act, target[r], value, value[:0])
+        c = coef[r]
+        for j in range(value.shape[0]):
+            slab[j] += c * value[j]
+        if with_plain:
+            c = plain_coef[r]
+            for j in range(value.shape[0]):
+                plain_slab[j] += c * value[j]
 
 
 @njit(cache=True)
@@ -276,8 +321,44 @@ def _row_coefficients(act, pre_row, value, grad_pre, a, penalty, residual, scrat
     with e_j = r_j + penalty · a σ(u_j)/B (``a`` the neuron's K output weights, ``residual``
     r of shape (K, B)). The w-part is then Σ_j grad_pre[j] z_j.
     """
+    if act == 0 and residual.shape[0] == 1:
+        return _relu_coefficients(pre_row, grad_pre, a[0], penalty, residual[0], grad_a)
     _activate_row(act, pre_row, value, grad_pre)
     return _coefficients(value, grad_pre, a, penalty, residual, scratch, grad_a)
+
+
+@njit(cache=True, inline="always")
+def _relu_coefficients(pre_row, grad_pre, a0, penalty, residual_row, grad_a):
+    """:func:`_row_coefficients` for ReLU and one output in a single pass over the data.
+
+    The same per-entry numbers as :func:`_activate_row` then :func:`_coefficients`
+    (σ'(u) = 1 or 0 multiplies a·e, so a non-finite residual still propagates); reading
+    u once instead of three arrays twice is what makes it about 4× cheaper."""
+    real = grad_pre.dtype.type
+    zero, one = real(0.0), real(1.0)
+    acc_a = real(0.0)
+    acc_b = real(0.0)
+    if penalty == 0.0:
+        # e = r: the penalty's zero term costs 40% more in this loop
+        for j in range(pre_row.shape[0]):
+            u = pre_row[j]
+            e = residual_row[j]
+            acc_a += max(u, zero) * e
+            g = (one if u > zero else zero) * (a0 * e)
+            grad_pre[j] = g
+            acc_b += g
+    else:
+        self_weight = real(penalty * a0 / pre_row.shape[0])
+        for j in range(pre_row.shape[0]):
+            u = pre_row[j]
+            v = max(u, zero)
+            e = residual_row[j] + self_weight * v
+            acc_a += v * e
+            g = (one if u > zero else zero) * (a0 * e)
+            grad_pre[j] = g
+            acc_b += g
+    grad_a[0] = acc_a
+    return acc_b
 
 
 @njit(cache=True, inline="always")
@@ -331,7 +412,23 @@ def _backward_update(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias
     """
     work = _call_workspace(X, count, K, Zt)
     _backward_step(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, act, pre,
-                   pre_index, out, work)
+                   np.empty((0, 0), dtype=np.uint8), pre_index, out, work)
+
+
+@njit(cache=True, inline="always")
+def _sign_path(act, K, penalty):
+    """Whether the masked-row step needs only the signs of the pre-activations.
+
+    For ReLU, one output and no penalty, σ(u) = 1[u > 0] u and u = w̃·z̃ (w̃ = (w, b),
+    z̃ = (z, 1)) give, with G_i = Σ_j 1[u_ij > 0] r_j z̃_j,
+
+        a-part = w̃_i·G_i,   (w, b)-part = a_i G_i,
+
+    so one product of the 0/1 sign matrix with the rows r_j z̃_j replaces the activation,
+    the residual work and the stored pre-activations (1 byte per entry instead of 4 or 8).
+    The same numbers to rounding: each part is a sum of the same Σ_j terms, regrouped.
+    """
+    return act == 0 and K == 1 and penalty == 0.0
 
 
 # ``reassoc`` lets the per-neuron sums over the batch vectorise (a strict left-to-right sum is
@@ -339,12 +436,62 @@ def _backward_update(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias
 # depend on the thread count.
 @njit(cache=True, parallel=True, fastmath={"reassoc"})
 def _backward_step(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, act, pre,
-                   pre_index, out, work):
-    """:func:`_backward_update` with the scratch of a :class:`Workspace` ``work``."""
+                   signs, pre_index, out, work):
+    """:func:`_backward_update` with the scratch of a :class:`Workspace` ``work``.
+
+    On the sign path (:func:`_sign_path`) neuron rows[r]'s signs are read from
+    ``signs[pre_index[r]]`` if ``signs`` has rows (stored by :func:`_forward_sums`), else
+    from ``pre`` as in :func:`_backward_update`, or recomputed.
+    """
     d, batch = Zt.shape
     recompute = pre_index.shape[0] == 0
     _check_workspace(work, count, K, d, batch)
     blocks = (count + BLOCK - 1) // BLOCK
+    if _sign_path(act, K, penalty):
+        d1 = d + 1 if has_bias else d
+        weighted = _view(_slot(work.weighted_inputs, 0), batch, d1)
+        for j in range(batch):
+            for c in range(d):
+                weighted[j, c] = residual[0, j] * Z[j, c]
+            if has_bias:
+                weighted[j, d] = residual[0, j]
+        for blk in prange(blocks):
+            t = numba.get_thread_id()
+            start = blk * BLOCK
+            k = min(BLOCK, count - start)
+            tile = _view(_slot(work.grad_pre, t), k, batch)
+            if recompute:
+                block_pre = _view(_slot(work.block_pre, t), BLOCK, batch)
+                _gather_pre_activations(X, rows, start, k, Zt, K, has_bias,
+                                        _view(_slot(work.gathered, t), BLOCK, d), block_pre)
+                _sign_tile(block_pre, k, tile)
+            elif signs.shape[0] > 0:
+                for r in range(k):
+                    source = signs[pre_index[start + r]]
+                    for j in range(batch):
+                        tile[r, j] = source[j]
+            else:
+                for r in range(k):
+                    source = pre[pre_index[start + r]]
+                    for j in range(batch):
+                        tile[r, j] = 1.0 if source[j] > 0.0 else 0.0
+            sums = _view(_slot(work.input_sums, t), k, d1)
+            np.dot(tile, weighted, sums)
+            grad_a = _view(_slot(work.grad_a, t), BLOCK, K)
+            grad_b = _slot(work.grad_b, t)
+            grad_w = _view(_slot(work.grad_w, t), BLOCK, d)
+            for r in range(k):
+                i = rows[start + r]
+                acc = sums.dtype.type(0.0)
+                for c in range(d1):
+                    acc += X[i, K + c] * sums[r, c]
+                grad_a[r, 0] = acc
+                for c in range(d):
+                    grad_w[r, c] = X[i, 0] * sums[r, c]
+                if has_bias:
+                    grad_b[r] = X[i, 0] * sums[r, d]
+            _apply_block(out, rows, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias)
+        return
     for blk in prange(blocks):
         t = numba.get_thread_id()
         start = blk * BLOCK
@@ -366,6 +513,15 @@ def _backward_step(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, 
                                           residual, scratch, grad_a[r])
         np.dot(grad_pre[:k], Z, grad_w[:k])
         _apply_block(out, rows, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias)
+
+
+@njit(cache=True, inline="always")
+def _sign_tile(pre, k, tile):
+    """tile[:k] = 1[pre[:k] > 0] in the tile's precision."""
+    one, zero = tile.dtype.type(1.0), tile.dtype.type(0.0)
+    for r in range(k):
+        for j in range(tile.shape[1]):
+            tile[r, j] = one if pre[r, j] > zero else zero
 
 
 @njit(cache=True, inline="always")

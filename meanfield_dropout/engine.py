@@ -39,7 +39,7 @@ from ._validate import (check_array, check_choice, check_int, check_keep_prob,
                         check_nonnegative, check_positive, seed_record,
                         seed_sequence)
 from .activations import activation_code
-from .core import make_workspace
+from .core import _sign_path, make_workspace
 from .memory import check_memory
 from .noise import ExplicitNoise, SeededNoise
 from . import variants as variants_module
@@ -321,10 +321,16 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
     per_neuron = particle_dim(dim, bias, outputs) * np.dtype(ftype).itemsize
     kept = width if snapshot_neurons is None else np.size(snapshot_neurons) \
         if not np.isscalar(snapshot_neurons) else min(width, max(0, int(snapshot_neurons)))
-    pre_bytes = width * batch_size * np.dtype(ftype).itemsize
-    keep_pre = pre_bytes <= variants_module.KEEP_PRE_BYTES
+    penalties = {name: penalty if name == "penalized" else 0.0 for name in variants}
+    # what the forward pass keeps for the backward pass: the signs of the pre-activations
+    # (one byte each) on the sign path, else the pre-activations themselves
+    kept_bytes = {name: width * batch_size * (
+        1 if _sign_path(act, outputs, penalties[name]) else np.dtype(ftype).itemsize)
+        for name in variants}
+    keep_pre = {name: kept_bytes[name] <= variants_module.KEEP_PRE_BYTES for name in variants}
     check_memory(per_neuron * len(variants) * (width + snapshot_steps.size * kept)
-                 + (pre_bytes if keep_pre else 0) + 2 * chunk_steps * width,
+                 + max(b if keep_pre[name] else 0 for name, b in kept_bytes.items())
+                 + 2 * chunk_steps * width,
                  f"a run of width {width} with {snapshot_steps.size} snapshot(s)",
                  "use a smaller width or fewer snapshot_steps or snapshot_neurons")
     snapshot_neurons = _neuron_subset(snapshot_neurons, width)
@@ -333,9 +339,9 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
                                  outputs=outputs)
     output_bound, parameter_bound = divergence_bounds(initial, targets, divergence_factor)
     data = Data(inputs, np.ascontiguousarray(inputs.T), targets, val_inputs_t, val_targets)
-    rules = {name: Rule(*MASKS[name], keep_prob, master_lr, scale,
-                        penalty if name == "penalized" else 0.0, loss_code, act, bool(bias),
-                        outputs, output_bound, parameter_bound, keep_pre) for name in variants}
+    rules = {name: Rule(*MASKS[name], keep_prob, master_lr, scale, penalties[name], loss_code,
+                        act, bool(bias), outputs, output_bound, parameter_bound, keep_pre[name])
+             for name in variants}
     schedule = _Schedule(steps, chunk_steps, _record_plan(steps, loss_every), snapshot_steps,
                          snapshot_neurons)
     threads = numba.get_num_threads()

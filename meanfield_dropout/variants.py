@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from .core import _backward_step, _forward_sums, _loss_derivative, _loss_value
+from .core import _backward_step, _forward_sums, _loss_derivative, _loss_value, _sign_path
 
 VARIANTS = ("gd", "dropout", "ram", "pn", "pn_ram", "penalized")
 #: Which mask a rule applies forward and backward: no mask, the dropout mask M, or the
@@ -24,9 +24,10 @@ MASKS = {"gd": (NO_MASK, NO_MASK), "dropout": (DROPOUT_MASK, DROPOUT_MASK),
 #: Largest (neurons × batch) pre-activations, in bytes, that the forward pass keeps for the
 #: backward pass (:attr:`Rule.keep_pre`, set by the engine from this value when a run
 #: starts); above it the backward pass recomputes them (one more product with the
-#: data, cheaper than a round trip through memory). Measured on this project's 2-core
-#: machine (m = 500, d = 20): keeping them was 1.2x faster at 20 MB (n = 5000, float64) and
-#: recomputing 1.3-1.5x faster at 40-80 MB (n = 20 000).
+#: data, cheaper than a round trip through memory). On the sign path of the core
+#: (ReLU, one output, no penalty) only their signs are kept, one byte each. Measured on
+#: this project's 2-core machine (m = 500, d = 20): keeping the float64 values was 1.2x
+#: faster at 20 MB (n = 5000) and recomputing them 1.3-1.5x faster at 40-80 MB (n = 20 000).
 KEEP_PRE_BYTES = 32 * 2 ** 20
 
 
@@ -91,7 +92,7 @@ def _unmasked_loss(X, rule, inputs_t, targets, work):
     f = np.empty((rule.outputs, batch), dtype=X.dtype)
     _forward_sums(X, np.arange(n), n, 1.0, rule.output_scale, inputs_t, rule.outputs,
                   rule.bias, rule.activation, np.empty((0, batch), dtype=X.dtype), False, f,
-                  f[:, :0], work)
+                  f[:, :0], work, np.empty((0, batch), dtype=np.uint8))
     return _loss_value(rule.loss, f, targets)
 
 
@@ -125,7 +126,10 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
     # and they fit in cache
     recompute = not (forward_kind == NO_MASK or forward_kind == backward_kind) \
         or not rule.keep_pre
-    pre = np.empty((0 if recompute else n, batch), dtype=X.dtype)
+    # on the sign path only the signs of the pre-activations are kept
+    signs_only = _sign_path(rule.activation, K, rule.penalty)
+    pre = np.empty((0 if recompute or signs_only else n, batch), dtype=X.dtype)
+    signs = np.empty((0 if recompute or not signs_only else n, batch), dtype=np.uint8)
     no_index = np.empty(0, dtype=np.int64)
     f = np.empty((K, batch), dtype=X.dtype)
     residual = np.empty((K, batch), dtype=X.dtype)
@@ -166,7 +170,7 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
         share = record[k] and full_batch and forward_kind != NO_MASK
         _forward_sums(X, rows_forward, count_forward, forward_weight, rule.output_scale, Ztb,
                       K, rule.bias, rule.activation, pre, not recompute, f,
-                      kept_share if share else no_share, work)
+                      kept_share if share else no_share, work, signs)
         if not _within(f, rule.output_bound):
             return first_step + k
         if record[k]:
@@ -178,7 +182,7 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
                     rows_dropped)
                 _forward_sums(X, rows_dropped, count_dropped, 1.0, rule.output_scale, Zt, K,
                               rule.bias, rule.activation, pre[:0], False, dropped_share,
-                              no_share, work)
+                              no_share, work, signs[:0])
                 dropped_share += kept_share
                 train_out[k] = _loss_value(rule.loss, dropped_share, y)
             else:
@@ -194,7 +198,7 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
             rows_backward if forward_kind == NO_MASK else all_rows)
         _backward_step(X, rows_backward, count_backward, rule.master_lr * backward_weight,
                        rule.penalty, residual, Zb, Ztb, K, rule.bias, rule.activation, pre,
-                       pre_index, X, work)
+                       signs, pre_index, X, work)
         for r in range(count_backward):
             if not _within(X[rows_backward[r]], rule.parameter_bound):
                 return first_step + k + 1
