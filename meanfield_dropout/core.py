@@ -197,10 +197,6 @@ def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, stor
         target = pre[start:start + k] if store_pre else _view(_slot(work.block_pre, t), k, batch)
         _gather_pre_activations(X, rows, start, k, Zt, K, has_bias,
                                 _view(_slot(work.gathered, t), BLOCK, d), target)
-        if store_signs:
-            for r in range(k):
-                for j in range(batch):
-                    signs[start + r, j] = 1 if target[r, j] > 0.0 else 0
         for r in range(k):
             for c in range(K):
                 coef[c, r] = scale * weight * X[rows[start + r], c]
@@ -208,10 +204,12 @@ def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, stor
                     plain_coef[c, r] = scale * X[rows[start + r], c]
         slab = _view(work.slabs[blk], K, batch)
         plain_slab = _view(work.plain_slabs[blk], K, batch)
+        kept_signs = signs[start:start + k] if store_signs else signs[:0]
         if K == 1:
             _scalar_block_sums(act, target, k, coef[0], plain_coef[0], with_plain, value[0],
-                               slab[0], plain_slab[0])
+                               slab[0], plain_slab[0], kept_signs)
             continue
+        _store_signs(target, kept_signs)
         for r in range(k):
             _activate_row(act, target[r], value[r], value[r, :0])
         _block_sum(coef, value, k, slab)
@@ -227,25 +225,53 @@ def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, stor
 
 
 @njit(cache=True, inline="always")
-def _scalar_block_sums(act, target, k, coef, plain_coef, with_plain, value, slab, plain_slab):
+def _scalar_block_sums(act, target, k, coef, plain_coef, with_plain, value, slab, plain_slab,
+                       signs):
     """slab (B,) = Σ_{r < k} coef[r] σ(target[r]), rows in order (one output), and
-    plain_slab the same with ``plain_coef`` if ``with_plain``; ``value`` (B,) is scratch.
+    plain_slab the same with ``plain_coef`` if ``with_plain``; the signs 1[target > 0] go
+    to ``signs`` if it has rows. ``value`` (B,) is scratch.
 
-    Each row's activations stay in cache between the activation and the sums, where a
-    matrix–vector product over the block would read them back from a (k, B) tile.
+    Each row's activations stay in registers or cache between the activation and the sums,
+    where a matrix–vector product over the block would read them back from a (k, B) tile.
     """
     slab[:] = 0.0
     if with_plain:
         plain_slab[:] = 0.0
+    store = signs.shape[0] > 0
+    zero = value.dtype.type(0.0)
     for r in range(k):
-        _activate_row(act, target[r], value, value[:0])
         c = coef[r]
-        for j in range(value.shape[0]):
-            slab[j] += c * value[j]
-        if with_plain:
-            c = plain_coef[r]
+        u = target[r]
+        if act == 0:
+            # ReLU in the same pass as the sums: u is read once
+            if with_plain:
+                c_plain = plain_coef[r]
+                for j in range(value.shape[0]):
+                    v = max(u[j], zero)
+                    slab[j] += c * v
+                    plain_slab[j] += c_plain * v
+            else:
+                for j in range(value.shape[0]):
+                    slab[j] += c * max(u[j], zero)
+        else:
+            _activate_row(act, u, value, value[:0])
             for j in range(value.shape[0]):
-                plain_slab[j] += c * value[j]
+                slab[j] += c * value[j]
+            if with_plain:
+                c = plain_coef[r]
+                for j in range(value.shape[0]):
+                    plain_slab[j] += c * value[j]
+        if store:
+            for j in range(value.shape[0]):
+                signs[r, j] = 1 if u[j] > zero else 0
+
+
+@njit(cache=True, inline="always")
+def _store_signs(target, signs):
+    """signs[r] = 1[target[r] > 0] for the rows of ``signs`` (none if it is empty)."""
+    for r in range(signs.shape[0]):
+        for j in range(signs.shape[1]):
+            signs[r, j] = 1 if target[r, j] > 0.0 else 0
 
 
 @njit(cache=True)

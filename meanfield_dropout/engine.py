@@ -327,7 +327,9 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
     kept_bytes = {name: width * batch_size * (
         1 if _sign_path(act, outputs, penalties[name]) else np.dtype(ftype).itemsize)
         for name in variants}
-    keep_pre = {name: kept_bytes[name] <= variants_module.KEEP_PRE_BYTES for name in variants}
+    keep_pre = {name: kept_bytes[name] <= (
+        variants_module.KEEP_SIGN_BYTES if _sign_path(act, outputs, penalties[name])
+        else variants_module.KEEP_PRE_BYTES) for name in variants}
     check_memory(per_neuron * len(variants) * (width + snapshot_steps.size * kept)
                  + max(b if keep_pre[name] else 0 for name, b in kept_bytes.items())
                  + 2 * chunk_steps * width,

@@ -24,11 +24,15 @@ MASKS = {"gd": (NO_MASK, NO_MASK), "dropout": (DROPOUT_MASK, DROPOUT_MASK),
 #: Largest (neurons × batch) pre-activations, in bytes, that the forward pass keeps for the
 #: backward pass (:attr:`Rule.keep_pre`, set by the engine from this value when a run
 #: starts); above it the backward pass recomputes them (one more product with the
-#: data, cheaper than a round trip through memory). On the sign path of the core
-#: (ReLU, one output, no penalty) only their signs are kept, one byte each. Measured on
-#: this project's 2-core machine (m = 500, d = 20): keeping the float64 values was 1.2x
-#: faster at 20 MB (n = 5000) and recomputing them 1.3-1.5x faster at 40-80 MB (n = 20 000).
+#: data, cheaper than a round trip through memory). On the sign path of the core (ReLU,
+#: one output, no penalty) only their signs are kept, up to :data:`KEEP_SIGN_BYTES`.
+#: Measured on this project's 2-core machine (m = 500, d = 20): keeping the float64 values
+#: was 1.2x faster at 20 MB (n = 5000) and recomputing them 1.3-1.5x faster at 40-80 MB
+#: (n = 20 000).
 KEEP_PRE_BYTES = 32 * 2 ** 20
+#: The same for the signs that the sign path keeps instead (one byte each): a round trip
+#: through memory costs an eighth of the values', far less than recomputing them.
+KEEP_SIGN_BYTES = 256 * 2 ** 20
 
 
 class Rule(NamedTuple):
@@ -122,12 +126,14 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
     full_batch = batches.shape[1] == 0
     batch = Z.shape[0] if full_batch else batches.shape[1]
     forward_kind, backward_kind = rule.forward_mask, rule.backward_mask
-    # the backward pass reuses the forward pre-activations when its neurons are a subset
-    # and they fit in cache
-    recompute = not (forward_kind == NO_MASK or forward_kind == backward_kind) \
-        or not rule.keep_pre
     # on the sign path only the signs of the pre-activations are kept
     signs_only = _sign_path(rule.activation, K, rule.penalty)
+    # the backward pass reuses the forward pre-activations when its neurons are a subset
+    # and they fit in cache; on the sign path, when they are not (PN, PN + RaM), the
+    # signs of the backward neurons the forward pass did not run are added to them
+    subset = forward_kind == NO_MASK or forward_kind == backward_kind
+    extra = signs_only and not subset
+    recompute = not (subset or extra) or not rule.keep_pre
     pre = np.empty((0 if recompute or signs_only else n, batch), dtype=X.dtype)
     signs = np.empty((0 if recompute or not signs_only else n, batch), dtype=np.uint8)
     no_index = np.empty(0, dtype=np.int64)
@@ -137,6 +143,9 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
     rows_forward = np.empty(n, dtype=np.int64)
     rows_backward = np.empty(n, dtype=np.int64)
     rows_dropped = np.empty(n, dtype=np.int64)
+    # where neuron i's signs sit (a forward neuron's rank, then the added neurons')
+    position = np.empty(n if extra else 0, dtype=np.int64)
+    backward_position = np.empty(n if extra else 0, dtype=np.int64)
     kept_share = np.empty((K, batch), dtype=X.dtype)
     dropped_share = np.empty((K, batch), dtype=X.dtype)
     no_share = kept_share[:, :0]
@@ -173,6 +182,7 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
                       kept_share if share else no_share, work, signs)
         if not _within(f, rule.output_bound):
             return first_step + k
+        count_dropped = 0
         if record[k]:
             if forward_kind == NO_MASK and full_batch:
                 train_out[k] = _loss_value(rule.loss, f, y)
@@ -180,9 +190,10 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
                 count_dropped = _dropped_rows(
                     masks[k] if forward_kind == DROPOUT_MASK else forward_masks[k],
                     rows_dropped)
+                # the dropped neurons hold the backward neurons the forward pass did not run
                 _forward_sums(X, rows_dropped, count_dropped, 1.0, rule.output_scale, Zt, K,
-                              rule.bias, rule.activation, pre[:0], False, dropped_share,
-                              no_share, work, signs[:0])
+                              rule.bias, rule.activation, pre[:0], extra and not recompute,
+                              dropped_share, no_share, work, signs[count_forward:])
                 dropped_share += kept_share
                 train_out[k] = _loss_value(rule.loss, dropped_share, y)
             else:
@@ -196,6 +207,11 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
         # its rank (same neurons forward and backward), or nowhere (recompute)
         pre_index = no_index if recompute else (
             rows_backward if forward_kind == NO_MASK else all_rows)
+        if extra and not recompute:
+            pre_index = backward_position[:count_backward]
+            _add_sign_rows(X, rule, Ztb, rows_forward, count_forward, rows_dropped,
+                           count_dropped, rows_backward, count_backward, position, pre_index,
+                           pre, signs, dropped_share, work)
         _backward_step(X, rows_backward, count_backward, rule.master_lr * backward_weight,
                        rule.penalty, residual, Zb, Ztb, K, rule.bias, rule.activation, pre,
                        signs, pre_index, X, work)
@@ -203,6 +219,38 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
             if not _within(X[rows_backward[r]], rule.parameter_bound):
                 return first_step + k + 1
     return -1
+
+
+@njit(cache=True)
+def _add_sign_rows(X, rule, inputs_t, rows_forward, count_forward, rows_added, count_added,
+                   rows_backward, count_backward, position, pre_index, pre, signs, sums,
+                   work):
+    """Complete the signs kept by a forward pass over other neurons than the backward pass's.
+
+    ``signs[:count_forward]`` hold the forward neurons' signs and ``signs[count_forward:]``
+    those of ``rows_added[:count_added]`` (the dropped neurons, when a loss record ran over
+    them); the backward neurons in neither get theirs from a forward pass over them alone.
+    On return ``pre_index[r]`` is where neuron rows_backward[r]'s signs sit. ``pre`` (no
+    rows) and ``sums`` (K, B) are scratch.
+    """
+    position[:] = -1
+    for r in range(count_forward):
+        position[rows_forward[r]] = r
+    for r in range(count_added):
+        position[rows_added[r]] = count_forward + r
+    missing = 0
+    for r in range(count_backward):
+        i = rows_backward[r]
+        if position[i] < 0:
+            rows_added[count_added + missing] = i
+            position[i] = count_forward + count_added + missing
+            missing += 1
+    if missing > 0:
+        _forward_sums(X, rows_added[count_added:], missing, 1.0, rule.output_scale, inputs_t,
+                      rule.outputs, rule.bias, rule.activation, pre[:0], True, sums,
+                      sums[:, :0], work, signs[count_forward + count_added:])
+    for r in range(count_backward):
+        pre_index[r] = position[rows_backward[r]]
 
 
 @njit(cache=True)

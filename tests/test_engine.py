@@ -162,18 +162,24 @@ def test_openmp_spin_is_short_unless_the_user_chose(given, expected):
     assert out == str(expected)
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
 @pytest.mark.parametrize("batch_size", [None, 10])
-def test_recomputed_pre_activations_give_the_same_numbers(monkeypatch, batch_size):
-    """Above KEEP_PRE_BYTES the backward pass recomputes the pre-activations instead of
-    reading the forward pass's: the same products on the same blocks, so the same bits."""
+def test_recomputed_pre_activations_give_the_same_numbers(monkeypatch, batch_size, activation):
+    """Above KEEP_PRE_BYTES (KEEP_SIGN_BYTES) the backward pass recomputes the
+    pre-activations (on the ReLU sign path, their signs) instead of reading the forward
+    pass's: the same products on the same rows, so the same bits. PN and PN + RaM (ReLU)
+    keep the forward neurons' signs and add the others', from the loss record's pass over
+    the dropped neurons (full batch, every second step) or from a pass of their own."""
     data = teacher_student(dim=4, data_points=30, seed=2)
 
     def run():
         return simulate(data.inputs, data.targets, width=130, keep_prob=0.7, master_lr=0.5,
-                        steps=15, variants=("gd", "dropout", "ram", "penalized"), seed=3,
-                        batch_size=batch_size, penalty=0.1, progress=False)
+                        steps=15, variants=("gd", "dropout", "ram", "penalized", "pn",
+                                            "pn_ram"), seed=3, activation=activation,
+                        batch_size=batch_size, penalty=0.1, loss_every=2, progress=False)
     kept = run()
     monkeypatch.setattr(variants, "KEEP_PRE_BYTES", 0)
+    monkeypatch.setattr(variants, "KEEP_SIGN_BYTES", 0)
     recomputed = run()
     for name in kept.variants:
         np.testing.assert_array_equal(kept.final[name], recomputed.final[name])
