@@ -215,9 +215,8 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
         _backward_step(X, rows_backward, count_backward, rule.master_lr * backward_weight,
                        rule.penalty, residual, Zb, Ztb, K, rule.bias, rule.activation, pre,
                        signs, pre_index, X, work)
-        for r in range(count_backward):
-            if not _within(X[rows_backward[r]], rule.parameter_bound):
-                return first_step + k + 1
+        if not _rows_within(X, rows_backward, count_backward, rule.parameter_bound):
+            return first_step + k + 1
     return -1
 
 
@@ -251,6 +250,21 @@ def _add_sign_rows(X, rule, inputs_t, rows_forward, count_forward, rows_added, c
                       sums[:, :0], work, signs[count_forward + count_added:])
     for r in range(count_backward):
         pre_index[r] = position[rows_backward[r]]
+
+
+@njit(cache=True)
+def _rows_within(X, rows, count, bound):
+    """Whether every entry of the rows ``rows[:count]`` of ``X`` is finite and at most
+    ``bound`` in absolute value (the rows a step moved)."""
+    within = True
+    for r in range(count):
+        row = X[rows[r]]
+        for c in range(row.shape[0]):
+            # no early exit within a row: the loop vectorises
+            within &= abs(row[c]) <= bound
+        if not within:
+            return False
+    return True
 
 
 @njit(cache=True)
