@@ -165,16 +165,18 @@ def _forward(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, store, ou
     """
     work = _call_workspace(X, count, K, Zt)
     _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, store, out,
-                  out[:, :0], work, np.empty((0, 0), dtype=np.uint8))
+                  out[:, :0], work, np.empty((0, 0), dtype=np.uint8), count)
 
 
 @njit(cache=True, parallel=True)
 def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, store, out,
-                  plain, work, signs):
-    """:func:`_forward`, and, if ``plain`` has columns, plain = scale · Σ_r φ(x_i, ·) too.
+                  plain, work, signs, weighted_count):
+    """:func:`_forward` over the rows ``rows[:weighted_count]``, and, if ``plain`` has
+    columns, plain = scale · Σ_{r < count} φ(x_i, ·) over all ``count`` rows.
 
-    ``plain`` is the same sum without the mask weight: the kept neurons' share of the
-    unmasked predictor, which a loss record completes with the dropped neurons alone.
+    ``plain`` is the sum without the mask weight: with the kept neurons first and the
+    dropped ones after them, it is the unmasked predictor a loss record needs, in the same
+    pass as the step's own.
     With ``store``, neuron rows[r]'s pre-activations are kept in ``pre[r]`` if ``pre`` has
     rows, and their signs 1[u > 0] in ``signs[r]`` (uint8) if ``signs`` has rows: all the
     backward pass of the sign path needs (:func:`_sign_path`). ``work`` is a
@@ -199,15 +201,17 @@ def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, stor
                                 _view(_slot(work.gathered, t), BLOCK, d), target)
         for r in range(k):
             for c in range(K):
-                coef[c, r] = scale * weight * X[rows[start + r], c]
+                coef[c, r] = scale * weight * X[rows[start + r], c] \
+                    if start + r < weighted_count else 0.0
                 if with_plain:
                     plain_coef[c, r] = scale * X[rows[start + r], c]
         slab = _view(work.slabs[blk], K, batch)
         plain_slab = _view(work.plain_slabs[blk], K, batch)
         kept_signs = signs[start:start + k] if store_signs else signs[:0]
         if K == 1:
-            _scalar_block_sums(act, target, k, coef[0], plain_coef[0], with_plain, value[0],
-                               slab[0], plain_slab[0], kept_signs)
+            _scalar_block_sums(act, target, min(k, max(0, weighted_count - start)), k,
+                               coef[0], plain_coef[0], with_plain, value[0], slab[0],
+                               plain_slab[0], kept_signs)
             continue
         _store_signs(target, kept_signs)
         for r in range(k):
@@ -225,11 +229,11 @@ def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, stor
 
 
 @njit(cache=True, inline="always")
-def _scalar_block_sums(act, target, k, coef, plain_coef, with_plain, value, slab, plain_slab,
-                       signs):
-    """slab (B,) = Σ_{r < k} coef[r] σ(target[r]), rows in order (one output), and
-    plain_slab the same with ``plain_coef`` if ``with_plain``; the signs 1[target > 0] go
-    to ``signs`` if it has rows. ``value`` (B,) is scratch.
+def _scalar_block_sums(act, target, weighted, k, coef, plain_coef, with_plain, value, slab,
+                       plain_slab, signs):
+    """slab (B,) = Σ_{r < weighted} coef[r] σ(target[r]), rows in order (one output), and
+    plain_slab = Σ_{r < k} plain_coef[r] σ(target[r]) if ``with_plain``; the signs
+    1[target > 0] go to ``signs`` if it has rows. ``value`` (B,) is scratch.
 
     Each row's activations stay in registers or cache between the activation and the sums,
     where a matrix–vector product over the block would read them back from a (k, B) tile.
@@ -242,7 +246,13 @@ def _scalar_block_sums(act, target, k, coef, plain_coef, with_plain, value, slab
     for r in range(k):
         c = coef[r]
         u = target[r]
-        if act == 0:
+        if r >= weighted:
+            # a dropped neuron of a loss record: the plain sum only
+            _activate_row(act, u, value, value[:0])
+            c = plain_coef[r]
+            for j in range(value.shape[0]):
+                plain_slab[j] += c * value[j]
+        elif act == 0:
             # ReLU in the same pass as the sums: u is read once
             if with_plain:
                 c_plain = plain_coef[r]

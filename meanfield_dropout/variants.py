@@ -96,7 +96,7 @@ def _unmasked_loss(X, rule, inputs_t, targets, work):
     f = np.empty((rule.outputs, batch), dtype=X.dtype)
     _forward_sums(X, np.arange(n), n, 1.0, rule.output_scale, inputs_t, rule.outputs,
                   rule.bias, rule.activation, np.empty((0, batch), dtype=X.dtype), False, f,
-                  f[:, :0], work, np.empty((0, batch), dtype=np.uint8))
+                  f[:, :0], work, np.empty((0, batch), dtype=np.uint8), n)
     return _loss_value(rule.loss, f, targets)
 
 
@@ -112,9 +112,9 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
     :class:`~meanfield_dropout.core.Workspace`.
 
     The loss record reuses the step's forward pass: the unmasked predictor is the step's own
-    output when nothing is masked forward, and otherwise the kept neurons' unweighted sum
-    (from the same forward pass) plus a forward pass over the dropped neurons only, so a
-    record costs about 1 − q of a forward pass (a full one for minibatches).
+    output when nothing is masked forward, and otherwise the unweighted sum of the same pass,
+    continued over the dropped neurons after the kept ones, so a record costs about 1 − q of a
+    forward pass (a full one for minibatches).
 
     Returns the first s such that the parameters after s steps are out of range (non-finite
     or beyond the rule's bounds, seen in their output or in the updated rows), or -1.
@@ -142,13 +142,12 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
     all_rows = np.arange(n)
     rows_forward = np.empty(n, dtype=np.int64)
     rows_backward = np.empty(n, dtype=np.int64)
-    rows_dropped = np.empty(n, dtype=np.int64)
     # where neuron i's signs sit (a forward neuron's rank, then the added neurons')
     position = np.empty(n if extra else 0, dtype=np.int64)
     backward_position = np.empty(n if extra else 0, dtype=np.int64)
-    kept_share = np.empty((K, batch), dtype=X.dtype)
-    dropped_share = np.empty((K, batch), dtype=X.dtype)
-    no_share = kept_share[:, :0]
+    unmasked = np.empty((K, batch), dtype=X.dtype)
+    scratch_sums = np.empty((K, batch), dtype=X.dtype)
+    no_share = unmasked[:, :0]
     Zb, Ztb, yb = Z, Zt, y
     if not full_batch:
         Zb = np.empty((batch, d), dtype=X.dtype)
@@ -176,26 +175,26 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
         else:
             count_backward = _active_rows(masks[k], rows_backward)
             backward_weight = inverse_keep
+        # a loss record's unmasked predictor: the dropped neurons go after the kept ones
+        # into the plain sum of the same pass (they also hold the backward neurons that a
+        # PN forward pass does not run)
         share = record[k] and full_batch and forward_kind != NO_MASK
-        _forward_sums(X, rows_forward, count_forward, forward_weight, rule.output_scale, Ztb,
-                      K, rule.bias, rule.activation, pre, not recompute, f,
-                      kept_share if share else no_share, work, signs)
+        count_dropped = 0
+        if share:
+            count_dropped = _dropped_rows(
+                masks[k] if forward_kind == DROPOUT_MASK else forward_masks[k],
+                rows_forward[count_forward:])
+        _forward_sums(X, rows_forward, count_forward + count_dropped, forward_weight,
+                      rule.output_scale, Ztb, K, rule.bias, rule.activation, pre,
+                      not recompute, f, unmasked if share else no_share, work, signs,
+                      count_forward)
         if not _within(f, rule.output_bound):
             return first_step + k
-        count_dropped = 0
         if record[k]:
             if forward_kind == NO_MASK and full_batch:
                 train_out[k] = _loss_value(rule.loss, f, y)
             elif share:
-                count_dropped = _dropped_rows(
-                    masks[k] if forward_kind == DROPOUT_MASK else forward_masks[k],
-                    rows_dropped)
-                # the dropped neurons hold the backward neurons the forward pass did not run
-                _forward_sums(X, rows_dropped, count_dropped, 1.0, rule.output_scale, Zt, K,
-                              rule.bias, rule.activation, pre[:0], extra and not recompute,
-                              dropped_share, no_share, work, signs[count_forward:])
-                dropped_share += kept_share
-                train_out[k] = _loss_value(rule.loss, dropped_share, y)
+                train_out[k] = _loss_value(rule.loss, unmasked, y)
             else:
                 train_out[k] = _unmasked_loss(X, rule, Zt, y, work)
             if data.val_targets.shape[1] > 0:
@@ -209,9 +208,10 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
             rows_backward if forward_kind == NO_MASK else all_rows)
         if extra and not recompute:
             pre_index = backward_position[:count_backward]
-            _add_sign_rows(X, rule, Ztb, rows_forward, count_forward, rows_dropped,
-                           count_dropped, rows_backward, count_backward, position, pre_index,
-                           pre, signs, dropped_share, work)
+            _add_sign_rows(X, rule, Ztb, rows_forward, count_forward,
+                           rows_forward[count_forward:], count_dropped, rows_backward,
+                           count_backward, position, pre_index, pre, signs, scratch_sums,
+                           work)
         _backward_step(X, rows_backward, count_backward, rule.master_lr * backward_weight,
                        rule.penalty, residual, Zb, Ztb, K, rule.bias, rule.activation, pre,
                        signs, pre_index, X, work)
@@ -247,7 +247,7 @@ def _add_sign_rows(X, rule, inputs_t, rows_forward, count_forward, rows_added, c
     if missing > 0:
         _forward_sums(X, rows_added[count_added:], missing, 1.0, rule.output_scale, inputs_t,
                       rule.outputs, rule.bias, rule.activation, pre[:0], True, sums,
-                      sums[:, :0], work, signs[count_forward + count_added:])
+                      sums[:, :0], work, signs[count_forward + count_added:], missing)
     for r in range(count_backward):
         pre_index[r] = position[rows_backward[r]]
 
