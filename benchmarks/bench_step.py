@@ -83,7 +83,7 @@ def forward_time(Z, X, repeats):
 
     def run():
         with blas_single_thread():
-            _forward_sums(X, rows, n, 1.0, 1.0 / n, Zt, 1, False, 0, no_pre, False, out,
+            _forward_sums(X, rows, n, 1.0, 1.0 / n, Zt, 1, False, 0, no_pre, out,
                           out[:, :0], work, np.empty((0, 0), dtype=np.uint8), n)
     return best_seconds(run, repeats * 3)
 

@@ -164,29 +164,30 @@ def _forward(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, store, ou
     backward pass (see :func:`_forward_sums`, which takes a persistent workspace).
     """
     work = _call_workspace(X, count, K, Zt)
-    _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, store, out,
-                  out[:, :0], work, np.empty((0, 0), dtype=np.uint8), count)
+    _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act,
+                  pre if store else pre[:0], out, out[:, :0], work,
+                  np.empty((0, 0), dtype=np.uint8), count)
 
 
 @njit(cache=True, parallel=True)
-def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, store, out,
-                  plain, work, signs, weighted_count):
+def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, out, plain,
+                  work, signs, weighted_count):
     """:func:`_forward` over the rows ``rows[:weighted_count]``, and, if ``plain`` has
     columns, plain = scale · Σ_{r < count} φ(x_i, ·) over all ``count`` rows.
 
     ``plain`` is the sum without the mask weight: with the kept neurons first and the
     dropped ones after them, it is the unmasked predictor a loss record needs, in the same
     pass as the step's own.
-    With ``store``, neuron rows[r]'s pre-activations are kept in ``pre[r]`` if ``pre`` has
-    rows, and their signs 1[u > 0] in ``signs[r]`` (uint8) if ``signs`` has rows: all the
+    Neuron rows[r]'s pre-activations are kept in ``pre[r]`` if ``pre`` has rows, and
+    their signs 1[u > 0] in ``signs[r]`` (uint8) if ``signs`` has rows: all the
     backward pass of the sign path needs (:func:`_sign_path`). ``work`` is a
     :class:`Workspace` for at least ``count`` rows. Each block sums into its own slab, its
     rows in order; slabs are added in block order.
     """
     d, batch = Zt.shape
     with_plain = plain.shape[1] > 0
-    store_pre = store and pre.shape[0] > 0
-    store_signs = store and signs.shape[0] > 0
+    store_pre = pre.shape[0] > 0
+    store_signs = signs.shape[0] > 0
     _check_workspace(work, count, K, d, batch)
     blocks = (count + BLOCK - 1) // BLOCK
     for blk in prange(blocks):
@@ -228,7 +229,7 @@ def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, stor
             plain += _view(work.plain_slabs[blk], K, batch)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _scalar_block_sums(act, target, weighted, k, coef, plain_coef, with_plain, value, slab,
                        plain_slab, signs):
     """slab (B,) = Σ_{r < weighted} coef[r] σ(target[r]), rows in order (one output), and
@@ -276,7 +277,7 @@ def _scalar_block_sums(act, target, weighted, k, coef, plain_coef, with_plain, v
                 signs[r, j] = 1 if u[j] > zero else 0
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True)
 def _store_signs(target, signs):
     """signs[r] = 1[target[r] > 0] for the rows of ``signs`` (none if it is empty)."""
     for r in range(signs.shape[0]):
@@ -363,7 +364,7 @@ def _row_coefficients(act, pre_row, value, grad_pre, a, penalty, residual, scrat
     return _coefficients(value, grad_pre, a, penalty, residual, scratch, grad_a)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, fastmath={"reassoc"})
 def _relu_coefficients(pre_row, grad_pre, a0, penalty, residual_row, grad_a):
     """:func:`_row_coefficients` for ReLU and one output in a single pass over the data.
 
@@ -484,49 +485,8 @@ def _backward_step(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, 
     _check_workspace(work, count, K, d, batch)
     blocks = (count + BLOCK - 1) // BLOCK
     if _sign_path(act, K, penalty):
-        d1 = d + 1 if has_bias else d
-        weighted = _view(_slot(work.weighted_inputs, 0), batch, d1)
-        for j in range(batch):
-            for c in range(d):
-                weighted[j, c] = residual[0, j] * Z[j, c]
-            if has_bias:
-                weighted[j, d] = residual[0, j]
-        for blk in prange(blocks):
-            t = numba.get_thread_id()
-            start = blk * BLOCK
-            k = min(BLOCK, count - start)
-            tile = _view(_slot(work.grad_pre, t), k, batch)
-            if recompute:
-                block_pre = _view(_slot(work.block_pre, t), BLOCK, batch)
-                _gather_pre_activations(X, rows, start, k, Zt, K, has_bias,
-                                        _view(_slot(work.gathered, t), BLOCK, d), block_pre)
-                _sign_tile(block_pre, k, tile)
-            elif signs.shape[0] > 0:
-                for r in range(k):
-                    source = signs[pre_index[start + r]]
-                    for j in range(batch):
-                        tile[r, j] = source[j]
-            else:
-                for r in range(k):
-                    source = pre[pre_index[start + r]]
-                    for j in range(batch):
-                        tile[r, j] = 1.0 if source[j] > 0.0 else 0.0
-            sums = _view(_slot(work.input_sums, t), k, d1)
-            np.dot(tile, weighted, sums)
-            grad_a = _view(_slot(work.grad_a, t), BLOCK, K)
-            grad_b = _slot(work.grad_b, t)
-            grad_w = _view(_slot(work.grad_w, t), BLOCK, d)
-            for r in range(k):
-                i = rows[start + r]
-                acc = sums.dtype.type(0.0)
-                for c in range(d1):
-                    acc += X[i, K + c] * sums[r, c]
-                grad_a[r, 0] = acc
-                for c in range(d):
-                    grad_w[r, c] = X[i, 0] * sums[r, c]
-                if has_bias:
-                    grad_b[r] = X[i, 0] * sums[r, d]
-            _apply_block(out, rows, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias)
+        _sign_backward_step(X, rows, count, step, residual, Z, Zt, has_bias, pre, signs,
+                            pre_index, out, work)
         return
     for blk in prange(blocks):
         t = numba.get_thread_id()
@@ -551,7 +511,60 @@ def _backward_step(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, 
         _apply_block(out, rows, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias)
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, parallel=True, fastmath={"reassoc"})
+def _sign_backward_step(X, rows, count, step, residual, Z, Zt, has_bias, pre, signs,
+                        pre_index, out, work):
+    """:func:`_backward_step` on the sign path (:func:`_sign_path`; one output, K = 1)."""
+    d, batch = Zt.shape
+    K = 1
+    recompute = pre_index.shape[0] == 0
+    blocks = (count + BLOCK - 1) // BLOCK
+    d1 = d + 1 if has_bias else d
+    weighted = _view(_slot(work.weighted_inputs, 0), batch, d1)
+    for j in range(batch):
+        for c in range(d):
+            weighted[j, c] = residual[0, j] * Z[j, c]
+        if has_bias:
+            weighted[j, d] = residual[0, j]
+    for blk in prange(blocks):
+        t = numba.get_thread_id()
+        start = blk * BLOCK
+        k = min(BLOCK, count - start)
+        tile = _view(_slot(work.grad_pre, t), k, batch)
+        if recompute:
+            block_pre = _view(_slot(work.block_pre, t), BLOCK, batch)
+            _gather_pre_activations(X, rows, start, k, Zt, K, has_bias,
+                                    _view(_slot(work.gathered, t), BLOCK, d), block_pre)
+            _sign_tile(block_pre, k, tile)
+        elif signs.shape[0] > 0:
+            for r in range(k):
+                source = signs[pre_index[start + r]]
+                for j in range(batch):
+                    tile[r, j] = source[j]
+        else:
+            for r in range(k):
+                source = pre[pre_index[start + r]]
+                for j in range(batch):
+                    tile[r, j] = 1.0 if source[j] > 0.0 else 0.0
+        sums = _view(_slot(work.input_sums, t), k, d1)
+        np.dot(tile, weighted, sums)
+        grad_a = _view(_slot(work.grad_a, t), BLOCK, K)
+        grad_b = _slot(work.grad_b, t)
+        grad_w = _view(_slot(work.grad_w, t), BLOCK, d)
+        for r in range(k):
+            i = rows[start + r]
+            acc = sums.dtype.type(0.0)
+            for c in range(d1):
+                acc += X[i, K + c] * sums[r, c]
+            grad_a[r, 0] = acc
+            for c in range(d):
+                grad_w[r, c] = X[i, 0] * sums[r, c]
+            if has_bias:
+                grad_b[r] = X[i, 0] * sums[r, d]
+        _apply_block(out, rows, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias)
+
+
+@njit(cache=True)
 def _sign_tile(pre, k, tile):
     """tile[:k] = 1[pre[:k] > 0] in the tile's precision."""
     one, zero = tile.dtype.type(1.0), tile.dtype.type(0.0)

@@ -166,7 +166,7 @@ def _flow_step(source, out, dt, penalty, Z, Zt, y, has_bias, act, rows, pre, f, 
     """
     n, K = source.shape[0], y.shape[0]
     no_signs = np.empty((0, 0), dtype=np.uint8)
-    _forward_sums(source, rows, n, 1.0, 1.0 / n, Zt, K, has_bias, act, pre, True, f, f[:, :0],
+    _forward_sums(source, rows, n, 1.0, 1.0 / n, Zt, K, has_bias, act, pre, f, f[:, :0],
                   work, no_signs, n)
     _loss_derivative(_SQUARE, f, y, residual)
     _backward_step(source, rows, n, dt, penalty, residual, Z, Zt, K, has_bias, act, pre,

@@ -95,7 +95,7 @@ def _unmasked_loss(X, rule, inputs_t, targets, work):
     n, batch = X.shape[0], inputs_t.shape[1]
     f = np.empty((rule.outputs, batch), dtype=X.dtype)
     _forward_sums(X, np.arange(n), n, 1.0, rule.output_scale, inputs_t, rule.outputs,
-                  rule.bias, rule.activation, np.empty((0, batch), dtype=X.dtype), False, f,
+                  rule.bias, rule.activation, np.empty((0, batch), dtype=X.dtype), f,
                   f[:, :0], work, np.empty((0, batch), dtype=np.uint8), n)
     return _loss_value(rule.loss, f, targets)
 
@@ -185,9 +185,8 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
                 masks[k] if forward_kind == DROPOUT_MASK else forward_masks[k],
                 rows_forward[count_forward:])
         _forward_sums(X, rows_forward, count_forward + count_dropped, forward_weight,
-                      rule.output_scale, Ztb, K, rule.bias, rule.activation, pre,
-                      not recompute, f, unmasked if share else no_share, work, signs,
-                      count_forward)
+                      rule.output_scale, Ztb, K, rule.bias, rule.activation, pre, f,
+                      unmasked if share else no_share, work, signs, count_forward)
         if not _within(f, rule.output_bound):
             return first_step + k
         if record[k]:
@@ -237,19 +236,28 @@ def _add_sign_rows(X, rule, inputs_t, rows_forward, count_forward, rows_added, c
         position[rows_forward[r]] = r
     for r in range(count_added):
         position[rows_added[r]] = count_forward + r
-    missing = 0
-    for r in range(count_backward):
-        i = rows_backward[r]
-        if position[i] < 0:
-            rows_added[count_added + missing] = i
-            position[i] = count_forward + count_added + missing
-            missing += 1
+    missing = _append_unplaced(rows_backward, count_backward, position,
+                               rows_added[count_added:], count_forward + count_added)
     if missing > 0:
         _forward_sums(X, rows_added[count_added:], missing, 1.0, rule.output_scale, inputs_t,
-                      rule.outputs, rule.bias, rule.activation, pre[:0], True, sums,
+                      rule.outputs, rule.bias, rule.activation, pre[:0], sums,
                       sums[:, :0], work, signs[count_forward + count_added:], missing)
     for r in range(count_backward):
         pre_index[r] = position[rows_backward[r]]
+
+
+@njit(cache=True)
+def _append_unplaced(rows, count, position, out, first):
+    """Append the neurons of ``rows[:count]`` that have no position to ``out``, placing
+    them at ``first``, ``first`` + 1, …; returns how many."""
+    added = 0
+    for r in range(count):
+        i = rows[r]
+        if position[i] < 0:
+            out[added] = i
+            position[i] = first + added
+            added += 1
+    return added
 
 
 @njit(cache=True)
