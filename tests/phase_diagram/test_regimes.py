@@ -45,7 +45,12 @@ CASES = [
 
 
 @pytest.mark.parametrize("tau, keep, phase, alpha, beta, tau_inf", CASES)
-def test_classification_of_parametric_families(tau, keep, phase, alpha, beta, tau_inf):
+def test_classification_of_parametric_families(monkeypatch, tau, keep, phase, alpha, beta,
+                                               tau_inf):
+    # these phases are exact; the default 0.4 s of CPU per SymPy call was seen too short on
+    # a loaded 2-core machine (0.2/log(n), 0.4/log(n) came back undetermined), so the check
+    # of the answers gives SymPy ten times as long
+    monkeypatch.setattr("phase_diagram.asymptotics.LIMIT_TIME_LIMIT", 4.0)
     regime = classify(parse_scaling(tau, keep))
     assert regime.phase == phase, regime.reason
     c = regime.constants
