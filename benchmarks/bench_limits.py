@@ -26,12 +26,13 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 from meanfield_dropout import teacher_student  # noqa: E402
-from meanfield_dropout.core import _all_features, _predict  # noqa: E402
-from meanfield_dropout.core import make_workspace  # noqa: E402
+from meanfield_dropout.blocks import make_workspace  # noqa: E402
+from meanfield_dropout.core import _predict  # noqa: E402
 from meanfield_dropout.engine import _threads_for  # noqa: E402
 from meanfield_dropout.variants import MASKS, Data, Rule, _run_chunk  # noqa: E402
 from meanfield_dropout.limits import _heun, _jump_events  # noqa: E402
 from meanfield_dropout.network import blas_single_thread, init_particles  # noqa: E402
+from meanfield_dropout.row_kernels import _all_features  # noqa: E402
 from timing import matmul_rate  # noqa: E402
 
 TANH = 1

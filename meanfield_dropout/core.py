@@ -2,7 +2,10 @@
 
 Every dynamics of the package (the engine's variants, the five limits, the SME module's
 dropout and modified-loss iterations) is built on the private ``@njit`` kernels of this
-module. They take plain arrays, check nothing and allocate only scratch space.
+module and the three beside it in the kernel layer: :mod:`~meanfield_dropout.blocks` (the
+scratch and the two ends of a block's step), :mod:`~meanfield_dropout.relu_signs` (the sign
+path of ReLU) and :mod:`~meanfield_dropout.row_kernels` (one neuron at a time, for the jump
+limits). They take plain arrays, check nothing and allocate only scratch space.
 
 Network. A width-n network is a particle array ``X`` of shape ``(n, K + d [+ 1])``: row i is
 neuron x_i = (a_i, w_i[, b_i]) with output weights a_i ∈ R^K (K = 1 for a scalar output),
@@ -26,11 +29,13 @@ penalty of the modified loss), Dφ(x_i)ᵀ e_i has the parts
 
 u_ij = w_i·z_j + b_i. The masked-row step moves the neurons ``rows[:count]`` by
 −step · Dφ(x_i)ᵀ e_i. It is computed per row by :func:`_row_coefficients` and then either for
-blocks of :data:`BLOCK` rows with one BLAS product per block (:func:`_backward_update`) or for
-one row with plain loops (:func:`_row_step_activated`, a ring of a jump limit). For ReLU with
-one output and no penalty (the papers' experiments) the blocked step takes the sign path
-(:func:`_sign_path`): both parts come from G_i = Σ_j 1[u_ij > 0] r_j (z_j, 1), one product of
-the 0/1 signs with the data, so the forward pass keeps one byte per pre-activation.
+blocks of :data:`~meanfield_dropout.blocks.BLOCK` rows with one BLAS product per block
+(:func:`_backward_update`) or for one row with plain loops
+(:func:`~meanfield_dropout.row_kernels._row_step_activated`, a ring of a jump limit). For ReLU
+with one output and no penalty (the papers' experiments) the blocked step takes the sign path
+(:func:`~meanfield_dropout.relu_signs._sign_path`): both parts come from
+G_i = Σ_j 1[u_ij > 0] r_j (z_j, 1), one product of the 0/1 signs with the data, so the
+forward pass keeps one byte per pre-activation.
 
 Second order (:mod:`meanfield_dropout.second_order`): the masked-row step with a residual of
 its own for every neuron, and exact Hessian–vector products of the penalised loss
@@ -41,119 +46,18 @@ depends only on its own parameters and r, so results do not depend on the thread
 BLAS to one thread while these kernels run (:func:`meanfield_dropout.network.blas_single_thread`).
 """
 import math
-from typing import NamedTuple
 
 import numba
 import numpy as np
 from numba import njit, prange
 
 from .activations import _activate_row
+from .blocks import (BLOCK, _apply_block, _call_workspace, _check_workspace,
+                     _gather_pre_activations, _slot, _view)
+from .relu_signs import _sign_backward_step, _sign_path, _sign_row, _store_signs
 
 #: Loss codes of the kernels.
 LOSSES = {"square": 0, "logistic": 1, "softmax": 2}
-#: Rows per block: small enough for a block's pre-activations to stay in cache.
-BLOCK = 64
-
-
-@njit(cache=True, inline="always")
-def _gather_pre_activations(X, rows, start, count, Zt, K, has_bias, gathered, out):
-    """out[:count] = w_i·z_j (+ b_i) for the neurons i = rows[start:start + count]."""
-    d = Zt.shape[0]
-    for r in range(count):
-        i = rows[start + r]
-        for c in range(d):
-            gathered[r, c] = X[i, K + c]
-    np.dot(gathered[:count], Zt, out[:count])
-    if has_bias:
-        for r in range(count):
-            bias = X[rows[start + r], K + d]
-            for j in range(Zt.shape[1]):
-                out[r, j] += bias
-
-
-class Workspace(NamedTuple):
-    """Scratch of the blocked kernels, allocated once per run (:func:`make_workspace`).
-
-    Each field is a flat buffer per slot or per block (the forward slabs); a kernel views
-    the part it needs for the current batch size. Slots are threads (indexed by
-    ``numba.get_thread_id()``). The one-call workspace of :func:`_forward` and
-    :func:`_backward_update` has no slots: each block then allocates its own scratch.
-    Every block overwrites what it uses, so results do not depend on which thread ran which
-    block. Allocating this scratch per block instead (hundreds of kilobytes at B = 500)
-    cost page faults that doubled the time of a forward pass.
-    """
-
-    gathered: np.ndarray     # (T, BLOCK·d)  input weights of a block
-    block_pre: np.ndarray    # (T, BLOCK·B)  pre-activations of a block
-    value: np.ndarray        # (T, BLOCK·B)  activations of a block
-    grad_pre: np.ndarray     # (T, BLOCK·B)  σ'(u)(a·e) of a block
-    coef: np.ndarray         # (T, K·BLOCK)  weighted output weights
-    plain_coef: np.ndarray   # (T, K·BLOCK)  unweighted output weights
-    grad_a: np.ndarray       # (T, BLOCK·K)
-    grad_b: np.ndarray       # (T, BLOCK)
-    grad_w: np.ndarray       # (T, BLOCK·d)
-    scratch: np.ndarray      # (T, B)
-    input_sums: np.ndarray   # (T, BLOCK·(d + 1))  G of the sign path, per block
-    weighted_inputs: np.ndarray  # (1, B·(d + 1))  r_j (z_j, 1) of the sign path
-    slabs: np.ndarray        # (blocks, K·B) per-block forward sums
-    plain_slabs: np.ndarray  # (blocks, K·B) per-block unweighted forward sums
-
-
-def make_workspace(width, outputs, dim, batch, dtype):
-    """Scratch for the blocked kernels on up to ``width`` rows and ``batch`` data points.
-
-    It has a slot for every thread Numba may start (``NUMBA_NUM_THREADS``), so it stays valid
-    whatever ``numba.set_num_threads`` says later.
-    """
-    return _new_workspace(numba.config.NUMBA_NUM_THREADS, width, outputs, dim, batch,
-                          np.empty(0, dtype=dtype))
-
-
-@njit(cache=True)
-def _new_workspace(slots, width, K, d, batch, like):
-    """A :class:`Workspace` with ``slots`` slots, in the precision of the array ``like``."""
-    blocks = max(1, (width + BLOCK - 1) // BLOCK)
-    dt = like.dtype
-    return Workspace(np.empty((slots, BLOCK * d), dt), np.empty((slots, BLOCK * batch), dt),
-                     np.empty((slots, BLOCK * batch), dt), np.empty((slots, BLOCK * batch), dt),
-                     np.empty((slots, K * BLOCK), dt), np.empty((slots, K * BLOCK), dt),
-                     np.empty((slots, BLOCK * K), dt), np.empty((slots, BLOCK), dt),
-                     np.empty((slots, BLOCK * d), dt), np.empty((slots, batch), dt),
-                     np.empty((slots, BLOCK * (d + 1)), dt),
-                     np.empty((min(slots, 1), batch * (d + 1)), dt),
-                     np.empty((blocks, K * batch), dt), np.empty((blocks, K * batch), dt))
-
-
-@njit(cache=True)
-def _call_workspace(X, count, K, Zt):
-    """A one-call workspace without slots: each block allocates its scratch (see :func:`_slot`)."""
-    return _new_workspace(0, count, K, Zt.shape[0], Zt.shape[1], X[:0, 0])
-
-
-@njit(cache=True)
-def _slot(buffers, t):
-    """Slot ``t`` of a workspace field, or a fresh buffer of its length if it has no slots."""
-    if buffers.shape[0] == 0:
-        return np.empty(buffers.shape[1], dtype=buffers.dtype)
-    return buffers[t]
-
-
-@njit(cache=True)
-def _view(buffer, height, width):
-    """The first height·width entries of a flat buffer as a C-contiguous (height, width) array."""
-    return buffer[:height * width].reshape((height, width))
-
-
-@njit(cache=True)
-def _check_workspace(work, count, K, d, batch):
-    """Refuse a workspace too small for this call (rows, batch, dimensions).
-
-    A run's workspace from :func:`make_workspace` has a slot for every thread Numba can start.
-    """
-    if (work.scratch.shape[1] < batch or work.weighted_inputs.shape[1] < batch * (d + 1)
-            or work.gathered.shape[1] < BLOCK * d or work.coef.shape[1] < K * BLOCK
-            or work.slabs.shape[0] * BLOCK < count or work.slabs.shape[1] < K * batch):
-        raise ValueError("workspace too small for this kernel call")
 
 
 @njit(cache=True)
@@ -180,8 +84,8 @@ def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, out,
     pass as the step's own.
     Neuron rows[r]'s pre-activations are kept in ``pre[r]`` if ``pre`` has rows, and
     their signs 1[u > 0] in ``signs[r]`` (uint8) if ``signs`` has rows: all the
-    backward pass of the sign path needs (:func:`_sign_path`). ``work`` is a
-    :class:`Workspace` for at least ``count`` rows. Each block sums into its own slab, its
+    backward pass of the sign path needs (:func:`~meanfield_dropout.relu_signs._sign_path`). ``work`` is a
+    :class:`~meanfield_dropout.blocks.Workspace` for at least ``count`` rows. Each block sums into its own slab, its
     rows in order; slabs are added in block order.
     """
     d, batch = Zt.shape
@@ -273,16 +177,7 @@ def _scalar_block_sums(act, target, weighted, k, coef, plain_coef, with_plain, v
                 for j in range(value.shape[0]):
                     plain_slab[j] += c * value[j]
         if store:
-            for j in range(value.shape[0]):
-                signs[r, j] = 1 if u[j] > zero else 0
-
-
-@njit(cache=True)
-def _store_signs(target, signs):
-    """signs[r] = 1[target[r] > 0] for the rows of ``signs`` (none if it is empty)."""
-    for r in range(signs.shape[0]):
-        for j in range(signs.shape[1]):
-            signs[r, j] = 1 if target[r, j] > 0.0 else 0
+            _sign_row(u, signs[r])
 
 
 @njit(cache=True)
@@ -452,31 +347,15 @@ def _backward_update(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias
                    np.empty((0, 0), dtype=np.uint8), pre_index, out, work)
 
 
-@njit(cache=True, inline="always")
-def _sign_path(act, K, penalty):
-    """Whether the masked-row step needs only the signs of the pre-activations.
-
-    For ReLU, one output and no penalty, σ(u) = 1[u > 0] u and u = w̃·z̃ (w̃ = (w, b),
-    z̃ = (z, 1)) give, with G_i = Σ_j 1[u_ij > 0] r_j z̃_j,
-
-        a-part = w̃_i·G_i,   (w, b)-part = a_i G_i,
-
-    so one product of the 0/1 sign matrix with the rows r_j z̃_j replaces the activation,
-    the residual work and the stored pre-activations (1 byte per entry instead of 4 or 8).
-    The same numbers to rounding: each part is a sum of the same Σ_j terms, regrouped.
-    """
-    return act == 0 and K == 1 and penalty == 0.0
-
-
 # ``reassoc`` lets the per-neuron sums over the batch vectorise (a strict left-to-right sum is
 # bound by the add latency); the order is fixed at compile time, so results still do not
 # depend on the thread count.
 @njit(cache=True, parallel=True, fastmath={"reassoc"})
 def _backward_step(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, act, pre,
                    signs, pre_index, out, work):
-    """:func:`_backward_update` with the scratch of a :class:`Workspace` ``work``.
+    """:func:`_backward_update` with the scratch of a :class:`~meanfield_dropout.blocks.Workspace` ``work``.
 
-    On the sign path (:func:`_sign_path`) neuron rows[r]'s signs are read from
+    On the sign path (:func:`~meanfield_dropout.relu_signs._sign_path`) neuron rows[r]'s signs are read from
     ``signs[pre_index[r]]`` if ``signs`` has rows (stored by :func:`_forward_sums`), else
     from ``pre`` as in :func:`_backward_update`, or recomputed.
     """
@@ -509,149 +388,3 @@ def _backward_step(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, 
                                           residual, scratch, grad_a[r])
         np.dot(grad_pre[:k], Z, grad_w[:k])
         _apply_block(out, rows, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias)
-
-
-@njit(cache=True, parallel=True, fastmath={"reassoc"})
-def _sign_backward_step(X, rows, count, step, residual, Z, Zt, has_bias, pre, signs,
-                        pre_index, out, work):
-    """:func:`_backward_step` on the sign path (:func:`_sign_path`; one output, K = 1)."""
-    d, batch = Zt.shape
-    K = 1
-    recompute = pre_index.shape[0] == 0
-    blocks = (count + BLOCK - 1) // BLOCK
-    d1 = d + 1 if has_bias else d
-    weighted = _view(_slot(work.weighted_inputs, 0), batch, d1)
-    for j in range(batch):
-        for c in range(d):
-            weighted[j, c] = residual[0, j] * Z[j, c]
-        if has_bias:
-            weighted[j, d] = residual[0, j]
-    for blk in prange(blocks):
-        t = numba.get_thread_id()
-        start = blk * BLOCK
-        k = min(BLOCK, count - start)
-        tile = _view(_slot(work.grad_pre, t), k, batch)
-        if recompute:
-            block_pre = _view(_slot(work.block_pre, t), BLOCK, batch)
-            _gather_pre_activations(X, rows, start, k, Zt, K, has_bias,
-                                    _view(_slot(work.gathered, t), BLOCK, d), block_pre)
-            _sign_tile(block_pre, k, tile)
-        elif signs.shape[0] > 0:
-            for r in range(k):
-                source = signs[pre_index[start + r]]
-                for j in range(batch):
-                    tile[r, j] = source[j]
-        else:
-            for r in range(k):
-                source = pre[pre_index[start + r]]
-                for j in range(batch):
-                    tile[r, j] = 1.0 if source[j] > 0.0 else 0.0
-        sums = _view(_slot(work.input_sums, t), k, d1)
-        np.dot(tile, weighted, sums)
-        grad_a = _view(_slot(work.grad_a, t), BLOCK, K)
-        grad_b = _slot(work.grad_b, t)
-        grad_w = _view(_slot(work.grad_w, t), BLOCK, d)
-        for r in range(k):
-            i = rows[start + r]
-            acc = sums.dtype.type(0.0)
-            for c in range(d1):
-                acc += X[i, K + c] * sums[r, c]
-            grad_a[r, 0] = acc
-            for c in range(d):
-                grad_w[r, c] = X[i, 0] * sums[r, c]
-            if has_bias:
-                grad_b[r] = X[i, 0] * sums[r, d]
-        _apply_block(out, rows, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias)
-
-
-@njit(cache=True)
-def _sign_tile(pre, k, tile):
-    """tile[:k] = 1[pre[:k] > 0] in the tile's precision."""
-    one, zero = tile.dtype.type(1.0), tile.dtype.type(0.0)
-    for r in range(k):
-        for j in range(tile.shape[1]):
-            tile[r, j] = one if pre[r, j] > zero else zero
-
-
-@njit(cache=True, inline="always")
-def _apply_block(out, rows, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias):
-    """out_i ← out_i − step · (grad_a, grad_w, grad_b)[r], i = rows[start + r], r < k."""
-    for r in range(k):
-        i = rows[start + r]
-        for c in range(K):
-            out[i, c] -= step * grad_a[r, c]
-        for c in range(d):
-            out[i, K + c] -= step * grad_w[r, c]
-        if has_bias:
-            out[i, K + d] -= step * grad_b[r]
-
-
-@njit(cache=True, inline="always")
-def _row_pre_activations(X, i, Zt, K, has_bias, pre):
-    """pre_j = w_i·z_j (+ b_i) for one neuron, by plain loops over the data."""
-    d, batch = Zt.shape
-    bias = X[i, K + d] if has_bias else 0.0
-    for j in range(batch):
-        pre[j] = bias
-    for c in range(d):
-        w = X[i, K + c]
-        for j in range(batch):
-            pre[j] += w * Zt[c, j]
-
-
-@njit(cache=True, fastmath={"reassoc"})
-def _row_step_activated(X, i, value, grad_pre, step, penalty, residual, Zt, K, has_bias,
-                        scratch, grad_a, out):
-    """One-row masked step: out_i ← out_i − step · Dφ(x_i)ᵀ e_i for the single neuron i.
-
-    The same arithmetic as one row of :func:`_backward_update`, with the products with the
-    data as plain loops (one row is too small for BLAS), from neuron i's σ(u) in ``value``
-    (read) and σ'(u) in ``grad_pre`` (overwritten), as the jump limits keep them
-    (:func:`_row_features_kept`). ``scratch`` (B,) and ``grad_a`` (K,) are scratch (so a
-    loop of rings allocates nothing) and must not alias anything else.
-    """
-    d, batch = Zt.shape
-    grad_b = _coefficients(value, grad_pre, X[i, :K], penalty, residual, scratch, grad_a)
-    for c in range(d):
-        acc = 0.0
-        for j in range(batch):
-            acc += grad_pre[j] * Zt[c, j]
-        out[i, K + c] -= step * acc
-    for c in range(K):
-        out[i, c] -= step * grad_a[c]
-    if has_bias:
-        out[i, K + d] -= step * grad_b
-
-
-@njit(cache=True)
-def _row_features(X, i, Zt, K, has_bias, act, pre, out):
-    """out (K, B) = φ(x_i, z_j) = a_i σ(w_i·z_j + b_i) for the single neuron i."""
-    _row_features_kept(X, i, Zt, K, has_bias, act, pre, out[0], pre[:0], out)
-
-
-@njit(cache=True)
-def _row_features_kept(X, i, Zt, K, has_bias, act, pre, value, deriv, out):
-    """:func:`_row_features` that also leaves σ(u) in ``value`` and, if ``deriv`` is not
-    empty, σ'(u) there (the same numbers as the activation of :func:`_row_coefficients` at
-    the same parameters). ``value`` may be ``out[0]``: that row is written last."""
-    _row_pre_activations(X, i, Zt, K, has_bias, pre)
-    _activate_row(act, pre, value, deriv)
-    for c in range(K - 1, -1, -1):
-        for j in range(Zt.shape[1]):
-            out[c, j] = X[i, c] * value[j]
-
-
-@njit(cache=True)
-def _all_features(X, Zt, K, has_bias, act, value=None, deriv=None):
-    """φ(x_i, z_j) for every neuron, shape (n, K, B); with ``value`` and ``deriv`` (n, B),
-    each neuron's σ(u) and σ'(u) are left there (as the jump limits keep them)."""
-    n = X.shape[0]
-    out = np.empty((n, K, Zt.shape[1]), dtype=X.dtype)
-    pre = np.empty(Zt.shape[1], dtype=X.dtype)
-    if value is None:
-        for i in range(n):
-            _row_features(X, i, Zt, K, has_bias, act, pre, out[i])
-    else:
-        for i in range(n):
-            _row_features_kept(X, i, Zt, K, has_bias, act, pre, value[i], deriv[i], out[i])
-    return out

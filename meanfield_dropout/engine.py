@@ -39,9 +39,10 @@ from ._validate import (check_array, check_choice, check_int, check_keep_prob,
                         check_nonnegative, check_positive, seed_record,
                         seed_sequence)
 from .activations import activation_code
-from .core import _sign_path, make_workspace
+from .blocks import make_workspace
 from .memory import check_memory
 from .noise import ExplicitNoise, SeededNoise
+from .relu_signs import _sign_path
 from . import variants as variants_module
 from .variants import (FORWARD_MASK, MASKS, VARIANTS, Data, Rule, _run_chunk,
                        _unmasked_loss)

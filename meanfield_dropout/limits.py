@@ -63,12 +63,13 @@ from tqdm.auto import tqdm
 from . import results
 from ._validate import check_array, check_choice, check_int, check_positive, seed_sequence
 from .activations import activation_code
-from .core import (LOSSES, _all_features, _backward_step, _forward_sums, _loss_derivative,
-                   _predict, _row_features_kept, _row_step_activated, make_workspace)
+from .blocks import make_workspace
+from .core import LOSSES, _backward_step, _forward_sums, _loss_derivative, _predict
 from .engine import (DIVERGENCE_FACTOR, DivergenceError, _threads_for, divergence_bounds,
                      init_particles, simulate)
 from .limit_sizes import _EVENT_BATCH, _PARTNER_BATCH, check_limit_size, heun_steps
 from .network import blas_single_thread, check_particles
+from .row_kernels import _all_features, _row_features_kept, _row_step_activated
 from .variants import _within
 
 #: The five limits and the constants each needs (α, β, τ; see :func:`limit_constants`).
@@ -162,7 +163,7 @@ def _flow_step(source, out, dt, penalty, Z, Zt, y, has_bias, act, rows, pre, f, 
     The engine's ``gd``/``penalized`` step of master learning rate ``dt`` and output scale
     1/N, with r_μ = (f_μ(source) − y)/m; ``out`` is ``source`` (in place) or a copy of it.
     ``rows`` = arange(N); ``pre`` (N, m), ``f`` and ``residual`` (K, m) are scratch, ``work``
-    the run's :class:`~meanfield_dropout.core.Workspace`.
+    the run's :class:`~meanfield_dropout.blocks.Workspace`.
     """
     n, K = source.shape[0], y.shape[0]
     no_signs = np.empty((0, 0), dtype=np.uint8)

@@ -12,8 +12,8 @@ import numpy as np
 from numba import njit, prange
 
 from .activations import _d2sigma, _dsigma, _sigma
-from .core import (BLOCK, _apply_block, _gather_pre_activations, _loss_derivative,
-                   _row_coefficients)
+from .blocks import BLOCK, _apply_block, _gather_pre_activations
+from .core import _loss_derivative, _row_coefficients
 
 
 @njit(cache=True, fastmath={"reassoc"})

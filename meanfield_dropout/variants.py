@@ -12,7 +12,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from .core import _backward_step, _forward_sums, _loss_derivative, _loss_value, _sign_path
+from .core import _backward_step, _forward_sums, _loss_derivative, _loss_value
+from .relu_signs import _sign_path
 
 VARIANTS = ("gd", "dropout", "ram", "pn", "pn_ram", "penalized")
 #: Which mask a rule applies forward and backward: no mask, the dropout mask M, or the
@@ -109,7 +110,7 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
     (steps, B) minibatch indices (zero columns for full batch). Where ``record[k]`` the
     unmasked train (and validation, if present) loss at the parameters before step k is
     written to ``train_out[k]``/``val_out[k]``. ``work`` is the run's
-    :class:`~meanfield_dropout.core.Workspace`.
+    :class:`~meanfield_dropout.blocks.Workspace`.
 
     The loss record reuses the step's forward pass: the unmasked predictor is the step's own
     output when nothing is masked forward, and otherwise the unweighted sum of the same pass,

@@ -14,14 +14,14 @@ import pytest
 
 from meanfield_dropout import ExplicitNoise, init_particles, simulate, teacher_student
 from meanfield_dropout import limits
-from meanfield_dropout.core import _all_features
 from meanfield_dropout.limits import _jump_events, simulate_limit
+from meanfield_dropout.row_kernels import _all_features
 
 DATA = teacher_student(dim=8, data_points=100, teacher_width=3, seed=1)
 D = DATA.inputs.shape[1]
 #: Unit roundoff of float64.
 U = np.finfo(np.float64).eps / 2
-#: More neurons than one block of core.BLOCK = 64 rows, so the blocked kernels use several.
+#: More neurons than one block of blocks.BLOCK = 64 rows, so the blocked kernels use several.
 N = 150
 
 

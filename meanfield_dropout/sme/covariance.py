@@ -19,7 +19,8 @@ import numpy as np
 from numba import njit
 
 from .._validate import check_array, check_int
-from ..core import _all_features, _backward_update
+from ..core import _backward_update
+from ..row_kernels import _all_features
 from ..second_order import _jacobian_transpose
 from ..variants import _active_rows
 from .model import _dropout_update, _gradient_into, _kernel_threads, _unmasked_residual, \

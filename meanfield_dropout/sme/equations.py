@@ -23,7 +23,8 @@ from numba import njit
 from tqdm.auto import tqdm
 
 from .._validate import check_choice, check_int, check_positive
-from ..core import _all_features, _backward_update, _loss_derivative
+from ..core import _backward_update, _loss_derivative
+from ..row_kernels import _all_features
 from ..second_order import _jacobian_transpose
 from ..engine import DivergenceError
 from ..variants import _active_rows

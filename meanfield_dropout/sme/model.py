@@ -33,10 +33,10 @@ from threadpoolctl import ThreadpoolController
 
 from .._validate import check_array, check_choice, check_int, check_keep_prob, check_positive
 from ..activations import activation_code
-from ..core import _all_features, _backward_update, _forward, _loss_derivative, _loss_value, \
-    _predict
+from ..core import _backward_update, _forward, _loss_derivative, _loss_value, _predict
 from ..engine import _threads_for
 from ..network import output_scale_factor
+from ..row_kernels import _all_features
 
 #: Output scales κ by name: the paper's κ = 1 (the engine's ``standard``), 1/√m, and 1/m (the
 #: engine's ``mean_field``), m the width.
