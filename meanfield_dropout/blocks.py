@@ -87,7 +87,9 @@ def make_workspace(width, outputs, dim, batch, dtype):
 @njit(cache=True)
 def _new_workspace(slots, width, K, d, batch, like):
     """A :class:`Workspace` with ``slots`` slots, in the precision of the array ``like``."""
-    blocks = max(1, (width + BLOCK - 1) // BLOCK)
+    # one more block than the rows fill: a forward pass puts the rows after its weighted
+    # ones in blocks of their own (:func:`~meanfield_dropout.core._forward_sums`)
+    blocks = (width + BLOCK - 1) // BLOCK + 1
     dt = like.dtype
     return Workspace(np.empty((slots, BLOCK * d), dt), np.empty((slots, BLOCK * batch), dt),
                      np.empty((slots, BLOCK * batch), dt), np.empty((slots, BLOCK * batch), dt),
@@ -127,5 +129,5 @@ def _check_workspace(work, count, K, d, batch):
     """
     if (work.scratch.shape[1] < batch or work.weighted_inputs.shape[1] < batch * (d + 1)
             or work.gathered.shape[1] < BLOCK * d or work.coef.shape[1] < K * BLOCK
-            or work.slabs.shape[0] * BLOCK < count or work.slabs.shape[1] < K * batch):
+            or (work.slabs.shape[0] - 1) * BLOCK < count or work.slabs.shape[1] < K * batch):
         raise ValueError("workspace too small for this kernel call")

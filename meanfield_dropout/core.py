@@ -86,18 +86,24 @@ def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, out,
     their signs 1[u > 0] in ``signs[r]`` (uint8) if ``signs`` has rows: all the
     backward pass of the sign path needs (:func:`~meanfield_dropout.relu_signs._sign_path`). ``work`` is a
     :class:`~meanfield_dropout.blocks.Workspace` for at least ``count`` rows. Each block sums into its own slab, its
-    rows in order; slabs are added in block order.
+    rows in order; slabs are added in block order. The weighted rows fill blocks of their
+    own, so the weighted sum is the same bits with or without the rows after them.
     """
     d, batch = Zt.shape
     with_plain = plain.shape[1] > 0
     store_pre = pre.shape[0] > 0
     store_signs = signs.shape[0] > 0
     _check_workspace(work, count, K, d, batch)
-    blocks = (count + BLOCK - 1) // BLOCK
+    # the weighted rows fill blocks of their own and the others follow in theirs, so the
+    # weighted rows' products (and their rounding) do not depend on the rows after them
+    weighted_count = min(weighted_count, count)
+    weighted_blocks = (weighted_count + BLOCK - 1) // BLOCK
+    blocks = weighted_blocks + (count - weighted_count + BLOCK - 1) // BLOCK
     for blk in prange(blocks):
         t = numba.get_thread_id()
-        start = blk * BLOCK
-        k = min(BLOCK, count - start)
+        weighted = blk < weighted_blocks
+        start = blk * BLOCK if weighted else weighted_count + (blk - weighted_blocks) * BLOCK
+        k = min(BLOCK, (weighted_count if weighted else count) - start)
         value = _view(_slot(work.value, t), BLOCK, batch)
         coef = _view(_slot(work.coef, t), K, BLOCK)
         plain_coef = _view(_slot(work.plain_coef, t), K, BLOCK)
@@ -106,26 +112,25 @@ def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, out,
                                 _view(_slot(work.gathered, t), BLOCK, d), target)
         for r in range(k):
             for c in range(K):
-                coef[c, r] = scale * weight * X[rows[start + r], c] \
-                    if start + r < weighted_count else 0.0
+                coef[c, r] = scale * weight * X[rows[start + r], c]
                 if with_plain:
                     plain_coef[c, r] = scale * X[rows[start + r], c]
         slab = _view(work.slabs[blk], K, batch)
         plain_slab = _view(work.plain_slabs[blk], K, batch)
         kept_signs = signs[start:start + k] if store_signs else signs[:0]
         if K == 1:
-            _scalar_block_sums(act, target, min(k, max(0, weighted_count - start)), k,
-                               coef[0], plain_coef[0], with_plain, value[0], slab[0],
-                               plain_slab[0], kept_signs)
+            _scalar_block_sums(act, target, k if weighted else 0, k, coef[0], plain_coef[0],
+                               with_plain, value[0], slab[0], plain_slab[0], kept_signs)
             continue
         _store_signs(target, kept_signs)
         for r in range(k):
             _activate_row(act, target[r], value[r], value[r, :0])
-        _block_sum(coef, value, k, slab)
+        if weighted:
+            _block_sum(coef, value, k, slab)
         if with_plain:
             _block_sum(plain_coef, value, k, plain_slab)
     out[:] = 0.0
-    for blk in range(blocks):
+    for blk in range(weighted_blocks):
         out += _view(work.slabs[blk], K, batch)
     if with_plain:
         plain[:] = 0.0

@@ -186,6 +186,26 @@ def test_recomputed_pre_activations_give_the_same_numbers(monkeypatch, batch_siz
         np.testing.assert_array_equal(kept.train_loss[name], recomputed.train_loss[name])
 
 
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize("outputs", [1, 3])
+@pytest.mark.parametrize("width,points,dim,lr", [(200, 30, 4, 0.5), (5, 7, 3, 0.05)])
+def test_the_loss_record_does_not_change_the_run(width, points, dim, lr, outputs, activation):
+    """A full-batch loss record runs the dropped neurons in the step's own forward pass;
+    the kept neurons' products (BLAS rounds them by the shape of the block) and their sum
+    must not see them, so the particles are the same bits whatever ``loss_every``."""
+    rng = np.random.default_rng(4)
+    Z = rng.standard_normal((points, dim))
+    y = rng.standard_normal((points, outputs)) if outputs > 1 else rng.standard_normal(points)
+
+    def run(loss_every):
+        return simulate(Z, y, width=width, keep_prob=0.7, master_lr=lr, steps=30,
+                        variants=("dropout", "ram", "pn", "pn_ram"), seed=5,
+                        activation=activation, loss_every=loss_every, progress=False)
+    every, once = run(1), run(30)
+    for name in every.variants:
+        np.testing.assert_array_equal(every.final[name], once.final[name])
+
+
 def test_a_seed_sequence_reused_gives_the_same_run():
     """Spawning from a passed SeedSequence must not consume it: runs are pure in the seed."""
     seed = np.random.SeedSequence(11).spawn(3)[2]
