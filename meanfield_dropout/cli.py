@@ -45,6 +45,9 @@ REPRODUCE_OPTIONS = (
     SettingOption("--sharpness-every", "mnist", "sharpness_every", "K",
                   "sharpness and batch sharpness every K steps (a multiple of 100; 0: off)",
                   IntRange(0)),
+    SettingOption("--dtype", ("teacher_student", "mnist"), "dtype", "DTYPE",
+                  "float64 or float32 (defaults: float64 for teacher_student, float32 for "
+                  "mnist)"),
 )
 
 

@@ -126,6 +126,15 @@ def test_unknown_setting_is_refused():
         TeacherStudentSettings.quick().replace(width=10)
 
 
+def test_teacher_student_dtype():
+    with pytest.raises(ValueError, match="dtype must be one of"):
+        TINY_TEACHER.replace(dtype="float16")
+    result = teacher_student_module.run(TINY_TEACHER.replace(dtype="float32"), progress=False,
+                                        workers=1)
+    assert result.trajectories.dtype == np.float32
+    assert np.all(np.isfinite(result.distance)) and np.all(result.distance > 0)
+
+
 def test_trajectory_width_must_be_simulated():
     with pytest.raises(ValueError, match="trajectory_width"):
         TINY_TEACHER.replace(trajectory_width=30)
