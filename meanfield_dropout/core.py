@@ -94,8 +94,7 @@ def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, out,
     store_pre = pre.shape[0] > 0
     store_signs = signs.shape[0] > 0
     _check_workspace(work, count, K, d, batch)
-    # the weighted rows fill blocks of their own and the others follow in theirs, so the
-    # weighted rows' products (and their rounding) do not depend on the rows after them
+    # BLAS rounds a product by its shape: no block mixes weighted rows with the others
     weighted_count = min(weighted_count, count)
     weighted_blocks = (weighted_count + BLOCK - 1) // BLOCK
     blocks = weighted_blocks + (count - weighted_count + BLOCK - 1) // BLOCK
@@ -112,15 +111,16 @@ def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, out,
                                 _view(_slot(work.gathered, t), BLOCK, d), target)
         for r in range(k):
             for c in range(K):
-                coef[c, r] = scale * weight * X[rows[start + r], c]
+                if weighted:
+                    coef[c, r] = scale * weight * X[rows[start + r], c]
                 if with_plain:
                     plain_coef[c, r] = scale * X[rows[start + r], c]
         slab = _view(work.slabs[blk], K, batch)
         plain_slab = _view(work.plain_slabs[blk], K, batch)
         kept_signs = signs[start:start + k] if store_signs else signs[:0]
         if K == 1:
-            _scalar_block_sums(act, target, k if weighted else 0, k, coef[0], plain_coef[0],
-                               with_plain, value[0], slab[0], plain_slab[0], kept_signs)
+            _scalar_block_sums(act, target, weighted, k, coef[0], plain_coef[0], with_plain,
+                               value[0], slab[0], plain_slab[0], kept_signs)
             continue
         _store_signs(target, kept_signs)
         for r in range(k):
@@ -141,25 +141,26 @@ def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, out,
 @njit(cache=True)
 def _scalar_block_sums(act, target, weighted, k, coef, plain_coef, with_plain, value, slab,
                        plain_slab, signs):
-    """slab (B,) = Σ_{r < weighted} coef[r] σ(target[r]), rows in order (one output), and
-    plain_slab = Σ_{r < k} plain_coef[r] σ(target[r]) if ``with_plain``; the signs
-    1[target > 0] go to ``signs`` if it has rows. ``value`` (B,) is scratch.
+    """slab (B,) = Σ_{r < k} coef[r] σ(target[r]), rows in order (one output), if the block
+    is ``weighted``, and plain_slab = Σ_{r < k} plain_coef[r] σ(target[r]) if ``with_plain``
+    (a block that is neither is not summed); the signs 1[target > 0] go to ``signs`` if it
+    has rows. ``value`` (B,) is scratch.
 
     Each row's activations stay in registers or cache between the activation and the sums,
     where a matrix–vector product over the block would read them back from a (k, B) tile.
     """
-    slab[:] = 0.0
+    if weighted:
+        slab[:] = 0.0
     if with_plain:
         plain_slab[:] = 0.0
     store = signs.shape[0] > 0
     zero = value.dtype.type(0.0)
     for r in range(k):
-        c = coef[r]
+        c = coef[r] if weighted else plain_coef[r]
         u = target[r]
-        if r >= weighted:
+        if not weighted:
             # a dropped neuron of a loss record: the plain sum only
             _activate_row(act, u, value, value[:0])
-            c = plain_coef[r]
             for j in range(value.shape[0]):
                 plain_slab[j] += c * value[j]
         elif act == 0:

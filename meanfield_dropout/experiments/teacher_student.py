@@ -10,8 +10,9 @@ PN + RaM with shared initialisation and masks; its seed is spawned from
 neurons every 5 steps). A variant that diverges in a run (PN + RaM can, at width 200) is left
 out of that run and counted in the distance legend; the other variants keep their paths,
 since masks and initialisation do not depend on the variants. ``dtype`` is the precision of
-the runs: float64 by default; float32 halves the time and moves the figure's distances by a
-relative 1e-4 or less (README, "The teacher–student experiment").
+the runs: float64 by default; float32 takes about 0.6 of the time and moves the figure's mean
+distances by at most 0.65% (width 200) to 0.04% (width 5000), but not single paths' bits
+(README, teacher–student section).
 """
 import dataclasses
 
