@@ -23,7 +23,10 @@ The full figure is then extrapolated to the settings' widths, repeats and trajec
 ``--workers`` workers, assuming perfect packing (measured figure runs pack to about 97%).
 With ``--figure`` the full figure also runs, and its wall time is printed.
 
-Run: ``python benchmarks/bench_teacher_student.py [--width 5000] [--steps 200] [--figure]``.
+Run: ``python benchmarks/bench_teacher_student.py [--width 5000] [--steps 200] [--figure]``;
+the first line says which BLAS kernels ran. Where the environment chooses OpenBLAS's kernels
+(``OPENBLAS_CORETYPE``, as on this project's machine), prefix the command with
+``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE`` to time OpenBLAS's own choice.
 """
 import argparse
 import math
@@ -43,7 +46,7 @@ from meanfield_dropout.data import teacher_student as teacher_student_data  # no
 from meanfield_dropout.experiments import teacher_student  # noqa: E402
 from meanfield_dropout.experiments.teacher_student import (  # noqa: E402
     TeacherStudentSettings, _cell)
-from timing import best_seconds  # noqa: E402
+from timing import best_seconds, blas_kernels  # noqa: E402
 
 
 def block_product_seconds(points, dim, dtype, repeats):
@@ -91,6 +94,7 @@ def main():
     data = teacher_student_data(dim=full.dim, data_points=full.data_points, seed=full.seed)
     forward_rows, backward_rows = rows_per_step(full.keep_prob, full.loss_every)
     neuron_steps = (sum(full.widths) * full.repeats + full.trajectory_width) * full.steps
+    print(blas_kernels())
     print(f"width {args.width}, {args.steps} steps, one Numba and one BLAS thread; "
           f"rows per neuron-step: forward {forward_rows:.3f}, backward {backward_rows:.3f}; "
           f"full figure {neuron_steps / 1e6:.0f} M neuron-steps on {args.workers} workers")

@@ -1,8 +1,10 @@
-"""The timers the benchmarks share: best wall time of a call, and the machine's matmul rate."""
+"""What the benchmarks share: best wall time of a call, the machine's matmul rate and the
+BLAS kernels that ran."""
+import os
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
+from threadpoolctl import threadpool_info, threadpool_limits
 
 
 def best_seconds(run, repeats=3):
@@ -22,3 +24,19 @@ def matmul_rate(dtype=np.float64, threads=None, size=2000, repeats=3):
     a = np.random.default_rng(0).standard_normal((size, size)).astype(dtype)
     with threadpool_limits(limits=threads, user_api="blas"):
         return 2 * size ** 3 / best_seconds(lambda: a @ a, repeats) / 1e9
+
+
+def blas_kernels():
+    """The loaded BLAS libraries, their versions and kernel sets, and the environment
+    variables that choose OpenBLAS's kernels (``OPENBLAS_CORETYPE``, ``OPENBLAS_L2_SIZE``).
+
+    A product's speed depends on the kernels: on this project's AMD machine the environment
+    sets ``OPENBLAS_CORETYPE=Haswell``, and OpenBLAS's own choice (both variables unset in
+    the benchmark's command) is its SkylakeX kernels, twice as fast on the engine's blocks.
+    """
+    libraries = ", ".join(
+        f"{info.get('internal_api')} {info.get('version')} {info.get('architecture') or ''}".strip()
+        for info in threadpool_info() if info.get("user_api") == "blas")
+    chosen = ", ".join(f"{name}={os.environ[name]}"
+                       for name in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if name in os.environ)
+    return f"BLAS: {libraries} ({chosen or 'OPENBLAS_CORETYPE unset: OpenBLAS chose'})"
