@@ -36,7 +36,6 @@ from pathlib import Path
 
 import numba
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -46,6 +45,7 @@ from meanfield_dropout.data import teacher_student as teacher_student_data  # no
 from meanfield_dropout.experiments import teacher_student  # noqa: E402
 from meanfield_dropout.experiments.teacher_student import (  # noqa: E402
     TeacherStudentSettings, _cell)
+from meanfield_dropout.network import blas_single_thread  # noqa: E402
 from timing import best_seconds, blas_kernels  # noqa: E402
 
 
@@ -88,7 +88,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--figure", action="store_true",
-                        help="also run the full figure (float64, about 4 minutes here)")
+                        help="also run the full figure (float64; 1 min 40 s to 4 min here, by kernels)")
     args = parser.parse_args()
     full = TeacherStudentSettings()
     data = teacher_student_data(dim=full.dim, data_points=full.data_points, seed=full.seed)
@@ -101,7 +101,7 @@ def main():
     print(f"{'dtype':>7} | {'us/n-step':>9} {'BLAS fw':>8} {'BLAS bw':>8} {'floor':>6} "
           f"{'floor/run':>9} | {'figure s':>8} {'floor s':>7}")
     numba.set_num_threads(1)
-    with threadpool_limits(limits=1, user_api="blas"):
+    with blas_single_thread():
         for dtype in ("float64", "float32"):
             s = TeacherStudentSettings(steps=args.steps, early_step=min(100, args.steps),
                                        dtype=dtype)

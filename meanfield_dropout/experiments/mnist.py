@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from .. import results
 from .._validate import check_choice, check_int, check_keep_prob, seed_sequence
 from ..data.mnist import mnist_task
+from ..network import DTYPES
 from ..parallel import check_workers
 from ..stats import mean_interval
 from . import _cells
@@ -89,7 +90,7 @@ class MnistSettings(Settings):
 
     def __post_init__(self):
         check_choice(self.task, "task", ("binary47", "full"))
-        check_choice(self.dtype, "dtype", ("float32", "float64"))
+        check_choice(self.dtype, "dtype", DTYPES)
         keep = tuple(check_keep_prob(q, "keep_probs entry") for q in
                      real_tuple(self.keep_probs, "keep_probs"))
         steps = check_int(self.steps, "steps", low=1)

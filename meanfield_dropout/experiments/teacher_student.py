@@ -24,6 +24,7 @@ from .._validate import check_choice, check_int, seed_sequence
 from ..data import teacher_student as teacher_student_data
 from ..engine import DivergenceError, simulate
 from ..metrics import coupled_rms
+from ..network import DTYPES
 from ..parallel import check_workers, run_unordered
 from ..stats import loglog_fit
 from .settings import Settings, int_tuple
@@ -59,7 +60,7 @@ class TeacherStudentSettings(Settings):
     QUICK = dict(widths=(200, 400, 800), repeats=2, steps=200, trajectory_width=800)
 
     def __post_init__(self):
-        check_choice(self.dtype, "dtype", ("float64", "float32"))
+        check_choice(self.dtype, "dtype", DTYPES)
         steps = check_int(self.steps, "steps", low=1)
         self._set(widths=int_tuple(self.widths, "widths"), steps=steps,
                   repeats=check_int(self.repeats, "repeats", low=1),
