@@ -6,8 +6,8 @@ keeps the best of the repeats:
 
 * one engine ``gd`` step (the kernel ``variants._run_chunk``, mean-field scale);
 * one sweep of each limit: half a Heun step for ``wgf`` / ``penalized-wgf`` (one drift
-  evaluation; kernel ``limits._heun``), N rings of the superposed clock for ``jump-poisson`` /
-  ``critical`` (kernel ``limits._jump_events``), one ``ram`` step for ``jump-bernoulli``.
+  evaluation; kernel ``kernels.limit_steps._heun``), N rings of the superposed clock for ``jump-poisson`` /
+  ``critical`` (kernel ``kernels.limit_steps._jump_events``), one ``ram`` step for ``jump-bernoulli``.
 
 Every kernel runs with the thread count the public functions choose (``_threads_for``), and
 once more with one Numba thread, since a ring of a jump limit is sequential: it moves the
@@ -26,13 +26,13 @@ import numba  # noqa: E402
 import numpy as np  # noqa: E402
 
 from meanfield_dropout import teacher_student  # noqa: E402
-from meanfield_dropout.blocks import make_workspace  # noqa: E402
-from meanfield_dropout.core import _predict  # noqa: E402
+from meanfield_dropout.kernels.blocks import make_workspace  # noqa: E402
+from meanfield_dropout.kernels.core import _predict  # noqa: E402
 from meanfield_dropout.engine import _threads_for  # noqa: E402
-from meanfield_dropout.variants import MASKS, Data, Rule, _run_chunk  # noqa: E402
-from meanfield_dropout.limits import _heun, _jump_events  # noqa: E402
+from meanfield_dropout.kernels.variants import MASKS, Data, Rule, _run_chunk  # noqa: E402
+from meanfield_dropout.kernels.limit_steps import _heun, _jump_events  # noqa: E402
 from meanfield_dropout.network import blas_single_thread, init_particles  # noqa: E402
-from meanfield_dropout.row_kernels import _all_features  # noqa: E402
+from meanfield_dropout.kernels.rows import _all_features  # noqa: E402
 from timing import matmul_rate  # noqa: E402
 
 TANH = 1

@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from phase_diagram.phase_map import MapConfig, build_map_cells, run_map
+from phase_diagram.finder.phase_map import MapConfig, build_map_cells, run_map
 
 
 def numbers(out):

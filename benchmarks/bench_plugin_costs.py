@@ -1,6 +1,6 @@
 """Measured seconds of dropout and of each limit against the phase finder's cost estimates.
 
-``phase_diagram.plugin.estimate_costs`` decides which limits ``locate`` and ``map`` run within
+``phase_diagram.finder.plugin.estimate_costs`` decides which limits ``locate`` and ``map`` run within
 their budget. Its constants (a fixed cost plus, per neuron, a cost per data point and per data
 point and particle entry) were fitted to these measurements: one Numba thread, tanh, on the
 teacher–student problem (m = 40, d = 4) and on MNIST 4 vs 7 pooled to 7×7 (m = 600, d = 49)
@@ -18,7 +18,7 @@ from meanfield_dropout import simulate
 from meanfield_dropout.convergence import default_data
 from meanfield_dropout.data import mnist47
 from meanfield_dropout.limits import simulate_limit
-from phase_diagram.plugin import FLOW_DT, estimate_costs
+from phase_diagram.finder.plugin import FLOW_DT, estimate_costs
 from timing import best_seconds
 
 LR, KEEP = 0.01, 0.5

@@ -40,7 +40,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from meanfield_dropout.blocks import BLOCK  # noqa: E402
+from meanfield_dropout.kernels.blocks import BLOCK  # noqa: E402
 from meanfield_dropout.data import teacher_student as teacher_student_data  # noqa: E402
 from meanfield_dropout.experiments import teacher_student  # noqa: E402
 from meanfield_dropout.experiments.teacher_student import (  # noqa: E402

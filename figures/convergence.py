@@ -5,7 +5,7 @@ redraw from the cached results. Same as ``python -m phase_diagram reproduce conv
 """
 import sys
 
-from phase_diagram.cli import main
+from phase_diagram.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["reproduce", "convergence", *sys.argv[1:]]))

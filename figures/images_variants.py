@@ -7,7 +7,7 @@ images_variants``.
 """
 import sys
 
-from meanfield_dropout.cli import main
+from meanfield_dropout.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["reproduce", "images_variants", *sys.argv[1:]]))

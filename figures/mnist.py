@@ -9,7 +9,7 @@ repeats (resumable, ``--dask`` for a cluster), ``--task full`` for the 10 classe
 """
 import sys
 
-from meanfield_dropout.cli import main
+from meanfield_dropout.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["reproduce", "mnist", *sys.argv[1:]]))

@@ -7,7 +7,7 @@ Same as ``python -m phase_diagram reproduce phase_diagram``. (Not named
 """
 import sys
 
-from phase_diagram.cli import main
+from phase_diagram.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["reproduce", "phase_diagram", *sys.argv[1:]]))

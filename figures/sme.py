@@ -6,7 +6,7 @@ a one-minute version, ``--replot`` to redraw from ``sme.npz``. Same as
 """
 import sys
 
-from meanfield_dropout.cli import main
+from meanfield_dropout.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["reproduce", "sme", *sys.argv[1:]]))

@@ -6,7 +6,7 @@ one-minute version, ``--replot`` to redraw from ``teacher_student.npz``. Same as
 """
 import sys
 
-from meanfield_dropout.cli import main
+from meanfield_dropout.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main(["reproduce", "teacher_student", *sys.argv[1:]]))

@@ -50,15 +50,15 @@ import functools
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import results
-from ._validate import check_int, check_keep_prob, check_positive, seed_record, seed_sequence
-from .activations import activation_code
+from .runtime import results
+from .validation import check_int, check_keep_prob, check_positive, seed_record, seed_sequence
+from .kernels.activations import activation_code
 from .convergence_plan import (COUPLED_VARIANTS, METRICS, cell_steps, check_cell,  # noqa: F401
                                check_horizon, default_data, in_context,
                                make_plan, step_lengths)
 from .engine import DivergenceError, init_particles, simulate
 from .limits import LIMITS, _cloud_predictor, simulate_limit
-from .memory import format_bytes, warn_long_run
+from .runtime.memory import format_bytes, warn_long_run
 from .metrics import coupled_rms, predictor_distance, wasserstein2
 from .stats import fit_slopes
 
@@ -137,7 +137,7 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
     ------
     ValueError
         For a bad argument, or a horizon that runs no step (naming the smallest valid one),
-        before anything runs; :class:`~meanfield_dropout.memory.MemoryLimitError` for a cell
+        before anything runs; :class:`~meanfield_dropout.runtime.memory.MemoryLimitError` for a cell
         that would not fit in memory.
     DivergenceError
         When dropout, a coupled variant or a limit leaves its divergence bounds
@@ -153,7 +153,7 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
         (T,), ``steps`` (T,) the dropout steps compared, ``times`` (T,) the limit times of
         those steps (k τ_n; k τ for ``jump-bernoulli``), ``limit_loss`` (T,) and the
         constants; with ``coupled``, ``coupled_rms`` = {variant: (T,)}. Values are numbers,
-        strings and arrays, so the dict can be stored by :func:`meanfield_dropout.results.save`.
+        strings and arrays, so the dict can be stored by :func:`meanfield_dropout.runtime.results.save`.
     """
     width = check_int(width, "width", low=1)
     n_limit = width if limit_particles is None else check_int(limit_particles,
@@ -318,7 +318,7 @@ def convergence_study(master_lr, keep_prob, widths, *, limits, repeats=3, horizo
     ----------
     master_lr, keep_prob : callable
         n ↦ τ_n and n ↦ q_n (e.g. ``Scaling.tau`` and ``Scaling.keep`` from
-        :mod:`phase_diagram.scalings`).
+        :mod:`phase_diagram.theory.scalings`).
     widths : sequence of int
         At least two distinct widths.
     limits : str, sequence of str or dict

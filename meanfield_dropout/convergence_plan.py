@@ -7,9 +7,9 @@ distance.
   report a distance of 0 at every time): refused, naming the smallest valid horizon;
 * :func:`cell_cost` — the memory (bytes) and the work (floating-point operations) of one cell,
   estimated before anything is allocated; :func:`check_cell` checks the memory against the
-  share of the available memory a run may use (:func:`meanfield_dropout.memory.check_memory`)
+  share of the available memory a run may use (:func:`meanfield_dropout.runtime.memory.check_memory`)
   and the callers announce a long run with its estimate
-  (:func:`meanfield_dropout.memory.warn_long_run`);
+  (:func:`meanfield_dropout.runtime.memory.warn_long_run`);
 * :func:`in_context` — a :class:`~meanfield_dropout.engine.DivergenceError` of one run of a
   cell, re-raised with the cell's width and hyperparameters.
 """
@@ -19,12 +19,12 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ._validate import check_array, check_choice, check_int, check_positive
-from .activations import activation_code
+from .validation import check_array, check_choice, check_int, check_positive
+from .kernels.activations import activation_code
 from .data import Dataset, teacher_student
 from .engine import DIVERGENCE_FACTOR, DivergenceError
 from .limits import DEFAULT_DT, LIMITS, limit_constants
-from .memory import check_memory
+from .runtime.memory import check_memory
 from .metrics import MAX_ASSIGNMENT_POINTS, W2_METHODS
 
 #: Systems that can be coupled to the dropout run: finite-width variants and the Bernoulli

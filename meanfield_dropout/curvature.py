@@ -2,7 +2,7 @@
 
 The diagnostics that the MNIST experiment of Chizat, Marion & Yesbay (2025) logs along
 training, as library functions on the exact Hessian–vector product of the kernel layer
-(:func:`meanfield_dropout.second_order._hessian_vector_product`: O(n·m·(K + d)) per product, no
+(:func:`meanfield_dropout.kernels.second_order._hessian_vector_product`: O(n·m·(K + d)) per product, no
 dense Hessian):
 
 * :func:`sharpness` — the top eigenvalue λ_max of the Hessian of the unmasked training loss
@@ -24,12 +24,12 @@ from typing import NamedTuple
 import numpy as np
 from scipy.linalg import eigh_tridiagonal
 
-from ._validate import (check_array, check_int, check_keep_prob,
-                        check_nonnegative, check_positive, seed_sequence)
-from .activations import activation_code
-from .core import _backward_update, _forward, _loss_derivative
-from .second_order import _hessian_vector_product
-from .memory import check_memory
+from .validation import (check_array, check_int, check_keep_prob, check_nonnegative,
+                         check_positive, seed_sequence)
+from .kernels.activations import activation_code
+from .kernels.core import _backward_update, _forward, _loss_derivative
+from .kernels.second_order import _hessian_vector_product
+from .runtime.memory import check_memory
 from .network import (blas_single_thread, check_loss_targets, check_particles, check_targets,
                       output_scale_factor)
 

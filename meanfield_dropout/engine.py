@@ -16,7 +16,7 @@ i.i.d. (keep probability q) the update rules are (Chizat, Marion & Yesbay 2025, 
 where f = s Σ_j φ(x_j) is the unmasked predictor and s the output scale (1/n or 1). For the
 square loss f − y is replaced by the loss derivative in general (logistic and softmax
 cross-entropy losses included). Every rule is one masked-row step of
-:mod:`meanfield_dropout.core`.
+:mod:`meanfield_dropout.kernels.core`.
 
 Coupling: all variants of one :func:`simulate` call share the initialisation, the minibatches
 and two mask streams. M (the "dropout mask") is dropout's forward-and-backward mask and the
@@ -34,18 +34,16 @@ import numba
 import numpy as np
 from tqdm.auto import tqdm
 
-from . import results
-from ._validate import (check_array, check_choice, check_int, check_keep_prob,
-                        check_nonnegative, check_positive, seed_record,
-                        seed_sequence)
-from .activations import activation_code
-from .blocks import make_workspace
-from .memory import check_memory
+from .runtime import results
+from .validation import (check_array, check_choice, check_int, check_keep_prob,
+                         check_nonnegative, check_positive, seed_record, seed_sequence)
+from .kernels.activations import activation_code
+from .kernels.blocks import make_workspace
+from .runtime.memory import check_memory
 from .noise import ExplicitNoise, SeededNoise
-from .relu_signs import _sign_path
-from . import variants as variants_module
-from .variants import (FORWARD_MASK, MASKS, VARIANTS, Data, Rule, _run_chunk,
-                       _unmasked_loss)
+from .kernels.relu_signs import _sign_path
+from .kernels import variants as variants_module
+from .kernels.variants import FORWARD_MASK, MASKS, VARIANTS, Data, Rule, _run_chunk, _unmasked_loss
 from .network import (DTYPES, blas_single_thread, check_loss_targets, check_particles,
                       check_targets, init_particles, output_scale_factor,
                       particle_dim)
@@ -104,7 +102,7 @@ def divergence_bounds(initial, targets, factor):
 class SimulationResult:
     """Losses, snapshots and final particles of the variants of one coupled run.
 
-    Stored by :mod:`meanfield_dropout.results` (:meth:`save`, :meth:`load`).
+    Stored by :mod:`meanfield_dropout.runtime.results` (:meth:`save`, :meth:`load`).
 
     Attributes
     ----------
@@ -245,7 +243,7 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
     DivergenceError
         When a run leaves its divergence bounds; the message gives the step.
     MemoryLimitError
-        When snapshots and states would not fit in memory (:mod:`meanfield_dropout.memory`).
+        When snapshots and states would not fit in memory (:mod:`meanfield_dropout.runtime.memory`).
     """
     check_choice(dtype, "dtype", DTYPES)
     ftype = DTYPES[dtype]

@@ -1,13 +1,13 @@
 """Size of a limit run before it starts: its memory, checked against the share of memory a run
-may use (:func:`meanfield_dropout.memory.check_memory`), and its work, announced when large
-(:func:`meanfield_dropout.memory.warn_long_run`); the batch sizes of the event-driven limits
+may use (:func:`meanfield_dropout.runtime.memory.check_memory`), and its work, announced when large
+(:func:`meanfield_dropout.runtime.memory.warn_long_run`); the batch sizes of the event-driven limits
 that bound their scratch.
 """
 import math
 
 import numpy as np
 
-from .memory import check_memory, warn_long_run
+from .runtime.memory import check_memory, warn_long_run
 
 #: Largest number of Poisson rings drawn and processed in one kernel call.
 _EVENT_BATCH = 1 << 20

@@ -3,8 +3,8 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 from scipy.spatial.distance import cdist
 
-from ._validate import check_array, check_choice, check_int
-from .memory import check_memory
+from .validation import check_array, check_choice, check_int
+from .runtime.memory import check_memory
 
 
 def _pair(first, second):

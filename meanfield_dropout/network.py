@@ -1,9 +1,9 @@
-"""Public, validated access to the two-layer network of :mod:`meanfield_dropout.core`.
+"""Public, validated access to the two-layer network of :mod:`meanfield_dropout.kernels.core`.
 
 f(θ, z) = s Σ_i a_i σ(w_i·z + b_i) with particles ``X`` of shape (n, K + d [+ 1]) (output
 weights a_i ∈ R^K first, then w_i, then the optional bias b_i), output scale s = 1/n
 (``mean_field``, Chizat, Marion & Yesbay 2025) or s = 1 (``standard``, Zhang, Li, Luo &
-Xu 2024). The arithmetic lives in :mod:`meanfield_dropout.core`; this module validates,
+Xu 2024). The arithmetic lives in :mod:`meanfield_dropout.kernels.core`; this module validates,
 converts layouts and returns NumPy arrays.
 """
 import math
@@ -11,9 +11,9 @@ import math
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from ._validate import check_array, check_choice, check_int, seed_sequence
-from .activations import activation_code
-from .core import LOSSES, _loss_value, _predict
+from .validation import check_array, check_choice, check_int, seed_sequence
+from .kernels.activations import activation_code
+from .kernels.core import LOSSES, _loss_value, _predict
 
 OUTPUT_SCALES = ("mean_field", "standard")
 DTYPES = {"float64": np.float64, "float32": np.float32}

@@ -7,7 +7,7 @@ learning rate): the convergence of dropout to its limit as n grows (Chizat, Mari
 import numpy as np
 from scipy import stats
 
-from ._validate import check_array
+from .validation import check_array
 
 
 def loglog_fit(x, y):

@@ -26,7 +26,7 @@ import dataclasses
 import tomllib
 from pathlib import Path
 
-from meanfield_dropout._validate import check_choice, check_int
+from meanfield_dropout.validation import check_choice, check_int
 
 __all__ = ["JobqueueConfig", "SYSTEMS", "load_jobqueue_config", "dask_results"]
 

@@ -10,12 +10,12 @@ the limit dynamics of that phase:
 * :data:`PHASE_STUDIES` and :func:`phase_study` — the five-phase check, one scaling per phase
   compared with its predicted limit and with wrong ones.
 """
-from meanfield_dropout._validate import check_choice
+from meanfield_dropout.validation import check_choice
 from meanfield_dropout.convergence import convergence_study
 from meanfield_dropout.limits import LIMITS
 
-from .regimes import classify
-from .scalings import parse_scaling
+from .theory.phases import classify
+from .theory.scalings import parse_scaling
 
 #: One scaling per phase for the five-phase check: (τ_n, q_n) expressions, horizon, the
 #: predicted limit and wrong limits with constants for them (the phase's own constants are
@@ -42,11 +42,11 @@ def scaling_limit(master_lr, keep_prob):
     Parameters
     ----------
     master_lr, keep_prob : str
-        τ_n and q_n as expressions in ``n`` (:func:`~phase_diagram.scalings.parse_scaling`).
+        τ_n and q_n as expressions in ``n`` (:func:`~phase_diagram.theory.scalings.parse_scaling`).
 
     Returns
     -------
-    scaling : phase_diagram.scalings.Scaling
+    scaling : phase_diagram.theory.scalings.Scaling
     phase : str
         The phase, one of :data:`~meanfield_dropout.limits.LIMITS`, ``degenerate`` or
         ``undetermined``.

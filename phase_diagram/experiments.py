@@ -14,11 +14,11 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from meanfield_dropout import experiments as mf_experiments
-from meanfield_dropout import results
-from meanfield_dropout._validate import check_int
+from meanfield_dropout.runtime import results
+from meanfield_dropout.validation import check_int
 from meanfield_dropout.experiments import Experiment
 from meanfield_dropout.experiments.settings import Settings, int_tuple
-from meanfield_dropout.parallel import check_workers, run_unordered
+from meanfield_dropout.runtime.runner import check_workers, run_unordered
 
 from . import plots
 from .convergence import PHASE_STUDIES, phase_study

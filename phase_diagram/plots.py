@@ -17,9 +17,9 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Polygon
 
-from meanfield_dropout.plots import convergence_figure
+from meanfield_dropout.plots.figures import convergence_figure
 
-from .regimes import DEGENERATE, PHASES
+from .theory.phases import DEGENERATE, PHASES
 from .scan.summary import DIVERGED
 
 __all__ = ["PHASE_COLORS", "to_cartesian", "draw_theory", "theory_figure",
@@ -292,7 +292,7 @@ def _light_theory(ax):
 
 def _map_panel(ax, summary, width, rule):
     """One ternary panel: every point coloured by its limit under ``rule`` at ``width``."""
-    from .decision import NONE
+    from .finder.decision import NONE
     _light_theory(ax)
     for point in summary.points:
         xy = to_cartesian([float(x) for x in point.u])
@@ -324,7 +324,7 @@ def phase_map_figure(summary):
     a ring: differs from the theory's phase. Right: the fraction of points whose limit equals
     the theory's phase, per width.
     """
-    from .decision import NONE
+    from .finder.decision import NONE
     widths = summary.config.widths
     fig = Figure(figsize=(3.3 * len(widths) + 3.6, 6.8), dpi=150)
     grid = fig.add_gridspec(2, len(widths) + 1, width_ratios=[1] * len(widths) + [1.05])
@@ -387,7 +387,7 @@ def locate_figure(result):
     axes[0].set_ylabel("predictor error / RMS(y)")
     axes[0].set_title("dropout vs each limit (mean, band: min-max)", fontsize=9)
     axes[0].legend(fontsize=7)
-    from .locate import _gmean_interval
+    from .finder.locate import _gmean_interval
     for i, name in enumerate(names):
         g, lo, hi = (v / scale for v in _gmean_interval(result.distances[name]["max"]))
         axes[1].errorbar([i], [g], yerr=[[g - lo], [hi - g]], fmt="o", capsize=3,

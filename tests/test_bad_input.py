@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from meanfield_dropout.cli import main as mf_main
+from meanfield_dropout.cli.main import main as mf_main
 from meanfield_dropout.data.images import write_idx
-from phase_diagram.cli import main as pd_main
+from phase_diagram.cli.main import main as pd_main
 from phase_diagram.scan import load_config
 from phase_diagram.scan.records import write_manifest
 

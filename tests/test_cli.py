@@ -9,9 +9,9 @@ import pytest
 
 import meanfield_dropout
 import phase_diagram
-from meanfield_dropout import results
-from meanfield_dropout._cli import ListOf, Parser, run_main
-from meanfield_dropout.cli import main
+from meanfield_dropout.runtime import results
+from meanfield_dropout.cli.options import ListOf, Parser, run_main
+from meanfield_dropout.cli.main import main
 from meanfield_dropout.engine import DivergenceError
 
 

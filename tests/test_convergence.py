@@ -4,12 +4,12 @@ import pickle
 import numpy as np
 import pytest
 
-from meanfield_dropout import results
+from meanfield_dropout.runtime import results
 from meanfield_dropout.convergence import ConvergenceStudy, convergence_study, measure_distances
 from meanfield_dropout.data import teacher_student
 from meanfield_dropout.engine import init_particles
 from meanfield_dropout.limits import simulate_limit
-from meanfield_dropout.plots import convergence_figure, save_figure
+from meanfield_dropout.plots.figures import convergence_figure, save_figure
 from meanfield_dropout.stats import fit_slopes
 
 TINY = teacher_student(dim=3, data_points=10, teacher_width=2, seed=0)

@@ -10,7 +10,7 @@ from meanfield_dropout import convergence
 from meanfield_dropout.convergence import convergence_study, estimate_cost, measure_distances
 from meanfield_dropout.data import teacher_student
 from meanfield_dropout.engine import DivergenceError
-from meanfield_dropout.memory import LongRunWarning, MemoryLimitError, warn_long_run
+from meanfield_dropout.runtime.memory import LongRunWarning, MemoryLimitError, warn_long_run
 
 TINY = teacher_student(dim=3, data_points=10, teacher_width=2, seed=0)
 
@@ -92,7 +92,7 @@ def test_long_runs_are_announced_with_their_estimate(monkeypatch):
 
 
 def test_large_runs_that_fit_are_announced_with_their_memory(monkeypatch):
-    from meanfield_dropout import memory
+    from meanfield_dropout.runtime import memory
 
     monkeypatch.setattr(memory, "available_memory", lambda: 64 << 30)
     with pytest.warns(memory.LargeRunWarning, match=r"the test run needs about 2\.0 GiB "

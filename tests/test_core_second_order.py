@@ -9,8 +9,8 @@ import numba
 import numpy as np
 import pytest
 
-from meanfield_dropout import core, second_order
-from meanfield_dropout.activations import activation_code
+from meanfield_dropout.kernels import core, second_order
+from meanfield_dropout.kernels.activations import activation_code
 
 from . import reference
 from . import rounding

@@ -10,7 +10,8 @@ from scipy.stats import norm
 
 from meanfield_dropout import (DivergenceError, SimulationResult, init_particles, loss_value,
                                simulate, teacher_student)
-from meanfield_dropout import engine, variants
+from meanfield_dropout import engine
+from meanfield_dropout.kernels import variants
 from meanfield_dropout.engine import VARIANTS
 from meanfield_dropout.noise import ExplicitNoise
 
@@ -374,7 +375,7 @@ def test_finite_blow_up_is_a_divergence_with_its_step():
 
 
 def test_memory_guard_refuses_before_allocating():
-    from meanfield_dropout.memory import MemoryLimitError
+    from meanfield_dropout.runtime.memory import MemoryLimitError
     data = teacher_student(dim=4, data_points=20, seed=0)
     with pytest.raises(MemoryLimitError, match="needs .* more than"):
         simulate(data.inputs, data.targets, width=10**12, master_lr=0.1, steps=1,

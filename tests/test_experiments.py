@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from meanfield_dropout import results
-from meanfield_dropout.cli import main
+from meanfield_dropout.runtime import results
+from meanfield_dropout.cli.main import main
 from meanfield_dropout.experiments import EXPERIMENTS, reproduce
 from meanfield_dropout.experiments import teacher_student as teacher_student_module
 from meanfield_dropout.experiments.images_variants import ImagesVariantsSettings

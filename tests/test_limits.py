@@ -7,9 +7,10 @@ import pytest
 from scipy import stats
 
 from meanfield_dropout import DivergenceError, init_particles, predict, simulate, teacher_student
-from meanfield_dropout.limits import LIMITS, _jump_events, limit_constants, simulate_limit
-from meanfield_dropout.memory import LongRunWarning, MemoryLimitError
-from meanfield_dropout.row_kernels import _all_features
+from meanfield_dropout.kernels.limit_steps import _jump_events
+from meanfield_dropout.limits import LIMITS, limit_constants, simulate_limit
+from meanfield_dropout.runtime.memory import LongRunWarning, MemoryLimitError
+from meanfield_dropout.kernels.rows import _all_features
 
 DATA = teacher_student(dim=3, data_points=12, teacher_width=3, seed=1)
 CONSTANTS = {"wgf": {}, "penalized-wgf": dict(beta=1.0), "jump-poisson": dict(alpha=0.5),

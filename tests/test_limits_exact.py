@@ -14,8 +14,9 @@ import pytest
 
 from meanfield_dropout import ExplicitNoise, init_particles, simulate, teacher_student
 from meanfield_dropout import limits
-from meanfield_dropout.limits import _jump_events, simulate_limit
-from meanfield_dropout.row_kernels import _all_features
+from meanfield_dropout.kernels.limit_steps import _jump_events
+from meanfield_dropout.limits import simulate_limit
+from meanfield_dropout.kernels.rows import _all_features
 
 DATA = teacher_student(dim=8, data_points=100, teacher_width=3, seed=1)
 D = DATA.inputs.shape[1]

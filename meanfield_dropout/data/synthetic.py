@@ -4,7 +4,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._validate import check_int, seed_sequence
+from ..validation import check_int, seed_sequence
 
 
 class Dataset(NamedTuple):

@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
 
-from .. import plots, results
+from .. import plots
+from ..runtime import results
 from . import images_variants, mnist, sme, teacher_student
 
 

@@ -9,8 +9,8 @@ import dataclasses
 import json
 from pathlib import Path
 
-from .. import results
-from ..parallel import run_unordered
+from ..runtime import results
+from ..runtime.runner import run_unordered
 
 
 def open_cell_dir(cells_dir, settings):
@@ -60,7 +60,7 @@ def save_cell(cells_dir, name, result):
 def run_cells(function, tasks, workers, dask=None):
     """Yield ``(index, function(*tasks[index]))`` as cells finish.
 
-    ``dask`` None runs on the local process pool (:func:`meanfield_dropout.parallel.
+    ``dask`` None runs on the local process pool (:func:`meanfield_dropout.runtime.runner.
     run_unordered`); ``"local"`` on a ``dask.distributed.LocalCluster`` of ``workers``
     single-threaded processes; any other string is a scheduler address.
     """

@@ -18,10 +18,10 @@ import dataclasses
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import results
-from .._validate import check_int, seed_sequence
+from ..runtime import results
+from ..validation import check_int, seed_sequence
 from ..data.images import flatten, load_digits, load_mnist, two_class
-from ..parallel import check_workers, run_unordered
+from ..runtime.runner import check_workers, run_unordered
 from ..stats import mean_interval
 from .settings import Settings, real_tuple
 from .teacher_student import simulate_surviving

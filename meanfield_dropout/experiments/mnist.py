@@ -26,11 +26,11 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import results
-from .._validate import check_choice, check_int, check_keep_prob, seed_sequence
+from ..runtime import results
+from ..validation import check_choice, check_int, check_keep_prob, seed_sequence
 from ..data.mnist import mnist_task
 from ..network import DTYPES
-from ..parallel import check_workers
+from ..runtime.runner import check_workers
 from ..stats import mean_interval
 from . import _cells
 from .mnist_cell import CURVATURE, SPLITS, CellResult, run_cell

@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from .. import results
-from .._validate import seed_sequence
+from ..runtime import results
+from ..validation import seed_sequence
 from ..curvature import batch_sharpness, sharpness
 from ..engine import MASKS, FORWARD_MASK, DivergenceError, simulate
 from ..network import init_particles, predict

@@ -1,7 +1,7 @@
 """Experiment settings: frozen dataclasses with the papers' (``full``) and ``quick`` presets."""
 import dataclasses
 
-from .._validate import check_int, check_real
+from ..validation import check_int, check_real
 
 
 @dataclasses.dataclass(frozen=True)

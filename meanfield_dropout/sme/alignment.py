@@ -10,8 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from .. import results
-from .._validate import check_array, check_int, seed_sequence
+from ..runtime import results
+from ..validation import check_array, check_int, seed_sequence
 from .covariance import check_dense_size, empirical_covariance, noise_covariance
 from .equations import simulate_dropout
 from .hessian import modified_loss_hessian

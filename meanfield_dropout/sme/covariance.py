@@ -13,16 +13,16 @@ chaos ξ_k → √c z_k and ξ_k ξ_r → c Z_kr with standard Gaussians z, Z.
 On the core layer: M_kr = κ² Dφ_kᵀ(φ_r/n) for all k at once is one core backward with the
 residual φ_r/n (core's φ_r = a_r σ(w_r·x)), and one draw is κ Dφ_kᵀ N_k with the per-neuron
 pseudo-residual N_k = √c z_k (r + λ φ_k/n) + (κ/n) Σ_{r≠k} W_kr φ_r, W_kr = √c z_r + c Z_kr
-(:func:`~meanfield_dropout.second_order._jacobian_transpose`).
+(:func:`~meanfield_dropout.kernels.second_order._jacobian_transpose`).
 """
 import numpy as np
 from numba import njit
 
-from .._validate import check_array, check_int
-from ..core import _backward_update
-from ..row_kernels import _all_features
-from ..second_order import _jacobian_transpose
-from ..variants import _active_rows
+from ..validation import check_array, check_int
+from ..kernels.core import _backward_update
+from ..kernels.rows import _all_features
+from ..kernels.second_order import _jacobian_transpose
+from ..kernels.variants import _active_rows
 from .model import _dropout_update, _gradient_into, _kernel_threads, _unmasked_residual, \
     draw_keep
 

@@ -13,7 +13,7 @@ h ≤ η (time t = N_h h):
 orders consume identical Gaussians (common random numbers). With h = η the scheme is the
 paper's EM discretisation; resolving the weak orders 1 and 2 needs h ≪ η, since EM with h = η
 matches dropout's mean far better than O(η). Every step is a few calls of the core kernels
-(:mod:`meanfield_dropout.core`); a diverging run raises the engine's
+(:mod:`meanfield_dropout.kernels.core`); a diverging run raises the engine's
 :class:`~meanfield_dropout.engine.DivergenceError` naming the method.
 """
 from dataclasses import dataclass
@@ -22,12 +22,12 @@ import numpy as np
 from numba import njit
 from tqdm.auto import tqdm
 
-from .._validate import check_choice, check_int, check_positive
-from ..core import _backward_update, _loss_derivative
-from ..row_kernels import _all_features
-from ..second_order import _jacobian_transpose
+from ..validation import check_choice, check_int, check_positive
+from ..kernels.core import _backward_update, _loss_derivative
+from ..kernels.rows import _all_features
+from ..kernels.second_order import _jacobian_transpose
 from ..engine import DivergenceError
-from ..variants import _active_rows
+from ..kernels.variants import _active_rows
 from .covariance import _noise_residuals, draw_standard_normals
 from .hessian import _hvp
 from .model import (_SQUARE, _dropout_update, _kernel_threads, _modified_loss,

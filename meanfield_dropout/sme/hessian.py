@@ -7,14 +7,14 @@ With V_ik = e_i + c φ_{k,i} (K-vectors) and J_{k,i} = ∂φ_{k,i}/∂q_k,
 
 where J_i = [J_{1,i}, ..., J_{m,i}] is the Jacobian of f(x_i) (Zhang, Li, Luo & Xu 2024, for
 K outputs). L_S is the core's penalised loss with scale κ and penalty cκ, so H v is
-:func:`meanfield_dropout.second_order._hessian_vector_product` (forward mode, about three gradients,
+:func:`meanfield_dropout.kernels.second_order._hessian_vector_product` (forward mode, about three gradients,
 never a D × D matrix); the dense H is assembled from the products with the unit vectors.
 """
 import numpy as np
 from numba import njit
 
-from .._validate import check_array
-from ..second_order import _hessian_vector_product
+from ..validation import check_array
+from ..kernels.second_order import _hessian_vector_product
 from .covariance import MAX_DENSE_PARAMS, check_dense_size
 from .model import _SQUARE, _kernel_threads
 

@@ -7,14 +7,14 @@ trained on ``n_samples`` points (x_i, y_i) (the paper's n; the engine calls them
 Parameters are neuron-major blocks q_r = (a_r, w_r) ∈ R^(K + d), the flat vector
 θ = vec(q_1, ..., q_m) has length D = m (K + d), and a bias is a constant input column.
 
-These blocks ARE the particles of :mod:`meanfield_dropout.core` without a bias: ``blocks`` of
+These blocks ARE the particles of :mod:`meanfield_dropout.kernels.core` without a bias: ``blocks`` of
 shape (width, K + d), φ_r = a_r σ(w_r·x) (the SME's φ_{r,i} is κ times core's φ), and
 the arithmetic is the core's:
 
-* f(·; δ) = κ (1/p) Σ_{r kept} φ_r is :func:`~meanfield_dropout.core._forward` on the kept
+* f(·; δ) = κ (1/p) Σ_{r kept} φ_r is :func:`~meanfield_dropout.kernels.core._forward` on the kept
   rows with mask weight 1/p and scale κ;
 * ∇_{q_r} R^drop(θ; δ) = κ δ_r Dφ_rᵀ r with r = (f(·; δ) − y)/n
-  (:func:`~meanfield_dropout.core._loss_derivative`), i.e. the core backward with step −κδ_r;
+  (:func:`~meanfield_dropout.kernels.core._loss_derivative`), i.e. the core backward with step −κδ_r;
 * with c = (1 − p)/p, ∇_{q_r} L_S = (1/n) Σ_i J_{r,i}ᵀ (e_i + c φ_{r,i}) = κ Dφ_rᵀ(r + cκ φ_r/n),
   the core backward with the per-neuron penalty λ = cκ;
 * L_S = R_S + (c/2n) Σ_i Σ_r |φ_{r,i}|², the core's penalised loss with scale κ and penalty λ.
@@ -31,12 +31,12 @@ import numpy as np
 from numba import njit
 from threadpoolctl import ThreadpoolController
 
-from .._validate import check_array, check_choice, check_int, check_keep_prob, check_positive
-from ..activations import activation_code
-from ..core import _backward_update, _forward, _loss_derivative, _loss_value, _predict
+from ..validation import check_array, check_choice, check_int, check_keep_prob, check_positive
+from ..kernels.activations import activation_code
+from ..kernels.core import _backward_update, _forward, _loss_derivative, _loss_value, _predict
 from ..engine import _threads_for
 from ..network import output_scale_factor
-from ..row_kernels import _all_features
+from ..kernels.rows import _all_features
 
 #: Output scales κ by name: the paper's κ = 1 (the engine's ``standard``), 1/√m, and 1/m (the
 #: engine's ``mean_field``), m the width.
@@ -157,7 +157,7 @@ def make_problem(inputs, targets, width, keep_prob, output_scale="1", activation
     output_scale : {"1", "1/sqrt(m)", "1/m"}
         κ; "1" is the SME paper's un-normalised network.
     activation : str
-        Activation name (see :mod:`meanfield_dropout.activations`); tanh by default since
+        Activation name (see :mod:`meanfield_dropout.kernels.activations`); tanh by default since
         the SME theorem needs σ in C^6.
 
     Returns

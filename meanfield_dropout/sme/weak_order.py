@@ -27,8 +27,8 @@ import numpy as np
 from scipy.special import ndtri
 from tqdm.auto import tqdm
 
-from .. import results
-from .._validate import check_array, check_int, check_positive, seed_sequence
+from ..runtime import results
+from ..validation import check_array, check_int, check_positive, seed_sequence
 from ..stats import loglog_fit
 from .covariance import _factor, _noise_parts, check_dense_size, draw_standard_normals
 from .equations import (DIVERGENCE_BOUND, DivergenceError, _dropout_steps, _first_bad,

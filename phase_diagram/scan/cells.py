@@ -15,9 +15,9 @@ import math
 import numpy as np
 
 from meanfield_dropout.limits import limit_constants
-from meanfield_dropout.memory import check_memory
+from meanfield_dropout.runtime.memory import check_memory
 
-from ..regimes import classify
+from ..theory.phases import classify
 from .cell_functions import cell_function_reference
 from .config import ScalingSpec
 

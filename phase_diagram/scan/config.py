@@ -9,10 +9,10 @@ import math
 import tomllib
 from pathlib import Path
 
-from meanfield_dropout._validate import check_choice, check_int, check_positive, check_real
+from meanfield_dropout.validation import check_choice, check_int, check_positive, check_real
 from meanfield_dropout.limits import LIMITS
 
-from ..scalings import parse_scaling
+from ..theory.scalings import parse_scaling
 from .cell_functions import DEFAULT_CELL_FUNCTION, check_cell_function
 
 STATISTICS = ("max", "final")
@@ -32,7 +32,7 @@ class ScalingSpec:
     keep: str
 
     def scaling(self):
-        """The parsed :class:`~phase_diagram.scalings.Scaling`."""
+        """The parsed :class:`~phase_diagram.theory.scalings.Scaling`."""
         return parse_scaling(self.tau, self.keep)
 
 

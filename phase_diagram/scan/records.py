@@ -13,7 +13,7 @@ import math
 import warnings
 from pathlib import Path
 
-from meanfield_dropout.results import atomic_file
+from meanfield_dropout.runtime.results import atomic_file
 
 
 class ScanWarning(UserWarning):
@@ -27,7 +27,7 @@ def cell_path(out_dir, key):
 
 def write_json_atomic(path, data):
     """Write ``data`` as JSON to ``path`` via a temporary file in the same directory
-    (:func:`meanfield_dropout.results.atomic_file`)."""
+    (:func:`meanfield_dropout.runtime.results.atomic_file`)."""
     with atomic_file(path, "w") as handle:
         json.dump(data, handle, indent=1, sort_keys=True)
 

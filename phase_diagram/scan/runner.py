@@ -18,9 +18,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from meanfield_dropout.engine import DivergenceError
-from meanfield_dropout._validate import check_int
-from meanfield_dropout.memory import check_memory, format_bytes, warn_long_run
-from meanfield_dropout.parallel import available_cores, run_unordered
+from meanfield_dropout.validation import check_int
+from meanfield_dropout.runtime.memory import check_memory, format_bytes, warn_long_run
+from meanfield_dropout.runtime.runner import available_cores, run_unordered
 
 from .cell_functions import COST_ESTIMATORS, resolve_cell_function
 from .cells import build_cells
@@ -209,7 +209,7 @@ def run_scan(config, out_dir, *, workers=None, dask=None, progress=True,
     ------
     ValueError
         For a bad configuration, or a scan that would not fit in memory
-        (:class:`~meanfield_dropout.memory.MemoryLimitError`), before any cell runs.
+        (:class:`~meanfield_dropout.runtime.memory.MemoryLimitError`), before any cell runs.
     """
     workers = None if workers is None else check_int(workers, "workers", low=1)
     function = resolve_cell_function(config.cell_function, allow_import)

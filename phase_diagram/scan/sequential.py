@@ -1,7 +1,7 @@
 """Sequential scans: undetermined scalings get larger widths, up to a budget, until decided.
 
 After the scan of the configuration, every scaling whose phase is ``undetermined``
-(:func:`phase_diagram.decision.decide_asymptotic`) gets the next width, twice the largest, and
+(:func:`phase_diagram.finder.decision.decide_asymptotic`) gets the next width, twice the largest, and
 is decided again on all its widths; this repeats until every scaling is decided or the next
 width would exceed ``max_width``. Stage k lives in ``DIR/sequential/n<width>/`` with its own
 manifest (the undetermined scalings and the widths so far) and shares the cell files of

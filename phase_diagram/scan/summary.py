@@ -1,7 +1,7 @@
 """Read a scan back and decide the empirical phase of each scaling.
 
 The empirical phase of a scaling follows the stated rule of
-:func:`phase_diagram.decision.decide_asymptotic`: a limit is named only when its distance is
+:func:`phase_diagram.finder.decision.decide_asymptotic`: a limit is named only when its distance is
 clearly (95% intervals over the repeats) at least twice below every other candidate's at the
 largest width and clearly falling with n; otherwise the answer is ``undetermined`` with the
 reason. A diverged cell (a run of the cell left its divergence bounds: its record holds a
@@ -16,9 +16,9 @@ import numpy as np
 
 from meanfield_dropout.stats import loglog_fit
 
-from ..decision import (DEFAULT_RATIO, DEFAULT_SLOPE_THRESHOLD, DEFAULT_WINDOW, UNDETERMINED,
-                        decide_asymptotic)
-from ..regimes import classify
+from ..finder.decision import (DEFAULT_RATIO, DEFAULT_SLOPE_THRESHOLD, DEFAULT_WINDOW,
+                               UNDETERMINED, decide_asymptotic)
+from ..theory.phases import classify
 from .cells import build_cells
 from .config import ScalingSpec, config_from_dict
 from .records import cell_path, check_records, read_manifest, read_record
@@ -75,7 +75,7 @@ def load_records(out_dir):
 
 @dataclasses.dataclass(frozen=True)
 class Decision:
-    """The empirical phase of one scaling (:func:`phase_diagram.decision.decide_asymptotic`).
+    """The empirical phase of one scaling (:func:`phase_diagram.finder.decision.decide_asymptotic`).
 
     Attributes
     ----------
@@ -90,7 +90,7 @@ class Decision:
         limit → (mean, std) over repeats of the per-repeat log–log slope of distance vs width
         (over all widths; for the panels).
     fits : dict
-        limit → :class:`~phase_diagram.decision.CandidateFit` of the rule.
+        limit → :class:`~phase_diagram.finder.decision.CandidateFit` of the rule.
     """
 
     phase: str
@@ -125,7 +125,7 @@ def decide_phase(widths, distances, slope_threshold=DEFAULT_SLOPE_THRESHOLD, div
         limit → array of shape (R, W): the distance (one number per cell) for each repeat and
         width; a non-finite entry is a diverged cell (never a distance).
     slope_threshold, window, ratio
-        The rule of :func:`phase_diagram.decision.decide_asymptotic`.
+        The rule of :func:`phase_diagram.finder.decision.decide_asymptotic`.
     diverged : array_like of bool, shape (R, W), optional
         Cells with a divergence report. Any makes the phase :data:`DIVERGED`.
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from phase_diagram.cli import main
+from phase_diagram.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 

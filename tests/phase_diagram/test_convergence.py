@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from meanfield_dropout import results
+from meanfield_dropout.runtime import results
 from meanfield_dropout.convergence import ConvergenceStudy, default_data
 from meanfield_dropout.limits import simulate_limit
 from phase_diagram.convergence import PHASE_STUDIES, phase_study, scaling_limit, scaling_study

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from phase_diagram.decision import (compare_candidates, decide_asymptotic, log_ratio_at,
-                                    paired_log_ratio, pooled_slope)
+from phase_diagram.finder.decision import (compare_candidates, decide_asymptotic, log_ratio_at,
+                                           paired_log_ratio, pooled_slope)
 from phase_diagram.scan import run_scan, summarize
 from phase_diagram.scan.config import load_config
 from pathlib import Path

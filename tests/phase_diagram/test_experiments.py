@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from meanfield_dropout import results
+from meanfield_dropout.runtime import results
 from meanfield_dropout.experiments import reproduce
-from phase_diagram.cli import main
+from phase_diagram.cli.main import main
 from phase_diagram.experiments import (EXPERIMENTS, ConvergencePhasesSettings,
                                        PhaseDiagramSettings)
 from phase_diagram.scan import load_config, run_scan

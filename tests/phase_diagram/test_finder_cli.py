@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from phase_diagram.cli import main
+from phase_diagram.cli.main import main
 from phase_diagram.cluster import JobqueueConfig, load_jobqueue_config
 
 ROOT = Path(__file__).resolve().parents[2]

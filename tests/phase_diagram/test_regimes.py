@@ -7,7 +7,7 @@ import sympy
 
 from phase_diagram import CallableScaling, classify, parse_scaling, power_law
 from phase_diagram.plots import to_cartesian
-from phase_diagram.scalings import sequence_limit, LIMIT_WIDTHS
+from phase_diagram.theory.scalings import sequence_limit, LIMIT_WIDTHS
 
 # (tau expression, keep expression, phase, alpha, beta, tau_inf)
 CASES = [
@@ -50,7 +50,7 @@ def test_classification_of_parametric_families(monkeypatch, tau, keep, phase, al
     # these phases are exact; the default 0.4 s of CPU per SymPy call was seen too short on
     # a loaded 2-core machine (0.2/log(n), 0.4/log(n) came back undetermined), so the check
     # of the answers gives SymPy ten times as long
-    monkeypatch.setattr("phase_diagram.asymptotics.LIMIT_TIME_LIMIT", 4.0)
+    monkeypatch.setattr("phase_diagram.theory.asymptotics.LIMIT_TIME_LIMIT", 4.0)
     regime = classify(parse_scaling(tau, keep))
     assert regime.phase == phase, regime.reason
     c = regime.constants

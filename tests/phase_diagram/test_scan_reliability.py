@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from meanfield_dropout.memory import MemoryLimitError
-from phase_diagram.cli import main
+from meanfield_dropout.runtime.memory import MemoryLimitError
+from phase_diagram.cli.main import main
 from phase_diagram.scan import (DIVERGED, ScanWarning, build_cells, config_from_dict,
                                 load_config, run_scan, summarize)
 from phase_diagram.scan.records import cell_path

@@ -14,8 +14,8 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 import numba
 from threadpoolctl import threadpool_limits
 
-from ._validate import check_int
-from .network import blas_single_thread
+from ..validation import check_int
+from ..network import blas_single_thread
 
 #: Seconds between two checks of a worker's watchdog that its parent is alive.
 WATCHDOG_PERIOD = 0.5

@@ -1,6 +1,6 @@
 """Blocks of neurons: the scratch of the blocked kernels and the two ends of a block's step.
 
-The blocked kernels of :mod:`meanfield_dropout.core` and :mod:`meanfield_dropout.relu_signs`
+The blocked kernels of :mod:`meanfield_dropout.kernels.core` and :mod:`meanfield_dropout.kernels.relu_signs`
 work on blocks of :data:`BLOCK` neurons, one block per Numba thread at a time. A block
 gathers its input weights and computes its pre-activations with one BLAS product
 (:func:`_gather_pre_activations`) and, at the end of a step, moves its neurons
@@ -51,7 +51,7 @@ class Workspace(NamedTuple):
     Each field is a flat buffer per slot or per block (the forward slabs); a kernel views
     the part it needs for the current batch size. Slots are threads (indexed by
     ``numba.get_thread_id()``). The one-call workspace of
-    :func:`~meanfield_dropout.core._forward` and :func:`~meanfield_dropout.core._backward_update`
+    :func:`~meanfield_dropout.kernels.core._forward` and :func:`~meanfield_dropout.kernels.core._backward_update`
     has no slots: each block then allocates its own scratch.
     Every block overwrites what it uses, so results do not depend on which thread ran which
     block. Allocating this scratch per block instead (hundreds of kilobytes at B = 500)
@@ -88,7 +88,7 @@ def make_workspace(width, outputs, dim, batch, dtype):
 def _new_workspace(slots, width, K, d, batch, like):
     """A :class:`Workspace` with ``slots`` slots, in the precision of the array ``like``."""
     # one more block than the rows fill: a forward pass puts the rows after its weighted
-    # ones in blocks of their own (:func:`~meanfield_dropout.core._forward_sums`)
+    # ones in blocks of their own (:func:`~meanfield_dropout.kernels.core._forward_sums`)
     blocks = (width + BLOCK - 1) // BLOCK + 1
     dt = like.dtype
     return Workspace(np.empty((slots, BLOCK * d), dt), np.empty((slots, BLOCK * batch), dt),

@@ -1,7 +1,7 @@
 """The limit constants and simplex limit of a scaling given by two expressions in n.
 
 :func:`analyse_scaling` checks that τ_n and q_n are valid for all large n and computes, exactly
-where SymPy can (:mod:`phase_diagram.asymptotics`),
+where SymPy can (:mod:`phase_diagram.theory.asymptotics`),
 
 * τ_∞ = lim τ_n and q_∞ = lim min(1, q_n);
 * α = lim τ_n / q_n and β = lim (1 − q_n)/(n q_n) (Chizat, Marion & Yesbay 2025, §3);
@@ -167,12 +167,12 @@ def analyse_scaling(tau, keep, undecided=(), budget=None):
     Parameters
     ----------
     tau, keep : ParsedExpression
-        Checked expressions (see :func:`phase_diagram.expressions.parse_expression`), already
+        Checked expressions (see :func:`phase_diagram.theory.expressions.parse_expression`), already
         accepted by :func:`check_valid_for_large_n`.
     undecided : tuple of str
         What that check could not decide, carried into the constants.
     budget : TimeBudget, optional
-        Time allowance for all the limits (see :mod:`phase_diagram.asymptotics`).
+        Time allowance for all the limits (see :mod:`phase_diagram.theory.asymptotics`).
 
     Returns
     -------

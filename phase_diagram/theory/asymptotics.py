@@ -7,8 +7,8 @@ and monotone, so its limit always exists in [−∞, ∞]; SymPy's ``limit`` (Gr
 computes it exactly. SymPy has no time limit of its own and can be slow or hang on some
 inputs, so every symbolic computation here runs in a short-lived worker thread with a
 CPU-time limit, and all computations on one scaling share a budget
-(:mod:`phase_diagram.time_limits`). When SymPy does not decide (time limit, error,
-``AccumBounds``, ``nan``, an unevaluated ``Limit``), :func:`~phase_diagram.numeric_limits.
+(:mod:`phase_diagram.theory.timeouts`). When SymPy does not decide (time limit, error,
+``AccumBounds``, ``nan``, an unevaluated ``Limit``), :func:`~phase_diagram.theory.numeric.
 numeric_limit` samples the sequence at n = 10^2, 10^4, …, 10^256 with
 SymPy's arbitrary-precision ``evalf`` and analyses log|value| (so nothing overflows or
 underflows); when that is not conclusive either, the limit is undetermined, with the reason.
@@ -19,14 +19,14 @@ from dataclasses import dataclass
 import sympy
 
 from .expressions import WIDTH
-from .numeric_limits import (LIMIT_WIDTHS, LOG_WIDTHS, NUMERIC_TIME_LIMIT, log_sequence_limit,
-                             numeric_limit, sequence_limit)
-from .time_limits import (SCALING_TIME_BUDGET, LimitTimeout, TimeBudget, call_with_time_limit,
-                          timeout_note)
+from .numeric import (LIMIT_WIDTHS, LOG_WIDTHS, NUMERIC_TIME_LIMIT, log_sequence_limit,
+                      numeric_limit, sequence_limit)
+from .timeouts import (SCALING_TIME_BUDGET, LimitTimeout, TimeBudget, call_with_time_limit,
+                       timeout_note)
 
 __all__ = [
     "LIMIT_TIME_LIMIT", "LimitValue", "exact_to_float", "limit_at_infinity", "eventual_sign",
-    # re-exported from time_limits and numeric_limits
+    # re-exported from .timeouts and .numeric
     "SCALING_TIME_BUDGET", "NUMERIC_TIME_LIMIT", "LIMIT_WIDTHS", "LOG_WIDTHS", "TimeBudget",
     "LimitTimeout", "call_with_time_limit", "numeric_limit", "sequence_limit",
     "log_sequence_limit",
@@ -130,7 +130,7 @@ def limit_at_infinity(expr, *, positive=False, seconds=None, budget=None):
     Parameters
     ----------
     expr : sympy.Expr
-        An expression in :data:`~phase_diagram.expressions.WIDTH` (n, declared positive).
+        An expression in :data:`~phase_diagram.theory.expressions.WIDTH` (n, declared positive).
     positive : bool
         Whether the sequence is known to be positive for large n; the numeric fallback then
         works on log(value) and recognises limits 0 and ∞, otherwise only finite limits.

@@ -14,7 +14,7 @@ that floats can evaluate at the scan widths:
   ``exp(1000)`` are refused, and so are constants that underflow to 0);
 * a negative base is never raised to a fractional power, and arguments of ``log``/``sqrt``
   that SymPy cannot see are positive are recorded as conditions, checked for all large n by
-  :mod:`phase_diagram.asymptotics` (see :attr:`ParsedExpression.conditions`);
+  :mod:`phase_diagram.theory.asymptotics` (see :attr:`ParsedExpression.conditions`);
 * SymPy never has to compute huge exact numbers. It evaluates exactly, as it builds an
   expression, powers of rational numbers such as the 2**(10**30) hidden in
   ``exp(10**30*log(2*n))`` = (2n)^(10^30); one such computation cannot be interrupted and would

@@ -20,9 +20,9 @@ import warnings
 from pathlib import Path
 from typing import NamedTuple
 
-from . import __version__
-from .engine import DivergenceError
-from .experiments import reproduce
+from .. import __version__
+from ..engine import DivergenceError
+from ..experiments import reproduce
 
 
 class Parser(argparse.ArgumentParser):

@@ -4,7 +4,7 @@
 arbitrary-precision ``evalf`` (mpmath numbers have an unbounded exponent, and the working
 precision grows to resolve cancellations such as 1 − q_n with q_n = 1 − n^(−1/2)) and
 analyses log|value|, so that nothing overflows or underflows. :func:`sequence_limit` does the
-same analysis on float samples of Python callables (:class:`~phase_diagram.scalings.
+same analysis on float samples of Python callables (:class:`~phase_diagram.theory.scalings.
 CallableScaling`). A sequence that neither settles nor trends clearly is undetermined
 (``None``): these are heuristics, used only where exact limits are not available.
 """
@@ -15,7 +15,7 @@ import numpy as np
 import sympy
 
 from .expressions import WIDTH
-from .time_limits import call_with_time_limit, timeout_note
+from .timeouts import call_with_time_limit, timeout_note
 
 __all__ = ["NUMERIC_TIME_LIMIT", "LIMIT_WIDTHS", "LOG_WIDTHS", "numeric_limit",
            "log_sequence_limit", "sequence_limit"]

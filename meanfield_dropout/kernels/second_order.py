@@ -1,4 +1,4 @@
-"""Second-order kernels of the network of :mod:`meanfield_dropout.core`.
+"""Second-order kernels of the network of :mod:`meanfield_dropout.kernels.core`.
 
 Jacobian-transpose products with a residual per neuron (the covariance of the dropout noise
 and the SME steps of Zhang, Li, Luo & Xu 2024) and exact Hessian–vector products of the loss

@@ -1,7 +1,7 @@
 """The sign path of the masked-row step: ReLU, one output, no penalty.
 
 For σ(u) = 1[u > 0] u the backward pass of a neuron needs only the signs of its
-pre-activations (:func:`_sign_path`). The forward pass of :mod:`meanfield_dropout.core`
+pre-activations (:func:`_sign_path`). The forward pass of :mod:`meanfield_dropout.kernels.core`
 keeps one byte per pre-activation (:func:`_sign_row`), and the backward pass is one BLAS
 product per block of the 0/1 signs with the rows r_j (z_j, 1) (:func:`_sign_backward_step`).
 Both papers' experiments are ReLU networks with one output.
@@ -49,7 +49,7 @@ def _store_signs(target, signs):
 @njit(cache=True, parallel=True, fastmath={"reassoc"})
 def _sign_backward_step(X, rows, count, step, residual, Z, Zt, has_bias, pre, signs,
                         pre_index, out, work):
-    """:func:`~meanfield_dropout.core._backward_step` on the sign path (one output, K = 1).
+    """:func:`~meanfield_dropout.kernels.core._backward_step` on the sign path (one output, K = 1).
 
     Neuron rows[r]'s signs are read from ``signs[pre_index[r]]`` if ``signs`` has rows, else
     taken from ``pre[pre_index[r]]``, or recomputed when ``pre_index`` is empty.

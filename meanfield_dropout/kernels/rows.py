@@ -3,8 +3,8 @@
 A ring of the Poisson or Bernoulli jump limit (:mod:`meanfield_dropout.limits`) moves one
 neuron at a time, too little work for BLAS, so these kernels do the products with the data
 as plain loops. The arithmetic of the step is the core's
-(:func:`~meanfield_dropout.core._coefficients`) and φ(x_i, z) = a_i σ(w_i·z + b_i) is the
-network of :mod:`meanfield_dropout.core`, so a ring and a row of the blocked step give the
+(:func:`~meanfield_dropout.kernels.core._coefficients`) and φ(x_i, z) = a_i σ(w_i·z + b_i) is the
+network of :mod:`meanfield_dropout.kernels.core`, so a ring and a row of the blocked step give the
 same numbers to rounding.
 """
 import numpy as np
@@ -32,7 +32,7 @@ def _row_step_activated(X, i, value, grad_pre, step, penalty, residual, Zt, K, h
                         scratch, grad_a, out):
     """One-row masked step: out_i ← out_i − step · Dφ(x_i)ᵀ e_i for the single neuron i.
 
-    The same arithmetic as one row of :func:`~meanfield_dropout.core._backward_update`, with the products with the
+    The same arithmetic as one row of :func:`~meanfield_dropout.kernels.core._backward_update`, with the products with the
     data as plain loops (one row is too small for BLAS), from neuron i's σ(u) in ``value``
     (read) and σ'(u) in ``grad_pre`` (overwritten), as the jump limits keep them
     (:func:`_row_features_kept`). ``scratch`` (B,) and ``grad_a`` (K,) are scratch (so a
@@ -61,7 +61,7 @@ def _row_features(X, i, Zt, K, has_bias, act, pre, out):
 def _row_features_kept(X, i, Zt, K, has_bias, act, pre, value, deriv, out):
     """:func:`_row_features` that also leaves σ(u) in ``value`` and, if ``deriv`` is not
     empty, σ'(u) there (the same numbers as the activation of
-    :func:`~meanfield_dropout.core._row_coefficients` at the same parameters). ``value`` may
+    :func:`~meanfield_dropout.kernels.core._row_coefficients` at the same parameters). ``value`` may
     be ``out[0]``: that row is written last."""
     _row_pre_activations(X, i, Zt, K, has_bias, pre)
     _activate_row(act, pre, value, deriv)

@@ -110,7 +110,7 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
     (steps, B) minibatch indices (zero columns for full batch). Where ``record[k]`` the
     unmasked train (and validation, if present) loss at the parameters before step k is
     written to ``train_out[k]``/``val_out[k]``. ``work`` is the run's
-    :class:`~meanfield_dropout.blocks.Workspace`.
+    :class:`~meanfield_dropout.kernels.blocks.Workspace`.
 
     The loss record reuses the step's forward pass: the unmasked predictor is the step's own
     output when nothing is masked forward, and otherwise the unweighted sum of the same pass,

@@ -2,9 +2,9 @@
 
 Every dynamics of the package (the engine's variants, the five limits, the SME module's
 dropout and modified-loss iterations) is built on the private ``@njit`` kernels of this
-module and the three beside it in the kernel layer: :mod:`~meanfield_dropout.blocks` (the
-scratch and the two ends of a block's step), :mod:`~meanfield_dropout.relu_signs` (the sign
-path of ReLU) and :mod:`~meanfield_dropout.row_kernels` (one neuron at a time, for the jump
+module and the three beside it in the kernel layer: :mod:`~meanfield_dropout.kernels.blocks` (the
+scratch and the two ends of a block's step), :mod:`~meanfield_dropout.kernels.relu_signs` (the sign
+path of ReLU) and :mod:`~meanfield_dropout.kernels.rows` (one neuron at a time, for the jump
 limits). They take plain arrays, check nothing and allocate only scratch space.
 
 Network. A width-n network is a particle array ``X`` of shape ``(n, K + d [+ 1])``: row i is
@@ -29,15 +29,15 @@ penalty of the modified loss), Dφ(x_i)ᵀ e_i has the parts
 
 u_ij = w_i·z_j + b_i. The masked-row step moves the neurons ``rows[:count]`` by
 −step · Dφ(x_i)ᵀ e_i. It is computed per row by :func:`_row_coefficients` and then either for
-blocks of :data:`~meanfield_dropout.blocks.BLOCK` rows with one BLAS product per block
+blocks of :data:`~meanfield_dropout.kernels.blocks.BLOCK` rows with one BLAS product per block
 (:func:`_backward_update`) or for one row with plain loops
-(:func:`~meanfield_dropout.row_kernels._row_step_activated`, a ring of a jump limit). For ReLU
+(:func:`~meanfield_dropout.kernels.rows._row_step_activated`, a ring of a jump limit). For ReLU
 with one output and no penalty (the papers' experiments) the blocked step takes the sign path
-(:func:`~meanfield_dropout.relu_signs._sign_path`): both parts come from
+(:func:`~meanfield_dropout.kernels.relu_signs._sign_path`): both parts come from
 G_i = Σ_j 1[u_ij > 0] r_j (z_j, 1), one product of the 0/1 signs with the data, so the
 forward pass keeps one byte per pre-activation.
 
-Second order (:mod:`meanfield_dropout.second_order`): the masked-row step with a residual of
+Second order (:mod:`meanfield_dropout.kernels.second_order`): the masked-row step with a residual of
 its own for every neuron, and exact Hessian–vector products of the penalised loss
 L = loss(f) + (λ s/2B) Σ_i Σ_j |φ(x_i, z_j)|², on the kernels of this module.
 
@@ -84,8 +84,8 @@ def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, out,
     pass as the step's own.
     Neuron rows[r]'s pre-activations are kept in ``pre[r]`` if ``pre`` has rows, and
     their signs 1[u > 0] in ``signs[r]`` (uint8) if ``signs`` has rows: all the
-    backward pass of the sign path needs (:func:`~meanfield_dropout.relu_signs._sign_path`). ``work`` is a
-    :class:`~meanfield_dropout.blocks.Workspace` for at least ``count`` rows. Each block sums into its own slab, its
+    backward pass of the sign path needs (:func:`~meanfield_dropout.kernels.relu_signs._sign_path`). ``work`` is a
+    :class:`~meanfield_dropout.kernels.blocks.Workspace` for at least ``count`` rows. Each block sums into its own slab, its
     rows in order; slabs are added in block order. The weighted rows fill blocks of their
     own, so the weighted sum is the same bits with or without the rows after them.
     """
@@ -359,9 +359,9 @@ def _backward_update(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias
 @njit(cache=True, parallel=True, fastmath={"reassoc"})
 def _backward_step(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, act, pre,
                    signs, pre_index, out, work):
-    """:func:`_backward_update` with the scratch of a :class:`~meanfield_dropout.blocks.Workspace` ``work``.
+    """:func:`_backward_update` with the scratch of a :class:`~meanfield_dropout.kernels.blocks.Workspace` ``work``.
 
-    On the sign path (:func:`~meanfield_dropout.relu_signs._sign_path`) neuron rows[r]'s signs are read from
+    On the sign path (:func:`~meanfield_dropout.kernels.relu_signs._sign_path`) neuron rows[r]'s signs are read from
     ``signs[pre_index[r]]`` if ``signs`` has rows (stored by :func:`_forward_sums`), else
     from ``pre`` as in :func:`_backward_update`, or recomputed.
     """

@@ -189,7 +189,7 @@ def _encode(value, key, arrays):
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         name = type(value).__name__
         if _TYPES.get(name) is not type(value):
-            raise TypeError(f"{name} is not registered with meanfield_dropout.results")
+            raise TypeError(f"{name} is not registered with meanfield_dropout.runtime.results")
         return {"__type__": name, "fields": {
             f.name: _encode(getattr(value, f.name), _join(key, f.name), arrays)
             for f in dataclasses.fields(value) if f.init}}

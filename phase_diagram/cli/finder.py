@@ -1,7 +1,7 @@
 """The ``locate`` and ``map`` sub-commands and the shared ``--dask``/``--jobqueue`` handling.
 
 Bad input (out-of-range numbers, unknown data, conflicting options) is a one-line usage error
-with exit status 2 (:func:`meanfield_dropout._cli.run_main`).
+with exit status 2 (:func:`meanfield_dropout.cli.options.run_main`).
 """
 import argparse
 import contextlib
@@ -9,13 +9,13 @@ import dataclasses
 import math
 from pathlib import Path
 
-from meanfield_dropout._cli import ListOf
-from meanfield_dropout.plots import save_figure
+from meanfield_dropout.cli.options import ListOf
+from meanfield_dropout.plots.figures import save_figure
 
-from .cluster import load_jobqueue_config
-from .locate import MAX_WIDTH, locate
-from .phase_map import QUICK, MapConfig, estimated_seconds, run_map, summarize_map
-from .plots import locate_figure, phase_map_figure
+from ..cluster import load_jobqueue_config
+from ..finder.locate import MAX_WIDTH, locate
+from ..finder.phase_map import QUICK, MapConfig, estimated_seconds, run_map, summarize_map
+from ..plots import locate_figure, phase_map_figure
 
 __all__ = ["add_locate", "add_map", "dask_address"]
 

@@ -7,7 +7,7 @@ batch sharpness along training beside the test risk.
 import numpy as np
 from matplotlib.figure import Figure
 
-from .stats import mean_interval
+from ..stats import mean_interval
 
 LABELS = {"gd": "no dropout (GD)", "dropout": "dropout", "ram": "RaM (row)",
           "pn": "PN (forward)", "pn_ram": "PN + RaM (for-back)"}

@@ -7,17 +7,17 @@ point (⅓, ⅓, ⅓) and the discrete-jump vertex (1, 0, 0)). Each point u is t
 τ_n = τ₀ n^(−u_τ/u_n), q_n = min(1, q₀ n^(−u_q/u_n)) with τ₀ = q₀ = 1/2 (so the vertex
 is dropout with τ = q = 1/2, the continuous-jump segment has α = 1 and the critical
 point α = 1, β = 2), whose simplex limit is u; its theory phase is
-:func:`phase_diagram.regimes.classify` of that scaling (exact exponents).
+:func:`phase_diagram.theory.phases.classify` of that scaling (exact exponents).
 
 Cells. At every width n and repeat, dropout runs against every limit with the plug-in
-constants of that width (:mod:`phase_diagram.plugin`), with the cost guard of that module; a
+constants of that width (:mod:`phase_diagram.finder.plugin`), with the cost guard of that module; a
 point whose dropout run alone exceeds the budget is "beyond budget" at that width. Cells are
 keyed and seeded by their identity (``SeedSequence(seed, spawn_key=hash(identity))``), run on
-the local process pool (:func:`meanfield_dropout.parallel.run_unordered`) or on
+the local process pool (:func:`meanfield_dropout.runtime.runner.run_unordered`) or on
 ``dask.distributed``, and are written one JSON file each, atomically: a killed map resumes,
 and the numbers do not depend on the worker count or the backend.
 
-Colour. Each point and width gets :func:`phase_diagram.decision.compare_candidates` over its
+Colour. Each point and width gets :func:`phase_diagram.finder.decision.compare_candidates` over its
 repeats: the nearest limit, and the simplest limit within 25% of it ("none" when no
 limit is within 10% of the RMS of the targets).
 """
@@ -30,17 +30,17 @@ from pathlib import Path
 
 import numpy as np
 
-from meanfield_dropout._validate import check_int, check_positive
+from meanfield_dropout.validation import check_int, check_positive
 from meanfield_dropout.convergence import default_data
-from meanfield_dropout.parallel import check_workers, run_unordered
+from meanfield_dropout.runtime.runner import check_workers, run_unordered
 
-from .cluster import dask_results
+from ..cluster import dask_results
 from .decision import NONE, compare_candidates
 from .plugin import FLOW_DT, candidate_limits, cell_seconds, measure_cell
-from .power_logs import PowerLog
-from .regimes import DEGENERATE, classify
-from .scalings import PowerLogScaling
-from .scan.records import write_json_atomic
+from ..theory.power_logs import PowerLog
+from ..theory.phases import DEGENERATE, classify
+from ..theory.scalings import PowerLogScaling
+from ..scan.records import write_json_atomic
 
 __all__ = ["MapPoint", "MapConfig", "QUICK", "map_points", "simplex_grid", "build_map_cells",
            "estimated_seconds", "run_map_cell",
@@ -224,7 +224,7 @@ def build_map_cells(config):
 
 def estimated_seconds(config):
     """Estimated core-seconds of the cells of ``config`` (the cost model of
-    :mod:`phase_diagram.plugin`)."""
+    :mod:`phase_diagram.finder.plugin`)."""
     shape = default_data().inputs.shape
     return sum(_cell_seconds(cell, config, shape) for cell in build_map_cells(config)[0])
 
@@ -322,7 +322,7 @@ class MapSummary:
     theory : dict
         point label → theory phase.
     comparisons : dict
-        (label, width) → :class:`~phase_diagram.decision.Comparison` (finished points).
+        (label, width) → :class:`~phase_diagram.finder.decision.Comparison` (finished points).
     beyond : dict
         (label, width) → why the point is beyond budget at that width.
     agreement : dict

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from meanfield_dropout._validate import check_int, check_keep_prob, check_positive
+from meanfield_dropout.validation import check_int, check_keep_prob, check_positive
 from meanfield_dropout.convergence import measure_distances
 from meanfield_dropout.engine import DivergenceError
 from meanfield_dropout.limit_sizes import _PARTNER_BATCH

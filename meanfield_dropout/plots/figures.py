@@ -11,10 +11,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from ._plots_mnist import mnist_figures  # noqa: F401  (the MNIST experiment's figures)
-from ._validate import check_choice
-from .convergence import METRICS
-from .metrics import coupled_rms
+from ..validation import check_choice
+from ..convergence import METRICS
+from ..metrics import coupled_rms
 
 LABELS = {"gd": "no dropout (GD)", "dropout": "dropout", "ram": "RaM", "pn": "PN",
           "pn_ram": "PN + RaM", "penalized": "penalized GD"}

@@ -9,9 +9,9 @@
   per phase) to the limit dynamics, as the width grows.
 * ``reproduce``: every figure of both papers (``meanfield_dropout``'s experiments included).
 * ``locate --width N --master-lr TAU --keep-prob Q``: which limit describes this network
-  (:mod:`phase_diagram.locate`).
+  (:mod:`phase_diagram.finder.locate`).
 * ``map [--grid K] [--widths ...] [--quick] -o FILE.png``: finite-width phase maps over the
-  simplex (:mod:`phase_diagram.phase_map`).
+  simplex (:mod:`phase_diagram.finder.phase_map`).
 
 Bad input (malformed expressions, bad configurations, usage errors) and failed runs print one
 line and exit with status 2.
@@ -24,24 +24,25 @@ from pathlib import Path
 
 import mpmath
 
-from meanfield_dropout import results
-from meanfield_dropout._cli import (IntRange, ListOf, MakeDirectories, OutputFile,
-                                    SettingOption, add_reproduce_command, build_parser,
-                                    input_dir, input_file, output_dir, program, run_main)
-from meanfield_dropout.cli import REPRODUCE_OPTIONS
+from meanfield_dropout.runtime import results
+from meanfield_dropout.cli.options import (IntRange, ListOf, MakeDirectories, OutputFile,
+                                           SettingOption, add_reproduce_command, build_parser,
+                                           input_dir, input_file, output_dir, program,
+                                           run_main)
+from meanfield_dropout.cli.main import REPRODUCE_OPTIONS
 from meanfield_dropout.convergence import COUPLED_VARIANTS, METRICS
 from meanfield_dropout.limits import LIMITS
-from meanfield_dropout.plots import convergence_figure, save_figure
+from meanfield_dropout.plots.figures import convergence_figure, save_figure
 
-from .convergence import PHASE_STUDIES, phase_study, scaling_study
-from .experiments import EXPERIMENTS
-from .expressions import format_width, quote
-from .plots import distance_panels_figure, phase_diagram_figure, theory_figure
-from .regimes import classify
-from .scalings import parse_scaling
-from .scan import load_config, run_scan
-from .scan.sequential import run_sequential, summarize_sequential
-from .commands import add_locate, add_map, dask_address
+from ..convergence import PHASE_STUDIES, phase_study, scaling_study
+from ..experiments import EXPERIMENTS
+from ..theory.expressions import format_width, quote
+from ..plots import distance_panels_figure, phase_diagram_figure, theory_figure
+from ..theory.phases import classify
+from ..theory.scalings import parse_scaling
+from ..scan import load_config, run_scan
+from ..scan.sequential import run_sequential, summarize_sequential
+from .finder import add_locate, add_map, dask_address
 
 
 def _classify(args):

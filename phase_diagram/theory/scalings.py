@@ -10,8 +10,8 @@ q_n ∈ (0, 1] (clipped to 1 from above). The phase of dropout in the large-widt
 
 :func:`parse_scaling` turns strings such as ``"0.5*n**-1.5"`` into an
 :class:`ExpressionScaling` through a whitelisted ``ast`` walk (never ``eval``,
-:mod:`phase_diagram.expressions`); its limits are exact, computed by SymPy
-(:mod:`phase_diagram.scaling_limits`, :mod:`phase_diagram.asymptotics`), and its values at
+:mod:`phase_diagram.theory.expressions`); its limits are exact, computed by SymPy
+(:mod:`phase_diagram.theory.constants`, :mod:`phase_diagram.theory.asymptotics`), and its values at
 concrete widths are plain floats (what scans use). Arbitrary Python callables
 (:class:`CallableScaling`) are handled numerically, with ``None`` ("undetermined") when a
 sequence does not settle.
@@ -24,14 +24,14 @@ import mpmath
 import numpy as np
 import sympy
 
-from meanfield_dropout._validate import check_int, check_positive, check_real
+from meanfield_dropout.validation import check_int, check_positive, check_real
 
 from .asymptotics import LIMIT_TIME_LIMIT
 from .expressions import WIDTH, format_width, parse_expression
-from .numeric_limits import LIMIT_WIDTHS, sequence_limit
+from .numeric import LIMIT_WIDTHS, sequence_limit
 from .power_logs import PowerLog, power_log_form
-from .scaling_limits import LimitConstants, analyse_scaling, check_valid_for_large_n
-from .time_limits import TimeBudget, call_with_time_limit
+from .constants import LimitConstants, analyse_scaling, check_valid_for_large_n
+from .timeouts import TimeBudget, call_with_time_limit
 
 __all__ = [
     "PowerLog", "LimitConstants", "Scaling", "ExpressionScaling", "PowerLogScaling",
@@ -94,7 +94,7 @@ class ExpressionScaling(Scaling):
     """τ_n and q_n given by expressions in n, with exact limits.
 
     The expressions must be positive for all large n; this is checked symbolically when the
-    scaling is made (:func:`~phase_diagram.scaling_limits.check_valid_for_large_n`). The limit
+    scaling is made (:func:`~phase_diagram.theory.constants.check_valid_for_large_n`). The limit
     constants and the simplex limit are computed once, on first use, by SymPy (with a numeric
     log-space fallback where SymPy does not decide in time). Values at concrete widths are
     plain floats (fast; ``ValueError`` where floats overflow or underflow), and
@@ -103,7 +103,7 @@ class ExpressionScaling(Scaling):
     Parameters
     ----------
     tau, keep : ParsedExpression
-        From :func:`~phase_diagram.expressions.parse_expression`.
+        From :func:`~phase_diagram.theory.expressions.parse_expression`.
     label : str, optional
         Display name; defaults to the formulas.
 
@@ -123,7 +123,7 @@ class ExpressionScaling(Scaling):
 
     @property
     def asymptotics(self):
-        """The :class:`~phase_diagram.scaling_limits.ScalingAsymptotics` (computed once)."""
+        """The :class:`~phase_diagram.theory.constants.ScalingAsymptotics` (computed once)."""
         if self._asymptotics is None:
             self._asymptotics = analyse_scaling(self.tau_expression, self.keep_expression,
                                                 self._undecided, self._budget)
@@ -318,7 +318,7 @@ def parse_scaling(tau_expr, keep_expr, *, label=None):
     """Parse τ_n and q_n expressions in ``n`` into a scaling with exact limits.
 
     Allowed: numbers, the width ``n``, ``+ - * / **`` (constant exponents), unary minus and
-    ``log``, ``sqrt``, ``exp`` (see :mod:`phase_diagram.expressions`). Both expressions must
+    ``log``, ``sqrt``, ``exp`` (see :mod:`phase_diagram.theory.expressions`). Both expressions must
     be positive for all large n (checked symbolically); q_n is clipped to 1 from above.
 
     Parameters

@@ -7,7 +7,7 @@
   also makes the phase-diagram and convergence figures).
 
 Each handler parses, calls the library, prints; bad input and failed runs give one line on
-stderr and exit status 2 (:func:`meanfield_dropout._cli.run_main`).
+stderr and exit status 2 (:func:`meanfield_dropout.cli.options.run_main`).
 """
 import dataclasses
 import time
@@ -15,15 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from . import plots, results
-from ._cli import (IntRange, ListOf, MakeDirectories, OutputFile, SettingOption,
-                   add_reproduce_command, build_parser, input_file, input_path, program,
-                   run_main)
-from .data import teacher_student
-from .engine import VARIANTS, simulate
-from .experiments import EXPERIMENTS
-from .experiments import sme as sme_experiments
-from .sme.model import OUTPUT_SCALES
+from .. import plots
+from ..runtime import results
+from .options import (IntRange, ListOf, MakeDirectories, OutputFile, SettingOption,
+                      add_reproduce_command, build_parser, input_file, input_path, program,
+                      run_main)
+from ..data import teacher_student
+from ..engine import VARIANTS, simulate
+from ..experiments import EXPERIMENTS
+from ..experiments import sme as sme_experiments
+from ..sme.model import OUTPUT_SCALES
 
 DEMO_VARIANTS = ("gd", "dropout", "ram", "pn_ram")
 #: Options of ``reproduce`` that set one experiment's settings.

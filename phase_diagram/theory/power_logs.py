@@ -1,7 +1,7 @@
 """Power-log sequences c·n^p·(log n)^l: the plain power laws of the phase diagram.
 
 :func:`power_log_form` recognises such a sequence in a SymPy expression (exact rational
-exponents), and :class:`PowerLog` describes one; :class:`~phase_diagram.scalings.
+exponents), and :class:`PowerLog` describes one; :class:`~phase_diagram.theory.scalings.
 PowerLogScaling` keeps these descriptions beside its expressions. The limits themselves are
 computed by SymPy like those of any expression.
 """

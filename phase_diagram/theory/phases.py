@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .scaling_limits import exact_text
+from .constants import exact_text
 from .scalings import LimitConstants, Scaling
 
 __all__ = ["PHASES", "DEGENERATE", "UNDETERMINED", "Regime", "classify", "limit_constraints"]
@@ -160,8 +160,8 @@ def classify(scaling):
     Parameters
     ----------
     scaling : Scaling
-        E.g. from :func:`~phase_diagram.scalings.power_law` or
-        :func:`~phase_diagram.scalings.parse_scaling`.
+        E.g. from :func:`~phase_diagram.theory.scalings.power_law` or
+        :func:`~phase_diagram.theory.scalings.parse_scaling`.
 
     Returns
     -------

@@ -4,13 +4,13 @@ For a network of width n, master learning rate τ and keep probability q, :func:
 
 1. computes the effective constants α_n = τ/q, β_n = (1 − q)/(nq), τ, the simplex point
    (log n, −log τ, −log q)/S and the theory's phase of the power law τ_m = m^(−b_τ),
-   q_m = m^(−b_q) through that point (:func:`phase_diagram.regimes.classify`);
+   q_m = m^(−b_q) through that point (:func:`phase_diagram.theory.phases.classify`);
 2. simulates dropout at width n (``repeats`` seeds) and every candidate limit with the plug-in
-   constants of that width (:mod:`phase_diagram.plugin`), from the same data and the same
+   constants of that width (:mod:`phase_diagram.finder.plugin`), from the same data and the same
    initial particles, over t ∈ [0, T] (T = K τ for K steps);
 3. reports, per limit, the predictor error sup over [0, T] and at T and the W2 distance at T
    of the particle clouds, as geometric means with 95% intervals over the repeats, and applies
-   :func:`phase_diagram.decision.compare_candidates`: the nearest limit, how clearly it wins,
+   :func:`phase_diagram.finder.decision.compare_candidates`: the nearest limit, how clearly it wins,
    whether any limit is close (relative error ≤ 10% of the RMS of the targets), and the
    simplest limit within 25% of the nearest;
 4. optionally (``ladder``) repeats the measurement at n/8, n/4, n/2 along the power law
@@ -22,16 +22,16 @@ from pathlib import Path
 
 import numpy as np
 
-from meanfield_dropout._validate import check_int, check_positive
+from meanfield_dropout.validation import check_int, check_positive
 from meanfield_dropout.convergence import default_data
 from meanfield_dropout.data import Dataset, mnist47
-from meanfield_dropout.parallel import check_workers, run_unordered
+from meanfield_dropout.runtime.runner import check_workers, run_unordered
 
 from .decision import (DEFAULT_CLOSE, DEFAULT_RATIO, compare_candidates, paired_log_ratio,
                        pooled_slope)
 from .plugin import DEFAULT_BUDGET, candidate_limits, effective_constants, measure_cell
-from .regimes import classify
-from .scalings import power_law
+from ..theory.phases import classify
+from ..theory.scalings import power_law
 
 __all__ = ["DATA_CHOICES", "LocateResult", "load_data", "locate"]
 
@@ -100,7 +100,7 @@ class LocateResult:
     ----------
     width, master_lr, keep_prob : int, float, float
     constants : dict
-        :func:`~phase_diagram.plugin.effective_constants`.
+        :func:`~phase_diagram.finder.plugin.effective_constants`.
     theory : Regime
         The phase of the power law through the point.
     horizon, steps : float, int
@@ -243,12 +243,12 @@ def locate(width, master_lr, keep_prob, *, data=None, steps=None, horizon=None, 
     workers : int, optional
         Processes (default: one per core); the numbers do not depend on it.
     ratio, close_threshold : float
-        See :mod:`phase_diagram.decision`.
+        See :mod:`phase_diagram.finder.decision`.
     budget : float
-        Estimated seconds allowed for one limit in one cell (:mod:`phase_diagram.plugin`).
+        Estimated seconds allowed for one limit in one cell (:mod:`phase_diagram.finder.plugin`).
     limit_factor : int
         The limits run with N = limit_factor × n particles, copies of dropout's initial ones
-        (:func:`~phase_diagram.plugin.measure_cell`).
+        (:func:`~phase_diagram.finder.plugin.measure_cell`).
     n_times : int
         Grid times in [0, T].
 

@@ -1,0 +1,14 @@
+"""The kernel layer: every ``@njit`` function of the network, and nothing else.
+
+Kernels take plain arrays and small ``NamedTuple`` structs, check nothing, allocate as little
+as they can and do no I/O; the public functions of :mod:`meanfield_dropout` validate their
+arguments once, plan the randomness and call them.
+
+* :mod:`.activations` — σ, σ′, σ″ by integer code;
+* :mod:`.core` — the two-layer network, its loss and its gradient, written once;
+* :mod:`.blocks`, :mod:`.relu_signs` — blocked forward/backward passes and the ReLU sign path;
+* :mod:`.variants` — the engine's update rules as one chunk kernel;
+* :mod:`.rows` — one-neuron kernels of the jump limits;
+* :mod:`.limit_steps` — the flow (Heun) and jump-event kernels of the limit dynamics;
+* :mod:`.second_order` — Jacobian-transpose and Hessian–vector products.
+"""
