@@ -190,10 +190,10 @@ def penalized_gradient(X, Z, y, K, scale, penalty, activation="tanh", bias=False
 
 
 def sme_hvp(X, Y, blocks, K, kappa, activation, c, direction):
-    """H v of the SME's modified loss L_S by the SME module's former formula.
+    """H v of the SME's modified loss L_S in forward mode, written out per block in NumPy.
 
-    A NumPy transcription of the ``_hvp`` kernel that ``meanfield_dropout.sme.hessian``
-    had before it moved onto the core: X (n, d), Y (n, K), blocks (m, K + d), c = (1 − p)/p.
+    Independent of the core's Hessian–vector product (which ``meanfield_dropout.sme.hessian``
+    uses): X (n, d), Y (n, K), blocks (m, K + d), c = (1 − p)/p.
     """
     pre = X @ blocks[:, K:].T
     s, ds = ACT[activation][0](pre), ACT[activation][1](pre)
@@ -213,7 +213,7 @@ def sme_hvp(X, Y, blocks, K, kappa, activation, c, direction):
 
 
 def sme_hessian(X, Y, blocks, K, kappa, activation, c):
-    """Dense Hessian of L_S by the SME module's former formula (Gauss-Newton + blocks).
+    """Dense Hessian of L_S written out in NumPy (Gauss-Newton + block-diagonal terms).
 
     H = (1/n) JᵀJ + (c/n) blockdiag_k(J_kᵀ J_k) + (1/n) blockdiag_k(Σ_i Σ_c V_ik^c ∇²φ^c_{k,i}).
     """

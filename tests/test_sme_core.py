@@ -1,4 +1,4 @@
-"""The SME module is the core's network: the engine's runs, the core's formulas, the old ones.
+"""The SME module is the core's network: the engine's runs, the core's formulas, NumPy formulas.
 
 Zhang, Li, Luo & Xu's blocks q_r = (a_r, w_r) are the core's bias-free particles; dropout with
 keep probability p is the engine's ``dropout`` rule with master_lr ηκ, GD on L_S its
@@ -141,23 +141,23 @@ def test_gradients_and_loss_are_the_core_formulas(K, scale, activation):
 
 
 @pytest.mark.parametrize("K,scale,activation", CASES)
-def test_hessian_matches_the_former_sme_formulas(K, scale, activation):
-    # the SME module's former kernels, transcribed to NumPy: H v (forward mode) and the dense
+def test_hessian_matches_the_written_out_sme_formulas(K, scale, activation):
+    # tests/reference.py's written-out formulas: H v (forward mode) and the dense
     # H (Gauss-Newton plus block-diagonal terms); tolerance: twice the core HVP's bound
     prob, theta = _problem(K=K, scale=scale, activation=activation)
     blocks = prob.blocks(theta)
     kappa, c = prob.kappa, prob.penalty
-    old = (prob.inputs, prob.targets, blocks, K, kappa, activation, c)
+    written = (prob.inputs, prob.targets, blocks, K, kappa, activation, c)
     args = _net(prob, kappa, c * kappa)
     v = np.random.default_rng(3).standard_normal(blocks.shape)
     got = hessian_vector_product(prob, theta, v.ravel()).reshape(blocks.shape)
-    want = reference.sme_hvp(*old, v)
+    want = reference.sme_hvp(*written, v)
     assert np.all(np.abs(got - want) <= 2 * rounding.hvp_bound(blocks, v, *args))
     H = modified_loss_hessian(prob, theta)
     bounds = np.stack([rounding.hvp_bound(blocks, e.reshape(blocks.shape), *args).ravel()
                        for e in np.eye(prob.n_params)], axis=1)
     bounds = 0.5 * (bounds + bounds.T)  # H is returned symmetrised
-    assert np.all(np.abs(H - reference.sme_hessian(*old)) <= 2 * bounds)
+    assert np.all(np.abs(H - reference.sme_hessian(*written)) <= 2 * bounds)
 
 
 def test_divergence_is_the_engines_error_naming_the_method():

@@ -6,7 +6,6 @@ use; ``tanh``, ``softplus`` and ``sigmoid`` are smooth, as the limit theorems re
 """
 import math
 
-import numpy as np
 from numba import njit
 
 ACTIVATIONS = {"relu": 0, "tanh": 1, "softplus": 2, "sigmoid": 3}
@@ -96,32 +95,3 @@ def _activate_row(code, pre, value, deriv):
             for j in range(pre.shape[0]):
                 deriv[j] = _dsigma(code, pre[j])
 
-
-def sigma(name, x):
-    """Evaluate activation ``name`` and its first two derivatives on an array.
-
-    Parameters
-    ----------
-    name : str
-        One of :data:`ACTIVATIONS`.
-    x : array_like
-        Pre-activations.
-
-    Returns
-    -------
-    value, first, second : ndarray
-        sigma(x), sigma'(x), sigma''(x) with the shape of ``x``.
-    """
-    code = activation_code(name)
-    x = np.asarray(x, dtype=np.float64)
-    out = np.empty((3, x.size))
-    _activation_triplet(code, x.ravel(), out)
-    return tuple(o.reshape(x.shape) for o in out)
-
-
-@njit(cache=True)
-def _activation_triplet(code, x, out):
-    for k in range(x.size):
-        out[0, k] = _sigma(code, x[k])
-        out[1, k] = _dsigma(code, x[k])
-        out[2, k] = _d2sigma(code, x[k])

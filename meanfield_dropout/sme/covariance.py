@@ -221,7 +221,7 @@ def noise_from_normals(problem, params, z, pairs):
     return out.ravel()
 
 
-def sample_noise(problem, params, n_draws=None, seed=0, *, n_samples=None):
+def sample_noise(problem, params, n_draws, seed=0):
     """Draws from N(0, Σ(θ)), exact in law, never forming a D × D matrix.
 
     Each draw costs O(n m² K + n m (K + d)), about one dropout gradient.
@@ -233,18 +233,11 @@ def sample_noise(problem, params, n_draws=None, seed=0, *, n_samples=None):
     n_draws : int
         Number of draws (>= 1).
     seed : int
-    n_samples : int, optional
-        Former name of ``n_draws`` (kept as an alias; not the training-set size
-        ``problem.n_samples``).
 
     Returns
     -------
     ndarray, shape (n_draws, D)
     """
-    if n_samples is not None:
-        if n_draws is not None:
-            raise ValueError("give n_draws or its former name n_samples, not both")
-        n_draws = n_samples
     n_draws = check_int(n_draws, "n_draws", low=1)
     rng = np.random.default_rng(np.random.SeedSequence(check_int(seed, "seed", low=0)))
     blocks = problem.blocks(params)

@@ -217,11 +217,6 @@ def draw_keep(rng, keep_prob, shape):
     return rng.random(shape) < keep_prob
 
 
-def draw_masks(rng, keep_prob, shape):
-    """Dropout masks with entries 1/p (probability p) or 0, from a numpy Generator."""
-    return draw_keep(rng, keep_prob, shape) / keep_prob
-
-
 _BLAS = []
 
 

@@ -24,36 +24,13 @@ import numpy as np
 from .constants import exact_text
 from .scalings import LimitConstants, Scaling
 
-__all__ = ["PHASES", "DEGENERATE", "UNDETERMINED", "Regime", "classify", "limit_constraints"]
+__all__ = ["PHASES", "DEGENERATE", "UNDETERMINED", "Regime", "classify"]
 
 #: The five non-degenerate phases, in the order of the notes' table (§3.3).
 PHASES = ("wgf", "penalized-wgf", "jump-poisson", "jump-bernoulli", "critical")
 DEGENERATE = "degenerate"
 #: Returned when a constant cannot be decided, exactly or numerically (the reason says why).
 UNDETERMINED = "undetermined"
-
-
-def limit_constraints(phase, alpha, beta, tau):
-    """Whether the limit ``phase`` is well defined with constants (α, β, τ).
-
-    Each limit needs its own constants in their open range: ``penalized-wgf`` needs β ∈ (0, ∞),
-    ``jump-poisson`` α ∈ (0, ∞), ``jump-bernoulli`` τ > 0 and α ≥ τ (q = τ/α ∈ (0, 1]),
-    ``critical`` α, β ∈ (0, ∞); ``wgf`` needs nothing.
-    """
-    def finite_pos(x):
-        return x is not None and 0.0 < x < np.inf
-
-    if phase == "wgf":
-        return True
-    if phase == "penalized-wgf":
-        return finite_pos(beta)
-    if phase == "jump-poisson":
-        return finite_pos(alpha)
-    if phase == "jump-bernoulli":
-        return finite_pos(tau) and finite_pos(alpha) and alpha >= tau
-    if phase == "critical":
-        return finite_pos(alpha) and finite_pos(beta)
-    raise ValueError(f"unknown limit {phase!r}; expected one of {PHASES}")
 
 
 @dataclass(frozen=True)

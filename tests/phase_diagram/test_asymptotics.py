@@ -177,7 +177,7 @@ def test_there_are_at_least_forty_scalings_of_every_kind():
 @pytest.mark.parametrize("tau, keep, point", [
     ("0.5*n**-1.5", "1/n", (R(2, 7), R(3, 7), R(2, 7))),
     ("1/(n**5+1)", "0.5", (R(1, 6), R(5, 6), 0)),                 # n^5 + 1 ~ n^5
-    ("exp(-sqrt(log(n)))", "0.5", (1, 0, 0)),                    # was "undefined"
+    ("exp(-sqrt(log(n)))", "0.5", (1, 0, 0)),                    # -log tau = sqrt(log n) << log n
     ("exp(-n)", "0.5", (0, 1, 0)),                               # -log tau = n >> log n
     ("exp(-log(n)**2)", "1/n", (0, 1, 0)),                       # log(n)^2 >> log n
     ("1/n", "1-n**-0.5", (R(1, 2), R(1, 2), 0)),                  # -log q -> 0

@@ -47,8 +47,8 @@ CASES = [
 @pytest.mark.parametrize("tau, keep, phase, alpha, beta, tau_inf", CASES)
 def test_classification_of_parametric_families(monkeypatch, tau, keep, phase, alpha, beta,
                                                tau_inf):
-    # these phases are exact; the default 0.4 s of CPU per SymPy call was seen too short on
-    # a loaded 2-core machine (0.2/log(n), 0.4/log(n) came back undetermined), so the check
+    # these phases are exact; the default 0.4 s of CPU per SymPy call can be too short on a
+    # loaded 2-core machine (0.2/log(n), 0.4/log(n) come back undetermined), so the check
     # of the answers gives SymPy ten times as long
     monkeypatch.setattr("phase_diagram.theory.asymptotics.LIMIT_TIME_LIMIT", 4.0)
     regime = classify(parse_scaling(tau, keep))
@@ -209,9 +209,9 @@ def test_sequence_limit_recognises_trends():
 def test_slowly_settling_learning_rate_is_exact_or_undetermined_not_a_wrong_phase(
         tau, tau_fn, tau_inf):
     # tau_n -> a positive constant, so jump-bernoulli with alpha = tau_inf/0.5, beta = 0.
-    # As an expression SymPy finds the limit exactly (this test used to expect "undetermined",
-    # the best the old float grid could do); as a Python callable the grid cannot tell it from
-    # a trend to 0 (wgf) or, for the increasing sequence, to inf (degenerate): undetermined.
+    # As an expression SymPy finds the limit exactly; as a Python callable the float grid
+    # cannot tell it from a trend to 0 (wgf) or, for the increasing sequence, to inf
+    # (degenerate): undetermined.
     regime = classify(parse_scaling(tau, "0.5"))
     assert regime.phase == "jump-bernoulli", regime.reason
     assert regime.constants.tau == pytest.approx(tau_inf)
@@ -253,7 +253,7 @@ def test_parser_exact_forms_and_pickling():
     s = parse_scaling("0.5*n**-1.5", "1/n")
     assert type(s).__name__ == "PowerLogScaling"
     assert s.tau_seq.n_power == -1.5 and s.keep_seq.n_power == -1
-    # not a power law: still exact (SymPy), no longer the numeric CallableScaling
+    # not a power law: still exact (SymPy), not the numeric CallableScaling
     callable_scaling = parse_scaling("0.5 + 1/n", "0.7")
     assert type(callable_scaling).__name__ == "ExpressionScaling"
     assert callable_scaling.constants().exact[2] == sympy.Rational(1, 2)

@@ -69,7 +69,7 @@ def test_non_finite_distances_are_a_divergence_not_a_distance(tmp_path):
 
 def test_the_issue_blow_up_is_a_diverged_scan_cell(tmp_path):
     """converge --tau 30*n**-0.5 --keep 0.5 as a scan: dropout leaves 10^6 × its initial scale;
-    the cells say so with the step and the phase is 'diverged' (it was 'jump-poisson', 1.00)."""
+    the cells say so with the step and the phase is 'diverged' (not a limit's phase)."""
     config = config_from_dict(dict(widths=[20, 40], repeats=1, horizon=300.0,
                                    scaling=[dict(tau="30*n**-0.5", keep="0.5")]))
     run_scan(config, tmp_path, workers=1, progress=False)
