@@ -1,4 +1,4 @@
-"""Log–log slope fits and Student-t intervals, shared by every study and figure.
+"""Line fits and Student-t intervals, shared by every study, figure and the finder's rules.
 
 Rates are measured as slopes of log distance (or log error) against log width (or log
 learning rate): the convergence of dropout to its limit as n grows (Chizat, Marion & Yesbay,
@@ -8,6 +8,48 @@ import numpy as np
 from scipy import stats
 
 from .validation import check_array
+
+
+def t_quantile(dof, level=0.95):
+    """Half-width of a two-sided Student-t interval at ``level``, in standard errors.
+
+    The quantile t_{(1 + level)/2} with ``dof`` degrees of freedom (scalar or array); ``inf``
+    where ``dof`` < 1 (no interval).
+    """
+    dof = np.asarray(dof)
+    quantile = np.where(dof >= 1, stats.t.ppf(0.5 + level / 2, np.maximum(dof, 1)), np.inf)
+    return float(quantile) if quantile.ndim == 0 else quantile
+
+
+def line_fit(x, y):
+    """Least-squares line y = intercept + slope · x along the last axis of ``y``.
+
+    Plain arrays, no checks: the callers validate. ``x`` needs two distinct values.
+
+    Parameters
+    ----------
+    x : ndarray, shape (N,)
+    y : ndarray, shape (..., N)
+
+    Returns
+    -------
+    slope, slope_error, intercept, intercept_error : ndarray, shape (...)
+        Standard errors from the residuals with N − 2 degrees of freedom (NaN when N = 2).
+        The intercept is the line's value at x = 0: shift ``x`` to get it elsewhere.
+    """
+    dx = x - x.mean()
+    sxx = dx @ dx
+    slope = (y - y.mean(axis=-1, keepdims=True)) @ dx / sxx
+    intercept = y.mean(axis=-1) - slope * x.mean()
+    resid = y - intercept[..., None] - slope[..., None] * x
+    dof = x.size - 2
+    if dof > 0:
+        variance = np.sum(resid ** 2, axis=-1) / dof
+        slope_error = np.sqrt(variance / sxx)
+        intercept_error = np.sqrt(variance * (1.0 / x.size + x.mean() ** 2 / sxx))
+    else:
+        slope_error = intercept_error = np.full(np.shape(slope), np.nan)
+    return slope, slope_error, intercept, intercept_error
 
 
 def loglog_fit(x, y):
@@ -39,16 +81,8 @@ def loglog_fit(x, y):
         raise ValueError(f"y must have shape (..., {x.size}), got {y.shape}")
     if x.size < 2 or np.any(x <= 0) or not np.all(y > 0) or not np.all(np.isfinite(y)):
         raise ValueError("x and y need >= 2 entries, all finite and > 0, for a log-log fit")
-    lx, ly = np.log(x), np.log(y)
-    dx = lx - lx.mean()
-    sxx = dx @ dx
-    slope = (ly - ly.mean(axis=-1, keepdims=True)) @ dx / sxx
-    intercept = ly.mean(axis=-1) - slope * lx.mean()
-    resid = ly - intercept[..., None] - slope[..., None] * lx
-    dof = x.size - 2
-    error = (np.sqrt(np.sum(resid ** 2, axis=-1) / dof / sxx) if dof > 0
-             else np.full(slope.shape, np.nan))
-    if slope.ndim == 0:
+    slope, error, intercept, _ = line_fit(np.log(x), np.log(y))
+    if np.ndim(slope) == 0:
         return float(slope), float(error), float(intercept)
     return slope, error, intercept
 
@@ -90,8 +124,8 @@ def fit_slopes(widths, distances):
                 slope_ci=np.array([mean - half, mean + half]))
 
 
-def mean_interval(values):
-    """Mean over the last axis and the half-width of its 95% Student-t interval.
+def mean_interval(values, level=0.95):
+    """Mean over the last axis and the half-width of its Student-t interval at ``level``.
 
     NaN entries (diverged runs) are left out; with fewer than two values the half-width is NaN.
     """
@@ -99,5 +133,5 @@ def mean_interval(values):
     mean = np.where(count > 0, np.nansum(values, axis=-1) / np.maximum(count, 1), np.nan)
     var = np.nansum((values - mean[..., None]) ** 2, axis=-1) / np.maximum(count - 1, 1)
     sem = np.sqrt(var / np.maximum(count, 1))
-    half = np.where(count > 1, stats.t.ppf(0.975, np.maximum(count - 1, 1)) * sem, np.nan)
+    half = np.where(count > 1, t_quantile(np.maximum(count - 1, 1), level) * sem, np.nan)
     return mean, half

@@ -42,7 +42,8 @@ import dataclasses
 import math
 
 import numpy as np
-from scipy import stats
+
+from meanfield_dropout.stats import line_fit, mean_interval, t_quantile
 
 __all__ = ["DEFAULT_RATIO", "DEFAULT_DESCRIBE", "DEFAULT_CLOSE", "DEFAULT_WINDOW", "COMPLEXITY",
            "UNDETERMINED", "DEGENERATE", "NONE", "CandidateFit", "AsymptoticDecision",
@@ -60,10 +61,6 @@ NONE = "none"
 #: Number of constants of each limit (α, β, τ): the order of "simplest".
 COMPLEXITY = {"wgf": 0, "penalized-wgf": 1, "jump-poisson": 1, "jump-bernoulli": 2,
               "critical": 2}
-
-
-def _t(df, level):
-    return float(stats.t.ppf(0.5 + level / 2, df)) if df >= 1 else math.inf
 
 
 def pooled_slope(widths, values, level=0.95):
@@ -88,14 +85,10 @@ def pooled_slope(widths, values, level=0.95):
     x, y = x[keep], np.log(values[keep])
     if x.size < 2 or np.ptp(x) == 0:
         return math.nan, -math.inf, math.inf
-    dx = x - x.mean()
-    sxx = float(dx @ dx)
-    slope = float(dx @ (y - y.mean()) / sxx)
+    slope, error, _, _ = (float(v) for v in line_fit(x, y))
     if x.size < 3:
         return slope, -math.inf, math.inf
-    resid = y - y.mean() - slope * dx
-    se = math.sqrt(float(resid @ resid) / (x.size - 2) / sxx)
-    half = _t(x.size - 2, level) * se
+    half = t_quantile(x.size - 2, level) * error
     return slope, slope - half, slope + half
 
 
@@ -112,10 +105,9 @@ def paired_log_ratio(other, best, level=0.95):
     diff = np.log(other[keep]) - np.log(best[keep])
     if diff.size == 0:
         return math.nan, -math.inf, math.inf
-    mean = float(diff.mean())
+    mean, half = (float(v) for v in mean_interval(diff, level))
     if diff.size < 2:
         return mean, -math.inf, math.inf
-    half = _t(diff.size - 1, level) * float(diff.std(ddof=1)) / math.sqrt(diff.size)
     return mean, mean - half, mean + half
 
 
@@ -145,15 +137,11 @@ def log_ratio_at(widths, other, best, at, level=0.95):
         return math.nan, -math.inf, math.inf
     if np.ptp(x) == 0:
         return paired_log_ratio(other[keep], best[keep], level)
-    design = np.column_stack([np.ones_like(x), x])
-    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
-    dof = y.size - 2
-    if dof < 1:
-        return float(coef[0]), -math.inf, math.inf
-    resid = y - design @ coef
-    cov = np.linalg.inv(design.T @ design) * float(resid @ resid) / dof
-    half = _t(dof, level) * math.sqrt(cov[0, 0])
-    return float(coef[0]), float(coef[0]) - half, float(coef[0]) + half
+    _, _, value, error = (float(v) for v in line_fit(x, y))
+    if y.size < 3:
+        return value, -math.inf, math.inf
+    half = t_quantile(y.size - 2, level) * error
+    return value, value - half, value + half
 
 
 @dataclasses.dataclass(frozen=True)
