@@ -44,6 +44,7 @@ from .noise import ExplicitNoise, SeededNoise
 from .kernels.relu_signs import _sign_path
 from .kernels import variants as variants_module
 from .kernels.variants import FORWARD_MASK, MASKS, VARIANTS, Data, Rule, _run_chunk, _unmasked_loss
+from .warmup import compile_ahead
 from .network import (DTYPES, blas_single_thread, check_loss_targets, check_particles,
                       check_targets, init_particles, output_scale_factor,
                       particle_dim)
@@ -375,6 +376,7 @@ def _drive(initial, rules, data, noise, schedule, progress):
                           max(data.inputs.shape[0], data.val_targets.shape[1]), initial.dtype)
     with tqdm(total=steps * len(variants), disable=not progress, unit="step",
               desc=f"simulate n={initial.shape[0]}") as bar:
+        compiled = False
         for start, stop in chunks:
             _store_snapshots(states, snaps, schedule, start)
             masks, forward_masks, batches = noise.chunk(start, stop)
@@ -382,8 +384,14 @@ def _drive(initial, rules, data, noise, schedule, progress):
             for name, rule in rules.items():
                 train_chunk = np.full(stop - start, np.nan)
                 val_chunk = np.full(stop - start, np.nan)
-                bad = _run_chunk(states[name], rule, data, masks, forward_masks, batches,
-                                 record, train_chunk, val_chunk, start, work)
+                args = (states[name], rule, data, masks, forward_masks, batches, record,
+                        train_chunk, val_chunk, start, work)
+                if not compiled:
+                    # compiling (said so if it is needed) before the bar's clock starts
+                    compile_ahead(_run_chunk, args, "simulate", initial.dtype.name, progress)
+                    bar.reset()
+                    compiled = True
+                bad = _run_chunk(*args)
                 if bad < 0 and not np.all(np.isfinite(states[name])):
                     bad = stop - 1
                 if bad >= 0:

@@ -4,7 +4,9 @@
 * ``demo`` — a small teacher–student comparison → ``figures/demo.png``;
 * ``sme``, ``sme-order``, ``alignment`` — the SME paper's experiments, one figure each;
 * ``reproduce`` — the papers' figures of this package (``python -m phase_diagram reproduce``
-  also makes the phase-diagram and convergence figures).
+  also makes the phase-diagram and convergence figures);
+* ``warmup`` — compile the Numba kernels ahead of the first run; ``cache info|clear`` — where
+  the compiled kernels are cached, their size, and clearing them.
 
 Each handler parses, calls the library, prints; bad input and failed runs give one line on
 stderr and exit status 2 (:func:`meanfield_dropout.cli.options.run_main`).
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import plots
+from .. import plots, warmup
 from ..runtime import results
 from .options import (IntRange, ListOf, MakeDirectories, OutputFile, SettingOption,
                       add_reproduce_command, build_parser, input_file, input_path, program,
@@ -82,6 +84,39 @@ def _run_demo(args):
                       progress=not args.no_progress)
     plots.save_figure(plots.demo_figure(result), args.out)
     print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s")
+
+
+def _run_warmup(args):
+    dtypes = warmup.DTYPES if args.dtype == "all" else (args.dtype,)
+    seconds = warmup.warmup(dtypes, jobs=args.jobs, progress=not args.no_progress)
+    print(f"compiled the {', '.join(dtypes)} kernels into {warmup.cache_dir()} in "
+          f"{seconds:.1f} s")
+
+
+def _run_cache(args):
+    if args.action == "clear":
+        print(f"removed {warmup.clear_cache() / 2 ** 20:.1f} MB of compiled kernels from "
+              f"{warmup.cache_dir()}")
+        return
+    info = warmup.cache_info()
+    print(f"kernel cache: {info['path']} (chosen {info['chosen_by']})")
+    print(f"{info['entries']} compiled kernels, {info['size'] / 2 ** 20:.1f} MB"
+          + ("; caching is off (NUMBA_DISABLE_CACHE)" if info["disabled"] else ""))
+
+
+def _add_cache_commands(sub):
+    p = sub.add_parser("warmup", help="compile the Numba kernels ahead of the first run")
+    p.add_argument("--dtype", default="float64", choices=(*warmup.DTYPES, "all"),
+                   help="precision of the kernels to compile (default float64; float32 "
+                        "kernels are compiled only for float32 runs)")
+    p.add_argument("--jobs", type=IntRange(1), default=None,
+                   help="processes compiling at once (default: the CPUs this process may use)")
+    p.add_argument("--no-progress", action="store_true", help="hide the tqdm bar")
+    p.set_defaults(run=_run_warmup)
+    p = sub.add_parser("cache", help="where the compiled kernels are cached; clear them")
+    p.add_argument("action", choices=("info", "clear"),
+                   help="info: the cache directory, entries and size; clear: delete them")
+    p.set_defaults(run=_run_cache)
 
 
 def _settings(cls, args):
@@ -229,6 +264,7 @@ def parser():
     p.set_defaults(run=_run_demo)
 
     _add_sme_commands(sub)
+    _add_cache_commands(sub)
     add_reproduce_command(sub, EXPERIMENTS, REPRODUCE_OPTIONS)
     return top
 

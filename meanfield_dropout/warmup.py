@@ -1,0 +1,225 @@
+"""Numba's compile cache: compile every kernel ahead of a run, see where the cache is, clear it.
+
+Every kernel of :mod:`meanfield_dropout.kernels` is compiled by Numba the first time a run
+calls it with a new combination of argument types (float64 or float32 particles, …) and
+cached on disk (``cache=True``). A run that finds its kernels in the cache starts at once; a
+run on an empty cache compiles them first. :func:`warmup` compiles them ahead, in parallel
+processes: each warm-up :data:`TASKS` entry is a tiny call of the public functions that
+compiles exactly the kernels and argument types a real run of that part of the package
+compiles.
+
+The cache lives where Numba puts it: the directory ``NUMBA_CACHE_DIR`` if that environment
+variable is set (a read-only install, a cluster's shared file system), else a
+``__pycache__`` folder beside each kernel module (or a per-user folder when the package
+directory is read-only). ``NUMBA_DISABLE_CACHE=1`` turns the cache off: every process then
+compiles what it uses. An entry is keyed by its kernel module's modification time, so a
+reinstall or an edit of a kernel module compiles again; stale entries only take space
+(:func:`clear_cache` removes them).
+"""
+import importlib
+import os
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+from numba.core.caching import FunctionCache, IndexDataCacheFile
+from tqdm.auto import tqdm
+
+from .kernels.variants import _run_chunk
+
+#: Precisions a run may ask for; float32 kernels are compiled only for float32 runs.
+DTYPES = ("float64", "float32")
+
+
+def _teacher(points=8, dim=3, seed=0):
+    rng = np.random.default_rng(seed)
+    inputs = rng.standard_normal((points, dim))
+    return inputs, np.tanh(inputs[:, 0])
+
+
+def _simulate(dtype):
+    from .engine import VARIANTS, simulate
+    inputs, targets = _teacher()
+    simulate(inputs, targets, width=4, keep_prob=0.5, master_lr=1e-3, steps=2,
+             variants=VARIANTS, val_inputs=inputs, val_targets=targets, dtype=dtype,
+             progress=False)
+
+
+def _limits(dtype):
+    from .limits import LIMITS, simulate_limit
+    inputs, targets = _teacher()
+    for limit in LIMITS:
+        simulate_limit(limit, inputs, targets, times=[0.0, 0.02], alpha=0.1, beta=0.1,
+                       tau=0.01, particles=4)
+
+
+def _curvature(dtype):
+    from . import curvature
+    from .network import init_particles
+    inputs, targets = _teacher()
+    X = init_particles(4, inputs.shape[1])
+    curvature.sharpness(X, inputs, targets, iterations=2)
+    curvature.batch_sharpness(X, inputs, targets, batch_size=4, draws=2, keep_prob=0.5)
+
+
+def _sme(dtype):
+    from .sme import equations, hessian, model
+    from .sme.covariance import empirical_covariance, noise_covariance
+    inputs, targets = _teacher()
+    problem = model.make_problem(inputs, targets[:, None], width=3, keep_prob=0.5)
+    params = model.init_params(problem)
+    equations.simulate_dropout(problem, params, 0.01, 2)
+    equations.simulate_modified_gd(problem, params, 0.01, 2)
+    for order in (1, 2):
+        equations.simulate_sme(problem, params, 0.01, 2, order=order)
+    noise_covariance(problem, params)
+    empirical_covariance(problem, params, 2)
+    hessian.modified_loss_hessian(problem, params)
+
+
+#: Warm-up tasks: name → (call, the dtypes it compiles for). Each call compiles the kernels
+#: of one part of the package for one dtype.
+TASKS = {"simulate": (_simulate, DTYPES), "limits": (_limits, ("float64",)),
+         "curvature": (_curvature, ("float64",)), "sme": (_sme, ("float64",))}
+
+
+def task_list(dtypes=DTYPES):
+    """The (task, dtype) pairs of :data:`TASKS` for the precisions ``dtypes``."""
+    return [(name, dtype) for name, (_, kinds) in TASKS.items()
+            for dtype in kinds if dtype in dtypes]
+
+
+#: Compile time of a task on an empty cache, what :func:`compile_ahead` announces (CPU
+#: seconds of ``benchmarks/bench_compile.py`` on this project's 2-core machine, rounded up).
+COMPILE_SECONDS = {("simulate", "float64"): 30, ("simulate", "float32"): 30}
+
+
+def is_cached(kernel, args):
+    """Whether the ``@njit`` ``kernel`` is compiled, or in the cache, for the types of ``args``
+    (reads the kernel's cache index; compiles nothing)."""
+    types = tuple(kernel.typeof_pyval(a) for a in args)
+    if types in kernel.overloads:
+        return True
+    cache = kernel._cache
+    if not hasattr(cache, "_cache_file"):       # caching off (NUMBA_DISABLE_CACHE)
+        return False
+    key = cache._index_key(types, kernel.targetctx.codegen())
+    return key in cache._cache_file._load_index()
+
+
+def compile_ahead(kernel, args, task, dtype, announce=True):
+    """Compile (or load) ``kernel`` for the types of ``args`` now, saying so first if it is not
+    in the cache: a run's progress bar then starts after the compiling, with a true estimate."""
+    if announce and not is_cached(kernel, args):
+        seconds = COMPILE_SECONDS.get((task, dtype))
+        about = f", about {seconds} s" if seconds else ""
+        tqdm.write(f"compiling kernels: first run only{about}; `meanfield-dropout warmup` "
+                   "does it ahead", file=sys.stderr)
+    kernel.compile(tuple(kernel.typeof_pyval(a) for a in args))
+
+
+def cache_dir():
+    """The directory where Numba caches this package's kernels (all kernel modules share it)."""
+    return Path(FunctionCache(_run_chunk.py_func)._cache_path)
+
+
+def cache_files():
+    """The kernels' cache files (index ``.nbi`` and data ``.nbc``) in :func:`cache_dir`."""
+    folder = cache_dir()
+    return sorted(p for p in folder.glob("*.nb[ic]")) if folder.is_dir() else []
+
+
+def cache_info():
+    """Where the kernel cache is, how it was chosen, its entries and its size in bytes."""
+    files = cache_files()
+    how = ("NUMBA_CACHE_DIR" if os.environ.get("NUMBA_CACHE_DIR")
+           else "beside the kernel modules (set NUMBA_CACHE_DIR to move it)")
+    return dict(path=cache_dir(), chosen_by=how,
+                disabled=os.environ.get("NUMBA_DISABLE_CACHE", "0") not in ("", "0"),
+                entries=sum(p.suffix == ".nbc" for p in files),
+                size=sum(p.stat().st_size for p in files))
+
+
+def clear_cache():
+    """Delete the kernels' cache files; returns how many bytes were freed."""
+    freed = 0
+    for path in cache_files():
+        freed += path.stat().st_size
+        path.unlink(missing_ok=True)
+    return freed
+
+
+def _task_call(name):
+    """The call of task ``name``: a :data:`TASKS` name or a ``module.function`` path."""
+    if name in TASKS:
+        return TASKS[name][0]
+    module, _, function = name.rpartition(".")
+    return getattr(importlib.import_module(module), function)
+
+
+def run_tasks(tasks):
+    """Run warm-up ``tasks`` ((name, dtype) pairs) in this process, compiling into its cache."""
+    for name, dtype in tasks:
+        _task_call(name)(dtype)
+
+
+def _merge_cache(source, target):
+    """Add the entries of the cache index files under ``source`` to the same-named indexes in
+    ``target``, through Numba's own index and data files (atomic writes, fresh data names)."""
+    for index in Path(source).rglob("*.nbi"):
+        with open(index, "rb") as f:
+            pickle.load(f)                  # Numba's version (the same process wrote both)
+            stamp, overloads = pickle.loads(f.read())
+        base = index.name[:-len(".nbi")]
+        read = IndexDataCacheFile(str(index.parent), base, stamp)
+        write = IndexDataCacheFile(str(target), base, stamp)
+        for key, data_name in overloads.items():
+            write.save(key, read._load_data(data_name))
+
+
+def warmup(dtypes=DTYPES, jobs=None, progress=True, tasks=None):
+    """Compile every kernel a run may use for the precisions ``dtypes``, ``jobs`` processes
+    at a time; returns the wall time in seconds.
+
+    Each task runs in a process of its own with a private cache directory, so no two
+    processes write the same cache entry; the parent then adds each private cache's entries
+    to the kernels' cache (:func:`cache_dir`). Kernels shared by two tasks are compiled by
+    both. ``tasks``: (name, dtype) pairs, a name being a :data:`TASKS` key or a
+    ``module.function`` path (default: :func:`task_list` of ``dtypes``).
+    """
+    if cache_info()["disabled"]:
+        raise ValueError("NUMBA_DISABLE_CACHE is set: runs would not read what a warm-up "
+                         "compiles; unset it to warm up")
+    tasks = task_list(dtypes) if tasks is None else list(tasks)
+    jobs = max(1, min(jobs or len(os.sched_getaffinity(0)), len(tasks)))
+    start = time.perf_counter()
+    target = cache_dir()
+    target.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="meanfield-warmup-") as scratch, \
+            tqdm(total=len(tasks), desc="warm-up", unit="task", disable=not progress) as bar:
+        def compile_task(i):
+            private = Path(scratch) / str(i)
+            env = dict(os.environ, NUMBA_CACHE_DIR=str(private))
+            env.pop("NUMBA_DISABLE_CACHE", None)
+            name, dtype = tasks[i]
+            done = subprocess.run([sys.executable, "-m", __name__, f"{name}:{dtype}"],
+                                  env=env, capture_output=True, text=True)
+            if done.returncode:
+                raise RuntimeError(f"warm-up task {name} ({dtype}) failed: "
+                                   f"{done.stderr.strip().splitlines()[-1:]}")
+            return private
+
+        with ThreadPoolExecutor(jobs) as pool:
+            for done in as_completed([pool.submit(compile_task, i) for i in range(len(tasks))]):
+                _merge_cache(done.result(), target)
+                bar.update()
+    return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    run_tasks([tuple(item.split(":")) for item in sys.argv[1].split(",")])

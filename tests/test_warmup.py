@@ -1,0 +1,107 @@
+"""Numba's compile cache: the warm-up and cache commands, and the message of a run that compiles."""
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from numba.core.caching import _CacheLocator
+
+from meanfield_dropout import simulate, warmup
+from meanfield_dropout.cli.main import main
+from meanfield_dropout.kernels import variants
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def mask_task(dtype):
+    """A tiny warm-up task: one small kernel, with a mask of a dtype of the task's own."""
+    mask = np.array([True, False, True]).astype(np.bool_ if dtype == "float64" else np.int8)
+    variants._active_rows(mask, np.empty(3, dtype=np.int64))
+
+
+def _index_entries(index):
+    """The entries (signature key → data file) of a Numba cache index file."""
+    with open(index, "rb") as f:
+        pickle.load(f)
+        return pickle.loads(f.read())[1]
+
+
+def _run(code, cache):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT))
+    env.pop("NUMBA_DISABLE_CACHE", None)
+    return subprocess.run([sys.executable, "-c", code], env=env, check=True,
+                          capture_output=True, text=True)
+
+
+def test_warmup_merges_every_process_entries_into_one_cache(tmp_path, monkeypatch, capsys):
+    # two processes compile two signatures of one kernel: both must land in its one index
+    shared = tmp_path / "shared"
+    target = shared / _CacheLocator.get_suitable_cache_subpath(variants.__file__)
+    monkeypatch.setattr(warmup, "cache_dir", lambda: target)
+    tasks = [(f"{__name__}.mask_task", "float64"), (f"{__name__}.mask_task", "float32")]
+    seconds = warmup.warmup(jobs=2, progress=False, tasks=tasks)
+    assert seconds > 0
+    (index,) = target.glob("variants._active_rows-*.nbi")
+    assert len(_index_entries(index)) == 2
+    # a new process with this cache loads both and compiles nothing
+    done = _run(f"from {__name__} import mask_task, variants\n"
+                "mask_task('float64'); mask_task('float32')\n"
+                "print(sum(variants._active_rows._cache_hits.values()), "
+                "sum(variants._active_rows._cache_misses.values()))", shared)
+    assert done.stdout.split() == ["2", "0"]
+
+
+def test_warmup_command_reports_its_time(tmp_path, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(warmup, "warmup",
+                        lambda dtypes, jobs, progress: calls.append((dtypes, jobs)) or 1.5)
+    assert main(["warmup", "--dtype", "all", "--jobs", "2", "--no-progress"]) == 0
+    assert calls == [(("float64", "float32"), 2)]
+    out = capsys.readouterr().out
+    assert "float64, float32 kernels" in out and "in 1.5 s" in out
+    assert main(["warmup", "--dtype", "float16"]) == 2
+    assert main(["warmup", "--jobs", "0"]) == 2
+
+
+def test_cache_info_and_clear(tmp_path, monkeypatch, capsys):
+    for name, size in [("core._f-10.py311.nbi", 10), ("core._f-10.py311.1.nbc", 2 ** 20),
+                       ("core.cpython-311.pyc", 5)]:
+        (tmp_path / name).write_bytes(b"x" * size)
+    monkeypatch.setattr(warmup, "cache_dir", lambda: tmp_path)
+    assert main(["cache", "info"]) == 0
+    out = capsys.readouterr().out
+    assert str(tmp_path) in out and "1 compiled kernels, 1.0 MB" in out
+    assert main(["cache", "clear"]) == 0
+    assert "removed 1.0 MB" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir()] == ["core.cpython-311.pyc"]
+    assert main(["cache", "size"]) == 2
+
+
+def test_a_run_that_compiles_says_so_and_a_cached_one_does_not(monkeypatch, capsys):
+    rng = np.random.default_rng(0)
+    inputs = rng.standard_normal((6, 2))
+    run = dict(width=3, keep_prob=0.5, master_lr=0.1, steps=2, progress=True)
+    simulate(inputs, inputs[:, 0], **run)
+    capsys.readouterr()
+    simulate(inputs, inputs[:, 0], **run)
+    assert "compiling kernels" not in capsys.readouterr().err
+    monkeypatch.setattr(warmup, "is_cached", lambda kernel, args: False)
+    simulate(inputs, inputs[:, 0], **run)
+    err = capsys.readouterr().err
+    assert "compiling kernels: first run only" in err and "meanfield-dropout warmup" in err
+
+
+@pytest.mark.slow
+def test_a_float64_run_compiles_no_float32_kernel(tmp_path):
+    done = _run("import numpy as np\nfrom meanfield_dropout import simulate\n"
+                "Z = np.random.default_rng(0).standard_normal((6, 2))\n"
+                "simulate(Z, Z[:, 0], width=3, keep_prob=0.5, master_lr=0.1, steps=2, "
+                "variants=('gd', 'dropout', 'pn_ram'), progress=True)", tmp_path)
+    assert "compiling kernels: first run only" in done.stderr
+    signatures = [str(key[0]) for index in tmp_path.rglob("*.nbi")
+                  for key in _index_entries(index)]
+    assert signatures and not any("float32" in s for s in signatures)
+
