@@ -1,13 +1,13 @@
-"""Limits n → ∞ of exp-log sequences: exact (SymPy's Gruntz algorithm) under a time limit,
+"""Limits n → ∞ of exp-log sequences: exact (SymPy's Gruntz algorithm) within a work budget,
 with a numeric fallback in log space.
 
 Every expression the parser accepts (numbers, n, + − × ÷, constant powers, log, sqrt, exp) is
 an exp-log function of n. By Hardy's theorem such a function is eventually of constant sign
 and monotone, so its limit always exists in [−∞, ∞]; SymPy's ``limit`` (Gruntz's algorithm)
-computes it exactly. SymPy has no time limit of its own and can be slow or hang on some
-inputs, so every symbolic computation here runs in a short-lived worker thread with a
-CPU-time limit, and all computations on one scaling share a budget
-(:mod:`phase_diagram.theory.timeouts`). When SymPy does not decide (time limit, error,
+computes it exactly. SymPy has no bound of its own and can be slow or hang on some inputs, so
+every symbolic computation here runs within a budget of steps (Python calls, counted: the
+same on every machine, whatever its speed or load), and all computations on one scaling share
+one allowance (:mod:`phase_diagram.theory.budgets`). When SymPy does not decide (budget, error,
 ``AccumBounds``, ``nan``, an unevaluated ``Limit``), :func:`~phase_diagram.theory.numeric.
 numeric_limit` samples the sequence at n = 10^2, 10^4, …, 10^256 with
 SymPy's arbitrary-precision ``evalf`` and analyses log|value| (so nothing overflows or
@@ -19,21 +19,18 @@ from dataclasses import dataclass
 import sympy
 
 from .expressions import WIDTH
-from .numeric import (LIMIT_WIDTHS, LOG_WIDTHS, NUMERIC_TIME_LIMIT, log_sequence_limit,
-                      numeric_limit, sequence_limit)
-from .timeouts import (SCALING_TIME_BUDGET, LimitTimeout, TimeBudget, call_with_time_limit,
-                       timeout_note)
+from .budgets import (LIMIT_STEPS, NUMERIC_STEPS, SCALING_STEPS, BudgetExceeded, StepBudget,
+                      budget_note, call_with_budget)
+from .numeric import (LIMIT_WIDTHS, LOG_WIDTHS, log_sequence_limit, numeric_limit,
+                      sequence_estimate, sequence_limit)
 
 __all__ = [
-    "LIMIT_TIME_LIMIT", "LimitValue", "exact_to_float", "limit_at_infinity", "eventual_sign",
-    # re-exported from .timeouts and .numeric
-    "SCALING_TIME_BUDGET", "NUMERIC_TIME_LIMIT", "LIMIT_WIDTHS", "LOG_WIDTHS", "TimeBudget",
-    "LimitTimeout", "call_with_time_limit", "numeric_limit", "sequence_limit",
+    "LimitValue", "exact_to_float", "limit_at_infinity", "eventual_sign",
+    # re-exported from .budgets and .numeric
+    "LIMIT_STEPS", "NUMERIC_STEPS", "SCALING_STEPS", "LIMIT_WIDTHS", "LOG_WIDTHS", "StepBudget",
+    "BudgetExceeded", "call_with_budget", "numeric_limit", "sequence_estimate", "sequence_limit",
     "log_sequence_limit",
 ]
-
-#: Seconds (CPU) allowed to one SymPy computation (a limit or an eventual sign).
-LIMIT_TIME_LIMIT = 0.4
 
 
 @dataclass(frozen=True)
@@ -50,12 +47,16 @@ class LimitValue:
         ``"sympy"``, ``"numeric"`` (log-space fallback) or ``"undetermined"``.
     note : str
         Why SymPy did not decide (and, if undetermined, why the fallback did not either).
+    error : float
+        Uncertainty of a numeric ``approx`` (see :func:`~phase_diagram.theory.numeric.
+        sequence_estimate`); 0 for an exact limit.
     """
 
     exact: object
     approx: float | None
     method: str
     note: str = ""
+    error: float = 0.0
 
     @property
     def determined(self):
@@ -100,12 +101,12 @@ def _decided(value):
     return ""
 
 
-def _exact_limit(expr, seconds, budget=None):
-    """(exact limit or None, note) of ``expr`` as n → ∞ with SymPy, within ``seconds``."""
-    status, value = call_with_time_limit(lambda: sympy.limit(expr, WIDTH, sympy.oo), seconds,
-                                         budget, keep=NUMERIC_TIME_LIMIT)
-    if status == "timeout":
-        return None, timeout_note("SymPy", seconds, budget, NUMERIC_TIME_LIMIT)
+def _exact_limit(expr, steps, budget=None):
+    """(exact limit or None, note) of ``expr`` as n → ∞ with SymPy, within ``steps``."""
+    status, value = call_with_budget(lambda: sympy.limit(expr, WIDTH, sympy.oo), steps,
+                                     budget, keep=NUMERIC_STEPS)
+    if status == "budget":
+        return None, budget_note("SymPy", steps, budget, NUMERIC_STEPS)
     if status == "error":
         return None, f"SymPy failed ({type(value).__name__}: {_short(value, 80)})"
     problem = _decided(value)
@@ -124,7 +125,7 @@ def exact_to_float(value):
         return math.inf if value.is_extended_positive else -math.inf
 
 
-def limit_at_infinity(expr, *, positive=False, seconds=None, budget=None):
+def limit_at_infinity(expr, *, positive=False, steps=None, budget=None):
     """The limit of ``expr`` as n → ∞ as a :class:`LimitValue`.
 
     Parameters
@@ -134,25 +135,25 @@ def limit_at_infinity(expr, *, positive=False, seconds=None, budget=None):
     positive : bool
         Whether the sequence is known to be positive for large n; the numeric fallback then
         works on log(value) and recognises limits 0 and ∞, otherwise only finite limits.
-    seconds : float, optional
-        Time limit of the SymPy computation (default :data:`LIMIT_TIME_LIMIT`); 0 skips it.
-    budget : TimeBudget, optional
+    steps : int, optional
+        Budget of the SymPy computation (default :data:`LIMIT_STEPS`); 0 skips it.
+    budget : StepBudget, optional
         Shared allowance that caps (and is charged for) the SymPy and numeric computations.
     """
-    seconds = LIMIT_TIME_LIMIT if seconds is None else seconds
+    steps = LIMIT_STEPS if steps is None else steps
     if not expr.has(WIDTH) and expr.is_number and not _decided(expr):
         return LimitValue(expr, exact_to_float(expr), "sympy")       # a constant
-    exact, note = (_exact_limit(expr, seconds, budget) if seconds > 0
+    exact, note = (_exact_limit(expr, steps, budget) if steps > 0
                    else (None, "SymPy not tried"))
     if exact is not None:
         return LimitValue(exact, exact_to_float(exact), "sympy")
-    approx, why = numeric_limit(expr, positive=positive, budget=budget)
+    approx, error, why = numeric_limit(expr, positive=positive, budget=budget)
     if approx is not None:
-        return LimitValue(None, approx, "numeric", note)
+        return LimitValue(None, approx, "numeric", note, error)
     return LimitValue(None, None, "undetermined", f"{note}; {why}")
 
 
-def eventual_sign(expr, *, seconds=None, budget=None):
+def eventual_sign(expr, *, steps=None, budget=None):
     """The sign of ``expr`` for all large n (+1, 0 for identically zero, −1), or ``None``.
 
     An exp-log function has a constant sign for all large n: the sign of its limit, or, when
@@ -163,25 +164,25 @@ def eventual_sign(expr, *, seconds=None, budget=None):
     (sign, note)
         ``sign`` is ``None`` when SymPy cannot decide; ``note`` then says why.
     """
-    seconds = LIMIT_TIME_LIMIT if seconds is None else seconds
-    status, known = call_with_time_limit(
+    steps = LIMIT_STEPS if steps is None else steps
+    status, known = call_with_budget(
         lambda: 1 if expr.is_positive else -1 if expr.is_negative else
-        0 if expr.is_zero else None, seconds, budget)
+        0 if expr.is_zero else None, steps, budget)
     if status == "done" and known is not None:
         return known, ""
-    value, note = _exact_limit(expr, seconds, budget)
+    value, note = _exact_limit(expr, steps, budget)
     if value is None:
         return None, note
     if value.is_extended_positive or value.is_extended_negative:
         return (1 if value.is_extended_positive else -1), ""
     if not value.is_zero:
         return None, f"SymPy cannot tell the sign of the limit {_short(value)}"
-    inverse, note = _exact_limit(1 / expr, seconds, budget)
+    inverse, note = _exact_limit(1 / expr, steps, budget)
     if inverse is sympy.oo or inverse is sympy.S.NegativeInfinity:
         return (1 if inverse is sympy.oo else -1), ""
     # Tends to 0 without a sign: perhaps identically zero in disguise (log(2n) - log 2 - log n).
-    status, simplified = call_with_time_limit(
-        lambda: sympy.simplify(sympy.expand_log(expr, force=True)), seconds, budget)
+    status, simplified = call_with_budget(
+        lambda: sympy.simplify(sympy.expand_log(expr, force=True)), steps, budget)
     if status == "done" and simplified.is_zero:
         return 0, ""
     return None, note or f"the limit of its inverse is {_short(inverse)}, not +-oo"

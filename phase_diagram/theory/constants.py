@@ -12,13 +12,14 @@ Shortcuts that are exact, and save SymPy calls: when q_∞ ∈ (0, 1], α = τ_�
 """
 from dataclasses import dataclass
 
+import numpy as np
 import sympy
 
 from .asymptotics import LimitValue, eventual_sign, exact_to_float, limit_at_infinity
 from .expressions import WIDTH, quote
 
 __all__ = ["LimitConstants", "ScalingAsymptotics", "analyse_scaling", "check_valid_for_large_n",
-           "exact_text", "format_exact"]
+           "exact_text", "format_exact", "numeric_simplex_point"]
 
 _NAMES = ("alpha", "beta", "tau", "keep")
 
@@ -35,12 +36,12 @@ def exact_text(value, limit=60):
     return text if len(text) <= limit else None
 
 
-def format_exact(value, approx):
-    """Text of a limit: ``"1/2 (0.5)"``, ``"0"``, ``"inf"``, ``"0.714 (numeric)"``."""
+def format_exact(value, approx, error=0.0):
+    """Text of a limit: ``"1/2 (0.5)"``, ``"0"``, ``"inf"``, ``"0.714 +- 0.003 (numeric)"``."""
     if approx is None:
         return "undetermined"
     if value is None:
-        return f"{approx:.6g} (numeric)"
+        return f"{approx:.6g} +- {error:.2g} (numeric)" if error else f"{approx:.6g} (numeric)"
     text = exact_text(value)
     if text is None:
         return f"{approx:.6g} (exact value too long to print)"
@@ -64,6 +65,9 @@ class LimitConstants:
     exact : tuple
         The exact SymPy values of (α, β, τ_∞, q_∞), ``None`` where a constant was found
         numerically (or not at all).
+    errors : tuple of float
+        Uncertainties of (α, β, τ_∞, q_∞): 0 where exact, that of the numeric estimate
+        otherwise.
     notes : tuple of str
         Remarks: constants found by the numeric fallback (and why SymPy did not decide them),
         clipping of q_n.
@@ -79,29 +83,40 @@ class LimitConstants:
     exact: tuple = (None, None, None, None)
     notes: tuple = ()
     undecided: tuple = ()
+    errors: tuple = (0.0, 0.0, 0.0, 0.0)
 
     @property
     def determined(self):
-        """True when every constant has a limit and nothing is left undecided."""
-        return None not in (self.alpha, self.beta, self.tau, self.keep) and not self.undecided
+        """True when every constant has a limit of known kind (zero, finite positive or
+        infinite) and nothing is left undecided."""
+        return (None not in (self.alpha, self.beta, self.tau, self.keep) and not self.undecided
+                and not self.ambiguous())
+
+    def ambiguous(self):
+        """The constants whose numeric estimate cannot be told from 0 (estimate ≤ uncertainty)."""
+        return tuple(name for name in _NAMES if self.exact[_NAMES.index(name)] is None
+                     and getattr(self, name) is not None
+                     and 0.0 < getattr(self, name) <= self.errors[_NAMES.index(name)])
 
     def kind(self, name):
         """``"zero"``, ``"positive"`` (finite), ``"infinite"`` or ``None`` (undetermined).
 
-        Decided on the exact value when there is one (no float underflow or overflow).
+        Decided on the exact value when there is one (no float underflow or overflow); a
+        numeric estimate within its uncertainty of 0 is undetermined.
         """
         value, exact = getattr(self, name), self.exact[_NAMES.index(name)]
         if exact is not None and exact.is_infinite:
             return "infinite"
         if exact is not None and exact.is_zero is not None:
             return "zero" if exact.is_zero else "positive"
-        if value is None:
+        if value is None or name in self.ambiguous():
             return None
         return "zero" if value == 0 else "infinite" if value == float("inf") else "positive"
 
     def text(self, name):
         """The constant as printed: exact with a float beside it, or numeric/undetermined."""
-        return format_exact(self.exact[_NAMES.index(name)], getattr(self, name))
+        index = _NAMES.index(name)
+        return format_exact(self.exact[index], getattr(self, name), self.errors[index])
 
 
 @dataclass(frozen=True)
@@ -158,7 +173,10 @@ def _ratio(a, b):
     """a/b of two determined LimitValues (b finite positive), exact when both are."""
     if a.exact is not None and b.exact is not None:
         return _exact(a.exact / b.exact) if not a.exact.is_infinite else _exact(sympy.oo)
-    return LimitValue(None, a.approx / b.approx, "numeric", a.note or b.note)
+    ratio = a.approx / b.approx
+    # first-order propagation of the relative uncertainties (a finite here)
+    error = abs(a.error / b.approx) + abs(ratio * b.error / b.approx)
+    return LimitValue(None, ratio, "numeric", a.note or b.note, error)
 
 
 def analyse_scaling(tau, keep, undecided=(), budget=None):
@@ -171,8 +189,8 @@ def analyse_scaling(tau, keep, undecided=(), budget=None):
         accepted by :func:`check_valid_for_large_n`.
     undecided : tuple of str
         What that check could not decide, carried into the constants.
-    budget : TimeBudget, optional
-        Time allowance for all the limits (see :mod:`phase_diagram.theory.asymptotics`).
+    budget : StepBudget, optional
+        Allowance of steps for all the limits (see :mod:`phase_diagram.theory.budgets`).
 
     Returns
     -------
@@ -215,7 +233,8 @@ def analyse_scaling(tau, keep, undecided=(), budget=None):
     constants = LimitConstants(
         *(values[name].approx for name in _NAMES),
         exact=tuple(values[name].exact for name in _NAMES), notes=tuple(notes),
-        undecided=tuple(dict.fromkeys(undecided)))
+        undecided=tuple(dict.fromkeys(undecided)),
+        errors=tuple(values[name].error for name in _NAMES))
     simplex, why = _simplex_limit(tau, keep_eff, tau_inf, keep_inf, budget)
     return ScalingAsymptotics(constants, simplex, why)
 
@@ -244,7 +263,7 @@ def _simplex_limit(tau, keep_eff, tau_inf, keep_inf, budget):
         total = 1 + a.approx + b.approx
         if not total > 0:
             return None, f"S_n/log(n) -> {total:g} <= 0"
-        return tuple(LimitValue(None, u / total, "numeric") for u in (1, a.approx, b.approx)), ""
+        return _numeric_point(*numeric_simplex_point(a.approx, b.approx, a.error, b.error))
     # −log τ_n or −log q_n grows faster than log n: take the ratios to S_n directly.
     total = log(n) - log(tau.expr) - log(keep_eff)
     u_n = limit_at_infinity(log(n) / total, budget=budget)
@@ -252,7 +271,55 @@ def _simplex_limit(tau, keep_eff, tau_inf, keep_inf, budget):
     if not (u_n.determined and u_q.determined):
         return None, "the limit of log(n)/S_n or -log(q_n)/S_n is undetermined"
     if u_n.exact is not None and u_q.exact is not None:
-        u_tau = _exact(1 - u_n.exact - u_q.exact)
-    else:
-        u_tau = LimitValue(None, 1 - u_n.approx - u_q.approx, "numeric")
-    return (u_n, u_tau, u_q), ""
+        return (u_n, _exact(1 - u_n.exact - u_q.exact), u_q), ""
+    point = np.array([u_n.approx, 1 - u_n.approx - u_q.approx, u_q.approx])
+    errors = np.array([u_n.error, u_n.error + u_q.error, u_q.error])
+    return _numeric_point(_clip_to_simplex(point, errors), errors)
+
+
+def numeric_simplex_point(a, b, a_error, b_error):
+    """The simplex limit (1, a, b)/(1 + a + b) from numeric estimates of a = lim −log τ_n/log n
+    and b = lim −log q_n/log n (1 + a + b > 0), with its uncertainties.
+
+    Returns
+    -------
+    (numpy.ndarray or None, numpy.ndarray)
+        The point clipped to the simplex (:func:`_clip_to_simplex`; ``None`` when it lies
+        outside beyond its uncertainty) and the uncertainties of its coordinates, propagated to
+        first order from those of a and b.
+    """
+    total = 1.0 + a + b
+    point = np.array([1.0, a, b]) / total
+    errors = (np.array([0.0, a_error, b_error]) + np.abs(point) * (a_error + b_error)) / total
+    return _clip_to_simplex(point, errors), errors
+
+
+def _clip_to_simplex(point, errors):
+    """A numeric estimate of a simplex limit (u_n, u_τ, u_q), clipped to the simplex.
+
+    A coordinate below 0 by at most its uncertainty is set to 0 and the point renormalised to
+    sum 1 (each coordinate moves by at most the clipped amount, so within its uncertainty).
+    u_n and u_q are ≥ 0 for every scaling; u_τ < 0 beyond its uncertainty is kept (τ_n grows
+    like a power of n: the limit lies outside the simplex).
+
+    Returns
+    -------
+    numpy.ndarray or None
+        The point, or ``None`` when u_n or u_q is negative beyond its uncertainty (the
+        estimate is then wrong, and the limit undetermined).
+    """
+    point, errors = np.array(point, dtype=float), np.asarray(errors, dtype=float)
+    if point[0] < -errors[0] or point[2] < -errors[2]:
+        return None
+    point[(point < 0) & (point >= -errors)] = 0.0
+    return point / point.sum()
+
+
+def _numeric_point(clipped, errors):
+    """(numeric simplex limit as LimitValues, note) from a clipped estimate and its
+    uncertainties."""
+    if clipped is None:
+        return None, ("the numeric estimate of the simplex limit is outside the simplex "
+                      "beyond its uncertainty")
+    return tuple(LimitValue(None, float(u), "numeric", "", float(e))
+                 for u, e in zip(clipped, errors)), ""

@@ -5,8 +5,9 @@ arbitrary-precision ``evalf`` (mpmath numbers have an unbounded exponent, and th
 precision grows to resolve cancellations such as 1 − q_n with q_n = 1 − n^(−1/2)) and
 analyses log|value|, so that nothing overflows or underflows. :func:`sequence_limit` does the
 same analysis on float samples of Python callables (:class:`~phase_diagram.theory.scalings.
-CallableScaling`). A sequence that neither settles nor trends clearly is undetermined
-(``None``): these are heuristics, used only where exact limits are not available.
+CallableScaling`). Every numeric limit comes with its uncertainty, and a sequence that neither
+settles nor trends clearly is undetermined (``None``): these are heuristics, used only where
+exact limits are not available.
 """
 import math
 
@@ -15,13 +16,11 @@ import numpy as np
 import sympy
 
 from .expressions import WIDTH
-from .timeouts import call_with_time_limit, timeout_note
+from .budgets import NUMERIC_STEPS, budget_note, call_with_budget
 
-__all__ = ["NUMERIC_TIME_LIMIT", "LIMIT_WIDTHS", "LOG_WIDTHS", "numeric_limit",
-           "log_sequence_limit", "sequence_limit"]
+__all__ = ["LIMIT_WIDTHS", "LOG_WIDTHS", "numeric_limit", "log_sequence_estimate",
+           "log_sequence_limit", "sequence_estimate", "sequence_limit"]
 
-#: Seconds (CPU) allowed to the numeric fallback of one limit.
-NUMERIC_TIME_LIMIT = 0.2
 #: Widths n_j = 10^(2^j), j = 1..7, for numerical limits of float sequences. On this
 #: doubly-geometric grid successive differences of log(value) double for a power of n, stay
 #: constant for a power of log n, and halve (or shrink faster) when the value settles.
@@ -50,55 +49,86 @@ def _log_samples(expr, positive):
     return np.array(out)
 
 
-def numeric_limit(expr, *, positive=False, seconds=None, budget=None):
+def numeric_limit(expr, *, positive=False, steps=None, budget=None):
     """Numeric limit of ``expr`` from arbitrary-precision samples at n = 10^2 … 10^256.
 
     Returns
     -------
-    (float or None, note)
-        The limit (0 or ±inf allowed when ``positive``), or ``None`` with the reason.
+    (float or None, float or None, note)
+        The limit (0 or ±inf allowed when ``positive``) and its uncertainty (see
+        :func:`sequence_estimate`), or ``None, None`` with the reason.
     """
-    seconds = NUMERIC_TIME_LIMIT if seconds is None else seconds
-    status, samples = call_with_time_limit(lambda: _log_samples(expr, positive), seconds, budget)
+    steps = NUMERIC_STEPS if steps is None else steps
+    status, samples = call_with_budget(lambda: _log_samples(expr, positive), steps, budget)
     if status == "error":
-        return None, f"the numeric fallback failed ({type(samples).__name__})"
+        return None, None, f"the numeric fallback failed ({type(samples).__name__})"
     if status != "done":
-        return None, timeout_note("the numeric fallback", seconds, budget)
-    limit = log_sequence_limit(samples) if positive else sequence_limit(samples, positive=False)
+        return None, None, budget_note("the numeric fallback", steps, budget)
+    limit, error = (log_sequence_estimate(samples) if positive
+                    else sequence_estimate(samples, positive=False))
     if limit is None:
-        return None, "the numeric fallback (n = 10^2 ... 10^256) does not settle"
-    return limit, ""
+        return None, None, "the numeric fallback (n = 10^2 ... 10^256) does not settle"
+    return limit, error, ""
 
 
-def log_sequence_limit(logs, *, settle_ratio=0.7, trend_ratio=0.8, atol=1e-9):
-    """Limit of a positive sequence from its logarithms on the grid n_j = 10^(2^j).
+def _settled(seq, diffs, settle_ratio, atol):
+    """(extrapolated last value, size of the extrapolation) of a settling sequence, or None.
 
-    The log-space core of :func:`sequence_limit` (same parameters): log-values of ±inf stand
-    for values that are 0 or ∞ in floating point. Returns the limit in [0, ∞] or ``None``.
+    The geometric tail of the last differences extrapolates the sequence; its uncertainty is
+    the larger of that tail and the last difference (the distance the sequence still moved).
+    """
+    if np.all(np.abs(diffs) <= atol * max(1.0, abs(seq[-1]))):
+        return float(seq[-1]), float(np.abs(diffs).max())
+    if np.all(diffs > 0) or np.all(diffs < 0):
+        ratios = diffs[1:] / diffs[:-1]
+        if np.all(ratios <= settle_ratio):
+            rho = ratios[-1]
+            tail = diffs[-1] * rho / (1.0 - rho)
+            return float(seq[-1] + tail), float(max(abs(tail), abs(diffs[-1])))
+    return None
+
+
+def log_sequence_estimate(logs, *, settle_ratio=0.7, trend_ratio=0.8, atol=1e-9):
+    """Limit of a positive sequence from its logarithms on the grid n_j = 10^(2^j), with its
+    uncertainty.
+
+    The log-space core of :func:`sequence_estimate` (same parameters): log-values of ±inf
+    stand for values that are 0 or ∞ in floating point.
+
+    Returns
+    -------
+    (float or None, float or None)
+        The limit in [0, ∞] and its absolute uncertainty (0 for a trend to 0 or ∞), or
+        ``(None, None)``.
     """
     seq = np.asarray(logs, dtype=float)
     if seq.size < 4 or np.isnan(seq).any():
-        return None
+        return None, None
     if seq[-1] == -math.inf and seq[-2] == -math.inf:
-        return 0.0
+        return 0.0, 0.0
     if seq[-1] == math.inf and seq[-2] == math.inf:
-        return math.inf
+        return math.inf, 0.0
     if not np.isfinite(seq).all():
-        return None
+        return None, None
     diffs = np.diff(seq)[-3:]
-    if np.all(np.abs(diffs) <= atol * max(1.0, abs(seq[-1]))):
-        return float(np.exp(seq[-1]))
+    settled = _settled(seq, diffs, settle_ratio, atol)
+    if settled is not None:
+        log_limit, log_error = settled
+        limit = math.exp(log_limit)
+        # plus the rounding of exp(log value) in floats
+        return limit, limit * (math.expm1(log_error) + 4 * np.finfo(float).eps)
     if np.all(diffs > 0) or np.all(diffs < 0):
         ratios = diffs[1:] / diffs[:-1]
         if np.all(ratios >= trend_ratio):
             growing = diffs[-1] > 0
             if _extrapolates_to_zero(-seq if growing else seq):
-                return math.inf if growing else 0.0
-            return None
-        if np.all(ratios <= settle_ratio):
-            rho = ratios[-1]
-            return float(np.exp(seq[-1] + diffs[-1] * rho / (1.0 - rho)))
-    return None
+                return (math.inf if growing else 0.0), 0.0
+    return None, None
+
+
+def log_sequence_limit(logs, **options):
+    """The limit of :func:`log_sequence_estimate` alone (``None`` when undetermined)."""
+    return log_sequence_estimate(logs, **options)[0]
 
 
 def _extrapolates_to_zero(logs, fraction=0.25):
@@ -118,8 +148,8 @@ def _extrapolates_to_zero(logs, fraction=0.25):
     return x[-1] + dx[1] * rho / (1.0 - rho) < fraction * x[-1]
 
 
-def sequence_limit(values, *, positive=True, settle_ratio=0.7, trend_ratio=0.8, atol=1e-9):
-    """Numerical limit of a float sequence sampled at :data:`LIMIT_WIDTHS`, or ``None``.
+def sequence_estimate(values, *, positive=True, settle_ratio=0.7, trend_ratio=0.8, atol=1e-9):
+    """Numerical limit of a float sequence sampled at :data:`LIMIT_WIDTHS`, with its uncertainty.
 
     Parameters
     ----------
@@ -142,27 +172,28 @@ def sequence_limit(values, *, positive=True, settle_ratio=0.7, trend_ratio=0.8, 
 
     Returns
     -------
-    float or None
-        The limit, or ``None`` (undetermined) when the last differences neither settle nor
-        trend consistently (oscillation, NaN, slow drifts in between).
+    (float or None, float or None)
+        The limit and its uncertainty: the larger of the extrapolation past the last sample and
+        the last difference (a heuristic: a term such as log log n / log n moves too slowly on
+        this grid to be seen, so the uncertainty, not the estimate, is what to read), 0 for a
+        trend to 0 or ∞; ``(None, None)`` (undetermined) when the last differences neither
+        settle nor trend consistently (oscillation, NaN, slow drifts in between).
     """
     values = np.asarray(values, dtype=float)
     if values.size < 4 or np.isnan(values).any():
-        return None
+        return None, None
     if positive:
         if (values < 0).any():
-            return None
+            return None, None
         with np.errstate(divide="ignore"):
-            return log_sequence_limit(np.log(values), settle_ratio=settle_ratio,
-                                      trend_ratio=trend_ratio, atol=atol)
+            return log_sequence_estimate(np.log(values), settle_ratio=settle_ratio,
+                                         trend_ratio=trend_ratio, atol=atol)
     if not np.isfinite(values).all():
-        return None
-    diffs = np.diff(values)[-3:]
-    if np.all(np.abs(diffs) <= atol * max(1.0, abs(values[-1]))):
-        return float(values[-1])
-    if np.all(diffs > 0) or np.all(diffs < 0):
-        ratios = diffs[1:] / diffs[:-1]
-        if np.all(ratios <= settle_ratio):
-            rho = ratios[-1]
-            return float(values[-1] + diffs[-1] * rho / (1.0 - rho))
-    return None
+        return None, None
+    settled = _settled(values, np.diff(values)[-3:], settle_ratio, atol)
+    return (None, None) if settled is None else settled
+
+
+def sequence_limit(values, **options):
+    """The limit of :func:`sequence_estimate` alone (``None`` when undetermined)."""
+    return sequence_estimate(values, **options)[0]

@@ -52,6 +52,8 @@ class Regime:
         The scaling's display name.
     simplex_exact : tuple or None
         The simplex limit as exact SymPy numbers, when known.
+    simplex_error : float or None
+        The largest uncertainty of a numeric simplex limit's coordinates (0 when exact).
     """
 
     phase: str
@@ -60,6 +62,7 @@ class Regime:
     reason: str
     label: str = ""
     simplex_exact: tuple | None = None
+    simplex_error: float | None = None
 
     @property
     def degenerate_causes(self):
@@ -97,7 +100,9 @@ class Regime:
             if not all(u.is_Integer for u in self.simplex_exact):
                 point += f" = {floats}"
         elif floats is not None:
-            point = floats + ("" if exact else " (numeric)")
+            point = floats if exact else floats + (
+                f" +- {self.simplex_error:.2g} (numeric)" if self.simplex_error
+                else " (numeric)")
         else:
             point = "undefined"
         lines = [
@@ -149,16 +154,18 @@ def classify(scaling):
     if not isinstance(scaling, Scaling):
         raise ValueError(f"scaling must be a Scaling, got {type(scaling).__name__}")
     c = scaling.constants()
-    point = scaling.simplex_limit()
-    exact_point = scaling.simplex_limit_exact()
+    simplex = dict(simplex_limit=scaling.simplex_limit(), label=scaling.label,
+                   simplex_exact=scaling.simplex_limit_exact(),
+                   simplex_error=scaling.simplex_limit_error())
     if not c.determined:
         missing = [name for name in ("alpha", "beta", "tau", "keep") if getattr(c, name) is None]
         why = [f"the limit of {', '.join(missing)} is undetermined"] if missing else []
+        why += [f"{name} = {c.text(name)} cannot be told from 0" for name in c.ambiguous()]
         details = "; ".join(why + list(c.undecided)) or "the limits do not settle numerically"
-        return Regime(UNDETERMINED, c, point, details, scaling.label, exact_point)
+        return Regime(UNDETERMINED, c, reason=details, **simplex)
     phase, reason = _phase_of(c)
     numeric = [name for name in ("alpha", "beta", "tau", "keep")
                if c.exact[("alpha", "beta", "tau", "keep").index(name)] is None]
     if numeric and c.exact != (None, None, None, None):
         reason += f" ({', '.join(numeric)} numeric: SymPy did not decide)"
-    return Regime(phase, c, point, reason, scaling.label, exact_point)
+    return Regime(phase, c, reason=reason, **simplex)

@@ -26,12 +26,12 @@ import sympy
 
 from meanfield_dropout.validation import check_int, check_positive, check_real
 
-from .asymptotics import LIMIT_TIME_LIMIT
 from .expressions import WIDTH, format_width, parse_expression
-from .numeric import LIMIT_WIDTHS, sequence_limit
+from .numeric import LIMIT_WIDTHS, sequence_estimate, sequence_limit
 from .power_logs import PowerLog, power_log_form
-from .constants import LimitConstants, analyse_scaling, check_valid_for_large_n
-from .timeouts import TimeBudget, call_with_time_limit
+from .constants import (LimitConstants, analyse_scaling, check_valid_for_large_n,
+                        numeric_simplex_point)
+from .budgets import LIMIT_STEPS, StepBudget, call_with_budget
 
 __all__ = [
     "PowerLog", "LimitConstants", "Scaling", "ExpressionScaling", "PowerLogScaling",
@@ -68,6 +68,11 @@ class Scaling(abc.ABC):
         """The simplex limit as exact SymPy numbers, or ``None`` (numeric or missing)."""
         return None
 
+    def simplex_limit_error(self):
+        """The largest uncertainty of the simplex limit's coordinates (0 when exact), or
+        ``None`` when unknown or there is no limit."""
+        return None
+
     def simplex_point(self, n):
         """The barycentric point (log n, −log τ_n, −log q_n) / S_n at width ``n``.
 
@@ -96,7 +101,7 @@ class ExpressionScaling(Scaling):
     The expressions must be positive for all large n; this is checked symbolically when the
     scaling is made (:func:`~phase_diagram.theory.constants.check_valid_for_large_n`). The limit
     constants and the simplex limit are computed once, on first use, by SymPy (with a numeric
-    log-space fallback where SymPy does not decide in time). Values at concrete widths are
+    log-space fallback where SymPy does not decide within its budget). Values at concrete widths are
     plain floats (fast; ``ValueError`` where floats overflow or underflow), and
     :meth:`precise_values` gives arbitrary-precision values at any width.
 
@@ -116,7 +121,7 @@ class ExpressionScaling(Scaling):
     def __init__(self, tau, keep, label=None):
         self.tau_expression, self.keep_expression = tau, keep
         self.label = label or f"τ={tau.text}, q={keep.text}"
-        self._budget = TimeBudget()
+        self._budget = StepBudget()
         self._undecided = (check_valid_for_large_n(tau, self._budget)
                            + check_valid_for_large_n(keep, self._budget))
         self._asymptotics = None
@@ -128,6 +133,12 @@ class ExpressionScaling(Scaling):
             self._asymptotics = analyse_scaling(self.tau_expression, self.keep_expression,
                                                 self._undecided, self._budget)
         return self._asymptotics
+
+    @property
+    def steps_spent(self):
+        """Steps (:mod:`~phase_diagram.theory.budgets`) spent so far on this scaling's limits,
+        out of :data:`~phase_diagram.theory.budgets.SCALING_STEPS`."""
+        return self._budget.spent
 
     @staticmethod
     def _value(parsed, n):
@@ -156,6 +167,10 @@ class ExpressionScaling(Scaling):
             return None
         return tuple(u.exact for u in point)
 
+    def simplex_limit_error(self):
+        point = self.asymptotics.simplex
+        return None if point is None else max(u.error for u in point)
+
     def precise_values(self, n):
         """(τ_n, q_n) at width ``n`` as mpmath numbers (any integer n, no overflow).
 
@@ -163,11 +178,12 @@ class ExpressionScaling(Scaling):
         """
         n = check_int(n, "n", low=1)
         exprs = (self.tau_expression, self.keep_expression)
-        status, values = call_with_time_limit(
+        status, values = call_with_budget(
             lambda: [p.expr.evalf(30, subs={WIDTH: sympy.Integer(n)}) for p in exprs],
-            LIMIT_TIME_LIMIT)
+            LIMIT_STEPS)
         if status != "done":
-            raise ValueError(f"tau_n, q_n cannot be evaluated at this n ({status})")
+            why = f"more than {LIMIT_STEPS:,} steps" if status == "budget" else repr(values)
+            raise ValueError(f"tau_n, q_n cannot be evaluated at this n ({why})")
         out = []
         for parsed, value in zip(exprs, values):
             if not (value.is_Float and value > 0):
@@ -248,7 +264,7 @@ def power_law(tau0, b_tau, keep0, b_keep, *, tau_log=0, keep_log=0, label=None):
 class CallableScaling(Scaling):
     """A scaling given by two Python callables ``tau_fn(n)`` and ``keep_fn(n)`` (numerical limits).
 
-    Limits are estimated on the widths :data:`LIMIT_WIDTHS` with :func:`sequence_limit`; a
+    Limits are estimated on the widths :data:`LIMIT_WIDTHS` with :func:`sequence_estimate`; a
     constant that does not settle is ``None`` (undetermined). The callables receive a float
     ``n`` and must return positive numbers; q_n is clipped to 1 from above.
     """
@@ -294,10 +310,11 @@ class CallableScaling(Scaling):
         with np.errstate(divide="ignore", invalid="ignore"):
             alpha = tau / keep
             beta = (1.0 - keep) / (widths * keep)
-        keep_inf = sequence_limit(keep)
-        return LimitConstants(alpha=sequence_limit(alpha), beta=sequence_limit(beta),
-                              tau=sequence_limit(tau),
-                              keep=None if keep_inf is None else min(1.0, keep_inf))
+        estimates = [sequence_estimate(values) for values in (alpha, beta, tau, keep)]
+        values = [value for value, _ in estimates]
+        if values[3] is not None:
+            values[3] = min(1.0, values[3])
+        return LimitConstants(*values, errors=tuple(error or 0.0 for _, error in estimates))
 
     def simplex_limit(self):
         logn = np.log(np.array(LIMIT_WIDTHS))
@@ -305,11 +322,25 @@ class CallableScaling(Scaling):
         keep = np.minimum(1.0, self._samples(self.keep_fn))
         if not (np.all(tau > 0) and np.all(keep > 0) and np.isfinite(tau).all()):
             return None
-        u_tau = sequence_limit(-np.log(tau) / logn, positive=False)
-        u_keep = sequence_limit(-np.log(keep) / logn, positive=False)
+        return self._simplex_estimate()[0]
+
+    def simplex_limit_error(self):
+        return self._simplex_estimate()[1]
+
+    def _simplex_estimate(self):
+        """(numeric simplex limit clipped to the simplex, its largest uncertainty) or
+        (None, None)."""
+        logn = np.log(np.array(LIMIT_WIDTHS))
+        tau = self._samples(self.tau_fn)
+        keep = np.minimum(1.0, self._samples(self.keep_fn))
+        if not (np.all(tau > 0) and np.all(keep > 0) and np.isfinite(tau).all()):
+            return None, None
+        u_tau, e_tau = sequence_estimate(-np.log(tau) / logn, positive=False)
+        u_keep, e_keep = sequence_estimate(-np.log(keep) / logn, positive=False)
         if u_tau is None or u_keep is None or not 1.0 + u_tau + u_keep > 0:
-            return None
-        return np.array([1.0, u_tau, u_keep]) / (1.0 + u_tau + u_keep)
+            return None, None
+        point, errors = numeric_simplex_point(u_tau, u_keep, e_tau, e_keep)
+        return (None, None) if point is None else (point, float(errors.max()))
 
 
 

@@ -1,4 +1,4 @@
-"""Exact asymptotics of the phase classifier (issue 12): SymPy limits, time limits, fallback.
+"""Exact asymptotics of the phase classifier (issue 12): SymPy limits, budgets, fallback.
 
 Every scaling of ``CASES`` comes with the phase, α = lim τ_n/q_n, β = lim (1 − q_n)/(n q_n)
 and τ_∞ = lim τ_n that theory gives (notes §3.2–3.3), derived in the comment above it. The
@@ -8,7 +8,6 @@ q_n is clipped to 1 from above.
 """
 import math
 import pickle
-import statistics
 import subprocess
 import sys
 import threading
@@ -22,9 +21,9 @@ import pytest
 import sympy
 from sympy import Rational as R, exp, oo, sqrt
 
-from phase_diagram.theory import asymptotics
+from phase_diagram.theory import asymptotics, budgets
 from phase_diagram import classify, parse_scaling
-from phase_diagram.theory.asymptotics import (TimeBudget, call_with_time_limit, eventual_sign,
+from phase_diagram.theory.asymptotics import (StepBudget, call_with_budget, eventual_sign,
                                               limit_at_infinity, numeric_limit)
 from phase_diagram.cli.main import main
 from phase_diagram.theory.expressions import WIDTH, parse_expression
@@ -158,8 +157,12 @@ def _same(got, want):
 
 @pytest.mark.parametrize("tau, keep, phase, alpha, beta, tau_inf", CASES)
 def test_exact_classification(tau, keep, phase, alpha, beta, tau_inf):
-    regime = classify(parse_scaling(tau, keep))
+    scaling = parse_scaling(tau, keep)
+    regime = classify(scaling)
     assert regime.phase == phase, regime.reason
+    # the step count varies by a few percent between repeats (budgets module): a tenth of
+    # the budget leaves every answer here independent of that
+    assert scaling.steps_spent < budgets.SCALING_STEPS / 10
     c = regime.constants
     for name, got, want in (("alpha", c.exact[0], alpha), ("beta", c.exact[1], beta),
                             ("tau", c.exact[2], tau_inf)):
@@ -183,6 +186,8 @@ def test_there_are_at_least_forty_scalings_of_every_kind():
     ("1/n", "1-n**-0.5", (R(1, 2), R(1, 2), 0)),                  # -log q -> 0
     ("n**-0.5", "1 + 1/n", (R(2, 3), R(1, 3), 0)),                # q clipped to 1
     ("sqrt(n)", "1", (2, -1, 0)),                                # outside: u_tau < 0
+    # issue: two runs printed two points, one with a coordinate -0.0001 (numeric)
+    ("n**-0.5/log(n)**2", "1/log(log(n))", (R(2, 3), R(1, 3), 0)),
 ])
 def test_exact_simplex_limit(tau, keep, point):
     regime = classify(parse_scaling(tau, keep))
@@ -316,46 +321,70 @@ def test_classify_at_a_huge_width_prints_instead_of_overflowing(capsys):
 
 
 # ---------------------------------------------------------------------------------------------
-# Time limits, the numeric fallback and "undetermined, with the reason"
+# Step budgets, the numeric fallback and "undetermined, with the reason"
 # ---------------------------------------------------------------------------------------------
 
+def _tick():
+    pass
+
+
 def _spin(*args, **kwargs):
-    while True:
+    while True:            # one Python call per turn: counted steps
+        _tick()
+
+
+def _spin_in_c(*args, **kwargs):
+    while True:            # no Python calls: only the wall-clock safety net stops this
         pass
 
 
-def test_time_limit_stops_a_runaway_computation_from_any_thread():
-    def run():
-        start = time.perf_counter()
-        status, _ = call_with_time_limit(_spin, 0.1)
-        return status, time.perf_counter() - start
-
+def test_step_budget_stops_a_runaway_computation_from_any_thread():
     with ThreadPoolExecutor(2) as pool:               # as in a Dask worker thread
-        results = list(pool.map(lambda _: run(), range(2)))
-    assert all(status == "timeout" and elapsed < 2.0 for status, elapsed in results)
+        results = list(pool.map(lambda _: call_with_budget(_spin, 10_000), range(2)))
+    assert results == [("budget", None)] * 2
     deadline = time.perf_counter() + 5
-    while any(t.name == "sympy-time-limit" for t in threading.enumerate()):
-        assert time.perf_counter() < deadline, "the interrupted worker did not stop"
+    while any(t.name == "sympy-step-budget" for t in threading.enumerate()):
+        assert time.perf_counter() < deadline, "the stopped worker did not end"
         time.sleep(0.01)
-    assert call_with_time_limit(lambda: 1 / 0, 1.0)[0] == "error"
-    assert call_with_time_limit(lambda: 42, 1.0) == ("done", 42)
+    assert call_with_budget(lambda: 1 / 0, 1000)[0] == "error"
+    assert call_with_budget(lambda: 42, 1000) == ("done", 42)
 
 
-def test_time_budget_is_shared_and_charged():
-    budget = TimeBudget(0.2)
-    assert call_with_time_limit(_spin, 10.0, budget)[0] == "timeout"
-    assert budget.left == 0.0
-    assert call_with_time_limit(lambda: 42, 1.0, budget) == ("timeout", None)
+def test_wall_clock_safety_net_gives_the_budget_answer(monkeypatch):
+    monkeypatch.setattr(budgets, "WALL_SAFETY_SECONDS", 0.2)
+    budget = StepBudget(10**9)
+    assert call_with_budget(_spin_in_c, 10**6, budget) == ("budget", None)
+    assert budget.spent == 10**6                      # charged all it was granted
+    deadline = time.perf_counter() + 5
+    while any(t.name == "sympy-step-budget" for t in threading.enumerate()):
+        assert time.perf_counter() < deadline, "the interrupted worker did not end"
+        time.sleep(0.01)
+
+
+def test_step_budget_is_shared_charged_and_counts_calls():
+    def calls(k):
+        for _ in range(k):
+            _tick()
+        return k
+
+    budget = StepBudget(10_000)
+    assert call_with_budget(lambda: calls(100), 10_000, budget) == ("done", 100)
+    assert budget.spent == 102                        # the lambda, calls and 100 ticks
+    assert call_with_budget(_spin, 10**9, budget) == ("budget", None)
+    assert budget.left == 0
+    assert call_with_budget(lambda: 42, 1000, budget) == ("budget", None)
+    assert call_with_budget(lambda: calls(10), 12) == ("done", 10)
+    assert call_with_budget(lambda: calls(10), 11) == ("budget", None)
 
 
 def test_a_hanging_sympy_limit_falls_back_to_numbers_in_log_space(monkeypatch):
     monkeypatch.setattr(asymptotics.sympy, "limit", _spin)
-    start = time.perf_counter()
+    monkeypatch.setattr(asymptotics, "LIMIT_STEPS", 100_000)
     regime = classify(parse_scaling("1/(n**5+1)", "0.5"))
-    assert time.perf_counter() - start < 5 * asymptotics.SCALING_TIME_BUDGET
     assert regime.phase == "wgf" and regime.constants.exact[2] is None
     assert "numeric" in regime.reason
-    assert any("did not finish" in note for note in regime.constants.notes)
+    assert any("SymPy: undetermined (budget): more than 100,000 steps" in note
+               for note in regime.constants.notes)
 
 
 def _no_sympy_limit(expr, seconds, budget=None):
@@ -392,11 +421,42 @@ def test_numeric_limit_works_in_log_space():
     def expr(text):
         return parse_expression(text, "tau").expr
 
-    assert numeric_limit(expr("exp(-n)"), positive=True) == (0.0, "")          # 10^-(10^256)
-    assert numeric_limit(expr("(n-sqrt(n))/n"), positive=True)[0] == pytest.approx(1.0)
-    assert numeric_limit(expr("(1-(n-sqrt(n))/n)*n"), positive=True)[0] == math.inf
-    value, why = numeric_limit(expr("1 + log(n)**-0.1"), positive=True)
-    assert value is None and "does not settle" in why
+    assert numeric_limit(expr("exp(-n)"), positive=True) == (0.0, 0.0, "")     # 10^-(10^256)
+    value, error, _ = numeric_limit(expr("(n-sqrt(n))/n"), positive=True)
+    assert abs(value - 1.0) <= error < 1e-15                  # float rounding only
+    assert numeric_limit(expr("(1-(n-sqrt(n))/n)*n"), positive=True)[:2] == (math.inf, 0.0)
+    value, error, why = numeric_limit(expr("1 + log(n)**-0.1"), positive=True)
+    assert value is None and error is None and "does not settle" in why
+
+
+def test_numeric_uncertainty_covers_a_log_log_correction():
+    # beta_n = (1 - q_n)/(n q_n) with q_n = (1 + log log n/log n)/n tends to 1 like
+    # 1 - log log n/log n: too slowly for the grid to show, so the estimate is off (the
+    # issue printed 1.00111) and only its uncertainty, which must cover the limit 1, is right
+    q = parse_expression("(1+log(log(n))/log(n))/n", "keep").expr
+    value, error, _ = numeric_limit((1 - q) / (WIDTH * q), positive=True)
+    assert value != 1.0 and abs(value - 1.0) <= error < 0.05
+
+
+def test_numeric_simplex_point_is_clipped_to_the_simplex_or_undetermined():
+    from phase_diagram.theory.constants import numeric_simplex_point
+    point, errors = numeric_simplex_point(0.5, -2e-4, 1e-3, 1e-3)    # b = 0 within 1e-3
+    assert point[2] == 0.0 and point.sum() == pytest.approx(1.0, abs=1e-15)
+    assert np.all(np.abs(point - np.array([1, 0.5, -2e-4]) / 1.4998) <= errors)
+    assert numeric_simplex_point(0.5, -0.1, 1e-3, 1e-3)[0] is None     # beyond: undetermined
+    point, _ = numeric_simplex_point(-0.5, 0.0, 1e-3, 0.0)             # tau grows: kept
+    np.testing.assert_allclose(point, [2, -1, 0])
+
+
+def test_numeric_simplex_limit_never_leaves_the_simplex(monkeypatch):
+    # the issue's second example printed a coordinate of -0.0001 from the numeric fallback
+    monkeypatch.setattr(asymptotics, "_exact_limit", _no_sympy_limit)
+    regime = classify(parse_scaling("n**-0.5/log(n)**2", "1/log(log(n))"))
+    assert regime.simplex_limit is not None and np.all(regime.simplex_limit >= 0)
+    assert regime.simplex_limit.sum() == pytest.approx(1.0, abs=1e-12)
+    assert regime.simplex_error > 0 and "+- " in regime.summary()
+    np.testing.assert_allclose(regime.simplex_limit, [2 / 3, 1 / 3, 0],
+                               atol=regime.simplex_error)
 
 
 def test_undecided_sign_gives_undetermined_with_the_reason(monkeypatch):
@@ -418,15 +478,27 @@ def test_eventual_sign_and_limits_directly():
 
 
 # ---------------------------------------------------------------------------------------------
-# Timing
+# Answers that do not depend on the machine
 # ---------------------------------------------------------------------------------------------
 
-def test_classification_takes_well_under_a_second():
-    cpu = []
-    for tau, keep, *_ in CASES:
-        start = time.process_time()       # CPU of this process (all threads): load-independent
-        classify(parse_scaling(tau, keep))
-        cpu.append(time.process_time() - start)
-    print(f"\nclassification CPU time over {len(cpu)} scalings: median "
-          f"{statistics.median(cpu) * 1e3:.0f} ms, max {max(cpu) * 1e3:.0f} ms")
-    assert max(cpu) < 1.0
+#: Two of the issue's examples whose answers changed from run to run with a CPU-time cap (the
+#: third is in test_exact_simplex_limit): (tau, keep, summary lines every run must print).
+ISSUE_EXAMPLES = [
+    ("1/n", "(1 + 5/log(n) - 8/log(n)**2)/n",
+     ["phase: critical", "beta = lim (1-q_n)/(n q_n) = 1\n"]),
+    ("1/n", "(1+log(log(n))/log(n))/n", ["alpha = lim tau_n/q_n = 1\n",
+                                         "beta = lim (1-q_n)/(n q_n) = 1\n"]),
+]
+
+
+def test_classification_is_identical_under_concurrent_cpu_load():
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        for repeats, (tau, keep, lines) in zip((2, 1), ISSUE_EXAMPLES):
+            texts = {classify(parse_scaling(tau, keep)).summary() for _ in range(repeats)}
+            assert len(texts) == 1, texts
+            text = texts.pop()
+            assert all(line in text for line in lines) and "numeric" not in text, text
+    finally:
+        busy.kill()
+        busy.wait()
