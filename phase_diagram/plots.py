@@ -18,6 +18,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Polygon
 
 from meanfield_dropout.plots.figures import convergence_figure
+from meanfield_dropout.plots.style import LIMIT_COLORS, LIMIT_LABELS
 
 from .theory.phases import DEGENERATE, PHASES
 from .scan.summary import DIVERGED
@@ -30,13 +31,10 @@ __all__ = ["PHASE_COLORS", "to_cartesian", "draw_theory", "theory_figure",
 CORNERS = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, math.sqrt(3) / 2]])
 CORNER_LABELS = ("$\\log n$\n$(u_n = 1)$", "$-\\log \\tau_n$\n$(u_\\tau = 1)$",
                  "$-\\log q_n$ $(u_q = 1)$")
-PHASE_COLORS = {"wgf": "0.45", "penalized-wgf": "tab:green", "jump-poisson": "tab:blue",
-                "jump-bernoulli": "tab:orange", "critical": "red", DEGENERATE: "black",
-                DIVERGED: "tab:purple"}
-PHASE_LABELS = {"wgf": "WGF (dropout vanishes)", "penalized-wgf": "penalized WGF",
-                "jump-poisson": "continuous-time jump (Poisson)",
-                "jump-bernoulli": "discrete-time jump (Bernoulli, τ, q > 0)",
-                "critical": "critical", DEGENERATE: "degenerate (α = ∞ or β = ∞)",
+#: Colour and legend name of each phase: the limits' (one table for both packages), then
+#: the phases that are no limit.
+PHASE_COLORS = {**LIMIT_COLORS, DEGENERATE: "black", DIVERGED: "tab:purple"}
+PHASE_LABELS = {**LIMIT_LABELS, DEGENERATE: "degenerate (α = ∞ or β = ∞)",
                 DIVERGED: "diverged (a run left its bounds)"}
 
 
@@ -79,10 +77,14 @@ def draw_theory(ax, legend=True):
                          facecolor="0.75", edgecolor="none", zorder=0))
     _draw_grid(ax)
     ax.add_patch(Polygon(CORNERS, closed=True, fill=False, edgecolor="black", lw=1.2, zorder=2))
-    ax.plot(*to_cartesian([e_n, centroid]).T, color="tab:blue", lw=3, zorder=3)
-    ax.plot(*to_cartesian([e_tau, centroid]).T, color="tab:green", lw=3, zorder=3)
-    ax.plot(*to_cartesian(centroid), "o", color="red", ms=11, mec="black", zorder=4)
-    ax.plot(*to_cartesian(e_n), "o", color="tab:orange", ms=13, mec="black", zorder=4)
+    ax.plot(*to_cartesian([e_n, centroid]).T, color=PHASE_COLORS["jump-poisson"], lw=3,
+            zorder=3)
+    ax.plot(*to_cartesian([e_tau, centroid]).T, color=PHASE_COLORS["penalized-wgf"], lw=3,
+            zorder=3)
+    ax.plot(*to_cartesian(centroid), "o", color=PHASE_COLORS["critical"], ms=11, mec="black",
+            zorder=4)
+    ax.plot(*to_cartesian(e_n), "o", color=PHASE_COLORS["jump-bernoulli"], ms=13, mec="black",
+            zorder=4)
     for corner, label, (dx, dy, ha) in zip(CORNERS, CORNER_LABELS,
                                            ((-0.08, -0.11, "center"), (0.06, -0.08, "center"),
                                             (0.0, 0.05, "center"))):
@@ -99,11 +101,14 @@ def draw_theory(ax, legend=True):
 def _theory_handles():
     return [
         Patch(facecolor="0.75", label="WGF: dropout vanishes (α = β = 0)"),
-        Line2D([], [], color="tab:green", lw=3, label="penalized WGF (α = 0, 0 < β < ∞)"),
-        Line2D([], [], color="tab:blue", lw=3, label="continuous-time jump (0 < α < ∞, β = 0)"),
-        Line2D([], [], marker="o", ls="", color="red", mec="black", ms=9,
+        Line2D([], [], color=PHASE_COLORS["penalized-wgf"], lw=3,
+               label="penalized WGF (α = 0, 0 < β < ∞)"),
+        Line2D([], [], color=PHASE_COLORS["jump-poisson"], lw=3,
+               label="continuous-time jump (0 < α < ∞, β = 0)"),
+        Line2D([], [], marker="o", ls="", color=PHASE_COLORS["critical"], mec="black", ms=9,
                label="critical (0 < α, β < ∞)"),
-        Line2D([], [], marker="o", ls="", color="tab:orange", mec="black", ms=10,
+        Line2D([], [], marker="o", ls="", color=PHASE_COLORS["jump-bernoulli"], mec="black",
+               ms=10,
                label="discrete-time jump (τ, q > 0)"),
         Patch(facecolor="tab:red", alpha=0.25, label="degenerate (α = ∞ or β = ∞)"),
     ]
@@ -279,8 +284,9 @@ def _light_theory(ax):
     ax.add_patch(Polygon(to_cartesian([e_n, e_tau, centroid]), closed=True,
                          facecolor="0.93", edgecolor="none", zorder=0))
     ax.add_patch(Polygon(CORNERS, closed=True, fill=False, edgecolor="black", lw=1.0, zorder=2))
-    ax.plot(*to_cartesian([e_n, centroid]).T, color="tab:blue", lw=1.5, zorder=2)
-    ax.plot(*to_cartesian([e_tau, centroid]).T, color="tab:green", lw=1.5, zorder=2)
+    ax.plot(*to_cartesian([e_n, centroid]).T, color=PHASE_COLORS["jump-poisson"], lw=1.5, zorder=2)
+    ax.plot(*to_cartesian([e_tau, centroid]).T, color=PHASE_COLORS["penalized-wgf"],
+            lw=1.5, zorder=2)
     for corner, label, (dx, dy) in zip(CORNERS, ("$u_n$=1", "$u_\\tau$=1", "$u_q$=1"),
                                        ((-0.07, -0.06), (0.07, -0.06), (0.0, 0.05))):
         ax.text(corner[0] + dx, corner[1] + dy, label, ha="center", va="center", fontsize=8)

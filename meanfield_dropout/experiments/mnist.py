@@ -31,15 +31,13 @@ from ..validation import check_choice, check_int, check_keep_prob, seed_sequence
 from ..data.mnist import mnist_task
 from ..network import DTYPES
 from ..runtime.runner import check_workers
+from ..plots.style import PAPER_NAMES
 from ..stats import mean_interval
 from . import _cells
 from .mnist_cell import CURVATURE, SPLITS, CellResult, run_cell
 from .settings import Settings, real_tuple
 
 VARIANTS = ("gd", "dropout", "ram", "pn", "pn_ram")
-#: The authors' names of the variants (``mnist_exp.py``).
-PAPER_NAMES = {"gd": "zero", "dropout": "dropout", "ram": "row", "pn": "forward",
-               "pn_ram": "for-back"}
 
 
 @results.register

@@ -2,7 +2,7 @@
 
 Figures use matplotlib's object API (``matplotlib.figure.Figure``; no ``pyplot`` state, no
 backend switching): the caller saves them, e.g. with :func:`save_figure`. Colours and labels
-of the variants are defined here, once.
+of the variants come from :mod:`.style`.
 """
 import math
 from pathlib import Path
@@ -14,12 +14,7 @@ from matplotlib.ticker import NullFormatter
 from ..validation import check_choice
 from ..convergence import METRICS
 from ..metrics import coupled_rms
-
-LABELS = {"gd": "no dropout (GD)", "dropout": "dropout", "ram": "RaM", "pn": "PN",
-          "pn_ram": "PN + RaM", "penalized": "penalized GD"}
-#: One colour per variant, the same in every figure.
-COLORS = {"gd": "tab:blue", "dropout": "tab:orange", "ram": "tab:green", "pn": "tab:purple",
-          "pn_ram": "tab:red", "penalized": "tab:brown"}
+from .style import COLORS, LABELS
 
 
 def save_figure(fig, path, pdf=False):

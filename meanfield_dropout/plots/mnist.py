@@ -8,11 +8,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ..stats import mean_interval
+from .style import COLORS, PAPER_NAMES, variant_label
 
-LABELS = {"gd": "no dropout (GD)", "dropout": "dropout", "ram": "RaM (row)",
-          "pn": "PN (forward)", "pn_ram": "PN + RaM (for-back)"}
-COLORS = {"gd": "tab:blue", "dropout": "tab:orange", "ram": "tab:green", "pn": "tab:purple",
-          "pn_ram": "tab:red"}
+#: Legend names: each variant's with the authors' name beside it.
+LABELS = {name: variant_label(name, PAPER_NAMES) for name in PAPER_NAMES}
 
 
 def _band(ax, steps, values, name, clip=(-np.inf, np.inf), **style):
