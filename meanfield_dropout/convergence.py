@@ -34,6 +34,13 @@ Distances, per grid time:
                keeps neuron i at step k when U_ik < q_n, the jump system when U_ik < q (the
                maximal coupling of the two clocks; with τ_n = τ, q_n = q it equals ``ram``).
 
+``clock_coupling`` drives the ``jump-poisson`` and ``critical`` limits by dropout's own keep
+draws (:class:`~meanfield_dropout.limits.DropoutClock`: a particle rings in a step when
+dropout's uniform falls below 1 − exp(−τ_n/α), dropout keeps it when below q_n), each limit
+keeping its exact law; with the shared initial particles the distance then measures the
+difference of the dynamics rather than two independent noises. A coupled distance that falls
+proves convergence in law; a wrong limit's distance does not fall whatever the coupling.
+
 The limit uses N = ``limit_particles`` particles (default N = n). The first min(n, N) of them
 are dropout's initial particles; any extra ones are fresh draws from μ₀.
 
@@ -53,11 +60,12 @@ from tqdm.auto import tqdm
 from .runtime import results
 from .validation import check_int, check_keep_prob, check_positive, seed_record, seed_sequence
 from .kernels.activations import activation_code
-from .convergence_plan import (COUPLED_VARIANTS, METRICS, cell_steps, check_cell,  # noqa: F401
+from .convergence_plan import (CLOCK_COUPLED, COUPLED_VARIANTS, METRICS,  # noqa: F401
+                               cell_steps, check_cell,
                                check_horizon, default_data, in_context,
                                make_plan, step_lengths)
 from .engine import DivergenceError, init_particles, simulate
-from .limits import LIMITS, _cloud_predictor, simulate_limit
+from .limits import LIMITS, DropoutClock, _cloud_predictor, simulate_limit
 from .runtime.memory import format_bytes, warn_long_run
 from .metrics import coupled_rms, predictor_distance, wasserstein2
 from .stats import fit_slopes
@@ -131,7 +139,10 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
         default :data:`~meanfield_dropout.limits.DEFAULT_DT`), ``chunk_steps`` (engine,
         default 256), ``progress`` (default False), ``tile_limit`` (default False: with
         ``limit_particles`` a multiple of n, the limits start from copies of dropout's
-        particles, the same empirical measure, so the t = 0 distances are 0).
+        particles, the same empirical measure, so the t = 0 distances are 0),
+        ``clock_coupling`` (default False: the ``jump-poisson`` and ``critical`` limits take
+        their rings from dropout's keep draws, :class:`~meanfield_dropout.limits.DropoutClock`;
+        needs N = n).
 
     Raises
     ------
@@ -229,12 +240,14 @@ def _measure(plan, width, master_lr, keep_prob, n_limit, seed):
     for name, constants in requests.items():
         steps = steps_for[name]
         # the limit at the exact time of the dropout step it is compared with
+        clock = DropoutClock(mask_seed, master_lr) if plan.clock_coupling and \
+            name in CLOCK_COUPLED else None
         try:
             result = simulate_limit(name, inputs, targets, times=steps * step_length[name],
                                     initial=X0_limit, seed=limit_seqs[LIMITS.index(name)],
                                     activation=activation, dt=plan.dt,
                                     divergence_factor=plan.divergence_factor,
-                                    progress=progress, **constants)
+                                    progress=progress, clock=clock, **constants)
         except DivergenceError as exc:
             raise in_context(exc, context) from None
         entry = dict(constants, times=result.times, steps=steps,

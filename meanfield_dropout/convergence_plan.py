@@ -33,7 +33,9 @@ COUPLED_VARIANTS = ("ram", "gd", "jump-bernoulli")
 #: Distances reported per limit.
 METRICS = ("predictor", "w2")
 _OPTIONS = ("coupled", "w2_particles", "w2_method", "dt", "chunk_steps", "divergence_factor",
-            "progress", "tile_limit")
+            "progress", "tile_limit", "clock_coupling")
+#: Limits whose clocks ``clock_coupling`` takes from dropout's keep draws.
+CLOCK_COUPLED = ("jump-poisson", "critical")
 
 
 @functools.lru_cache(maxsize=1)
@@ -64,6 +66,7 @@ class Plan(NamedTuple):
     divergence_factor: float
     progress: bool
     tile_limit: bool
+    clock_coupling: bool
 
 
 def limit_requests(limits, alpha, beta, tau):
@@ -117,7 +120,8 @@ def make_plan(limits, alpha, beta, tau, horizon, n_times, data, activation, opti
                  divergence_factor=check_positive(
                      options.get("divergence_factor", DIVERGENCE_FACTOR), "divergence_factor"),
                  progress=bool(options.get("progress", False)),
-                 tile_limit=bool(options.get("tile_limit", False)))
+                 tile_limit=bool(options.get("tile_limit", False)),
+                 clock_coupling=bool(options.get("clock_coupling", False)))
 
 
 class Steps(NamedTuple):
@@ -151,8 +155,11 @@ def step_lengths(plan, master_lrs):
 
 
 def check_cell(plan, width, master_lr, n_limit):
-    """Refuse a cell that runs no step or would not fit in memory; return its estimated
-    floating-point operations ."""
+    """Refuse a cell that runs no step, would not fit in memory or couples the clocks of N ≠ n
+    limit particles; return its estimated bytes and floating-point operations."""
+    if plan.clock_coupling and n_limit != width:
+        raise ValueError(f"clock_coupling needs limit_particles = width ({width}): one "
+                         f"dropout keep draw per particle and step, got {n_limit}")
     steps = cell_steps(plan, master_lr)
     check_horizon(plan.horizon, step_lengths(plan, {width: master_lr}))
     variants = 1 + len([name for name in plan.coupled if name != "jump-bernoulli"])

@@ -36,11 +36,11 @@ from tqdm.auto import tqdm
 
 from .runtime import results
 from .validation import (check_array, check_choice, check_int, check_keep_prob,
-                         check_nonnegative, check_positive, seed_record, seed_sequence)
+                         check_nonnegative, check_positive, seed_record)
 from .kernels.activations import activation_code
 from .kernels.blocks import make_workspace
 from .runtime.memory import check_memory
-from .noise import ExplicitNoise, SeededNoise
+from .noise import ExplicitNoise, SeededNoise, engine_streams
 from .kernels.relu_signs import _sign_path
 from .kernels import variants as variants_module
 from .kernels.variants import FORWARD_MASK, MASKS, VARIANTS, Data, Rule, _run_chunk, _unmasked_loss
@@ -267,7 +267,7 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
     if len(set(variants)) != len(variants):
         raise ValueError(f"variants must not repeat, got {variants}")
 
-    init_seq, batch_seq, mask_seq, forward_seq = seed_sequence(seed).spawn(4)
+    init_seq, batch_seq, mask_seq, forward_seq = engine_streams(seed)
     if (width is None) == (initial is None):
         raise ValueError("give exactly one of width (int >= 1) and initial (particle array)")
     if initial is None:

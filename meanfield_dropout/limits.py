@@ -45,6 +45,9 @@ Integrators:
   engine's ``ram`` step with only row i kept and τ/q = α). The jumping particle's features and
   the predictor are updated incrementally, O(m d) per ring; the predictor is summed afresh at
   every grid time.
+* ``jump-poisson`` and ``critical`` with ``clock`` (a :class:`DropoutClock`): the same
+  event-by-event simulation, its rings taken from dropout's keep draws (see
+  :class:`DropoutClock` for the coupling and why its law is the limit's).
 * ``jump-bernoulli``: this is the finite-N RaM update, so it runs on the engine
   (:func:`meanfield_dropout.engine.simulate`, variant ``ram``) with N particles, master
   learning rate τ and keep probability q.
@@ -53,6 +56,7 @@ Results do not depend on the Numba thread count (the kernels of
 :mod:`~meanfield_dropout.kernels.core` reduce in a fixed order).
 """
 import dataclasses
+import math
 from contextlib import contextmanager
 
 import numba
@@ -69,6 +73,7 @@ from .engine import (DIVERGENCE_FACTOR, DivergenceError, _threads_for, divergenc
                      init_particles, simulate)
 from .limit_sizes import _EVENT_BATCH, _PARTNER_BATCH, check_limit_size, heun_steps
 from .network import blas_single_thread, check_particles
+from .noise import mask_uniforms
 from .kernels.rows import _all_features
 
 #: The five limits and the constants each needs (α, β, τ; see :func:`limit_constants`).
@@ -118,6 +123,103 @@ class LimitResult:
     def load(cls, path):
         """Read a result written by :meth:`save` (ValueError naming a bad file)."""
         return results.load(path, cls)
+
+
+@dataclasses.dataclass(frozen=True)
+class DropoutClock:
+    """Dropout's keep draws, as the clocks of a Poisson or critical limit coupled to them.
+
+    Dropout (:func:`~meanfield_dropout.engine.simulate` with seed ``seed``, master learning
+    rate τ_n = ``master_lr``, N = n neurons) keeps neuron i at step k when U_ik < q_n, U_ik the
+    uniforms of :func:`~meanfield_dropout.noise.mask_uniforms`. The coupled limit takes the
+    same U_ik: on the step interval [kτ_n, (k+1)τ_n) particle i rings at least once iff
+    U_ik < p = 1 − exp(−τ_n/α); given that, its number of rings is drawn from the
+    zero-truncated Poisson(τ_n/α) law and the ring times uniformly in the interval, from a
+    stream of the limit's own (independent of U).
+
+    Why the coupled limit has the limit's law. The U_ik are i.i.d. uniform, so the ring count
+    C_ik of particle i on interval k is 0 with probability exp(−λ), λ = τ_n/α, and, given
+    C_ik ≥ 1, zero-truncated Poisson(λ): C_ik ~ Poisson(λ), independent over (i, k); given
+    the counts, the times are i.i.d. uniform on their interval. A point process with
+    independent Poisson(λ) counts on the disjoint intervals of length τ_n and uniform times
+    given the counts is a Poisson process of rate λ/τ_n = 1/α, so each particle has its own
+    independent rate-1/α clock: the exact law of the limit (whose uncoupled simulation draws
+    the superposition, Poisson(NΔ/α) rings on a grid interval Δ with uniformly chosen
+    particles). Only the order of the rings matters to the limit, and it is their time order.
+    The critical limit's partners are drawn as without the coupling. Dropout and the limit
+    disagree on (i, k) only when U_ik falls between q_n and p, with probability
+    |q_n − p| = O(q_n |α_n − α|/α + q_n²) per neuron and step, α_n = τ_n/q_n: over [0, T]
+    O((T/α)(|α_n − α|/α + q_n)) disagreements per neuron, which vanish in the continuous-jump
+    and critical phases.
+
+    Attributes
+    ----------
+    seed : int
+        The integer seed of dropout's engine run.
+    master_lr : float
+        τ_n, dropout's step; the limit's output times must be multiples of it.
+    """
+
+    seed: int
+    master_lr: float
+
+
+class _CoupledRings:
+    """The rings of N rate-1/α clocks coupled to dropout's keep draws (:class:`DropoutClock`),
+    interval after interval of the output grid."""
+
+    #: Most uniforms drawn at once.
+    CHUNK = 1 << 22
+
+    def __init__(self, clock, particles, alpha, time_seq):
+        self.step = float(clock.master_lr)
+        self.particles = particles
+        self.rate = self.step / alpha                  # λ = τ_n/α rings per particle-step
+        self.ring = -math.expm1(-self.rate)           # p = P(at least one ring in a step)
+        self.uniforms = mask_uniforms(clock.seed)
+        self.times = np.random.default_rng(time_seq)
+        self.next_step = 0
+
+    def _counts(self, size):
+        """Zero-truncated Poisson(λ) draws (inverse CDF of u uniform on (e^−λ, 1))."""
+        lam = self.rate
+        u = -math.expm1(-lam) * self.times.random(size) + math.exp(-lam)
+        counts = np.ones(size, dtype=np.int64)
+        pmf = lam * math.exp(-lam)
+        cdf = math.exp(-lam) + pmf
+        k = 1
+        while True:
+            beyond = u > cdf
+            if not beyond.any() or k > 1000:
+                return counts
+            counts += beyond
+            k += 1
+            pmf *= lam / k
+            cdf += pmf
+
+    def rings(self, start, stop):
+        """The particles that ring in (start, stop], in time order (``start`` and ``stop`` are
+        multiples of the dropout step; the intervals must come in order)."""
+        first, last = (int(round(t / self.step)) for t in (start, stop))
+        if first != self.next_step:
+            raise ValueError(f"the coupled clock reads the step intervals in order: expected "
+                             f"step {self.next_step}, got {first}")
+        self.next_step = last
+        rows = max(1, self.CHUNK // self.particles)
+        who, when = [], []
+        for k in range(first, last, rows):
+            count = min(rows, last - k)
+            u = self.uniforms.random((count, self.particles))
+            steps, particles = np.nonzero(u < self.ring)
+            counts = self._counts(steps.size)
+            particles = np.repeat(particles, counts)
+            when.append((k + np.repeat(steps, counts) + self.times.random(particles.size))
+                        * self.step)
+            who.append(particles)
+        if not who:
+            return np.zeros(0, dtype=np.int64)
+        who, when = np.concatenate(who), np.concatenate(when)
+        return who[np.argsort(when, kind="stable")].astype(np.int64)
 
 
 def limit_constants(limit, alpha=None, beta=None, tau=None):
@@ -180,7 +282,8 @@ def _check_times(times):
 
 def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=None,
                    particles=None, initial=None, seed=0, activation="tanh", bias=False,
-                   dt=DEFAULT_DT, divergence_factor=DIVERGENCE_FACTOR, progress=False):
+                   dt=DEFAULT_DT, divergence_factor=DIVERGENCE_FACTOR, progress=False,
+                   clock=None):
     """Simulate the limit dynamics ``limit`` with N particles and record it at ``times``.
 
     Parameters
@@ -213,6 +316,10 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
         ring or Bernoulli step, so the step reported does not depend on ``times``.
     progress : bool
         Show a ``tqdm`` bar.
+    clock : DropoutClock, optional
+        ``jump-poisson`` and ``critical`` only: take the rings from dropout's keep draws
+        (the coupling of :class:`DropoutClock`; N must be dropout's width and ``times``
+        multiples of its step).
 
     Returns
     -------
@@ -261,6 +368,14 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
     bounds = divergence_bounds(X, targets, divergence_factor)
     settings = dict(limit=limit, particles=X.shape[0], activation=activation,
                     bias=bool(bias), **constants)
+    if clock is not None:
+        if limit not in ("jump-poisson", "critical"):
+            raise ValueError(f"clock couples the jump-poisson and critical limits only, not "
+                             f"{limit!r}")
+        lr = check_positive(clock.master_lr, "clock master_lr")
+        if np.any(np.abs(times / lr - np.rint(times / lr)) > 1e-6):
+            raise ValueError("with clock, times must be multiples of the clock's master_lr")
+        settings["clock"] = dict(seed=int(clock.seed), master_lr=lr)
     if limit == "jump-bernoulli":
         return _bernoulli(X, inputs, targets, times, constants, run_seq, activation, bias,
                           progress, divergence_factor, settings)
@@ -276,7 +391,7 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
                       bounds, snapshots, bar, limit)
         else:
             jumps = _run_events(X, Zt, y, times, constants, run_seq, act, bool(bias), bounds,
-                                snapshots, bar, limit)
+                                snapshots, bar, limit, clock)
         predictor = np.stack([_predict(s, Zt, 1, bool(bias), act, 1.0 / X.shape[0])[0]
                               for s in snapshots])
     return LimitResult(limit, times, snapshots, predictor, jumps, settings)
@@ -314,10 +429,16 @@ def _range_detail(bounds):
 
 
 def _run_events(X, Zt, y, times, constants, seq, act, has_bias, bounds, snapshots, bar,
-                limit):
-    """Exact event-driven simulation of ``jump-poisson`` / ``critical`` (see module doc)."""
+                limit, clock=None):
+    """Exact event-driven simulation of ``jump-poisson`` / ``critical`` (see module doc); with
+    ``clock``, the rings come from dropout's keep draws (:class:`DropoutClock`)."""
     n = X.shape[0]
     alpha, beta = constants["alpha"], constants["beta"]
+    # the coupled ring times: the first child of the run's stream (its own draws unchanged;
+    # built directly, so that ``seq`` is not advanced)
+    coupled = None if clock is None else _CoupledRings(
+        clock, n, alpha, np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 0),
+                                                pool_size=seq.pool_size))
     rng = np.random.default_rng(seq)
     value, deriv = np.empty((n, Zt.shape[1])), np.empty((n, Zt.shape[1]))
     features = _all_features(X, Zt, 1, has_bias, act, value, deriv)
@@ -327,13 +448,18 @@ def _run_events(X, Zt, y, times, constants, seq, act, has_bias, bounds, snapshot
     for k, t in enumerate(times):
         start = times[k - 1] if k else 0.0
         gap = t - start
-        remaining = rng.poisson(n * gap / alpha) if gap > 0 else 0
+        if coupled is None:
+            remaining = rng.poisson(n * gap / alpha) if gap > 0 else 0
+        else:
+            ordered = coupled.rings(start, t)
+            remaining = ordered.size
         if remaining:       # a fresh sum: no drift of the incremental update
             f = _predict(X, Zt, 1, has_bias, act, 1.0 / n)
         total = remaining
         while remaining:
             count = min(remaining, batch)
-            who = rng.integers(0, n, size=count)
+            who = rng.integers(0, n, size=count) if coupled is None else \
+                ordered[total - remaining:total - remaining + count]
             if beta > 0:
                 partner_counts = rng.poisson(1.0 / beta, size=count)
                 partners = rng.integers(0, n, size=int(partner_counts.sum()))

@@ -8,6 +8,25 @@ masks M' and the minibatch indices (steps, B) of steps ``start`` to ``stop`` −
 """
 import numpy as np
 
+from .validation import seed_sequence
+
+
+def engine_streams(seed):
+    """The streams a :func:`~meanfield_dropout.engine.simulate` seed is spawned into: (init,
+    minibatch, dropout mask, forward mask) :class:`numpy.random.SeedSequence` s."""
+    return tuple(seed_sequence(seed).spawn(4))
+
+
+def mask_uniforms(seed):
+    """The generator of the uniforms U of the dropout masks of ``simulate(seed=seed)``.
+
+    :class:`SeededNoise` keeps neuron i at step k when U_ik < q, drawing the rows U_k (one
+    uniform per neuron, step after step) from this stream; successive ``random`` calls on the
+    returned generator give the same rows, whatever the chunking (one 64-bit draw per
+    uniform), so a run coupled to dropout's masks reads them here.
+    """
+    return np.random.default_rng(engine_streams(seed)[2])
+
 
 class ExplicitNoise:
     """Masks and minibatches handed to :func:`simulate` instead of drawing them from a seed.

@@ -20,12 +20,13 @@ from matplotlib.patches import Patch, Polygon
 from meanfield_dropout.plots.figures import convergence_figure
 from meanfield_dropout.plots.style import LIMIT_COLORS, LIMIT_LABELS
 
+from .finder.decision import DEFAULT_SLOPE_THRESHOLD
 from .theory.phases import DEGENERATE, PHASES
 from .scan.summary import DIVERGED
 
 __all__ = ["PHASE_COLORS", "to_cartesian", "draw_theory", "theory_figure",
            "phase_diagram_figure", "distance_panels_figure", "phase_diagram_figures",
-           "convergence_figures"]
+           "convergence_figures", "grid_decision_figure"]
 
 #: Corners of the simplex in the plane: e_n, e_τ, e_q.
 CORNERS = np.array([[0.0, 0.0], [1.0, 0.0], [0.5, math.sqrt(3) / 2]])
@@ -427,4 +428,110 @@ def locate_figure(result):
                  f"{result.constants['beta']:.3g}; theory of the power law: "
                  f"{result.theory.phase}", fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def _line_position(point):
+    """(line, b) for a point on a theory segment: ``"jump-poisson"`` (u_τ = u_q < u_n) or
+    ``"penalized-wgf"`` (u_n = u_q < u_τ), b = u_τ/u_n the exponent of τ_n; None otherwise."""
+    u_n, u_tau, u_q = point.u
+    if u_tau == u_q < u_n:
+        return "jump-poisson", float(u_tau / u_n)
+    if u_n == u_q < u_tau:
+        return "penalized-wgf", float(u_tau / u_n)
+    return None
+
+
+def grid_decision_figure(summary):
+    """The phase diagram decided from simulations (:func:`phase_diagram.scan.grid.
+    summarize_grid`), and the measured convergence rate along the theory's segments.
+
+    Left: the theory's regions and lines; over them every point, filled with the colour of
+    its decided phase, hollow and labelled with the largest width run when undetermined,
+    a grey × when its dropout run is beyond the step budget (purple hollow: a run diverged);
+    circles are grid points, diamonds points on a theory line or special points; a black ring
+    would mark a decision that contradicts the theory. Right: along the continuous-jump
+    segment (τ_n ∝ q_n ∝ n^(−b), b < 1) and the penalized segment (τ_n ∝ n^(−b), b > 1,
+    q_n ∝ 1/n), the log–log slope of the distance to the theory's limit against b, with its
+    95% interval (window of the decision rule); filled: decided.
+    """
+    fig = Figure(figsize=(13.5, 6.6), dpi=150)
+    grid = fig.add_gridspec(2, 2, width_ratios=[1.55, 1.0], hspace=0.45, wspace=0.12)
+    ax = fig.add_subplot(grid[:, 0])
+    draw_theory(ax, legend=False)
+    for r in summary.results:
+        xy = to_cartesian([float(x) for x in r.point.point.u])
+        marker = "o" if r.point.point.kind == "grid" else "D"
+        if r.status == "decided":
+            ax.plot(*xy, marker=marker, ms=10, ls="", color=PHASE_COLORS[r.phase],
+                    mec="white", mew=1.0, zorder=6)
+            if r.agrees is False:
+                ax.plot(*xy, marker="o", ms=17, ls="", mfc="none", mec="black", mew=1.8,
+                        zorder=7)
+        elif r.status in ("undetermined", DIVERGED):
+            edge = PHASE_COLORS[DIVERGED] if r.status == DIVERGED else "black"
+            ax.plot(*xy, marker=marker, ms=10, ls="", mfc="white", mec=edge, mew=1.4,
+                    zorder=6)
+            ax.annotate(f"≤{r.width}", xy, xytext=(6, -9), textcoords="offset points",
+                        fontsize=6.5, zorder=8)
+        elif r.status == "beyond budget":
+            ax.plot(*xy, marker="x", ms=8, ls="", color="0.45", mew=1.5, zorder=6)
+        else:
+            ax.plot(*xy, marker=".", ms=5, ls="", color="0.45", zorder=6)
+    present = sorted({r.phase for r in summary.results if r.status == "decided"},
+                     key=lambda p: (*PHASES, DEGENERATE).index(p))
+    handles = [Line2D([], [], marker="o", ls="", color=PHASE_COLORS[p], mec="white",
+                      label=f"decided: {PHASE_LABELS[p]}") for p in present]
+    handles += [Line2D([], [], marker="o", ls="", mfc="white", mec="black",
+                       label="undetermined at n ≤ label"),
+                Line2D([], [], marker="x", ls="", color="0.45", mew=1.5,
+                       label=f"beyond the step budget ({summary.config.max_steps} steps)"),
+                Line2D([], [], marker="D", ls="", color="0.3", label="point on a theory line")]
+    if any(r.status == DIVERGED for r in summary.results):
+        handles.append(Line2D([], [], marker="o", ls="", mfc="white",
+                              mec=PHASE_COLORS[DIVERGED], label=PHASE_LABELS[DIVERGED]))
+    if summary.wrong:
+        handles.append(Line2D([], [], marker="o", ls="", mfc="none", mec="black", mew=1.8,
+                              ms=12, label="contradicts theory"))
+    ax.legend(handles=handles, loc="upper left", fontsize=7, frameon=False,
+              bbox_to_anchor=(-0.02, 1.0))
+    run = [r for r in summary.results if r.status != "beyond budget"]
+    fractions = ", ".join(f"{f:.0%} at n ≤ {w}" for w, f in summary.decided_fraction.items())
+    ax.set_title(f"Phases decided by measured convergence: {len(run)} points within the "
+                 f"budget,\ndecided {fractions}; {summary.wrong} wrong", fontsize=9)
+    lines = (("jump-poisson", "continuous-jump segment: τ_n = q_n = n^(-b)/2",
+              "distance to jump-poisson"),
+             ("penalized-wgf", "penalized segment: τ_n = n^(-b)/2, q_n = 1/(2n)",
+              "distance to penalized WGF"))
+    for row, (line, title, ylabel) in enumerate(lines):
+        ax = fig.add_subplot(grid[row, 1])
+        on_line = [(pos[1], r) for r in summary.results
+                   if (pos := _line_position(r.point.point)) and pos[0] == line
+                   and r.point.theory == line and r.decision is not None
+                   and line in r.decision.fits]
+        for b, r in sorted(on_line, key=lambda item: item[0]):
+            fit = r.decision.fits[line]
+            low, high = fit.slope - fit.slope_low, fit.slope_high - fit.slope
+            decided = r.status == "decided"
+            ax.errorbar([b], [fit.slope], yerr=[[low], [high]], fmt="o", capsize=3,
+                        color=PHASE_COLORS[line], mfc=PHASE_COLORS[line] if decided else "white")
+            ax.annotate(f"n ≤ {r.width}", (b, fit.slope), xytext=(5, 4),
+                        textcoords="offset points", fontsize=6.5)
+        ax.axhline(-DEFAULT_SLOPE_THRESHOLD, color="black", ls=":", lw=1,
+                   label="'clearly falling' threshold")
+        ax.axhline(-0.5, color="0.5", ls="--", lw=0.8, label="slope -1/2")
+        if not on_line:
+            ax.text(0.5, 0.5, "no point of this segment was run", transform=ax.transAxes,
+                    ha="center", fontsize=8)
+        ax.set_xlabel("position on the segment: b = u_τ/u_n")
+        ax.set_ylabel(f"log-log slope of the\n{ylabel} vs n")
+        ax.set_title(title, fontsize=8)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6.5, loc="best")
+    c = summary.config
+    fig.suptitle(f"Empirical phase diagram: grid of {c.grid} divisions, power laws "
+                 f"τ_n = n^(-u_τ/u_n)/2, q_n = n^(-u_q/u_n)/2; widths {c.widths[0]}..."
+                 f"{c.max_width} (doubling where undetermined), {c.repeats} repeats, "
+                 f"T = {c.horizon:g}", fontsize=9)
+    fig.subplots_adjust(left=0.02, right=0.98, top=0.9, bottom=0.08)
     return fig

@@ -17,7 +17,7 @@ from ..finder.locate import MAX_WIDTH, locate
 from ..finder.phase_map import QUICK, MapConfig, estimated_seconds, run_map, summarize_map
 from ..plots import locate_figure, phase_map_figure
 
-__all__ = ["add_locate", "add_map", "dask_address"]
+__all__ = ["add_locate", "add_map", "add_run_options", "dask_address"]
 
 
 def _number(kind, low, high, *, low_open=False, name="value"):
@@ -155,11 +155,17 @@ def add_map(sub):
                                                 "map_runs/phase_map[_quick])")
     p.add_argument("-o", "--output", metavar="PNG",
                    help="figure (default figures/phase_map[_quick].png)")
+    add_run_options(p)
+    p.set_defaults(run=_map)
+
+
+def add_run_options(p):
+    """``--workers``, ``--dask``, ``--jobqueue``, ``--replot`` and ``--quiet`` of a command
+    whose cells run on a pool or a cluster into a resumable ``--out`` directory."""
     p.add_argument("--workers", type=_number(int, 1, 1024, name="--workers"),
                    help="worker processes (default: one per core)")
     p.add_argument("--dask", metavar="ADDRESS", help='dask.distributed scheduler, or "local"')
     p.add_argument("--jobqueue", metavar="TOML", help="HPC cluster through dask-jobqueue")
     p.add_argument("--replot", action="store_true", help="redraw from the cells in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=_map)
 

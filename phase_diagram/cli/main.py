@@ -12,6 +12,8 @@
   (:mod:`phase_diagram.finder.locate`).
 * ``map [--grid K] [--widths ...] [--quick] -o FILE.png``: finite-width phase maps over the
   simplex (:mod:`phase_diagram.finder.phase_map`).
+* ``grid [--grid K] [--max-width N] [--quick] [--estimate] --out DIR -o FILE.png``: every grid
+  point's phase decided by measured convergence (:mod:`phase_diagram.scan.grid`).
 
 Bad input (malformed expressions, bad configurations, usage errors) and failed runs print one
 line and exit with status 2.
@@ -43,6 +45,7 @@ from ..theory.scalings import parse_scaling
 from ..scan import load_config, run_scan
 from ..scan.sequential import run_sequential, summarize_sequential
 from .finder import add_locate, add_map, dask_address
+from .grid import add_grid
 
 
 def _classify(args):
@@ -258,6 +261,7 @@ def parser():
     _add_converge(sub)
     add_locate(sub)
     add_map(sub)
+    add_grid(sub)
     add_reproduce_command(sub, EXPERIMENTS, REPRODUCE_OPTIONS + (
         SettingOption("--scan-dir", "phase_diagram", "scan_dir", "DIR",
                       "scan directory (default: scan_runs/phase[_quick])", output_dir),

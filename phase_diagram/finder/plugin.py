@@ -21,7 +21,7 @@ from meanfield_dropout.engine import DivergenceError
 from meanfield_dropout.limit_sizes import _PARTNER_BATCH
 from meanfield_dropout.limits import LIMITS, limit_constants
 
-__all__ = ["effective_constants", "estimate_costs", "candidate_limits", "measure_cell",
+__all__ = ["effective_constants", "estimate_costs", "dropout_seconds", "limit_seconds", "candidate_limits", "measure_cell",
            "cell_seconds",
            "DEFAULT_BUDGET", "PARTNER_MEMORY"]
 
@@ -81,6 +81,37 @@ def effective_constants(width, master_lr, keep_prob):
                 b_tau=float(logs[1] / logs[0]), b_keep=float(logs[2] / logs[0]))
 
 
+def dropout_seconds(width, master_lr, keep_prob, horizon, data_points, dim):
+    """Estimated seconds (one core) of dropout at (n, τ, q) over [0, T]: ⌈T/τ⌉ steps of about
+    q n + 1 kept neurons each."""
+    row = _ROW_FIXED + data_points * (_ROW_POINT + _ROW_ENTRY * (dim + 1))
+    return math.ceil(horizon / master_lr) * (_STEP + row * (keep_prob * width + 1))
+
+
+def limit_seconds(limit, constants, particles, horizon, data_points, dim, *, dt=FLOW_DT):
+    """Estimated seconds (one core) of the limit ``limit`` with ``constants`` ({alpha, beta,
+    tau}) and N = ``particles`` over [0, T].
+
+    A flow is ⌈T/dt⌉ Heun steps of N particles; a Poisson or critical limit N T/α rings (and
+    1/β partners per critical ring); the Bernoulli limit ⌈T/τ⌉ RaM steps of N particles with
+    keep q = τ/α (about (q + 1) N/2 neurons per step: the kept rows and the unmasked forward
+    pass).
+    """
+    m, p, N = data_points, dim + 1, particles
+    if limit in FLOWS:
+        return math.ceil(horizon / dt) * (2 * _STEP + N * (_HEUN_FIXED
+                                                          + m * (_HEUN_POINT + _HEUN_ENTRY * p)))
+    if limit == "jump-bernoulli":
+        row = _ROW_FIXED + m * (_ROW_POINT + _ROW_ENTRY * p)
+        keep = constants["tau"] / constants["alpha"]
+        return math.ceil(horizon / constants["tau"]) * (_STEP + row * (keep * N + N) / 2)
+    rings = N * horizon / constants["alpha"]
+    ring = _RING_FIXED + m * (_RING_POINT + _RING_ENTRY * p)
+    if limit == "critical":
+        return rings * (ring + _PARTNER * m / constants["beta"])
+    return rings * ring
+
+
 def estimate_costs(width, master_lr, keep_prob, horizon, data_points, dim, limit_factor=1):
     """Estimated seconds of dropout and of each limit with plug-in constants (one core).
 
@@ -92,24 +123,18 @@ def estimate_costs(width, master_lr, keep_prob, horizon, data_points, dim, limit
         β_n = 0).
     """
     n, tau, q, T = width, master_lr, keep_prob, horizon
-    m, p = data_points, dim + 1
     N = limit_factor * n
-    steps = math.ceil(T / tau)
     alpha, beta = tau / q, (1 - q) / (n * q)
-    rings = N * T / alpha
-    active = q * n + 1
-    row = _ROW_FIXED + m * (_ROW_POINT + _ROW_ENTRY * p)
-    ring = _RING_FIXED + m * (_RING_POINT + _RING_ENTRY * p)
-    flow = math.ceil(T / FLOW_DT) * (2 * _STEP + n * (_HEUN_FIXED
-                                                     + m * (_HEUN_POINT + _HEUN_ENTRY * p)))
-    out = {"dropout": steps * (_STEP + row * active),
-           "wgf": flow, "penalized-wgf": flow,
-           "jump-poisson": rings * ring,
-           "jump-bernoulli": steps * (_STEP + row * (q * N + N) / 2)}
+    plug_in = dict(alpha=alpha, beta=beta, tau=tau)
+    out = {"dropout": dropout_seconds(n, tau, q, T, data_points, dim)}
+    # the flows run with N = n particles (measure_cell)
+    out.update({name: limit_seconds(name, plug_in, n if name in FLOWS else N, T, data_points,
+                                    dim) for name in LIMITS if name != "critical"})
     if beta > 0:
-        out["critical"] = rings * (ring + _PARTNER * m / beta)
+        out["critical"] = limit_seconds("critical", plug_in, N, T, data_points, dim)
         # the limit draws the partners of up to _PARTNER_BATCH rings' worth at once
-        out["critical_memory"] = 8.0 * max(1.0 / beta, min(rings / beta, _PARTNER_BATCH))
+        out["critical_memory"] = 8.0 * max(1.0 / beta, min(N * T / alpha / beta,
+                                                           _PARTNER_BATCH))
     else:
         out["critical"], out["critical_memory"] = math.inf, 0.0
     return out

@@ -60,7 +60,7 @@ def summarize_sequential(out_dir):
 
 
 def run_sequential(config, out_dir, *, max_width, workers=None, dask=None, progress=True,
-                   allow_import=False):
+                   allow_import=False, fits=None):
     """Run a scan, then give the undetermined scalings larger widths until decided.
 
     Parameters
@@ -71,6 +71,9 @@ def run_sequential(config, out_dir, *, max_width, workers=None, dask=None, progr
         No width above it is run.
     workers, dask, progress, allow_import
         As in :func:`~phase_diagram.scan.runner.run_scan`.
+    fits : callable, optional
+        ``fits(spec, width)``: whether the scaling ``spec`` may run at ``width`` (e.g. a step
+        budget); an undetermined scaling that does not fit the next width stops there.
 
     Returns
     -------
@@ -86,7 +89,8 @@ def run_sequential(config, out_dir, *, max_width, workers=None, dask=None, progr
         # the scalings still undetermined after the previous stage (not after the latest
         # stage of each scaling: a rerun then rebuilds the same stages)
         pending = tuple(r.spec for r in results
-                        if r.decision is not None and not r.decision.decided)
+                        if r.decision is not None and not r.decision.decided
+                        and (fits is None or fits(r.spec, 2 * widths[-1])))
         if not pending or 2 * widths[-1] > max_width:
             break
         widths.append(2 * widths[-1])

@@ -1,0 +1,105 @@
+"""The ``grid`` sub-command: the phase diagram decided point by point from simulations
+(:mod:`phase_diagram.scan.grid`).
+
+Bad input is a one-line usage error with exit status 2
+(:func:`meanfield_dropout.cli.options.run_main`).
+"""
+import dataclasses
+import resource
+import time
+from pathlib import Path
+
+from meanfield_dropout.cli.options import ListOf
+from meanfield_dropout.plots.figures import save_figure
+
+from ..plots import grid_decision_figure
+from ..scan.grid import QUICK, GridConfig, decide_grid, estimate_grid_cost, summarize_grid
+from .finder import _number, add_run_options, dask_address
+
+__all__ = ["add_grid"]
+
+_SETTINGS = ("grid", "widths", "max_width", "repeats", "horizon", "max_steps")
+
+
+def _config(args):
+    chosen = {k: getattr(args, k) for k in _SETTINGS if getattr(args, k) is not None}
+    if args.quick and chosen:
+        raise ValueError(f"--quick sets the grid's settings; it takes no "
+                         f"{', '.join('--' + k.replace('_', '-') for k in chosen)}")
+    if "widths" in chosen:
+        chosen["widths"] = tuple(chosen["widths"])
+    base = QUICK if args.quick else GridConfig()
+    return dataclasses.replace(base, seed=args.seed, **chosen)
+
+
+def _print_estimate(config):
+    cost = estimate_grid_cost(config)
+    stages = ", ".join(f"n={w}: {s / 3600:.2f}" for w, s in cost["stages"].items())
+    print(f"grid: {config.grid} divisions, {cost['points']} points within the budget of "
+          f"{config.max_steps} steps ({cost['beyond']} beyond), widths "
+          f"{', '.join(map(str, config.widths))} doubling up to {config.max_width}, "
+          f"{config.repeats} repeats")
+    print(f"cost model: first stage {cost['first_stage'] / 3600:.2f} CPU-hours; per stage "
+          f"(every point still undetermined) {stages}; at most "
+          f"{cost['upper_bound'] / 3600:.2f} CPU-hours")
+
+
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _grid(args):
+    out_dir = Path(args.out or ("grid_runs/quick" if args.quick else "grid_runs/default"))
+    if args.replot:
+        summary = summarize_grid(out_dir)
+    else:
+        config = _config(args)
+        _print_estimate(config)
+        if args.estimate:
+            return
+        start, cpu = time.perf_counter(), _children_cpu()
+        with dask_address(args) as address:
+            summary = decide_grid(config, out_dir, workers=args.workers, dask=address,
+                                  progress=not args.quiet)
+        print(f"ran in {time.perf_counter() - start:.0f} s, {_children_cpu() - cpu:.0f} "
+              f"CPU-s in local worker processes -> {out_dir}")
+    print("\n".join(summary.lines()))
+    output = Path(args.output or ("figures/grid_decision_quick.png" if args.quick else
+                                  "figures/grid_decision.png"))
+    paths = save_figure(grid_decision_figure(summary), output)
+    print(f"figure written to {', '.join(map(str, paths))}")
+
+
+def add_grid(sub):
+    """Register ``grid``."""
+    p = sub.add_parser(
+        "grid", help="decide the phase of every grid point from simulations",
+        description="Run dropout and every candidate limit along the power law through each "
+                    "point of a simplex grid (and the theory's lines and points); decide each "
+                    "point's phase by the scan's rule, growing the width only where it is "
+                    "still undetermined. Resumable: rerun with the same --out.")
+    p.add_argument("--grid", type=_number(int, 2, 40, name="--grid"),
+                   help=f"grid divisions K (default {GridConfig.grid})")
+    p.add_argument("--widths", type=ListOf(int),
+                   help="comma-separated widths of the first stage (default 256,512)")
+    p.add_argument("--max-width", type=_number(int, 16, 1 << 20, name="--max-width"),
+                   help=f"largest width (default {GridConfig.max_width})")
+    p.add_argument("--repeats", type=_number(int, 2, 100, name="--repeats"),
+                   help=f"seeds per point and width (default {GridConfig.repeats})")
+    p.add_argument("--horizon", type=_number(float, 0, 1e4, low_open=True, name="--horizon"),
+                   help=f"horizon T (default {GridConfig.horizon:g})")
+    p.add_argument("--max-steps", type=_number(int, 1, 1 << 40, name="--max-steps"),
+                   help=f"step budget of one dropout run (default {GridConfig.max_steps})")
+    p.add_argument("--quick", action="store_true",
+                   help=f"grid {QUICK.grid}, widths {QUICK.widths[0]}..{QUICK.max_width}, "
+                        f"budget {QUICK.max_steps} steps: the easy points in a few minutes")
+    p.add_argument("--seed", type=_number(int, 0, 2 ** 63, name="--seed"), default=0)
+    p.add_argument("--estimate", action="store_true",
+                   help="print the cost model's CPU-hours and stop")
+    p.add_argument("--out", metavar="DIR",
+                   help="run directory (resumable; default grid_runs/default or grid_runs/quick)")
+    p.add_argument("-o", "--output", metavar="PNG",
+                   help="figure (default figures/grid_decision[_quick].png)")
+    add_run_options(p)
+    p.set_defaults(run=_grid)
