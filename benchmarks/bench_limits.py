@@ -33,7 +33,7 @@ from meanfield_dropout.kernels.variants import MASKS, Data, Rule, _run_chunk  # 
 from meanfield_dropout.kernels.limit_steps import _heun, _jump_events  # noqa: E402
 from meanfield_dropout.network import blas_single_thread, init_particles  # noqa: E402
 from meanfield_dropout.kernels.rows import _all_features  # noqa: E402
-from timing import matmul_rate  # noqa: E402
+from timing import machine_header, matmul_rate  # noqa: E402
 
 TANH = 1
 
@@ -122,6 +122,7 @@ def main():
     m = problem.Z.shape[0]
     available = numba.get_num_threads()
     chosen = _threads_for(args.particles * m, available)
+    print(machine_header())
     print(f"N = {args.particles}, d = {problem.Z.shape[1]}, m = {m}, tanh; float64 matmul "
           f"{matmul_rate():.1f} GFLOP/s; numba threads available {available}; "
           f"load average {os.getloadavg()[0]:.2f}")

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from phase_diagram.finder.phase_map import MapConfig, build_map_cells, run_map
+from timing import machine_header
 
 
 def numbers(out):
@@ -32,6 +33,7 @@ def main():
     config = MapConfig(grid=args.grid, widths=tuple(int(w) for w in args.widths.split(",")),
                        repeats=2, budget=args.budget)
     cells = len(build_map_cells(config)[0])
+    print(machine_header())
     runs = [("pool", 1, None), ("pool", 2, None)] + ([("dask", 2, "local")] if args.dask
                                                      else [])
     rates, reference, per_cell = {}, None, None

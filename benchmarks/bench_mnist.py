@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from meanfield_dropout import init_particles, simulate  # noqa: E402
 from meanfield_dropout.curvature import batch_sharpness, hessian_vector_product  # noqa: E402
 from meanfield_dropout.data import mnist47  # noqa: E402
-from timing import best_seconds, matmul_rate  # noqa: E402
+from timing import best_seconds, machine_header, matmul_rate  # noqa: E402
 
 VARIANTS = ("gd", "dropout", "ram", "pn", "pn_ram")
 
@@ -31,6 +31,7 @@ def main():
     parser.add_argument("--width", type=int, default=4000)
     parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args()
+    print(machine_header())
     data = mnist47()
     n, B, d = args.width, 64, data.inputs.shape[1]
     flops = 4 * n * B * d + 6 * n * B

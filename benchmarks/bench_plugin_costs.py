@@ -19,7 +19,7 @@ from meanfield_dropout.convergence import default_data
 from meanfield_dropout.data import mnist47
 from meanfield_dropout.limits import simulate_limit
 from phase_diagram.finder.plugin import FLOW_DT, estimate_costs
-from timing import best_seconds
+from timing import best_seconds, machine_header
 
 LR, KEEP = 0.01, 0.5
 
@@ -77,6 +77,7 @@ def main():
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     numba.set_num_threads(1)
+    print(machine_header())
     print(f"{'problem':22s} {'n':>5s} {'unit':14s} {'measured s':>11s} {'estimate/measured':>18s}")
     for name, inputs, targets in problems():
         for width in (int(w) for w in args.widths.split(",")):

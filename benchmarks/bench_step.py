@@ -37,7 +37,7 @@ from meanfield_dropout.kernels.blocks import make_workspace  # noqa: E402
 from meanfield_dropout.kernels.core import _forward_sums  # noqa: E402
 from meanfield_dropout.network import blas_single_thread  # noqa: E402
 from tests import reference  # noqa: E402
-from timing import best_seconds, blas_kernels, matmul_rate  # noqa: E402
+from timing import best_seconds, machine_header, matmul_rate  # noqa: E402
 
 POINTS, DIM = 500, 20
 
@@ -130,7 +130,7 @@ def main():
         except ImportError:
             jax_missing = True
             print("JAX is not installed (pip install '.[bench]'): the JAX peer is skipped")
-    print(blas_kernels())
+    print(machine_header())
     print(f"numba threads {numba.get_num_threads()}; compile (float64 + float32, gd + dropout): "
           f"{compile_time:.1f} s; matmul float64 {rates[np.float64]:.1f} GFLOP/s, "
           f"float32 {rates[np.float32]:.1f} GFLOP/s")

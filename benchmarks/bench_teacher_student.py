@@ -46,7 +46,7 @@ from meanfield_dropout.experiments import teacher_student  # noqa: E402
 from meanfield_dropout.experiments.teacher_student import (  # noqa: E402
     TeacherStudentSettings, _cell)
 from meanfield_dropout.network import blas_single_thread  # noqa: E402
-from timing import best_seconds, blas_kernels  # noqa: E402
+from timing import best_seconds, machine_header  # noqa: E402
 
 
 def block_product_seconds(points, dim, dtype, repeats):
@@ -94,7 +94,7 @@ def main():
     data = teacher_student_data(dim=full.dim, data_points=full.data_points, seed=full.seed)
     forward_rows, backward_rows = rows_per_step(full.keep_prob, full.loss_every)
     neuron_steps = (sum(full.widths) * full.repeats + full.trajectory_width) * full.steps
-    print(blas_kernels())
+    print(machine_header())
     print(f"width {args.width}, {args.steps} steps, one Numba and one BLAS thread; "
           f"rows per neuron-step: forward {forward_rows:.3f}, backward {backward_rows:.3f}; "
           f"full figure {neuron_steps / 1e6:.0f} M neuron-steps on {args.workers} workers")

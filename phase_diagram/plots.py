@@ -155,6 +155,8 @@ def phase_diagram_figure(results):
     results : list of :class:`~phase_diagram.scan.summary.ScalingResult`
         Scalings without a simplex limit or without a decision are skipped.
 
+    Notes
+    -----
     Each scaling is a diamond at its simplex limit (coincident points are fanned out around
     it), coloured by the detected phase and numbered as in the distance panels; a black ring
     marks disagreement with theory.

@@ -131,9 +131,6 @@ def load_mnist(images_path, labels_path=None, split="train", pool=4):
     pool : int
         Average-pooling factor; 4 turns 28x28 into 7x7 as in the SME paper. 1 keeps the size.
 
-    Integer pixels (0..255) are divided by 255; float pixels are divided by 255 only if
-    some exceed 1 (otherwise they are taken as already scaled to [0, 1]).
-
     Returns
     -------
     images : ndarray, shape (n, 28 // pool, 28 // pool)
@@ -144,6 +141,11 @@ def load_mnist(images_path, labels_path=None, split="train", pool=4):
     ValueError
         One line naming the file: missing, not an IDX file or ``.npz`` archive, truncated,
         corrupt, without the arrays of ``split``, or holding arrays of the wrong shapes.
+
+    Notes
+    -----
+    Integer pixels (0..255) are divided by 255; float pixels are divided by 255 only if
+    some exceed 1 (otherwise they are taken as already scaled to [0, 1]).
     """
     check_choice(split, "split", ("train", "test"))
     if str(images_path).endswith(".npz"):
