@@ -111,6 +111,8 @@ for ax, (name, group) in zip(axes, cells.groupby("scaling", sort=False)):
         ax.plot(mean.index, mean.values, "-o", label=limit)
     ax.set(title=f"{name} (theory: {group.theory.iloc[0]})", xscale="log", yscale="log",
            xlabel="width n")
+    ax.set_xticks(config.widths, labels=[str(w) for w in config.widths])
+    ax.tick_params(axis="x", which="minor", labelbottom=False)
 axes[0].set_ylabel("sup_t predictor error")
 axes[0].legend()
 fig.tight_layout()
