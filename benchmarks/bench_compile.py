@@ -17,7 +17,6 @@ Run: ``python benchmarks/bench_compile.py [--dtypes float64,float32] [--tasks si
 [--demo]``.
 """
 import argparse
-import datetime
 import json
 import os
 import platform
@@ -104,22 +103,6 @@ def _timed_command(argv, cache):
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def _machine():
-    model = next((line.split(":", 1)[1].strip() for line in
-                  Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())
-    return f"{model}, {os.cpu_count()} cores"
-
-
-def _commit():
-    def git(*args):
-        return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True,
-                              text=True).stdout.strip()
-    dirty = " (with uncommitted changes)" if git("status", "--porcelain", "--",
-                                                 "meanfield_dropout") else ""
-    return git("rev-parse", "--short", "HEAD") + dirty
-
-
 def _load():
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -172,13 +155,12 @@ def main():
         _child([tuple(item.split(":")) for item in args.child.split(",")])
         return
     from meanfield_dropout import warmup
-    from timing import blas_kernels
+    from timing import machine_header
     import numba
     tasks = [t for t in warmup.task_list(args.dtypes.split(","))
              if args.tasks is None or t[0] in args.tasks.split(",")]
-    print(f"bench_compile: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
-          f"commit {_commit()}, Numba {numba.__version__}, Python {platform.python_version()}")
-    print(f"machine: {_machine()}; {blas_kernels()}")
+    print(machine_header())
+    print(f"bench_compile: Numba {numba.__version__}, Python {platform.python_version()}")
     print(f"at start: {_load()} (the CPU may be shared: CPU time is the cost)")
     with tempfile.TemporaryDirectory(prefix="bench-compile-") as cache:
         cold = _run_child(tasks, cache)
