@@ -1,11 +1,11 @@
 """Every command line shown in the README and the documentation parses with today's options.
 
-The commands are read from the ``bash`` code blocks of ``README.md`` and ``docs/**/*.md``
-(and the shell examples inside the tutorials' Markdown cells), and handed to the parsers of
-``meanfield-dropout`` and ``phase-diagram`` without running anything. Input files that a
-reader makes first (a scan directory, a local MNIST) may be missing here; every other parse
-error — an unknown option, a renamed sub-command, a bad value — fails the test with the
-command and the parser's message.
+The commands are read from the ``bash`` code blocks of ``README.md``, ``figures/README.md`` and
+``docs/**/*.md`` (and the shell examples inside the tutorials' Markdown cells), and handed to
+the parsers of ``meanfield-dropout`` and ``phase-diagram`` without running anything. Input
+files that a reader makes first (a scan directory, a local MNIST) may be missing here; every
+other parse error — an unknown option, a renamed sub-command, a bad value — fails the test
+with the command and the parser's message.
 """
 import contextlib
 import io
@@ -30,6 +30,7 @@ BLOCK = re.compile(r"```bash\n(.*?)```", re.S)
 
 def _sources():
     yield ROOT / "README.md"
+    yield ROOT / "figures" / "README.md"
     yield from sorted((ROOT / "docs").rglob("*.md"))
     yield from sorted((ROOT / "docs" / "tutorials").glob("[0-9][0-9]_*.py"))
 
