@@ -9,7 +9,7 @@ keeps the best of the repeats:
   evaluation; kernel ``kernels.limit_steps._heun``), N rings of the superposed clock for ``jump-poisson`` /
   ``critical`` (kernel ``kernels.limit_steps._jump_events``), one ``ram`` step for ``jump-bernoulli``.
 
-Every kernel runs with the thread count the public functions choose (``_threads_for``), and
+Every kernel runs with the thread count the public functions choose (``threads_for``), and
 once more with one Numba thread, since a ring of a jump limit is sequential: it moves the
 predictor that the next ring reads. The machine's float64 matrix-multiply rate is printed as
 context.
@@ -28,10 +28,10 @@ import numpy as np  # noqa: E402
 from meanfield_dropout import teacher_student  # noqa: E402
 from meanfield_dropout.kernels.blocks import make_workspace  # noqa: E402
 from meanfield_dropout.kernels.core import _predict  # noqa: E402
-from meanfield_dropout.engine import _threads_for  # noqa: E402
 from meanfield_dropout.kernels.variants import MASKS, Data, Rule, _run_chunk  # noqa: E402
 from meanfield_dropout.kernels.limit_steps import _heun, _jump_events  # noqa: E402
-from meanfield_dropout.network import blas_single_thread, init_particles  # noqa: E402
+from meanfield_dropout.network import init_particles  # noqa: E402
+from meanfield_dropout.runtime.threads import blas_single_thread, threads_for  # noqa: E402
 from meanfield_dropout.kernels.rows import _all_features  # noqa: E402
 from timing import machine_header, matmul_rate  # noqa: E402
 
@@ -121,7 +121,7 @@ def main():
     problem = Problem(args.particles, args.steps)
     m = problem.Z.shape[0]
     available = numba.get_num_threads()
-    chosen = _threads_for(args.particles * m, available)
+    chosen = threads_for(args.particles * m, available)
     print(machine_header())
     print(f"N = {args.particles}, d = {problem.Z.shape[1]}, m = {m}, tanh; float64 matmul "
           f"{matmul_rate():.1f} GFLOP/s; numba threads available {available}; "

@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from meanfield_dropout import init_particles, simulate  # noqa: E402
 from meanfield_dropout.kernels.blocks import make_workspace  # noqa: E402
 from meanfield_dropout.kernels.core import _forward_sums  # noqa: E402
-from meanfield_dropout.network import blas_single_thread  # noqa: E402
+from meanfield_dropout.runtime.threads import blas_single_thread  # noqa: E402
 from tests import reference  # noqa: E402
 from timing import best_seconds, machine_header, matmul_rate  # noqa: E402
 

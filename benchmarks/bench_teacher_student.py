@@ -45,7 +45,7 @@ from meanfield_dropout.data import teacher_student as teacher_student_data  # no
 from meanfield_dropout.experiments import teacher_student  # noqa: E402
 from meanfield_dropout.experiments.teacher_student import (  # noqa: E402
     TeacherStudentSettings, _cell)
-from meanfield_dropout.network import blas_single_thread  # noqa: E402
+from meanfield_dropout.runtime.threads import blas_single_thread  # noqa: E402
 from timing import best_seconds, machine_header  # noqa: E402
 
 

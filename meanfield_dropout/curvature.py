@@ -30,7 +30,8 @@ from .kernels.activations import activation_code
 from .kernels.core import _backward_update, _forward, _loss_derivative
 from .kernels.second_order import _hessian_vector_product
 from .runtime.memory import check_memory
-from .network import (blas_single_thread, check_loss_targets, check_particles, check_targets,
+from .runtime.threads import blas_single_thread
+from .network import (check_loss_targets, check_particles, check_targets,
                       output_scale_factor)
 
 

@@ -30,7 +30,6 @@ import dataclasses
 import math
 from typing import NamedTuple
 
-import numba
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -40,12 +39,13 @@ from .validation import (check_array, check_choice, check_int, check_keep_prob,
 from .kernels.activations import activation_code
 from .kernels.blocks import make_workspace
 from .runtime.memory import check_memory
+from .runtime.threads import kernel_threads
 from .noise import ExplicitNoise, SeededNoise, engine_streams
 from .kernels.relu_signs import _sign_path
 from .kernels import variants as variants_module
 from .kernels.variants import FORWARD_MASK, MASKS, VARIANTS, Data, Rule, _run_chunk, _unmasked_loss
 from .warmup import compile_ahead
-from .network import (DTYPES, blas_single_thread, check_loss_targets, check_particles,
+from .network import (DTYPES, check_loss_targets, check_particles,
                       check_targets, init_particles, output_scale_factor,
                       particle_dim)
 
@@ -346,13 +346,8 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
              for name in variants}
     schedule = _Schedule(steps, chunk_steps, _record_plan(steps, loss_every), snapshot_steps,
                          snapshot_neurons)
-    threads = numba.get_num_threads()
-    numba.set_num_threads(_threads_for(width * batch_size, threads))
-    try:
-        with blas_single_thread():
-            states, train, val, snaps = _drive(initial, rules, data, noise, schedule, progress)
-    finally:
-        numba.set_num_threads(threads)
+    with kernel_threads(width * batch_size):
+        states, train, val, snaps = _drive(initial, rules, data, noise, schedule, progress)
     return SimulationResult(settings, schedule.loss_steps, train, val, snapshot_steps,
                             snapshot_neurons, snaps, states)
 
@@ -412,19 +407,6 @@ def _drive(initial, rules, data, noise, schedule, progress):
     return states, train, val, snaps
 
 
-
-
-def _threads_for(cells, available):
-    """Numba threads for a step over ``cells`` = neurons × batch entries.
-
-    One thread per 125 000 cells, at most ``available`` (``numba.get_num_threads()``, which
-    a caller lowers with ``numba.set_num_threads``). Below that a step takes well under a
-    millisecond and launching a parallel region costs more than a second thread gains.
-    Measured on the idle 2-core machine (m = 500, GD + dropout): one thread is as fast as two
-    at n = 200 and 2 threads are 1.4× faster at n = 500 and 1.6× at n = 5000. Results do not
-    depend on the thread count.
-    """
-    return max(1, min(available, cells // 125_000))
 
 
 def _store_snapshots(states, snaps, schedule, step):

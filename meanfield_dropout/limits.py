@@ -57,9 +57,7 @@ Results do not depend on the Numba thread count (the kernels of
 """
 import dataclasses
 import math
-from contextlib import contextmanager
 
-import numba
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -69,11 +67,12 @@ from .kernels.activations import activation_code
 from .kernels.blocks import make_workspace
 from .kernels.core import _predict
 from .kernels.limit_steps import _heun, _jump_events
-from .engine import (DIVERGENCE_FACTOR, DivergenceError, _threads_for, divergence_bounds,
-                     init_particles, simulate)
+from .engine import (DIVERGENCE_FACTOR, DivergenceError, divergence_bounds, init_particles,
+                     simulate)
 from .limit_sizes import _EVENT_BATCH, _PARTNER_BATCH, check_limit_size, heun_steps
-from .network import blas_single_thread, check_particles
+from .network import check_particles
 from .noise import mask_uniforms
+from .runtime.threads import blas_single_thread, kernel_threads
 from .kernels.rows import _all_features
 
 #: The five limits and the constants each needs (α, β, τ; see :func:`limit_constants`).
@@ -257,18 +256,6 @@ def _cloud_predictor(X, Zt, has_bias, act):
         return _predict(X, Zt, 1, has_bias, act, 1.0 / X.shape[0])[0]
 
 
-@contextmanager
-def _kernel_threads(cells):
-    """Numba threads for a cloud of ``cells`` = N × m (as the engine), BLAS on one thread."""
-    threads = numba.get_num_threads()
-    numba.set_num_threads(_threads_for(cells, threads))
-    try:
-        with blas_single_thread():
-            yield
-    finally:
-        numba.set_num_threads(threads)
-
-
 # ---------------------------------------------------------------------------------------------
 # Public driver
 # ---------------------------------------------------------------------------------------------
@@ -383,7 +370,7 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
     y = targets[None, :]
     snapshots = np.empty((times.size,) + X.shape)
     with tqdm(total=float(times[-1]), disable=not progress, desc=f"limit {limit}",
-              unit="time") as bar, _kernel_threads(X.shape[0] * m):
+              unit="time") as bar, kernel_threads(X.shape[0] * m):
         if limit in ("wgf", "penalized-wgf"):
             jumps = None
             settings["dt"] = dt

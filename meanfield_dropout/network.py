@@ -9,11 +9,11 @@ converts layouts and returns NumPy arrays.
 import math
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from .validation import check_array, check_choice, check_int, seed_sequence
 from .kernels.activations import activation_code
 from .kernels.core import LOSSES, _loss_value, _predict
+from .runtime.threads import blas_single_thread
 
 OUTPUT_SCALES = ("mean_field", "standard")
 DTYPES = {"float64": np.float64, "float32": np.float32}
@@ -23,15 +23,6 @@ def output_scale_factor(output_scale, width):
     """The factor s in f = s Σ_i φ(x_i): 1/n for ``mean_field``, 1 for ``standard``."""
     check_choice(output_scale, "output_scale", OUTPUT_SCALES)
     return 1.0 / width if output_scale == "mean_field" else 1.0
-
-
-def blas_single_thread():
-    """Context that keeps BLAS to one thread while kernels run their own parallel blocks.
-
-    Nested BLAS threads inside Numba's threads oversubscribe the cores (a many-fold
-    slowdown seen on 2 cores); each block's product is too small to gain from them.
-    """
-    return threadpool_limits(limits=1, user_api="blas")
 
 
 def particle_dim(dim, bias, outputs=1):

@@ -10,10 +10,10 @@ from scipy.stats import norm
 
 from meanfield_dropout import (DivergenceError, SimulationResult, init_particles, loss_value,
                                simulate, teacher_student)
-from meanfield_dropout import engine
 from meanfield_dropout.kernels import variants
 from meanfield_dropout.engine import VARIANTS
 from meanfield_dropout.noise import ExplicitNoise
+from meanfield_dropout.runtime import threads as thread_limits
 
 from . import reference
 
@@ -134,7 +134,7 @@ def run_small(seed=4, **kw):
 
 def test_same_seed_same_numbers_whatever_the_thread_count(monkeypatch):
     # use every thread allowed, even on this small problem (3 blocks of neurons)
-    monkeypatch.setattr(engine, "_threads_for", lambda cells, available: available)
+    monkeypatch.setattr(thread_limits, "threads_for", lambda cells, available: available)
     threads = numba.get_num_threads()
     try:
         numba.set_num_threads(1)

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from meanfield_dropout import ExplicitNoise, init_particles, simulate, teacher_student
-from meanfield_dropout import limits
 from meanfield_dropout.kernels.limit_steps import _jump_events
 from meanfield_dropout.limits import simulate_limit
+from meanfield_dropout.runtime import threads as thread_limits
 from meanfield_dropout.kernels.rows import _all_features
 
 DATA = teacher_student(dim=8, data_points=100, teacher_width=3, seed=1)
@@ -180,7 +180,7 @@ def test_critical_ring_is_a_one_row_pn_ram_step(bias):
                                        ("critical", dict(alpha=0.5, beta=1.0))])
 def test_same_numbers_whatever_the_thread_count(monkeypatch, limit, kw):
     # use every thread allowed, even on this small problem (3 blocks of neurons)
-    monkeypatch.setattr(limits, "_threads_for", lambda cells, available: available)
+    monkeypatch.setattr(thread_limits, "threads_for", lambda cells, available: available)
     threads = numba.get_num_threads()
 
     def run():

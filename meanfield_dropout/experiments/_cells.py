@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..runtime import results
 from ..runtime.runner import run_unordered
+from ..runtime.threads import kernel_threads
 
 
 def open_cell_dir(cells_dir, settings):
@@ -93,6 +94,5 @@ def run_cells(function, tasks, workers, dask=None):
 
 def _one_thread(function, *args):
     """Run a cell with one Numba thread (a Dask worker's thread is one core)."""
-    import numba
-    numba.set_num_threads(1)
-    return function(*args)
+    with kernel_threads():
+        return function(*args)

@@ -32,6 +32,7 @@ from ..data.mnist import mnist_task
 from ..network import DTYPES
 from ..runtime.runner import check_workers
 from ..plots.style import PAPER_NAMES
+from ..runtime.threads import kernel_threads
 from ..stats import mean_interval
 from . import _cells
 from .mnist_cell import CURVATURE, SPLITS, CellResult, run_cell
@@ -293,16 +294,13 @@ def estimate_seconds(settings, workers=None, calibration_steps=5):
     Hessian–vector product on P points ∝ P, a batch-sharpness draw ∝ 1.4 B (gradient and
     product on the batch).
     """
-    import numba
     s = settings
     workers = check_workers(workers)
     small = s.replace(steps=calibration_steps, log_every=calibration_steps, sharpness_every=0,
                       lanczos_iterations=1, batch_sharpness_draws=2, repeats=1)
     one_step = small.replace(steps=1, log_every=1)
     q, seed = s.keep_probs[0], seed_sequence(0)
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
+    with kernel_threads():
         data = small.data()
         timed = []
         for cfg, names, tracked in ((one_step, VARIANTS, ()), (small, VARIANTS, ()),
@@ -312,8 +310,6 @@ def estimate_seconds(settings, workers=None, calibration_steps=5):
             start = time.perf_counter()
             run_cell(data, cfg, q, 0, seed, names, tracked)
             timed.append(time.perf_counter() - start)
-    finally:
-        numba.set_num_threads(threads)
     _, many, one, curv = timed              # the first run warms the caches up
     step = max(0.0, many - one) / (calibration_steps - 1) / len(VARIANTS)
     evaluation = max(0.0, one - step * len(VARIANTS)) / (2 * len(VARIANTS))

@@ -43,7 +43,7 @@ L = loss(f) + (λ s/2B) Σ_i Σ_j |φ(x_i, z_j)|², on the kernels of this modul
 
 Blocks run on Numba threads; the forward sums are reduced in block order and each row's update
 depends only on its own parameters and r, so results do not depend on the thread count. Keep
-BLAS to one thread while these kernels run (:func:`meanfield_dropout.network.blas_single_thread`).
+BLAS to one thread while these kernels run (:func:`meanfield_dropout.runtime.threads.blas_single_thread`).
 """
 import math
 

@@ -11,25 +11,18 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
-import numba
-from threadpoolctl import threadpool_limits
-
 from ..validation import check_int
-from ..network import blas_single_thread
+from .threads import kernel_threads, pin_process
 
 #: Seconds between two checks of a worker's watchdog that its parent is alive.
 WATCHDOG_PERIOD = 0.5
-
-#: The worker's process-wide BLAS limit (kept so that it stays in force).
-_WORKER_BLAS = []
 
 
 def init_worker(parent=None):
     """Process-pool initializer: a one-thread Numba pool and one BLAS thread in a freshly
     spawned worker, and a watchdog that ends the worker when its parent process dies.
 
-    Numba is imported when the initializer is unpickled but has started no threads in a
-    spawned process, so ``NUMBA_NUM_THREADS=1`` still takes effect after a config reload.
+    The thread limits are :func:`meanfield_dropout.runtime.threads.pin_process`.
 
     Parameters
     ----------
@@ -38,10 +31,7 @@ def init_worker(parent=None):
         is no longer the worker's parent (it died, e.g. of ``kill -9``, and the worker was
         re-parented), the worker exits at once instead of finishing its task.
     """
-    os.environ["NUMBA_NUM_THREADS"] = "1"
-    numba.core.config.reload_config()
-    numba.set_num_threads(1)
-    _WORKER_BLAS.append(threadpool_limits(limits=1, user_api="blas"))
+    pin_process()
     parent = os.getppid() if parent is None else parent
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True,
                      name="parent-watchdog").start()
@@ -55,13 +45,8 @@ def _as_in_a_worker(function, task):
     running a task here with the same thread counts makes the numbers independent of the
     worker count, whatever BLAS sums a task leaves unguarded.
     """
-    threads = numba.get_num_threads()
-    numba.set_num_threads(1)
-    try:
-        with blas_single_thread():
-            return function(*task)
-    finally:
-        numba.set_num_threads(threads)
+    with kernel_threads():
+        return function(*task)
 
 
 def _watch_parent(parent):

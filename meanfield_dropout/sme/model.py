@@ -26,16 +26,14 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import NamedTuple
 
-import numba
 import numpy as np
 from numba import njit
-from threadpoolctl import ThreadpoolController
 
 from ..validation import check_array, check_choice, check_int, check_keep_prob, check_positive
 from ..kernels.activations import activation_code
 from ..kernels.core import _backward_update, _forward, _loss_derivative, _loss_value, _predict
-from ..engine import _threads_for
 from ..network import output_scale_factor
+from ..runtime.threads import kernel_threads
 from ..kernels.rows import _all_features
 
 #: Output scales κ by name: the paper's κ = 1 (the engine's ``standard``), 1/√m, and 1/m (the
@@ -217,26 +215,12 @@ def draw_keep(rng, keep_prob, shape):
     return rng.random(shape) < keep_prob
 
 
-_BLAS = []
-
-
 @contextmanager
 def _kernel_threads(problem):
-    """Run kernels with the engine's Numba thread rule for this size and BLAS on one thread.
-
-    The rule (:func:`meanfield_dropout.engine._threads_for`) keeps small problems on one
-    thread, where launching a parallel region costs more than it gains; results do not
-    depend on the thread count.
-    """
-    if not _BLAS:
-        _BLAS.append(ThreadpoolController())
-    threads = numba.get_num_threads()
-    numba.set_num_threads(_threads_for(problem.width * problem.n_samples, threads))
-    try:
-        with _BLAS[0].limit(limits=1, user_api="blas"):
-            yield problem._net
-    finally:
-        numba.set_num_threads(threads)
+    """The kernel arrays of ``problem``, with the Numba threads of its size and BLAS on one
+    thread (:func:`meanfield_dropout.runtime.threads.kernel_threads`)."""
+    with kernel_threads(problem.width * problem.n_samples):
+        yield problem._net
 
 
 # ----------------------------------------------------------------------------------------
