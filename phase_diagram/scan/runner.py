@@ -41,8 +41,9 @@ def run_cell(cell, out_dir, function):
     """Compute one cell with the cell function ``function`` under a claim, write its record
     atomically to ``DIR/cells/<key>.json`` and return it.
 
-    The record holds the settings, (τ_n, q_n), the constants, the seed and, for each limit,
-    the distance array returned by the cell function; for a run that diverged
+    The record holds the settings, (τ_n, q_n), the constants, the seed, the wall-clock
+    ``elapsed`` and the process's ``cpu`` seconds of the cell and, for each limit, the
+    distance array returned by the cell function; for a run that diverged
     (:class:`~meanfield_dropout.engine.DivergenceError`, or non-finite distances) it holds
     ``diverged`` = {``step``, ``variant``, ``message``} and no distances. When another process
     holds the cell's claim, returns ``{"key", "claimed_by"}``; when the cell was finished by
@@ -56,7 +57,7 @@ def run_cell(cell, out_dir, function):
     with claim:
         if record_problem(read_record(cell_path(out_dir, cell.key)), cell) is None:
             return dict(key=cell.key, done_elsewhere=True)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         args, kwargs = _arguments(cell)
         try:
             distances, diverged = _distances(cell, function(*args, **kwargs)), None
@@ -80,7 +81,8 @@ def run_cell(cell, out_dir, function):
         record = dict(
             key=cell.key, identity=cell.identity, name=cell.scaling.name,
             master_lr=cell.master_lr, keep_prob=cell.keep_prob, constants=cell.constants,
-            seed=cell.seed, elapsed=time.perf_counter() - start, diverged=diverged,
+            seed=cell.seed, elapsed=time.perf_counter() - start,
+            cpu=time.process_time() - cpu_start, diverged=diverged,
             distances=distances)
         write_json_atomic(cell_path(out_dir, cell.key), record)
     return record

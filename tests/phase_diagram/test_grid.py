@@ -59,7 +59,7 @@ def test_step_budget_sets_points_apart():
 
 
 def test_cost_model_is_the_sum_of_its_cells():
-    config = dataclasses.replace(TINY, max_width=64)
+    config = dataclasses.replace(TINY, max_width=64, clock_coupling=False)
     cost = estimate_grid_cost(config)
     run = [p for p in grid_points(config.grid) if p.point.label in config.only]
     shape = (40, 4)
@@ -71,6 +71,13 @@ def test_cost_model_is_the_sum_of_its_cells():
     assert set(cost["stages"]) == {32, 64}
     assert cost["stages"][64] > cost["stages"][32] / 2 > 0
     assert cost["upper_bound"] == pytest.approx(sum(cost["stages"].values()))
+    # a coupled clock adds one keep draw per particle and step, for each jump-poisson or
+    # critical limit (the theory's or a competitor with nominal constants)
+    coupled = estimate_grid_cost(dataclasses.replace(config, clock_coupling=True))
+    draws = sum(len({"jump-poisson", "critical"} & set(c.limits)) * c.width
+                * round(config.horizon / c.master_lr)
+                for c in build_cells(scan_config(config, run)))
+    assert coupled["first_stage"] - cost["first_stage"] == pytest.approx(draws * 6e-9)
 
 
 def test_bad_settings_name_the_argument():
@@ -129,6 +136,11 @@ def test_grid_resumes_after_kill_with_identical_numbers_for_any_worker_count(tmp
     assert after == _cells(reference)                      # 1 or 2 workers: same numbers
     assert [(r.status, r.phase) for r in resumed.results] == \
         [(r.status, r.phase) for r in summary.results]
+    # every record holds its CPU seconds; the cost model is within a factor 4 of them
+    records = [json.loads(p.read_text()) for p in (out / "scan" / "cells").glob("*.json")]
+    assert all(r["cpu"] >= 0 for r in records)
+    assert summary.predicted_seconds / 4 < summary.measured_seconds < 4 * \
+        summary.predicted_seconds
 
 
 #: A point deep in each region the quick mode reaches, with its theory phase.
