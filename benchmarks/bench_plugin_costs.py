@@ -15,7 +15,7 @@ import argparse
 import numba
 
 from meanfield_dropout import simulate
-from meanfield_dropout.convergence import default_data
+from meanfield_dropout.data import toy
 from meanfield_dropout.data import mnist47
 from meanfield_dropout.limits import simulate_limit
 from phase_diagram.finder.plugin import FLOW_DT, estimate_costs
@@ -61,8 +61,8 @@ def estimated(width, data_points, dim):
 
 
 def problems():
-    data = default_data()
-    yield "teacher-student", data.inputs, data.targets
+    data = toy()
+    yield "toy", data.inputs, data.targets
     try:
         for pool in (4, 1):
             images = mnist47(pool=pool)

@@ -61,8 +61,7 @@ from .runtime import results
 from .validation import check_int, check_keep_prob, check_positive, seed_record, seed_sequence
 from .kernels.activations import activation_code
 from .convergence_plan import (CLOCK_COUPLED, COUPLED_VARIANTS, METRICS,  # noqa: F401
-                               cell_steps, check_cell,
-                               check_horizon, default_data, in_context,
+                               DEFAULT_DATA, cell_steps, check_cell, check_horizon, in_context,
                                make_plan, step_lengths)
 from .engine import DivergenceError, init_particles, simulate
 from .limits import LIMITS, DropoutClock, _cloud_predictor, simulate_limit
@@ -120,8 +119,10 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
         Root seed: initialisation, dropout masks, each limit's stream and the W2 subsets are
         spawned from it (a limit's stream does not depend on which other limits run; the
         same seed, or the same ``SeedSequence`` passed again, gives the same numbers).
-    data : Dataset or (inputs, targets), optional
-        Default :func:`default_data`. Networks have no bias (φ(x, z) = a σ(w·z)).
+    data : str, path, Dataset or (inputs, targets), optional
+        A name of :data:`~meanfield_dropout.data.DATASETS`, an ``.npz`` file, a Dataset or a
+        pair (:func:`~meanfield_dropout.data.load_dataset`); default :data:`DEFAULT_DATA`
+        (``"toy"``). Networks have no bias (φ(x, z) = a σ(w·z)).
     activation : str
         σ; smooth (``tanh``) by default, as the limit theorems assume.
     n_times : int
@@ -300,8 +301,8 @@ class ConvergenceStudy:
         {series: {metric: (R, W, T) array}}: series are the limit names (metrics ``predictor``
         and ``w2``) and ``coupled_rms/<variant>`` (metric ``coupled_rms``).
     settings : dict
-        ``repeats``, ``horizon``, ``seed``, ``activation``, ``n_times``,
-        ``limit_particles_factor``.
+        ``data`` (:func:`~meanfield_dropout.data.data_label`), ``repeats``, ``horizon``,
+        ``seed``, ``activation``, ``n_times``, ``limit_particles_factor``.
     """
 
     label: str
@@ -400,5 +401,5 @@ def convergence_study(master_lr, keep_prob, widths, *, limits, repeats=3, horizo
         master_lr=np.array([p[1] for p in per_width]),
         keep_prob=np.array([p[2] for p in per_width]), limits=plan.limits,
         distances=series,
-        settings=dict(repeats=repeats, horizon=plan.horizon, seed=seed, activation=activation,
+        settings=dict(data=plan.data, repeats=repeats, horizon=plan.horizon, seed=seed, activation=activation,
                       n_times=plan.n_times, limit_particles_factor=factor))

@@ -13,7 +13,6 @@ distance.
 * :func:`in_context` — a :class:`~meanfield_dropout.engine.DivergenceError` of one run of a
   cell, re-raised with the cell's width and hyperparameters.
 """
-import functools
 import math
 from typing import NamedTuple
 
@@ -21,7 +20,7 @@ import numpy as np
 
 from .validation import check_array, check_choice, check_int, check_positive
 from .kernels.activations import activation_code
-from .data import Dataset, teacher_student
+from .data import data_label, load_dataset
 from .engine import DIVERGENCE_FACTOR, DivergenceError
 from .limits import DEFAULT_DT, LIMITS, limit_constants
 from .runtime.memory import check_memory
@@ -38,14 +37,9 @@ _OPTIONS = ("coupled", "w2_particles", "w2_method", "dt", "chunk_steps", "diverg
 CLOCK_COUPLED = ("jump-poisson", "critical")
 
 
-@functools.lru_cache(maxsize=1)
-def default_data():
-    """The default smooth problem: teacher–student data, d = 4, m = 40, 4 ReLU teacher units.
-
-    Small enough that a width-2000 cell of
-    :func:`~meanfield_dropout.convergence.measure_distances` takes about a second.
-    """
-    return teacher_student(dim=4, data_points=40, teacher_width=4, seed=0)
+#: The data of a study when none is given: the small ``toy`` problem of the registry
+#: (:mod:`meanfield_dropout.data.registry`), not the paper's teacher–student problem.
+DEFAULT_DATA = "toy"
 
 
 class Plan(NamedTuple):
@@ -55,6 +49,7 @@ class Plan(NamedTuple):
     limits: dict
     horizon: float
     n_times: int
+    data: str
     inputs: np.ndarray
     targets: np.ndarray
     activation: str
@@ -104,15 +99,13 @@ def make_plan(limits, alpha, beta, tau, horizon, n_times, data, activation, opti
         raise ValueError(f"w2_particles must be <= {MAX_ASSIGNMENT_POINTS} for the exact "
                          f"assignment W2 (O(k^3) time), got {w2_particles}; use w2_method "
                          "'network-simplex' or 'sliced' (POT) for larger subsets")
-    data = default_data() if data is None else data
-    try:
-        inputs, targets = (data.inputs, data.targets) if isinstance(data, Dataset) else data
-    except (TypeError, ValueError):
-        raise ValueError("data must be a Dataset or a pair (inputs, targets)") from None
-    inputs = check_array(inputs, "data inputs", 2)
-    targets = check_array(targets, "data targets", 1, shape=(inputs.shape[0],))
+    data = DEFAULT_DATA if data is None else data
+    dataset = load_dataset(data)
+    inputs = check_array(dataset.inputs, "data inputs", 2)
+    targets = check_array(dataset.targets, "data targets", 1, shape=(inputs.shape[0],))
     return Plan(limits=requests, horizon=check_positive(horizon, "horizon"),
-                 n_times=check_int(n_times, "n_times", low=2), inputs=inputs, targets=targets,
+                 n_times=check_int(n_times, "n_times", low=2), data=data_label(data),
+                 inputs=inputs, targets=targets,
                  activation=activation, coupled=coupled,
                  w2_particles=w2_particles, w2_method=w2_method,
                  dt=check_positive(options.get("dt", DEFAULT_DT), "dt"),

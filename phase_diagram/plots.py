@@ -371,7 +371,7 @@ def phase_map_figure(summary):
     c = summary.config
     fig.suptitle(f"Finite-width phase maps: power laws tau_n = n^(-u_tau/u_n)/2, "
                  f"q_n = n^(-u_q/u_n)/2 through a grid of {c.grid} divisions; T = {c.horizon:g}, "
-                 f"{c.repeats} repeats, teacher-student data (targets x {c.target_scale:g})",
+                 f"{c.repeats} repeats, {c.data} data (targets x {c.target_scale:g})",
                  fontsize=9)
     fig.subplots_adjust(left=0.01, right=0.99, top=0.9, bottom=0.06, wspace=0.08, hspace=0.12)
     return fig

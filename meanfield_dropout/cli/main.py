@@ -19,16 +19,18 @@ import numpy as np
 
 from .. import plots, warmup
 from ..runtime import results
-from .options import (IntRange, ListOf, MakeDirectories, OutputFile, SettingOption,
+from .options import (IntRange, data_choice, ListOf, MakeDirectories, OutputFile, SettingOption,
                       add_reproduce_command, build_parser, input_file, input_path, program,
                       run_main)
-from ..data import teacher_student
+from ..data import data_label, load_dataset, teacher_student
+from ..data.registry import DATA_HELP
 from ..engine import VARIANTS, simulate
 from ..experiments import EXPERIMENTS
 from ..experiments import sme as sme_experiments
 from ..sme.model import OUTPUT_SCALES
 
 DEMO_VARIANTS = ("gd", "dropout", "ram", "pn_ram")
+DEMO_MASTER_LR, DEMO_KEEP_PROB = 0.5, 0.7
 #: Options of ``reproduce`` that set one experiment's settings.
 REPRODUCE_OPTIONS = (
     SettingOption("--mnist", ("images_variants", "mnist"), "mnist", "PATH",
@@ -54,8 +56,21 @@ REPRODUCE_OPTIONS = (
 )
 
 
+def _simulate_data(args):
+    """The data of ``simulate``/``demo``: ``--data`` (``--dim``/``--data-points`` reshape the
+    teacher-student problem)."""
+    shape = {k: getattr(args, k) for k in ("dim", "data_points")
+             if getattr(args, k, None) is not None}
+    if shape and args.data != "teacher-student":
+        raise ValueError(f"--dim and --data-points set the teacher-student problem, not "
+                         f"--data {args.data}")
+    if shape:
+        return teacher_student(seed=args.data_seed, **shape)
+    return load_dataset(args.data, seed=args.data_seed)
+
+
 def _run_simulate(args):
-    data = teacher_student(dim=args.dim, data_points=args.data_points, seed=args.data_seed)
+    data = _simulate_data(args)
     snaps = [0, args.steps] if args.snapshot_every == 0 else \
         np.append(np.arange(0, args.steps + 1, args.snapshot_every), args.steps)
     result = simulate(data.inputs, data.targets, width=args.width, keep_prob=args.keep_prob,
@@ -66,7 +81,10 @@ def _run_simulate(args):
                       loss_every=args.loss_every, snapshot_steps=snaps,
                       snapshot_neurons=args.snapshot_neurons, dtype=args.dtype,
                       progress=not args.no_progress)
+    result.settings["data"] = data_label(args.data)
     path = result.save(args.out)        # args.out already ends with .npz
+    print(f"data {result.settings['data']}, width {args.width}, seed {args.seed}, "
+          f"{args.steps} steps (horizon T = {args.steps * args.master_lr:g})")
     for name in result.variants:
         print(f"{name:>10}: train loss {result.train_loss[name][-1]:.5g}, "
               f"validation loss {result.val_loss[name][-1]:.5g}")
@@ -75,15 +93,25 @@ def _run_simulate(args):
 
 def _run_demo(args):
     start = time.perf_counter()
-    data = teacher_student(seed=0)
+    data = _simulate_data(args)
     snaps = np.arange(0, args.steps + 1, max(1, args.steps // 60))
-    result = simulate(data.inputs, data.targets, width=args.width, keep_prob=0.7,
-                      master_lr=0.5, steps=args.steps, variants=DEMO_VARIANTS,
+    result = simulate(data.inputs, data.targets, width=args.width, keep_prob=DEMO_KEEP_PROB,
+                      master_lr=DEMO_MASTER_LR, steps=args.steps, variants=DEMO_VARIANTS,
                       seed=args.seed, val_inputs=data.val_inputs,
                       val_targets=data.val_targets, snapshot_steps=snaps,
                       progress=not args.no_progress)
     plots.save_figure(plots.demo_figure(result), args.out)
-    print(f"wrote {args.out} in {time.perf_counter() - start:.1f} s")
+    print(f"data {data_label(args.data)}, width {args.width}, seed {args.seed}, {args.steps} "
+          f"steps (horizon T = {args.steps * DEMO_MASTER_LR:g}); wrote {args.out} in "
+          f"{time.perf_counter() - start:.1f} s")
+
+
+def _add_data_options(parser):
+    """``--data`` and ``--data-seed`` of a command that simulates on a named data set."""
+    parser.add_argument("--data", default="teacher-student", type=data_choice,
+                        help=DATA_HELP)
+    parser.add_argument("--data-seed", type=IntRange(0), default=0,
+                        help="seed of the data (the teacher and points, or MNIST's split)")
 
 
 def _run_warmup(args):
@@ -233,10 +261,11 @@ def parser():
     p.add_argument("--variants", type=ListOf(str, VARIANTS), default=["dropout"],
                    help=f"comma list of {list(VARIANTS)}")
     p.add_argument("--seed", type=IntRange(0), default=0)
-    p.add_argument("--data-seed", type=IntRange(0), default=0,
-                   help="seed of the teacher and data")
-    p.add_argument("--dim", type=IntRange(1), default=20, help="input dimension d")
-    p.add_argument("--data-points", type=IntRange(1), default=500, help="training points m")
+    _add_data_options(p)
+    p.add_argument("--dim", type=IntRange(1), default=None,
+                   help="input dimension d of the teacher-student problem (default 20)")
+    p.add_argument("--data-points", type=IntRange(1), default=None,
+                   help="training points m of the teacher-student problem (default 500)")
     p.add_argument("--activation", default="relu")
     p.add_argument("--bias", action="store_true")
     p.add_argument("--loss", default="square", choices=("square", "logistic"))
@@ -260,6 +289,7 @@ def parser():
     p.add_argument("--out", type=OutputFile("figure"), action=MakeDirectories,
                    default=Path("figures/demo.png"))
     p.add_argument("--seed", type=IntRange(0), default=0)
+    _add_data_options(p)
     p.add_argument("--no-progress", action="store_true", help="hide the tqdm bar")
     p.set_defaults(run=_run_demo)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from .. import __version__
+from ..data import DATASETS
 from ..engine import DivergenceError
 from ..experiments import reproduce
 
@@ -183,6 +184,17 @@ def input_file(text):
     if not os.access(path, os.R_OK):
         raise argparse.ArgumentTypeError(f"{path} is not readable")
     return path
+
+
+def data_choice(text):
+    """``type=`` of a ``--data`` option: a name of :data:`~meanfield_dropout.data.DATASETS` or
+    a readable ``.npz`` file (returned as a string)."""
+    if text in DATASETS:
+        return text
+    if not text.endswith(".npz"):
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(DATASETS)} or an .npz "
+                                         f"file, got {text!r}")
+    return str(input_file(text))
 
 
 def input_path(text):

@@ -1,4 +1,5 @@
-"""The teacher–student regression task of the phase-diagram paper's Figure 1 experiment."""
+"""The teacher–student regression task of the phase-diagram paper's Figure 1 experiment, and
+the small problem of the convergence studies built the same way (:func:`toy`)."""
 import math
 from typing import NamedTuple
 
@@ -50,3 +51,22 @@ def teacher_student(*, dim=20, data_points=500, teacher_width=15, seed=0):
     train = rng.standard_normal((data_points, dim))
     val = rng.standard_normal((data_points, dim))
     return Dataset(train, teacher(train), val, teacher(val))
+
+
+def toy(*, seed=0):
+    """The small smooth problem of the convergence studies, scans, ``locate`` and the maps.
+
+    :func:`teacher_student` with d = 4, m = 40 training (and 40 validation) points and 4
+    teacher units: small enough that a width-2000 cell of
+    :func:`~meanfield_dropout.convergence.measure_distances` takes about a second. Named
+    ``toy`` in :data:`~meanfield_dropout.data.registry.DATASETS`; not the paper's problem.
+
+    Parameters
+    ----------
+    seed : int or numpy.random.SeedSequence
+
+    Returns
+    -------
+    Dataset
+    """
+    return teacher_student(dim=4, data_points=40, teacher_width=4, seed=seed)

@@ -9,7 +9,9 @@ import dataclasses
 import math
 from pathlib import Path
 
-from meanfield_dropout.cli.options import ListOf
+from meanfield_dropout.cli.options import ListOf, data_choice
+from meanfield_dropout.convergence import DEFAULT_DATA
+from meanfield_dropout.data.registry import DATA_HELP
 from meanfield_dropout.plots.figures import save_figure
 
 from ..cluster import load_jobqueue_config
@@ -77,9 +79,7 @@ def add_locate(sub):
     p.add_argument("--keep-prob", required=True,
                    type=_number(float, 0, 1, low_open=True, name="--keep-prob"),
                    help="keep probability q in (0, 1]")
-    p.add_argument("--data", default="teacher-student",
-                   help="teacher-student (default), mnist47, or an .npz FILE with inputs, "
-                        "targets")
+    p.add_argument("--data", default=DEFAULT_DATA, type=data_choice, help=DATA_HELP)
     horizon = p.add_mutually_exclusive_group()
     horizon.add_argument("--steps", type=_number(int, 1, 10 ** 7, name="--steps"),
                          help="dropout steps K (horizon T = K tau)")
@@ -101,7 +101,8 @@ def add_locate(sub):
 
 
 def _map(args):
-    chosen = {k: getattr(args, k) for k in ("grid", "widths", "repeats", "budget", "horizon")
+    chosen = {k: getattr(args, k) for k in ("grid", "widths", "repeats", "budget", "horizon",
+                                            "data")
               if getattr(args, k) is not None}
     if args.quick and chosen:
         raise ValueError(f"--quick sets the map's settings; it takes no "
@@ -113,8 +114,9 @@ def _map(args):
     out_dir = Path(args.out or f"map_runs/phase_map{suffix}")
     output = Path(args.output or f"figures/phase_map{suffix}.png")
     if not args.replot:
-        print(f"map: {config.grid} divisions, widths {', '.join(map(str, config.widths))}, "
-              f"{config.repeats} repeats, budget {config.budget:g} s per limit and cell; "
+        print(f"map: data {config.data}, {config.grid} divisions, widths "
+              f"{', '.join(map(str, config.widths))}, seed {config.seed}, horizon T = "
+              f"{config.horizon:g}, {config.repeats} repeats, budget {config.budget:g} s per limit and cell; "
               f"estimated {estimated_seconds(config) / 60:.1f} core-minutes")
         with dask_address(args) as address:
             counts = run_map(config, out_dir, workers=args.workers, dask=address,
@@ -149,6 +151,8 @@ def add_map(sub):
                    help=f"horizon T (default {MapConfig.horizon:g})")
     p.add_argument("--budget", type=_number(float, 0, 1e6, low_open=True, name="--budget"),
                    help=f"estimated seconds per limit and cell (default {MapConfig.budget:g})")
+    p.add_argument("--data", type=data_choice,
+                   help=f"{DATA_HELP} (default {DEFAULT_DATA})")
     p.add_argument("--quick", action="store_true", help="a small map in about a minute")
     p.add_argument("--seed", type=_number(int, 0, 2 ** 63, name="--seed"), default=0)
     p.add_argument("--out", metavar="DIR", help="cell directory (resumable; default "

@@ -29,10 +29,12 @@ import mpmath
 from meanfield_dropout.runtime import results
 from meanfield_dropout.cli.options import (IntRange, ListOf, MakeDirectories, OutputFile,
                                            SettingOption, add_reproduce_command, build_parser,
+                                           data_choice,
                                            input_dir, input_file, output_dir, program,
                                            run_main)
 from meanfield_dropout.cli.main import REPRODUCE_OPTIONS
-from meanfield_dropout.convergence import COUPLED_VARIANTS, METRICS
+from meanfield_dropout.convergence import COUPLED_VARIANTS, DEFAULT_DATA, METRICS
+from meanfield_dropout.data.registry import DATA_HELP
 from meanfield_dropout.limits import LIMITS
 from meanfield_dropout.plots.figures import convergence_figure, save_figure
 
@@ -138,7 +140,7 @@ def _theory(args):
 
 
 def _converge(args):
-    common = dict(repeats=args.repeats, seed=args.seed, n_times=args.n_times,
+    common = dict(repeats=args.repeats, seed=args.seed, n_times=args.n_times, data=args.data,
                   progress=not args.no_progress)
     if args.coupled:
         common["coupled"] = tuple(args.coupled)
@@ -164,7 +166,9 @@ def _converge(args):
     if args.data_out:
         results.save(studies, args.data_out)
     for study in studies:
-        print(study.label)
+        s = study.settings
+        print(f"{study.label}: data {s['data']}, widths {', '.join(map(str, study.widths))}, "
+              f"{s['repeats']} repeats, seed {s['seed']}, horizon T = {s['horizon']:g}")
         for key, fits in study.fits.items():
             for metric, fit in fits.items():
                 lo, hi = fit["slope_ci"]
@@ -199,6 +203,7 @@ def _add_converge(sub):
     p.add_argument("--n-times", type=IntRange(2), default=5,
                    help="grid times in [0, T] (default 5)")
     p.add_argument("--seed", type=IntRange(0), default=0)
+    p.add_argument("--data", default=DEFAULT_DATA, type=data_choice, help=DATA_HELP)
     p.add_argument("--coupled", type=ListOf(str, COUPLED_VARIANTS), default=(),
                    help="comma-separated coupled systems (ram, gd, jump-bernoulli) for the "
                         "coupled RMS")

@@ -18,13 +18,12 @@ For a network of width n, master learning rate τ and keep probability q, :func:
 """
 import dataclasses
 import math
-from pathlib import Path
 
 import numpy as np
 
 from meanfield_dropout.validation import check_int, check_positive
-from meanfield_dropout.convergence import default_data
-from meanfield_dropout.data import Dataset, mnist47
+from meanfield_dropout.convergence import DEFAULT_DATA
+from meanfield_dropout.data import data_label, load_dataset
 from meanfield_dropout.runtime.runner import check_workers, run_unordered
 
 from .decision import (DEFAULT_CLOSE, DEFAULT_RATIO, compare_candidates, paired_log_ratio,
@@ -33,51 +32,9 @@ from .plugin import DEFAULT_BUDGET, candidate_limits, effective_constants, measu
 from ..theory.phases import classify
 from ..theory.scalings import power_law
 
-__all__ = ["DATA_CHOICES", "LocateResult", "load_data", "locate"]
+__all__ = ["LocateResult", "locate"]
 
-DATA_CHOICES = ("teacher-student", "mnist47")
 MAX_WIDTH = 1 << 16
-
-
-def load_data(data):
-    """(inputs, targets) from ``None``/``"teacher-student"``, ``"mnist47"``, a ``.npz`` FILE
-    with ``inputs`` (m, d) and ``targets`` (m,), a Dataset or a pair.
-
-    ``"mnist47"`` is the training split of MNIST digits 4 (+1) vs 7 (−1) bundled with the
-    ``data`` extra (:func:`meanfield_dropout.data.mnist47`: 600 images, d = 784, pixels in
-    [0, 1]).
-    """
-    if data is None or data == "teacher-student":
-        d = default_data()
-        return d.inputs, d.targets
-    if isinstance(data, Dataset):
-        return data.inputs, data.targets
-    if isinstance(data, tuple) and len(data) == 2:
-        inputs, targets = data
-    elif data == "mnist47":
-        images = mnist47()           # the training split of the bundled 4-vs-7 images
-        inputs, targets = images.inputs, images.targets
-    elif isinstance(data, (str, Path)):
-        path = Path(data)
-        if path.suffix != ".npz":
-            raise ValueError(f"data must be teacher-student, mnist47 or an .npz file, got "
-                             f"{str(data)!r}")
-        try:
-            with np.load(path) as archive:
-                inputs, targets = archive["inputs"], archive["targets"]
-        except (OSError, ValueError) as exc:
-            raise ValueError(f"cannot read data file {path}: {exc}") from None
-        except KeyError:
-            raise ValueError(f"data file {path} needs arrays 'inputs' and 'targets'") from None
-    else:
-        raise ValueError(f"data must be teacher-student, mnist47 or an .npz file, got {data!r}")
-    inputs, targets = np.asarray(inputs, dtype=float), np.asarray(targets, dtype=float)
-    if inputs.ndim != 2 or targets.shape != (inputs.shape[0],) or inputs.shape[0] < 1:
-        raise ValueError(f"data inputs must be (m, d) and targets (m,), got {inputs.shape} "
-                         f"and {targets.shape}")
-    if not (np.isfinite(inputs).all() and np.isfinite(targets).all()) or not targets.any():
-        raise ValueError("data must be finite with targets not all zero")
-    return np.ascontiguousarray(inputs), np.ascontiguousarray(targets)
 
 
 def _power(b):
@@ -122,6 +79,10 @@ class LocateResult:
     ladder : dict or None
         ``widths``, ``master_lr``, ``keep_prob``, ``distances`` {limit: (W, R)}, ``limit``
         (the one fitted), ``slope`` (slope, low, high).
+    data : str
+        The data it ran on (:func:`~meanfield_dropout.data.data_label`).
+    seed : int
+        The root seed.
     """
 
     width: int
@@ -140,13 +101,16 @@ class LocateResult:
     comparison: object
     diverged: list
     ladder: dict | None
+    data: str
+    seed: int
 
     def summary(self):
         """Multi-line report (used by the ``locate`` command)."""
         c, cmp_ = self.constants, self.comparison
         lines = [
             f"network: width n={self.width}, master lr tau={self.master_lr:g}, keep "
-            f"q={self.keep_prob:g}; horizon T={self.horizon:g} ({self.steps} steps)",
+            f"q={self.keep_prob:g}; horizon T={self.horizon:g} ({self.steps} steps); data "
+            f"{self.data}; seed {self.seed}",
             f"effective constants: alpha_n = tau/q = {c['alpha']:.4g}, beta_n = (1-q)/(nq) = "
             f"{c['beta']:.4g}, tau = {c['tau']:.4g}",
             "simplex point (log n, -log tau, -log q)/S = ("
@@ -228,9 +192,10 @@ def locate(width, master_lr, keep_prob, *, data=None, steps=None, horizon=None, 
         τ ∈ (0, 1].
     keep_prob : float
         q ∈ (0, 1].
-    data : None, str, Dataset or (inputs, targets)
-        ``"teacher-student"`` (default; the scans' problem), ``"mnist47"`` or an ``.npz`` file
-        (see :func:`load_data`).
+    data : None, str, path, Dataset or (inputs, targets)
+        A named data set (:data:`~meanfield_dropout.data.DATASETS`; default ``"toy"``, the
+        scans' problem), an ``.npz`` file, a Dataset or a pair
+        (:func:`~meanfield_dropout.data.load_dataset`).
     steps : int, optional
         K dropout steps; the horizon is T = K τ. Give ``steps`` or ``horizon`` (default
         T = 2).
@@ -273,7 +238,10 @@ def locate(width, master_lr, keep_prob, *, data=None, steps=None, horizon=None, 
     repeats = check_int(repeats, "repeats", low=1, high=100)
     seed = check_int(seed, "seed", low=0)
     workers = check_workers(workers)
-    data = load_data(data)
+    data = DEFAULT_DATA if data is None else data
+    label = data_label(data)
+    dataset = load_dataset(data)
+    data = dataset.inputs, dataset.targets
     scale = float(np.sqrt(np.mean(data[1] ** 2)))
     theory = classify(power_law(1.0, constants["b_tau"], 1.0, constants["b_keep"]))
     common = dict(horizon=horizon, data=data, repeats=repeats, seed=seed, workers=workers,
@@ -294,7 +262,7 @@ def locate(width, master_lr, keep_prob, *, data=None, steps=None, horizon=None, 
         rung = _ladder(width, constants, comparison.nearest, distances, common)
     return LocateResult(width, tau, float(q), constants, theory, float(horizon), int(steps),
                         cells[0]["times"], limits, skipped, distances, curves, scale,
-                        comparison, diverged, rung)
+                        comparison, diverged, rung, label, seed)
 
 
 def _ladder(width, constants, nearest, distances, common):

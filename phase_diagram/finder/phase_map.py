@@ -31,7 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from meanfield_dropout.validation import check_int, check_positive
-from meanfield_dropout.convergence import default_data
+from meanfield_dropout.convergence import DEFAULT_DATA
+from meanfield_dropout.data import load_dataset
 from meanfield_dropout.runtime.runner import check_workers, run_unordered
 
 from ..cluster import dask_results
@@ -126,9 +127,11 @@ class MapConfig:
         Limits run with N = limit_factor × n particles (copies of dropout's).
     n_times : int
     target_scale : float
-        The teacher-student targets are multiplied by it (default 3: the limits' gaps grow
-        faster with the size of the motion than dropout's own noise does, so a map at
-        moderate widths shows more than noise).
+        The targets are multiplied by it (default 3: the limits' gaps grow faster with the
+        size of the motion than dropout's own noise does, so a map at moderate widths shows
+        more than noise).
+    data : str
+        A named data set (:data:`~meanfield_dropout.data.DATASETS`), default ``toy``.
     """
 
     grid: int = 8
@@ -140,6 +143,7 @@ class MapConfig:
     limit_factor: int = 2
     n_times: int = 5
     target_scale: float = 3.0
+    data: str = DEFAULT_DATA
 
     def __post_init__(self):
         check_int(self.grid, "grid", low=2, high=40)
@@ -155,10 +159,11 @@ class MapConfig:
         check_int(self.limit_factor, "limit_factor", low=1, high=16)
         check_int(self.n_times, "n_times", low=2, high=101)
         check_positive(self.target_scale, "target_scale")
+        self.dataset()          # a data set that cannot be read is refused here
 
-    def data(self):
-        """(inputs, targets) of the map: the teacher-student problem, targets scaled."""
-        d = default_data()
+    def dataset(self):
+        """(inputs, targets) of the map: the named data set, targets scaled."""
+        d = load_dataset(self.data)
         return d.inputs, self.target_scale * d.targets
 
 
@@ -197,14 +202,14 @@ def build_map_cells(config):
     beyond : dict
         (point label, width) → reason (dropout alone exceeds the budget).
     """
-    data = default_data()
+    shape = config.dataset()[0].shape
     cells, beyond = [], {}
     for point in map_points(config.grid):
         for width in config.widths:
             tau, keep = point.values(width)
             try:
                 limits, skipped = candidate_limits(width, tau, keep, config.horizon,
-                                                   *data.inputs.shape, budget=config.budget,
+                                                   *shape, budget=config.budget,
                                                    limit_factor=config.limit_factor)
             except ValueError as exc:
                 beyond[(point.label, width)] = str(exc)
@@ -213,7 +218,7 @@ def build_map_cells(config):
                 identity = dict(u=[str(x) for x in point.u], tau0=str(TAU0), keep0=str(KEEP0),
                                 width=width, repeat=repeat, horizon=config.horizon,
                                 limits=limits, limit_factor=config.limit_factor,
-                                n_times=config.n_times, data="teacher-student",
+                                n_times=config.n_times, data=config.data,
                                 target_scale=config.target_scale, flow_dt=FLOW_DT)
                 key = hashlib.sha256(json.dumps(dict(identity, seed=config.seed),
                                                 sort_keys=True).encode()).hexdigest()[:24]
@@ -225,7 +230,7 @@ def build_map_cells(config):
 def estimated_seconds(config):
     """Estimated core-seconds of the cells of ``config`` (the cost model of
     :mod:`phase_diagram.finder.plugin`)."""
-    shape = default_data().inputs.shape
+    shape = config.dataset()[0].shape
     return sum(_cell_seconds(cell, config, shape) for cell in build_map_cells(config)[0])
 
 
@@ -240,7 +245,7 @@ def run_map_cell(cell, config):
     numba.set_num_threads(1)
     start = time.perf_counter()
     out = measure_cell(cell.width, cell.master_lr, cell.keep_prob, cell.limits,
-                       config.horizon, cell.seed, config.data(),
+                       config.horizon, cell.seed, config.dataset(),
                        n_times=config.n_times, limit_factor=config.limit_factor)
     distances = {name: dict(max=float(np.max(out[name]["predictor"][1:])),
                             final=float(out[name]["predictor"][-1]),
@@ -294,7 +299,7 @@ def run_map(config, out_dir, *, workers=None, dask=None, progress=True):
                     beyond=[[label, width, why] for (label, width), why in beyond.items()])
     write_json_atomic(out_dir / "manifest.json", manifest)
     pending = [c for c in cells if _read(_cell_file(out_dir, c.key)) is None]
-    shape = default_data().inputs.shape
+    shape = config.dataset()[0].shape
     # longest first (estimated), so that no worker is left with a long cell at the end
     pending.sort(key=lambda c: -_cell_seconds(c, config, shape))
     tasks = [(cell, config) for cell in pending]
@@ -364,7 +369,7 @@ def summarize_map(out_dir):
             continue
         groups.setdefault((record["point"], record["width"]), []).append(record)
         seconds[record["width"]] += record["elapsed"]
-    scale = float(np.sqrt(np.mean(config.data()[1] ** 2)))
+    scale = float(np.sqrt(np.mean(config.dataset()[1] ** 2)))
     comparisons = {}
     for (label, width), records in groups.items():
         if len(records) < config.repeats:

@@ -65,8 +65,9 @@ from pathlib import Path
 
 import numpy as np
 
-from meanfield_dropout.convergence import (CLOCK_COUPLED, default_data, estimate_cost,
+from meanfield_dropout.convergence import (CLOCK_COUPLED, DEFAULT_DATA, estimate_cost,
                                            measure_distances)
+from meanfield_dropout.data import load_dataset
 from meanfield_dropout.limits import DEFAULT_DT, LIMITS, simulate_limit
 from meanfield_dropout.validation import check_int, check_positive
 
@@ -93,8 +94,8 @@ CELL_FUNCTION = "grid_distances"
 def grid_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon, seed,
                    target_scale=1.0, **options):
     """The grid's cell function: :func:`~meanfield_dropout.convergence.measure_distances` on
-    the default teacher–student data with the targets multiplied by ``target_scale``."""
-    data = default_data()
+    the default data (``toy``) with the targets multiplied by ``target_scale``."""
+    data = load_dataset(DEFAULT_DATA)
     return measure_distances(width, master_lr, keep_prob, limits, alpha=alpha, beta=beta,
                              tau=tau, horizon=horizon, seed=seed,
                              data=(data.inputs, target_scale * data.targets), **options)
@@ -104,7 +105,7 @@ def grid_cost(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon,
               target_scale=1.0, **options):
     """Memory and work of :func:`grid_distances` (:func:`~meanfield_dropout.convergence.
     estimate_cost` on the same data)."""
-    data = default_data()
+    data = load_dataset(DEFAULT_DATA)
     return estimate_cost(width, master_lr, keep_prob, limits, alpha=alpha, beta=beta, tau=tau,
                          horizon=horizon, data=(data.inputs, target_scale * data.targets),
                          **options)
@@ -301,7 +302,7 @@ def estimate_grid_cost(config):
         budget) and ``upper_bound`` (the sum over the stages).
     """
     run, beyond = _split(config)
-    shape = default_data().inputs.shape
+    shape = load_dataset(DEFAULT_DATA).inputs.shape
     first = [c for c in build_cells(scan_config(config, run))] if run else []
     stages = {config.widths[-1]: sum(_cell_seconds(c, config, shape) for c in first)}
     for width in config.stage_widths[1:]:
@@ -464,7 +465,7 @@ def summarize_grid(out_dir):
     run, beyond = _split(config)
     _, scan_results, missing = summarize_sequential(out_dir / "scan")
     by_spec = {r.spec: r for r in scan_results}
-    shape = default_data().inputs.shape
+    shape = load_dataset(DEFAULT_DATA).inputs.shape
     elapsed = _measured_seconds(out_dir)
     results, predicted, measured = [], 0.0, 0.0
     for p in grid_points(config.grid):
@@ -520,7 +521,7 @@ def limit_gaps(config, point, *, particles=4096, seed=0):
         theory's limit (None for a degenerate point: then the gaps are to ``wgf``).
     """
     cell = build_cells(dataclasses.replace(scan_config(config, [point]), repeats=1))[0]
-    data = default_data()
+    data = load_dataset(DEFAULT_DATA)
     inputs, targets = data.inputs, config.target_scale * data.targets
     times = np.linspace(0.0, config.horizon, config.n_times)
     reference = point.theory if point.theory != DEGENERATE else "wgf"

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from meanfield_dropout.runtime import results
-from meanfield_dropout.convergence import ConvergenceStudy, default_data
+from meanfield_dropout.convergence import ConvergenceStudy
+from meanfield_dropout.data import toy
 from meanfield_dropout.limits import simulate_limit
 from phase_diagram.convergence import PHASE_STUDIES, phase_study, scaling_limit, scaling_study
 
@@ -75,7 +76,7 @@ def test_cli_bad_arguments_exit_2(tmp_path, args):
 
 def limit_gap(study, right, wrong, particles=4000):
     """sup_t RMS predictor gap between two limits from one μ₀ sample of N particles."""
-    data = default_data()
+    data = toy()
     times = np.linspace(0.0, PHASE_STUDIES[right]["horizon"], 5)
     f = {name: simulate_limit(name, data.inputs, data.targets, times=times,
                               particles=particles, seed=123, activation="tanh",

