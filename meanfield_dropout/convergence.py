@@ -57,7 +57,7 @@ import functools
 import numpy as np
 from tqdm.auto import tqdm
 
-from .runtime import results
+from .runtime import results, tables
 from .validation import check_int, check_keep_prob, check_positive, seed_record, seed_sequence
 from .kernels.activations import activation_code
 from .convergence_plan import (CLOCK_COUPLED, COUPLED_VARIANTS, METRICS,  # noqa: F401
@@ -65,7 +65,7 @@ from .convergence_plan import (CLOCK_COUPLED, COUPLED_VARIANTS, METRICS,  # noqa
                                make_plan, step_lengths)
 from .engine import DivergenceError, init_particles, simulate
 from .limits import LIMITS, DropoutClock, _cloud_predictor, simulate_limit
-from .runtime.memory import format_bytes, warn_long_run
+from .runtime.memory import NOMINAL_RATE, announce_cost, format_bytes, warn_long_run
 from .metrics import coupled_rms, predictor_distance, wasserstein2
 from .stats import fit_slopes
 
@@ -314,6 +314,25 @@ class ConvergenceStudy:
     distances: dict
     settings: dict
 
+    __repr__ = tables.compact_repr
+
+    def to_frame(self):
+        """The distances as a tidy table (pandas, the ``table`` extra): one row per series,
+        metric, width, repeat and grid time.
+
+        Columns ``series`` (a limit, or ``coupled_rms/<variant>``), ``metric``, ``width``,
+        ``master_lr`` τ_n, ``keep_prob`` q_n, ``repeat``, ``time``, ``distance`` and the
+        study's ``label`` and ``data``.
+        """
+        data = self.settings.get("data")
+        return tables.frame(
+            dict(label=self.label, data=data, series=key, metric=metric, width=int(n),
+                 master_lr=float(self.master_lr[w]), keep_prob=float(self.keep_prob[w]),
+                 repeat=r, time=float(t), distance=float(values[r, w, i]))
+            for key, metrics in self.distances.items() for metric, values in metrics.items()
+            for w, n in enumerate(self.widths) for r in range(values.shape[0])
+            for i, t in enumerate(self.times))
+
     @functools.cached_property
     def fits(self):
         """{series: {metric: :func:`~meanfield_dropout.stats.fit_slopes` of sup over t > 0}}."""
@@ -374,10 +393,11 @@ def convergence_study(master_lr, keep_prob, widths, *, limits, repeats=3, horizo
     # every cell is checked (steps, memory) before the first one runs
     check_horizon(plan.horizon, step_lengths(plan, {n: tau_n for n, tau_n, _ in per_width}))
     costs = [check_cell(plan, n, tau_n, factor * n) for n, tau_n, _ in per_width]
-    warn_long_run(repeats * sum(ops for _, ops in costs),
-                  f"the convergence study {label!r} ({repeats} repeats x {len(widths)} widths, "
-                  f"largest cell {format_bytes(max(b for b, _ in costs))})",
-                  "use a shorter horizon, smaller widths or fewer repeats")
+    what = (f"the convergence study {label!r} ({repeats} repeats x {len(widths)} widths, "
+            f"largest cell {format_bytes(max(b for b, _ in costs))})")
+    operations = warn_long_run(repeats * sum(ops for _, ops in costs), what,
+                               "use a shorter horizon, smaller widths or fewer repeats")
+    announce_cost(operations / NOMINAL_RATE, what)
     series = {}
     times = None
     bar = tqdm(total=repeats * len(widths), disable=not progress, desc=label or "converge",
@@ -401,5 +421,6 @@ def convergence_study(master_lr, keep_prob, widths, *, limits, repeats=3, horizo
         master_lr=np.array([p[1] for p in per_width]),
         keep_prob=np.array([p[2] for p in per_width]), limits=plan.limits,
         distances=series,
-        settings=dict(data=plan.data, repeats=repeats, horizon=plan.horizon, seed=seed, activation=activation,
-                      n_times=plan.n_times, limit_particles_factor=factor))
+        settings=dict(data=plan.data, repeats=repeats, horizon=plan.horizon, seed=seed,
+                      activation=activation, n_times=plan.n_times,
+                      limit_particles_factor=factor))

@@ -33,7 +33,7 @@ from typing import NamedTuple
 import numpy as np
 from tqdm.auto import tqdm
 
-from .runtime import results
+from .runtime import results, tables
 from .validation import (check_array, check_choice, check_int, check_keep_prob,
                          check_nonnegative, check_positive, seed_record)
 from .kernels.activations import activation_code
@@ -136,6 +136,26 @@ class SimulationResult:
 
     def __post_init__(self):
         self.variants = tuple(self.settings["variants"])
+
+    __repr__ = tables.compact_repr
+
+    def to_frame(self):
+        """The losses as a tidy table (pandas, the ``table`` extra): one row per variant and
+        recorded step.
+
+        Columns ``variant``, ``step`` k, ``time`` k τ, ``train_loss``, ``val_loss`` (NaN
+        without validation data) and the run's ``width``, ``master_lr``, ``keep_prob``,
+        ``seed`` and ``data`` (set by the command line; None otherwise).
+        """
+        s = self.settings
+        run = dict(width=s["width"], master_lr=s["master_lr"], keep_prob=s["keep_prob"],
+                   seed=str(s["seed"]), data=s.get("data"))
+        return tables.frame(
+            dict(variant=name, step=int(step), time=float(step) * s["master_lr"],
+                 train_loss=float(self.train_loss[name][i]),
+                 val_loss=float(self.val_loss[name][i]) if name in self.val_loss else math.nan,
+                 **run)
+            for name in self.variants for i, step in enumerate(self.loss_steps))
 
     def save(self, path):
         """Write the result to one ``.npz`` file; returns its path."""

@@ -61,7 +61,7 @@ import math
 import numpy as np
 from tqdm.auto import tqdm
 
-from .runtime import results
+from .runtime import results, tables
 from .validation import check_array, check_choice, check_int, check_positive, seed_sequence
 from .kernels.activations import activation_code
 from .kernels.blocks import make_workspace
@@ -113,6 +113,21 @@ class LimitResult:
     predictor: np.ndarray
     jumps: np.ndarray | None
     settings: dict
+
+    __repr__ = tables.compact_repr
+
+    def to_frame(self):
+        """The run as a tidy table (pandas, the ``table`` extra): one row per time.
+
+        Columns ``limit``, ``time``, ``particles`` N, ``predictor_rms`` (the RMS over the
+        training inputs of ∫φ dμ_t) and ``mean_jumps`` (rings per particle over the whole
+        run; NaN for the flows).
+        """
+        jumps = math.nan if self.jumps is None else float(np.mean(self.jumps))
+        return tables.frame(
+            dict(limit=self.limit, time=float(t), particles=self.snapshots.shape[1],
+                 predictor_rms=float(np.sqrt(np.mean(f ** 2))), mean_jumps=jumps)
+            for t, f in zip(self.times, self.predictor))
 
     def save(self, path):
         """Write the result to one ``.npz`` file; returns its path."""

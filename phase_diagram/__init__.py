@@ -26,4 +26,12 @@ from .theory.scalings import (CallableScaling, PowerLog, PowerLogScaling, Scalin
                               parse_scaling, power_law)
 
 __all__ = ["__version__", "PHASES", "DEGENERATE", "Regime", "classify", "Scaling", "PowerLog",
-           "PowerLogScaling", "CallableScaling", "parse_scaling", "power_law"]
+           "PowerLogScaling", "CallableScaling", "load", "parse_scaling", "power_law"]
+
+
+def load(path, expected=None):
+    """Read any result file of both packages (:func:`meanfield_dropout.load`), the
+    phase-diagram experiments' caches included."""
+    import meanfield_dropout
+    from . import experiments  # noqa: F401 (registers the phase-diagram result classes)
+    return meanfield_dropout.load(path, expected)

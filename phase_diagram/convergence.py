@@ -8,12 +8,18 @@ the limit dynamics of that phase:
 * :func:`scaling_study` — the ``converge`` command: dropout against the predicted limit (or,
   forced, other limits);
 * :data:`PHASE_STUDIES` and :func:`phase_study` — the five-phase check, one scaling per phase
-  compared with its predicted limit and with wrong ones.
+  compared with its predicted limit and with wrong ones;
+* :func:`study_verdict` — the verdict of a study by the scans' rule
+  (:func:`~phase_diagram.finder.decision.decide_asymptotic`), and :func:`verdict_lines`: the
+  verdict on each metric and, when the predictor error and W2 disagree, the one to trust.
 """
+import numpy as np
+
 from meanfield_dropout.validation import check_choice
-from meanfield_dropout.convergence import convergence_study
+from meanfield_dropout.convergence import METRICS, convergence_study
 from meanfield_dropout.limits import LIMITS
 
+from .finder.decision import decide_asymptotic
 from .theory.phases import classify
 from .theory.scalings import parse_scaling
 
@@ -147,3 +153,45 @@ def phase_study(phase, widths, *, repeats=3, seed=0, progress=True, **options):
     return convergence_study(scaling.tau, scaling.keep, widths, limits=limits,
                              repeats=repeats, seed=seed, progress=progress,
                              label=f"{phase}: τ={spec['tau']}, q={spec['keep']}", **options)
+
+
+#: The metric a verdict trusts when the metrics disagree, and why.
+TRUSTED_METRIC = "predictor"
+_WHY_TRUSTED = ("the predictor error averages over the particles (sampling error O(N^-1/2) "
+                "whatever the particle dimension), while W2 between independent particle "
+                "subsets has a statistical floor of order k^(-1/p) that hides the dynamical "
+                "error (meanfield_dropout.convergence)")
+
+
+def study_verdict(study, metric=TRUSTED_METRIC):
+    """The verdict of a convergence study by the rule of the scans.
+
+    Each cell's distance is its sup over the grid times t > 0 (the scans' ``statistic =
+    "max"``); :func:`~phase_diagram.finder.decision.decide_asymptotic` names the limit whose
+    distance is clearly falling with n and clearly below the others', or says why it cannot.
+
+    Parameters
+    ----------
+    study : ConvergenceStudy
+    metric : str
+        ``"predictor"`` or ``"w2"``.
+
+    Returns
+    -------
+    AsymptoticDecision
+    """
+    distances = {name: np.max(study.distances[name][metric][:, :, 1:], axis=2).T
+                 for name in study.limits}
+    return decide_asymptotic(study.widths, distances)
+
+
+def verdict_lines(study):
+    """Lines stating the verdict of ``study`` on each metric and, when they disagree, which
+    one to trust (:data:`TRUSTED_METRIC`)."""
+    verdicts = {metric: study_verdict(study, metric) for metric in METRICS}
+    lines = [f"  verdict ({metric}, the scans' rule): {v.phase}: {v.reason}"
+             for metric, v in verdicts.items()]
+    if len({v.phase for v in verdicts.values()}) > 1:
+        lines.append(f"  the metrics disagree: trust {TRUSTED_METRIC}'s verdict "
+                     f"({verdicts[TRUSTED_METRIC].phase}): {_WHY_TRUSTED}")
+    return lines

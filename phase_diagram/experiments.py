@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from meanfield_dropout import experiments as mf_experiments
-from meanfield_dropout.runtime import results
+from meanfield_dropout.runtime import results, tables
 from meanfield_dropout.validation import check_int
 from meanfield_dropout.experiments import Experiment
 from meanfield_dropout.experiments.settings import Settings, int_tuple
@@ -47,6 +47,8 @@ class ConvergencePhasesSettings(Settings):
 @dataclasses.dataclass(eq=False)
 class ConvergencePhasesResult:
     """One :class:`~meanfield_dropout.convergence.ConvergenceStudy` per phase."""
+
+    __repr__ = tables.compact_repr
 
     settings: ConvergencePhasesSettings
     studies: list
@@ -101,6 +103,8 @@ class PhaseDiagramSettings(Settings):
 @dataclasses.dataclass(eq=False)
 class PhaseDiagramResult:
     """The summary of the scan in ``scan_dir`` (:func:`phase_diagram.scan.summarize`)."""
+
+    __repr__ = tables.compact_repr
 
     config: object
     scalings: list

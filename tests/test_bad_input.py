@@ -25,7 +25,7 @@ SMALL = ROOT / "examples" / "phase_scan_small.toml"
 SCALING = "[[scaling]]\ntau = '0.5*n**-0.5'\nkeep = '0.7'\n"
 SIM = ["simulate", "--width", "10", "--master-lr", "0.1", "--steps", "2", "--dim", "3",
        "--data-points", "20", "--no-progress"]
-CONVERGE = ["converge", "--tau", "0.5*n**-0.5", "--keep", "0.5", "--widths", "20,40",
+CONVERGE = ["converge", "--master-lr", "0.5*n**-0.5", "--keep-prob", "0.5", "--widths", "20,40",
             "--repeats", "1", "--n-times", "2", "--horizon", "0.5", "--no-progress"]
 
 
@@ -158,26 +158,27 @@ MEANFIELD = [
 ]
 
 PHASE = [
-    (["classify", "--tau", "0.5*n**", "--keep", "1/n"], "malformed tau expression"),
-    (["classify", "--tau", "os.system('x')", "--keep", "1/n"], "may be called"),
-    (["classify", "--tau", "1/n", "--keep", "0"], "must be positive"),
-    (["classify", "--tau", "exp(1000)", "--keep", "1"], "cannot be evaluated"),
-    (["classify", "--tau", "(-n)**0.5", "--keep", "1"], "fractional power"),
-    (["classify", "--tau", "1/n", "--keep", "1/n", "--width", "0"], "integer >= 1"),
-    (["classify", "--keep", "1/n"], "required"),
+    (["classify", "--master-lr", "0.5*n**", "--keep-prob", "1/n"], "malformed tau expression"),
+    (["classify", "--master-lr", "os.system('x')", "--keep-prob", "1/n"], "may be called"),
+    (["classify", "--master-lr", "1/n", "--keep-prob", "0"], "must be positive"),
+    (["classify", "--master-lr", "exp(1000)", "--keep-prob", "1"], "cannot be evaluated"),
+    (["classify", "--master-lr", "(-n)**0.5", "--keep-prob", "1"], "fractional power"),
+    (["classify", "--master-lr", "1/n", "--keep-prob", "1/n", "--width", "0"], "integer >= 1"),
+    (["classify", "--keep-prob", "1/n"], "required"),
     (["frobnicate"], "invalid choice"),
     # scan
-    (["scan", "MISSING", "--out", "DIR/s"], "cannot read scan configuration"),
-    (["scan", "DIR", "--out", "DIR/s"], "is a directory, not a TOML file"),
-    (["scan", "FILE", "--out", "DIR/s"], "malformed TOML in"),
-    (["scan", "BIN_TOML", "--out", "DIR/s"], "binary.toml is not a UTF-8 text (TOML) file"),
-    (["scan", str(SMALL), "--out", "DIR/s", "--workers", "0"], "argument --workers"),
-    (["scan", str(SMALL), "--out", "FILE"], "file.txt exists and is not a directory"),
-    (["scan", str(SMALL), "--out", "FILE/s"], "file.txt is not a directory"),
-    (["scan", str(SMALL), "--out", "DIR/s"], "needs --allow-import"),
-    (["scan", "IMPORT_TOML", "--out", "DIR/s"], "'os:system' is not a registered cell function"),
-    (["scan", "HUGE_TOML", "--out", "DIR/huge"], "the 2000000000 cells of the scan"),
-    (["scan", "WIDE_TOML", "--out", "DIR/wide"], "a cell at width 1000000000000"),
+    (["scan", "MISSING", "--out-dir", "DIR/s"], "cannot read scan configuration"),
+    (["scan", "DIR", "--out-dir", "DIR/s"], "is a directory, not a TOML file"),
+    (["scan", "FILE", "--out-dir", "DIR/s"], "malformed TOML in"),
+    (["scan", "BIN_TOML", "--out-dir", "DIR/s"], "binary.toml is not a UTF-8 text (TOML) file"),
+    (["scan", str(SMALL), "--out-dir", "DIR/s", "--workers", "0"], "argument --workers"),
+    (["scan", str(SMALL), "--out-dir", "FILE"], "file.txt exists and is not a directory"),
+    (["scan", str(SMALL), "--out-dir", "FILE/s"], "file.txt is not a directory"),
+    (["scan", str(SMALL), "--out-dir", "DIR/s"], "needs --allow-import"),
+    (["scan", "IMPORT_TOML", "--out-dir", "DIR/s"],
+     "'os:system' is not a registered cell function"),
+    (["scan", "HUGE_TOML", "--out-dir", "DIR/huge"], "the 2000000000 cells of the scan"),
+    (["scan", "WIDE_TOML", "--out-dir", "DIR/wide"], "a cell at width 1000000000000"),
     # plot and theory
     (["plot", "MISSING", "-o", "DIR/p.png"], "argument dir: no such directory"),
     (["plot", "FILE", "-o", "DIR/p.png"], "file.txt is not a directory"),
@@ -186,15 +187,16 @@ PHASE = [
     (["plot", "LIST_MANIFEST", "-o", "DIR/p.png"], "list/manifest.json is not a scan manifest"),
     (["plot", "EMPTY_SCAN", "-o", "DIR/p.png"],
      "no scaling has finished cells at two or more widths (12 of 12 cells are not finished)"),
-    (["plot", "NO_MANIFEST", "-o", "DIR"], "argument -o/--output"),
+    (["plot", "NO_MANIFEST", "-o", "DIR"], "argument -o/--out"),
     (["plot", "NO_MANIFEST", "-o", "FILE/p.png"], "file.txt is not a directory"),
     (["theory", "-o", "FILE/t.png"], "file.txt is not a directory"),
-    (["theory", "-o", ""], "argument -o/--output: expected a file path"),
+    (["theory", "-o", ""], "argument -o/--out: expected a file path"),
     (["theory", "-o", "t.csv"], "unknown figure format '.csv'"),
     # converge
-    (["converge", "--tau", "1/n", "--out", "DIR/c.png"], "give --tau and --keep"),
-    (["converge", "--all-phases", "--tau", "1/n", "--out", "DIR/c.png"],
-     "--all-phases takes no --tau"),
+    (["converge", "--master-lr", "1/n", "--out", "DIR/c.png"],
+     "give --master-lr and --keep-prob"),
+    (["converge", "--all-phases", "--master-lr", "1/n", "--out", "DIR/c.png"],
+     "--all-phases takes no --master-lr"),
     (CONVERGE[:6] + ["20"] + CONVERGE[7:] + ["--out", "DIR/c.png"], "two distinct widths"),
     (CONVERGE[:6] + ["0,20"] + CONVERGE[7:] + ["--out", "DIR/c.png"],
      "widths entry must be an integer in [1, inf]"),
@@ -209,12 +211,14 @@ PHASE = [
     (CONVERGE + ["--metric", "l1", "--out", "DIR/c.png"], "argument --metric"),
     (CONVERGE + ["--out", "FILE/c.png"], "file.txt is not a directory"),
     (CONVERGE + ["--out", "DIR/c.png", "--data-out", "DIR"], "is a directory"),
-    (CONVERGE, "required: --out"),
+    (CONVERGE, "required: -o/--out"),
     # the commands: a finite blow-up and a horizon that runs no step
-    (["converge", "--tau", "30*n**-0.5", "--keep", "0.5", "--widths", "20,40", "--repeats",
+    (["converge", "--master-lr", "30*n**-0.5", "--keep-prob", "0.5", "--widths", "20,40",
+      "--repeats",
       "1", "--horizon", "3000", "--n-times", "3", "--no-progress", "--out", "DIR/c.png"],
      "diverged: width 20, master_lr 6.708, keep_prob 0.5: variant 'dropout' diverged at step"),
-    (["converge", "--tau", "1e6*n**-0.5", "--keep", "0.5", "--widths", "20,40", "--repeats",
+    (["converge", "--master-lr", "1e6*n**-0.5", "--keep-prob", "0.5", "--widths", "20,40",
+      "--repeats",
       "1", "--horizon", "0.5", "--n-times", "2", "--no-progress", "--out", "DIR/c.png"],
      "horizon 0.5 runs no step of dropout at width 20"),
     # reproduce
@@ -262,7 +266,7 @@ def test_unwritable_directories_are_named_before_running(paths, capsys, monkeypa
                         else real(path, mode))
     _check(mf_main, SIM + ["--out", "DIR/run.npz"], "is not writable", paths, capsys)
     _check(pd_main, ["theory", "-o", "DIR/t.png"], "is not writable", paths, capsys)
-    _check(pd_main, ["scan", str(SMALL), "--out", "DIR"], "is not writable", paths, capsys)
+    _check(pd_main, ["scan", str(SMALL), "--out-dir", "DIR"], "is not writable", paths, capsys)
     if Path("/proc/self").is_dir():      # a directory nobody can create, root included
         _check(mf_main, SIM + ["--out", "/proc/nowhere/run.npz"], "/proc", paths, capsys)
 
@@ -288,8 +292,8 @@ def test_invalid_records_and_a_cell_function_crash_are_one_line(paths, capsys, t
     assert err[1].startswith(f"error: {scan}: no scaling has finished cells") and len(err) == 2
     assert "(12 of 12 cells are not finished)" in err[1]
     # TOML as code only when asked for, and then a crash of the function names the cell
-    assert pd_main(["scan", str(paths["IMPORT_TOML"]), "--out", str(tmp_path / "s"),
-                    "--allow-import", "--quiet", "--workers", "1"]) == 2
+    assert pd_main(["scan", str(paths["IMPORT_TOML"]), "--out-dir", str(tmp_path / "s"),
+                    "--allow-import", "--no-progress", "--workers", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "failed: cell function os:system failed on the cell" in err[0]
     assert "TypeError" in err[0]
@@ -298,7 +302,7 @@ def test_invalid_records_and_a_cell_function_crash_are_one_line(paths, capsys, t
 @pytest.mark.parametrize("module, argv, message", [
     ("meanfield_dropout", SIM + ["--out", "FILE/x.npz"], "file.txt is not a directory"),
     ("phase_diagram", ["plot", "LIST_MANIFEST", "-o", "DIR/p.png"], "not a scan manifest"),
-    ("phase_diagram", ["scan", "BIN_TOML", "--out", "DIR/s"], "not a UTF-8 text"),
+    ("phase_diagram", ["scan", "BIN_TOML", "--out-dir", "DIR/s"], "not a UTF-8 text"),
 ])
 def test_entry_points_give_the_same_one_line(module, argv, message, paths, tmp_path):
     done = subprocess.run([sys.executable, "-m", module, *_fill(argv, paths)], cwd=tmp_path,

@@ -1,7 +1,7 @@
 """Command line: ``meanfield-dropout COMMAND ...`` (or ``python -m meanfield_dropout``).
 
 * ``simulate`` — train coupled variants on the teacher–student task, write a result file;
-* ``demo`` — a small teacher–student comparison → ``figures/demo.png``;
+* ``demo`` — a small teacher–student comparison → ``demo.png``;
 * ``sme``, ``sme-order``, ``alignment`` — the SME paper's experiments, one figure each;
 * ``reproduce`` — the papers' figures of this package (``python -m phase_diagram reproduce``
   also makes the phase-diagram and convergence figures);
@@ -19,9 +19,9 @@ import numpy as np
 
 from .. import plots, warmup
 from ..runtime import results
-from .options import (IntRange, data_choice, ListOf, MakeDirectories, OutputFile, SettingOption,
-                      add_reproduce_command, build_parser, input_file, input_path, program,
-                      run_main)
+from .options import (IntRange, ListOf, MakeDirectories, OutputFile, SettingOption,
+                      add_reproduce_command, build_parser, data_choice, default_output,
+                      input_file, input_path, program, run_main)
 from ..data import data_label, load_dataset, teacher_student
 from ..data.registry import DATA_HELP
 from ..engine import VARIANTS, simulate
@@ -93,6 +93,7 @@ def _run_simulate(args):
 
 def _run_demo(args):
     start = time.perf_counter()
+    out = args.out or default_output(Path("demo.png"), "--out")
     data = _simulate_data(args)
     snaps = np.arange(0, args.steps + 1, max(1, args.steps // 60))
     result = simulate(data.inputs, data.targets, width=args.width, keep_prob=DEMO_KEEP_PROB,
@@ -100,9 +101,9 @@ def _run_demo(args):
                       seed=args.seed, val_inputs=data.val_inputs,
                       val_targets=data.val_targets, snapshot_steps=snaps,
                       progress=not args.no_progress)
-    plots.save_figure(plots.demo_figure(result), args.out)
+    plots.save_figure(plots.demo_figure(result), out)
     print(f"data {data_label(args.data)}, width {args.width}, seed {args.seed}, {args.steps} "
-          f"steps (horizon T = {args.steps * DEMO_MASTER_LR:g}); wrote {args.out} in "
+          f"steps (horizon T = {args.steps * DEMO_MASTER_LR:g}); wrote {out} in "
           f"{time.perf_counter() - start:.1f} s")
 
 
@@ -156,15 +157,17 @@ def _settings(cls, args):
 def _sme_command(parser, stem, run, figure, summary, settings_class):
     """Add ``--seed`` and ``--out`` to an SME command; its handler runs, caches the result
     beside the PNG, draws and prints."""
-    parser.add_argument("--seed", type=IntRange(0), default=0)
-    parser.add_argument("--out", type=OutputFile("figure"), action=MakeDirectories,
-                        default=Path(f"figures/{stem}.png"),
-                        help=f"figure file (default figures/{stem}.png); the results are "
-                             "cached beside it as .npz")
+    parser.add_argument("--seed", type=IntRange(0), default=0, help="root seed")
+    parser.add_argument("-o", "--out", type=OutputFile("figure"), action=MakeDirectories,
+                        help=f"figure file (default {stem}.png in the current directory); the "
+                             "results are cached beside it as .npz")
     parser.add_argument("--no-progress", action="store_true", help="hide tqdm bars")
 
     def handler(args):
         start = time.perf_counter()
+        if args.out is None:
+            args.out = default_output(Path(f"{stem}.png"), "--out")
+            default_output(args.out.with_suffix(".npz"), "--out")
         result = run(_settings(settings_class, args), progress=not args.no_progress)
         cache = results.save(result, args.out.with_suffix(".npz"))
         plots.save_figure(figure(result), args.out)
@@ -199,7 +202,7 @@ def _add_digits_run_args(parser, defaults):
                         help="dropout steps N")
     parser.add_argument("--output-scale", default=defaults.output_scale, choices=OUTPUT_SCALES,
                         help="kappa")
-    parser.add_argument("--activation", default=defaults.activation)
+    parser.add_argument("--activation", default=defaults.activation, help="activation sigma")
 
 
 def _add_sme_commands(sub):
@@ -210,7 +213,8 @@ def _add_sme_commands(sub):
     p.add_argument("--sde-step", type=float, default=None, help="EM step h (default eta)")
     p.add_argument("--trials", type=IntRange(1), default=loss.trials,
                    help="runs per noisy method")
-    p.add_argument("--record-every", type=IntRange(1), default=loss.record_every)
+    p.add_argument("--record-every", type=IntRange(1), default=loss.record_every,
+                   help="record the loss every this many steps")
     _sme_command(p, "sme_loss", sme_experiments.run_loss_curves, plots.sme_loss_figure,
                  sme_experiments.loss_summary, sme_experiments.LossCurvesSettings)
 
@@ -223,7 +227,7 @@ def _add_sme_commands(sub):
     p.add_argument("--sde-step", type=float, default=None, help="EM step h")
     p.add_argument("--runs", type=IntRange(1), default=order.runs,
                    help="runs per process and setting")
-    p.add_argument("--width", type=IntRange(1), default=order.width)
+    p.add_argument("--width", type=IntRange(1), default=order.width, help="hidden units m")
     p.add_argument("--samples", type=IntRange(1), default=order.samples,
                    help="synthetic samples n")
     p.add_argument("--dim", type=IntRange(1), default=order.dim,
@@ -240,10 +244,12 @@ def _add_sme_commands(sub):
     align = sme_experiments.AlignmentSettings()
     p = sub.add_parser("alignment", help="Hessian-variance alignment over training -> PNG")
     _add_digits_run_args(p, align)
-    p.add_argument("--eval-every", type=IntRange(1), default=align.eval_every)
+    p.add_argument("--eval-every", type=IntRange(1), default=align.eval_every,
+                   help="measure the alignment every this many steps")
     p.add_argument("--masks", type=IntRange(1), default=align.masks,
                    help="masks for the empirical Sigma")
-    p.add_argument("--baseline-samples", type=IntRange(1), default=align.baseline_samples)
+    p.add_argument("--baseline-samples", type=IntRange(1), default=align.baseline_samples,
+                   help="random directions of the alignment baseline")
     _sme_command(p, "sme_alignment", sme_experiments.run_alignment,
                  plots.sme_alignment_figure, sme_experiments.alignment_summary,
                  sme_experiments.AlignmentSettings)
@@ -257,38 +263,47 @@ def parser():
     p.add_argument("--width", type=IntRange(1), required=True, help="neurons n")
     p.add_argument("--keep-prob", type=float, default=1.0, help="keep probability q")
     p.add_argument("--master-lr", type=float, required=True, help="master learning rate tau")
-    p.add_argument("--steps", type=IntRange(0), required=True)
+    p.add_argument("--steps", type=IntRange(0), required=True, help="steps K (horizon T = K tau)")
     p.add_argument("--variants", type=ListOf(str, VARIANTS), default=["dropout"],
                    help=f"comma list of {list(VARIANTS)}")
-    p.add_argument("--seed", type=IntRange(0), default=0)
+    p.add_argument("--seed", type=IntRange(0), default=0,
+                   help="seed of the initialisation and the masks")
     _add_data_options(p)
     p.add_argument("--dim", type=IntRange(1), default=None,
                    help="input dimension d of the teacher-student problem (default 20)")
     p.add_argument("--data-points", type=IntRange(1), default=None,
                    help="training points m of the teacher-student problem (default 500)")
-    p.add_argument("--activation", default="relu")
-    p.add_argument("--bias", action="store_true")
-    p.add_argument("--loss", default="square", choices=("square", "logistic"))
+    p.add_argument("--activation", default="relu", help="activation sigma")
+    p.add_argument("--bias", action="store_true", help="give each neuron a bias")
+    p.add_argument("--loss", default="square", choices=("square", "logistic"), help="loss")
     p.add_argument("--batch-size", type=IntRange(1), default=None,
                    help="minibatch B (full if unset)")
-    p.add_argument("--loss-every", type=IntRange(1), default=1)
+    p.add_argument("--loss-every", type=IntRange(1), default=1,
+                   help="record the losses every this many steps")
     p.add_argument("--snapshot-every", type=IntRange(0), default=0,
                    help="store particles every this many steps (0: first and last only)")
     p.add_argument("--snapshot-neurons", type=IntRange(1), default=None,
                    help="keep only the first k neurons in snapshots")
-    p.add_argument("--dtype", default="float64", choices=("float64", "float32"))
-    p.add_argument("--out", required=True, type=OutputFile(".npz"), action=MakeDirectories,
+    p.add_argument("--dtype", default="float64", choices=("float64", "float32"),
+                   help="floating-point type of the particles")
+    p.add_argument("-o", "--out", required=True, type=OutputFile(".npz"),
+                   action=MakeDirectories,
                    help="result file (.npz is appended if missing; parent directories are "
                         "created)")
     p.add_argument("--no-progress", action="store_true", help="hide the tqdm bar")
     p.set_defaults(run=_run_simulate)
 
-    p = sub.add_parser("demo", help="small teacher-student comparison -> figures/demo.png")
-    p.add_argument("--width", type=IntRange(1), default=1000)
-    p.add_argument("--steps", type=IntRange(1), default=300)
-    p.add_argument("--out", type=OutputFile("figure"), action=MakeDirectories,
-                   default=Path("figures/demo.png"))
-    p.add_argument("--seed", type=IntRange(0), default=0)
+    p = sub.add_parser("demo", help="small teacher-student comparison -> demo.png",
+                       description=f"Train GD, dropout, RaM and PN+RaM ({', '.join(DEMO_VARIANTS)}"
+                                   f") from one initialisation at master learning rate "
+                                   f"{DEMO_MASTER_LR} and keep probability {DEMO_KEEP_PROB} "
+                                   "and draw their losses and distances.")
+    p.add_argument("--width", type=IntRange(1), default=1000, help="neurons n")
+    p.add_argument("--steps", type=IntRange(1), default=300, help="steps K")
+    p.add_argument("-o", "--out", type=OutputFile("figure"), action=MakeDirectories,
+                   help="figure file (default demo.png in the current directory)")
+    p.add_argument("--seed", type=IntRange(0), default=0,
+                   help="seed of the initialisation and the masks")
     _add_data_options(p)
     p.add_argument("--no-progress", action="store_true", help="hide the tqdm bar")
     p.set_defaults(run=_run_demo)

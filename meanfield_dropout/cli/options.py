@@ -15,6 +15,7 @@ parsed (:class:`MakeDirectories`); an input file must exist and be readable.
 import argparse
 import functools
 import os
+import subprocess
 import sys
 import warnings
 from pathlib import Path
@@ -26,11 +27,64 @@ from ..engine import DivergenceError
 from ..experiments import reproduce
 
 
+#: The rule of output paths, stated in both programs' ``--help``.
+OUTPUT_RULE = ("Outputs: -o/--out FILE is the one file a command writes (a figure, or a "
+               "result .npz for simulate); --out-dir DIR a directory of results (scan and map "
+               "cells, reproduce's figures); --csv FILE a table; --data-out FILE a result .npz "
+               "beside a figure. Default outputs never overwrite a file tracked in the "
+               "package's git repository.")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Help text with each option's default, unless it is None or False or the help already
+    states it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (not action.option_strings or action.default is None or action.default is False
+                or action.default == argparse.SUPPRESS or "default" in text):
+            return text
+        default = action.default
+        if isinstance(default, (list, tuple)):
+            default = ",".join(map(str, default))
+        return f"{text} (default: {str(default).replace('%', '%%')})".lstrip()
+
+
 class Parser(argparse.ArgumentParser):
-    """Argument parser whose usage errors also exit with status 2 and one line."""
+    """Argument parser whose usage errors also exit with status 2 and one line, and whose
+    help gives every option's default (:class:`HelpFormatter`)."""
+
+    def __init__(self, *args, formatter_class=HelpFormatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
 
     def error(self, message):
         self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class _Renamed(argparse.Action):
+    """The old spelling of an option: warns (FutureWarning) and acts as the new option."""
+
+    def __init__(self, option_strings, dest, target=None, **kwargs):
+        self.target = target
+        super().__init__(option_strings, dest, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        warnings.warn(f"{option_string} is now {self.target.option_strings[-1]}; the old "
+                      "spelling will be removed", FutureWarning, stacklevel=2)
+        self.target(parser, namespace, values, self.target.option_strings[-1])
+
+
+def add_renamed(parser, old, target):
+    """Accept ``old``, hidden from ``--help``, as a spelling of the option ``target`` (the
+    action ``parser.add_argument`` returned) that warns. A required ``target`` becomes
+    optional to argparse and is checked by :func:`run_main` instead, so that either spelling
+    satisfies it."""
+    parser.add_argument(old, dest=target.dest, action=_Renamed, target=target,
+                        nargs=target.nargs, type=target.type, help=argparse.SUPPRESS)
+    if target.required:
+        target.required = False
+        required = parser.get_default("_required") or []
+        parser.set_defaults(_required=required + [(target.option_strings[-1], target.dest)])
 
 
 def program(module, command):
@@ -40,7 +94,7 @@ def program(module, command):
 
 def build_parser(prog, description):
     """A :class:`Parser` with ``--version`` and a required sub-command; returns both."""
-    parser = Parser(prog=prog, description=description)
+    parser = Parser(prog=prog, description=description, epilog=OUTPUT_RULE)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser, parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
@@ -174,6 +228,40 @@ def _make_directories(args):
                              f"({exc.strerror})") from None
 
 
+def tracked_files(directory):
+    """Names of the files in ``directory`` tracked by git in the repository that holds this
+    package (empty without git, or when the package is not in a repository)."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return set()
+    try:
+        relative = Path(directory).resolve().relative_to(root)
+    except ValueError:
+        return set()
+    try:
+        listed = subprocess.run(["git", "-C", str(root), "ls-files", "--", str(relative)],
+                                capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    return {Path(line).name for line in listed.splitlines()
+            if Path(line).parent == relative}
+
+
+def default_output(path, option, prefix=None):
+    """The default output ``path`` of ``option``, refused (ValueError) if it would overwrite a
+    file tracked in the package's repository; ``prefix``: refuse any tracked file of
+    ``path`` (a directory) whose name starts with it."""
+    path = Path(path)
+    directory, name = (path, prefix) if prefix is not None else (path.parent, path.name)
+    clash = sorted(f for f in tracked_files(directory)
+                   if (f.startswith(name) if prefix is not None else f == name))
+    if clash:
+        raise ValueError(f"the default output would overwrite {directory / clash[0]}, tracked "
+                         f"in the package's repository; give {option} explicitly (the same "
+                         "path to overwrite it)")
+    return path
+
+
 def input_file(text):
     """``type=`` of an input file option: an existing, readable regular file; a Path."""
     path = Path(text)
@@ -219,12 +307,19 @@ def input_dir(text):
 
 def run_main(parser, argv=None):
     """Parse ``argv`` (default ``sys.argv[1:]``), run the command, return the exit status."""
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:       # usage errors (2), --help and --version (0)
-        return exc.code
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
+        warnings.simplefilter("default", FutureWarning)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:       # usage errors (2), --help and --version (0)
+            return exc.code
+        missing = [flag for flag, dest in getattr(args, "_required", ())
+                   if getattr(args, dest) is None]
+        if missing:
+            print(f"{parser.prog} {args.command}: error: the following arguments are "
+                  f"required: {', '.join(missing)}", file=sys.stderr)
+            return 2
         try:
             _make_directories(args)
             args.run(args)
@@ -284,8 +379,9 @@ def add_reproduce_command(sub, experiments, options=()):
                         "outputs get a _paper suffix")
     p.add_argument("--replot", action="store_true",
                    help="redraw from the cached results without recomputing")
-    p.add_argument("--out-dir", default=Path("figures"), type=output_dir,
-                   help="output directory (default: figures/ in the current directory)")
+    p.add_argument("--out-dir", default=None, type=output_dir,
+                   help="output directory (default: figures/ in the current directory, unless "
+                        "that would overwrite files tracked in the package's repository)")
     p.add_argument("--seed", type=IntRange(0), default=0, help="root seed (default 0)")
     p.add_argument("--no-progress", action="store_true", help="hide tqdm bars")
     p.add_argument("--workers", type=IntRange(1), default=None,
@@ -324,13 +420,20 @@ def _reproduce(args, experiments, options):
         settings = preset.with_seed(args.seed).replace(**{
             o.field: getattr(args, o.field) for o in options
             if o.applies_to(name) and getattr(args, o.field) is not None})
+        if args.out_dir is None:
+            stem = settings.cache_stem() if hasattr(settings, "cache_stem") else \
+                experiment.cache
+            default_output(Path("figures"), "--out-dir",
+                           prefix=stem + ("_quick" if args.quick else "_paper" if args.paper
+                                          else ""))
         run_options = _run_options(experiment, settings, args)
         if args.paper and experiment.estimate is not None and not args.replot:
             seconds = experiment.estimate(settings, args.workers)
             print(f"{name}: estimated time {seconds / 3600:.1f} h ({seconds:.0f} s) on "
                   f"{args.workers or 'all'} worker(s), calibrated on a few steps here; "
                   f"finished cells go to {run_options.get('cells_dir')}", flush=True)
-        done = reproduce(experiment, args.out_dir, settings=settings, quick=args.quick,
+        done = reproduce(experiment, args.out_dir or Path("figures"), settings=settings,
+                         quick=args.quick,
                          replot=args.replot, progress=not args.no_progress,
                          workers=args.workers, paper=args.paper, run_options=run_options)
         print("\n".join(done.summary))
@@ -348,7 +451,7 @@ def _run_options(experiment, settings, args):
         if cells is None and args.paper:
             stem = settings.cache_stem() if hasattr(settings, "cache_stem") else \
                 experiment.cache
-            cells = str(Path(args.out_dir) / f"{stem}_paper_cells")
+            cells = str(Path(args.out_dir or "figures") / f"{stem}_paper_cells")
         options["cells_dir"] = cells
     if "dask" in experiment.run_options:
         options["dask"] = args.dask

@@ -84,6 +84,12 @@ class Reproduction(NamedTuple):
     seconds: float
 
 
+#: The first summary line of a quick run.
+QUICK_NOTE = ("quick mode: small settings for a first look; these numbers (slopes, distances, "
+              "accuracies) are not the paper's (e.g. the teacher-student GD slope is not flat "
+              "here); run without --quick for them")
+
+
 def _suffix(quick, paper):
     return "_quick" if quick else "_paper" if paper else ""
 
@@ -102,7 +108,8 @@ def reproduce(experiment, out_dir="figures", *, settings=None, quick=False, repl
         Default: the experiment's ``quick()`` or ``full()`` settings.
     quick : bool
         Name the files ``NAME_quick.png`` (and use the quick settings by default), so that a
-        quick run never overwrites the full figures.
+        quick run never overwrites the full figures; the summary starts with
+        :data:`QUICK_NOTE` (quick numbers are not the paper's).
     replot : bool
         Redraw from the cached result without running.
     progress : bool
@@ -134,7 +141,10 @@ def reproduce(experiment, out_dir="figures", *, settings=None, quick=False, repl
     suffix = _suffix(quick, paper)
     paths = [plots.save_figure(fig, Path(out_dir) / f"{stem}{suffix}.png")[0]
              for stem, fig in experiment.figures(result).items()]
-    return Reproduction(paths, cache, experiment.summary(result), time.perf_counter() - start)
+    summary = experiment.summary(result)
+    if quick:
+        summary = [QUICK_NOTE] + summary
+    return Reproduction(paths, cache, summary, time.perf_counter() - start)
 
 
 #: The experiments of this package, by name, in the order of ``reproduce --all``.

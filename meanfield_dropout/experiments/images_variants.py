@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..runtime import results
+from ..runtime import results, tables
 from ..validation import check_int, seed_sequence
 from ..data.images import flatten, load_digits, load_mnist, two_class
 from ..runtime.runner import check_workers, run_unordered
@@ -77,6 +77,8 @@ class ImagesVariantsResult:
         NaN where a variant diverged.
     variants : ndarray of str
     """
+
+    __repr__ = tables.compact_repr
 
     settings: ImagesVariantsSettings
     data: str

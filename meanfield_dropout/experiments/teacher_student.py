@@ -19,7 +19,7 @@ import dataclasses
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..runtime import results
+from ..runtime import results, tables
 from ..validation import check_choice, check_int, seed_sequence
 from ..data import teacher_student as teacher_student_data
 from ..engine import DivergenceError, simulate
@@ -93,6 +93,8 @@ class TeacherStudentResult:
         First neurons of the trajectory run.
     variants, distance_variants : ndarray of str
     """
+
+    __repr__ = tables.compact_repr
 
     settings: TeacherStudentSettings
     widths: np.ndarray

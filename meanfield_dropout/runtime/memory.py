@@ -10,6 +10,7 @@ environment variable ``MEANFIELD_DROPOUT_MEMORY_FRACTION`` (a number in (0, 1]) 
 """
 import math
 import os
+import sys
 import warnings
 
 #: Fraction of the available memory a single run may ask for.
@@ -74,6 +75,38 @@ def warn_long_run(operations, what, hint=""):
                       f"{NOMINAL_RATE:.0e} operations/s" + (f"; {hint}" if hint else ""),
                       LongRunWarning, stacklevel=3)
     return operations
+
+
+#: Estimated seconds above which a run prints its estimate before it starts
+#: (:func:`announce_cost`).
+ANNOUNCE_SECONDS = 30.0
+
+
+def announce_cost(seconds, what, workers=1):
+    """Print ``what``'s estimated duration on stderr before it starts, if above
+    :data:`ANNOUNCE_SECONDS`.
+
+    Parameters
+    ----------
+    seconds : float
+        Estimated seconds on one core (a cost model's estimate, not a measurement).
+    what : str
+        What runs, for the message.
+    workers : int
+        Processes sharing the work: the wall time is about ``seconds / workers``.
+
+    Returns
+    -------
+    float
+        ``seconds``, for chaining.
+    """
+    wall = seconds / max(1, workers)
+    if wall > ANNOUNCE_SECONDS:
+        print(f"{what}: estimated {format_duration(wall)}"
+              + (f" on {workers} workers ({format_duration(seconds)} of one core)"
+                 if workers > 1 else "") + " (a cost model's estimate, excluding compilation)",
+              file=sys.stderr, flush=True)
+    return seconds
 
 
 def set_memory_fraction(fraction):

@@ -248,7 +248,9 @@ class _Decoder:
     def _dataclass(self, node):
         cls = _TYPES.get(node["__type__"]) if isinstance(node["__type__"], str) else None
         if cls is None:
-            raise ValueError(f"{self.path} holds an unknown result type {node['__type__']!r}")
+            raise ValueError(f"{self.path} holds an unknown result type {node['__type__']!r} "
+                             "(read it with meanfield_dropout.load, or phase_diagram.load for "
+                             "the phase-diagram results)")
         stored = node.get("fields", {})
         if not isinstance(stored, dict):
             raise ValueError(f"{self.path}: malformed fields of {cls.__name__}")

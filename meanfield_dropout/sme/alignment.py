@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..runtime import results
+from ..runtime import results, tables
 from ..validation import check_array, check_int, seed_sequence
 from .covariance import check_dense_size, empirical_covariance, noise_covariance
 from .equations import simulate_dropout
@@ -93,6 +93,16 @@ class AlignmentRun:
         Random-eigenvector baseline at the final checkpoint (exact Sigma).
     n_masks : int
     """
+
+    __repr__ = tables.compact_repr
+
+    def to_frame(self):
+        """The checkpoints as a tidy table (pandas, the ``table`` extra): one row per time;
+        columns ``time``, ``alpha_exact``, ``alpha_empirical``, ``loss``."""
+        return tables.frame(dict(time=float(t), alpha_exact=float(self.alpha_exact[i]),
+                                 alpha_empirical=float(self.alpha_empirical[i]),
+                                 loss=float(self.loss[i]))
+                            for i, t in enumerate(self.times))
 
     times: np.ndarray
     alpha_exact: np.ndarray

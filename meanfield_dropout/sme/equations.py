@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit
 from tqdm.auto import tqdm
 
+from ..runtime import tables
 from ..validation import check_choice, check_int, check_positive
 from ..kernels.core import _backward_update, _loss_derivative
 from ..kernels.rows import _all_features
@@ -54,6 +55,15 @@ class Trajectories:
     final : ndarray, shape (n_runs, D)
         Parameters at the final time.
     """
+
+    __repr__ = tables.compact_repr
+
+    def to_frame(self):
+        """The losses as a tidy table (pandas, the ``table`` extra): one row per run and
+        recorded time; columns ``run``, ``time``, ``loss``."""
+        return tables.frame(dict(run=r, time=float(t), loss=float(self.loss[r, i]))
+                            for r in range(self.loss.shape[0])
+                            for i, t in enumerate(self.times))
 
     times: np.ndarray
     loss: np.ndarray

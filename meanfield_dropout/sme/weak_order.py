@@ -27,7 +27,7 @@ import numpy as np
 from scipy.special import ndtri
 from tqdm.auto import tqdm
 
-from ..runtime import results
+from ..runtime import results, tables
 from ..validation import check_array, check_int, check_positive, seed_sequence
 from ..stats import loglog_fit
 from .covariance import _factor, _noise_parts, check_dense_size, draw_standard_normals
@@ -56,6 +56,21 @@ class WeakOrderResult:
         Comparison time T and the EM step h.
     n_runs : int
     """
+
+    __repr__ = tables.compact_repr
+
+    def to_frame(self):
+        """The weak errors as a tidy table (pandas, the ``table`` extra): one row per SME
+        order, keep probability and learning rate; columns ``order``, ``keep_prob``, ``lr``,
+        ``error``, ``floor`` (its Monte Carlo standard error), ``slope`` and
+        ``slope_error`` (of that order and keep probability), ``time`` T and ``runs``."""
+        return tables.frame(
+            dict(order=k + 1, keep_prob=float(p), lr=float(lr),
+                 error=float(self.errors[k, j, i]), floor=float(self.floors[k, j, i]),
+                 slope=float(self.slopes[k, j]), slope_error=float(self.slope_errors[k, j]),
+                 time=float(self.time), runs=int(self.n_runs))
+            for k in range(self.errors.shape[0]) for j, p in enumerate(self.keep_probs)
+            for i, lr in enumerate(self.lrs))
 
     lrs: np.ndarray
     keep_probs: np.ndarray

@@ -9,17 +9,19 @@ import dataclasses
 import math
 from pathlib import Path
 
-from meanfield_dropout.cli.options import ListOf, data_choice
+from meanfield_dropout.cli.options import (ListOf, MakeDirectories, OutputFile, add_renamed,
+                                           data_choice, default_output, output_dir)
 from meanfield_dropout.convergence import DEFAULT_DATA
 from meanfield_dropout.data.registry import DATA_HELP
 from meanfield_dropout.plots.figures import save_figure
+from meanfield_dropout.runtime.tables import concat, write_csv
 
 from ..cluster import load_jobqueue_config
-from ..finder.locate import MAX_WIDTH, locate
+from ..finder.locate import MAX_WIDTH, horizon_report, locate_horizons
 from ..finder.phase_map import QUICK, MapConfig, estimated_seconds, run_map, summarize_map
 from ..plots import locate_figure, phase_map_figure
 
-__all__ = ["add_locate", "add_map", "add_run_options", "dask_address"]
+__all__ = ["add_locate", "add_map", "add_run_options", "dask_address", "figure_file"]
 
 
 def _number(kind, low, high, *, low_open=False, name="value"):
@@ -39,6 +41,15 @@ def _number(kind, low, high, *, low_open=False, name="value"):
     return parse
 
 
+def _numbers(kind, low, high, *, low_open=False, name="value"):
+    """An argparse ``type`` of a comma list of :func:`_number` values."""
+    one = _number(kind, low, high, low_open=low_open, name=name)
+
+    def parse(text):
+        return [one(part.strip()) for part in text.split(",")]
+    return parse
+
+
 @contextlib.contextmanager
 def dask_address(args):
     """The scheduler address of ``--dask`` or of a ``--jobqueue`` cluster (None: local pool)."""
@@ -55,14 +66,22 @@ def dask_address(args):
 
 
 def _locate(args):
-    result = locate(args.width, args.master_lr, args.keep_prob, data=args.data,
-                    steps=args.steps, horizon=args.horizon, repeats=args.repeats,
-                    seed=args.seed, ladder=args.ladder, workers=args.workers,
-                    budget=args.budget)
-    print(result.summary())
-    if args.figure:
-        paths = save_figure(locate_figure(result), args.figure)
-        print(f"figure written to {', '.join(map(str, paths))}")
+    options = dict(data=args.data, repeats=args.repeats, seed=args.seed, ladder=args.ladder,
+                   workers=args.workers, budget=args.budget, progress=not args.no_progress)
+    located = locate_horizons(args.width, args.master_lr, args.keep_prob, steps=args.steps,
+                              horizons=None if args.steps else args.horizon or [2.0],
+                              **options)
+    for result in located:
+        print(result.summary())
+    if len(located) > 1:
+        print("\n".join(horizon_report(located)))
+    if args.csv:
+        write_csv(concat([r.to_frame() for r in located]), args.csv)
+        print(f"table written to {args.csv}")
+    if args.out:
+        paths = save_figure(locate_figure(located[-1]), args.out)
+        print(f"figure written to {', '.join(map(str, paths))}"
+              + (f" (the horizon T = {located[-1].horizon:g})" if len(located) > 1 else ""))
 
 
 def add_locate(sub):
@@ -81,14 +100,17 @@ def add_locate(sub):
                    help="keep probability q in (0, 1]")
     p.add_argument("--data", default=DEFAULT_DATA, type=data_choice, help=DATA_HELP)
     horizon = p.add_mutually_exclusive_group()
-    horizon.add_argument("--steps", type=_number(int, 1, 10 ** 7, name="--steps"),
-                         help="dropout steps K (horizon T = K tau)")
-    horizon.add_argument("--horizon", type=_number(float, 0, 1e6, low_open=True,
-                                                   name="--horizon"),
-                         help="horizon T in time units t = k tau (default 2)")
+    horizon.add_argument("--steps", type=_numbers(int, 1, 10 ** 7, name="--steps"),
+                         help="dropout steps K (horizon T = K tau); a comma list compares "
+                              "horizons")
+    horizon.add_argument("--horizon", type=_numbers(float, 0, 1e6, low_open=True,
+                                                    name="--horizon"),
+                         help="horizon T in time units t = k tau (default 2); a comma list "
+                              "compares horizons")
     p.add_argument("--repeats", type=_number(int, 2, 100, name="--repeats"), default=3,
                    help="seeds (default 3)")
-    p.add_argument("--seed", type=_number(int, 0, 2 ** 63, name="--seed"), default=0)
+    p.add_argument("--seed", type=_number(int, 0, 2 ** 63, name="--seed"), default=0,
+                   help="root seed")
     p.add_argument("--ladder", action="store_true",
                    help="also measure at n/8, n/4, n/2 along the power law through the point")
     p.add_argument("--workers", type=_number(int, 1, 1024, name="--workers"),
@@ -96,13 +118,17 @@ def add_locate(sub):
     p.add_argument("--budget", type=_number(float, 0, 1e7, low_open=True, name="--budget"),
                    default=120.0, help="estimated seconds allowed per limit and repeat "
                                        "(default 120)")
-    p.add_argument("--figure", metavar="PNG", help="write the figure here")
+    add_renamed(p, "--figure", p.add_argument(
+        "-o", "--out", type=OutputFile("figure"), action=MakeDirectories,
+        help="write the figure to this file (of the last horizon)"))
+    p.add_argument("--csv", type=OutputFile(".csv"), action=MakeDirectories,
+                   help="write the distances as a table (LocateResult.to_frame)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(run=_locate)
 
 
 def _map(args):
-    chosen = {k: getattr(args, k) for k in ("grid", "widths", "repeats", "budget", "horizon",
-                                            "data")
+    chosen = {k: getattr(args, k) for k in ("grid", "widths", "repeats", "budget", "horizon")
               if getattr(args, k) is not None}
     if args.quick and chosen:
         raise ValueError(f"--quick sets the map's settings; it takes no "
@@ -110,21 +136,27 @@ def _map(args):
     if "widths" in chosen:
         chosen["widths"] = tuple(chosen["widths"])
     config = QUICK if args.quick else dataclasses.replace(MapConfig(seed=args.seed), **chosen)
+    if args.data is not None:
+        config = dataclasses.replace(config, data=args.data)
     suffix = "_quick" if args.quick else ""
-    out_dir = Path(args.out or f"map_runs/phase_map{suffix}")
-    output = Path(args.output or f"figures/phase_map{suffix}.png")
+    out_dir = Path(args.out_dir or f"map_runs/phase_map{suffix}")
+    output = args.out or default_output(Path(f"phase_map{suffix}.png"), "--out")
     if not args.replot:
         print(f"map: data {config.data}, {config.grid} divisions, widths "
               f"{', '.join(map(str, config.widths))}, seed {config.seed}, horizon T = "
-              f"{config.horizon:g}, {config.repeats} repeats, budget {config.budget:g} s per limit and cell; "
+              f"{config.horizon:g}, {config.repeats} repeats, budget {config.budget:g} s per "
+              f"limit and cell; "
               f"estimated {estimated_seconds(config) / 60:.1f} core-minutes")
         with dask_address(args) as address:
             counts = run_map(config, out_dir, workers=args.workers, dask=address,
-                             progress=not args.quiet)
+                             progress=not args.no_progress)
         print(f"{counts['total']} cells: {counts['skipped']} already done, "
               f"{counts['computed']} computed in {counts['seconds']:.1f} s; "
               f"{counts['beyond']} point-width pairs beyond budget -> {out_dir}")
     summary = summarize_map(out_dir)
+    if args.quick:
+        print("quick map: a coarse grid at small widths for a first look; its agreement "
+              "figures are not those of the full map")
     if summary.missing:
         print(f"warning: {summary.missing} cells are not finished")
     for width in summary.config.widths:
@@ -134,6 +166,18 @@ def _map(args):
               f"{summary.cell_seconds[width]:.0f} s")
     paths = save_figure(phase_map_figure(summary), output)
     print(f"figure written to {', '.join(map(str, paths))}")
+    if args.csv:
+        write_csv(summary.to_frame(), args.csv)
+        print(f"table written to {args.csv}")
+
+
+def figure_file(text):
+    """``type=`` of the ``-o/--out`` figure of a command with an ``--out-dir`` (``--out``
+    named that directory before): a figure file with its suffix."""
+    if not Path(text).suffix:
+        raise argparse.ArgumentTypeError(f"{text!r} has no figure suffix: --out is the figure "
+                                         "file (.png); give the cell directory as --out-dir")
+    return OutputFile("figure")(text)
 
 
 def add_map(sub):
@@ -154,22 +198,27 @@ def add_map(sub):
     p.add_argument("--data", type=data_choice,
                    help=f"{DATA_HELP} (default {DEFAULT_DATA})")
     p.add_argument("--quick", action="store_true", help="a small map in about a minute")
-    p.add_argument("--seed", type=_number(int, 0, 2 ** 63, name="--seed"), default=0)
-    p.add_argument("--out", metavar="DIR", help="cell directory (resumable; default "
-                                                "map_runs/phase_map[_quick])")
-    p.add_argument("-o", "--output", metavar="PNG",
-                   help="figure (default figures/phase_map[_quick].png)")
+    p.add_argument("--seed", type=_number(int, 0, 2 ** 63, name="--seed"), default=0,
+                   help="root seed")
+    p.add_argument("--out-dir", metavar="DIR", type=output_dir,
+                   help="cell directory (resumable; default map_runs/phase_map[_quick])")
+    add_renamed(p, "--output", p.add_argument(
+        "-o", "--out", metavar="PNG", type=figure_file, action=MakeDirectories,
+        help="figure (default phase_map[_quick].png in the current directory)"))
+    p.add_argument("--csv", type=OutputFile(".csv"), action=MakeDirectories,
+                   help="also write the map as a table (one row per point and width)")
     add_run_options(p)
     p.set_defaults(run=_map)
 
 
 def add_run_options(p):
-    """``--workers``, ``--dask``, ``--jobqueue``, ``--replot`` and ``--quiet`` of a command
-    whose cells run on a pool or a cluster into a resumable ``--out`` directory."""
+    """``--workers``, ``--dask``, ``--jobqueue``, ``--replot`` and ``--no-progress`` of a
+    command whose cells run on a pool or a cluster into a resumable ``--out-dir``."""
     p.add_argument("--workers", type=_number(int, 1, 1024, name="--workers"),
                    help="worker processes (default: one per core)")
     p.add_argument("--dask", metavar="ADDRESS", help='dask.distributed scheduler, or "local"')
     p.add_argument("--jobqueue", metavar="TOML", help="HPC cluster through dask-jobqueue")
-    p.add_argument("--replot", action="store_true", help="redraw from the cells in --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--replot", action="store_true", help="redraw from the cells in --out-dir")
+    add_renamed(p, "--quiet", p.add_argument("--no-progress", action="store_true",
+                                             help="hide the progress bar"))
 

@@ -9,12 +9,13 @@ import resource
 import time
 from pathlib import Path
 
-from meanfield_dropout.cli.options import ListOf
+from meanfield_dropout.cli.options import (ListOf, MakeDirectories, add_renamed,
+                                           default_output, output_dir)
 from meanfield_dropout.plots.figures import save_figure
 
 from ..plots import grid_decision_figure
 from ..scan.grid import QUICK, GridConfig, decide_grid, estimate_grid_cost, summarize_grid
-from .finder import _number, add_run_options, dask_address
+from .finder import _number, add_run_options, dask_address, figure_file
 
 __all__ = ["add_grid"]
 
@@ -50,7 +51,7 @@ def _children_cpu():
 
 
 def _grid(args):
-    out_dir = Path(args.out or ("grid_runs/quick" if args.quick else "grid_runs/default"))
+    out_dir = Path(args.out_dir or ("grid_runs/quick" if args.quick else "grid_runs/default"))
     if args.replot:
         summary = summarize_grid(out_dir)
     else:
@@ -61,12 +62,12 @@ def _grid(args):
         start, cpu = time.perf_counter(), _children_cpu()
         with dask_address(args) as address:
             summary = decide_grid(config, out_dir, workers=args.workers, dask=address,
-                                  progress=not args.quiet)
+                                  progress=not args.no_progress)
         print(f"ran in {time.perf_counter() - start:.0f} s, {_children_cpu() - cpu:.0f} "
               f"CPU-s in local worker processes -> {out_dir}")
     print("\n".join(summary.lines()))
-    output = Path(args.output or ("figures/grid_decision_quick.png" if args.quick else
-                                  "figures/grid_decision.png"))
+    output = args.out or default_output(
+        Path("grid_decision_quick.png" if args.quick else "grid_decision.png"), "--out")
     paths = save_figure(grid_decision_figure(summary), output)
     print(f"figure written to {', '.join(map(str, paths))}")
 
@@ -94,12 +95,15 @@ def add_grid(sub):
     p.add_argument("--quick", action="store_true",
                    help=f"grid {QUICK.grid}, widths {QUICK.widths[0]}..{QUICK.max_width}, "
                         f"budget {QUICK.max_steps} steps: the easy points in a few minutes")
-    p.add_argument("--seed", type=_number(int, 0, 2 ** 63, name="--seed"), default=0)
+    p.add_argument("--seed", type=_number(int, 0, 2 ** 63, name="--seed"), default=0,
+                   help="root seed")
     p.add_argument("--estimate", action="store_true",
                    help="print the cost model's CPU-hours and stop")
-    p.add_argument("--out", metavar="DIR",
-                   help="run directory (resumable; default grid_runs/default or grid_runs/quick)")
-    p.add_argument("-o", "--output", metavar="PNG",
-                   help="figure (default figures/grid_decision[_quick].png)")
+    p.add_argument("--out-dir", metavar="DIR", type=output_dir,
+                   help="run directory (resumable; default grid_runs/default or "
+                        "grid_runs/quick)")
+    add_renamed(p, "--output", p.add_argument(
+        "-o", "--out", metavar="PNG", type=figure_file, action=MakeDirectories,
+        help="figure (default grid_decision[_quick].png in the current directory)"))
     add_run_options(p)
     p.set_defaults(run=_grid)

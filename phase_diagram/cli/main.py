@@ -1,10 +1,15 @@
 """Command line: ``phase-diagram COMMAND ...`` (or ``python -m phase_diagram``).
 
-* ``classify --tau EXPR --keep EXPR [--width N]``: phase, limit constants and simplex point.
-* ``scan CONFIG --out DIR [--workers K] [--dask ADDRESS|local] [--allow-import]``: run or
+* ``classify --master-lr EXPR --keep-prob EXPR [--width N]``: phase, limit constants and
+  simplex point.
+* ``scan CONFIG --out-dir DIR [--workers K] [--dask ADDRESS|local] [--allow-import]``: run or
   resume a scan.
 * ``plot DIR -o FILE.png [--pdf]``: phase diagram with the scan overlaid, plus distance panels.
 * ``theory -o FILE.png [--pdf]``: the theoretical phase diagram alone.
+
+A scaling's master learning rate τ_n and keep probability q_n are ``--master-lr`` and
+``--keep-prob``, expressions in n (``classify``, ``converge``), the same flags as the numbers
+of one network (``locate``); ``--tau``/``--keep`` are their old spellings (a warning).
 * ``converge``: distance from dropout along a scaling (or, ``--all-phases``, along one scaling
   per phase) to the limit dynamics, as the width grows.
 * ``reproduce``: every figure of both papers (``meanfield_dropout``'s experiments included).
@@ -27,9 +32,10 @@ from pathlib import Path
 import mpmath
 
 from meanfield_dropout.runtime import results
+from meanfield_dropout.runtime.tables import write_csv
 from meanfield_dropout.cli.options import (IntRange, ListOf, MakeDirectories, OutputFile,
                                            SettingOption, add_reproduce_command, build_parser,
-                                           data_choice,
+                                           add_renamed, data_choice,
                                            input_dir, input_file, output_dir, program,
                                            run_main)
 from meanfield_dropout.cli.main import REPRODUCE_OPTIONS
@@ -38,20 +44,22 @@ from meanfield_dropout.data.registry import DATA_HELP
 from meanfield_dropout.limits import LIMITS
 from meanfield_dropout.plots.figures import convergence_figure, save_figure
 
-from ..convergence import PHASE_STUDIES, phase_study, scaling_study
+from ..convergence import PHASE_STUDIES, phase_study, scaling_study, verdict_lines
 from ..experiments import EXPERIMENTS
 from ..theory.expressions import format_width, quote
 from ..plots import distance_panels_figure, phase_diagram_figure, theory_figure
 from ..theory.phases import classify
 from ..theory.scalings import parse_scaling
 from ..scan import load_config, run_scan
+from ..scan.cell_functions import DEFAULT_CELL_FUNCTION
 from ..scan.sequential import run_sequential, summarize_sequential
+from ..scan.summary import decision_lines, decision_table
 from .finder import add_locate, add_map, dask_address
 from .grid import add_grid
 
 
 def _classify(args):
-    scaling = parse_scaling(args.tau, args.keep)
+    scaling = parse_scaling(args.master_lr, args.keep_prob)
     print(classify(scaling).summary())
     if args.width is not None:
         point = scaling.simplex_point(args.width)
@@ -86,22 +94,34 @@ def _scan(args):
         raise ValueError(f"--sequential needs --max-width above the largest width "
                          f"{max(config.widths)}")
     start = time.perf_counter()
+    data = config.options.get("data", DEFAULT_DATA) if config.cell_function == \
+        DEFAULT_CELL_FUNCTION else f"set by the cell function {config.cell_function}"
+    print(f"scan: data {data}, widths {', '.join(map(str, config.widths))}, {config.repeats} "
+          f"repeats, seed {config.seed}, horizon T = {config.horizon:g}", flush=True)
     with dask_address(args) as address:
         if args.sequential:
-            counts = run_sequential(config, args.out, max_width=args.max_width,
+            counts = run_sequential(config, args.out_dir, max_width=args.max_width,
                                     workers=args.workers, dask=address,
-                                    progress=not args.quiet, allow_import=args.allow_import)
+                                    progress=not args.no_progress,
+                                    allow_import=args.allow_import)
             print(f"sequential scan: stages up to n = {', '.join(map(str, counts['stages']))};"
                   f" {counts['computed']} cells computed in "
-                  f"{time.perf_counter() - start:.1f} s -> {args.out}")
-            return
-        counts = run_scan(config, args.out, workers=args.workers, dask=address,
-                          progress=not args.quiet, allow_import=args.allow_import)
-    extra = "".join([f", {counts['by_other']} by another scan" if counts["by_other"] else "",
-                     f" ({counts['invalid']} invalid records recomputed)" if counts["invalid"]
-                     else ""])
-    print(f"{counts['total']} cells: {counts['skipped']} already done, {counts['computed']} "
-          f"computed{extra} in {time.perf_counter() - start:.1f} s -> {args.out}")
+                  f"{time.perf_counter() - start:.1f} s -> {args.out_dir}")
+        else:
+            counts = run_scan(config, args.out_dir, workers=args.workers, dask=address,
+                              progress=not args.no_progress, allow_import=args.allow_import)
+            extra = "".join([
+                f", {counts['by_other']} by another scan" if counts["by_other"] else "",
+                f" ({counts['invalid']} invalid records recomputed)" if counts["invalid"]
+                else ""])
+            print(f"{counts['total']} cells: {counts['skipped']} already done, "
+                  f"{counts['computed']} computed{extra} in "
+                  f"{time.perf_counter() - start:.1f} s -> {args.out_dir}")
+    _, scalings, _ = summarize_sequential(args.out_dir)
+    print("\n".join(decision_lines(scalings, verbose=True)))
+    if args.csv:
+        write_csv(decision_table(scalings), args.csv)
+        print(f"decisions written to {args.csv}")
 
 
 def _plot(args):
@@ -113,29 +133,16 @@ def _plot(args):
     if missing:
         print(f"warning: {missing} of {total} cells of the scan are not finished",
               file=sys.stderr)
-    out = Path(args.output)
+    out = Path(args.out)
     paths = save_figure(phase_diagram_figure(scalings), out, pdf=args.pdf)
     paths += save_figure(distance_panels_figure(scalings, config.statistic),
                          out.with_name(out.stem + "_panels" + out.suffix), pdf=args.pdf)
-    decided = [r for r in scalings if r.decision is not None]
-    for r in decided:
-        mark = {True: "agree", False: "WRONG", None: "-"}[r.agrees]
-        first = r.diverged[0] if r.diverged else None
-        note = (f" ({len(r.diverged)} cell(s) diverged, first at n={first['width']}: "
-                f"{first['message']})" if first else "")
-        print(f"{r.spec.name:40s} theory={r.regime.phase:15s} detected={r.decision.phase:15s} "
-              f"n<={r.decision.width:<6d} {mark}{note}")
-        if args.verbose:
-            print(f"    {r.decision.reason}")
-    agree = sum(r.agrees is True for r in decided)
-    wrong = sum(r.agrees is False for r in decided)
-    print(f"decided {agree + wrong}/{len(decided)} scalings: {agree} agree with theory, {wrong} "
-          f"wrong, {len(decided) - agree - wrong} undetermined or diverged; wrote "
-          f"{', '.join(map(str, paths))}")
+    print("\n".join(decision_lines(scalings, args.verbose)))
+    print(f"wrote {', '.join(map(str, paths))}")
 
 
 def _theory(args):
-    paths = save_figure(theory_figure(), args.output, pdf=args.pdf)
+    paths = save_figure(theory_figure(), args.out, pdf=args.pdf)
     print(f"wrote {', '.join(map(str, paths))}")
 
 
@@ -148,13 +155,14 @@ def _converge(args):
         common["horizon"] = args.horizon
     limits = [name for names in args.limit or () for name in names]
     if args.all_phases:
-        if args.tau or args.keep or limits:
-            raise ValueError("--all-phases takes no --tau, --keep or --limit")
+        if args.master_lr or args.keep_prob or limits:
+            raise ValueError("--all-phases takes no --master-lr, --keep-prob or --limit")
         studies = [phase_study(phase, args.widths, **common) for phase in PHASE_STUDIES]
     else:
-        if not (args.tau and args.keep):
-            raise ValueError("give --tau and --keep (or --all-phases)")
-        study, phase = scaling_study(args.tau, args.keep, args.widths, limits=limits,
+        if not (args.master_lr and args.keep_prob):
+            raise ValueError("give --master-lr and --keep-prob (or --all-phases)")
+        study, phase = scaling_study(args.master_lr, args.keep_prob, args.widths,
+                                     limits=limits,
                                      force=args.force, alpha=args.alpha, beta=args.beta,
                                      tau=args.limit_tau, **common)
         forced = [name for name in limits if name != phase]
@@ -174,6 +182,7 @@ def _converge(args):
                 lo, hi = fit["slope_ci"]
                 print(f"  {key:24s} {metric:12s} slope {fit['slope']:+.3f}  "
                       f"95% CI [{lo:+.3f}, {hi:+.3f}]")
+        print("\n".join(verdict_lines(study)))
     print(f"figure written to {args.out}")
 
 
@@ -182,8 +191,7 @@ def _add_converge(sub):
         "converge", help="distance from dropout to the limit dynamics as the width grows",
         description="Measured convergence of dropout to its limit dynamics. A --limit that "
                     "is not the scaling's predicted limit is refused unless --force is given.")
-    p.add_argument("--tau", help="master learning rate tau_n as an expression in n")
-    p.add_argument("--keep", help="keep probability q_n as an expression in n")
+    _add_scaling_options(p, required=False)
     p.add_argument("--all-phases", action="store_true",
                    help="run the built-in scaling of each of the five phases")
     p.add_argument("--widths", type=ListOf(int), default="100,200,400,800,1600",
@@ -202,19 +210,31 @@ def _add_converge(sub):
                    help="time horizon T (default 2; per phase with --all-phases)")
     p.add_argument("--n-times", type=IntRange(2), default=5,
                    help="grid times in [0, T] (default 5)")
-    p.add_argument("--seed", type=IntRange(0), default=0)
+    p.add_argument("--seed", type=IntRange(0), default=0, help="root seed")
     p.add_argument("--data", default=DEFAULT_DATA, type=data_choice, help=DATA_HELP)
     p.add_argument("--coupled", type=ListOf(str, COUPLED_VARIANTS), default=(),
                    help="comma-separated coupled systems (ram, gd, jump-bernoulli) for the "
                         "coupled RMS")
     p.add_argument("--metric", choices=METRICS, default="predictor",
                    help="distance plotted (default predictor)")
-    p.add_argument("--out", required=True, type=OutputFile("figure"), action=MakeDirectories,
-                   help="PNG file for the figure")
+    p.add_argument("-o", "--out", required=True, type=OutputFile("figure"),
+                   action=MakeDirectories, help="PNG file for the figure")
     p.add_argument("--data-out", type=OutputFile(".npz"), action=MakeDirectories,
                    help="optional .npz file for the studies (results codec)")
     p.add_argument("--no-progress", action="store_true", help="hide tqdm bars")
     p.set_defaults(run=_converge)
+
+
+def _add_scaling_options(parser, required):
+    """``--master-lr`` and ``--keep-prob`` as expressions in n (old spellings ``--tau``,
+    ``--keep``)."""
+    lr = parser.add_argument("--master-lr", required=required, metavar="EXPR",
+                             help='master learning rate tau_n, an expression in n, e.g. '
+                                  '"0.5*n**-1.5"')
+    keep = parser.add_argument("--keep-prob", required=required, metavar="EXPR",
+                               help='keep probability q_n, an expression in n, e.g. "1/n"')
+    add_renamed(parser, "--tau", lr)
+    add_renamed(parser, "--keep", keep)
 
 
 def parser():
@@ -222,16 +242,16 @@ def parser():
     top, sub = build_parser(program("phase_diagram", "phase-diagram"),
                             "Phase-diagram explorer for dropout in the mean-field regime.")
     p = sub.add_parser("classify", help="phase of a scaling tau_n, q_n")
-    p.add_argument("--tau", required=True, help='master learning rate, e.g. "0.5*n**-1.5"')
-    p.add_argument("--keep", required=True, help='keep probability, e.g. "1/n"')
+    _add_scaling_options(p, required=True)
     p.add_argument("--width", type=_width,
                    help="also print the simplex point at this n (an integer, or e.g. 10**400)")
     p.set_defaults(run=_classify)
 
     p = sub.add_parser("scan", help="run or resume an empirical scan")
     p.add_argument("config", help="TOML scan configuration (see examples/phase_scan.toml)")
-    p.add_argument("--out", required=True, type=output_dir,
-                   help="output directory (resumable; created if missing)")
+    out_dir = p.add_argument("--out-dir", required=True, type=output_dir,
+                             help="output directory (resumable; created if missing)")
+    add_renamed(p, "--out", out_dir)
     p.add_argument("--workers", type=IntRange(1), help="worker processes (default: all cores)")
     p.add_argument("--dask", metavar="ADDRESS",
                    help='run on dask.distributed: a scheduler address, or "local"')
@@ -244,22 +264,25 @@ def parser():
                    help="give undetermined scalings larger widths (doubling) until decided")
     p.add_argument("--max-width", type=IntRange(1),
                    help="largest width of --sequential")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_renamed(p, "--quiet", p.add_argument("--no-progress", action="store_true",
+                                             help="hide the progress bar"))
+    p.add_argument("--csv", type=OutputFile(".csv"), action=MakeDirectories,
+                   help="also write the decisions as a table (one row per scaling)")
     p.set_defaults(run=_scan)
 
     p = sub.add_parser("plot", help="phase diagram and distance panels of a scan")
     p.add_argument("dir", type=input_dir, help="scan output directory")
-    p.add_argument("-o", "--output", required=True, type=OutputFile("figure"),
-                   action=MakeDirectories,
-                   help="PNG path of the phase diagram")
+    add_renamed(p, "--output", p.add_argument(
+        "-o", "--out", required=True, type=OutputFile("figure"), action=MakeDirectories,
+        help="PNG path of the phase diagram"))
     p.add_argument("--pdf", action="store_true", help="also write PDFs")
     p.add_argument("--verbose", action="store_true", help="print the reason of each decision")
     p.set_defaults(run=_plot)
 
     p = sub.add_parser("theory", help="the theoretical phase diagram alone")
-    p.add_argument("-o", "--output", required=True, type=OutputFile("figure"),
-                   action=MakeDirectories,
-                   help="PNG path")
+    add_renamed(p, "--output", p.add_argument(
+        "-o", "--out", required=True, type=OutputFile("figure"), action=MakeDirectories,
+        help="PNG path"))
     p.add_argument("--pdf", action="store_true", help="also write a PDF")
     p.set_defaults(run=_theory)
 

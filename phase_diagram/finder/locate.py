@@ -24,15 +24,19 @@ import numpy as np
 from meanfield_dropout.validation import check_int, check_positive
 from meanfield_dropout.convergence import DEFAULT_DATA
 from meanfield_dropout.data import data_label, load_dataset
+from meanfield_dropout.runtime import tables
+from meanfield_dropout.runtime.memory import announce_cost
 from meanfield_dropout.runtime.runner import check_workers, run_unordered
+from tqdm.auto import tqdm
 
 from .decision import (DEFAULT_CLOSE, DEFAULT_RATIO, compare_candidates, paired_log_ratio,
                        pooled_slope)
-from .plugin import DEFAULT_BUDGET, candidate_limits, effective_constants, measure_cell
+from .plugin import (DEFAULT_BUDGET, candidate_limits, cell_seconds, effective_constants,
+                     measure_cell)
 from ..theory.phases import classify
 from ..theory.scalings import power_law
 
-__all__ = ["LocateResult", "locate"]
+__all__ = ["LocateResult", "horizon_report", "locate", "locate_horizons"]
 
 MAX_WIDTH = 1 << 16
 
@@ -104,6 +108,36 @@ class LocateResult:
     data: str
     seed: int
 
+    __repr__ = tables.compact_repr
+
+    def to_frame(self):
+        """The distances as a tidy table (pandas, the ``table`` extra): one row per limit and
+        repeat, at the width n and, with the ladder, per rung for the fitted limit.
+
+        Columns ``width``, ``master_lr``, ``keep_prob``, ``horizon`` T, ``steps``, ``data``,
+        ``seed``, ``limit``, ``repeat``, ``sup_predictor`` (sup over (0, T] of the predictor
+        error), ``final_predictor`` and ``final_w2`` (at T; NaN on the ladder's rungs),
+        ``relative`` (geometric mean over repeats / target RMS), ``nearest`` and
+        ``describes`` (whether the limit is the nearest / the describing one at n).
+        """
+        cmp_ = self.comparison
+        common = dict(horizon=self.horizon, steps=self.steps, data=self.data, seed=self.seed)
+        rows = [dict(width=self.width, master_lr=self.master_lr, keep_prob=self.keep_prob,
+                     **common, limit=name, repeat=r, sup_predictor=float(d["max"][r]),
+                     final_predictor=float(d["final"][r]), final_w2=float(d["w2"][r]),
+                     relative=cmp_.relative[name], nearest=name == cmp_.nearest,
+                     describes=name == cmp_.describes)
+                for name, d in self.distances.items() for r in range(len(d["max"]))]
+        ladder = self.ladder or dict(widths=[])
+        for i, n in enumerate(ladder["widths"][:-1]):
+            rows += [dict(width=n, master_lr=ladder["master_lr"][i],
+                          keep_prob=ladder["keep_prob"][i], **common, limit=ladder["limit"],
+                          repeat=r, sup_predictor=float(value), final_predictor=math.nan,
+                          final_w2=math.nan, relative=math.nan,
+                          nearest=ladder["nearest"][i] == ladder["limit"], describes=False)
+                     for r, value in enumerate(ladder["distances"][i])]
+        return tables.frame(rows)
+
     def summary(self):
         """Multi-line report (used by the ``locate`` command)."""
         c, cmp_ = self.constants, self.comparison
@@ -151,6 +185,9 @@ class LocateResult:
             else:
                 lines.append(f"described by: {cmp_.describes} (the simplest limit within "
                              f"{cmp_.settings['describe_ratio']:g}x of the nearest)")
+            lines.append(f"this answer holds for the horizon T = {self.horizon:g} "
+                         f"({self.steps} steps): over another horizon another limit can be "
+                         "the nearest (ask several: --steps K1,K2 or --horizon T1,T2)")
         if self.ladder is not None:
             s, lo, hi = self.ladder["slope"]
             trend = ("still falling" if hi < 0 else "not falling" if lo > -0.05 else
@@ -158,17 +195,26 @@ class LocateResult:
             lines.append(f"width ladder {', '.join(map(str, self.ladder['widths']))}: distance "
                          f"to {self.ladder['limit']} ~ n^{s:+.2f} (95% CI [{lo:+.2f}, "
                          f"{hi:+.2f}]): {trend}")
+            lines.append("nearest limit along the ladder: " + ", ".join(
+                f"n={n}: {name}" for n, name in zip(self.ladder["widths"],
+                                                   self.ladder["nearest"])))
         return "\n".join(lines)
 
 
-def _measure(width, master_lr, keep_prob, *, horizon, data, repeats, seed, workers, budget,
-             n_times, limit_factor):
-    """Run the repeats of one width; returns (limits, skipped, per-repeat cell dicts)."""
-    inputs, targets = data
-    limits, skipped = candidate_limits(width, master_lr, keep_prob, horizon, *inputs.shape,
+def _candidates(width, master_lr, keep_prob, *, horizon, data, budget, limit_factor, **_):
+    """(limits that run, skipped) at one width (ValueError if none fits the budget)."""
+    limits, skipped = candidate_limits(width, master_lr, keep_prob, horizon, *data[0].shape,
                                        budget=budget, limit_factor=limit_factor)
     if not limits:
         raise ValueError(f"no limit can be simulated at width {width} within the budget")
+    return limits, skipped
+
+
+def _measure(width, master_lr, keep_prob, *, horizon, data, repeats, seed, workers, budget,
+             n_times, limit_factor, bar):
+    """Run the repeats of one width; returns (limits, skipped, per-repeat cell dicts)."""
+    limits, skipped = _candidates(width, master_lr, keep_prob, horizon=horizon, data=data,
+                                  budget=budget, limit_factor=limit_factor)
     tasks = [(width, master_lr, keep_prob, limits, horizon,
               np.random.SeedSequence(seed, spawn_key=(width, r)), data, n_times, 64,
               limit_factor)
@@ -176,13 +222,28 @@ def _measure(width, master_lr, keep_prob, *, horizon, data, repeats, seed, worke
     cells = [None] * repeats
     for index, cell in run_unordered(measure_cell, tasks, workers):
         cells[index] = cell
+        bar.update()
     return limits, skipped, cells
+
+
+def _ladder_points(width, constants):
+    """(n, τ_n, q_n) at n/8, n/4, n/2 along the power law through the point."""
+    return [(n, n ** -constants["b_tau"], min(1.0, n ** -constants["b_keep"]))
+            for n in (width // 8, width // 4, width // 2)]
 
 
 def locate(width, master_lr, keep_prob, *, data=None, steps=None, horizon=None, repeats=3,
            seed=0, ladder=False, workers=None, ratio=DEFAULT_RATIO,
-           close_threshold=DEFAULT_CLOSE, budget=DEFAULT_BUDGET, n_times=9, limit_factor=4):
-    """Which limit dynamics describes dropout at width n, learning rate τ, keep q.
+           close_threshold=DEFAULT_CLOSE, budget=DEFAULT_BUDGET, n_times=9, limit_factor=4,
+           progress=True):
+    """Which limit dynamics describes dropout at width n, learning rate τ, keep q, over the
+    horizon [0, T].
+
+    The answer holds for that horizon: over a longer one another limit can be the nearest
+    (e.g. the Bernoulli jump over 10 steps, the WGF over 100); :func:`locate_horizons` asks
+    several. A run estimated above 30 s prints its estimate first
+    (:func:`~meanfield_dropout.runtime.memory.announce_cost`, from the cost model of
+    :mod:`phase_diagram.finder.plugin`).
 
     Parameters
     ----------
@@ -216,6 +277,8 @@ def locate(width, master_lr, keep_prob, *, data=None, steps=None, horizon=None, 
         (:func:`~phase_diagram.finder.plugin.measure_cell`).
     n_times : int
         Grid times in [0, T].
+    progress : bool
+        A tqdm bar over the cells (repeats × widths).
 
     Returns
     -------
@@ -247,42 +310,104 @@ def locate(width, master_lr, keep_prob, *, data=None, steps=None, horizon=None, 
     common = dict(horizon=horizon, data=data, repeats=repeats, seed=seed, workers=workers,
                   budget=budget, n_times=n_times,
                   limit_factor=check_int(limit_factor, "limit_factor", low=1, high=64))
-    limits, skipped, cells = _measure(width, tau, q, **common)
-    distances = {name: dict(max=np.array([np.nanmax(c[name]["predictor"][1:])
-                                          if c["diverged"] is None else np.nan for c in cells]),
-                            final=np.array([c[name]["predictor"][-1] for c in cells]),
-                            w2=np.array([c[name]["w2"][-1] for c in cells]))
-                 for name in limits}
-    curves = {name: np.array([c[name]["predictor"] for c in cells]) for name in limits}
-    comparison = compare_candidates({k: v["max"] for k, v in distances.items()}, scale=scale,
-                                    ratio=ratio, close_threshold=close_threshold)
-    diverged = [c["diverged"] for c in cells if c["diverged"]]
-    rung = None
-    if ladder and comparison.nearest is not None:
-        rung = _ladder(width, constants, comparison.nearest, distances, common)
+    points = [(width, tau, q)] + (_ladder_points(width, constants) if ladder else [])
+    seconds = repeats * sum(
+        cell_seconds(n, t, k, horizon, data[0].shape, _candidates(n, t, k, **common)[0],
+                     common["limit_factor"]) for n, t, k in points)
+    announce_cost(seconds, f"locate at width {width} over T = {horizon:g} ({steps} steps), "
+                           f"{repeats} repeats" + (" and the width ladder" if ladder else ""),
+                  min(workers, repeats))
+    with tqdm(total=repeats * len(points), desc="locate", unit="cell",
+              disable=not progress) as bar:
+        limits, skipped, cells = _measure(width, tau, q, bar=bar, **common)
+        distances = {name: dict(max=_sup(cells, name),
+                                final=np.array([c[name]["predictor"][-1] for c in cells]),
+                                w2=np.array([c[name]["w2"][-1] for c in cells]))
+                     for name in limits}
+        curves = {name: np.array([c[name]["predictor"] for c in cells]) for name in limits}
+        comparison = compare_candidates({k: v["max"] for k, v in distances.items()},
+                                        scale=scale, ratio=ratio,
+                                        close_threshold=close_threshold)
+        diverged = [c["diverged"] for c in cells if c["diverged"]]
+        rung = None
+        if ladder and comparison.nearest is not None:
+            rung = _ladder(points, constants, comparison, distances, dict(common, bar=bar),
+                           scale)
     return LocateResult(width, tau, float(q), constants, theory, float(horizon), int(steps),
                         cells[0]["times"], limits, skipped, distances, curves, scale,
                         comparison, diverged, rung, label, seed)
 
 
-def _ladder(width, constants, nearest, distances, common):
-    """Distances to ``nearest`` at n/8, n/4, n/2 (and n) along the power law through the point."""
-    widths = [width // 8, width // 4, width // 2]
-    rows, taus, keeps = [], [], []
-    for n in widths:
-        tau_n = n ** -constants["b_tau"]
-        keep_n = min(1.0, n ** -constants["b_keep"])
+def _sup(cells, name):
+    """Per repeat, the sup over t > 0 of the predictor error to ``name`` (NaN if diverged or
+    not run)."""
+    return np.array([np.nanmax(c[name]["predictor"][1:])
+                     if name in c and c["diverged"] is None else np.nan for c in cells])
+
+
+def _ladder(points, constants, comparison, distances, common, scale):
+    """Distances to the nearest limit at n/8, n/4, n/2 (and n) along the power law through
+    the point, and the nearest limit at each of these widths."""
+    (width, *_), rungs = points[0], points[1:]
+    nearest = comparison.nearest
+    rows, taus, keeps, nearest_at = [], [], [], []
+    for n, tau_n, keep_n in rungs:
         limits, _, cells = _measure(n, tau_n, keep_n, **common)
         taus.append(tau_n)
         keeps.append(keep_n)
-        rows.append(np.array([np.nanmax(c[nearest]["predictor"][1:])
-                              if nearest in limits and c["diverged"] is None else np.nan
-                              for c in cells]))
+        rows.append(_sup(cells, nearest))
+        nearest_at.append(compare_candidates({k: _sup(cells, k) for k in limits},
+                                             scale=scale, **{
+                                                 k: comparison.settings[k] for k in (
+                                                     "ratio", "close_threshold")}).nearest)
     rows.append(distances[nearest]["max"])
-    all_widths = widths + [width]
+    all_widths = [n for n, *_ in rungs] + [width]
     table = np.vstack(rows)
     return dict(widths=all_widths, master_lr=taus + [constants["tau"]],
                 keep_prob=keeps + [float(math.exp(-constants["b_keep"] * math.log(width)))],
-                limit=nearest, distances=table,
+                limit=nearest, distances=table, nearest=nearest_at + [nearest],
                 slope=pooled_slope(all_widths, table))
 
+
+
+def locate_horizons(width, master_lr, keep_prob, *, steps=None, horizons=None, **options):
+    """:func:`locate` over several horizons, to see how the answer moves with T.
+
+    Parameters
+    ----------
+    width, master_lr, keep_prob
+        As in :func:`locate`.
+    steps, horizons : sequence, optional
+        The horizons as step counts K (T = K τ) or as times T; give one of them.
+    **options
+        Passed to :func:`locate`.
+
+    Returns
+    -------
+    list of LocateResult
+        One per horizon, in the order asked (:func:`horizon_report` compares them).
+    """
+    if (steps is None) == (horizons is None):
+        raise ValueError("give steps or horizons (a sequence), not both")
+    if steps is not None:
+        return [locate(width, master_lr, keep_prob, steps=k, **options) for k in steps]
+    return [locate(width, master_lr, keep_prob, horizon=t, **options) for t in horizons]
+
+
+def horizon_report(located):
+    """Lines comparing :func:`locate` results of one network over several horizons: the
+    nearest and the describing limit at each T, and whether the answer moved."""
+    lines = [f"how the answer moves with the horizon (width n={located[0].width}, tau="
+             f"{located[0].master_lr:g}, q={located[0].keep_prob:g}):",
+             f"  {'T':>10s} {'steps':>8s}  {'nearest':15s} {'described by':15s} clear"]
+    for r in located:
+        c = r.comparison
+        lines.append(f"  {r.horizon:10.4g} {r.steps:8d}  {str(c.nearest):15s} "
+                     f"{c.describes:15s} {'yes' if c.clear else 'no'}")
+    nearest = [r.comparison.nearest for r in located]
+    if len(set(nearest)) == 1:
+        lines.append(f"the nearest limit is {nearest[0]} at every horizon asked")
+    else:
+        lines.append("the nearest limit depends on the horizon: " + " -> ".join(
+            f"{name} (T={r.horizon:g})" for name, r in zip(nearest, located)))
+    return lines

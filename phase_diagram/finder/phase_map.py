@@ -24,6 +24,7 @@ limit is within 10% of the RMS of the targets).
 import dataclasses
 import hashlib
 import json
+import math
 import time
 from fractions import Fraction
 from pathlib import Path
@@ -33,6 +34,7 @@ import numpy as np
 from meanfield_dropout.validation import check_int, check_positive
 from meanfield_dropout.convergence import DEFAULT_DATA
 from meanfield_dropout.data import load_dataset
+from meanfield_dropout.runtime import tables
 from meanfield_dropout.runtime.runner import check_workers, run_unordered
 
 from ..cluster import dask_results
@@ -348,6 +350,37 @@ class MapSummary:
     agreement: dict
     cell_seconds: dict
     missing: int
+
+    __repr__ = tables.compact_repr
+
+    def to_frame(self):
+        """The map as a tidy table (pandas, the ``table`` extra): one row per finished point
+        and width.
+
+        Columns ``point`` (its label), ``u_n``, ``u_tau``, ``u_q`` (the simplex point),
+        ``width``, ``master_lr``, ``keep_prob``, ``theory`` (the phase of the power law
+        through it), ``nearest``, ``describes``, ``clear``, ``close``, ``relative`` (the
+        nearest limit's distance / target RMS), ``agrees`` (``describes`` is the theory's
+        phase) and the map's ``horizon``, ``repeats``, ``seed`` and ``data``.
+        """
+        c = self.config
+        rows = []
+        for point in self.points:
+            for width in c.widths:
+                cmp_ = self.comparisons.get((point.label, width))
+                if cmp_ is None:
+                    continue
+                tau, keep = point.values(width)
+                rows.append(dict(
+                    point=point.label,
+                    **dict(zip(("u_n", "u_tau", "u_q"), map(float, point.u))),
+                    width=width, master_lr=float(tau), keep_prob=float(keep),
+                    theory=self.theory[point.label], nearest=cmp_.nearest,
+                    describes=cmp_.describes, clear=cmp_.clear, close=cmp_.close,
+                    relative=cmp_.relative.get(cmp_.nearest, math.nan),
+                    agrees=_agrees(cmp_.describes, self.theory[point.label]),
+                    horizon=c.horizon, repeats=c.repeats, seed=c.seed, data=c.data))
+        return tables.frame(rows)
 
 
 def _agrees(limit, phase):

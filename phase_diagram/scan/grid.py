@@ -29,7 +29,7 @@ runs ``widths``; every point still undetermined gets the next width, twice the l
 by their identity, one atomic record each, so a killed run resumes with nothing lost and the
 numbers do not depend on the worker count or the backend.
 
-Signal before statistics. The data are the scan's teacher–student problem with its targets
+Signal before statistics. The data are the scans' toy problem with its targets
 scaled by ``target_scale`` (default 3, as the phase map): the limits differ by how far the
 particles move, which grows with the size of the residual, while dropout's own fluctuation
 around its limit (O(n^(−1/2)) per unit of motion) grows no faster, so larger targets widen the

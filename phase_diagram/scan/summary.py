@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from meanfield_dropout.runtime import tables
 from meanfield_dropout.stats import loglog_fit
 
 from ..finder.decision import (DEFAULT_RATIO, DEFAULT_SLOPE_THRESHOLD, DEFAULT_WINDOW,
@@ -180,6 +181,58 @@ class ScalingResult:
         if self.decision is None or not self.decision.decided:
             return None
         return self.decision.phase == self.regime.phase
+
+    __repr__ = tables.compact_repr
+
+    def to_frame(self):
+        """The per-cell distances as a tidy table (pandas, the ``table`` extra): one row per
+        limit, width and repeat (NaN where a cell diverged).
+
+        Columns ``scaling`` (its name), ``limit``, ``width``, ``repeat``, ``distance``.
+        """
+        return tables.frame(
+            dict(scaling=self.spec.name, limit=limit, width=int(n), repeat=r,
+                 distance=float(values[r, w]))
+            for limit, values in self.distances.items() for w, n in enumerate(self.widths)
+            for r in range(values.shape[0]))
+
+
+def decision_table(results):
+    """The decisions of a scan as a tidy table (pandas, the ``table`` extra): one row per
+    scaling.
+
+    Columns ``scaling``, ``tau``, ``keep`` (its expressions), ``theory`` (the theoretical
+    phase), ``detected`` (the empirical one, None without two finished widths), ``width`` (the
+    largest width the decision used), ``agrees`` (None when undetermined, diverged or not
+    decided), ``diverged_cells`` and ``reason``.
+    """
+    return tables.frame(
+        dict(scaling=r.spec.name, tau=r.spec.tau, keep=r.spec.keep, theory=r.regime.phase,
+             detected=r.decision.phase if r.decision else None,
+             width=r.decision.width if r.decision else None, agrees=r.agrees,
+             diverged_cells=len(r.diverged), reason=r.decision.reason if r.decision else None)
+        for r in results)
+
+
+def decision_lines(results, verbose=False):
+    """One line per decided scaling (theory, detected phase, largest width, agreement and
+    diverged cells; with ``verbose`` the reason below it) and a count of the agreements."""
+    decided = [r for r in results if r.decision is not None]
+    lines = []
+    for r in decided:
+        mark = {True: "agree", False: "WRONG", None: "-"}[r.agrees]
+        first = r.diverged[0] if r.diverged else None
+        note = (f" ({len(r.diverged)} cell(s) diverged, first at n={first['width']}: "
+                f"{first['message']})" if first else "")
+        lines.append(f"{r.spec.name:40s} theory={r.regime.phase:15s} "
+                     f"detected={r.decision.phase:15s} n<={r.decision.width:<6d} {mark}{note}")
+        if verbose:
+            lines.append(f"    {r.decision.reason}")
+    agree = sum(r.agrees is True for r in decided)
+    wrong = sum(r.agrees is False for r in decided)
+    lines.append(f"decided {agree + wrong}/{len(decided)} scalings: {agree} agree with theory, "
+                 f"{wrong} wrong, {len(decided) - agree - wrong} undetermined or diverged")
+    return lines
 
 
 def _reduce(series, metric, statistic):

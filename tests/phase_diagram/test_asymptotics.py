@@ -294,16 +294,16 @@ def test_bad_input_is_a_one_line_error_naming_the_argument(which, text, message,
         parse_scaling(tau, keep)
     assert str(info.value).startswith(f"{which} expression") and "\n" not in str(info.value)
     assert len(str(info.value)) < 300
-    assert main(["classify", "--tau", tau, "--keep", keep]) == 2
+    assert main(["classify", "--master-lr", tau, "--keep-prob", keep]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.strip().splitlines()) == 1
     assert not Path("/tmp/pwned_by_classify").exists()
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--tau", "n**n", "--keep", "0.5"], "tau expression 'n**n'"),
-    (["--tau", "1/n", "--keep", "1 - 2*n"], "keep expression '1 - 2*n'"),
-    (["--tau", "1/n", "--keep", "1/n", "--width", "10**5000"], "argument --width"),
+    (["--master-lr", "n**n", "--keep-prob", "0.5"], "tau expression 'n**n'"),
+    (["--master-lr", "1/n", "--keep-prob", "1 - 2*n"], "keep expression '1 - 2*n'"),
+    (["--master-lr", "1/n", "--keep-prob", "1/n", "--width", "10**5000"], "argument --width"),
 ])
 def test_bad_input_from_the_command_line_exits_2(argv, message):
     result = subprocess.run([sys.executable, "-m", "phase_diagram", "classify", *argv],
@@ -313,7 +313,8 @@ def test_bad_input_from_the_command_line_exits_2(argv, message):
 
 
 def test_classify_at_a_huge_width_prints_instead_of_overflowing(capsys):
-    assert main(["classify", "--tau", "0.5*n**-1.5", "--keep", "1/n", "--width", "10**400"]) == 0
+    assert main(["classify", "--master-lr", "0.5*n**-1.5", "--keep-prob", "1/n", "--width",
+                 "10**400"]) == 0
     out = capsys.readouterr().out
     # -log tau_n = 1.5 log n + log 2: the point is within 1e-4 of the limit (2/7, 3/7, 2/7)
     assert "simplex point at n=1.0e+400: (0.2857, 0.4287, 0.2857)" in out

@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_classify_prints_phase_constants_and_point(capsys):
-    assert main(["classify", "--tau", "0.5*n**-1.5", "--keep", "1/n", "--width", "1000"]) == 0
+    assert main(["classify", "--master-lr", "0.5*n**-1.5", "--keep-prob", "1/n", "--width",
+                 "1000"]) == 0
     out = capsys.readouterr().out
     assert "phase: penalized-wgf" in out
     assert "beta = lim (1-q_n)/(n q_n) = 1" in out
@@ -21,22 +22,22 @@ def test_classify_prints_phase_constants_and_point(capsys):
 
 
 def test_classify_degenerate_names_the_cause(capsys):
-    assert main(["classify", "--tau", "0.5", "--keep", "1/log(n)"]) == 0
+    assert main(["classify", "--master-lr", "0.5", "--keep-prob", "1/log(n)"]) == 0
     out = capsys.readouterr().out
     assert "phase: degenerate" in out and "reason: alpha = inf" in out
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["classify", "--tau", "0.5*n**", "--keep", "1/n"], "malformed tau expression"),
-    (["classify", "--tau", "os.system('x')", "--keep", "1/n"], "may be called"),
-    (["classify", "--tau", "1/n", "--keep", "0"], "must be positive"),
-    (["classify", "--tau", "exp(1000)", "--keep", "1"], "cannot be evaluated"),
-    (["classify", "--tau", "(-n)**0.5", "--keep", "1"], "fractional power"),
-    (["classify", "--tau", "+" * 5000 + "n", "--keep", "1"], "nested too deeply"),
-    (["classify", "--tau", "1/n", "--keep", "1/n", "--width", "0"], "integer >= 1"),
-    (["classify", "--keep", "1/n"], "required"),
-    (["scan", "missing.toml", "--out", "OUT"], "cannot read"),
-    (["scan", "examples/phase_scan_small.toml", "--out", "OUT", "--workers", "0"],
+    (["classify", "--master-lr", "0.5*n**", "--keep-prob", "1/n"], "malformed tau expression"),
+    (["classify", "--master-lr", "os.system('x')", "--keep-prob", "1/n"], "may be called"),
+    (["classify", "--master-lr", "1/n", "--keep-prob", "0"], "must be positive"),
+    (["classify", "--master-lr", "exp(1000)", "--keep-prob", "1"], "cannot be evaluated"),
+    (["classify", "--master-lr", "(-n)**0.5", "--keep-prob", "1"], "fractional power"),
+    (["classify", "--master-lr", "+" * 5000 + "n", "--keep-prob", "1"], "nested too deeply"),
+    (["classify", "--master-lr", "1/n", "--keep-prob", "1/n", "--width", "0"], "integer >= 1"),
+    (["classify", "--keep-prob", "1/n"], "required"),
+    (["scan", "missing.toml", "--out-dir", "OUT"], "cannot read"),
+    (["scan", "examples/phase_scan_small.toml", "--out-dir", "OUT", "--workers", "0"],
      "integer >= 1"),
     (["plot", "no_such_dir", "-o", "OUT/x.png"], "no such directory"),
     (["frobnicate"], "invalid choice"),
@@ -65,7 +66,7 @@ def test_bad_input_gives_one_line_and_status_2(argv, message, monkeypatch, capsy
 def test_bad_scan_configs_exit_2(body, message, tmp_path, capsys):
     config = tmp_path / "bad.toml"
     config.write_text(body)
-    assert main(["scan", str(config), "--out", str(tmp_path / "out")]) == 2
+    assert main(["scan", str(config), "--out-dir", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
 
@@ -81,8 +82,8 @@ def test_theory_and_scan_plot_write_figures(tmp_path):
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "theory.png").stat().st_size > 10_000
     assert (tmp_path / "theory.pdf").exists()
-    result = run("scan", "examples/phase_scan_small.toml", "--out", str(tmp_path / "scan"),
-                 "--workers", "2", "--quiet", "--allow-import")
+    result = run("scan", "examples/phase_scan_small.toml", "--out-dir", str(tmp_path / "scan"),
+                 "--workers", "2", "--no-progress", "--allow-import")
     assert result.returncode == 0, result.stderr
     assert "12 cells: 0 already done, 12 computed" in result.stdout
     result = run("plot", str(tmp_path / "scan"), "-o", str(tmp_path / "diagram.png"))

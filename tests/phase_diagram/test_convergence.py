@@ -47,7 +47,7 @@ def run_cli(*args):
 def test_cli_smoke(tmp_path):
     out = tmp_path / "converge.png"
     data = tmp_path / "converge.npz"
-    proc = run_cli("--tau", "0.5*n**-0.5", "--keep", "0.7*n**-0.5", "--widths", "16,32",
+    proc = run_cli("--master-lr", "0.5*n**-0.5", "--keep-prob", "0.7*n**-0.5", "--widths", "16,32",
                    "--repeats", "2", "--horizon", "0.3", "--n-times", "2", "--out", str(out),
                    "--data-out", str(data), "--no-progress")
     assert proc.returncode == 0, proc.stderr
@@ -59,10 +59,11 @@ def test_cli_smoke(tmp_path):
 
 
 @pytest.mark.parametrize("args", [
-    ("--tau", "0.5*n**-0.5", "--keep", "0.7*n**-0.5", "--widths", "16"),
-    ("--tau", "0.5*n**-0.5", "--keep", "0.7*n**-0.5", "--widths", "16,32", "--limit", "wgf"),
-    ("--tau", "__import__('os')", "--keep", "0.7", "--widths", "16,32"),
-    ("--tau", "0.5", "--keep", "0.7", "--widths", "16,32", "--repeats", "0"),
+    ("--master-lr", "0.5*n**-0.5", "--keep-prob", "0.7*n**-0.5", "--widths", "16"),
+    ("--master-lr", "0.5*n**-0.5", "--keep-prob", "0.7*n**-0.5", "--widths", "16,32",
+     "--limit", "wgf"),
+    ("--master-lr", "__import__('os')", "--keep-prob", "0.7", "--widths", "16,32"),
+    ("--master-lr", "0.5", "--keep-prob", "0.7", "--widths", "16,32", "--repeats", "0"),
 ])
 def test_cli_bad_arguments_exit_2(tmp_path, args):
     proc = run_cli(*args, "--out", str(tmp_path / "x.png"), "--no-progress")

@@ -28,11 +28,11 @@ ROOT = Path(__file__).resolve().parents[2]
     (["map", "--widths", "64,x"], "comma-separated"),
     (["map", "--quick", "--widths", "64,128"], "--quick"),
     (["map", "--dask", "local", "--jobqueue", "x.toml", "--grid", "2", "--widths", "16,32",
-      "--out", "{tmp}/m"], "not both"),
-    (["map", "--replot", "--out", "{tmp}/nothing"], "no phase map"),
-    (["scan", str(ROOT / "examples" / "phase_scan_small.toml"), "--out", "{tmp}/s",
+      "--out-dir", "{tmp}/m"], "not both"),
+    (["map", "--replot", "--out-dir", "{tmp}/nothing"], "no phase map"),
+    (["scan", str(ROOT / "examples" / "phase_scan_small.toml"), "--out-dir", "{tmp}/s",
       "--sequential", "--allow-import"], "--max-width"),
-    (["scan", str(ROOT / "examples" / "phase_scan_small.toml"), "--out", "{tmp}/s",
+    (["scan", str(ROOT / "examples" / "phase_scan_small.toml"), "--out-dir", "{tmp}/s",
       "--max-width", "128", "--allow-import"], "--sequential"),
 ])
 def test_bad_input_is_one_line_and_exit_2(argv, message, tmp_path, capsys):
@@ -50,7 +50,7 @@ def test_locate_command_prints_the_report_and_writes_the_figure(tmp_path, capsys
     figure = tmp_path / "locate.png"
     assert main(["locate", "--width", "32", "--master-lr", "0.2", "--keep-prob", "0.5",
                  "--data", str(data), "--steps", "5", "--repeats", "2", "--workers", "1",
-                 "--figure", str(figure)]) == 0
+                 "--out", str(figure)]) == 0
     out = capsys.readouterr().out
     assert "alpha_n = tau/q = 0.4" in out and "nearest limit" in out
     assert figure.stat().st_size > 10_000

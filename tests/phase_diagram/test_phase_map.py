@@ -102,8 +102,8 @@ def test_map_command_resumes_after_a_kill(tmp_path):
     root = Path(__file__).resolve().parents[2]
     out = tmp_path / "killed"
     argv = [sys.executable, "-m", "phase_diagram", "map", "--grid", "2", "--widths", "16,32",
-            "--repeats", "2", "--horizon", "1", "--budget", "1", "--out", str(out), "-o",
-            str(tmp_path / "k.png"), "--workers", "1", "--quiet"]
+            "--repeats", "2", "--horizon", "1", "--budget", "1", "--out-dir", str(out), "-o",
+            str(tmp_path / "k.png"), "--workers", "1", "--no-progress"]
     env = dict(os.environ, PYTHONPATH=str(root))
     proc = subprocess.Popen(argv, cwd=root, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -119,8 +119,8 @@ def test_cli_scan_killed_by_signal_resumes_without_recomputing(tmp_path):
     marks.mkdir()
     env = dict(os.environ, PYTHONPATH=str(ROOT),
                PHASE_TEST_MARKERS=str(marks), PHASE_TEST_SLEEP="0.3")
-    cmd = [sys.executable, "-m", "phase_diagram", "scan", str(SMALL), "--out", str(out),
-           "--workers", "2", "--quiet", "--allow-import"]
+    cmd = [sys.executable, "-m", "phase_diagram", "scan", str(SMALL), "--out-dir", str(out),
+           "--workers", "2", "--no-progress", "--allow-import"]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.time() + 60
@@ -142,7 +142,7 @@ def test_cli_scan_killed_by_signal_resumes_without_recomputing(tmp_path):
             assert counts[str(cell.seed)] == 1      # finished cells are never recomputed
     reference = tmp_path / "reference"
     env["PHASE_TEST_MARKERS"] = str(tmp_path)
-    subprocess.run([*cmd[:5], "--out", str(reference), "--workers", "1", "--quiet",
+    subprocess.run([*cmd[:5], "--out-dir", str(reference), "--workers", "1", "--no-progress",
                     "--allow-import"],
                    env=env, cwd=ROOT,
                    check=True, capture_output=True, timeout=120)

@@ -154,8 +154,8 @@ def test_scan_size_and_memory_are_checked_before_anything_runs(tmp_path):
 
 
 def _scan_command(out, workers=1):
-    return [sys.executable, "-m", "phase_diagram", "scan", str(SMALL), "--out", str(out),
-            "--workers", str(workers), "--quiet", "--allow-import"]
+    return [sys.executable, "-m", "phase_diagram", "scan", str(SMALL), "--out-dir", str(out),
+            "--workers", str(workers), "--no-progress", "--allow-import"]
 
 
 def test_two_scans_into_one_directory_compute_each_cell_once(tmp_path):
