@@ -3,11 +3,13 @@
 Full default: width 4000, q in {0.6, 0.7, 0.8, 0.9}, 4000 steps, 10 repeats on scikit-learn's
 digits (``--mnist PATH`` for a local MNIST .npz); ``--quick`` for a one-minute version,
 ``--replot`` to redraw from the cached results. Same as ``python -m meanfield_dropout reproduce
-images_variants``.
+images_variants --out-dir figures``.
 """
 import sys
+from pathlib import Path
 
 from meanfield_dropout.cli.main import main
 
 if __name__ == "__main__":
-    sys.exit(main(["reproduce", "images_variants", *sys.argv[1:]]))
+    here = str(Path(__file__).resolve().parent)
+    sys.exit(main(["reproduce", "images_variants", "--out-dir", here, *sys.argv[1:]]))

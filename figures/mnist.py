@@ -5,11 +5,13 @@ batch 64, q in {0.6, 0.7, 0.8, 0.9}, 1000 steps, 3 repeats, sharpness every 200 
 ``--quick`` for a one-minute version, ``--paper`` for the authors' 40 000 steps and 10
 repeats (resumable, ``--dask`` for a cluster), ``--task full`` for the 10 classes,
 ``--mnist PATH`` for a local full MNIST, ``--replot`` to redraw from the cache. Same as
-``python -m meanfield_dropout reproduce mnist``.
+``python -m meanfield_dropout reproduce mnist --out-dir figures``.
 """
 import sys
+from pathlib import Path
 
 from meanfield_dropout.cli.main import main
 
 if __name__ == "__main__":
-    sys.exit(main(["reproduce", "mnist", *sys.argv[1:]]))
+    here = str(Path(__file__).resolve().parent)
+    sys.exit(main(["reproduce", "mnist", "--out-dir", here, *sys.argv[1:]]))

@@ -29,6 +29,7 @@ from .validation import (check_array, check_int, check_keep_prob, check_nonnegat
 from .kernels.activations import activation_code
 from .kernels.core import _backward_update, _forward, _loss_derivative
 from .kernels.second_order import _hessian_vector_product
+from .runtime import tables
 from .runtime.memory import check_memory
 from .runtime.threads import blas_single_thread
 from .network import (check_loss_targets, check_particles, check_targets,
@@ -170,6 +171,8 @@ class Sharpness(NamedTuple):
     converged: bool
     points: int
 
+    __repr__ = tables.compact_repr
+
 
 def sharpness(particles, inputs, targets, *, loss="square", activation="relu", bias=False,
               output_scale="mean_field", iterations=20, tol=1e-3, start=None, points=None,
@@ -257,6 +260,8 @@ class BatchSharpness(NamedTuple):
     batch_size: int
     keep_prob: float
     values: np.ndarray
+
+    __repr__ = tables.compact_repr
 
 
 def _ratio(net):

@@ -21,7 +21,7 @@ from .. import plots, warmup
 from ..runtime import results
 from .options import (IntRange, ListOf, MakeDirectories, OutputFile, SettingOption,
                       add_reproduce_command, build_parser, data_choice, default_output,
-                      input_file, input_path, program, run_main)
+                      input_file, input_path, program, run_line, run_main)
 from ..data import data_label, load_dataset, teacher_student
 from ..data.registry import DATA_HELP
 from ..engine import VARIANTS, simulate
@@ -168,9 +168,11 @@ def _sme_command(parser, stem, run, figure, summary, settings_class):
         if args.out is None:
             args.out = default_output(Path(f"{stem}.png"), "--out")
             default_output(args.out.with_suffix(".npz"), "--out")
-        result = run(_settings(settings_class, args), progress=not args.no_progress)
+        settings = _settings(settings_class, args)
+        result = run(settings, progress=not args.no_progress)
         cache = results.save(result, args.out.with_suffix(".npz"))
         plots.save_figure(figure(result), args.out)
+        print(run_line(settings))
         print("\n".join(summary(result)))
         print(f"wrote {args.out} and {cache} in {time.perf_counter() - start:.1f} s")
     parser.set_defaults(run=handler)

@@ -436,11 +436,23 @@ def _reproduce(args, experiments, options):
                          quick=args.quick,
                          replot=args.replot, progress=not args.no_progress,
                          workers=args.workers, paper=args.paper, run_options=run_options)
+        print(f"{name}: {run_line(settings)}")
         print("\n".join(done.summary))
         print(f"{name}: wrote {', '.join(str(p) for p in [*done.figures, done.cache])} in "
               f"{done.seconds:.1f} s")
         total += done.seconds
     print(f"reproduce: {len(names)} experiment(s) in {total:.1f} s")
+
+
+#: The settings a run line names, when the settings have them.
+RUN_FIELDS = ("data", "width", "widths", "seed", "steps", "time", "horizon")
+
+
+def run_line(settings):
+    """``data X, width n, seed s, steps K`` of an experiment's ``settings`` (the fields of
+    :data:`RUN_FIELDS` it has): what a command ran on, printed with its results."""
+    return ", ".join(f"{name} {getattr(settings, name)}" for name in RUN_FIELDS
+                     if getattr(settings, name, None) is not None)
 
 
 def _run_options(experiment, settings, args):

@@ -69,10 +69,12 @@ def describe(value):
 
 
 def compact_repr(self):
-    """``ClassName(field=..., ...)`` of a dataclass: shapes and key numbers, never arrays.
+    """``ClassName(field=..., ...)`` of a dataclass or named tuple: shapes and key numbers,
+    never arrays.
 
     A field whose description is too long is cut to its keys or length (:func:`describe`).
     """
-    fields = [f.name for f in dataclasses.fields(self) if f.repr]
+    fields = ([f.name for f in dataclasses.fields(self) if f.repr]
+              if dataclasses.is_dataclass(self) else list(self._fields))
     return (f"{type(self).__name__}("
             + ", ".join(f"{name}={describe(getattr(self, name))}" for name in fields) + ")")

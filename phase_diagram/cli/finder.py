@@ -7,6 +7,7 @@ import argparse
 import contextlib
 import dataclasses
 import math
+import warnings
 from pathlib import Path
 
 from meanfield_dropout.cli.options import (ListOf, MakeDirectories, OutputFile, add_renamed,
@@ -21,7 +22,7 @@ from ..finder.locate import MAX_WIDTH, horizon_report, locate_horizons
 from ..finder.phase_map import QUICK, MapConfig, estimated_seconds, run_map, summarize_map
 from ..plots import locate_figure, phase_map_figure
 
-__all__ = ["add_locate", "add_map", "add_run_options", "dask_address", "figure_file"]
+__all__ = ["FigureOrOldDirectory", "add_locate", "add_map", "add_run_options", "dask_address"]
 
 
 def _number(kind, low, high, *, low_open=False, name="value"):
@@ -171,13 +172,23 @@ def _map(args):
         print(f"table written to {args.csv}")
 
 
-def figure_file(text):
-    """``type=`` of the ``-o/--out`` figure of a command with an ``--out-dir`` (``--out``
-    named that directory before): a figure file with its suffix."""
-    if not Path(text).suffix:
-        raise argparse.ArgumentTypeError(f"{text!r} has no figure suffix: --out is the figure "
-                                         "file (.png); give the cell directory as --out-dir")
-    return OutputFile("figure")(text)
+class FigureOrOldDirectory(MakeDirectories):
+    """``-o/--out`` of a command with an ``--out-dir``: the figure file. ``--out`` named that
+    directory before, so a value without a suffix is taken as the old spelling of
+    ``--out-dir`` (a FutureWarning)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        try:
+            if not Path(values).suffix:
+                warnings.warn(f"{option_string} DIR is now --out-dir DIR ({option_string} is "
+                              "the figure file); the old spelling will be removed",
+                              FutureWarning, stacklevel=2)
+                namespace.out_dir = output_dir(values)
+                return
+            path = OutputFile("figure")(values)
+        except argparse.ArgumentTypeError as exc:
+            raise argparse.ArgumentError(self, str(exc)) from None
+        super().__call__(parser, namespace, path, option_string)
 
 
 def add_map(sub):
@@ -203,7 +214,7 @@ def add_map(sub):
     p.add_argument("--out-dir", metavar="DIR", type=output_dir,
                    help="cell directory (resumable; default map_runs/phase_map[_quick])")
     add_renamed(p, "--output", p.add_argument(
-        "-o", "--out", metavar="PNG", type=figure_file, action=MakeDirectories,
+        "-o", "--out", metavar="PNG", action=FigureOrOldDirectory,
         help="figure (default phase_map[_quick].png in the current directory)"))
     p.add_argument("--csv", type=OutputFile(".csv"), action=MakeDirectories,
                    help="also write the map as a table (one row per point and width)")

@@ -9,13 +9,12 @@ import resource
 import time
 from pathlib import Path
 
-from meanfield_dropout.cli.options import (ListOf, MakeDirectories, add_renamed,
-                                           default_output, output_dir)
+from meanfield_dropout.cli.options import ListOf, add_renamed, default_output, output_dir
 from meanfield_dropout.plots.figures import save_figure
 
 from ..plots import grid_decision_figure
 from ..scan.grid import QUICK, GridConfig, decide_grid, estimate_grid_cost, summarize_grid
-from .finder import _number, add_run_options, dask_address, figure_file
+from .finder import FigureOrOldDirectory, _number, add_run_options, dask_address
 
 __all__ = ["add_grid"]
 
@@ -103,7 +102,7 @@ def add_grid(sub):
                    help="run directory (resumable; default grid_runs/default or "
                         "grid_runs/quick)")
     add_renamed(p, "--output", p.add_argument(
-        "-o", "--out", metavar="PNG", type=figure_file, action=MakeDirectories,
+        "-o", "--out", metavar="PNG", action=FigureOrOldDirectory,
         help="figure (default grid_decision[_quick].png in the current directory)"))
     add_run_options(p)
     p.set_defaults(run=_grid)

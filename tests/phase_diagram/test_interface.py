@@ -106,6 +106,6 @@ def test_renamed_scan_and_plot_flags_warn(tmp_path, capsys):
     assert main(["plot", str(tmp_path / "s"), "--output", str(tmp_path / "p.png")]) == 0
     assert "warning: --output is now --out" in capsys.readouterr().err
     assert (tmp_path / "p.png").exists()
-    assert main(["map", "--out", str(tmp_path / "cells")]) == 2
-    assert "--out is the figure file (.png); give the cell directory as --out-dir" in \
-        capsys.readouterr().err
+    assert main(["map", "--replot", "--out", str(tmp_path / "nothing")]) == 2
+    err = capsys.readouterr().err
+    assert "warning: --out DIR is now --out-dir DIR" in err and "no phase map" in err
