@@ -97,9 +97,9 @@ MEANFIELD = [
     (SIM + ["--snapshot-neurons", "0", "--out", "x"], "argument --snapshot-neurons"),
     (SIM + ["--snapshot-neurons", "11", "--out", "x"], "snapshot_neurons must be an integer"),
     (SIM + ["--dtype", "float16", "--out", "x"], "argument --dtype: invalid choice"),
-    (SIM, "the following arguments are required: --out"),
+    (SIM, "the following arguments are required: -o/--out"),
     # simulate: paths, before anything runs
-    (SIM + ["--out", ""], "argument --out: expected a file path, got ''"),
+    (SIM + ["--out", ""], "argument -o/--out: expected a file path, got ''"),
     (SIM + ["--out", "DIR"], "is a directory; give a file path"),
     (SIM + ["--out", "FILE/run.npz"], "file.txt is not a directory"),
     (SIM + ["--out", "FILE/a/b/run.npz"], "file.txt is not a directory"),

@@ -94,10 +94,6 @@ def _scan(args):
         raise ValueError(f"--sequential needs --max-width above the largest width "
                          f"{max(config.widths)}")
     start = time.perf_counter()
-    data = config.options.get("data", DEFAULT_DATA) if config.cell_function == \
-        DEFAULT_CELL_FUNCTION else f"set by the cell function {config.cell_function}"
-    print(f"scan: data {data}, widths {', '.join(map(str, config.widths))}, {config.repeats} "
-          f"repeats, seed {config.seed}, horizon T = {config.horizon:g}", flush=True)
     with dask_address(args) as address:
         if args.sequential:
             counts = run_sequential(config, args.out_dir, max_width=args.max_width,
@@ -117,6 +113,10 @@ def _scan(args):
             print(f"{counts['total']} cells: {counts['skipped']} already done, "
                   f"{counts['computed']} computed{extra} in "
                   f"{time.perf_counter() - start:.1f} s -> {args.out_dir}")
+    data = config.options.get("data", DEFAULT_DATA) if config.cell_function == \
+        DEFAULT_CELL_FUNCTION else f"set by the cell function {config.cell_function}"
+    print(f"scan: data {data}, widths {', '.join(map(str, config.widths))}, {config.repeats} "
+          f"repeats, seed {config.seed}, horizon T = {config.horizon:g}")
     _, scalings, _ = summarize_sequential(args.out_dir)
     print("\n".join(decision_lines(scalings, verbose=True)))
     if args.csv:

@@ -19,7 +19,8 @@ from tqdm.auto import tqdm
 
 from meanfield_dropout.engine import DivergenceError
 from meanfield_dropout.validation import check_int
-from meanfield_dropout.runtime.memory import check_memory, format_bytes, warn_long_run
+from meanfield_dropout.runtime.memory import (NOMINAL_RATE, announce_cost, check_memory,
+                                             format_bytes, warn_long_run)
 from meanfield_dropout.runtime.runner import available_cores, run_unordered
 
 from .cell_functions import COST_ESTIMATORS, resolve_cell_function
@@ -133,8 +134,9 @@ def _check_cost(cells, function, workers):
                  f"{len(largest)} cell(s) at once (the largest, at width {largest[0][1]}, "
                  f"needs {format_bytes(largest[0][0][0])})",
                  "use fewer workers or smaller widths")
-    warn_long_run(sum(c[0][1] for c in costs), f"the scan of {len(cells)} cells",
-                  "use fewer repeats, smaller widths or a shorter horizon")
+    operations = warn_long_run(sum(c[0][1] for c in costs), f"the scan of {len(cells)} cells",
+                               "use fewer repeats, smaller widths or a shorter horizon")
+    announce_cost(operations / NOMINAL_RATE, f"the scan of {len(cells)} cells", workers)
 
 
 def _pool_records(cells, out_dir, function, workers):
