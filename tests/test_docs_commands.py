@@ -9,6 +9,7 @@ with the command and the parser's message.
 """
 import contextlib
 import io
+import warnings
 import re
 import shlex
 from pathlib import Path
@@ -63,7 +64,9 @@ def test_commands_found():
 def test_command_parses(source, program, argv, monkeypatch):
     monkeypatch.chdir(ROOT)
     errors = io.StringIO()
-    with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()), \
+            warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)      # the docs use no old spelling
         try:
             PROGRAMS[program]().parse_args(argv)
         except SystemExit as exc:

@@ -9,7 +9,7 @@ import pytest
 
 from meanfield_dropout.runtime import results
 from meanfield_dropout.cli.main import main
-from meanfield_dropout.experiments import EXPERIMENTS, reproduce
+from meanfield_dropout.experiments import EXPERIMENTS, QUICK_NOTE, reproduce
 from meanfield_dropout.experiments import teacher_student as teacher_student_module
 from meanfield_dropout.experiments.images_variants import ImagesVariantsSettings
 from meanfield_dropout.experiments.sme import SmeSettings
@@ -52,7 +52,8 @@ def test_teacher_student_quick_outputs(tmp_path):
     assert np.all(a.trajectories[:, 0] == a.trajectories[0, 0])
     # the training loss falls for every variant
     assert np.all(a.train_loss[..., -1] < a.train_loss[..., 0])
-    assert len(done.summary) == 6 and all("slope" in line for line in done.summary)
+    assert done.summary[0] == QUICK_NOTE
+    assert len(done.summary) == 7 and all("slope" in line for line in done.summary[1:])
 
 
 def test_teacher_student_replot_needs_no_recompute(tmp_path, monkeypatch):

@@ -87,7 +87,7 @@ def test_one_rule_for_outputs_and_no_progress_where_a_bar_shows(capsys):
             assert "--output" not in visible and "--quiet" not in visible, name
             if "--out" in visible and name not in ("scan",):
                 assert "-o" in flags, name
-            if name not in ("classify", "plot", "theory"):
+            if name not in ("classify", "plot", "theory", "cache"):   # no bar shows
                 assert "--no-progress" in flags, name
 
 

@@ -88,6 +88,6 @@ fig.tight_layout()
 # The same from the shell, with the figure of the command (one panel per limit):
 #
 # ```bash
-# python -m phase_diagram converge --tau "0.5*n**-0.5" --keep "0.7" \
+# python -m phase_diagram converge --master-lr "0.5*n**-0.5" --keep-prob "0.7" \
 #     --widths 100,200,400,800 --limit wgf --out converge.png
 # ```

@@ -82,6 +82,6 @@ fig.tight_layout()
 # critical point). From the shell:
 #
 # ```bash
-# python -m phase_diagram classify --tau "0.5*n**-0.5" --keep "0.7*n**-0.5"
+# python -m phase_diagram classify --master-lr "0.5*n**-0.5" --keep-prob "0.7*n**-0.5"
 # python -m phase_diagram theory -o phase_diagram_theory.png
 # ```

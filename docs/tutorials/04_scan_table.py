@@ -121,6 +121,6 @@ fig.tight_layout()
 # From the shell, the same scan from a TOML file, its decisions and figure:
 #
 # ```bash
-# python -m phase_diagram scan my_scan.toml --out scan_runs/mine --workers 2
+# python -m phase_diagram scan my_scan.toml --out-dir scan_runs/mine --workers 2
 # python -m phase_diagram plot scan_runs/mine -o my_phase_diagram.png --verbose
 # ```

@@ -43,7 +43,7 @@ result = locate(width, 0.1, 0.5, steps=20, repeats=repeats, ladder=not SMALL,
 print(result.summary())
 
 # %% [markdown]
-# The figure of the command line (`phase-diagram locate ... --figure`): the predictor error
+# The figure of the command line (`phase-diagram locate ... --out`): the predictor error
 # over time for each limit, its sup with 95% intervals against the "close" threshold, and
 # the ladder.
 
@@ -89,5 +89,5 @@ for name in sorted(result.distances, key=lambda k: comparison.relative[k]):
 #
 # ```bash
 # python -m phase_diagram locate --width 1024 --master-lr 0.1 --keep-prob 0.5 --steps 20 \
-#     --ladder --figure locate.png
+#     --ladder --out locate.png
 # ```
