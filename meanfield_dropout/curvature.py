@@ -26,69 +26,62 @@ from scipy.linalg import eigh_tridiagonal
 
 from .validation import (check_array, check_int, check_keep_prob, check_nonnegative,
                          check_positive, seed_sequence)
-from .kernels.activations import activation_code
 from .kernels.core import _backward_update, _forward, _loss_derivative
 from .kernels.second_order import _hessian_vector_product
 from .runtime import tables
 from .runtime.memory import check_memory
 from .runtime.threads import blas_single_thread
-from .network import (check_loss_targets, check_particles, check_targets,
+from .network import (NetworkData, check_particles, network_data,
                       output_scale_factor)
 
 
 class _Net(NamedTuple):
-    """A validated network and data set as the kernels read them."""
+    """Particles X (n, p) and the output scale s on validated data and architecture."""
 
-    X: np.ndarray          # (n, p) particles
-    Z: np.ndarray          # (m, d)
-    Zt: np.ndarray         # (d, m)
-    y: np.ndarray          # (K, m) output-major targets
-    K: int
-    bias: bool
-    act: int
-    loss: int
+    data: NetworkData
+    X: np.ndarray
     scale: float
 
     def subset(self, rows=None, points=None, weight=1.0):
         """The network on neurons ``rows`` with output scale ``weight``·s, on data ``points``."""
         X = self.X if rows is None else np.ascontiguousarray(self.X[rows])
-        Z, y = (self.Z, self.y) if points is None else \
-            (np.ascontiguousarray(self.Z[points]), np.ascontiguousarray(self.y[:, points]))
-        return self._replace(X=X, Z=Z, Zt=np.ascontiguousarray(Z.T), y=y,
-                             scale=self.scale * weight)
+        data = self.data
+        if points is not None:
+            inputs = np.ascontiguousarray(data.inputs[points])
+            data = data._replace(inputs=inputs, inputs_t=np.ascontiguousarray(inputs.T),
+                                 targets=np.ascontiguousarray(data.targets[:, points]))
+        return _Net(data, X, self.scale * weight)
 
 
 def _net(particles, inputs, targets, loss, activation, bias, output_scale):
-    inputs = check_array(inputs, "inputs", 2)
-    if inputs.shape[0] < 1:
-        raise ValueError("inputs must hold at least one data point")
-    y = check_targets(targets, inputs.shape[0])
-    code = check_loss_targets(loss, y)
-    X = check_particles(particles, inputs.shape[1], bias, outputs=y.shape[0])
-    return _Net(X, inputs, np.ascontiguousarray(inputs.T), y, y.shape[0], bool(bias),
-                activation_code(activation), code, output_scale_factor(output_scale,
-                                                                      X.shape[0]))
+    data = network_data(inputs, targets, loss=loss, activation=activation, bias=bias)
+    X = check_particles(particles, data.inputs.shape[1], bias, outputs=data.outputs)
+    return _Net(data, X, output_scale_factor(output_scale, X.shape[0]))
 
 
 def _gradient(net, penalty=0.0):
     """∇L of the (penalised) batch loss: s · Dφ(x_i)ᵀ(r + penalty φ(x_i)/m) per neuron."""
-    n, m = net.X.shape[0], net.Z.shape[0]
+    d = net.data
+    n, m = net.X.shape[0], d.inputs.shape[0]
     rows = np.arange(n)
-    f = np.empty((net.K, m))
-    _forward(net.X, rows, n, 1.0, net.scale, net.Zt, net.K, net.bias, net.act,
+    f = np.empty((d.outputs, m))
+    _forward(net.X, rows, n, 1.0, net.scale, d.inputs_t, d.outputs, d.bias, d.activation,
              np.empty((0, m)), False, f)
     residual = np.empty_like(f)
-    _loss_derivative(net.loss, f, net.y, residual)
+    _loss_derivative(d.loss, f, d.targets, residual)
     out = np.zeros_like(net.X)
-    _backward_update(net.X, rows, n, -net.scale, penalty, residual, net.Z, net.Zt, net.K,
-                     net.bias, net.act, np.empty((0, m)), np.empty(0, dtype=np.int64), out)
+    _backward_update(net.X, rows, n, -net.scale, penalty, residual, d.inputs, d.inputs_t,
+                     d.outputs, d.bias, d.activation, np.empty((0, m)),
+                     np.empty(0, dtype=np.int64), out)
     return out
 
 
 def _hvp(net, V, penalty=0.0):
+    d = net.data
     out = np.empty_like(net.X)
-    _hessian_vector_product(net.X, np.ascontiguousarray(V), net.scale, penalty, net.loss,
-                            net.y, net.Z, net.Zt, net.K, net.bias, net.act, out)
+    _hessian_vector_product(net.X, np.ascontiguousarray(V), net.scale, penalty, d.loss,
+                            d.targets, d.inputs, d.inputs_t, d.outputs, d.bias, d.activation,
+                            out)
     return out
 
 
@@ -211,7 +204,7 @@ def sharpness(particles, inputs, targets, *, loss="square", activation="relu", b
     iterations = check_int(iterations, "iterations", low=1)
     tol = check_positive(tol, "tol")
     sample_rng, start_rng = (np.random.default_rng(s) for s in seed_sequence(seed).spawn(2))
-    m = net.Z.shape[0]
+    m = net.data.inputs.shape[0]
     if points is not None:
         points = check_int(points, "points", 1, m)
         if points < m:
@@ -246,7 +239,7 @@ def sharpness(particles, inputs, targets, *, loss="square", activation="relu", b
         vector = (basis[:j + 1].T @ y).reshape(net.X.shape)
         vector /= np.linalg.norm(vector)
     return Sharpness(value, vector, residual, j + 1,
-                     bool(residual <= tol * abs(value) or invariant), int(net.Z.shape[0]))
+                     bool(residual <= tol * abs(value) or invariant), int(net.data.inputs.shape[0]))
 
 
 class BatchSharpness(NamedTuple):
@@ -293,7 +286,7 @@ def batch_sharpness_terms(particles, inputs, targets, batches, masks=None, keep_
     ndarray, shape (draws,)
     """
     net = _net(particles, inputs, targets, loss, activation, bias, output_scale)
-    m, n = net.Z.shape[0], net.X.shape[0]
+    m, n = net.data.inputs.shape[0], net.X.shape[0]
     batches = np.asarray(batches)
     if batches.ndim != 2 or not np.issubdtype(batches.dtype, np.integer) or batches.size == 0 \
             or batches.min() < 0 or batches.max() >= m:

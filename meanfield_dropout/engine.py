@@ -34,9 +34,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .runtime import results, tables
-from .validation import (check_array, check_choice, check_int, check_keep_prob,
-                         check_nonnegative, check_positive, seed_record)
-from .kernels.activations import activation_code
+from .validation import (check_choice, check_int, check_keep_prob, check_nonnegative,
+                         check_positive, seed_record)
 from .kernels.blocks import make_workspace
 from .runtime.memory import check_memory
 from .runtime.threads import kernel_threads
@@ -45,9 +44,8 @@ from .kernels.relu_signs import _sign_path
 from .kernels import variants as variants_module
 from .kernels.variants import FORWARD_MASK, MASKS, VARIANTS, Data, Rule, _run_chunk, _unmasked_loss
 from .warmup import compile_ahead
-from .network import (DTYPES, check_loss_targets, check_particles,
-                      check_targets, init_particles, output_scale_factor,
-                      particle_dim)
+from .network import (DTYPES, check_particles, init_particles, network_data,
+                      output_scale_factor, particle_dim)
 
 class DivergenceError(FloatingPointError):
     """A run left the sane range (non-finite, or beyond its divergence bounds); ``step`` says where.
@@ -266,19 +264,14 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
     MemoryLimitError
         When snapshots and states would not fit in memory (:mod:`meanfield_dropout.runtime.memory`).
     """
-    check_choice(dtype, "dtype", DTYPES)
+    train_data = network_data(inputs, targets, loss=loss, activation=activation, bias=bias,
+                              dtype=dtype)
     ftype = DTYPES[dtype]
-    inputs = check_array(inputs, "inputs", 2, dtype=ftype)
-    points, dim = inputs.shape
-    if points < 1:
-        raise ValueError("inputs must hold at least one data point")
-    targets = check_targets(targets, points, dtype=ftype)
-    outputs = targets.shape[0]
-    loss_code = check_loss_targets(loss, targets)
+    (points, dim), outputs, act = train_data.inputs.shape, train_data.outputs, \
+        train_data.activation
     master_lr = check_positive(master_lr, "master_lr")
     keep_prob = check_keep_prob(keep_prob)
     steps = check_int(steps, "steps", low=0)
-    act = activation_code(activation)
     variants = tuple(variants)
     if not variants:
         raise ValueError("variants must name at least one update rule")
@@ -317,18 +310,11 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
         [check_int(s, "snapshot_steps entry", 0, steps) for s in snapshot_steps], dtype=np.int64))
     if (val_inputs is None) != (val_targets is None):
         raise ValueError("give both val_inputs and val_targets, or neither")
-    if val_inputs is not None:
-        val_inputs = check_array(val_inputs, "val_inputs", 2, dtype=ftype, shape=(None, dim))
-        val_targets = check_targets(val_targets, val_inputs.shape[0], dtype=ftype,
-                                    name="val_targets")
-        if val_targets.shape[0] != outputs:
-            raise ValueError(f"val_targets must have {outputs} output column(s), got "
-                             f"{val_targets.shape[0]}")
-        check_loss_targets(loss, val_targets, name="val_targets")
-        val_inputs_t = np.ascontiguousarray(val_inputs.T)
-    else:
-        val_inputs_t = np.empty((dim, 0), dtype=ftype)
-        val_targets = np.empty((outputs, 0), dtype=ftype)
+    if val_inputs is None:
+        val_inputs, val_targets = np.empty((0, dim)), np.empty((0, outputs))
+    val_data = network_data(val_inputs, val_targets, loss=loss, activation=activation,
+                            bias=bias, dtype=dtype, dim=dim, outputs=outputs, prefix="val_",
+                            empty_ok=True)
 
     settings = dict(master_lr=master_lr, steps=steps, keep_prob=keep_prob, width=width,
                     variants=list(variants), seed=seed_record(seed), activation=activation,
@@ -359,10 +345,13 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
     if initial is None:
         initial = init_particles(width, dim, seed=init_seq, bias=bias, dtype=dtype,
                                  outputs=outputs)
-    output_bound, parameter_bound = divergence_bounds(initial, targets, divergence_factor)
-    data = Data(inputs, np.ascontiguousarray(inputs.T), targets, val_inputs_t, val_targets)
-    rules = {name: Rule(*MASKS[name], keep_prob, master_lr, scale, penalties[name], loss_code,
-                        act, bool(bias), outputs, output_bound, parameter_bound, keep_pre[name])
+    output_bound, parameter_bound = divergence_bounds(initial, train_data.targets,
+                                                      divergence_factor)
+    data = Data(train_data.inputs, train_data.inputs_t, train_data.targets,
+                val_data.inputs_t, val_data.targets)
+    rules = {name: Rule(*MASKS[name], keep_prob, master_lr, scale, penalties[name],
+                        train_data.loss, act, train_data.bias, outputs, output_bound,
+                        parameter_bound, keep_pre[name])
              for name in variants}
     schedule = _Schedule(steps, chunk_steps, _record_plan(steps, loss_every), snapshot_steps,
                          snapshot_neurons)

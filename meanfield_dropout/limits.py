@@ -63,14 +63,13 @@ from tqdm.auto import tqdm
 
 from .runtime import results, tables
 from .validation import check_array, check_choice, check_int, check_positive, seed_sequence
-from .kernels.activations import activation_code
 from .kernels.blocks import make_workspace
 from .kernels.core import _predict
 from .kernels.limit_steps import _heun, _jump_events
 from .engine import (DIVERGENCE_FACTOR, DivergenceError, divergence_bounds, init_particles,
                      simulate)
 from .limit_sizes import _EVENT_BATCH, _PARTNER_BATCH, check_limit_size, heun_steps
-from .network import check_particles
+from .network import check_particles, network_data
 from .noise import mask_uniforms
 from .runtime.threads import blas_single_thread, kernel_threads
 from .kernels.rows import _all_features
@@ -350,13 +349,9 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
     in the mean-field regime* (2025): the five limits and their conditions on (n, τ_n, q_n).
     """
     constants = limit_constants(limit, alpha, beta, tau)
-    inputs = check_array(inputs, "inputs", 2)
-    m, dim = inputs.shape
-    if m < 1:
-        raise ValueError("inputs must hold at least one data point")
-    targets = check_array(targets, "targets", 1, shape=(m,))
+    data = network_data(inputs, targets, activation=activation, bias=bias, outputs=1)
+    m, dim = data.inputs.shape
     times = _check_times(times)
-    act = activation_code(activation)
     dt = check_positive(dt, "dt")
     init_seq, run_seq = seed_sequence(seed).spawn(2)
     if (particles is None) == (initial is None):
@@ -367,7 +362,7 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
     X = check_particles(initial, dim, bias, name="initial").copy()
     divergence_factor = check_positive(divergence_factor, "divergence_factor")
     check_limit_size(limit, X.shape, m, times, constants, dt)
-    bounds = divergence_bounds(X, targets, divergence_factor)
+    bounds = divergence_bounds(X, data.targets, divergence_factor)
     settings = dict(limit=limit, particles=X.shape[0], activation=activation,
                     bias=bool(bias), **constants)
     if clock is not None:
@@ -379,22 +374,21 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
             raise ValueError("with clock, times must be multiples of the clock's master_lr")
         settings["clock"] = dict(seed=int(clock.seed), master_lr=lr)
     if limit == "jump-bernoulli":
-        return _bernoulli(X, inputs, targets, times, constants, run_seq, activation, bias,
-                          progress, divergence_factor, settings)
-    Zt = np.ascontiguousarray(inputs.T)
-    y = targets[None, :]
+        return _bernoulli(X, data, times, constants, run_seq, activation, progress,
+                          divergence_factor, settings)
+    Zt, y, act, has_bias = data.inputs_t, data.targets, data.activation, data.bias
     snapshots = np.empty((times.size,) + X.shape)
     with tqdm(total=float(times[-1]), disable=not progress, desc=f"limit {limit}",
               unit="time") as bar, kernel_threads(X.shape[0] * m):
         if limit in ("wgf", "penalized-wgf"):
             jumps = None
             settings["dt"] = dt
-            _run_flow(X, inputs, Zt, y, times, constants["beta"], dt, act, bool(bias),
+            _run_flow(X, data.inputs, Zt, y, times, constants["beta"], dt, act, has_bias,
                       bounds, snapshots, bar, limit)
         else:
-            jumps = _run_events(X, Zt, y, times, constants, run_seq, act, bool(bias), bounds,
+            jumps = _run_events(X, Zt, y, times, constants, run_seq, act, has_bias, bounds,
                                 snapshots, bar, limit, clock)
-        predictor = np.stack([_predict(s, Zt, 1, bool(bias), act, 1.0 / X.shape[0])[0]
+        predictor = np.stack([_predict(s, Zt, 1, has_bias, act, 1.0 / X.shape[0])[0]
                               for s in snapshots])
     return LimitResult(limit, times, snapshots, predictor, jumps, settings)
 
@@ -485,18 +479,18 @@ def _run_events(X, Zt, y, times, constants, seq, act, has_bias, bounds, snapshot
     return jumps
 
 
-def _bernoulli(X, inputs, targets, times, constants, seq, activation, bias, progress,
-               divergence_factor, settings):
+def _bernoulli(X, data, times, constants, seq, activation, progress, divergence_factor,
+               settings):
     """Discrete Bernoulli jump limit = RaM with N particles on the engine."""
     tau = constants["tau"]
     keep = tau / constants["alpha"]
     steps = np.rint(times / tau).astype(np.int64)
     # the engine takes an integer seed: derive one from this limit's stream
     try:
-        result = simulate(inputs, targets, master_lr=tau, steps=int(steps[-1]),
+        result = simulate(data.inputs, data.targets[0], master_lr=tau, steps=int(steps[-1]),
                           keep_prob=keep, initial=X, variants=("ram",),
                           seed=int(seq.generate_state(1)[0]), activation=activation,
-                          bias=bias, snapshot_steps=np.unique(steps),
+                          bias=data.bias, snapshot_steps=np.unique(steps),
                           loss_every=max(1, int(steps[-1])),
                           divergence_factor=divergence_factor, progress=progress)
     except DivergenceError as exc:
@@ -507,8 +501,7 @@ def _bernoulli(X, inputs, targets, times, constants, seq, activation, bias, prog
                               f"{tau:.3g}, alpha = {constants['alpha']:.3g}") from None
     where = np.searchsorted(result.snapshot_steps, steps)
     snapshots = result.snapshots["ram"][where]
-    Zt = np.ascontiguousarray(inputs.T)
-    act = activation_code(activation)
-    predictor = np.stack([_cloud_predictor(s, Zt, bool(bias), act) for s in snapshots])
+    predictor = np.stack([_cloud_predictor(s, data.inputs_t, data.bias, data.activation)
+                          for s in snapshots])
     settings["keep"] = keep
     return LimitResult("jump-bernoulli", steps * tau, snapshots, predictor, None, settings)

@@ -7,6 +7,7 @@ Xu 2024). The arithmetic lives in :mod:`meanfield_dropout.kernels.core`; this mo
 converts layouts and returns NumPy arrays.
 """
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -65,6 +66,69 @@ def check_loss_targets(loss, targets, name="targets"):
         raise ValueError(f"{name} must be one-hot rows with at least 2 classes for the "
                          f"softmax loss")
     return LOSSES[loss]
+
+
+class NetworkData(NamedTuple):
+    """Data and architecture of the two-layer network, as the kernels read them.
+
+    Built and validated once by :func:`network_data`. The particles X (and with them the width
+    n and the output scale s) stay apart: a run keeps one state per variant.
+    """
+
+    inputs: np.ndarray      # z_j, shape (m, d)
+    inputs_t: np.ndarray    # Zᵀ, shape (d, m), C-contiguous
+    targets: np.ndarray     # y_j output-major, shape (K, m)
+    outputs: int            # K
+    bias: bool              # whether a particle ends with a bias b_i
+    activation: int         # kernel code of σ
+    loss: int               # kernel code of the loss
+
+
+def network_data(inputs, targets, *, loss="square", activation="relu", bias=False,
+                 dtype="float64", dim=None, outputs=None, prefix="", empty_ok=False):
+    """Validate data and architecture and bundle them as the kernels read them.
+
+    Parameters
+    ----------
+    inputs : array_like, shape (m, d)
+        Inputs z_j.
+    targets : array_like, shape (m,) or (m, K)
+        Targets y_j: reals for the square loss, labels ±1 for ``logistic``, one-hot rows for
+        ``softmax``.
+    loss : {"square", "logistic", "softmax"}
+    activation : str
+        σ, one of ``relu``, ``tanh``, ``softplus``, ``sigmoid``.
+    bias : bool
+    dtype : {"float64", "float32"}
+    dim, outputs : int, optional
+        The input dimension d and output dimension K the data must have (e.g. validation
+        data those of the training data).
+    prefix : str
+        Put before ``inputs``/``targets`` in error messages (``"val_"`` for validation data).
+    empty_ok : bool
+        Accept m = 0 data points.
+
+    Returns
+    -------
+    NetworkData
+
+    Raises
+    ------
+    ValueError
+        For data or a choice outside its allowed range (the message names it).
+    """
+    check_choice(dtype, "dtype", DTYPES)
+    ftype = DTYPES[dtype]
+    inputs = check_array(inputs, f"{prefix}inputs", 2, dtype=ftype, shape=(None, dim))
+    if inputs.shape[0] < 1 and not empty_ok:
+        raise ValueError(f"{prefix}inputs must hold at least one data point")
+    y = check_targets(targets, inputs.shape[0], dtype=ftype, name=f"{prefix}targets")
+    if outputs is not None and y.shape[0] != outputs:
+        raise ValueError(f"{prefix}targets must have {outputs} output column(s), got "
+                         f"{y.shape[0]}")
+    loss_code = check_loss_targets(loss, y, name=f"{prefix}targets")
+    return NetworkData(inputs, np.ascontiguousarray(inputs.T), y, y.shape[0], bool(bias),
+                       activation_code(activation), loss_code)
 
 
 def init_particles(width, dim, *, seed=0, bias=False, dtype="float64", outputs=1):

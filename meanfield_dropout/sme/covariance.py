@@ -42,19 +42,19 @@ def check_dense_size(problem, max_params=MAX_DENSE_PARAMS):
 def _parts(net, blocks):
     """u (width, K + d) and M (width, width, K + d) with M[k, k] = 0."""
     width, block = blocks.shape
-    K, n_samples = net.targets.shape
+    K, n_samples = net.data.targets.shape
     pre = np.empty((width, n_samples), dtype=blocks.dtype)
     residual = np.empty((K, n_samples), dtype=blocks.dtype)
     _unmasked_residual(net, blocks, pre, residual)
     u = np.empty_like(blocks)
     _gradient_into(net, blocks, pre, residual, u)
-    features = _all_features(blocks, net.inputs_t, K, False, net.activation)
+    features = _all_features(blocks, net.data.inputs_t, K, False, net.data.activation)
     rows = np.arange(width)
     by_source = np.zeros((width, width, block), dtype=blocks.dtype)  # [r, k] = M_kr
     for r in range(width):
         _backward_update(blocks, rows, width, -net.scale * net.scale, 0.0,
-                         features[r] / n_samples, net.inputs, net.inputs_t, K, False,
-                         net.activation, pre, rows, by_source[r])
+                         features[r] / n_samples, net.data.inputs, net.data.inputs_t, K, False,
+                         net.data.activation, pre, rows, by_source[r])
     M = np.zeros_like(by_source)
     for k in range(width):
         for r in range(width):
@@ -137,18 +137,18 @@ def _noise_residuals(net, features, residual, z, G, drift_weight, noise_weight, 
 def _noise_samples(net, blocks, z, G, out):
     """out[j] = one draw of Σ^(1/2) Z (blocks) for the Gaussians z[j], G[j]."""
     width = blocks.shape[0]
-    K, n_samples = net.targets.shape
+    K, n_samples = net.data.targets.shape
     pre = np.empty((width, n_samples), dtype=blocks.dtype)
     residual = np.empty((K, n_samples), dtype=blocks.dtype)
     _unmasked_residual(net, blocks, pre, residual)
-    features = _all_features(blocks, net.inputs_t, K, False, net.activation)
+    features = _all_features(blocks, net.data.inputs_t, K, False, net.data.activation)
     pseudo = np.empty_like(features)
     rows = np.arange(width)
     for j in range(z.shape[0]):
         _noise_residuals(net, features, residual, z[j], G[j], 0.0, 1.0, pseudo)
         out[j] = 0.0
-        _jacobian_transpose(blocks, rows, width, -net.scale, pseudo, net.inputs, net.inputs_t,
-                            K, False, net.activation, pre, rows, out[j])
+        _jacobian_transpose(blocks, rows, width, -net.scale, pseudo, net.data.inputs,
+                            net.data.inputs_t, K, False, net.data.activation, pre, rows, out[j])
 
 
 def noise_covariance(problem, params, max_params=MAX_DENSE_PARAMS):
@@ -251,7 +251,7 @@ def sample_noise(problem, params, n_draws, seed=0):
 @njit(cache=True)
 def _dropout_gradients(net, blocks, keep, out):
     """out[j] = ∇R^drop(θ; δ_j) for the keep rows ``keep[j]`` (mask entries 1/p)."""
-    width, n_samples = blocks.shape[0], net.inputs.shape[0]
+    width, n_samples = blocks.shape[0], net.data.inputs.shape[0]
     pre = np.empty((width, n_samples), dtype=blocks.dtype)
     rows = np.empty(width, dtype=np.int64)
     bounds = np.zeros(2, dtype=np.int64)

@@ -86,7 +86,7 @@ def _first_bad(thetas, bound):
 @njit(cache=True)
 def _dropout_kernel(net, thetas, step, keep):
     """θ_j ← θ_j − (step/κ) ∇R^drop(θ_j; δ_j) for every replica j; ``keep`` (runs, width)."""
-    width, n_samples = thetas.shape[1], net.inputs.shape[0]
+    width, n_samples = thetas.shape[1], net.data.inputs.shape[0]
     pre = np.empty((width, n_samples), dtype=thetas.dtype)
     rows = np.empty(width, dtype=np.int64)
     bounds = np.zeros(2, dtype=np.int64)
@@ -108,14 +108,15 @@ def _dropout_steps(problem, thetas, lr, keep):
 @njit(cache=True)
 def _gd_kernel(net, thetas, step):
     """θ_j ← θ_j − (step/κ) ∇L_S(θ_j) for every replica j."""
-    width, n_samples = thetas.shape[1], net.inputs.shape[0]
+    width, n_samples = thetas.shape[1], net.data.inputs.shape[0]
     pre = np.empty((width, n_samples), dtype=thetas.dtype)
-    residual = np.empty(net.targets.shape, dtype=thetas.dtype)
+    residual = np.empty(net.data.targets.shape, dtype=thetas.dtype)
     rows = np.arange(width)
     for j in range(thetas.shape[0]):
         _unmasked_residual(net, thetas[j], pre, residual)
-        _backward_update(thetas[j], rows, width, step, net.penalty, residual, net.inputs,
-                         net.inputs_t, net.outputs, False, net.activation, pre, rows, thetas[j])
+        _backward_update(thetas[j], rows, width, step, net.penalty, residual, net.data.inputs,
+                         net.data.inputs_t, net.data.outputs, False, net.data.activation, pre,
+                         rows, thetas[j])
 
 
 def _gd_steps(problem, thetas, lr):
@@ -134,24 +135,25 @@ def _sme_kernel(net, thetas, lr, h, order, z, G):
     subtracts (hη/2) H ∇L_S. f = κ Σ_r φ_r is summed from the core features.
     """
     runs, width, block = thetas.shape
-    K, n_samples = net.targets.shape
+    K, n_samples = net.data.targets.shape
     units = thetas.reshape(runs * width, block)
     rows = np.arange(runs * width)
     no_pre = np.empty((0, n_samples), dtype=thetas.dtype)
     no_index = np.empty(0, dtype=np.int64)
-    features = _all_features(units, net.inputs_t, K, False, net.activation)
+    features = _all_features(units, net.data.inputs_t, K, False, net.data.activation)
     residuals = np.empty((runs, K, n_samples), dtype=thetas.dtype)
     for j in range(runs):
         f = net.scale * features[j * width:(j + 1) * width].sum(axis=0)
-        _loss_derivative(_SQUARE, f, net.targets, residuals[j])
+        _loss_derivative(_SQUARE, f, net.data.targets, residuals[j])
     pseudo = np.empty_like(features)
     if order == 2:
         for j in range(runs):
             _noise_residuals(net, features[j * width:(j + 1) * width], residuals[j], z[j],
                              G[j], 1.0, 0.0, pseudo[j * width:(j + 1) * width])
         grads = np.zeros_like(units)
-        _jacobian_transpose(units, rows, rows.shape[0], -net.scale, pseudo, net.inputs,
-                            net.inputs_t, K, False, net.activation, no_pre, no_index, grads)
+        _jacobian_transpose(units, rows, rows.shape[0], -net.scale, pseudo, net.data.inputs,
+                            net.data.inputs_t, K, False, net.data.activation, no_pre, no_index,
+                            grads)
         curvature = np.empty_like(thetas)
         for j in range(runs):
             _hvp(net, thetas[j], grads[j * width:(j + 1) * width], curvature[j])
@@ -159,8 +161,8 @@ def _sme_kernel(net, thetas, lr, h, order, z, G):
     for j in range(runs):
         _noise_residuals(net, features[j * width:(j + 1) * width], residuals[j], z[j], G[j],
                          -h, noise_scale, pseudo[j * width:(j + 1) * width])
-    _jacobian_transpose(units, rows, rows.shape[0], -net.scale, pseudo, net.inputs,
-                        net.inputs_t, K, False, net.activation, no_pre, no_index, units)
+    _jacobian_transpose(units, rows, rows.shape[0], -net.scale, pseudo, net.data.inputs,
+                        net.data.inputs_t, K, False, net.data.activation, no_pre, no_index, units)
     if order == 2:
         thetas -= (0.5 * h * lr) * curvature
 

@@ -22,8 +22,9 @@ from .model import _SQUARE, _kernel_threads
 @njit(cache=True)
 def _hvp(net, blocks, direction, out):
     """out = H v as (width, K + d) blocks for v given as blocks (α_k, β_k)."""
-    _hessian_vector_product(blocks, direction, net.scale, net.penalty, _SQUARE, net.targets,
-                            net.inputs, net.inputs_t, net.outputs, False, net.activation, out)
+    _hessian_vector_product(blocks, direction, net.scale, net.penalty, _SQUARE,
+                            net.data.targets, net.data.inputs, net.data.inputs_t,
+                            net.data.outputs, False, net.data.activation, out)
 
 
 @njit(cache=True)

@@ -30,9 +30,8 @@ import numpy as np
 from numba import njit
 
 from ..validation import check_array, check_choice, check_int, check_keep_prob, check_positive
-from ..kernels.activations import activation_code
 from ..kernels.core import _backward_update, _forward, _loss_derivative, _loss_value, _predict
-from ..network import output_scale_factor
+from ..network import NetworkData, network_data, output_scale_factor
 from ..runtime.threads import kernel_threads
 from ..kernels.rows import _all_features
 
@@ -46,12 +45,8 @@ _SQUARE = 0  # core loss code of the square loss
 class _Net(NamedTuple):
     """A :class:`DropoutProblem` as the core kernels read it (bias-free particles)."""
 
-    inputs: np.ndarray      # Z, (n_samples, d)
-    inputs_t: np.ndarray    # Zᵀ, (d, n_samples)
-    targets: np.ndarray     # y, output-major (K, n_samples)
-    outputs: int            # K
+    data: NetworkData       # Z, Zᵀ, output-major y, K, σ's code (no bias, square loss)
     scale: float            # κ
-    activation: int         # activation kernel code
     variance: float         # c = (1 − p)/p
     penalty: float          # λ = cκ
     inverse_keep: float     # 1/p
@@ -110,18 +105,12 @@ class DropoutProblem:
         """c = (1 - p)/p, the variance of one mask entry and the penalty weight."""
         return (1.0 - self.keep_prob) / self.keep_prob
 
-    @property
-    def code(self):
-        """Activation kernel code."""
-        return activation_code(self.activation)
-
     @cached_property
     def _net(self):
         """The problem as the kernels read it (:class:`_Net`)."""
         kappa, c = self.kappa, self.penalty
-        return _Net(self.inputs, np.ascontiguousarray(self.inputs.T),
-                   np.ascontiguousarray(self.targets.T), self.output_dim, kappa, self.code, c,
-                   c * kappa, 1.0 / self.keep_prob)
+        return _Net(network_data(self.inputs, self.targets, activation=self.activation), kappa,
+                    c, c * kappa, 1.0 / self.keep_prob)
 
     def blocks(self, params, name="params"):
         """Validate a flat parameter vector of length D and return its (m, K + d) view."""
@@ -162,19 +151,14 @@ def make_problem(inputs, targets, width, keep_prob, output_scale="1", activation
     -------
     DropoutProblem
     """
-    inputs = check_array(inputs, "inputs", 2)
-    targets = np.asarray(targets)
-    if targets.ndim == 1:
-        targets = targets[:, None]
-    targets = check_array(targets, "targets", 2, shape=(inputs.shape[0], None))
-    if inputs.shape[0] < 1 or inputs.shape[1] < 1 or targets.shape[1] < 1:
-        raise ValueError(f"inputs and targets must be non-empty, got shapes {inputs.shape} "
-                         f"and {targets.shape}")
+    data = network_data(inputs, targets, activation=activation)
+    if data.inputs.shape[1] < 1:
+        raise ValueError(f"inputs must have at least one column, got shape {data.inputs.shape}")
     width = check_int(width, "width", low=1)
     keep_prob = check_keep_prob(keep_prob)
     check_choice(output_scale, "output_scale", OUTPUT_SCALES)
-    activation_code(activation)
-    return DropoutProblem(inputs, targets, width, keep_prob, output_scale, activation)
+    return DropoutProblem(data.inputs, np.ascontiguousarray(data.targets.T), width, keep_prob,
+                          output_scale, activation)
 
 
 def init_params(problem, seed=0, input_weight_std=0.1, output_weight_std=None):
@@ -232,9 +216,9 @@ def _unmasked_residual(net, blocks, pre, residual):
     """r = (f − y)/n of the unmasked network; stores the pre-activations of every unit in pre."""
     width = blocks.shape[0]
     f = np.empty(residual.shape, dtype=blocks.dtype)
-    _forward(blocks, np.arange(width), width, 1.0, net.scale, net.inputs_t, net.outputs, False,
-             net.activation, pre, True, f)
-    _loss_derivative(_SQUARE, f, net.targets, residual)
+    _forward(blocks, np.arange(width), width, 1.0, net.scale, net.data.inputs_t,
+             net.data.outputs, False, net.data.activation, pre, True, f)
+    _loss_derivative(_SQUARE, f, net.data.targets, residual)
 
 
 @njit(cache=True)
@@ -243,14 +227,15 @@ def _gradient_into(net, blocks, pre, residual, out):
     rows = np.arange(blocks.shape[0])
     out[:] = 0.0
     _backward_update(blocks, rows, rows.shape[0], -net.scale, net.penalty, residual,
-                     net.inputs, net.inputs_t, net.outputs, False, net.activation, pre, rows, out)
+                     net.data.inputs, net.data.inputs_t, net.data.outputs, False,
+                     net.data.activation, pre, rows, out)
 
 
 @njit(cache=True)
 def _gradient(net, blocks):
     """∇L_S as (width, K + d) blocks."""
-    pre = np.empty((blocks.shape[0], net.inputs.shape[0]), dtype=blocks.dtype)
-    residual = np.empty(net.targets.shape, dtype=blocks.dtype)
+    pre = np.empty((blocks.shape[0], net.data.inputs.shape[0]), dtype=blocks.dtype)
+    residual = np.empty(net.data.targets.shape, dtype=blocks.dtype)
     _unmasked_residual(net, blocks, pre, residual)
     out = np.empty_like(blocks)
     _gradient_into(net, blocks, pre, residual, out)
@@ -265,34 +250,36 @@ def _dropout_update(net, blocks, rows, bounds, weights, step, pre, out):
     weight 1/p, for a dropout mask); the others are dropped. With ``out`` = ``blocks`` and
     step = ηκ this is a dropout step; with ``out`` = 0 and step = −κ it writes ∇R^drop.
     """
-    K, n_samples = net.targets.shape
+    K, n_samples = net.data.targets.shape
     f = np.zeros((K, n_samples), dtype=blocks.dtype)
     part = np.empty((K, n_samples), dtype=blocks.dtype)
     for g in range(weights.shape[0]):
         start = bounds[g]
         _forward(blocks, rows[start:], bounds[g + 1] - start, weights[g], net.scale,
-                 net.inputs_t, K, False, net.activation, pre[start:], True,
+                 net.data.inputs_t, K, False, net.data.activation, pre[start:], True,
                  f if weights.shape[0] == 1 else part)
         if weights.shape[0] > 1:
             f += part
     residual = np.empty((K, n_samples), dtype=blocks.dtype)
-    _loss_derivative(_SQUARE, f, net.targets, residual)
+    _loss_derivative(_SQUARE, f, net.data.targets, residual)
     ranks = np.arange(blocks.shape[0])
     for g in range(weights.shape[0]):
         start = bounds[g]
         _backward_update(blocks, rows[start:], bounds[g + 1] - start, step * weights[g], 0.0,
-                         residual, net.inputs, net.inputs_t, K, False, net.activation, pre,
-                         ranks[start:], out)
+                         residual, net.data.inputs, net.data.inputs_t, K, False,
+                         net.data.activation, pre, ranks[start:], out)
 
 
 @njit(cache=True)
 def _modified_loss(net, blocks, penalty):
     """R_S + (penalty κ/2n) Σ_i Σ_r |a_r σ(w_r·x_i)|² (L_S for penalty λ = cκ, R_S for 0)."""
-    f = _predict(blocks, net.inputs_t, net.outputs, False, net.activation, net.scale)
-    value = _loss_value(_SQUARE, f, net.targets)
+    f = _predict(blocks, net.data.inputs_t, net.data.outputs, False, net.data.activation,
+                 net.scale)
+    value = _loss_value(_SQUARE, f, net.data.targets)
     if penalty == 0.0:
         return value
-    features = _all_features(blocks, net.inputs_t, net.outputs, False, net.activation)
+    features = _all_features(blocks, net.data.inputs_t, net.data.outputs, False,
+                             net.data.activation)
     return value + 0.5 * penalty * net.scale * np.sum(features * features) / f.shape[1]
 
 
@@ -361,6 +348,6 @@ def predict(problem, params, inputs=None):
     X = problem.inputs if inputs is None else check_array(
         inputs, "inputs", 2, shape=(None, problem.input_dim))
     with _kernel_threads(problem) as net:
-        f = _predict(blocks, np.ascontiguousarray(X.T), net.outputs, False, net.activation,
-                     net.scale)
+        f = _predict(blocks, np.ascontiguousarray(X.T), net.data.outputs, False,
+                     net.data.activation, net.scale)
     return np.ascontiguousarray(f.T)
