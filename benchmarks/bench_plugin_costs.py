@@ -33,12 +33,12 @@ def measure(inputs, targets, width, repeats):
                  variants=("dropout",), activation="tanh", loss_every=steps, progress=False)
 
     def flow():
-        simulate_limit("wgf", inputs, targets, times=[0.0, horizon], particles=width,
+        simulate_limit("wgf", inputs, targets, times=[0.0, horizon], limit_particles=width,
                        dt=FLOW_DT)
 
     def rings(limit, **constants):
         return lambda: simulate_limit(limit, inputs, targets, times=[0.0, ring_time],
-                                      particles=width, alpha=alpha, **constants)
+                                      limit_particles=width, alpha=alpha, **constants)
 
     count = width * ring_time / alpha
     return {"dropout step": best_seconds(dropout, repeats) / steps,

@@ -84,11 +84,11 @@ def estimate_cost(width, master_lr, keep_prob, limits, *, alpha, beta, tau, hori
         (rough estimates: within a small factor).
     """
     width = check_int(width, "width", low=1)
-    n_limit = width if limit_particles is None else check_int(limit_particles,
-                                                              "limit_particles", low=1)
+    limit_particles = width if limit_particles is None else \
+        check_int(limit_particles, "limit_particles", low=1)
     plan = make_plan(limits, alpha, beta, tau, horizon, n_times, data, activation, options)
     check_keep_prob(keep_prob)
-    return check_cell(plan, width, check_positive(master_lr, "master_lr"), n_limit)
+    return check_cell(plan, width, check_positive(master_lr, "master_lr"), limit_particles)
 
 
 def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon, seed,
@@ -168,17 +168,17 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
         strings and arrays, so the dict can be stored by :func:`meanfield_dropout.runtime.results.save`.
     """
     width = check_int(width, "width", low=1)
-    n_limit = width if limit_particles is None else check_int(limit_particles,
-                                                              "limit_particles", low=1)
+    limit_particles = width if limit_particles is None else \
+        check_int(limit_particles, "limit_particles", low=1)
     plan = make_plan(limits, alpha, beta, tau, horizon, n_times, data, activation, options)
     master_lr, keep_prob = check_positive(master_lr, "master_lr"), check_keep_prob(keep_prob)
-    _, operations = check_cell(plan, width, master_lr, n_limit)
+    _, operations = check_cell(plan, width, master_lr, limit_particles)
     warn_long_run(operations, f"measure_distances at width {width}",
                   "use a shorter horizon or smaller widths")
-    return _measure(plan, width, master_lr, keep_prob, n_limit, seed)
+    return _measure(plan, width, master_lr, keep_prob, limit_particles, seed)
 
 
-def _measure(plan, width, master_lr, keep_prob, n_limit, seed):
+def _measure(plan, width, master_lr, keep_prob, limit_particles, seed):
     """The distances of :func:`measure_distances` for validated arguments.
 
     A run of the cell that diverges (dropout, a coupled variant or a limit: non-finite, or
@@ -195,13 +195,13 @@ def _measure(plan, width, master_lr, keep_prob, n_limit, seed):
     init_seq, extra_seq, dropout_seq, w2_seq, *limit_seqs = seed_sequence(seed).spawn(
         4 + len(LIMITS))
     X0 = init_particles(width, dim, seed=init_seq)
-    tiled = plan.tile_limit and n_limit % width == 0
-    if n_limit <= width:
-        X0_limit = X0[:n_limit]
+    tiled = plan.tile_limit and limit_particles % width == 0
+    if limit_particles <= width:
+        X0_limit = X0[:limit_particles]
     elif tiled:         # copies of dropout's particles: the same empirical measure at t = 0
-        X0_limit = np.tile(X0, (n_limit // width, 1))
+        X0_limit = np.tile(X0, (limit_particles // width, 1))
     else:
-        X0_limit = np.vstack([X0, init_particles(n_limit - width, dim, seed=extra_seq)])
+        X0_limit = np.vstack([X0, init_particles(limit_particles - width, dim, seed=extra_seq)])
 
     times = np.linspace(0.0, plan.horizon, plan.n_times)
     schedule = cell_steps(plan, master_lr)
@@ -229,13 +229,13 @@ def _measure(plan, width, master_lr, keep_prob, n_limit, seed):
     def loss(f):
         return 0.5 * float(np.mean((f - targets) ** 2))
 
-    k = min(width, n_limit, plan.w2_particles)
+    k = min(width, limit_particles, plan.w2_particles)
     w2_rng = np.random.default_rng(w2_seq)
     drop_idx = np.sort(w2_rng.choice(width, k, replace=False))
-    limit_idx = drop_idx if n_limit == width or tiled else np.sort(w2_rng.choice(n_limit, k,
-                                                                        replace=False))
+    limit_idx = drop_idx if limit_particles == width or tiled else \
+        np.sort(w2_rng.choice(limit_particles, k, replace=False))
     out = dict(times=times, width=width, master_lr=master_lr, keep_prob=keep_prob,
-               limit_particles=n_limit, horizon=plan.horizon, activation=activation,
+               limit_particles=limit_particles, horizon=plan.horizon, activation=activation,
                seed=seed_record(seed), dropout_steps=cont_steps,
                dropout_loss=np.array([loss(predictor(cloud("dropout", s))) for s in cont_steps]))
     for name, constants in requests.items():
@@ -341,17 +341,17 @@ class ConvergenceStudy:
                 for key, metrics in self.distances.items()}
 
 
-def convergence_study(master_lr, keep_prob, widths, *, limits, repeats=3, horizon=2.0, seed=0,
-                      alpha=None, beta=None, tau=None, data=None, activation="tanh",
-                      n_times=5, limit_particles_factor=1, label="", progress=True,
-                      **options):
+def convergence_study(master_lr_scaling, keep_prob_scaling, widths, *, limits, repeats=3,
+                      horizon=2.0, seed=0, alpha=None, beta=None, tau=None, data=None,
+                      activation="tanh", n_times=5, limit_particles_factor=1, label="",
+                      progress=True, **options):
     """Distances from dropout to each limit as functions of the width, with log–log slopes.
 
     Parameters
     ----------
-    master_lr, keep_prob : callable
-        n ↦ τ_n and n ↦ q_n (e.g. ``Scaling.tau`` and ``Scaling.keep`` from
-        :mod:`phase_diagram.theory.scalings`).
+    master_lr_scaling, keep_prob_scaling : callable
+        The scaling: n ↦ τ_n (master learning rate) and n ↦ q_n (keep probability) at width
+        n (e.g. ``Scaling.tau`` and ``Scaling.keep`` from :mod:`phase_diagram.theory.scalings`).
     widths : sequence of int
         At least two distinct widths.
     limits : str, sequence of str or dict
@@ -379,8 +379,8 @@ def convergence_study(master_lr, keep_prob, widths, *, limits, repeats=3, horizo
     -------
     ConvergenceStudy
     """
-    if not (callable(master_lr) and callable(keep_prob)):
-        raise ValueError("master_lr and keep_prob must be callables n -> value")
+    if not (callable(master_lr_scaling) and callable(keep_prob_scaling)):
+        raise ValueError("master_lr_scaling and keep_prob_scaling must be callables n -> value")
     widths = sorted({check_int(n, "widths entry", low=1) for n in widths})
     if len(widths) < 2:
         raise ValueError("widths must hold at least two distinct widths")
@@ -388,8 +388,9 @@ def convergence_study(master_lr, keep_prob, widths, *, limits, repeats=3, horizo
     seed = check_int(seed, "seed", low=0)
     factor = check_int(limit_particles_factor, "limit_particles_factor", low=1)
     plan = make_plan(limits, alpha, beta, tau, horizon, n_times, data, activation, options)
-    per_width = [(n, check_positive(master_lr(n), f"master_lr(n={n})"),
-                  check_keep_prob(keep_prob(n), f"keep_prob(n={n})")) for n in widths]
+    per_width = [(n, check_positive(master_lr_scaling(n), f"master_lr_scaling(n={n})"),
+                  check_keep_prob(keep_prob_scaling(n), f"keep_prob_scaling(n={n})"))
+                 for n in widths]
     # every cell is checked (steps, memory) before the first one runs
     check_horizon(plan.horizon, step_lengths(plan, {n: tau_n for n, tau_n, _ in per_width}))
     costs = [check_cell(plan, n, tau_n, factor * n) for n, tau_n, _ in per_width]

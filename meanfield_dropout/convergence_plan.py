@@ -147,19 +147,19 @@ def step_lengths(plan, master_lrs):
     return runs
 
 
-def check_cell(plan, width, master_lr, n_limit):
+def check_cell(plan, width, master_lr, limit_particles):
     """Refuse a cell that runs no step, would not fit in memory or couples the clocks of N ≠ n
     limit particles; return its estimated bytes and floating-point operations."""
-    if plan.clock_coupling and n_limit != width:
+    if plan.clock_coupling and limit_particles != width:
         raise ValueError(f"clock_coupling needs limit_particles = width ({width}): one "
-                         f"dropout keep draw per particle and step, got {n_limit}")
+                         f"dropout keep draw per particle and step, got {limit_particles}")
     steps = cell_steps(plan, master_lr)
     check_horizon(plan.horizon, step_lengths(plan, {width: master_lr}))
     variants = 1 + len([name for name in plan.coupled if name != "jump-bernoulli"])
-    nbytes, operations = cell_cost(plan, width, n_limit, dict(steps.limits,
+    nbytes, operations = cell_cost(plan, width, limit_particles, dict(steps.limits,
                                                               dropout=steps.recorded), variants)
     check_memory(nbytes, f"a cell at width {width} ({int(steps.recorded[-1])} dropout steps, "
-                         f"{n_limit} limit particles)",
+                         f"{limit_particles} limit particles)",
                  "use smaller widths, fewer n_times or a shorter horizon")
     return nbytes, operations
 
@@ -194,14 +194,14 @@ def check_horizon(horizon, step_lengths):
                 f"{needed:.4g} (one step)")
 
 
-def cell_cost(plan, width, n_limit, steps_for, engine_variants):
+def cell_cost(plan, width, limit_particles, steps_for, engine_variants):
     """Estimated (bytes, floating-point operations) of one cell.
 
     Parameters
     ----------
     plan : Plan
         The validated settings (data, limits, grid, options).
-    width, n_limit : int
+    width, limit_particles : int
         n and N.
     steps_for : dict
         {limit: the dropout (or Bernoulli) steps at the grid times}, and ``dropout`` → the
@@ -223,15 +223,15 @@ def cell_cost(plan, width, n_limit, steps_for, engine_variants):
     operations = total_steps * engine_variants * width * per_step
     peak_limit = 0.0
     for name, constants in plan.limits.items():
-        limit_bytes = _FLOAT * (plan.n_times * (n_limit * p + m) + 4 * n_limit * m)
+        limit_bytes = _FLOAT * (plan.n_times * (limit_particles * p + m) + 4 * limit_particles * m)
         horizon = float(plan.horizon)
         if name in ("wgf", "penalized-wgf"):
-            operations += 2 * math.ceil(horizon / plan.dt) * n_limit * per_step
+            operations += 2 * math.ceil(horizon / plan.dt) * limit_particles * per_step
         elif name == "jump-bernoulli":
-            operations += float(steps_for[name][-1]) * n_limit * per_step
-            limit_bytes += _FLOAT * (len(steps_for[name]) + 1) * n_limit * p
+            operations += float(steps_for[name][-1]) * limit_particles * per_step
+            limit_bytes += _FLOAT * (len(steps_for[name]) + 1) * limit_particles * p
         else:                                    # event-driven: N T / α rings, O(m d) each
-            rings = n_limit * horizon / constants["alpha"]
+            rings = limit_particles * horizon / constants["alpha"]
             operations += rings * m * (2 * d + 4)
             # a batch of rings: who rings, its partner count and (critical) ~1/β partners
             partners = 1.0 / constants["beta"] if constants["beta"] > 0 else 0.0
@@ -242,7 +242,7 @@ def cell_cost(plan, width, n_limit, steps_for, engine_variants):
         bernoulli = steps_for["jump-bernoulli"]
         nbytes += _FLOAT * (len(bernoulli) + 1) * width * p
         operations += float(bernoulli[-1]) * width * per_step
-    k = min(width, n_limit, plan.w2_particles)
+    k = min(width, limit_particles, plan.w2_particles)
     return nbytes + peak_limit + _FLOAT * 2 * k * k, operations
 
 

@@ -25,27 +25,25 @@ backward mask of ``ram`` and ``pn_ram``; M' (an independent stream) is the forwa
 and RaM paths converge pathwise. The randomness is planned outside the kernels: a seed is
 spawned into streams (:class:`SeededNoise`), or the masks and batches are handed in
 (:class:`ExplicitNoise`).
+
+:func:`simulate` is the keyword front; :mod:`meanfield_dropout.engine_plan` groups and checks
+its settings into a plan, and :func:`run_simulation` runs a plan.
 """
 import dataclasses
 import math
-from typing import NamedTuple
 
 import numpy as np
 from tqdm.auto import tqdm
 
 from .runtime import results, tables
-from .validation import (check_choice, check_int, check_keep_prob, check_nonnegative,
-                         check_positive, seed_record)
 from .kernels.blocks import make_workspace
-from .runtime.memory import check_memory
 from .runtime.threads import kernel_threads
-from .noise import ExplicitNoise, SeededNoise, engine_streams
-from .kernels.relu_signs import _sign_path
-from .kernels import variants as variants_module
-from .kernels.variants import FORWARD_MASK, MASKS, VARIANTS, Data, Rule, _run_chunk, _unmasked_loss
+from .kernels.variants import FORWARD_MASK, MASKS, VARIANTS, _run_chunk, _unmasked_loss
 from .warmup import compile_ahead
-from .network import (DTYPES, check_particles, init_particles, network_data,
-                      output_scale_factor, particle_dim)
+from .network import init_particles, network_data
+from .engine_plan import (DIVERGENCE_FACTOR, Dynamics, Recording, divergence_bounds,
+                          plan_simulation, validation_data)
+
 
 class DivergenceError(FloatingPointError):
     """A run left the sane range (non-finite, or beyond its divergence bounds); ``step`` says where.
@@ -82,18 +80,6 @@ def _rebuild_error(cls, args, state):
     error.args = args
     error.__dict__.update(state)
     return error
-
-
-#: Default divergence factor: a run diverges when a parameter exceeds this many times the
-#: initial scale max(1, max|x_i(0)|), or an output this many times max(1, max|y_j|).
-DIVERGENCE_FACTOR = 1e6
-
-
-def divergence_bounds(initial, targets, factor):
-    """(output bound, parameter bound) of a run: ``factor`` × the initial scales (see above)."""
-    parameter_scale = max(1.0, float(np.max(np.abs(initial))))
-    output_scale = max(1.0, float(np.max(np.abs(targets)))) if targets.size else 1.0
-    return factor * output_scale, factor * parameter_scale
 
 
 @results.register
@@ -163,21 +149,6 @@ class SimulationResult:
     def load(cls, path):
         """Read a result written by :meth:`save` (ValueError naming a bad file)."""
         return results.load(path, cls)
-
-
-class _Schedule(NamedTuple):
-    """When to record losses and snapshots, and how steps are chunked."""
-
-    steps: int
-    chunk_steps: int
-    loss_steps: np.ndarray
-    snapshot_steps: np.ndarray
-    snapshot_neurons: np.ndarray
-
-
-def _record_plan(steps, loss_every):
-    """Steps whose losses are recorded: every ``loss_every``-th step and the last one."""
-    return np.unique(np.append(np.arange(0, steps, loss_every), steps))
 
 
 def _chunk_bounds(steps, chunk_steps, snapshot_steps):
@@ -263,102 +234,47 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
         When a run leaves its divergence bounds; the message gives the step.
     MemoryLimitError
         When snapshots and states would not fit in memory (:mod:`meanfield_dropout.runtime.memory`).
+
+    Notes
+    -----
+    A keyword front over the grouped settings: :func:`~meanfield_dropout.network.network_data`
+    (data and architecture), :class:`~meanfield_dropout.engine_plan.Dynamics`,
+    :class:`~meanfield_dropout.engine_plan.Recording`, checked once by
+    :func:`~meanfield_dropout.engine_plan.plan_simulation` and run by :func:`run_simulation`.
     """
-    train_data = network_data(inputs, targets, loss=loss, activation=activation, bias=bias,
-                              dtype=dtype)
-    ftype = DTYPES[dtype]
-    (points, dim), outputs, act = train_data.inputs.shape, train_data.outputs, \
-        train_data.activation
-    master_lr = check_positive(master_lr, "master_lr")
-    keep_prob = check_keep_prob(keep_prob)
-    steps = check_int(steps, "steps", low=0)
-    variants = tuple(variants)
-    if not variants:
-        raise ValueError("variants must name at least one update rule")
-    for name in variants:
-        check_choice(name, "variant", VARIANTS)
-    if len(set(variants)) != len(variants):
-        raise ValueError(f"variants must not repeat, got {variants}")
+    train = network_data(inputs, targets, loss=loss, activation=activation, bias=bias,
+                         dtype=dtype)
+    validation = validation_data(val_inputs, val_targets, train, loss=loss,
+                                 activation=activation)
+    dynamics = Dynamics(master_lr, steps, keep_prob, variants, output_scale, penalty,
+                        batch_size, seed, divergence_factor)
+    recording = Recording(loss_every, snapshot_steps, snapshot_neurons, chunk_steps)
+    plan = plan_simulation(train, dynamics, recording, width=width, initial=initial,
+                           validation=validation, noise=noise)
+    return run_simulation(plan, progress)
 
-    init_seq, batch_seq, mask_seq, forward_seq = engine_streams(seed)
-    if (width is None) == (initial is None):
-        raise ValueError("give exactly one of width (int >= 1) and initial (particle array)")
-    if initial is None:
-        width = check_int(width, "width", low=1)
-    else:
-        initial = check_particles(initial, dim, bias, name="initial", dtype=ftype,
-                                  outputs=outputs)
-        width = initial.shape[0]
-    scale = output_scale_factor(output_scale, width)
-    if penalty is None:
-        penalty = scale * (1.0 - keep_prob) / keep_prob
-    penalty = check_nonnegative(penalty, "penalty")
-    need_forward = any(MASKS[v][0] == FORWARD_MASK for v in variants)
-    if noise is None:
-        batch_size = points if batch_size is None else \
-            check_int(batch_size, "batch_size", 1, points)
-        noise = SeededNoise(mask_seq, forward_seq, batch_seq, width=width,
-                            keep_prob=keep_prob, points=points, batch_size=batch_size,
-                            need_forward=need_forward)
-    elif isinstance(noise, ExplicitNoise):
-        batch_size = noise.check(steps, width, points, need_forward)
-    else:
-        raise ValueError(f"noise must be None or an ExplicitNoise, got {type(noise).__name__}")
-    loss_every = check_int(loss_every, "loss_every", low=1)
-    chunk_steps = check_int(chunk_steps, "chunk_steps", low=1)
-    snapshot_steps = np.unique(np.asarray(
-        [check_int(s, "snapshot_steps entry", 0, steps) for s in snapshot_steps], dtype=np.int64))
-    if (val_inputs is None) != (val_targets is None):
-        raise ValueError("give both val_inputs and val_targets, or neither")
-    if val_inputs is None:
-        val_inputs, val_targets = np.empty((0, dim)), np.empty((0, outputs))
-    val_data = network_data(val_inputs, val_targets, loss=loss, activation=activation,
-                            bias=bias, dtype=dtype, dim=dim, outputs=outputs, prefix="val_",
-                            empty_ok=True)
 
-    settings = dict(master_lr=master_lr, steps=steps, keep_prob=keep_prob, width=width,
-                    variants=list(variants), seed=seed_record(seed), activation=activation,
-                    bias=bool(bias), output_scale=output_scale, loss=loss,
-                    batch_size=batch_size, penalty=penalty, loss_every=loss_every,
-                    dtype=dtype, data_points=points, dim=dim)
-    if outputs > 1:
-        settings["outputs"] = outputs
-    divergence_factor = check_positive(divergence_factor, "divergence_factor")
-    per_neuron = particle_dim(dim, bias, outputs) * np.dtype(ftype).itemsize
-    kept = width if snapshot_neurons is None else np.size(snapshot_neurons) \
-        if not np.isscalar(snapshot_neurons) else min(width, max(0, int(snapshot_neurons)))
-    penalties = {name: penalty if name == "penalized" else 0.0 for name in variants}
-    # what the forward pass keeps for the backward pass: the signs of the pre-activations
-    # (one byte each) on the sign path, else the pre-activations themselves
-    kept_bytes = {name: width * batch_size * (
-        1 if _sign_path(act, outputs, penalties[name]) else np.dtype(ftype).itemsize)
-        for name in variants}
-    keep_pre = {name: kept_bytes[name] <= (
-        variants_module.KEEP_SIGN_BYTES if _sign_path(act, outputs, penalties[name])
-        else variants_module.KEEP_PRE_BYTES) for name in variants}
-    check_memory(per_neuron * len(variants) * (width + snapshot_steps.size * kept)
-                 + max(b if keep_pre[name] else 0 for name, b in kept_bytes.items())
-                 + 2 * chunk_steps * width,
-                 f"a run of width {width} with {snapshot_steps.size} snapshot(s)",
-                 "use a smaller width or fewer snapshot_steps or snapshot_neurons")
-    snapshot_neurons = _neuron_subset(snapshot_neurons, width)
-    if initial is None:
-        initial = init_particles(width, dim, seed=init_seq, bias=bias, dtype=dtype,
-                                 outputs=outputs)
-    output_bound, parameter_bound = divergence_bounds(initial, train_data.targets,
-                                                      divergence_factor)
-    data = Data(train_data.inputs, train_data.inputs_t, train_data.targets,
-                val_data.inputs_t, val_data.targets)
-    rules = {name: Rule(*MASKS[name], keep_prob, master_lr, scale, penalties[name],
-                        train_data.loss, act, train_data.bias, outputs, output_bound,
-                        parameter_bound, keep_pre[name])
-             for name in variants}
-    schedule = _Schedule(steps, chunk_steps, _record_plan(steps, loss_every), snapshot_steps,
-                         snapshot_neurons)
-    with kernel_threads(width * batch_size):
-        states, train, val, snaps = _drive(initial, rules, data, noise, schedule, progress)
-    return SimulationResult(settings, schedule.loss_steps, train, val, snapshot_steps,
-                            snapshot_neurons, snaps, states)
+def run_simulation(plan, progress=True):
+    """Run a checked :class:`~meanfield_dropout.engine_plan.SimulationPlan` (see
+    :func:`simulate`).
+
+    Parameters
+    ----------
+    plan : SimulationPlan
+        From :func:`~meanfield_dropout.engine_plan.plan_simulation`.
+    progress : bool
+        Show a ``tqdm`` progress bar.
+
+    Returns
+    -------
+    SimulationResult
+    """
+    schedule = plan.schedule
+    with kernel_threads(plan.cells):
+        states, train, val, snaps = _drive(plan.initial, plan.rules, plan.data, plan.noise,
+                                           schedule, progress)
+    return SimulationResult(plan.settings, schedule.loss_steps, train, val,
+                            schedule.snapshot_steps, schedule.snapshot_neurons, snaps, states)
 
 
 def _drive(initial, rules, data, noise, schedule, progress):
@@ -416,24 +332,9 @@ def _drive(initial, rules, data, noise, schedule, progress):
     return states, train, val, snaps
 
 
-
-
 def _store_snapshots(states, snaps, schedule, step):
     """Copy the chosen neurons of every variant if ``step`` is a snapshot step."""
     where = np.flatnonzero(schedule.snapshot_steps == step)
     for name, X in states.items():
         for i in where:
             snaps[name][i] = X[schedule.snapshot_neurons]
-
-
-def _neuron_subset(neurons, width):
-    """Indices of the neurons to snapshot (see :func:`simulate`)."""
-    if neurons is None:
-        return np.arange(width)
-    if np.isscalar(neurons):
-        return np.arange(check_int(neurons, "snapshot_neurons", 1, width))
-    idx = np.asarray(neurons)
-    if idx.ndim != 1 or idx.size == 0 or not np.issubdtype(idx.dtype, np.integer) \
-            or idx.min() < 0 or idx.max() >= width:
-        raise ValueError(f"snapshot_neurons must be indices in [0, {width - 1}]")
-    return idx.astype(np.int64)

@@ -1,18 +1,40 @@
-"""Size of a limit run before it starts: its memory, checked against the share of memory a run
-may use (:func:`meanfield_dropout.runtime.memory.check_memory`), and its work, announced when large
-(:func:`meanfield_dropout.runtime.memory.warn_long_run`); the batch sizes of the event-driven limits
-that bound their scratch.
+"""Checks of a limit run before it starts: its output times, its coupling to dropout's clock,
+its memory, checked against the share of memory a run may use
+(:func:`meanfield_dropout.runtime.memory.check_memory`), and its work, announced when large
+(:func:`meanfield_dropout.runtime.memory.warn_long_run`); the batch sizes of the event-driven
+limits that bound their scratch.
 """
 import math
 
 import numpy as np
 
 from .runtime.memory import check_memory, warn_long_run
+from .validation import check_array, check_positive
 
 #: Largest number of Poisson rings drawn and processed in one kernel call.
 _EVENT_BATCH = 1 << 20
 #: Most partner indices of ``critical`` drawn at once (about 1/β per ring).
 _PARTNER_BATCH = 1 << 22
+
+
+def check_times(times):
+    """The output times as an array: non-empty, non-decreasing, ≥ 0."""
+    times = check_array(times, "times", 1)
+    if times.size == 0 or times[0] < 0 or np.any(np.diff(times) < 0):
+        raise ValueError("times must be a non-empty, non-decreasing sequence of numbers >= 0")
+    return times
+
+
+def check_clock(clock, limit, times):
+    """Check that a :class:`~meanfield_dropout.limits.DropoutClock` can drive ``limit`` at
+    ``times`` (multiples of its master learning rate τ); returns its record."""
+    if limit not in ("jump-poisson", "critical"):
+        raise ValueError(f"clock couples the jump-poisson and critical limits only, not "
+                         f"{limit!r}")
+    lr = check_positive(clock.master_lr, "clock master_lr")
+    if np.any(np.abs(times / lr - np.rint(times / lr)) > 1e-6):
+        raise ValueError("with clock, times must be multiples of the clock's master_lr")
+    return dict(seed=int(clock.seed), master_lr=lr)
 
 
 def heun_steps(times, dt):

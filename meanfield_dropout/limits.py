@@ -62,13 +62,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .runtime import results, tables
-from .validation import check_array, check_choice, check_int, check_positive, seed_sequence
+from .validation import check_choice, check_int, check_positive, seed_sequence
 from .kernels.blocks import make_workspace
 from .kernels.core import _predict
 from .kernels.limit_steps import _heun, _jump_events
 from .engine import (DIVERGENCE_FACTOR, DivergenceError, divergence_bounds, init_particles,
                      simulate)
-from .limit_sizes import _EVENT_BATCH, _PARTNER_BATCH, check_limit_size, heun_steps
+from .limit_sizes import (_EVENT_BATCH, _PARTNER_BATCH, check_clock, check_limit_size,
+                          check_times, heun_steps)
 from .network import check_particles, network_data
 from .noise import mask_uniforms
 from .runtime.threads import blas_single_thread, kernel_threads
@@ -274,15 +275,8 @@ def _cloud_predictor(X, Zt, has_bias, act):
 # Public driver
 # ---------------------------------------------------------------------------------------------
 
-def _check_times(times):
-    times = check_array(times, "times", 1)
-    if times.size == 0 or times[0] < 0 or np.any(np.diff(times) < 0):
-        raise ValueError("times must be a non-empty, non-decreasing sequence of numbers >= 0")
-    return times
-
-
 def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=None,
-                   particles=None, initial=None, seed=0, activation="tanh", bias=False,
+                   limit_particles=None, initial=None, seed=0, activation="tanh", bias=False,
                    dt=DEFAULT_DT, divergence_factor=DIVERGENCE_FACTOR, progress=False,
                    clock=None):
     """Simulate the limit dynamics ``limit`` with N particles and record it at ``times``.
@@ -299,10 +293,11 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
     alpha, beta, tau : float, optional
         The limit constants α = lim τ_n/q_n, β = lim (1 − q_n)/(n q_n), τ = lim τ_n; which
         ones are needed is listed in :func:`limit_constants`.
-    particles : int, optional
-        N, drawn from μ₀ (:func:`~meanfield_dropout.engine.init_particles`) with ``seed``.
+    limit_particles : int, optional
+        N, the number of the limit's particles, drawn from μ₀
+        (:func:`~meanfield_dropout.engine.init_particles`) with ``seed``.
     initial : ndarray, shape (N, p), optional
-        Initial particles instead of ``particles``.
+        Initial particles instead of ``limit_particles``.
     seed : int or numpy.random.SeedSequence
         Root seed: spawns the initialisation and the clock/partner streams (the same seed,
         or the same ``SeedSequence`` passed again, gives the same run).
@@ -351,28 +346,23 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
     constants = limit_constants(limit, alpha, beta, tau)
     data = network_data(inputs, targets, activation=activation, bias=bias, outputs=1)
     m, dim = data.inputs.shape
-    times = _check_times(times)
+    times = check_times(times)
     dt = check_positive(dt, "dt")
     init_seq, run_seq = seed_sequence(seed).spawn(2)
-    if (particles is None) == (initial is None):
-        raise ValueError("give exactly one of particles (int >= 1) and initial (particle array)")
+    if (limit_particles is None) == (initial is None):
+        raise ValueError("give exactly one of limit_particles (int >= 1) and initial (particle "
+                         "array)")
     if initial is None:
-        initial = init_particles(check_int(particles, "particles", low=1), dim,
+        initial = init_particles(check_int(limit_particles, "limit_particles", low=1), dim,
                                  seed=init_seq, bias=bias)
     X = check_particles(initial, dim, bias, name="initial").copy()
     divergence_factor = check_positive(divergence_factor, "divergence_factor")
     check_limit_size(limit, X.shape, m, times, constants, dt)
     bounds = divergence_bounds(X, data.targets, divergence_factor)
-    settings = dict(limit=limit, particles=X.shape[0], activation=activation,
+    settings = dict(limit=limit, limit_particles=X.shape[0], activation=activation,
                     bias=bool(bias), **constants)
     if clock is not None:
-        if limit not in ("jump-poisson", "critical"):
-            raise ValueError(f"clock couples the jump-poisson and critical limits only, not "
-                             f"{limit!r}")
-        lr = check_positive(clock.master_lr, "clock master_lr")
-        if np.any(np.abs(times / lr - np.rint(times / lr)) > 1e-6):
-            raise ValueError("with clock, times must be multiples of the clock's master_lr")
-        settings["clock"] = dict(seed=int(clock.seed), master_lr=lr)
+        settings["clock"] = check_clock(clock, limit, times)
     if limit == "jump-bernoulli":
         return _bernoulli(X, data, times, constants, run_seq, activation, progress,
                           divergence_factor, settings)

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .validation import check_array, check_choice, check_int, seed_sequence
-from .kernels.activations import activation_code
+from .kernels.activations import ACTIVATIONS, activation_code
 from .kernels.core import LOSSES, _loss_value, _predict
 from .runtime.threads import blas_single_thread
 
@@ -129,6 +129,13 @@ def network_data(inputs, targets, *, loss="square", activation="relu", bias=Fals
     loss_code = check_loss_targets(loss, y, name=f"{prefix}targets")
     return NetworkData(inputs, np.ascontiguousarray(inputs.T), y, y.shape[0], bool(bias),
                        activation_code(activation), loss_code)
+
+
+def data_names(data):
+    """The activation, loss and dtype of :class:`NetworkData` by name (as a run records them)."""
+    return dict(activation=next(k for k, v in ACTIVATIONS.items() if v == data.activation),
+                loss=next(k for k, v in LOSSES.items() if v == data.loss),
+                dtype=data.inputs.dtype.name)
 
 
 def init_particles(width, dim, *, seed=0, bias=False, dtype="float64", outputs=1):

@@ -55,7 +55,7 @@ def _limits(dtype):
     inputs, targets = _teacher()
     for limit in LIMITS:
         simulate_limit(limit, inputs, targets, times=[0.0, 0.02], alpha=0.1, beta=0.1,
-                       tau=0.01, particles=4)
+                       tau=0.01, limit_particles=4)
 
 
 def _curvature(dtype):

@@ -42,13 +42,14 @@ PHASE_STUDIES = {
 }
 
 
-def scaling_limit(master_lr, keep_prob):
+def scaling_limit(master_lr_scaling, keep_prob_scaling):
     """Parse a scaling and classify it.
 
     Parameters
     ----------
-    master_lr, keep_prob : str
-        τ_n and q_n as expressions in ``n`` (:func:`~phase_diagram.theory.scalings.parse_scaling`).
+    master_lr_scaling, keep_prob_scaling : str
+        The scaling: τ_n (master learning rate) and q_n (keep probability) as expressions in
+        the width ``n`` (:func:`~phase_diagram.theory.scalings.parse_scaling`).
 
     Returns
     -------
@@ -59,7 +60,7 @@ def scaling_limit(master_lr, keep_prob):
     constants : dict or None
         ``alpha``, ``beta``, ``tau`` of the predicted limit (None without one).
     """
-    scaling = parse_scaling(master_lr, keep_prob)
+    scaling = parse_scaling(master_lr_scaling, keep_prob_scaling)
     regime = classify(scaling)
     if regime.phase not in LIMITS:
         return scaling, regime.phase, None
@@ -67,14 +68,14 @@ def scaling_limit(master_lr, keep_prob):
     return scaling, regime.phase, {k: config[k] for k in ("alpha", "beta", "tau")}
 
 
-def scaling_study(master_lr, keep_prob, widths, *, limits=(), force=False, alpha=None,
-                  beta=None, tau=None, **options):
+def scaling_study(master_lr_scaling, keep_prob_scaling, widths, *, limits=(), force=False,
+                  alpha=None, beta=None, tau=None, **options):
     """Distance from dropout along a scaling to its predicted limit, as the width grows.
 
     Parameters
     ----------
-    master_lr, keep_prob : str
-        τ_n and q_n as expressions in ``n``.
+    master_lr_scaling, keep_prob_scaling : str
+        τ_n and q_n as expressions in the width ``n``.
     widths : sequence of int
     limits : sequence of str
         Limits to compare with; default: the scaling's predicted limit.
@@ -97,7 +98,7 @@ def scaling_study(master_lr, keep_prob, widths, *, limits=(), force=False, alpha
         For a limit other than the predicted one without ``force``, or a scaling without limit
         dynamics and no limit named.
     """
-    scaling, phase, constants = scaling_limit(master_lr, keep_prob)
+    scaling, phase, constants = scaling_limit(master_lr_scaling, keep_prob_scaling)
     for name in limits:
         check_choice(name, "limit", LIMITS)
     names = list(limits) or ([phase] if phase in LIMITS else [])
@@ -115,7 +116,7 @@ def scaling_study(master_lr, keep_prob, widths, *, limits=(), force=False, alpha
     study = convergence_study(
         scaling.tau, scaling.keep, widths, limits=names, alpha=constants.get("alpha"),
         beta=constants.get("beta"), tau=constants.get("tau"),
-        label=f"{phase}: τ={master_lr}, q={keep_prob}", **options)
+        label=f"{phase}: τ={master_lr_scaling}, q={keep_prob_scaling}", **options)
     return study, phase
 
 

@@ -107,7 +107,7 @@ def test_results_print_compactly_and_become_tidy_tables(tmp_path):
     assert set(table.columns) >= {"variant", "step", "time", "train_loss", "val_loss", "width"}
     gd = table[table.variant == "gd"]
     np.testing.assert_allclose(gd.train_loss, run.train_loss["gd"])
-    limit = simulate_limit("wgf", data.inputs, data.targets, times=[0.0, 0.1], particles=8,
+    limit = simulate_limit("wgf", data.inputs, data.targets, times=[0.0, 0.1], limit_particles=8,
                            seed=0)
     assert limit.to_frame().shape[0] == 2 and repr(limit).startswith("LimitResult(limit='wgf'")
     study = convergence_study(lambda n: 0.1, lambda n: 0.5, [8, 16], limits="wgf", repeats=2,

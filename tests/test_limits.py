@@ -17,10 +17,10 @@ CONSTANTS = {"wgf": {}, "penalized-wgf": dict(beta=1.0), "jump-poisson": dict(al
              "jump-bernoulli": dict(alpha=0.5, tau=0.25), "critical": dict(alpha=0.5, beta=1.0)}
 
 
-def run(limit, times, particles=None, initial=None, seed=0, **kw):
+def run(limit, times, limit_particles=None, initial=None, seed=0, **kw):
     kw = {**CONSTANTS[limit], **kw}
-    return simulate_limit(limit, DATA.inputs, DATA.targets, times=times, particles=particles,
-                          initial=initial, seed=seed, **kw)
+    return simulate_limit(limit, DATA.inputs, DATA.targets, times=times,
+                          limit_particles=limit_particles, initial=initial, seed=seed, **kw)
 
 
 def predictor_gap(first, second):
@@ -39,8 +39,8 @@ def test_time_zero_is_initial_cloud(limit):
 
 @pytest.mark.parametrize("limit", LIMITS)
 def test_same_seed_same_numbers(limit):
-    first = run(limit, [0.0, 0.5, 1.0], particles=40, seed=7)
-    second = run(limit, [0.0, 0.5, 1.0], particles=40, seed=7)
+    first = run(limit, [0.0, 0.5, 1.0], limit_particles=40, seed=7)
+    second = run(limit, [0.0, 0.5, 1.0], limit_particles=40, seed=7)
     np.testing.assert_array_equal(first.snapshots, second.snapshots)
 
 
@@ -48,8 +48,8 @@ def test_same_seed_same_numbers(limit):
 def test_same_seed_sequence_object_same_numbers(limit):
     """Reusing one SeedSequence must not advance its spawn counter into new streams."""
     seed = np.random.SeedSequence(7)
-    first = run(limit, [0.0, 0.5], particles=40, seed=seed)
-    second = run(limit, [0.0, 0.5], particles=40, seed=seed)
+    first = run(limit, [0.0, 0.5], limit_particles=40, seed=seed)
+    second = run(limit, [0.0, 0.5], limit_particles=40, seed=seed)
     np.testing.assert_array_equal(first.snapshots, second.snapshots)
 
 
@@ -144,7 +144,7 @@ def test_poisson_jump_count_law():
     """Rings per particle over [0, T] are Poisson(T/α): chi-square goodness of fit."""
     T, alpha, n = 3.0, 0.5, 4000
     jumps = simulate_limit("jump-poisson", DATA.inputs, DATA.targets, times=[0.0, 1.0, T],
-                           alpha=alpha, particles=n, seed=11).jumps
+                           alpha=alpha, limit_particles=n, seed=11).jumps
     rate = T / alpha
     assert abs(jumps.mean() - rate) < 4 * np.sqrt(rate / n)
     edges = np.arange(0, 15)
@@ -155,7 +155,7 @@ def test_poisson_jump_count_law():
 
 
 def test_critical_jump_count_law():
-    jumps = run("critical", [0.0, 2.0], particles=3000, seed=1).jumps
+    jumps = run("critical", [0.0, 2.0], limit_particles=3000, seed=1).jumps
     assert abs(jumps.mean() - 4.0) < 4 * np.sqrt(4.0 / 3000)
     assert abs(jumps.var() / 4.0 - 1.0) < 0.1
 
@@ -172,7 +172,7 @@ def test_critical_jump_count_law():
 ])
 def test_bad_constants_name_the_argument(limit, kwargs, name):
     with pytest.raises(ValueError, match=name):
-        simulate_limit(limit, DATA.inputs, DATA.targets, times=[0.0, 1.0], particles=5,
+        simulate_limit(limit, DATA.inputs, DATA.targets, times=[0.0, 1.0], limit_particles=5,
                        **kwargs)
 
 
@@ -192,11 +192,11 @@ def test_bad_limit_times_and_particles():
     with pytest.raises(ValueError, match="limit"):
         limit_constants("jump")
     with pytest.raises(ValueError, match="times"):
-        run("wgf", [1.0, 0.5], particles=5)
+        run("wgf", [1.0, 0.5], limit_particles=5)
     with pytest.raises(ValueError, match="times"):
-        run("wgf", [0.0, np.nan], particles=5)
+        run("wgf", [0.0, np.nan], limit_particles=5)
     with pytest.raises(ValueError, match="particles"):
-        run("wgf", [1.0], particles=0)
+        run("wgf", [1.0], limit_particles=0)
     with pytest.raises(ValueError, match="initial"):
         run("wgf", [1.0], initial=np.ones((4, 7)))
 
@@ -254,11 +254,11 @@ def test_a_finite_blow_up_is_a_divergence_and_the_factor_sets_the_range():
 
 def test_sizes_are_checked_before_allocating_and_long_runs_announced():
     with pytest.raises(MemoryLimitError, match=r"partners per ring \(1/beta\).*larger beta"):
-        run("critical", [0.0, 1.0], particles=10, beta=1e-12)
+        run("critical", [0.0, 1.0], limit_particles=10, beta=1e-12)
     with pytest.raises(MemoryLimitError, match="snapshot"):
-        run("wgf", np.linspace(0.0, 1.0, 10 ** 6), particles=10 ** 5)
+        run("wgf", np.linspace(0.0, 1.0, 10 ** 6), limit_particles=10 ** 5)
     with warnings.catch_warnings():
         warnings.simplefilter("error", LongRunWarning)      # raised before anything runs
         for limit in LIMITS:
             with pytest.raises(LongRunWarning, match="long run: about"):
-                run(limit, [0.0, 1e12], particles=100)
+                run(limit, [0.0, 1e12], limit_particles=100)

@@ -121,8 +121,8 @@ def test_clock_coupling_makes_the_paths_close():
 
 def test_clock_is_refused_for_other_limits_and_off_grid_times():
     with pytest.raises(ValueError, match="jump-poisson and critical"):
-        simulate_limit("wgf", DATA.inputs, DATA.targets, times=[0.0, 0.1], particles=5,
+        simulate_limit("wgf", DATA.inputs, DATA.targets, times=[0.0, 0.1], limit_particles=5,
                        clock=DropoutClock(0, 0.05))
     with pytest.raises(ValueError, match="multiples"):
         simulate_limit("jump-poisson", DATA.inputs, DATA.targets, times=[0.0, 0.13],
-                       particles=5, alpha=1.0, clock=DropoutClock(0, 0.05))
+                       limit_particles=5, alpha=1.0, clock=DropoutClock(0, 0.05))

@@ -185,7 +185,7 @@ def test_same_numbers_whatever_the_thread_count(monkeypatch, limit, kw):
 
     def run():
         return simulate_limit(limit, DATA.inputs, DATA.targets, times=[0.0, 0.3, 0.6],
-                              particles=N, seed=2, **kw)
+                              limit_particles=N, seed=2, **kw)
     try:
         numba.set_num_threads(1)
         one = run()

@@ -59,9 +59,9 @@ print("parameters D =", theta0.size)
 # training loss.
 
 # %%
-dropout = simulate_dropout(problem, theta0, lr, steps, n_runs=trials, seed=1, record_every=10)
-sme = simulate_sme(problem, theta0, lr, steps, order=1, n_runs=trials, seed=2, record_every=10)
-modified_gd = simulate_modified_gd(problem, theta0, lr, steps, record_every=10)
+dropout = simulate_dropout(problem, theta0, lr, steps, n_runs=trials, seed=1, loss_every=10)
+sme = simulate_sme(problem, theta0, lr, steps, order=1, n_runs=trials, seed=2, loss_every=10)
+modified_gd = simulate_modified_gd(problem, theta0, lr, steps, loss_every=10)
 
 fig, ax = plt.subplots(figsize=(6.5, 4))
 for run, name, colour in ((dropout, "dropout", "tab:blue"), (sme, "SME (order 1)", "tab:orange")):

@@ -153,7 +153,7 @@ def run_loss_curves(settings, *, progress=True):
     problem = make_problem(x, y, s.width, s.keep_prob, s.output_scale, s.activation)
     test = problem.with_data(x_test, y_test)
     theta0 = init_params(problem, seed=s.seed)
-    common = dict(record_every=s.record_every, record_params=True, progress=progress)
+    common = dict(loss_every=s.record_every, record_params=True, progress=progress)
     runs = {
         "dropout": simulate_dropout(problem, theta0, s.lr, s.steps, n_runs=s.trials,
                                     seed=s.seed, **common),

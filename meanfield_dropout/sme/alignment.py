@@ -143,7 +143,7 @@ def alignment_along_training(problem, params0, lr, n_steps, eval_every, n_masks=
     n_masks = check_int(n_masks, "n_masks", low=2)
     seeds = seed_sequence(seed).generate_state(3)
     run = simulate_dropout(problem, params0, lr, n_steps, seed=int(seeds[0]),
-                           record_every=eval_every, record_params=True, progress=progress)
+                           loss_every=eval_every, record_params=True, progress=progress)
     checkpoints = run.params[0]
     exact = np.empty(len(checkpoints))
     empirical = np.empty(len(checkpoints))

@@ -193,7 +193,7 @@ def _start(problem, params0, n_runs):
     return np.repeat(params0[None], n_runs, axis=0)
 
 
-def _drive(problem, thetas, n_steps, record_every, record_params, step, time_per_step,
+def _drive(problem, thetas, n_steps, loss_every, record_params, step, time_per_step,
            method, progress):
     """Advance ``thetas`` by ``step(thetas, k)`` for k = 0..n_steps−1, recording every few steps.
 
@@ -201,8 +201,8 @@ def _drive(problem, thetas, n_steps, record_every, record_params, step, time_per
     as its variant) when a parameter leaves the finite range.
     """
     n_steps = check_int(n_steps, "n_steps", low=1)
-    record_every = check_int(record_every, "record_every", low=1)
-    record_at = list(range(0, n_steps + 1, record_every))
+    loss_every = check_int(loss_every, "loss_every", low=1)
+    record_at = list(range(0, n_steps + 1, loss_every))
     if record_at[-1] != n_steps:
         record_at.append(n_steps)
     loss = np.empty((thetas.shape[0], len(record_at)))
@@ -226,7 +226,7 @@ def _drive(problem, thetas, n_steps, record_every, record_params, step, time_per
     return Trajectories(times, loss, params, thetas.reshape(thetas.shape[0], -1).copy())
 
 
-def simulate_dropout(problem, params0, lr, n_steps, n_runs=1, seed=0, record_every=1,
+def simulate_dropout(problem, params0, lr, n_steps, n_runs=1, seed=0, loss_every=1,
                      record_params=False, progress=False, keep=None):
     """Full-batch dropout gradient descent, ``n_runs`` independent runs from θ_0.
 
@@ -247,7 +247,7 @@ def simulate_dropout(problem, params0, lr, n_steps, n_runs=1, seed=0, record_eve
     seed : int
         Seed of the masks: the keep decisions of a step are
         ``rng.random((n_runs, width)) < p`` from ``SeedSequence(seed).spawn(2)[0]``.
-    record_every : int
+    loss_every : int
         Record R_S (and parameters) every this many steps.
     record_params : bool
         Keep the parameter history.
@@ -276,11 +276,11 @@ def simulate_dropout(problem, params0, lr, n_steps, n_runs=1, seed=0, record_eve
             if keep is None else np.ascontiguousarray(keep[k])
         _dropout_steps(problem, th, lr, decisions)
 
-    return _drive(problem, thetas, n_steps, record_every, record_params, step, lr,
+    return _drive(problem, thetas, n_steps, loss_every, record_params, step, lr,
                   "dropout", progress)
 
 
-def simulate_modified_gd(problem, params0, lr, n_steps, record_every=1, record_params=False,
+def simulate_modified_gd(problem, params0, lr, n_steps, loss_every=1, record_params=False,
                          progress=False):
     """Deterministic gradient descent on L_S (the drift of dropout without its noise).
 
@@ -293,7 +293,7 @@ def simulate_modified_gd(problem, params0, lr, n_steps, record_every=1, record_p
     def step(th, k):
         _gd_steps(problem, th, lr)
 
-    return _drive(problem, thetas, n_steps, record_every, record_params, step, lr,
+    return _drive(problem, thetas, n_steps, loss_every, record_params, step, lr,
                   "GD on L_S", progress)
 
 
@@ -312,7 +312,7 @@ def sde_substeps(lr, sde_step):
 
 
 def simulate_sme(problem, params0, lr, n_steps, sde_step=None, order=1, n_runs=1, seed=0,
-                 record_every=1, record_params=False, progress=False):
+                 loss_every=1, record_params=False, progress=False):
     """Euler-Maruyama simulation of the order-1 or order-2 SME of dropout.
 
     Parameters
@@ -332,7 +332,7 @@ def simulate_sme(problem, params0, lr, n_steps, sde_step=None, order=1, n_runs=1
         Independent runs.
     seed : int
         Seed of the Gaussians; equal seeds give both orders identical increments.
-    record_every : int
+    loss_every : int
         Record every this many eta-intervals.
     record_params, progress : bool
         As :func:`simulate_dropout`.
@@ -353,5 +353,5 @@ def simulate_sme(problem, params0, lr, n_steps, sde_step=None, order=1, n_runs=1
             z, G = draw_standard_normals(rng, problem.width, th.shape[0])
             _sme_steps(problem, th, lr, h, order, z, G)
 
-    return _drive(problem, thetas, n_steps, record_every, record_params, step, lr,
+    return _drive(problem, thetas, n_steps, loss_every, record_params, step, lr,
                   f"order-{order} SME", progress)

@@ -528,7 +528,7 @@ def limit_gaps(config, point, *, particles=4096, seed=0):
     predictors = {}
     for name, constants in cell.limits.items():
         predictors[name] = simulate_limit(name, inputs, targets, times=times,
-                                          particles=particles, seed=seed,
+                                          limit_particles=particles, seed=seed,
                                           **constants).predictor
     base = predictors[reference]
     gaps = {name: float(np.max(np.sqrt(np.mean((f - base) ** 2, axis=1))))

@@ -75,12 +75,12 @@ def test_cli_bad_arguments_exit_2(tmp_path, args):
 # Scientific checks (slow): run with ``python -m pytest -m slow tests/phase_diagram``
 # ---------------------------------------------------------------------------------------------
 
-def limit_gap(study, right, wrong, particles=4000):
+def limit_gap(study, right, wrong, limit_particles=4000):
     """sup_t RMS predictor gap between two limits from one μ₀ sample of N particles."""
     data = toy()
     times = np.linspace(0.0, PHASE_STUDIES[right]["horizon"], 5)
     f = {name: simulate_limit(name, data.inputs, data.targets, times=times,
-                              particles=particles, seed=123, activation="tanh",
+                              limit_particles=limit_particles, seed=123, activation="tanh",
                               **study.limits[name]).predictor for name in (right, wrong)}
     return float(np.max(np.sqrt(np.mean((f[right] - f[wrong]) ** 2, axis=1))))
 
