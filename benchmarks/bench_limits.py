@@ -29,8 +29,9 @@ from meanfield_dropout import teacher_student  # noqa: E402
 from meanfield_dropout.kernels.blocks import make_workspace  # noqa: E402
 from meanfield_dropout.kernels.core import _predict  # noqa: E402
 from meanfield_dropout.kernels.variants import MASKS, Data, Rule, _run_chunk  # noqa: E402
-from meanfield_dropout.kernels.limit_steps import _heun, _jump_events  # noqa: E402
-from meanfield_dropout.network import init_particles  # noqa: E402
+from meanfield_dropout.kernels.limit_steps import (RingState, Rings, _heun,  # noqa: E402
+                                                   _jump_events)
+from meanfield_dropout.network import init_particles, network_data  # noqa: E402
 from meanfield_dropout.runtime.threads import blas_single_thread, threads_for  # noqa: E402
 from meanfield_dropout.kernels.rows import _all_features  # noqa: E402
 from timing import machine_header, matmul_rate  # noqa: E402
@@ -49,6 +50,7 @@ class Problem:
 
     def __init__(self, particles, steps):
         data = teacher_student()
+        self.data = network_data(data.inputs, data.targets, activation="tanh")
         self.Z = data.inputs
         self.Zt = np.ascontiguousarray(data.inputs.T)
         self.y = data.targets[None, :]
@@ -75,8 +77,8 @@ class Problem:
 
     def flow(self, beta):
         X = self.X.copy()
-        return _timed(lambda: _heun(X, self.Z, self.Zt, self.y, False, TANH, beta, 1e-3,
-                                    self.steps, np.inf, np.inf, self.work)) / (2 * self.steps)
+        return _timed(lambda: _heun(X, self.data, beta, 1e-3, self.steps, (np.inf, np.inf),
+                                    self.work)) / (2 * self.steps)
 
     def rings(self, beta):
         X, features = self.X.copy(), self.features.copy()
@@ -85,9 +87,9 @@ class Problem:
         counts = self.counts if beta > 0 else np.zeros(0, np.int64)
         partners = self.partners if beta > 0 else np.zeros(0, np.int64)
         jumps = np.zeros(self.n, np.int64)
-        return _timed(lambda: _jump_events(X, value, deriv, features, f, self.Zt, self.y,
-                                           False, TANH, 0.5, beta, self.who, counts, partners,
-                                           np.inf, np.inf, jumps))
+        return _timed(lambda: _jump_events(X, RingState(value, deriv, features, f), self.data,
+                                           0.5, beta, Rings(self.who, counts, partners),
+                                           (np.inf, np.inf), jumps))
 
 
 def measure(problem, repeats, threads):

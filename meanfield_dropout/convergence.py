@@ -59,7 +59,7 @@ from tqdm.auto import tqdm
 
 from .runtime import results, tables
 from .validation import check_int, check_keep_prob, check_positive, seed_record, seed_sequence
-from .kernels.activations import activation_code
+from .network import network_data
 from .convergence_plan import (CLOCK_COUPLED, COUPLED_VARIANTS, METRICS,  # noqa: F401
                                DEFAULT_DATA, cell_steps, check_cell, check_horizon, in_context,
                                make_plan, step_lengths)
@@ -189,7 +189,7 @@ def _measure(plan, width, master_lr, keep_prob, limit_particles, seed):
     requests, chunk_steps, progress = plan.limits, plan.chunk_steps, plan.progress
     engine_coupled = tuple(name for name in plan.coupled if name != "jump-bernoulli")
     dim = inputs.shape[1]
-    act = activation_code(activation)
+    data = network_data(inputs, targets, activation=activation)
     context = f"width {width}, master_lr {master_lr:.4g}, keep_prob {keep_prob:.4g}"
 
     init_seq, extra_seq, dropout_seq, w2_seq, *limit_seqs = seed_sequence(seed).spawn(
@@ -218,13 +218,11 @@ def _measure(plan, width, master_lr, keep_prob, limit_particles, seed):
                        divergence_factor=plan.divergence_factor, progress=progress)
     except DivergenceError as exc:
         raise in_context(exc, context) from None
-    Zt = np.ascontiguousarray(inputs.T)
-
     def cloud(variant, step):
         return run.snapshots[variant][np.searchsorted(run.snapshot_steps, step)]
 
     def predictor(X):
-        return _cloud_predictor(X, Zt, False, act)
+        return _cloud_predictor(X, data)
 
     def loss(f):
         return 0.5 * float(np.mean((f - targets) ** 2))

@@ -65,7 +65,7 @@ from .runtime import results, tables
 from .validation import check_choice, check_int, check_positive, seed_sequence
 from .kernels.blocks import make_workspace
 from .kernels.core import _predict
-from .kernels.limit_steps import _heun, _jump_events
+from .kernels.limit_steps import RingState, Rings, _heun, _jump_events
 from .engine import (DIVERGENCE_FACTOR, DivergenceError, divergence_bounds, init_particles,
                      simulate)
 from .limit_sizes import (_EVENT_BATCH, _PARTNER_BATCH, check_clock, check_limit_size,
@@ -262,13 +262,13 @@ def limit_constants(limit, alpha=None, beta=None, tau=None):
     return out
 
 
-def _cloud_predictor(X, Zt, has_bias, act):
-    """∫φ dμ = (1/N) Σ_i φ(X_i, z_j) on every column of ``Zt``, shape (m,) (one output).
+def _cloud_predictor(X, data):
+    """∫φ dμ = (1/N) Σ_i φ(X_i, z_j) on the inputs of ``data``, shape (m,) (one output).
 
     :func:`meanfield_dropout.kernels.core._predict` with scale 1/N, BLAS kept to one thread.
     """
     with blas_single_thread():
-        return _predict(X, Zt, 1, has_bias, act, 1.0 / X.shape[0])[0]
+        return _predict(X, data.inputs_t, 1, data.bias, data.activation, 1.0 / X.shape[0])[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,20 +366,17 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
     if limit == "jump-bernoulli":
         return _bernoulli(X, data, times, constants, run_seq, activation, progress,
                           divergence_factor, settings)
-    Zt, y, act, has_bias = data.inputs_t, data.targets, data.activation, data.bias
     snapshots = np.empty((times.size,) + X.shape)
     with tqdm(total=float(times[-1]), disable=not progress, desc=f"limit {limit}",
               unit="time") as bar, kernel_threads(X.shape[0] * m):
         if limit in ("wgf", "penalized-wgf"):
             jumps = None
             settings["dt"] = dt
-            _run_flow(X, data.inputs, Zt, y, times, constants["beta"], dt, act, has_bias,
-                      bounds, snapshots, bar, limit)
+            _run_flow(X, data, times, constants["beta"], dt, bounds, snapshots, bar, limit)
         else:
-            jumps = _run_events(X, Zt, y, times, constants, run_seq, act, has_bias, bounds,
-                                snapshots, bar, limit, clock)
-        predictor = np.stack([_predict(s, Zt, 1, has_bias, act, 1.0 / X.shape[0])[0]
-                              for s in snapshots])
+            jumps = _run_events(X, data, times, constants, run_seq, bounds, snapshots, bar,
+                                limit, clock)
+        predictor = np.stack([_cloud_predictor(s, data) for s in snapshots])
     return LimitResult(limit, times, snapshots, predictor, jumps, settings)
 
 
@@ -387,18 +384,18 @@ def _flow_hint(dt):
     return f"the Heun step dt = {dt:.3g} may be too large for this flow: try a smaller dt"
 
 
-def _run_flow(X, Z, Zt, y, times, beta, dt, act, has_bias, bounds, snapshots, bar, limit):
+def _run_flow(X, data, times, beta, dt, bounds, snapshots, bar, limit):
     """Heun integration of ``wgf`` / ``penalized-wgf`` (see module doc)."""
     done = 0
-    work = make_workspace(X.shape[0], y.shape[0], Z.shape[1], Z.shape[0], X.dtype)
-    n, m, p = X.shape[0], Z.shape[0], X.shape[1]
+    (m, d), n, p = data.inputs.shape, X.shape[0], X.shape[1]
+    work = make_workspace(n, data.outputs, d, m, X.dtype)
     chunk = max(1, int(_BAR_OPERATIONS / (12.0 * n * m * p)))
     for k, steps in enumerate(heun_steps(times, dt).astype(np.int64)):
         start = times[k - 1] if k else 0.0
         length = (times[k] - start) / steps if steps else 0.0
         for first in range(0, steps, chunk):       # chunks only move the progress bar
             count = min(chunk, steps - first)
-            bad = _heun(X, Z, Zt, y, has_bias, act, beta, length, count, *bounds, work)
+            bad = _heun(X, data, beta, length, count, bounds, work)
             if bad >= 0:
                 raise DivergenceError(done + first + bad, limit, _range_detail(bounds),
                                       kind="limit", unit="Heun step",
@@ -414,8 +411,7 @@ def _range_detail(bounds):
             f"{output_bound:.3g}, or not finite")
 
 
-def _run_events(X, Zt, y, times, constants, seq, act, has_bias, bounds, snapshots, bar,
-                limit, clock=None):
+def _run_events(X, data, times, constants, seq, bounds, snapshots, bar, limit, clock=None):
     """Exact event-driven simulation of ``jump-poisson`` / ``critical`` (see module doc); with
     ``clock``, the rings come from dropout's keep draws (:class:`DropoutClock`)."""
     n = X.shape[0]
@@ -426,6 +422,7 @@ def _run_events(X, Zt, y, times, constants, seq, act, has_bias, bounds, snapshot
         clock, n, alpha, np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 0),
                                                 pool_size=seq.pool_size))
     rng = np.random.default_rng(seq)
+    Zt, has_bias, act = data.inputs_t, data.bias, data.activation
     value, deriv = np.empty((n, Zt.shape[1])), np.empty((n, Zt.shape[1]))
     features = _all_features(X, Zt, 1, has_bias, act, value, deriv)
     jumps = np.zeros(n, dtype=np.int64)
@@ -440,7 +437,7 @@ def _run_events(X, Zt, y, times, constants, seq, act, has_bias, bounds, snapshot
             ordered = coupled.rings(start, t)
             remaining = ordered.size
         if remaining:       # a fresh sum: no drift of the incremental update
-            f = _predict(X, Zt, 1, has_bias, act, 1.0 / n)
+            state = RingState(value, deriv, features, _cloud_predictor(X, data)[None, :])
         total = remaining
         while remaining:
             count = min(remaining, batch)
@@ -452,8 +449,8 @@ def _run_events(X, Zt, y, times, constants, seq, act, has_bias, bounds, snapshot
             else:
                 partner_counts = np.zeros(0, dtype=np.int64)
                 partners = np.zeros(0, dtype=np.int64)
-            bad = _jump_events(X, value, deriv, features, f, Zt, y, has_bias, act, alpha, beta,
-                               who, partner_counts, partners, *bounds, jumps)
+            bad = _jump_events(X, state, data, alpha, beta, Rings(who, partner_counts, partners),
+                               bounds, jumps)
             if bad >= 0:
                 raise DivergenceError(
                     rings + bad + 1, limit, f"in the time interval ({start:.4g}, {t:.4g}]: "
@@ -491,7 +488,6 @@ def _bernoulli(X, data, times, constants, seq, activation, progress, divergence_
                               f"{tau:.3g}, alpha = {constants['alpha']:.3g}") from None
     where = np.searchsorted(result.snapshot_steps, steps)
     snapshots = result.snapshots["ram"][where]
-    predictor = np.stack([_cloud_predictor(s, data.inputs_t, data.bias, data.activation)
-                          for s in snapshots])
+    predictor = np.stack([_cloud_predictor(s, data) for s in snapshots])
     settings["keep"] = keep
     return LimitResult("jump-bernoulli", steps * tau, snapshots, predictor, None, settings)

@@ -7,8 +7,9 @@ import pytest
 from scipy import stats
 
 from meanfield_dropout import DivergenceError, init_particles, predict, simulate, teacher_student
-from meanfield_dropout.kernels.limit_steps import _jump_events
+from meanfield_dropout.kernels.limit_steps import RingState, Rings, _jump_events
 from meanfield_dropout.limits import LIMITS, limit_constants, simulate_limit
+from meanfield_dropout.network import network_data
 from meanfield_dropout.runtime.memory import LongRunWarning, MemoryLimitError
 from meanfield_dropout.kernels.rows import _all_features
 
@@ -111,7 +112,8 @@ def test_critical_mean_drift_is_penalized_wgf_drift():
     """E[jump of particle i] / α over partners L ~ Poisson(1/β), Y ~ μ = −Dφᵀ(r + βφ/m)."""
     rng = np.random.default_rng(0)
     X = init_particles(20, 3, seed=2)
-    Zt = np.ascontiguousarray(DATA.inputs.T)
+    data = network_data(DATA.inputs, DATA.targets, activation="tanh")
+    Zt = data.inputs_t
     alpha, beta, events = 1e-3, 0.5, 40000
     # the penalized-WGF drift: one engine ``penalized`` step of length 1 with penalty β (the
     # subtraction of X costs at most an ulp of X, far below the tolerance below)
@@ -129,10 +131,10 @@ def test_critical_mean_drift_is_penalized_wgf_drift():
         Y = X.copy()
         features = base_features.copy()
         f = features.mean(axis=0)
-        _jump_events(Y, base_value.copy(), base_deriv.copy(), features, f, Zt,
-                     DATA.targets[None, :], False, 1, alpha, beta, np.array([i]),
-                     counts[e:e + 1], partners[start:start + counts[e]], np.inf, np.inf,
-                     np.zeros(X.shape[0], dtype=np.int64))
+        _jump_events(Y, RingState(base_value.copy(), base_deriv.copy(), features, f), data,
+                     alpha, beta, Rings(np.array([i]), counts[e:e + 1],
+                                        partners[start:start + counts[e]]),
+                     (np.inf, np.inf), np.zeros(X.shape[0], dtype=np.int64))
         start += counts[e]
         increments[e] = (Y[i] - X[i]) / alpha
     mean = increments.mean(axis=0)

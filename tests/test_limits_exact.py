@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 
 from meanfield_dropout import ExplicitNoise, init_particles, simulate, teacher_student
-from meanfield_dropout.kernels.limit_steps import _jump_events
+from meanfield_dropout.kernels.limit_steps import RingState, Rings, _jump_events
 from meanfield_dropout.limits import simulate_limit
+from meanfield_dropout.network import network_data
 from meanfield_dropout.runtime import threads as thread_limits
 from meanfield_dropout.kernels.rows import _all_features
 
@@ -148,14 +149,15 @@ def test_critical_ring_is_a_one_row_pn_ram_step(bias):
     q = 1/β (forward weight β), master learning rate τ = α q."""
     alpha, beta, i, partners = 0.3, 2.0, 7, np.array([3, 90, 149, 64])
     X0 = init_particles(N, D, seed=6, bias=bias)
-    Zt = np.ascontiguousarray(DATA.inputs.T)
+    data = network_data(DATA.inputs, DATA.targets, activation="tanh", bias=bias)
+    Zt = data.inputs_t
     ring = X0.copy()
     value, deriv = np.empty((N, Zt.shape[1])), np.empty((N, Zt.shape[1]))
     features = _all_features(ring, Zt, 1, bias, 1, value, deriv)
     jumps = np.zeros(N, dtype=np.int64)
-    bad = _jump_events(ring, value, deriv, features, features.mean(axis=0), Zt,
-                       DATA.targets[None, :], bias, 1, alpha, beta, np.array([i]),
-                       np.array([partners.size]), partners, np.inf, np.inf, jumps)
+    bad = _jump_events(ring, RingState(value, deriv, features, features.mean(axis=0)), data,
+                       alpha, beta, Rings(np.array([i]), np.array([partners.size]), partners),
+                       (np.inf, np.inf), jumps)
     assert bad == -1 and jumps[i] == 1 and jumps.sum() == 1
     backward = np.zeros((1, N), dtype=bool)
     backward[0, i] = True

@@ -1,6 +1,14 @@
 """Kernels of the limit dynamics (:mod:`meanfield_dropout.limits`): the mean-field flow's Heun
 step and the rings of the jump limits, compositions of :mod:`.core`'s and :mod:`.rows`'s kernels
-with no network arithmetic of their own."""
+with no network arithmetic of their own.
+
+The data and architecture come as one struct ``data`` with the fields of
+:class:`~meanfield_dropout.network.NetworkData` (``inputs`` Z (m, d), ``inputs_t`` Zᵀ,
+``targets`` y (K, m), ``bias``, ``activation`` code); ``bounds`` is the pair (output bound,
+parameter bound) of :func:`~meanfield_dropout.engine_plan.divergence_bounds`.
+"""
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
@@ -13,45 +21,75 @@ from .variants import _within
 _SQUARE = LOSSES["square"]
 
 
+class FlowScratch(NamedTuple):
+    """Scratch of a flow step: ``rows`` = arange(N), ``pre`` (N, m), ``f`` and ``residual``
+    (K, m)."""
+
+    rows: np.ndarray
+    pre: np.ndarray
+    f: np.ndarray
+    residual: np.ndarray
+
+
+class RingState(NamedTuple):
+    """The cloud as the rings keep it up to date: ``value`` and ``deriv`` (N, m) = σ(u) and
+    σ'(u) at the pre-activations u of X_i, ``features`` (N, K, m) = φ(X_i), ``f`` (K, m) =
+    their mean f_μ."""
+
+    value: np.ndarray
+    deriv: np.ndarray
+    features: np.ndarray
+    f: np.ndarray
+
+
+class Rings(NamedTuple):
+    """A batch of rings: the ringing particles ``who`` (in order) and, for ``critical``, each
+    ring's partner count ``partner_counts`` and the partners ``partners`` (indices into the
+    current cloud, ring after ring)."""
+
+    who: np.ndarray
+    partner_counts: np.ndarray
+    partners: np.ndarray
+
+
 @njit(cache=True)
-def _flow_step(source, out, dt, penalty, Z, Zt, y, has_bias, act, rows, pre, f, residual,
-               work):
+def _flow_step(source, out, dt, penalty, data, scratch, work):
     """out_i ← out_i − dt Dφ(source_i)ᵀ (r_μ + penalty φ(source_i)/m) for every particle.
 
     The engine's ``gd``/``penalized`` step of master learning rate ``dt`` and output scale
     1/N, with r_μ = (f_μ(source) − y)/m; ``out`` is ``source`` (in place) or a copy of it.
-    ``rows`` = arange(N); ``pre`` (N, m), ``f`` and ``residual`` (K, m) are scratch, ``work``
-    the run's :class:`~meanfield_dropout.kernels.blocks.Workspace`.
+    ``scratch`` is a :class:`FlowScratch`, ``work`` the run's
+    :class:`~meanfield_dropout.kernels.blocks.Workspace`.
     """
-    n, K = source.shape[0], y.shape[0]
+    n, K = source.shape[0], data.targets.shape[0]
+    rows, pre, f, residual = scratch
     no_signs = np.empty((0, 0), dtype=np.uint8)
-    _forward_sums(source, rows, n, 1.0, 1.0 / n, Zt, K, has_bias, act, pre, f, f[:, :0],
-                  work, no_signs, n)
-    _loss_derivative(_SQUARE, f, y, residual)
-    _backward_step(source, rows, n, dt, penalty, residual, Z, Zt, K, has_bias, act, pre,
-                   no_signs, rows, out, work)
+    _forward_sums(source, rows, n, 1.0, 1.0 / n, data.inputs_t, K, data.bias, data.activation,
+                  pre, f, f[:, :0], work, no_signs, n)
+    _loss_derivative(_SQUARE, f, data.targets, residual)
+    _backward_step(source, rows, n, dt, penalty, residual, data.inputs, data.inputs_t, K,
+                   data.bias, data.activation, pre, no_signs, rows, out, work)
 
 
 @njit(cache=True)
-def _heun(X, Z, Zt, y, has_bias, act, penalty, dt, steps, output_bound, parameter_bound,
-          work):
+def _heun(X, data, penalty, dt, steps, bounds, work):
     """Advance X in place by ``steps`` Heun steps X ← ½(X + E(E(X))).
 
-    E is :func:`_flow_step`; ``y`` is (K, m), ``Z`` (m, d) and ``Zt`` its transpose. Returns
-    −1, or the number of steps after which X left its range: an entry not finite or above
-    ``parameter_bound`` in absolute value, or a predictor f_μ (computed by every step's first
-    drift) above ``output_bound``. X is then the state after one more step.
+    E is :func:`_flow_step`. Returns −1, or the number of steps after which X left its range:
+    an entry not finite or above the parameter bound in absolute value, or a predictor f_μ
+    (computed by every step's first drift) above the output bound. X is then the state after
+    one more step.
     """
-    n, m = X.shape[0], Zt.shape[1]
-    rows, pre, trial = np.arange(n), np.empty((n, m)), np.empty_like(X)
-    f, residual = np.empty((y.shape[0], m)), np.empty((y.shape[0], m))
+    output_bound, parameter_bound = bounds
+    n, m, K = X.shape[0], data.inputs_t.shape[1], data.targets.shape[0]
+    scratch = FlowScratch(np.arange(n), np.empty((n, m)), np.empty((K, m)), np.empty((K, m)))
+    trial = np.empty_like(X)
     for k in range(steps):
         trial[:] = X
-        _flow_step(X, trial, dt, penalty, Z, Zt, y, has_bias, act, rows, pre, f, residual, work)
-        if not _within(f, output_bound):
+        _flow_step(X, trial, dt, penalty, data, scratch, work)
+        if not _within(scratch.f, output_bound):
             return k
-        _flow_step(trial, trial, dt, penalty, Z, Zt, y, has_bias, act, rows, pre, f, residual,
-                   work)
+        _flow_step(trial, trial, dt, penalty, data, scratch, work)
         X += trial
         X *= 0.5
         if not _within(X, parameter_bound):
@@ -60,20 +98,21 @@ def _heun(X, Z, Zt, y, has_bias, act, penalty, dt, steps, output_bound, paramete
 
 
 @njit(cache=True)
-def _jump_events(X, value, deriv, features, f, Zt, y, has_bias, act, alpha, beta, who,
-                 partner_counts, partners, output_bound, parameter_bound, jumps):
-    """Process the rings ``who`` (particle indices, in order) of the superposed clock.
+def _jump_events(X, state, data, alpha, beta, rings, bounds, jumps):
+    """Process the :class:`Rings` ``rings`` of the superposed clock.
 
     A ring of particle i is the one-row step X_i ← X_i − α Dφ(X_i)ᵀ r with r = (f − y)/m for
     the Poisson jump (``beta == 0``) and, for ``critical`` (``beta > 0``), r = (β(φ(X_i) +
-    Σ_l φ(Y_l)) − y)/m over the ``partner_counts[e]`` partners ``partners[...]`` (indices into
-    the current cloud). ``value`` and ``deriv`` (N, m) = σ(u) and σ'(u) at the pre-activations
-    u of X_i, ``features`` (N, K, m) = φ(X_i) and ``f`` (K, m) = their mean are kept up to
-    date (so a ring computes one product with the data for its gradient, one for its new
-    features and one activation); ``jumps`` counts rings per
-    particle. Returns the index of the first ring after which X_i leaves ``parameter_bound``
-    or f leaves ``output_bound`` (either not finite), or −1.
+    Σ_l φ(Y_l)) − y)/m over the ring's partners Y_l. The :class:`RingState` ``state`` is kept
+    up to date (so a ring computes one product with the data for its gradient, one for its
+    new features and one activation); ``jumps`` counts rings per particle. Returns the index
+    of the first ring after which X_i leaves the parameter bound or f leaves the output bound
+    (either not finite), or −1.
     """
+    output_bound, parameter_bound = bounds
+    value, deriv, features, f = state
+    who, partner_counts, partners = rings
+    Zt, y, has_bias, act = data.inputs_t, data.targets, data.bias, data.activation
     n = X.shape[0]
     K, m = f.shape
     scale = 1.0 / n
