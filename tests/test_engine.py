@@ -451,3 +451,27 @@ def test_float32_step_is_within_its_rounding_bound_of_float64(variant, activatio
     assert np.all(np.abs(step["float32"] - step["float64"]) <= tolerance)
     # the bound is not vacuous: it is far below the step itself
     assert np.median(tolerance[moved > 0] / moved[moved > 0]) < 1e-3
+
+
+def test_grouped_settings_run_as_the_keyword_front():
+    """plan_simulation on NetworkData, Dynamics and Recording, run by run_simulation, is the
+    run simulate makes of the same keywords (same settings record, same numbers)."""
+    from meanfield_dropout.engine import run_simulation
+    from meanfield_dropout.engine_plan import Dynamics, Recording, plan_simulation
+    from meanfield_dropout.network import network_data
+    _, Z, y = small_problem(seed=4, width=12, bias=True)
+    keywords = dict(master_lr=0.3, steps=7, keep_prob=0.6, variants=("dropout", "penalized"),
+                    output_scale="mean_field", penalty=None, batch_size=5, seed=9,
+                    divergence_factor=1e6)
+    front = simulate(Z, y, width=12, activation="tanh", bias=True, loss_every=3,
+                     snapshot_steps=(0, 7), progress=False, **keywords)
+    plan = plan_simulation(network_data(Z, y, activation="tanh", bias=True),
+                           Dynamics(**keywords), Recording(3, (0, 7), None, 32), width=12)
+    grouped = run_simulation(plan, progress=False)
+    assert grouped.settings == front.settings
+    for name in front.variants:
+        np.testing.assert_array_equal(grouped.snapshots[name], front.snapshots[name])
+        np.testing.assert_array_equal(grouped.train_loss[name], front.train_loss[name])
+    with pytest.raises(ValueError, match="batch_size"):
+        plan_simulation(network_data(Z, y), Dynamics(**{**keywords, "batch_size": 99}),
+                        Recording(1, (), None, 32), width=12)
