@@ -22,9 +22,8 @@ from ..validation import check_array, check_int
 from ..kernels.core import _backward_update
 from ..kernels.rows import _all_features
 from ..kernels.second_order import _jacobian_transpose
-from ..kernels.variants import _active_rows
-from .model import _dropout_update, _gradient_into, _kernel_threads, _unmasked_residual, \
-    draw_keep
+from .model import (_dropout_replicas, _gradient_into, _kernel_threads, _unmasked_residual,
+                    draw_keep)
 
 #: Largest D for which a dense D x D covariance is formed.
 MAX_DENSE_PARAMS = 4000
@@ -248,29 +247,15 @@ def sample_noise(problem, params, n_draws, seed=0):
     return out.reshape(n_draws, problem.n_params)
 
 
-@njit(cache=True)
-def _dropout_gradients(net, blocks, keep, out):
-    """out[j] = ∇R^drop(θ; δ_j) for the keep rows ``keep[j]`` (mask entries 1/p)."""
-    width, n_samples = blocks.shape[0], net.data.inputs.shape[0]
-    pre = np.empty((width, n_samples), dtype=blocks.dtype)
-    rows = np.empty(width, dtype=np.int64)
-    bounds = np.zeros(2, dtype=np.int64)
-    weights = np.full(1, net.inverse_keep)
-    for j in range(keep.shape[0]):
-        bounds[1] = _active_rows(keep[j], rows)
-        out[j] = 0.0
-        _dropout_update(net, blocks, rows, bounds, weights, -net.scale, pre, out[j])
-
-
 def dropout_gradients(problem, params, n_masks, seed=0):
     """Dropout gradients ∇R^drop(θ; δ) for ``n_masks`` fresh masks, shape (n_masks, D)."""
     n_masks = check_int(n_masks, "n_masks", low=2)
     rng = np.random.default_rng(np.random.SeedSequence(check_int(seed, "seed", low=0)))
     blocks = problem.blocks(params)
     keep = draw_keep(rng, problem.keep_prob, (n_masks, problem.width))
-    out = np.empty((n_masks,) + blocks.shape)
+    out = np.zeros((n_masks,) + blocks.shape)
     with _kernel_threads(problem) as net:
-        _dropout_gradients(net, blocks, keep, out)
+        _dropout_replicas(net, blocks[None], keep, -net.scale, out)
     return out.reshape(n_masks, problem.n_params)
 
 

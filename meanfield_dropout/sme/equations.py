@@ -28,10 +28,9 @@ from ..kernels.core import _backward_update, _loss_derivative
 from ..kernels.rows import _all_features
 from ..kernels.second_order import _jacobian_transpose
 from ..engine import DivergenceError
-from ..kernels.variants import _active_rows
 from .covariance import _noise_residuals, draw_standard_normals
 from .hessian import _hvp
-from .model import (_SQUARE, _dropout_update, _kernel_threads, _modified_loss,
+from .model import (_SQUARE, _dropout_replicas, _kernel_threads, _modified_loss,
                     _unmasked_residual, draw_keep)
 
 #: Parameters with absolute value above this count as diverged.
@@ -83,26 +82,13 @@ def _first_bad(thetas, bound):
     return -1
 
 
-@njit(cache=True)
-def _dropout_kernel(net, thetas, step, keep):
-    """θ_j ← θ_j − (step/κ) ∇R^drop(θ_j; δ_j) for every replica j; ``keep`` (runs, width)."""
-    width, n_samples = thetas.shape[1], net.data.inputs.shape[0]
-    pre = np.empty((width, n_samples), dtype=thetas.dtype)
-    rows = np.empty(width, dtype=np.int64)
-    bounds = np.zeros(2, dtype=np.int64)
-    weights = np.full(1, net.inverse_keep)
-    for j in range(thetas.shape[0]):
-        bounds[1] = _active_rows(keep[j], rows)
-        _dropout_update(net, thetas[j], rows, bounds, weights, step, pre, thetas[j])
-
-
 def _dropout_steps(problem, thetas, lr, keep):
     """One dropout step θ ← θ − η ∇R^drop(θ; δ) for every replica (in place).
 
     ``keep`` (n_runs, width) holds the keep decisions (True: mask entry 1/p).
     """
     with _kernel_threads(problem) as net:
-        _dropout_kernel(net, thetas, lr * net.scale, keep)
+        _dropout_replicas(net, thetas, keep, lr * net.scale, thetas)
 
 
 @njit(cache=True)

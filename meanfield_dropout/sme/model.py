@@ -34,6 +34,7 @@ from ..kernels.core import _backward_update, _forward, _loss_derivative, _loss_v
 from ..network import NetworkData, network_data, output_scale_factor
 from ..runtime.threads import kernel_threads
 from ..kernels.rows import _all_features
+from ..kernels.variants import _active_rows
 
 #: Output scales κ by name: the paper's κ = 1 (the engine's ``standard``), 1/√m, and 1/m (the
 #: engine's ``mean_field``), m the width.
@@ -268,6 +269,23 @@ def _dropout_update(net, blocks, rows, bounds, weights, step, pre, out):
         _backward_update(blocks, rows[start:], bounds[g + 1] - start, step * weights[g], 0.0,
                          residual, net.data.inputs, net.data.inputs_t, K, False,
                          net.data.activation, pre, ranks[start:], out)
+
+
+@njit(cache=True)
+def _dropout_replicas(net, sources, keep, step, out):
+    """For every mask j, :func:`_dropout_update` of ``sources[j]`` (of ``sources[0]`` when it
+    holds one source) with the kept rows ``keep[j]`` (weight 1/p) into ``out[j]``: dropout
+    steps of replicas with ``out`` = ``sources`` and step = ηκ, or ∇R^drop(θ; δ_j) of one θ
+    with ``out`` = 0 and step = −κ."""
+    width, n_samples = out.shape[1], net.data.inputs.shape[0]
+    pre = np.empty((width, n_samples), dtype=out.dtype)
+    rows = np.empty(width, dtype=np.int64)
+    bounds = np.zeros(2, dtype=np.int64)
+    weights = np.full(1, net.inverse_keep)
+    for j in range(keep.shape[0]):
+        bounds[1] = _active_rows(keep[j], rows)
+        _dropout_update(net, sources[j if sources.shape[0] > 1 else 0], rows, bounds, weights,
+                        step, pre, out[j])
 
 
 @njit(cache=True)
