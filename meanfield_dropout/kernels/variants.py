@@ -45,14 +45,14 @@ class Rule(NamedTuple):
 
     forward_mask: int
     backward_mask: int
-    keep_prob: float
-    master_lr: float
-    output_scale: float
-    penalty: float
-    loss: int
-    activation: int
+    keep_prob: float        # q
+    master_lr: float        # τ
+    scale: float            # s, the factor of the output scale (1/n or 1)
+    penalty: float          # λ
+    loss: int               # kernel code of the loss
+    activation: int         # kernel code of σ
     bias: bool
-    outputs: int
+    outputs: int            # K
     output_bound: float
     parameter_bound: float
     keep_pre: bool
@@ -95,7 +95,7 @@ def _unmasked_loss(X, rule, inputs_t, targets, work):
     """Loss of the unmasked network of ``rule`` on the columns of ``inputs_t``."""
     n, batch = X.shape[0], inputs_t.shape[1]
     f = np.empty((rule.outputs, batch), dtype=X.dtype)
-    _forward_sums(X, np.arange(n), n, 1.0, rule.output_scale, inputs_t, rule.outputs,
+    _forward_sums(X, np.arange(n), n, 1.0, rule.scale, inputs_t, rule.outputs,
                   rule.bias, rule.activation, np.empty((0, batch), dtype=X.dtype), f,
                   f[:, :0], work, np.empty((0, batch), dtype=np.uint8), n)
     return _loss_value(rule.loss, f, targets)
@@ -186,7 +186,7 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
                 masks[k] if forward_kind == DROPOUT_MASK else forward_masks[k],
                 rows_forward[count_forward:])
         _forward_sums(X, rows_forward, count_forward + count_dropped, forward_weight,
-                      rule.output_scale, Ztb, K, rule.bias, rule.activation, pre, f,
+                      rule.scale, Ztb, K, rule.bias, rule.activation, pre, f,
                       unmasked if share else no_share, work, signs, count_forward)
         if not _within(f, rule.output_bound):
             return first_step + k
@@ -240,7 +240,7 @@ def _add_sign_rows(X, rule, inputs_t, rows_forward, count_forward, rows_added, c
     missing = _append_unplaced(rows_backward, count_backward, position,
                                rows_added[count_added:], count_forward + count_added)
     if missing > 0:
-        _forward_sums(X, rows_added[count_added:], missing, 1.0, rule.output_scale, inputs_t,
+        _forward_sums(X, rows_added[count_added:], missing, 1.0, rule.scale, inputs_t,
                       rule.outputs, rule.bias, rule.activation, pre[:0], sums,
                       sums[:, :0], work, signs[count_forward + count_added:], missing)
     for r in range(count_backward):
