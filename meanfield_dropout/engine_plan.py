@@ -17,7 +17,7 @@ from .validation import (check_choice, check_int, check_keep_prob, check_nonnega
 from .kernels import variants as variants_module
 from .kernels.relu_signs import _sign_path
 from .kernels.variants import FORWARD_MASK, MASKS, VARIANTS, Data, Rule
-from .network import (check_particles, data_names, init_particles, network_data,
+from .network import (NetworkData, check_particles, data_names, init_particles, network_data,
                       output_scale_factor, particle_dim)
 from .noise import ExplicitNoise, SeededNoise, engine_streams
 from .runtime.memory import check_memory
@@ -176,6 +176,13 @@ def plan_simulation(train, dynamics, recording, *, width=None, initial=None, val
     MemoryLimitError
         When snapshots and states would not fit in memory.
     """
+    for value, name, kind in ((train, "train", NetworkData), (dynamics, "dynamics", Dynamics),
+                              (recording, "recording", Recording)):
+        if not isinstance(value, kind):
+            raise ValueError(f"{name} must be a {kind.__name__}, got {type(value).__name__}")
+    if validation is not None and not isinstance(validation, NetworkData):
+        raise ValueError(f"validation must be a NetworkData or None, got "
+                         f"{type(validation).__name__}")
     (points, dim), outputs = train.inputs.shape, train.outputs
     master_lr = check_positive(dynamics.master_lr, "master_lr")
     keep_prob = check_keep_prob(dynamics.keep_prob)

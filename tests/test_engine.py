@@ -472,6 +472,8 @@ def test_grouped_settings_run_as_the_keyword_front():
     for name in front.variants:
         np.testing.assert_array_equal(grouped.snapshots[name], front.snapshots[name])
         np.testing.assert_array_equal(grouped.train_loss[name], front.train_loss[name])
+    with pytest.raises(ValueError, match="train must be a NetworkData"):
+        plan_simulation(Z, Dynamics(**keywords), Recording(1, (), None, 32), width=12)
     with pytest.raises(ValueError, match="batch_size"):
         plan_simulation(network_data(Z, y), Dynamics(**{**keywords, "batch_size": 99}),
                         Recording(1, (), None, 32), width=12)
