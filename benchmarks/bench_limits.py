@@ -65,9 +65,11 @@ class Problem:
         self.work = make_workspace(particles, 1, self.Z.shape[1], self.Z.shape[0], np.float64)
 
     def engine(self, variant="gd", keep=1.0):
-        rule = Rule(*MASKS[variant], keep, 1e-3, 1.0 / self.n, 0.0, 0, TANH, False, 1, np.inf,
-                    np.inf, True)
-        data = Data(self.Z, self.Zt, self.y, np.empty((self.Z.shape[1], 0)), np.empty((1, 0)))
+        rule = Rule(*MASKS[variant], keep, 1e-3, 1.0 / self.n, 0.0, np.inf, np.inf, True)
+        d = self.Z.shape[1]
+        data = Data(self.data, self.data._replace(inputs=np.empty((0, d)),
+                                                  inputs_t=np.empty((d, 0)),
+                                                  targets=np.empty((1, 0))))
         masks = np.random.default_rng(3).random((self.steps, self.n)) < keep
         args = (rule, data, masks, masks[:0], np.empty((self.steps, 0), np.int64),
                 np.zeros(self.steps, bool), np.zeros(self.steps), np.zeros(self.steps), 0,

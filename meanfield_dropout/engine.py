@@ -288,12 +288,13 @@ def _drive(initial, rules, data, noise, schedule, progress):
     record_index = {int(s): i for i, s in enumerate(schedule.loss_steps)}
     train = {name: np.full(schedule.loss_steps.size, np.nan) for name in variants}
     val = {name: np.full(schedule.loss_steps.size, np.nan) for name in variants} \
-        if data.val_targets.shape[1] else {}
+        if data.validation.targets.shape[1] else {}
     snaps = {name: np.empty((schedule.snapshot_steps.size, schedule.snapshot_neurons.size,
                              initial.shape[1]), dtype=initial.dtype) for name in variants}
     chunks = _chunk_bounds(steps, schedule.chunk_steps, schedule.snapshot_steps) if steps else []
-    work = make_workspace(initial.shape[0], data.targets.shape[0], data.inputs.shape[1],
-                          max(data.inputs.shape[0], data.val_targets.shape[1]), initial.dtype)
+    (points, dim), outputs = data.train.inputs.shape, data.train.outputs
+    work = make_workspace(initial.shape[0], outputs, dim,
+                          max(points, data.validation.targets.shape[1]), initial.dtype)
     with tqdm(total=steps * len(variants), disable=not progress, unit="step",
               desc=f"simulate n={initial.shape[0]}") as bar:
         compiled = False
@@ -323,12 +324,11 @@ def _drive(initial, rules, data, noise, schedule, progress):
                 bar.update(stop - start)
     _store_snapshots(states, snaps, schedule, steps)
     for name, rule in rules.items():
-        train[name][-1] = _unmasked_loss(states[name], rule, data.inputs_t, data.targets, work)
+        train[name][-1] = _unmasked_loss(states[name], rule, data.train, work)
         if not math.isfinite(train[name][-1]):
             raise DivergenceError(steps, name)
         if val:
-            val[name][-1] = _unmasked_loss(states[name], rule, data.val_inputs_t,
-                                           data.val_targets, work)
+            val[name][-1] = _unmasked_loss(states[name], rule, data.validation, work)
     return states, train, val, snaps
 
 

@@ -229,17 +229,18 @@ def plan_simulation(train, dynamics, recording, *, width=None, initial=None, val
                                  dtype=names["dtype"], outputs=outputs)
     output_bound, parameter_bound = divergence_bounds(initial, train.targets,
                                                       divergence_factor)
-    ftype = train.inputs.dtype
-    data = Data(train.inputs, train.inputs_t, train.targets,
-                np.empty((dim, 0), ftype) if validation is None else validation.inputs_t,
-                np.empty((outputs, 0), ftype) if validation is None else validation.targets)
+    if validation is None:
+        ftype = train.inputs.dtype
+        validation = train._replace(inputs=np.empty((0, dim), ftype),
+                                    inputs_t=np.empty((dim, 0), ftype),
+                                    targets=np.empty((outputs, 0), ftype))
     rules = {name: Rule(*MASKS[name], keep_prob, master_lr, scale, penalties[name],
-                        train.loss, train.activation, train.bias, outputs, output_bound,
-                        parameter_bound, keep_pre[name])
+                        output_bound, parameter_bound, keep_pre[name])
              for name in variants}
     schedule = Schedule(steps, chunk_steps, _record_plan(steps, loss_every), snapshot_steps,
                         snapshot_neurons)
-    return SimulationPlan(initial, rules, data, noise, schedule, settings, width * batch_size)
+    return SimulationPlan(initial, rules, Data(train, validation), noise, schedule, settings,
+                          width * batch_size)
 
 
 def _check_variants(variants):

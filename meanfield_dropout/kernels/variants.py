@@ -49,23 +49,18 @@ class Rule(NamedTuple):
     master_lr: float        # τ
     scale: float            # s, the factor of the output scale (1/n or 1)
     penalty: float          # λ
-    loss: int               # kernel code of the loss
-    activation: int         # kernel code of σ
-    bias: bool
-    outputs: int            # K
     output_bound: float
     parameter_bound: float
     keep_pre: bool
 
 
 class Data(NamedTuple):
-    """Training data (inputs (m, d) and their transpose, targets (K, m)) and validation data."""
+    """The data of a run: ``train`` and ``validation``, each with the fields of
+    :class:`~meanfield_dropout.network.NetworkData` (inputs Z, Zᵀ, targets y (K, m), K, bias,
+    activation and loss codes); the validation data may hold no points."""
 
-    inputs: np.ndarray
-    inputs_t: np.ndarray
-    targets: np.ndarray
-    val_inputs_t: np.ndarray
-    val_targets: np.ndarray
+    train: tuple
+    validation: tuple
 
 
 @njit(cache=True)
@@ -91,14 +86,14 @@ def _dropped_rows(mask_row, out):
 
 
 @njit(cache=True)
-def _unmasked_loss(X, rule, inputs_t, targets, work):
-    """Loss of the unmasked network of ``rule`` on the columns of ``inputs_t``."""
-    n, batch = X.shape[0], inputs_t.shape[1]
-    f = np.empty((rule.outputs, batch), dtype=X.dtype)
-    _forward_sums(X, np.arange(n), n, 1.0, rule.scale, inputs_t, rule.outputs,
-                  rule.bias, rule.activation, np.empty((0, batch), dtype=X.dtype), f,
-                  f[:, :0], work, np.empty((0, batch), dtype=np.uint8), n)
-    return _loss_value(rule.loss, f, targets)
+def _unmasked_loss(X, rule, net, work):
+    """Loss of the unmasked network of ``rule`` on the data ``net`` (a NetworkData)."""
+    n, batch = X.shape[0], net.inputs_t.shape[1]
+    f = np.empty((net.outputs, batch), dtype=X.dtype)
+    _forward_sums(X, np.arange(n), n, 1.0, rule.scale, net.inputs_t, net.outputs, net.bias,
+                  net.activation, np.empty((0, batch), dtype=X.dtype), f, f[:, :0], work,
+                  np.empty((0, batch), dtype=np.uint8), n)
+    return _loss_value(net.loss, f, net.targets)
 
 
 @njit(cache=True)
@@ -120,15 +115,15 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
     Returns the first s such that the parameters after s steps are out of range (non-finite
     or beyond the rule's bounds, seen in their output or in the updated rows), or -1.
     """
-    n = X.shape[0]
-    K = rule.outputs
-    Z, Zt, y = data.inputs, data.inputs_t, data.targets
+    n, train = X.shape[0], data.train
+    K, has_bias, act, loss = train.outputs, train.bias, train.activation, train.loss
+    Z, Zt, y = train.inputs, train.inputs_t, train.targets
     d = Z.shape[1]
     full_batch = batches.shape[1] == 0
     batch = Z.shape[0] if full_batch else batches.shape[1]
     forward_kind, backward_kind = rule.forward_mask, rule.backward_mask
     # on the sign path only the signs of the pre-activations are kept
-    signs_only = _sign_path(rule.activation, K, rule.penalty)
+    signs_only = _sign_path(act, K, rule.penalty)
     # the backward pass reuses the forward pre-activations when its neurons are a subset
     # and they fit in cache; on the sign path, when they are not (PN, PN + RaM), the
     # signs of the backward neurons the forward pass did not run are added to them
@@ -186,34 +181,34 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
                 masks[k] if forward_kind == DROPOUT_MASK else forward_masks[k],
                 rows_forward[count_forward:])
         _forward_sums(X, rows_forward, count_forward + count_dropped, forward_weight,
-                      rule.scale, Ztb, K, rule.bias, rule.activation, pre, f,
+                      rule.scale, Ztb, K, has_bias, act, pre, f,
                       unmasked if share else no_share, work, signs, count_forward)
         if not _within(f, rule.output_bound):
             return first_step + k
         if record[k]:
             if forward_kind == NO_MASK and full_batch:
-                train_out[k] = _loss_value(rule.loss, f, y)
+                train_out[k] = _loss_value(loss, f, y)
             elif share:
-                train_out[k] = _loss_value(rule.loss, unmasked, y)
+                train_out[k] = _loss_value(loss, unmasked, y)
             else:
-                train_out[k] = _unmasked_loss(X, rule, Zt, y, work)
-            if data.val_targets.shape[1] > 0:
-                val_out[k] = _unmasked_loss(X, rule, data.val_inputs_t, data.val_targets, work)
+                train_out[k] = _unmasked_loss(X, rule, train, work)
+            if data.validation.targets.shape[1] > 0:
+                val_out[k] = _unmasked_loss(X, rule, data.validation, work)
             if not math.isfinite(train_out[k]):
                 return first_step + k
-        _loss_derivative(rule.loss, f, yb, residual)
+        _loss_derivative(loss, f, yb, residual)
         # where neuron rows_backward[r] sits in ``pre``: its index (forward over all neurons),
         # its rank (same neurons forward and backward), or nowhere (recompute)
         pre_index = no_index if recompute else (
             rows_backward if forward_kind == NO_MASK else all_rows)
         if extra and not recompute:
             pre_index = backward_position[:count_backward]
-            _add_sign_rows(X, rule, Ztb, rows_forward, count_forward,
+            _add_sign_rows(X, rule, train, Ztb, rows_forward, count_forward,
                            rows_forward[count_forward:], count_dropped, rows_backward,
                            count_backward, position, pre_index, pre, signs, scratch_sums,
                            work)
         _backward_step(X, rows_backward, count_backward, rule.master_lr * backward_weight,
-                       rule.penalty, residual, Zb, Ztb, K, rule.bias, rule.activation, pre,
+                       rule.penalty, residual, Zb, Ztb, K, has_bias, act, pre,
                        signs, pre_index, X, work)
         if not _rows_within(X, rows_backward, count_backward, rule.parameter_bound):
             return first_step + k + 1
@@ -221,16 +216,17 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
 
 
 @njit(cache=True)
-def _add_sign_rows(X, rule, inputs_t, rows_forward, count_forward, rows_added, count_added,
-                   rows_backward, count_backward, position, pre_index, pre, signs, sums,
-                   work):
+def _add_sign_rows(X, rule, net, inputs_t, rows_forward, count_forward, rows_added,
+                   count_added, rows_backward, count_backward, position, pre_index, pre, signs,
+                   sums, work):
     """Complete the signs kept by a forward pass over other neurons than the backward pass's.
 
     ``signs[:count_forward]`` hold the forward neurons' signs and ``signs[count_forward:]``
     those of ``rows_added[:count_added]`` (the dropped neurons, when a loss record ran over
     them); the backward neurons in neither get theirs from a forward pass over them alone.
     On return ``pre_index[r]`` is where neuron rows_backward[r]'s signs sit. ``pre`` (no
-    rows) and ``sums`` (K, B) are scratch.
+    rows) and ``sums`` (K, B) are scratch; ``net`` gives K, the bias and σ, ``inputs_t`` the
+    step's (mini)batch.
     """
     position[:] = -1
     for r in range(count_forward):
@@ -241,7 +237,7 @@ def _add_sign_rows(X, rule, inputs_t, rows_forward, count_forward, rows_added, c
                                rows_added[count_added:], count_forward + count_added)
     if missing > 0:
         _forward_sums(X, rows_added[count_added:], missing, 1.0, rule.scale, inputs_t,
-                      rule.outputs, rule.bias, rule.activation, pre[:0], sums,
+                      net.outputs, net.bias, net.activation, pre[:0], sums,
                       sums[:, :0], work, signs[count_forward + count_added:], missing)
     for r in range(count_backward):
         pre_index[r] = position[rows_backward[r]]
