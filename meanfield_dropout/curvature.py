@@ -29,7 +29,7 @@ from .validation import (check_array, check_int, check_keep_prob, check_nonnegat
 from .kernels.core import _backward_update, _forward, _loss_derivative
 from .kernels.second_order import _hessian_vector_product
 from .runtime import tables
-from .runtime.memory import check_memory
+from .runtime.memory import check_memory, warn_long_run
 from .runtime.threads import blas_single_thread
 from .network import (NetworkData, check_particles, network_data,
                       output_scale_factor)
@@ -286,6 +286,11 @@ def batch_sharpness_terms(particles, inputs, targets, batches, masks=None, keep_
     ndarray, shape (draws,)
     """
     net = _net(particles, inputs, targets, loss, activation, bias, output_scale)
+    return _sharpness_terms(net, batches, masks, keep_prob)
+
+
+def _sharpness_terms(net, batches, masks, keep_prob):
+    """:func:`batch_sharpness_terms` of a validated network."""
     m, n = net.data.inputs.shape[0], net.X.shape[0]
     batches = np.asarray(batches)
     if batches.ndim != 2 or not np.issubdtype(batches.dtype, np.integer) or batches.size == 0 \
@@ -329,22 +334,33 @@ def batch_sharpness(particles, inputs, targets, *, batch_size, draws=64, keep_pr
         average over minibatches and masks); None: no masks.
     seed : int or numpy.random.SeedSequence
 
+    Every argument is checked before the first draw: a ``ValueError`` naming it, or a
+    :class:`~meanfield_dropout.runtime.memory.MemoryLimitError` when the draws' indices and
+    masks would not fit in memory (a :class:`~meanfield_dropout.runtime.memory.LongRunWarning`
+    when their work is large).
+
     Returns
     -------
     BatchSharpness
     """
-    m = np.shape(inputs)[0] if np.ndim(inputs) == 2 else 0
-    batch_size = check_int(batch_size, "batch_size", 1, max(1, m))
+    net = _net(particles, inputs, targets, loss, activation, bias, output_scale)
+    (m, dim), n = net.data.inputs.shape, net.X.shape[0]
+    batch_size = check_int(batch_size, "batch_size", 1, m)
     draws = check_int(draws, "draws", low=1)
+    if keep_prob is not None:
+        keep_prob = check_keep_prob(keep_prob)
+    # the draws' indices (int64) and masks (float64 uniforms, then bool); per draw a gradient
+    # and a Hessian-vector product, a few passes of O(n B (K + d)) each
+    check_memory(draws * (8 * batch_size + (9 * n if keep_prob is not None else 0)),
+                 f"{draws} draws of batch_size {batch_size}", "ask for fewer draws")
+    warn_long_run(8.0 * draws * batch_size * n * (dim + net.data.outputs),
+                  f"batch_sharpness of {draws} draws", "ask for fewer draws")
     batch_rng, mask_rng = (np.random.default_rng(s) for s in seed_sequence(seed).spawn(2))
     batches = np.stack([batch_rng.choice(m, batch_size, replace=False) for _ in range(draws)])
     masks = None
     if keep_prob is not None:
-        keep_prob = check_keep_prob(keep_prob)
-        masks = mask_rng.random((draws, np.shape(particles)[0])) < keep_prob
-    values = batch_sharpness_terms(particles, inputs, targets, batches, masks,
-                                   1.0 if keep_prob is None else keep_prob, loss=loss,
-                                   activation=activation, bias=bias, output_scale=output_scale)
+        masks = mask_rng.random((draws, n)) < keep_prob
+    values = _sharpness_terms(net, batches, masks, 1.0 if keep_prob is None else keep_prob)
     stderr = float(values.std(ddof=1) / math.sqrt(draws)) if draws > 1 else math.nan
     return BatchSharpness(float(values.mean()), stderr, draws, batch_size,
                           1.0 if keep_prob is None else keep_prob, values)

@@ -5,6 +5,9 @@ never reaches a kernel (where it would give a deep traceback or a silent NaN).
 """
 import math
 import numbers
+import os
+import stat
+from pathlib import Path
 
 import numpy as np
 
@@ -117,3 +120,112 @@ def seed_record(seed):
     if isinstance(seed, np.random.SeedSequence):
         return {"entropy": str(seed.entropy), "spawn_key": list(seed.spawn_key)}
     return seed
+
+
+def _writable_directory(directory, target):
+    """ValueError unless ``directory`` (to write ``target`` in) is, or can be created as, a
+    writable directory: its first existing ancestor must be one (a read-only file system
+    counts as not writable)."""
+    ancestor = directory
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"cannot write {target}: {ancestor} is not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise ValueError(f"cannot write {target}: directory {ancestor} is not writable")
+
+
+def figure_formats():
+    """The file formats matplotlib writes (``png``, ``pdf``, ``svg``, ...)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+    return FigureCanvasBase.get_supported_filetypes()
+
+
+def _prefix(name):
+    return f"{name}: " if name else ""
+
+
+def check_output_file(path, name=None, suffix=None):
+    """An output file that can be written, checked before any work; returns a ``Path``.
+
+    ``suffix``: appended when the name lacks it (``".npz"``), or ``"figure"``: a format
+    matplotlib writes, ``.png`` appended when there is none. The file must not be a directory
+    or read-only, and its first existing ancestor must be a writable directory (missing
+    parents are created by the writer). ``ValueError`` starting with ``name`` otherwise (the
+    command lines give none: argparse names the option).
+    """
+    at = _prefix(name)
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise ValueError(f"{at}expected a file path, got {path!r}")
+    text = str(path)
+    path = Path(path)
+    if path.is_dir() or text.endswith(os.sep):
+        raise ValueError(f"{at}{text} is a directory; give a file path")
+    if suffix == "figure":
+        formats = figure_formats()
+        if not path.suffix:
+            path = path.with_name(path.name + ".png")
+        elif path.suffix[1:].lower() not in formats:
+            raise ValueError(f"{at}{text}: unknown figure format {path.suffix!r}; use one "
+                             f"of {', '.join('.' + f for f in sorted(formats))}")
+    elif suffix and path.suffix != suffix:
+        path = path.with_name(path.name + suffix)
+    if path.is_dir():
+        raise ValueError(f"{at}{path} is a directory; give a file path")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ValueError(f"{at}cannot write {path}: the file is read-only")
+    try:
+        _writable_directory(path.parent, path)
+    except ValueError as exc:
+        raise ValueError(f"{at}{exc}") from None
+    return path
+
+
+def check_output_dir(path, name=None):
+    """An output directory: an existing writable one, or one that can be created; a ``Path``
+    (``ValueError`` starting with ``name`` otherwise, as in :func:`check_output_file`)."""
+    at = _prefix(name)
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise ValueError(f"{at}expected a directory path, got {path!r}")
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"{at}{path} exists and is not a directory")
+    try:
+        _writable_directory(path, path)
+    except ValueError as exc:
+        raise ValueError(f"{at}{exc}") from None
+    return path
+
+
+#: Largest data file read whole (inputs of ``locate``, MNIST archives and IDX files).
+MAX_DATA_FILE_BYTES = 1 << 32
+
+
+def check_data_file(path, what=None, max_bytes=MAX_DATA_FILE_BYTES):
+    """A file given as data: an existing, readable regular file of at most ``max_bytes``.
+
+    Checked with ``stat`` before it is opened, so a FIFO or a device is refused instead of
+    blocking the reader. Returns a ``Path``; a one-line ``ValueError`` naming ``what`` (such
+    as ``"data file"``; none for a command line, where argparse names the option) and the file
+    otherwise.
+    """
+    at = f"{what} " if what else ""
+    if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
+        raise ValueError(f"{what or 'file'} must be a file path, got {path!r}")
+    path = Path(path)
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise ValueError(f"{path}: no such {what or 'file'}") from None
+    except OSError as exc:
+        raise ValueError(f"{at}{path}: cannot read it ({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        kind = ("a directory" if stat.S_ISDIR(info.st_mode) else "a FIFO"
+                if stat.S_ISFIFO(info.st_mode) else "a socket or a device")
+        raise ValueError(f"{at}{path} is not a regular file ({kind})")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"{at}{path} is not readable")
+    if info.st_size > max_bytes:
+        raise ValueError(f"{at}{path} holds {info.st_size} bytes, more than the "
+                         f"{max_bytes} read as data")
+    return path

@@ -23,10 +23,10 @@ files (the output directory must be on a file system the jobs share, or the reco
 written by the submitting process as they arrive).
 """
 import dataclasses
+import re
 import tomllib
-from pathlib import Path
 
-from meanfield_dropout.validation import check_choice, check_int
+from meanfield_dropout.validation import check_choice, check_data_file, check_int
 
 __all__ = ["JobqueueConfig", "SYSTEMS", "load_jobqueue_config", "dask_results"]
 
@@ -36,6 +36,21 @@ SYSTEMS = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster",
            "oar": "OARCluster"}
 _THREAD_PINS = ("export NUMBA_NUM_THREADS=1", "export OMP_NUM_THREADS=1",
                 "export OPENBLAS_NUM_THREADS=1", "export MKL_NUM_THREADS=1")
+
+
+_MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?\s*([KMGTP]i?B|[KMGTP])", re.IGNORECASE)
+_WALLTIME = re.compile(r"([0-9]{1,4}):([0-9]{2}):([0-9]{2})")
+
+
+def _check_text(value, name):
+    """A non-empty string of one line: no newline or other control character, so that it
+    cannot add a line to the job script."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a non-empty string, got {value!r}")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError(f"{name} must be one line without control characters (a newline "
+                         f"would add a line to the job script), got {value!r}")
+    return value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,9 +66,9 @@ class JobqueueConfig:
     cores, processes : int
         Cores per job and worker processes per job (equal: one thread per worker).
     memory : str
-        Memory per job, e.g. ``"20GB"``.
+        Memory per job: a number and a unit, e.g. ``"20GB"``, ``"500MB"``, ``"2GiB"``.
     walltime : str
-        ``"HH:MM:SS"``.
+        ``"HH:MM:SS"`` (minutes and seconds below 60).
     queue, account : str or None
     job_extra_directives : tuple of str
         Extra scheduler lines (e.g. ``"--constraint=cpu"``).
@@ -61,6 +76,10 @@ class JobqueueConfig:
         Shell lines run before the worker starts (activate the environment here).
     local_directory : str or None
         Scratch directory of the workers.
+
+    Every field is checked when the configuration is made (a ``ValueError`` naming it): the
+    strings are single lines without control characters, so none can add a line to the job
+    script.
     """
 
     system: str = "slurm"
@@ -83,17 +102,25 @@ class JobqueueConfig:
         if self.processes != self.cores:
             raise ValueError(f"processes must equal cores (one single-threaded worker per "
                              f"core), got cores={self.cores}, processes={self.processes}")
-        for name in ("memory", "walltime"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise ValueError(f"{name} must be a non-empty string")
-        walltime = self.walltime.split(":")
-        if len(walltime) != 3 or not all(part.isdigit() for part in walltime):
-            raise ValueError(f"walltime must be HH:MM:SS, got {self.walltime!r}")
+        memory = _check_text(self.memory, "memory")
+        if not _MEMORY.fullmatch(memory):
+            raise ValueError(f"memory must be a size such as '4GB', '500MB' or '2GiB', got "
+                             f"{memory!r}")
+        walltime = _check_text(self.walltime, "walltime")
+        match = _WALLTIME.fullmatch(walltime)
+        hours, minutes, seconds = (int(part) for part in match.groups()) if match else (0,) * 3
+        if not match or minutes > 59 or seconds > 59 or hours + minutes + seconds == 0:
+            raise ValueError(f"walltime must be HH:MM:SS (minutes and seconds < 60, not "
+                             f"zero), got {walltime!r}")
+        for name in ("queue", "account", "local_directory"):
+            if getattr(self, name) is not None:
+                _check_text(getattr(self, name), name)
         for name in ("job_extra_directives", "job_script_prologue"):
             value = getattr(self, name)
-            if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-                raise ValueError(f"{name} must be a list of strings")
-            object.__setattr__(self, name, tuple(value))
+            if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+                raise ValueError(f"{name} must be a list of strings, got {value!r}")
+            object.__setattr__(self, name, tuple(_check_text(v, f"{name} entry")
+                                                 for v in value))
 
     @property
     def workers(self):
@@ -130,12 +157,15 @@ class JobqueueConfig:
 
 def load_jobqueue_config(path):
     """A :class:`JobqueueConfig` from a TOML file (one-line ValueError if malformed)."""
-    path = Path(path)
+    path = check_data_file(path, "jobqueue configuration", max_bytes=1 << 20)
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
     except OSError as exc:
         raise ValueError(f"cannot read jobqueue configuration {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"jobqueue configuration {path} is not a UTF-8 text (TOML) file") \
+            from None
     except tomllib.TOMLDecodeError as exc:
         raise ValueError(f"malformed TOML in {path}: {exc}") from None
     fields = {f.name for f in dataclasses.fields(JobqueueConfig)}

@@ -102,10 +102,11 @@ def _bad_mnist_files(tmp_path):
 
 
 @pytest.mark.parametrize("case, message", [
-    ("missing", "none.idx: no such file"), ("missing labels", "none.idx: no such file"),
+    ("missing", "none.idx: no such MNIST image file"),
+    ("missing labels", "none.idx: no such MNIST label file"),
     ("directory", "is not a regular file"), ("truncated data", "header says shape"),
     ("truncated header", "truncated"), ("truncated gzip", "corrupt or truncated"),
-    ("label count", "expected images"), ("missing npz", "no such file"),
+    ("label count", "expected images"), ("missing npz", "no such MNIST archive"),
     ("truncated npz", "or truncated"), ("random npz", "not an .npz"),
     ("complex npz", "real numbers"),
 ])

@@ -104,7 +104,8 @@ def test_bad_files_give_one_line_errors(tmp_path):
         mnist47(path=tmp_path / "empty")
     gz = tmp_path / "x" / "train-images-idx3-ubyte.gz"
     gz.parent.mkdir()
-    gz.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + b"\x00" * 40)[:-8])
+    shape = b"".join(size.to_bytes(4, "big") for size in (1, 2, 2))
+    gz.write_bytes(gzip.compress(b"\x00\x00\x08\x03" + shape + b"\x00" * 4)[:-8])
     (gz.parent / "train-labels-idx1-ubyte.gz").write_bytes(gzip.compress(b"\x00"))
     with pytest.raises(ValueError, match="train-images-idx3-ubyte.gz is unreadable, corrupt or truncated"):
         mnist47(path=gz)

@@ -7,10 +7,12 @@ parses, runs it and returns the exit status: 0, or 2 with one line on stderr for
 failed runs (``ValueError``, ``DivergenceError``, ``RuntimeError``, ``OSError``,
 ``MemoryError``). Warnings are printed as one ``warning: ...`` line each.
 
-Paths are checked when the options are parsed, before anything is computed: an output file
-must not be a directory and its first existing ancestor must be a writable directory; the
-missing parent directories of the output files are created once the whole command line is
-parsed (:class:`MakeDirectories`); an input file must exist and be readable.
+Paths are checked when the options are parsed, before anything is computed (by the checks of
+:mod:`meanfield_dropout.validation` that the Python API uses): an output file must not be a
+directory or read-only, a figure must have a format matplotlib writes, and the file's first
+existing ancestor must be a writable directory; the missing parent directories of the output
+files are created once the whole command line is parsed (:class:`MakeDirectories`); an input
+file must be an existing, readable regular file (a FIFO is refused without being opened).
 """
 import argparse
 import functools
@@ -24,6 +26,7 @@ from typing import NamedTuple
 from .. import __version__
 from ..data import DATASETS
 from ..engine import DivergenceError
+from ..validation import check_data_file, check_output_dir, check_output_file
 from ..experiments import reproduce
 
 
@@ -143,21 +146,9 @@ class IntRange:
         return value
 
 
-def _check_directory(directory, target):
-    """``ArgumentTypeError`` unless ``directory`` (to write ``target`` in) is, or can be
-    created as, a writable directory: its first existing ancestor must be one."""
-    ancestor = directory
-    while not ancestor.exists() and ancestor != ancestor.parent:
-        ancestor = ancestor.parent
-    if not ancestor.is_dir():
-        raise argparse.ArgumentTypeError(f"cannot write {target}: {ancestor} is not a directory")
-    if not os.access(ancestor, os.W_OK | os.X_OK):
-        raise argparse.ArgumentTypeError(f"cannot write {target}: directory {ancestor} is "
-                                         "not writable")
-
-
 class OutputFile:
-    """``type=`` of an output file option; returns the :class:`~pathlib.Path` to be written.
+    """``type=`` of an output file option; returns the :class:`~pathlib.Path` to be written
+    (:func:`~meanfield_dropout.validation.check_output_file`, the check the Python API uses).
 
     ``suffix``: a suffix appended when the name lacks it (``".npz"``, as the results codec
     does), or ``"figure"``: a format matplotlib writes, ``.png`` appended when there is none.
@@ -169,40 +160,19 @@ class OutputFile:
         self.suffix = suffix
 
     def __call__(self, text):
-        if not text.strip():
-            raise argparse.ArgumentTypeError("expected a file path, got ''")
-        path = Path(text)
-        if path.is_dir() or text.endswith(os.sep):
-            raise argparse.ArgumentTypeError(f"{text} is a directory; give a file path")
-        if self.suffix == "figure":
-            from matplotlib.backend_bases import FigureCanvasBase
-            formats = FigureCanvasBase.get_supported_filetypes()
-            if not path.suffix:
-                path = path.with_name(path.name + ".png")
-            elif path.suffix[1:].lower() not in formats:
-                raise argparse.ArgumentTypeError(
-                    f"{text}: unknown figure format {path.suffix!r}; use one of "
-                    f"{', '.join('.' + f for f in sorted(formats))}")
-        elif self.suffix and path.suffix != self.suffix:
-            path = path.with_name(path.name + self.suffix)
-        if path.is_dir():
-            raise argparse.ArgumentTypeError(f"{path} is a directory; give a file path")
-        if path.exists() and not os.access(path, os.W_OK):
-            raise argparse.ArgumentTypeError(f"cannot write {path}: the file is read-only")
-        _check_directory(path.parent, path)
-        return path
+        try:
+            return check_output_file(text, suffix=self.suffix)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def output_dir(text):
     """``type=`` of an output directory option: an existing directory, or one that can be
     created (the command creates it when it writes); a Path."""
-    if not text.strip():
-        raise argparse.ArgumentTypeError("expected a directory path, got ''")
-    path = Path(text)
-    if path.exists() and not path.is_dir():
-        raise argparse.ArgumentTypeError(f"{path} exists and is not a directory")
-    _check_directory(path, path)
-    return path
+    try:
+        return check_output_dir(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 class MakeDirectories(argparse.Action):
@@ -262,16 +232,21 @@ def default_output(path, option, prefix=None):
     return path
 
 
+def _input_file(path):
+    """``path`` checked as a data file (:func:`~meanfield_dropout.validation.check_data_file`:
+    a readable regular file, a FIFO refused without being opened), for argparse."""
+    try:
+        return check_data_file(path)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def input_file(text):
     """``type=`` of an input file option: an existing, readable regular file; a Path."""
     path = Path(text)
     if not text.strip() or not path.exists():
         raise argparse.ArgumentTypeError(f"no such file: {text!r}")
-    if not path.is_file():
-        raise argparse.ArgumentTypeError(f"{path} is not a regular file")
-    if not os.access(path, os.R_OK):
-        raise argparse.ArgumentTypeError(f"{path} is not readable")
-    return path
+    return _input_file(path)
 
 
 def data_choice(text):
@@ -286,10 +261,13 @@ def data_choice(text):
 
 
 def input_path(text):
-    """``type=`` of an input that may be a file or a directory: an existing, readable path."""
+    """``type=`` of an input that may be a file or a directory: an existing, readable
+    directory or regular file; a Path."""
     path = Path(text)
     if not text.strip() or not path.exists():
         raise argparse.ArgumentTypeError(f"no such file or directory: {text!r}")
+    if not path.is_dir():
+        return _input_file(path)
     if not os.access(path, os.R_OK):
         raise argparse.ArgumentTypeError(f"{path} is not readable")
     return path
@@ -356,10 +334,14 @@ class SettingOption(NamedTuple):
     help: str
     type: object = str
 
+    @property
+    def experiments(self):
+        """The names of the experiments this option sets a field of (a tuple)."""
+        return self.experiment if isinstance(self.experiment, tuple) else (self.experiment,)
+
     def applies_to(self, name):
         """Whether this option sets a field of the experiment ``name``."""
-        names = self.experiment if isinstance(self.experiment, tuple) else (self.experiment,)
-        return name in names
+        return name in self.experiments
 
 
 def add_reproduce_command(sub, experiments, options=()):
@@ -395,10 +377,8 @@ def add_reproduce_command(sub, experiments, options=()):
                        help="run the cells on dask.distributed: a scheduler address, or "
                             "'local' for a local cluster of --workers processes")
     for option in options:
-        names = option.experiment if isinstance(option.experiment, tuple) else \
-            (option.experiment,)
         p.add_argument(option.flag, dest=option.field, metavar=option.metavar,
-                       type=option.type, help=f"{', '.join(names)}: {option.help}")
+                       type=option.type, help=f"{', '.join(option.experiments)}: {option.help}")
     p.set_defaults(run=functools.partial(_reproduce, experiments=experiments, options=options))
 
 
@@ -412,6 +392,16 @@ def _reproduce(args, experiments, options):
     for name in names:
         if name not in experiments:
             raise ValueError(f"NAME must be one of {sorted(experiments)}, got {name!r}")
+    # every option given must set something of an experiment that runs
+    owners = {o.flag: o.experiments for o in options if getattr(args, o.field) is not None}
+    for field in ("cells_dir", "dask"):
+        if getattr(args, field, None) is not None:
+            owners[f"--{field.replace('_', '-')}"] = tuple(
+                n for n, e in experiments.items() if field in e.run_options)
+    for flag, owner in owners.items():
+        if not set(owner) & set(names):
+            raise ValueError(f"{flag} is an option of {', '.join(owner)}, not of "
+                             f"{', '.join(names)}")
     total = 0.0
     for name in names:
         experiment = experiments[name]

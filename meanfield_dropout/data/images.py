@@ -5,12 +5,13 @@ int arrays. :func:`flatten` turns images into (n, pixels) inputs, optionally wit
 column; :func:`one_hot`, :func:`signed_one_hot` and :func:`two_class` build targets.
 """
 import gzip
-import os
+import math
 import zlib
 
 import numpy as np
 
-from ..validation import check_array, check_choice, check_int, seed_sequence
+from ..validation import check_array, check_choice, check_data_file, check_int, seed_sequence
+from ..runtime.memory import check_memory
 from ..runtime.results import read_npz
 
 # IDX element types (magic byte 3) -> numpy big-endian dtypes
@@ -42,24 +43,13 @@ def _open(path):
     return gzip.open(path, "rb") if gzipped else open(path, "rb")
 
 
-def _check_file(path, what):
-    """``path`` as a string if it names an existing regular file, else a ``ValueError``."""
-    if not isinstance(path, (str, os.PathLike)) or not str(path):
-        raise ValueError(f"{what} must be a file path, got {path!r}")
-    if not os.path.exists(path):
-        raise ValueError(f"{what} {path}: no such file")
-    if not os.path.isfile(path):
-        raise ValueError(f"{what} {path} is not a regular file")
-    return str(path)
-
-
 def read_idx(path, what="IDX file"):
     """Read an IDX file (the MNIST format), gzipped or not, into a numpy array.
 
     Raises a one-line ``ValueError`` naming the file if it is missing, unreadable, not an IDX
     file, truncated or corrupt (``what`` names the file's role in the message).
     """
-    path = _check_file(path, what)
+    path = str(check_data_file(path, what))
     try:
         with _open(path) as fh:
             header = fh.read(4)
@@ -74,13 +64,16 @@ def read_idx(path, what="IDX file"):
                                  f"{ndim} dimension sizes")
             shape = tuple(int.from_bytes(dims[4 * i:4 * i + 4], "big") for i in range(ndim))
             dtype = np.dtype(_IDX_TYPES[header[2]])
-            raw = fh.read()
+            expected = math.prod(shape) * dtype.itemsize
+            # the loaders keep float64 copies: checked before anything is decompressed
+            check_memory(8 * math.prod(shape) + expected, f"{what} {path} (shape {shape})",
+                         "give a smaller file")
+            raw = fh.read(expected + 1)     # a gzip bomb stops here
     except (OSError, EOFError, zlib.error) as exc:
         raise ValueError(f"{what} {path} is unreadable, corrupt or truncated: {exc}") from None
-    expected = int(np.prod(shape, dtype=object)) * dtype.itemsize
     if len(raw) != expected:
         raise ValueError(f"{what} {path}: header says shape {shape} ({expected} bytes of data) "
-                         f"but holds {len(raw)} bytes")
+                         f"but holds {'more' if len(raw) > expected else len(raw)} bytes")
     return np.frombuffer(raw, dtype=dtype).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -108,7 +101,7 @@ def _npz_pair(path, split):
                 return list(pair)
         return []
 
-    arrays = read_npz(_check_file(path, "MNIST archive"), "MNIST archive", select)
+    arrays = read_npz(path, "MNIST archive", select)
     if not arrays:
         raise ValueError(f"MNIST archive {path}: no image/label arrays for split {split!r} "
                          f"among keys {sorted(found)} (expected e.g. x_{split}/y_{split})")

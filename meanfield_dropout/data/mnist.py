@@ -24,7 +24,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..validation import check_int, check_real, seed_sequence
+from ..validation import check_data_file, check_int, check_real, seed_sequence
 from .images import average_pool, load_mnist, one_hot
 
 #: Standard IDX file names of MNIST (train, test): (images, labels); ``.gz`` also accepted.
@@ -140,6 +140,8 @@ def mnist_source(path=None):
     path = Path(path)
     if not path.exists():
         raise ValueError(f"MNIST file {path} does not exist")
+    if not path.is_dir():
+        check_data_file(path, "MNIST file")
     try:
         if path.suffix == ".npz":
             if not zipfile.is_zipfile(path):
@@ -240,6 +242,17 @@ def mnist_task(task="binary47", *, seed=0, path=None, val_fraction=0.2, test_fra
         tuple(check_int(c, "classes entry", 0, 9) for c in classes)
     if len(set(wanted)) != len(wanted) or len(wanted) < 2:
         raise ValueError(f"classes must be at least 2 distinct digits, got {list(wanted)}")
+
+    where = "the bundled MNIST" if path is None else f"MNIST {path}"
+    for split, (_, labels) in source.items():
+        if labels.size and (labels.min() < 0 or labels.max() > 9):
+            raise ValueError(f"{where}: {split} labels must be digits 0-9, found values in "
+                             f"[{labels.min()}, {labels.max()}]")
+        absent = sorted(set(wanted) - set(np.unique(labels).tolist()))
+        if absent:
+            raise ValueError(f"{where}: the {split} split has no images of digit(s) "
+                             f"{', '.join(map(str, absent))} (the {task} task needs "
+                             f"{', '.join(map(str, wanted))})")
 
     def select(images, labels):
         keep = np.isin(labels, wanted)

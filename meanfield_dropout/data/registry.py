@@ -19,10 +19,14 @@ Besides a name, ``data`` may be an ``.npz`` file with arrays ``inputs`` (m, d) a
 (inputs, targets). :func:`data_label` says which data a result ran on.
 """
 import functools
+import math
 from pathlib import Path
 
 import numpy as np
 
+from ..runtime.memory import check_memory
+from ..runtime.results import read_npz
+from ..validation import check_array, check_int
 from .mnist import mnist47
 from .synthetic import Dataset, teacher_student, toy
 
@@ -58,16 +62,19 @@ def _named(name, seed):
     return DATASETS[name][0](seed=seed)
 
 
-def load_dataset(data, *, seed=0):
+def load_dataset(data, *, seed=0, copies=1):
     """The data set ``data`` names, as a :class:`~.synthetic.Dataset`.
 
     Parameters
     ----------
     data : str, path, Dataset or (inputs, targets)
         A name of :data:`DATASETS`, an ``.npz`` file (``inputs``, ``targets``, optional
-        ``val_inputs``, ``val_targets``), a Dataset (returned as it is) or a pair.
+        ``val_inputs``, ``val_targets``), a Dataset or a pair.
     seed : int
         Seed of a named data set (the teacher and points, or MNIST's split).
+    copies : int
+        Float64 copies of the arrays the caller will hold (one per worker process): their
+        memory is checked before they are read or converted.
 
     Returns
     -------
@@ -77,42 +84,64 @@ def load_dataset(data, *, seed=0):
     Raises
     ------
     ValueError
-        One line naming the unknown name or the unreadable file.
+        One line naming the unknown name, or the file or argument and what is wrong: a file
+        that is missing, not a regular file (a FIFO is refused without being opened), too
+        large, not an ``.npz`` archive, truncated or without ``inputs`` and ``targets``;
+        arrays of the wrong shapes, complex (never cast to real), not finite, or targets all
+        zero; :class:`~meanfield_dropout.runtime.memory.MemoryLimitError` when ``copies``
+        float64 copies would not fit in memory.
     """
-    if isinstance(data, Dataset):
-        return data
-    if isinstance(data, tuple) and len(data) == 2:
-        return _checked(*data, None, None)
     if isinstance(data, str) and data in DATASETS:
         named = _named(data, seed)
         return Dataset(named.inputs, named.targets, named.val_inputs, named.val_targets)
+    if isinstance(data, Dataset):
+        return _checked("data", copies, *data)
+    if isinstance(data, tuple) and len(data) == 2:
+        return _checked("data", copies, *data, None, None)
     if not isinstance(data, (str, Path)) or Path(data).suffix != ".npz":
         raise ValueError(f"data must be one of {', '.join(DATASETS)} or an .npz file, got "
                          f"{str(data)!r}")
     path = Path(data)
+
+    def present(names):
+        if not {"inputs", "targets"} <= set(names):
+            raise ValueError(f"{path} needs arrays 'inputs' and 'targets' (data file), has "
+                             f"{sorted(names)}")
+        return [key for key in _FIELDS if key in names]
+
+    arrays = read_npz(path, "data file", present)
+    return _checked(f"data file {path}", copies, *(arrays.get(key) for key in _FIELDS))
+
+
+#: The arrays of a data file, in the order of :class:`~.synthetic.Dataset`'s fields.
+_FIELDS = ("inputs", "targets", "val_inputs", "val_targets")
+
+
+def _checked(where, copies, inputs, targets, val_inputs, val_targets):
+    """A Dataset of float arrays: (m, d) inputs and (m,) targets, and the same for the
+    validation pair when both are given; real and finite, targets not all zero. Shapes and
+    memory are checked before anything is converted; errors start with ``where``."""
+    pairs = [("inputs", inputs, "targets", targets)]
+    if (val_inputs is None) != (val_targets is None):
+        raise ValueError(f"{where}: give both val_inputs and val_targets, or neither")
+    if val_inputs is not None:
+        pairs.append(("val_inputs", val_inputs, "val_targets", val_targets))
+    size = 0
+    for x_name, x, y_name, y in pairs:
+        x_shape, y_shape = np.shape(x), np.shape(y)
+        if len(x_shape) != 2 or y_shape != x_shape[:1] or x_shape[0] < 1 \
+                or x_shape[1] != np.shape(inputs)[1]:
+            raise ValueError(f"{where}: {x_name} must be (m, d) and {y_name} (m,), with d "
+                             f"that of inputs, got {x_shape} and {y_shape}")
+        size += math.prod(x_shape) + y_shape[0]
+    (m, d), copies = np.shape(inputs), check_int(copies, "copies", low=1)
+    check_memory(8 * size * copies, f"{where} ({m} rows of {d} inputs, {copies} "
+                 f"cop{'y' if copies == 1 else 'ies'})", "give fewer data rows or workers")
     try:
-        with np.load(path) as archive:
-            arrays = [archive[key] if key in archive else None
-                      for key in ("inputs", "targets", "val_inputs", "val_targets")]
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read data file {path}: {exc}") from None
-    if arrays[0] is None or arrays[1] is None:
-        raise ValueError(f"data file {path} needs arrays 'inputs' and 'targets'")
-    return _checked(*arrays)
-
-
-def _checked(inputs, targets, val_inputs, val_targets):
-    """A Dataset of float arrays, (m, d) inputs and (m,) targets, finite, targets not all 0."""
-    inputs, targets = np.asarray(inputs, dtype=float), np.asarray(targets, dtype=float)
-    if inputs.ndim != 2 or targets.shape != (inputs.shape[0],) or inputs.shape[0] < 1:
-        raise ValueError(f"data inputs must be (m, d) and targets (m,), got {inputs.shape} "
-                         f"and {targets.shape}")
-    if not (np.isfinite(inputs).all() and np.isfinite(targets).all()) or not targets.any():
-        raise ValueError("data must be finite with targets not all zero")
-    if val_inputs is not None and val_targets is not None:
-        val_inputs, val_targets = (np.ascontiguousarray(val_inputs, dtype=float),
-                                   np.ascontiguousarray(val_targets, dtype=float))
-    else:
-        val_inputs = val_targets = None
-    return Dataset(np.ascontiguousarray(inputs), np.ascontiguousarray(targets), val_inputs,
-                   val_targets)
+        arrays = [check_array(value, name, len(np.shape(value))) for pair in pairs
+                  for name, value in (pair[:2], pair[2:])]
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    if not arrays[1].any():
+        raise ValueError(f"{where}: targets are all zero")
+    return Dataset(*arrays, *([None, None] if len(pairs) == 1 else []))

@@ -18,6 +18,7 @@ any missing, corrupt or truncated file, missing entry or invalid value is a one-
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import tempfile
 import zipfile
@@ -25,6 +26,9 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+
+from ..validation import check_data_file
+from .memory import MemoryLimitError, check_memory
 
 FORMAT = 1
 _META = "__result__"
@@ -147,28 +151,43 @@ def read_npz(path, what="file", select=None):
     Raises
     ------
     ValueError
-        One line naming ``what`` and the file when it is missing, is not a zip archive, holds
-        objects (pickles), or is corrupt or truncated.
+        One line naming ``what`` and the file when it is missing, not a regular file (a FIFO
+        or a device is refused before it is opened), larger than
+        :data:`~meanfield_dropout.validation.MAX_DATA_FILE_BYTES`, not a zip archive, holds
+        objects (pickles), or is corrupt or truncated;
+        :class:`~meanfield_dropout.runtime.memory.MemoryLimitError` when the arrays to read
+        would not fit in memory once decompressed (checked before they are read).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"{path}: no such {what}" if not path.exists()
-                         else f"{path} is a directory, not a {what}")
+    path = check_data_file(path, what)
     try:
         if not zipfile.is_zipfile(path):
             raise ValueError(f"{path} is not a {what}: not an .npz (zip) archive, or "
                              "truncated")
         with np.load(path, allow_pickle=False) as data:
             names = data.files if select is None else select(list(data.files))
+            check_memory(sum(_npy_bytes(data.zip, key) for key in names),
+                         f"reading {what} {path}", "give a smaller file")
             return {key: data[key] for key in names}
     except ValueError as exc:
-        if str(exc).startswith(str(path)):
+        if str(exc).startswith(str(path)) or isinstance(exc, MemoryLimitError):
             raise
         raise ValueError(f"{path} is not a readable {what}: "
                          f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") \
             from None
     except (OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
         raise ValueError(f"{path} is corrupt or truncated ({what}): {exc}") from None
+
+
+def _npy_bytes(archive, key):
+    """Bytes of the array ``key`` of an open ``.npz`` zip, from its ``.npy`` header (what
+    reading it allocates, whatever the compressed size)."""
+    name = f"{key}.npy" if f"{key}.npy" in archive.namelist() else key
+    with archive.open(name) as member:
+        version = np.lib.format.read_magic(member)
+        reader = (np.lib.format.read_array_header_1_0 if version == (1, 0) else
+                  np.lib.format.read_array_header_2_0)
+        shape, _, dtype = reader(member)
+    return math.prod(shape) * dtype.itemsize
 
 
 def _read_archive(path):

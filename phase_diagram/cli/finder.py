@@ -14,6 +14,7 @@ from meanfield_dropout.cli.options import (ListOf, MakeDirectories, OutputFile, 
                                            data_choice, default_output, output_dir)
 from meanfield_dropout.convergence import DEFAULT_DATA
 from meanfield_dropout.data.registry import DATA_HELP
+from meanfield_dropout.validation import check_output_dir, check_output_file
 from meanfield_dropout.plots.figures import save_figure
 from meanfield_dropout.runtime.tables import concat, write_csv
 
@@ -128,20 +129,38 @@ def add_locate(sub):
     p.set_defaults(run=_locate)
 
 
+#: The options of ``map`` that set its configuration.
+_MAP_SETTINGS = ("grid", "widths", "repeats", "budget", "horizon")
+#: The options of a command with :func:`add_run_options` that only a run (not ``--replot``)
+#: reads.
+RUN_ONLY = ("seed", "workers", "dask", "jobqueue")
+
+
+def refuse_ignored(args, names, why):
+    """``ValueError`` naming the options of ``names`` (their ``dest``) given on the command
+    line, which ``why`` (a mode such as ``--replot``) would ignore; given means not None and
+    not False."""
+    given = [name for name in names if getattr(args, name, None) not in (None, False)]
+    if given:
+        raise ValueError(f"{why}; it takes no "
+                         f"{', '.join('--' + k.replace('_', '-') for k in given)}")
+
+
 def _map(args):
-    chosen = {k: getattr(args, k) for k in ("grid", "widths", "repeats", "budget", "horizon")
+    if args.replot:
+        refuse_ignored(args, _MAP_SETTINGS + ("data",) + RUN_ONLY,
+                       "--replot redraws the map in --out-dir")
+    if args.quick:
+        refuse_ignored(args, _MAP_SETTINGS, "--quick sets the map's settings")
+    chosen = {k: getattr(args, k) for k in _MAP_SETTINGS + ("data", "seed")
               if getattr(args, k) is not None}
-    if args.quick and chosen:
-        raise ValueError(f"--quick sets the map's settings; it takes no "
-                         f"{', '.join('--' + k for k in chosen)}")
     if "widths" in chosen:
         chosen["widths"] = tuple(chosen["widths"])
-    config = QUICK if args.quick else dataclasses.replace(MapConfig(seed=args.seed), **chosen)
-    if args.data is not None:
-        config = dataclasses.replace(config, data=args.data)
+    config = dataclasses.replace(QUICK if args.quick else MapConfig(), **chosen)
     suffix = "_quick" if args.quick else ""
-    out_dir = Path(args.out_dir or f"map_runs/phase_map{suffix}")
-    output = args.out or default_output(Path(f"phase_map{suffix}.png"), "--out")
+    out_dir = args.out_dir or check_output_dir(f"map_runs/phase_map{suffix}", "--out-dir")
+    output = args.out or check_output_file(
+        default_output(Path(f"phase_map{suffix}.png"), "--out"), "--out")
     if not args.replot:
         print(f"map: data {config.data}, {config.grid} divisions, widths "
               f"{', '.join(map(str, config.widths))}, seed {config.seed}, horizon T = "
@@ -209,8 +228,8 @@ def add_map(sub):
     p.add_argument("--data", type=data_choice,
                    help=f"{DATA_HELP} (default {DEFAULT_DATA})")
     p.add_argument("--quick", action="store_true", help="a small map in about a minute")
-    p.add_argument("--seed", type=_number(int, 0, 2 ** 63, name="--seed"), default=0,
-                   help="root seed")
+    p.add_argument("--seed", type=_number(int, 0, 2 ** 63, name="--seed"),
+                   help=f"root seed (default {MapConfig.seed})")
     p.add_argument("--out-dir", metavar="DIR", type=output_dir,
                    help="cell directory (resumable; default map_runs/phase_map[_quick])")
     add_renamed(p, "--output", p.add_argument(

@@ -14,7 +14,8 @@ from meanfield_dropout.plots.figures import save_figure
 
 from ..plots import grid_decision_figure
 from ..scan.grid import QUICK, GridConfig, decide_grid, estimate_grid_cost, summarize_grid
-from .finder import FigureOrOldDirectory, _number, add_run_options, dask_address
+from .finder import (RUN_ONLY, FigureOrOldDirectory, _number, add_run_options, dask_address,
+                     refuse_ignored)
 
 __all__ = ["add_grid"]
 
@@ -22,14 +23,13 @@ _SETTINGS = ("grid", "widths", "max_width", "repeats", "horizon", "max_steps")
 
 
 def _config(args):
-    chosen = {k: getattr(args, k) for k in _SETTINGS if getattr(args, k) is not None}
-    if args.quick and chosen:
-        raise ValueError(f"--quick sets the grid's settings; it takes no "
-                         f"{', '.join('--' + k.replace('_', '-') for k in chosen)}")
+    if args.quick:
+        refuse_ignored(args, _SETTINGS, "--quick sets the grid's settings")
+    chosen = {k: getattr(args, k) for k in _SETTINGS + ("seed",) if getattr(args, k) is not None}
     if "widths" in chosen:
         chosen["widths"] = tuple(chosen["widths"])
     base = QUICK if args.quick else GridConfig()
-    return dataclasses.replace(base, seed=args.seed, **chosen)
+    return dataclasses.replace(base, **chosen)
 
 
 def _print_estimate(config):
@@ -52,6 +52,8 @@ def _children_cpu():
 def _grid(args):
     out_dir = Path(args.out_dir or ("grid_runs/quick" if args.quick else "grid_runs/default"))
     if args.replot:
+        refuse_ignored(args, _SETTINGS + RUN_ONLY + ("estimate",),
+                       "--replot redraws the grid in --out-dir")
         summary = summarize_grid(out_dir)
     else:
         config = _config(args)
@@ -94,8 +96,8 @@ def add_grid(sub):
     p.add_argument("--quick", action="store_true",
                    help=f"grid {QUICK.grid}, widths {QUICK.widths[0]}..{QUICK.max_width}, "
                         f"budget {QUICK.max_steps} steps: the easy points in a few minutes")
-    p.add_argument("--seed", type=_number(int, 0, 2 ** 63, name="--seed"), default=0,
-                   help="root seed")
+    p.add_argument("--seed", type=_number(int, 0, 2 ** 63, name="--seed"),
+                   help=f"root seed (default {GridConfig.seed})")
     p.add_argument("--estimate", action="store_true",
                    help="print the cost model's CPU-hours and stop")
     p.add_argument("--out-dir", metavar="DIR", type=output_dir,

@@ -44,11 +44,12 @@ import math
 import numpy as np
 
 from meanfield_dropout.stats import line_fit, mean_interval, t_quantile
+from meanfield_dropout.validation import check_positive, check_real
 
 __all__ = ["DEFAULT_RATIO", "DEFAULT_DESCRIBE", "DEFAULT_CLOSE", "DEFAULT_WINDOW", "COMPLEXITY",
            "UNDETERMINED", "DEGENERATE", "NONE", "CandidateFit", "AsymptoticDecision",
-           "Comparison", "decide_asymptotic", "compare_candidates", "paired_log_ratio",
-           "log_ratio_at", "pooled_slope"]
+           "Comparison", "decide_asymptotic", "check_comparison_settings", "compare_candidates",
+           "paired_log_ratio", "log_ratio_at", "pooled_slope"]
 
 DEFAULT_RATIO = 2.0
 DEFAULT_DESCRIBE = 1.25
@@ -337,6 +338,24 @@ class Comparison:
     settings: dict
 
 
+def check_comparison_settings(ratio=DEFAULT_RATIO, describe_ratio=DEFAULT_DESCRIBE,
+                              close_threshold=DEFAULT_CLOSE, level=0.95):
+    """The settings of :func:`compare_candidates` as floats, checked: ``ratio`` > 1,
+    ``describe_ratio`` ≥ 1, ``close_threshold`` > 0, ``level`` in (0, 1) (a ``ValueError``
+    naming the setting otherwise). Callers that measure first check them before measuring."""
+    ratio = check_real(ratio, "ratio")
+    describe_ratio = check_real(describe_ratio, "describe_ratio")
+    close_threshold = check_positive(close_threshold, "close_threshold")
+    level = check_real(level, "level")
+    if not ratio > 1:
+        raise ValueError(f"ratio must be a finite number > 1, got {ratio!r}")
+    if not describe_ratio >= 1:
+        raise ValueError(f"describe_ratio must be a finite number >= 1, got {describe_ratio!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level!r}")
+    return ratio, describe_ratio, close_threshold, level
+
+
 def compare_candidates(distances, *, scale=1.0, ratio=DEFAULT_RATIO,
                        describe_ratio=DEFAULT_DESCRIBE, close_threshold=DEFAULT_CLOSE,
                        level=0.95):
@@ -358,10 +377,9 @@ def compare_candidates(distances, *, scale=1.0, ratio=DEFAULT_RATIO,
     """
     if not distances:
         raise ValueError("distances must hold at least one candidate")
-    if not (scale > 0 and ratio > 1 and describe_ratio >= 1 and close_threshold > 0
-            and 0 < level < 1):
-        raise ValueError("need scale > 0, ratio > 1, describe_ratio >= 1, "
-                         "close_threshold > 0, 0 < level < 1")
+    scale = check_positive(scale, "scale")
+    ratio, describe_ratio, close_threshold, level = check_comparison_settings(
+        ratio, describe_ratio, close_threshold, level)
     d = {c: np.atleast_1d(np.asarray(v, dtype=float)) for c, v in distances.items()}
     alive = {c: v for c, v in d.items() if np.isfinite(v).all() and np.all(v >= 0)}
     logs = {c: float(np.mean(np.log(np.maximum(v, np.finfo(float).tiny))))

@@ -29,8 +29,8 @@ from meanfield_dropout.runtime.memory import announce_cost
 from meanfield_dropout.runtime.runner import check_workers, run_unordered
 from tqdm.auto import tqdm
 
-from .decision import (DEFAULT_CLOSE, DEFAULT_RATIO, compare_candidates, paired_log_ratio,
-                       pooled_slope)
+from .decision import (DEFAULT_CLOSE, DEFAULT_RATIO, check_comparison_settings,
+                       compare_candidates, paired_log_ratio, pooled_slope)
 from .plugin import (DEFAULT_BUDGET, candidate_limits, cell_seconds, effective_constants,
                      measure_cell)
 from ..theory.phases import classify
@@ -39,6 +39,8 @@ from ..theory.scalings import power_law
 __all__ = ["LocateResult", "horizon_report", "locate", "locate_horizons"]
 
 MAX_WIDTH = 1 << 16
+#: Most grid times of a run.
+MAX_TIMES = 1001
 
 
 def _power(b):
@@ -232,6 +234,22 @@ def _ladder_points(width, constants):
             for n in (width // 8, width // 4, width // 2)]
 
 
+def _horizon_steps(tau, steps=None, horizon=None):
+    """(T, K): the horizon and the dropout steps of ``steps`` K (T = K τ) or of ``horizon`` T
+    (K = T/τ rounded, default T = 2), checked: 1 ≤ K ≤ 10^7."""
+    if steps is not None and horizon is not None:
+        raise ValueError("give steps or horizon, not both")
+    if steps is not None:
+        steps = check_int(steps, "steps", low=1, high=10 ** 7)
+        return steps * tau, steps
+    horizon = 2.0 if horizon is None else check_positive(horizon, "horizon")
+    steps = max(1, round(horizon / tau))
+    if steps > 10 ** 7:
+        raise ValueError(f"horizon {horizon:g} needs {steps} steps of tau={tau:g} "
+                         f"(at most 10**7)")
+    return horizon, steps
+
+
 def locate(width, master_lr, keep_prob, *, data=None, steps=None, horizon=None, repeats=3,
            seed=0, ladder=False, workers=None, ratio=DEFAULT_RATIO,
            close_threshold=DEFAULT_CLOSE, budget=DEFAULT_BUDGET, n_times=9, limit_factor=4,
@@ -276,9 +294,12 @@ def locate(width, master_lr, keep_prob, *, data=None, steps=None, horizon=None, 
         The limits run with N = limit_factor × n particles, copies of dropout's initial ones
         (:func:`~phase_diagram.finder.plugin.measure_cell`).
     n_times : int
-        Grid times in [0, T].
+        Grid times in [0, T], 2 ≤ ``n_times`` ≤ :data:`MAX_TIMES`.
     progress : bool
         A tqdm bar over the cells (repeats × widths).
+
+    Every argument is checked before anything runs (a ``ValueError`` naming it; data as in
+    :func:`~meanfield_dropout.data.load_dataset`, with one float64 copy per worker process).
 
     Returns
     -------
@@ -287,29 +308,23 @@ def locate(width, master_lr, keep_prob, *, data=None, steps=None, horizon=None, 
     width = check_int(width, "width", low=16, high=MAX_WIDTH)
     constants = effective_constants(width, master_lr, keep_prob)
     tau, q = constants["tau"], keep_prob
-    if steps is not None and horizon is not None:
-        raise ValueError("give steps or horizon, not both")
-    if steps is not None:
-        steps = check_int(steps, "steps", low=1, high=10 ** 7)
-        horizon = steps * tau
-    else:
-        horizon = 2.0 if horizon is None else check_positive(horizon, "horizon")
-        steps = max(1, round(horizon / tau))
-        if steps > 10 ** 7:
-            raise ValueError(f"horizon {horizon:g} needs {steps} steps of tau={tau:g} "
-                             f"(at most 10**7)")
+    horizon, steps = _horizon_steps(tau, steps, horizon)
     repeats = check_int(repeats, "repeats", low=1, high=100)
     seed = check_int(seed, "seed", low=0)
     workers = check_workers(workers)
+    ratio, _, close_threshold, _ = check_comparison_settings(ratio=ratio,
+                                                            close_threshold=close_threshold)
+    budget = check_positive(budget, "budget")
+    n_times = check_int(n_times, "n_times", low=2, high=MAX_TIMES)
+    limit_factor = check_int(limit_factor, "limit_factor", low=1, high=64)
     data = DEFAULT_DATA if data is None else data
     label = data_label(data)
-    dataset = load_dataset(data)
+    dataset = load_dataset(data, copies=1 + min(workers, repeats))
     data = dataset.inputs, dataset.targets
     scale = float(np.sqrt(np.mean(data[1] ** 2)))
     theory = classify(power_law(1.0, constants["b_tau"], 1.0, constants["b_keep"]))
     common = dict(horizon=horizon, data=data, repeats=repeats, seed=seed, workers=workers,
-                  budget=budget, n_times=n_times,
-                  limit_factor=check_int(limit_factor, "limit_factor", low=1, high=64))
+                  budget=budget, n_times=n_times, limit_factor=limit_factor)
     points = [(width, tau, q)] + (_ladder_points(width, constants) if ladder else [])
     seconds = repeats * sum(
         cell_seconds(n, t, k, horizon, data[0].shape, _candidates(n, t, k, **common)[0],
@@ -382,6 +397,8 @@ def locate_horizons(width, master_lr, keep_prob, *, steps=None, horizons=None, *
     **options
         Passed to :func:`locate`.
 
+    Every horizon is checked before the first one runs (a ``ValueError`` naming it).
+
     Returns
     -------
     list of LocateResult
@@ -389,9 +406,18 @@ def locate_horizons(width, master_lr, keep_prob, *, steps=None, horizons=None, *
     """
     if (steps is None) == (horizons is None):
         raise ValueError("give steps or horizons (a sequence), not both")
-    if steps is not None:
-        return [locate(width, master_lr, keep_prob, steps=k, **options) for k in steps]
-    return [locate(width, master_lr, keep_prob, horizon=t, **options) for t in horizons]
+    keyword, values = ("steps", steps) if steps is not None else ("horizon", horizons)
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise ValueError(f"{keyword} must be a sequence, got {values!r}")
+    values = list(values)
+    if not values:
+        raise ValueError(f"{keyword} must hold at least one value")
+    tau = effective_constants(check_int(width, "width", low=16, high=MAX_WIDTH), master_lr,
+                              keep_prob)["tau"]
+    for value in values:        # every horizon is checked before the first one runs
+        _horizon_steps(tau, **{keyword: value})
+    return [locate(width, master_lr, keep_prob, **{keyword: value}, **options)
+            for value in values]
 
 
 def horizon_report(located):

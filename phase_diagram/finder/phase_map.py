@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from meanfield_dropout.validation import check_int, check_positive
+from meanfield_dropout.validation import check_int, check_output_dir, check_positive
 from meanfield_dropout.convergence import DEFAULT_DATA
 from meanfield_dropout.data import load_dataset
 from meanfield_dropout.runtime import tables
@@ -294,8 +294,10 @@ def run_map(config, out_dir, *, workers=None, dask=None, progress=True):
     """
     from tqdm.auto import tqdm
     start = time.perf_counter()
+    if not isinstance(config, MapConfig):
+        raise ValueError(f"config must be a MapConfig, got {type(config).__name__}")
     workers = check_workers(workers)
-    out_dir = Path(out_dir)
+    out_dir = check_output_dir(out_dir, "out_dir")
     cells, beyond = build_map_cells(config)
     manifest = dict(config=dataclasses.asdict(config), cells=[c.key for c in cells],
                     beyond=[[label, width, why] for (label, width), why in beyond.items()])

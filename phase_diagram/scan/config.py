@@ -9,13 +9,16 @@ import math
 import tomllib
 from pathlib import Path
 
-from meanfield_dropout.validation import check_choice, check_int, check_positive, check_real
+from meanfield_dropout.validation import (check_choice, check_data_file, check_int,
+                                         check_positive, check_real)
 from meanfield_dropout.limits import LIMITS
 
 from ..theory.scalings import parse_scaling
 from .cell_functions import DEFAULT_CELL_FUNCTION, check_cell_function
 
 STATISTICS = ("max", "final")
+#: Most widths in a scan.
+MAX_WIDTHS = 64
 
 _TOP_KEYS = {"seed", "widths", "repeats", "horizon", "limits", "nominal", "metric", "statistic",
              "slope_threshold", "cell_function", "options", "scaling"}
@@ -44,7 +47,8 @@ class ScanConfig:
     ----------
     scalings : tuple of ScalingSpec
     widths : tuple of int
-        Widths n (≥ 1, at least two distinct values to fit slopes).
+        Widths n (≥ 1, at least two distinct values to fit slopes, at most
+        :data:`MAX_WIDTHS`); the keep probability q_n must be at most 1 at each of them.
     repeats : int
         Independent repeats per (scaling, width).
     seed : int
@@ -157,9 +161,19 @@ def config_from_dict(data, *, allow_import=False):
     widths = data.get("widths")
     if not isinstance(widths, list) or not widths:
         raise ValueError("widths must be a non-empty list of integers >= 1")
+    if len(widths) > MAX_WIDTHS:
+        raise ValueError(f"widths lists {len(widths)} widths; a scan takes at most "
+                         f"{MAX_WIDTHS}")
     widths = tuple(sorted({check_int(w, "width", low=1) for w in widths}))
     if len(widths) < 2:
         raise ValueError("widths needs at least two distinct values to fit slopes")
+    for index, spec in enumerate(scalings):
+        keep = spec.scaling().keep_expression
+        above = [width for width in widths if keep(width) > 1]
+        if above:
+            raise ValueError(f"scaling #{index + 1}: keep q_n = {keep.text} is "
+                             f"{keep(above[0]):.4g} at n={above[0]}, above 1 (a keep "
+                             f"probability is at most 1 at every width of the scan)")
     limits = data.get("limits", list(LIMITS))
     if not isinstance(limits, list) or not limits:
         raise ValueError("limits must be a non-empty list")
@@ -196,6 +210,8 @@ def config_from_dict(data, *, allow_import=False):
 def read_toml(path):
     """The table of a TOML file (ValueError naming the file if unreadable or malformed)."""
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        check_data_file(path, "scan configuration", max_bytes=1 << 20)
     try:
         with path.open("rb") as handle:
             return tomllib.load(handle)

@@ -103,7 +103,7 @@ def test_load_dataset_names_files_and_bad_data(tmp_path):
     np.savez(tmp_path / "bad.npz", x=np.ones(3))
     with pytest.raises(ValueError, match="'inputs' and 'targets'"):
         load_dataset(str(tmp_path / "bad.npz"))
-    with pytest.raises(ValueError, match="cannot read"):
+    with pytest.raises(ValueError, match="missing.npz: no such data file"):
         load_dataset(str(tmp_path / "missing.npz"))
     with pytest.raises(ValueError, match="teacher-student, toy, mnist47 or an .npz"):
         load_dataset("digits")
