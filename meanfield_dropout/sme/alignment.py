@@ -112,7 +112,7 @@ class AlignmentRun:
     n_masks: int
 
 
-def alignment_along_training(problem, params0, lr, n_steps, eval_every, n_masks=200,
+def alignment_along_training(problem, params0, lr, steps, eval_every, n_masks=200,
                              n_baseline=100, seed=0, progress=True):
     """Train with dropout and measure alpha(theta_t) at checkpoints.
 
@@ -123,7 +123,7 @@ def alignment_along_training(problem, params0, lr, n_steps, eval_every, n_masks=
     params0 : array_like, shape (D,)
     lr : float
         eta > 0.
-    n_steps : int
+    steps : int
         Dropout steps.
     eval_every : int
         Steps between checkpoints (the first is theta_0).
@@ -142,7 +142,7 @@ def alignment_along_training(problem, params0, lr, n_steps, eval_every, n_masks=
     eval_every = check_int(eval_every, "eval_every", low=1)
     n_masks = check_int(n_masks, "n_masks", low=2)
     seeds = seed_sequence(seed).generate_state(3)
-    run = simulate_dropout(problem, params0, lr, n_steps, seed=int(seeds[0]),
+    run = simulate_dropout(problem, params0, lr, steps, seed=int(seeds[0]),
                            loss_every=eval_every, record_params=True, progress=progress)
     checkpoints = run.params[0]
     exact = np.empty(len(checkpoints))

@@ -179,23 +179,23 @@ def _start(problem, params0, n_runs):
     return np.repeat(params0[None], n_runs, axis=0)
 
 
-def _drive(problem, thetas, n_steps, loss_every, record_params, step, time_per_step,
+def _drive(problem, thetas, steps, loss_every, record_params, step, time_per_step,
            method, progress):
-    """Advance ``thetas`` by ``step(thetas, k)`` for k = 0..n_steps−1, recording every few steps.
+    """Advance ``thetas`` by ``step(thetas, k)`` for k = 0..steps−1, recording every few steps.
 
     Raises the engine's :class:`~meanfield_dropout.engine.DivergenceError` (with ``method``
     as its variant) when a parameter leaves the finite range.
     """
-    n_steps = check_int(n_steps, "n_steps", low=1)
+    steps = check_int(steps, "steps", low=1)
     loss_every = check_int(loss_every, "loss_every", low=1)
-    record_at = list(range(0, n_steps + 1, loss_every))
-    if record_at[-1] != n_steps:
-        record_at.append(n_steps)
+    record_at = list(range(0, steps + 1, loss_every))
+    if record_at[-1] != steps:
+        record_at.append(steps)
     loss = np.empty((thetas.shape[0], len(record_at)))
     params = (np.empty((thetas.shape[0], len(record_at), problem.n_params))
               if record_params else None)
     slot = 0
-    for done in tqdm(range(n_steps + 1), desc=method, disable=not progress, leave=False):
+    for done in tqdm(range(steps + 1), desc=method, disable=not progress, leave=False):
         if done > 0:
             step(thetas, done - 1)
             bad = _first_bad(thetas, DIVERGENCE_BOUND)
@@ -212,7 +212,7 @@ def _drive(problem, thetas, n_steps, loss_every, record_params, step, time_per_s
     return Trajectories(times, loss, params, thetas.reshape(thetas.shape[0], -1).copy())
 
 
-def simulate_dropout(problem, params0, lr, n_steps, n_runs=1, seed=0, loss_every=1,
+def simulate_dropout(problem, params0, lr, steps, n_runs=1, seed=0, loss_every=1,
                      record_params=False, progress=False, keep=None):
     """Full-batch dropout gradient descent, ``n_runs`` independent runs from θ_0.
 
@@ -226,7 +226,7 @@ def simulate_dropout(problem, params0, lr, n_steps, n_runs=1, seed=0, loss_every
         θ_0, shared by all runs.
     lr : float
         η > 0.
-    n_steps : int
+    steps : int
         Number of dropout steps N (final time N η).
     n_runs : int
         Independent runs (fresh masks each).
@@ -239,7 +239,7 @@ def simulate_dropout(problem, params0, lr, n_steps, n_runs=1, seed=0, loss_every
         Keep the parameter history.
     progress : bool
         Show a tqdm bar.
-    keep : array_like of bool, shape (n_steps, n_runs, width), optional
+    keep : array_like of bool, shape (steps, n_runs, width), optional
         Explicit keep decisions (True: mask entry 1/p) instead of drawing them from ``seed``,
         as the engine's :class:`~meanfield_dropout.noise.ExplicitNoise`.
 
@@ -251,8 +251,8 @@ def simulate_dropout(problem, params0, lr, n_steps, n_runs=1, seed=0, loss_every
     thetas = _start(problem, params0, n_runs)
     if keep is not None:
         keep = np.asarray(keep)
-        if keep.dtype != np.bool_ or keep.shape != (n_steps, thetas.shape[0], problem.width):
-            raise ValueError(f"keep must be a boolean array of shape ({n_steps}, "
+        if keep.dtype != np.bool_ or keep.shape != (steps, thetas.shape[0], problem.width):
+            raise ValueError(f"keep must be a boolean array of shape ({steps}, "
                              f"{thetas.shape[0]}, {problem.width}), got {keep.dtype} "
                              f"{keep.shape}")
     rng = _rng(seed, _MASK_STREAM)
@@ -262,11 +262,11 @@ def simulate_dropout(problem, params0, lr, n_steps, n_runs=1, seed=0, loss_every
             if keep is None else np.ascontiguousarray(keep[k])
         _dropout_steps(problem, th, lr, decisions)
 
-    return _drive(problem, thetas, n_steps, loss_every, record_params, step, lr,
+    return _drive(problem, thetas, steps, loss_every, record_params, step, lr,
                   "dropout", progress)
 
 
-def simulate_modified_gd(problem, params0, lr, n_steps, loss_every=1, record_params=False,
+def simulate_modified_gd(problem, params0, lr, steps, loss_every=1, record_params=False,
                          progress=False):
     """Deterministic gradient descent on L_S (the drift of dropout without its noise).
 
@@ -279,7 +279,7 @@ def simulate_modified_gd(problem, params0, lr, n_steps, loss_every=1, record_par
     def step(th, k):
         _gd_steps(problem, th, lr)
 
-    return _drive(problem, thetas, n_steps, loss_every, record_params, step, lr,
+    return _drive(problem, thetas, steps, loss_every, record_params, step, lr,
                   "GD on L_S", progress)
 
 
@@ -297,7 +297,7 @@ def sde_substeps(lr, sde_step):
     return k
 
 
-def simulate_sme(problem, params0, lr, n_steps, sde_step=None, order=1, n_runs=1, seed=0,
+def simulate_sme(problem, params0, lr, steps, sde_step=None, order=1, n_runs=1, seed=0,
                  loss_every=1, record_params=False, progress=False):
     """Euler-Maruyama simulation of the order-1 or order-2 SME of dropout.
 
@@ -308,8 +308,8 @@ def simulate_sme(problem, params0, lr, n_steps, sde_step=None, order=1, n_runs=1
         Theta_0, shared by all runs.
     lr : float
         eta > 0, the dropout learning rate the SME models (it sets the noise sqrt(eta)).
-    n_steps : int
-        Final time is n_steps * eta, as for ``n_steps`` dropout steps.
+    steps : int
+        Final time is steps * eta, as for ``steps`` dropout steps.
     sde_step : float, optional
         EM step h in (0, eta] with eta/h an integer; default h = eta (the paper's scheme).
     order : {1, 2}
@@ -339,5 +339,5 @@ def simulate_sme(problem, params0, lr, n_steps, sde_step=None, order=1, n_runs=1
             z, G = draw_standard_normals(rng, problem.width, th.shape[0])
             _sme_steps(problem, th, lr, h, order, z, G)
 
-    return _drive(problem, thetas, n_steps, loss_every, record_params, step, lr,
+    return _drive(problem, thetas, steps, loss_every, record_params, step, lr,
                   f"order-{order} SME", progress)
