@@ -37,12 +37,13 @@ from tqdm.auto import tqdm
 
 from .runtime import results, tables
 from .kernels.blocks import make_workspace
+from .runtime.memory import announce_cost
 from .runtime.threads import kernel_threads
 from .kernels.variants import FORWARD_MASK, MASKS, VARIANTS, _run_chunk, _unmasked_loss
 from .warmup import compile_ahead
 from .network import init_particles, network_data
 from .engine_plan import (DIVERGENCE_FACTOR, Dynamics, Recording, divergence_bounds,
-                          plan_simulation, validation_data)
+                          plan_simulation, simulation_seconds, validation_data)
 
 
 class DivergenceError(FloatingPointError):
@@ -220,7 +221,9 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
         or an output (masked forward pass) leaves ``divergence_factor`` × max(1, max|y_j|),
         or anything stops being finite (default :data:`DIVERGENCE_FACTOR`).
     progress : bool
-        Show a ``tqdm`` progress bar.
+        Show a ``tqdm`` progress bar, after the estimated duration on stderr when it exceeds
+        :data:`~meanfield_dropout.runtime.memory.ANNOUNCE_SECONDS`
+        (:func:`~meanfield_dropout.engine_plan.simulation_seconds`).
 
     Returns
     -------
@@ -263,13 +266,19 @@ def run_simulation(plan, progress=True):
     plan : SimulationPlan
         From :func:`~meanfield_dropout.engine_plan.plan_simulation`.
     progress : bool
-        Show a ``tqdm`` progress bar.
+        Show a ``tqdm`` progress bar, after the estimated duration on stderr when it exceeds
+        :data:`~meanfield_dropout.runtime.memory.ANNOUNCE_SECONDS`
+        (:func:`~meanfield_dropout.engine_plan.simulation_seconds`).
 
     Returns
     -------
     SimulationResult
     """
     schedule = plan.schedule
+    if progress:
+        announce_cost(simulation_seconds(plan), f"simulate n={plan.initial.shape[0]}, "
+                                                f"{schedule.steps} steps of {len(plan.rules)} "
+                                                f"rule(s)")
     with kernel_threads(plan.cells):
         states, train, val, snaps = _drive(plan.initial, plan.rules, plan.data, plan.noise,
                                            schedule, progress)

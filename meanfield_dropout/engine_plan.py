@@ -20,7 +20,7 @@ from .kernels.variants import FORWARD_MASK, MASKS, VARIANTS, Data, Rule
 from .network import (NetworkData, check_particles, data_names, init_particles, network_data,
                       output_scale_factor, particle_dim)
 from .noise import ExplicitNoise, SeededNoise, engine_streams
-from .runtime.memory import check_memory
+from .runtime.memory import NOMINAL_RATE, check_memory
 
 #: Default divergence factor: a run diverges when a parameter exceeds this many times the
 #: initial scale max(1, max|x_i(0)|), or an output this many times max(1, max|y_j|).
@@ -241,6 +241,32 @@ def plan_simulation(train, dynamics, recording, *, width=None, initial=None, val
                         snapshot_neurons)
     return SimulationPlan(initial, rules, Data(train, validation), noise, schedule, settings,
                           width * batch_size)
+
+
+def simulation_seconds(plan):
+    """Estimated seconds of one core for a planned run (a cost model, excluding compilation).
+
+    Per rule, step and neuron a forward and a backward pass over the batch, B(4d + 6K)
+    floating-point operations (as :func:`~meanfield_dropout.convergence_plan.cell_cost` for
+    K = 1); per recorded loss at most a forward pass over the m training and the validation
+    points, (m + m_val)(2d + 2K); operations turned into seconds at
+    :data:`~meanfield_dropout.runtime.memory.NOMINAL_RATE`.
+
+    Parameters
+    ----------
+    plan : SimulationPlan
+
+    Returns
+    -------
+    float
+    """
+    train, validation = plan.data.train, plan.data.validation
+    (points, dim), outputs = train.inputs.shape, train.outputs
+    schedule = plan.schedule
+    per_neuron = (schedule.steps * plan.settings["batch_size"] * (4 * dim + 6 * outputs)
+                  + schedule.loss_steps.size * (points + validation.targets.shape[1])
+                  * (2 * dim + 2 * outputs))
+    return len(plan.rules) * plan.initial.shape[0] * float(per_neuron) / NOMINAL_RATE
 
 
 def _check_variants(variants):

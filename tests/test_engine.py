@@ -477,3 +477,43 @@ def test_grouped_settings_run_as_the_keyword_front():
     with pytest.raises(ValueError, match="batch_size"):
         plan_simulation(network_data(Z, y), Dynamics(**{**keywords, "batch_size": 99}),
                         Recording(1, (), None, 32), width=12)
+
+
+def test_long_simulations_announce_their_estimate_before_they_start(monkeypatch, capsys):
+    """The cost model counts B(4d + 6K) per rule, step and neuron and a forward pass per loss
+    record; above ANNOUNCE_SECONDS simulate prints it on stderr before the first step, below
+    it (or without progress) nothing."""
+    from meanfield_dropout import engine
+    from meanfield_dropout.engine_plan import (Dynamics, Recording, plan_simulation,
+                                               simulation_seconds)
+    from meanfield_dropout.network import network_data
+    from meanfield_dropout.runtime import memory
+    _, Z, y = small_problem(seed=2, width=8)                  # m = 9 points, d = 3, K = 1
+
+    def planned(width, steps, variants=("dropout", "ram")):
+        dynamics = Dynamics(0.1, steps, 0.5, variants, "mean_field", None, None, 0, 1e6)
+        return plan_simulation(network_data(Z, y), dynamics, Recording(1, (), None, 32),
+                               width=width)
+    # 2 rules x 8 neurons x (10 steps x 9 x (12 + 6) + 11 records x 9 x (6 + 2))
+    assert simulation_seconds(planned(8, 10)) * memory.NOMINAL_RATE == 2 * 8 * (1620 + 792)
+    assert simulation_seconds(planned(16, 10)) == 2 * simulation_seconds(planned(8, 10))
+    assert simulation_seconds(planned(8, 10, ("dropout",))) == \
+        simulation_seconds(planned(8, 10)) / 2
+    estimate = simulation_seconds(planned(8, 10))
+
+    def stop(*args):
+        raise RuntimeError("stopped before the first step")
+    monkeypatch.setattr(engine, "_drive", stop)
+    run = dict(width=8, master_lr=0.1, steps=10, keep_prob=0.5, variants=("dropout", "ram"))
+    monkeypatch.setattr(memory, "ANNOUNCE_SECONDS", estimate / 2)
+    with pytest.raises(RuntimeError, match="stopped"):
+        simulate(Z, y, **run)
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("simulate n=8, 10 steps of 2 rule(s): "
+                                                   "estimated 0 s")
+    with pytest.raises(RuntimeError, match="stopped"):
+        simulate(Z, y, **run, progress=False)
+    monkeypatch.setattr(memory, "ANNOUNCE_SECONDS", estimate * 2)
+    with pytest.raises(RuntimeError, match="stopped"):
+        simulate(Z, y, **run)
+    assert capsys.readouterr().err == ""
