@@ -349,13 +349,13 @@ def batch_sharpness(particles, inputs, targets, *, batch_size, draws=64, keep_pr
     draws = check_int(draws, "draws", low=1)
     if keep_prob is not None:
         keep_prob = check_keep_prob(keep_prob)
+    batch_rng, mask_rng = (np.random.default_rng(s) for s in seed_sequence(seed).spawn(2))
     # the draws' indices (int64) and masks (float64 uniforms, then bool); per draw a gradient
     # and a Hessian-vector product, a few passes of O(n B (K + d)) each
     check_memory(draws * (8 * batch_size + (9 * n if keep_prob is not None else 0)),
                  f"{draws} draws of batch_size {batch_size}", "ask for fewer draws")
     warn_long_run(8.0 * draws * batch_size * n * (dim + net.data.outputs),
                   f"batch_sharpness of {draws} draws", "ask for fewer draws")
-    batch_rng, mask_rng = (np.random.default_rng(s) for s in seed_sequence(seed).spawn(2))
     batches = np.stack([batch_rng.choice(m, batch_size, replace=False) for _ in range(draws)])
     masks = None
     if keep_prob is not None:

@@ -68,6 +68,13 @@ def check_int(value, name, low=None, high=None):
     return value
 
 
+def check_bool(value, name):
+    """``True`` or ``False`` (a NumPy bool too), returned as ``bool``; nothing else."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_choice(value, name, allowed):
     """One of a fixed set of names."""
     if value not in allowed:

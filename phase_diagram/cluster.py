@@ -38,16 +38,16 @@ _THREAD_PINS = ("export NUMBA_NUM_THREADS=1", "export OMP_NUM_THREADS=1",
                 "export OPENBLAS_NUM_THREADS=1", "export MKL_NUM_THREADS=1")
 
 
-_MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?\s*([KMGTP]i?B|[KMGTP])", re.IGNORECASE)
+_MEMORY = re.compile(r"([0-9]+(?:\.[0-9]+)?)\s*([KMGTP]i?B|[KMGTP])", re.IGNORECASE)
 _WALLTIME = re.compile(r"([0-9]{1,4}):([0-9]{2}):([0-9]{2})")
 
 
 def _check_text(value, name):
-    """A non-empty string of one line: no newline or other control character, so that it
-    cannot add a line to the job script."""
+    """A non-empty string of one line: printable characters only (no newline, line separator
+    or other control character), so that it cannot add a line to the job script."""
     if not isinstance(value, str) or not value.strip():
         raise ValueError(f"{name} must be a non-empty string, got {value!r}")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if not value.isprintable():
         raise ValueError(f"{name} must be one line without control characters (a newline "
                          f"would add a line to the job script), got {value!r}")
     return value
@@ -103,9 +103,10 @@ class JobqueueConfig:
             raise ValueError(f"processes must equal cores (one single-threaded worker per "
                              f"core), got cores={self.cores}, processes={self.processes}")
         memory = _check_text(self.memory, "memory")
-        if not _MEMORY.fullmatch(memory):
-            raise ValueError(f"memory must be a size such as '4GB', '500MB' or '2GiB', got "
-                             f"{memory!r}")
+        size = _MEMORY.fullmatch(memory)
+        if not size or not float(size[1]) > 0:
+            raise ValueError(f"memory must be a size above 0 such as '4GB', '500MB' or '2GiB', "
+                             f"got {memory!r}")
         walltime = _check_text(self.walltime, "walltime")
         match = _WALLTIME.fullmatch(walltime)
         hours, minutes, seconds = (int(part) for part in match.groups()) if match else (0,) * 3

@@ -18,6 +18,7 @@ Li, Luo & Xu (2024).
 import functools
 import gzip
 import importlib.util
+import os
 import zipfile
 from pathlib import Path
 from typing import NamedTuple
@@ -137,6 +138,8 @@ def mnist_source(path=None):
     """
     if path is None:
         return {"train": bundled_mnist()}
+    if not isinstance(path, (str, os.PathLike)):
+        raise ValueError(f"path must be a file or directory path, got {path!r}")
     path = Path(path)
     if not path.exists():
         raise ValueError(f"MNIST file {path} does not exist")

@@ -129,10 +129,10 @@ def _checked(where, copies, inputs, targets, val_inputs, val_targets):
     size = 0
     for x_name, x, y_name, y in pairs:
         x_shape, y_shape = np.shape(x), np.shape(y)
-        if len(x_shape) != 2 or y_shape != x_shape[:1] or x_shape[0] < 1 \
+        if len(x_shape) != 2 or y_shape != x_shape[:1] or min(x_shape) < 1 \
                 or x_shape[1] != np.shape(inputs)[1]:
-            raise ValueError(f"{where}: {x_name} must be (m, d) and {y_name} (m,), with d "
-                             f"that of inputs, got {x_shape} and {y_shape}")
+            raise ValueError(f"{where}: {x_name} must be (m, d) with m, d >= 1 and {y_name} "
+                             f"(m,), with d that of inputs, got {x_shape} and {y_shape}")
         size += math.prod(x_shape) + y_shape[0]
     (m, d), copies = np.shape(inputs), check_int(copies, "copies", low=1)
     check_memory(8 * size * copies, f"{where} ({m} rows of {d} inputs, {copies} "

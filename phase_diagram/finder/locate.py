@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from meanfield_dropout.validation import check_int, check_positive
+from meanfield_dropout.validation import check_bool, check_int, check_positive
 from meanfield_dropout.convergence import DEFAULT_DATA
 from meanfield_dropout.data import data_label, load_dataset
 from meanfield_dropout.runtime import tables
@@ -317,9 +317,10 @@ def locate(width, master_lr, keep_prob, *, data=None, steps=None, horizon=None, 
     budget = check_positive(budget, "budget")
     n_times = check_int(n_times, "n_times", low=2, high=MAX_TIMES)
     limit_factor = check_int(limit_factor, "limit_factor", low=1, high=64)
+    ladder, progress = check_bool(ladder, "ladder"), check_bool(progress, "progress")
     data = DEFAULT_DATA if data is None else data
-    label = data_label(data)
     dataset = load_dataset(data, copies=1 + min(workers, repeats))
+    label = data_label(data)
     data = dataset.inputs, dataset.targets
     scale = float(np.sqrt(np.mean(data[1] ** 2)))
     theory = classify(power_law(1.0, constants["b_tau"], 1.0, constants["b_keep"]))

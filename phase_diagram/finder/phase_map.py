@@ -149,6 +149,8 @@ class MapConfig:
 
     def __post_init__(self):
         check_int(self.grid, "grid", low=2, high=40)
+        if isinstance(self.widths, (str, bytes)) or not hasattr(self.widths, "__iter__"):
+            raise ValueError(f"widths must be a sequence of integers, got {self.widths!r}")
         widths = tuple(sorted({check_int(w, "width", low=16, high=1 << 16)
                                for w in self.widths}))
         if not widths:
@@ -297,6 +299,8 @@ def run_map(config, out_dir, *, workers=None, dask=None, progress=True):
     if not isinstance(config, MapConfig):
         raise ValueError(f"config must be a MapConfig, got {type(config).__name__}")
     workers = check_workers(workers)
+    if dask is not None and (not isinstance(dask, str) or not dask.strip()):
+        raise ValueError(f"dask must be a scheduler address or 'local', got {dask!r}")
     out_dir = check_output_dir(out_dir, "out_dir")
     cells, beyond = build_map_cells(config)
     manifest = dict(config=dataclasses.asdict(config), cells=[c.key for c in cells],
