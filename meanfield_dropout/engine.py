@@ -266,9 +266,7 @@ def run_simulation(plan, progress=True):
     plan : SimulationPlan
         From :func:`~meanfield_dropout.engine_plan.plan_simulation`.
     progress : bool
-        Show a ``tqdm`` progress bar, after the estimated duration on stderr when it exceeds
-        :data:`~meanfield_dropout.runtime.memory.ANNOUNCE_SECONDS`
-        (:func:`~meanfield_dropout.engine_plan.simulation_seconds`).
+        The estimate (if long) and the bar, as in :func:`simulate`.
 
     Returns
     -------

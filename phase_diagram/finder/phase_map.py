@@ -35,6 +35,7 @@ from meanfield_dropout.validation import check_int, check_output_dir, check_posi
 from meanfield_dropout.convergence import DEFAULT_DATA
 from meanfield_dropout.data import load_dataset
 from meanfield_dropout.runtime import tables
+from meanfield_dropout.runtime.memory import announce_cost
 from meanfield_dropout.runtime.runner import check_workers, run_unordered
 
 from ..cluster import dask_results
@@ -308,8 +309,10 @@ def run_map(config, out_dir, *, workers=None, dask=None, progress=True):
     write_json_atomic(out_dir / "manifest.json", manifest)
     pending = [c for c in cells if _read(_cell_file(out_dir, c.key)) is None]
     shape = config.dataset()[0].shape
+    seconds = {c.key: _cell_seconds(c, config, shape) for c in pending}
+    announce_cost(sum(seconds.values()), f"the map of {len(pending)} cells", workers)
     # longest first (estimated), so that no worker is left with a long cell at the end
-    pending.sort(key=lambda c: -_cell_seconds(c, config, shape))
+    pending.sort(key=lambda c: -seconds[c.key])
     tasks = [(cell, config) for cell in pending]
     results = (dask_results(run_map_cell, tasks, dask, workers) if dask is not None else
                (record for _, record in run_unordered(run_map_cell, tasks, workers,

@@ -109,3 +109,28 @@ def test_renamed_scan_and_plot_flags_warn(tmp_path, capsys):
     assert main(["map", "--replot", "--out", str(tmp_path / "nothing")]) == 2
     err = capsys.readouterr().err
     assert "warning: --out DIR is now --out-dir DIR" in err and "no phase map" in err
+
+
+def test_map_announces_a_long_run_before_it_starts(monkeypatch, capsys, tmp_path):
+    """run_map prints the plug-in cost model's total over its pending cells before the first
+    cell when it exceeds ANNOUNCE_SECONDS, nothing below it."""
+    import phase_diagram.finder.phase_map as phase_map
+    from meanfield_dropout.runtime import memory
+    from phase_diagram.finder.phase_map import MapConfig, build_map_cells, run_map
+
+    def stop(*args, **kwargs):
+        raise RuntimeError("stopped before the first cell")
+    monkeypatch.setattr(phase_map, "run_unordered", stop)
+    config = MapConfig(grid=2, widths=(16, 32), repeats=2, horizon=1.0, budget=1.0)
+    cells, _ = build_map_cells(config)
+    shape = config.dataset()[0].shape
+    estimate = sum(phase_map._cell_seconds(c, config, shape) for c in cells)
+    monkeypatch.setattr(memory, "ANNOUNCE_SECONDS", estimate / 2)
+    with pytest.raises(RuntimeError, match="stopped"):
+        run_map(config, tmp_path / "map", workers=1, progress=False)
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(f"the map of {len(cells)} cells: estimated ")
+    monkeypatch.setattr(memory, "ANNOUNCE_SECONDS", estimate * 2)
+    with pytest.raises(RuntimeError, match="stopped"):
+        run_map(config, tmp_path / "map", workers=1, progress=False)
+    assert capsys.readouterr().err == ""
