@@ -204,6 +204,26 @@ def _predict(X, Zt, K, has_bias, act, scale):
     return out
 
 
+@njit(cache=True, inline="always")
+def _column_max(f, j):
+    """max_c f[c, j]: the shift that keeps the exponentials of the softmax of column j ≤ 1."""
+    top = f[0, j]
+    for c in range(1, f.shape[0]):
+        top = max(top, f[c, j])
+    return top
+
+
+@njit(cache=True, inline="always")
+def _softmax_numerators(f, j, out):
+    """out[c, j] = exp(f[c, j] − max_c f[c, j]); returns their sum (the softmax's normaliser)."""
+    top = _column_max(f, j)
+    total = 0.0
+    for c in range(f.shape[0]):
+        out[c, j] = math.exp(f[c, j] - top)
+        total += out[c, j]
+    return total
+
+
 @njit(cache=True)
 def _loss_derivative(loss, f, y, out):
     """out = ∂(batch-mean loss)/∂f, shape (K, B), carrying the 1/B of the mean."""
@@ -215,13 +235,7 @@ def _loss_derivative(loss, f, y, out):
         elif loss == 1:
             out[0, j] = -y[0, j] / (1.0 + math.exp(y[0, j] * f[0, j])) / batch
         else:
-            top = f[0, j]
-            for c in range(1, K):
-                top = max(top, f[c, j])
-            total = 0.0
-            for c in range(K):
-                out[c, j] = math.exp(f[c, j] - top)
-                total += out[c, j]
+            total = _softmax_numerators(f, j, out)
             for c in range(K):
                 out[c, j] = (out[c, j] / total - y[c, j]) / batch
 
@@ -239,9 +253,7 @@ def _loss_value(loss, f, y):
             margin = -y[0, j] * f[0, j]
             total += max(margin, 0.0) + math.log1p(math.exp(-abs(margin)))
         else:
-            top = f[0, j]
-            for c in range(1, K):
-                top = max(top, f[c, j])
+            top = _column_max(f, j)
             norm = 0.0
             for c in range(K):
                 norm += math.exp(f[c, j] - top)

@@ -13,7 +13,7 @@ from numba import njit, prange
 
 from .activations import _d2sigma, _dsigma, _sigma
 from .blocks import BLOCK, _apply_block, _gather_pre_activations
-from .core import _loss_derivative, _row_coefficients
+from .core import _loss_derivative, _row_coefficients, _softmax_numerators
 
 
 @njit(cache=True, fastmath={"reassoc"})
@@ -79,13 +79,7 @@ def _loss_curvature(loss, f, y, df, out):
             p = 1.0 / (1.0 + math.exp(-y[0, j] * f[0, j]))
             out[0, j] = y[0, j] * y[0, j] * p * (1.0 - p) * df[0, j] / batch
         else:
-            top = f[0, j]
-            for c in range(1, K):
-                top = max(top, f[c, j])
-            total = 0.0
-            for c in range(K):
-                out[c, j] = math.exp(f[c, j] - top)
-                total += out[c, j]
+            total = _softmax_numerators(f, j, out)
             mean = 0.0
             for c in range(K):
                 out[c, j] /= total
@@ -95,12 +89,16 @@ def _loss_curvature(loss, f, y, df, out):
 
 
 @njit(cache=True)
-def _hvp_gather(X, V, Zt, K, has_bias, start, k, pre, tau):
-    """pre[r] = u and tau[r] = τ (the pre-activations of X and of V) of neuron start + r."""
+def _hvp_gather(X, V, Zt, K, has_bias, start, k):
+    """(pre, tau), shape (k, B): pre[r] = u and tau[r] = τ, the pre-activations of X and of V,
+    of neuron start + r."""
+    pre = np.empty((k, Zt.shape[1]), dtype=X.dtype)
+    tau = np.empty((k, Zt.shape[1]), dtype=X.dtype)
     rows = np.arange(start, start + k)
     gathered = np.empty((k, Zt.shape[0]), dtype=X.dtype)
     _gather_pre_activations(X, rows, 0, k, Zt, K, has_bias, gathered, pre)
     _gather_pre_activations(V, rows, 0, k, Zt, K, has_bias, gathered, tau)
+    return pre, tau
 
 
 @njit(cache=True)
@@ -202,9 +200,7 @@ def _hessian_vector_product(X, V, scale, penalty, loss, y, Z, Zt, K, has_bias, a
     # array expressions are kept out of this function: each would be a parallel region
     slabs = np.empty((blocks, 2, K, batch), dtype=X.dtype)
     if blocks == 1:  # no parallel region; the pre-activations serve both passes
-        pre = np.empty((n, batch), dtype=X.dtype)
-        tau = np.empty((n, batch), dtype=X.dtype)
-        _hvp_gather(X, V, Zt, K, has_bias, 0, n, pre, tau)
+        pre, tau = _hvp_gather(X, V, Zt, K, has_bias, 0, n)
         _hvp_sums(X, V, K, act, 0, n, pre, tau, slabs[0])
         residual, dresidual = _hvp_residuals(slabs, scale, loss, y)
         _hvp_rows(X, V, scale, weight, residual, dresidual, Z, K, has_bias, act, 0, n, pre, tau,
@@ -213,16 +209,12 @@ def _hessian_vector_product(X, V, scale, penalty, loss, y, Z, Zt, K, has_bias, a
     for blk in prange(blocks):
         start = blk * BLOCK
         k = min(BLOCK, n - start)
-        pre = np.empty((k, batch), dtype=X.dtype)
-        tau = np.empty((k, batch), dtype=X.dtype)
-        _hvp_gather(X, V, Zt, K, has_bias, start, k, pre, tau)
+        pre, tau = _hvp_gather(X, V, Zt, K, has_bias, start, k)
         _hvp_sums(X, V, K, act, start, k, pre, tau, slabs[blk])
     residual, dresidual = _hvp_residuals(slabs, scale, loss, y)
     for blk in prange(blocks):
         start = blk * BLOCK
         k = min(BLOCK, n - start)
-        pre = np.empty((k, batch), dtype=X.dtype)
-        tau = np.empty((k, batch), dtype=X.dtype)
-        _hvp_gather(X, V, Zt, K, has_bias, start, k, pre, tau)
+        pre, tau = _hvp_gather(X, V, Zt, K, has_bias, start, k)
         _hvp_rows(X, V, scale, weight, residual, dresidual, Z, K, has_bias, act, start, k, pre,
                   tau, out)
