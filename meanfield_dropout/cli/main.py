@@ -178,6 +178,14 @@ def _sme_command(parser, stem, run, figure, summary, settings_class):
     parser.set_defaults(run=handler)
 
 
+def _count_options(parser, defaults, **helps):
+    """Add an integer option ≥ 1 per keyword ``field=help``: ``--field`` (dashes for
+    underscores) with default ``defaults.field``."""
+    for field, text in helps.items():
+        parser.add_argument("--" + field.replace("_", "-"), type=IntRange(1),
+                            default=getattr(defaults, field), help=text)
+
+
 def _add_digits_run_args(parser, defaults):
     """The data and network options of ``sme`` and ``alignment``."""
     parser.add_argument("--data", default=defaults.data, choices=("digits", "mnist"),
@@ -189,19 +197,12 @@ def _add_digits_run_args(parser, defaults):
                              "the bundled images")
     parser.add_argument("--mnist-labels", type=input_file,
                         help="MNIST IDX label file (not needed for .npz)")
-    parser.add_argument("--pool", type=IntRange(1), default=defaults.pool,
-                        help="digits average-pooling factor (2: 4x4 images)")
-    parser.add_argument("--n-train", type=IntRange(1), default=defaults.n_train,
-                        help="training samples n")
-    parser.add_argument("--n-test", type=IntRange(1), default=defaults.n_test,
-                        help="test samples")
-    parser.add_argument("--width", type=IntRange(1), default=defaults.width,
-                        help="hidden units m")
+    _count_options(parser, defaults, pool="digits average-pooling factor (2: 4x4 images)",
+                   n_train="training samples n", n_test="test samples", width="hidden units m")
     parser.add_argument("--keep-prob", type=float, default=defaults.keep_prob,
                         help="keep probability p")
     parser.add_argument("--lr", type=float, default=defaults.lr, help="learning rate eta")
-    parser.add_argument("--steps", type=IntRange(1), default=defaults.steps,
-                        help="dropout steps N")
+    _count_options(parser, defaults, steps="dropout steps N")
     parser.add_argument("--output-scale", default=defaults.output_scale, choices=OUTPUT_SCALES,
                         help="kappa")
     parser.add_argument("--activation", default=defaults.activation, help="activation sigma")
@@ -213,10 +214,8 @@ def _add_sme_commands(sub):
     _add_digits_run_args(p, loss)
     p.add_argument("--order", type=int, default=loss.order, choices=(1, 2), help="SME order")
     p.add_argument("--sde-step", type=float, default=None, help="EM step h (default eta)")
-    p.add_argument("--trials", type=IntRange(1), default=loss.trials,
-                   help="runs per noisy method")
-    p.add_argument("--record-every", type=IntRange(1), default=loss.record_every,
-                   help="record the loss every this many steps")
+    _count_options(p, loss, trials="runs per noisy method",
+                   record_every="record the loss every this many steps")
     _sme_command(p, "sme_loss", sme_experiments.run_loss_curves, plots.sme_loss_figure,
                  sme_experiments.loss_summary, sme_experiments.LossCurvesSettings)
 
@@ -227,13 +226,8 @@ def _add_sme_commands(sub):
                    help="comma list of p")
     p.add_argument("--time", type=float, default=order.time, help="comparison time T")
     p.add_argument("--sde-step", type=float, default=None, help="EM step h")
-    p.add_argument("--runs", type=IntRange(1), default=order.runs,
-                   help="runs per process and setting")
-    p.add_argument("--width", type=IntRange(1), default=order.width, help="hidden units m")
-    p.add_argument("--samples", type=IntRange(1), default=order.samples,
-                   help="synthetic samples n")
-    p.add_argument("--dim", type=IntRange(1), default=order.dim,
-                   help="synthetic input dimension d")
+    _count_options(p, order, runs="runs per process and setting", width="hidden units m",
+                   samples="synthetic samples n", dim="synthetic input dimension d")
     p.add_argument("--data", default=order.data, choices=("mnist", "synthetic"),
                    help="Gaussian points, or the first images of the bundled MNIST at 7x7 "
                         f"(10 classes; slow, see README) (default: {order.data})")
@@ -246,12 +240,9 @@ def _add_sme_commands(sub):
     align = sme_experiments.AlignmentSettings()
     p = sub.add_parser("alignment", help="Hessian-variance alignment over training -> PNG")
     _add_digits_run_args(p, align)
-    p.add_argument("--eval-every", type=IntRange(1), default=align.eval_every,
-                   help="measure the alignment every this many steps")
-    p.add_argument("--masks", type=IntRange(1), default=align.masks,
-                   help="masks for the empirical Sigma")
-    p.add_argument("--baseline-samples", type=IntRange(1), default=align.baseline_samples,
-                   help="random directions of the alignment baseline")
+    _count_options(p, align, eval_every="measure the alignment every this many steps",
+                   masks="masks for the empirical Sigma",
+                   baseline_samples="random directions of the alignment baseline")
     _sme_command(p, "sme_alignment", sme_experiments.run_alignment,
                  plots.sme_alignment_figure, sme_experiments.alignment_summary,
                  sme_experiments.AlignmentSettings)

@@ -59,10 +59,8 @@ def warn_long_run(operations, what, hint=""):
     ----------
     operations : float
         Estimated floating-point operations of the run.
-    what : str
-        What runs (``"the 255 cells of the scan"``), for the message.
-    hint : str
-        How to ask for less, appended to the message.
+    what, hint : str
+        What runs (``"the 255 cells of the scan"``) and how to ask for less, for the message.
 
     Returns
     -------
