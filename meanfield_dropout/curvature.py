@@ -320,6 +320,11 @@ def batch_sharpness(particles, inputs, targets, *, batch_size, draws=64, keep_pr
                     output_scale="mean_field"):
     """Batch sharpness E_B[g_Bᵀ H_B g_B / ‖g_B‖²] by Monte Carlo, with its standard error.
 
+    Every argument is checked before the first draw: a ``ValueError`` naming it, or a
+    :class:`~meanfield_dropout.runtime.memory.MemoryLimitError` when the draws' indices and
+    masks would not fit in memory (a :class:`~meanfield_dropout.runtime.memory.LongRunWarning`
+    when their work is large).
+
     Parameters
     ----------
     particles, inputs, targets, loss, activation, bias, output_scale
@@ -333,11 +338,6 @@ def batch_sharpness(particles, inputs, targets, *, batch_size, draws=64, keep_pr
         i.i.d. with probability q) and g, H are those of the masked batch loss (the
         average over minibatches and masks); None: no masks.
     seed : int or numpy.random.SeedSequence
-
-    Every argument is checked before the first draw: a ``ValueError`` naming it, or a
-    :class:`~meanfield_dropout.runtime.memory.MemoryLimitError` when the draws' indices and
-    masks would not fit in memory (a :class:`~meanfield_dropout.runtime.memory.LongRunWarning`
-    when their work is large).
 
     Returns
     -------

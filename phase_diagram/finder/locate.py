@@ -263,6 +263,9 @@ def locate(width, master_lr, keep_prob, *, data=None, steps=None, horizon=None, 
     (:func:`~meanfield_dropout.runtime.memory.announce_cost`, from the cost model of
     :mod:`phase_diagram.finder.plugin`).
 
+    Every argument is checked before anything runs (a ``ValueError`` naming it; data as in
+    :func:`~meanfield_dropout.data.load_dataset`, with one float64 copy per worker process).
+
     Parameters
     ----------
     width : int
@@ -297,9 +300,6 @@ def locate(width, master_lr, keep_prob, *, data=None, steps=None, horizon=None, 
         Grid times in [0, T], 2 ≤ ``n_times`` ≤ :data:`MAX_TIMES`.
     progress : bool
         A tqdm bar over the cells (repeats × widths).
-
-    Every argument is checked before anything runs (a ``ValueError`` naming it; data as in
-    :func:`~meanfield_dropout.data.load_dataset`, with one float64 copy per worker process).
 
     Returns
     -------
@@ -389,6 +389,8 @@ def _ladder(points, constants, comparison, distances, common, scale):
 def locate_horizons(width, master_lr, keep_prob, *, steps=None, horizons=None, **options):
     """:func:`locate` over several horizons, to see how the answer moves with T.
 
+    Every horizon is checked before the first one runs (a ``ValueError`` naming it).
+
     Parameters
     ----------
     width, master_lr, keep_prob
@@ -397,8 +399,6 @@ def locate_horizons(width, master_lr, keep_prob, *, steps=None, horizons=None, *
         The horizons as step counts K (T = K τ) or as times T; give one of them.
     **options
         Passed to :func:`locate`.
-
-    Every horizon is checked before the first one runs (a ``ValueError`` naming it).
 
     Returns
     -------
