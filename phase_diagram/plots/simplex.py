@@ -60,20 +60,32 @@ def _draw_grid(ax):
                 va="center", rotation_mode="anchor")
 
 
-def draw_theory(ax, legend=True):
-    """Draw the theoretical phase diagram on ``ax`` (regions as in the paper's Figure 1)."""
+def _draw_regions(ax, light):
+    """The degenerate and WGF regions, the simplex's outline and the two theory segments: as
+    in the paper's Figure 1 with the grid, or ``light`` (pale, thin lines, no grid) under
+    overlays."""
+    red, grey, outline, line, zorder = (0.07, "0.93", 1.0, 1.5, 2) if light else \
+        (0.25, "0.75", 1.2, 3, 3)
     e_n, e_tau, e_q = np.eye(3)
     centroid = np.full(3, 1 / 3)
     ax.add_patch(Polygon(to_cartesian([e_n, centroid, e_tau, e_q]), closed=True,
-                         facecolor="tab:red", alpha=0.25, edgecolor="none", zorder=0))
+                         facecolor="tab:red", alpha=red, edgecolor="none", zorder=0))
     ax.add_patch(Polygon(to_cartesian([e_n, e_tau, centroid]), closed=True,
-                         facecolor="0.75", edgecolor="none", zorder=0))
-    _draw_grid(ax)
-    ax.add_patch(Polygon(CORNERS, closed=True, fill=False, edgecolor="black", lw=1.2, zorder=2))
-    ax.plot(*to_cartesian([e_n, centroid]).T, color=PHASE_COLORS["jump-poisson"], lw=3,
-            zorder=3)
-    ax.plot(*to_cartesian([e_tau, centroid]).T, color=PHASE_COLORS["penalized-wgf"], lw=3,
-            zorder=3)
+                         facecolor=grey, edgecolor="none", zorder=0))
+    if not light:
+        _draw_grid(ax)
+    ax.add_patch(Polygon(CORNERS, closed=True, fill=False, edgecolor="black", lw=outline,
+                         zorder=2))
+    ax.plot(*to_cartesian([e_n, centroid]).T, color=PHASE_COLORS["jump-poisson"], lw=line,
+            zorder=zorder)
+    ax.plot(*to_cartesian([e_tau, centroid]).T, color=PHASE_COLORS["penalized-wgf"], lw=line,
+            zorder=zorder)
+
+
+def draw_theory(ax, legend=True):
+    """Draw the theoretical phase diagram on ``ax`` (regions as in the paper's Figure 1)."""
+    e_n, centroid = np.eye(3)[0], np.full(3, 1 / 3)
+    _draw_regions(ax, light=False)
     ax.plot(*to_cartesian(centroid), "o", color=PHASE_COLORS["critical"], ms=11, mec="black",
             zorder=4)
     ax.plot(*to_cartesian(e_n), "o", color=PHASE_COLORS["jump-bernoulli"], ms=13, mec="black",
@@ -119,16 +131,7 @@ def theory_figure():
 
 def _light_theory(ax):
     """The theory's regions, light, with its lines and special points (for overlays)."""
-    e_n, e_tau, e_q = np.eye(3)
-    centroid = np.full(3, 1 / 3)
-    ax.add_patch(Polygon(to_cartesian([e_n, centroid, e_tau, e_q]), closed=True,
-                         facecolor="tab:red", alpha=0.07, edgecolor="none", zorder=0))
-    ax.add_patch(Polygon(to_cartesian([e_n, e_tau, centroid]), closed=True,
-                         facecolor="0.93", edgecolor="none", zorder=0))
-    ax.add_patch(Polygon(CORNERS, closed=True, fill=False, edgecolor="black", lw=1.0, zorder=2))
-    ax.plot(*to_cartesian([e_n, centroid]).T, color=PHASE_COLORS["jump-poisson"], lw=1.5, zorder=2)
-    ax.plot(*to_cartesian([e_tau, centroid]).T, color=PHASE_COLORS["penalized-wgf"],
-            lw=1.5, zorder=2)
+    _draw_regions(ax, light=True)
     for corner, label, (dx, dy) in zip(CORNERS, ("$u_n$=1", "$u_\\tau$=1", "$u_q$=1"),
                                        ((-0.07, -0.06), (0.07, -0.06), (0.0, 0.05))):
         ax.text(corner[0] + dx, corner[1] + dy, label, ha="center", va="center", fontsize=8)
