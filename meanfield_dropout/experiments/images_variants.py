@@ -23,25 +23,19 @@ from ..validation import check_int, seed_sequence
 from ..data.images import flatten, load_digits, load_mnist, two_class
 from ..runtime.runner import check_workers, run_unordered
 from ..stats import mean_interval
-from .settings import Settings, real_tuple
+from .settings import IMAGE_VARIANTS as VARIANTS, ImageNetworkSettings, real_tuple
 from .teacher_student import simulate_surviving
-
-VARIANTS = ("gd", "dropout", "ram", "pn", "pn_ram")
 
 
 @results.register
 @dataclasses.dataclass(frozen=True)
-class ImagesVariantsSettings(Settings):
+class ImagesVariantsSettings(ImageNetworkSettings):
     """Settings of the digits experiment (defaults: the paper's, with 4000 steps).
 
     ``mnist`` is a local MNIST ``.npz`` archive used instead of scikit-learn's digits (see
     :func:`image_data`); ``seed`` seeds the repeats and the digits split.
     """
 
-    keep_probs: tuple = (0.6, 0.7, 0.8, 0.9)
-    width: int = 4000
-    master_lr: float = 0.25
-    batch_size: int = 64
     steps: int = 4000
     repeats: int = 10
     loss_every: int = 100

@@ -36,14 +36,12 @@ from ..runtime.threads import kernel_threads
 from ..stats import mean_interval
 from . import _cells
 from .mnist_cell import CURVATURE, SPLITS, CellResult, run_cell
-from .settings import Settings, real_tuple
-
-VARIANTS = ("gd", "dropout", "ram", "pn", "pn_ram")
+from .settings import IMAGE_VARIANTS as VARIANTS, ImageNetworkSettings, real_tuple
 
 
 @results.register
 @dataclasses.dataclass(frozen=True)
-class MnistSettings(Settings):
+class MnistSettings(ImageNetworkSettings):
     """Settings of the MNIST experiment; defaults: the authors' network and optimiser with
     1000 steps and 3 repeats (see :meth:`paper` for their 40 000 steps and 10 repeats).
 
@@ -56,10 +54,6 @@ class MnistSettings(Settings):
     """
 
     task: str = "binary47"
-    keep_probs: tuple = (0.6, 0.7, 0.8, 0.9)
-    width: int = 4000
-    master_lr: float = 0.25
-    batch_size: int = 64
     steps: int = 1000
     repeats: int = 3
     log_every: int = 100

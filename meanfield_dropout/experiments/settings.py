@@ -63,3 +63,18 @@ def _non_empty(values, name):
     if not values:
         raise ValueError(f"{name} must not be empty")
     return values
+
+
+#: The image experiments' update rules: every variant but ``penalized``, GD first.
+IMAGE_VARIANTS = ("gd", "dropout", "ram", "pn", "pn_ram")
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageNetworkSettings(Settings):
+    """The network and optimiser of the image experiments (digits and MNIST), the authors':
+    keep probabilities q, width n, master learning rate τ and SGD batch size B."""
+
+    keep_probs: tuple = (0.6, 0.7, 0.8, 0.9)
+    width: int = 4000
+    master_lr: float = 0.25
+    batch_size: int = 64
