@@ -45,6 +45,21 @@ def test_simulate_command_says_and_stores_its_data(tmp_path, capsys):
     assert "expected one of teacher-student, toy, mnist47" in capsys.readouterr().err
 
 
+
+def test_simulate_command_announces_a_long_run_before_its_bar(tmp_path, capsys, monkeypatch):
+    """Above the threshold the estimate is the first line on stderr, before the bar; with
+    --no-progress nothing is printed there."""
+    from meanfield_dropout.runtime import memory
+    monkeypatch.setattr(memory, "ANNOUNCE_SECONDS", 0.0)
+    argv = ["simulate", "--width", "8", "--master-lr", "0.1", "--steps", "3", "--data", "toy",
+            "--out", str(tmp_path / "run.npz")]
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("simulate n=8, 3 steps of 1 rule(s): estimated 0 s (a cost model's "
+                          "estimate, excluding compilation)\n") and "simulate n=8:" in err
+    assert main(argv + ["--no-progress"]) == 0
+    assert capsys.readouterr().err == ""
+
 def test_help_gives_every_default_and_the_output_rule(capsys):
     from phase_diagram.cli.main import main as pd_main
     assert main(["demo", "--help"]) == 0
