@@ -22,6 +22,7 @@ from meanfield_dropout.cli.main import main as mf_main
 from meanfield_dropout.curvature import batch_sharpness
 from meanfield_dropout.data import load_dataset, mnist47, mnist_task
 from meanfield_dropout.data.images import write_idx
+from meanfield_dropout.experiments.mnist import MnistSettings, run as mnist_run
 from phase_diagram.cli.main import main as pd_main
 from phase_diagram.cluster import JobqueueConfig, load_jobqueue_config
 from phase_diagram.finder.locate import locate, locate_horizons
@@ -54,6 +55,7 @@ def no_work(monkeypatch):
                    "phase_diagram.finder.phase_map.run_unordered",
                    "phase_diagram.finder.phase_map.dask_results",
                    "meanfield_dropout.curvature._sharpness_terms",
+                   "meanfield_dropout.experiments._cells.run_cells",
                    "phase_diagram.cli.main.run_scan", "phase_diagram.cli.main.run_sequential",
                    "phase_diagram.cli.grid.decide_grid",
                    "meanfield_dropout.cli.options.reproduce",
@@ -352,6 +354,10 @@ LIBRARY = [
     (lambda p: MapConfig(widths=256), "widths must be a sequence of integers, got 256"),
     (lambda p: MapConfig(widths=(8,)), r"width must be an integer in \[16, 65536\]"),
     # MNIST loaders
+    (lambda p: mnist_run(MnistSettings.quick().replace(width=10 ** 8), workers=1),
+     r"the MNIST run \(width 100000000, .*\) needs"),
+    (lambda p: mnist_run(MnistSettings.quick().replace(repeats=10 ** 8), workers=1),
+     r"the MNIST run \(width .*, 200000000 cells .*\) needs"),
     (lambda p: mnist47(path=5), "path must be a file or directory path, got 5"),
     (lambda p: mnist47(path=p["FIFO"]), r"fifo.npz is not a regular file \(a FIFO\)"),
     (lambda p: mnist47(path=p["IDX_FIFO"]), r"is not a regular file \(a FIFO\)"),

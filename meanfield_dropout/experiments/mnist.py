@@ -30,6 +30,7 @@ from ..runtime import results, tables
 from ..validation import check_choice, check_int, check_keep_prob, seed_sequence
 from ..data.mnist import mnist_task
 from ..network import DTYPES
+from ..runtime.memory import check_memory
 from ..runtime.runner import check_workers
 from ..plots.style import PAPER_NAMES
 from ..runtime.threads import kernel_threads
@@ -222,10 +223,14 @@ def run(settings, *, progress=True, workers=None, cells_dir=None, dask=None):
         Keep each finished cell there and skip the cells found there (resume after a kill).
     dask : str, optional
         ``"local"`` or a scheduler address to run the cells on ``dask.distributed``.
+
+    The data are loaded and the memory of the logs and of the cells' particles is checked
+    before any cell runs (a :class:`~meanfield_dropout.runtime.memory.MemoryLimitError`).
     """
     s = settings
     data = s.data()
     workers = check_workers(workers)
+    _check_memory(s, data, workers)
     cells_dir = _cells.open_cell_dir(cells_dir, s)
     seeds = seed_sequence(s.seed).spawn(s.repeats)
     cells = plan_cells(s)
@@ -243,6 +248,19 @@ def run(settings, *, progress=True, workers=None, cells_dir=None, dask=None):
             done[pending[index][0], pending[index][1]] = cell
             bar.update()
     return _assemble(s, data, done)
+
+
+def _check_memory(s, data, workers):
+    """Refuse, before any cell runs, a run whose logs (risk and accuracy per split, q, repeat,
+    variant and logged step) or whose particles (every variant of a cell, one cell per
+    worker) would not fit in memory."""
+    cells, variants = len(s.keep_probs) * s.repeats, len(VARIANTS)
+    logs = 8 * 2 * len(SPLITS) * cells * variants * (s.steps // s.log_every + 1)
+    outputs = 1 if data.targets.ndim == 1 else data.targets.shape[1]
+    particles = 8 * s.width * (data.inputs.shape[1] + outputs) * variants * min(workers, cells)
+    check_memory(logs + particles, f"the MNIST run (width {s.width}, {cells} cells of "
+                                   f"{s.steps} steps)",
+                 "ask for a smaller width, fewer steps, repeats or workers")
 
 
 def _assemble(s, data, done):
