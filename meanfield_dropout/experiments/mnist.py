@@ -213,6 +213,9 @@ def plan_cells(s):
 def run(settings, *, progress=True, workers=None, cells_dir=None, dask=None):
     """Run every (q, repeat) cell on ``workers`` processes or on Dask; returns MnistResult.
 
+    The data are loaded and the memory of the logs and of the cells' particles is checked
+    before any cell runs (a :class:`~meanfield_dropout.runtime.memory.MemoryLimitError`).
+
     Parameters
     ----------
     settings : MnistSettings
@@ -223,9 +226,6 @@ def run(settings, *, progress=True, workers=None, cells_dir=None, dask=None):
         Keep each finished cell there and skip the cells found there (resume after a kill).
     dask : str, optional
         ``"local"`` or a scheduler address to run the cells on ``dask.distributed``.
-
-    The data are loaded and the memory of the logs and of the cells' particles is checked
-    before any cell runs (a :class:`~meanfield_dropout.runtime.memory.MemoryLimitError`).
     """
     s = settings
     data = s.data()
