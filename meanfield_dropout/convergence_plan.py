@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .validation import check_array, check_choice, check_int, check_positive
+from .validation import check_choice, check_int, check_positive
 from .kernels.activations import activation_code
 from .data import data_label, load_dataset
 from .engine import DIVERGENCE_FACTOR, DivergenceError
@@ -101,11 +101,13 @@ def make_plan(limits, alpha, beta, tau, horizon, n_times, data, activation, opti
                          "'network-simplex' or 'sliced' (POT) for larger subsets")
     data = DEFAULT_DATA if data is None else data
     dataset = load_dataset(data)
-    inputs = check_array(dataset.inputs, "data inputs", 2)
-    targets = check_array(dataset.targets, "data targets", 1, shape=(inputs.shape[0],))
+    n_times = check_int(n_times, "n_times", low=2)
+    # the step grids of cell_steps: the times, each run's steps, their union and its sort
+    check_memory(_FLOAT * n_times * (2 * len(requests) + 6), f"a grid of {n_times} times",
+                 "use fewer n_times")
     return Plan(limits=requests, horizon=check_positive(horizon, "horizon"),
-                 n_times=check_int(n_times, "n_times", low=2), data=data_label(data),
-                 inputs=inputs, targets=targets,
+                 n_times=n_times, data=data_label(data),
+                 inputs=dataset.inputs, targets=dataset.targets,
                  activation=activation, coupled=coupled,
                  w2_particles=w2_particles, w2_method=w2_method,
                  dt=check_positive(options.get("dt", DEFAULT_DT), "dt"),

@@ -56,7 +56,11 @@ def no_work(monkeypatch):
                    "phase_diagram.finder.phase_map.dask_results",
                    "meanfield_dropout.curvature._sharpness_terms",
                    "meanfield_dropout.experiments._cells.run_cells",
-                   "phase_diagram.cli.main.run_scan", "phase_diagram.cli.main.run_sequential",
+                   "phase_diagram.scan.runner.run_unordered",
+                   "phase_diagram.scan.runner._dask_records",
+                   "phase_diagram.cli.main.run_sequential",
+                   "meanfield_dropout.convergence.simulate",
+                   "meanfield_dropout.convergence.simulate_limit",
                    "phase_diagram.cli.grid.decide_grid",
                    "meanfield_dropout.cli.options.reproduce",
                    "phase_diagram.cluster.JobqueueConfig.start"):
@@ -94,7 +98,8 @@ def paths(tmp_path_factory):
         "NO47": "no47", "LABELS99": "labels99", "IDX_BOMB": "bomb-images-idx3-ubyte.gz",
         "IDX_HUGE": "huge-images-idx3-ubyte.gz", "IDX_FIFO": "fifo-images-idx3-ubyte",
         "JOBQUEUE": "jobqueue.toml", "JOBQUEUE_NL": "newline.toml",
-        "KEEP_TOML": "keep.toml", "WIDTHS_TOML": "widths.toml", "BIG_TOML": "big.toml",
+        "KEEP_TOML": "keep.toml", "TIMES_TOML": "times.toml", "METRIC_TOML": "metric.toml",
+        "LIMITS_TOML": "limits.toml", "WIDTHS_TOML": "widths.toml", "BIG_TOML": "big.toml",
         "TOML_FIFO": "fifo.toml"}.items()}
     out["FILE"].write_text("not a data file\n")
     out["DIR"].mkdir()
@@ -136,6 +141,12 @@ def paths(tmp_path_factory):
     out["JOBQUEUE_NL"].write_text('job_extra_directives = ["--x\\n#SBATCH --evil"]\n')
     scaling = "[[scaling]]\ntau = '0.5*n**-0.5'\n"
     out["KEEP_TOML"].write_text("widths = [16, 32]\n" + scaling + "keep = '1.5'\n")
+    small = "widths = [16, 32]\nrepeats = 1\nhorizon = 0.1\n"
+    out["TIMES_TOML"].write_text(small + "options = {n_times = 10000000}\n" + scaling
+                                 + "keep = '0.5'\n")
+    out["METRIC_TOML"].write_text(small + "metric = 'x'\n" + scaling + "keep = '0.5'\n")
+    out["LIMITS_TOML"].write_text(small + "limits = ['wgf', 'wgf']\n" + scaling
+                                  + "keep = '0.5'\n")
     out["WIDTHS_TOML"].write_text(f"widths = {list(range(16, 1016))}\n" + scaling
                                   + "keep = '0.5'\n")
     out["BIG_TOML"].write_text("# padding\n" * 200_000 + "widths = [16, 32]\n" + scaling
@@ -212,6 +223,9 @@ PHASE = [
      "widths lists 1000 widths; a scan takes at most 64"),
     (["scan", "BIG_TOML", "--out-dir", "DIR/s"], "big.toml holds"),
     (["scan", "TOML_FIFO", "--out-dir", "DIR/s"], "is not a regular file (a FIFO)"),
+    (["scan", "METRIC_TOML", "--out-dir", "DIR/s"], "metric must be one of ['predictor', 'w2']"),
+    (["scan", "LIMITS_TOML", "--out-dir", "DIR/s"], "limits must name each limit once"),
+
     # reproduce: an option of another experiment
     (["reproduce", "--quick", "--width", "3", "sme"], "--width is an option of mnist, not of sme"),
 ]
@@ -277,6 +291,24 @@ def test_read_only_locations_are_refused_before_running(argv, cwd, message, tmp_
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and message in err[0], err
     assert not list(readonly.iterdir()) and not list((tmp_path / "dir").iterdir())
+
+
+@pytest.mark.parametrize("argv", [
+    ["scan", "TIMES_TOML", "--out-dir", "DIR/s"],
+    ["converge", "--master-lr", "0.5", "--keep-prob", "0.5", "--widths", "16,32",
+     "--n-times", "10000000", "-o", "DIR/c.png"],
+])
+def test_time_grids_are_checked_before_they_are_built(argv, paths, capsys, monkeypatch,
+                                                      tmp_path):
+    """10^7 grid times (``n_times``) on a machine with 1 GiB available: refused before the
+    grids (about 1.3 GB) are built. The memory is made small so that a missing check costs
+    this test 1.3 GB, not the 60 GB of 10^9 times."""
+    monkeypatch.setattr("meanfield_dropout.runtime.memory.available_memory", lambda: 1 << 30)
+    monkeypatch.chdir(tmp_path)
+    code = pd_main(_fill(argv, paths))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "a grid of 10000000 times needs" in err[0], err
+    assert not list(paths["DIR"].iterdir())
 
 
 class _Counted:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from meanfield_dropout.validation import (check_choice, check_data_file, check_int,
                                          check_positive, check_real)
+from meanfield_dropout.convergence import METRICS
 from meanfield_dropout.limits import LIMITS
 
 from ..theory.scalings import parse_scaling
@@ -178,6 +179,8 @@ def config_from_dict(data, *, allow_import=False):
     if not isinstance(limits, list) or not limits:
         raise ValueError("limits must be a non-empty list")
     limits = tuple(check_choice(limit, "limit", LIMITS) for limit in limits)
+    if len(set(limits)) < len(limits):
+        raise ValueError(f"limits must name each limit once, got {list(limits)}")
     options = data.get("options", {})
     if not isinstance(options, dict):
         raise ValueError("options must be a table")
@@ -196,6 +199,8 @@ def config_from_dict(data, *, allow_import=False):
         raise ValueError("metric must be a non-empty string")
     cell_function = check_cell_function(data.get("cell_function", DEFAULT_CELL_FUNCTION),
                                         allow_import)
+    if cell_function == DEFAULT_CELL_FUNCTION:
+        check_choice(metric, "metric", METRICS)
     return ScanConfig(
         scalings=scalings, widths=widths,
         repeats=check_int(data.get("repeats", 3), "repeats", low=1),
