@@ -57,6 +57,10 @@ def _check_text(value, name):
 class JobqueueConfig:
     """The batch jobs that host Dask workers for a scan or a phase map.
 
+    Every field is checked when the configuration is made (a ``ValueError`` naming it): the
+    strings are single lines of printable characters, so none can add a line to the job
+    script.
+
     Attributes
     ----------
     system : str
@@ -76,10 +80,6 @@ class JobqueueConfig:
         Shell lines run before the worker starts (activate the environment here).
     local_directory : str or None
         Scratch directory of the workers.
-
-    Every field is checked when the configuration is made (a ``ValueError`` naming it): the
-    strings are single lines without control characters, so none can add a line to the job
-    script.
     """
 
     system: str = "slurm"
