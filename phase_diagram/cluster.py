@@ -1,7 +1,8 @@
-"""Dask for the phase maps: :func:`dask_results`, and HPC clusters through ``dask-jobqueue``
-(the optional ``jobqueue`` extra).
+"""HPC clusters through ``dask-jobqueue`` (the optional ``jobqueue`` extra) for scans, maps
+and grids.
 
-A scan or a phase map runs on any ``dask.distributed`` scheduler (``--dask ADDRESS``). On a
+A scan, a phase map or a grid runs on any ``dask.distributed`` scheduler (``--dask ADDRESS``,
+through :func:`meanfield_dropout.runtime.runner.run_unordered`). On a
 batch system, :class:`JobqueueConfig` describes the jobs that host the Dask workers; with
 ``--jobqueue FILE.toml`` the command starts the cluster, submits ``jobs`` batch jobs, runs its
 cells on them and stops the cluster at the end. Example (``examples/jobqueue_slurm.toml``)::
@@ -28,7 +29,7 @@ import tomllib
 
 from meanfield_dropout.validation import check_choice, check_data_file, check_int
 
-__all__ = ["JobqueueConfig", "SYSTEMS", "load_jobqueue_config", "dask_results"]
+__all__ = ["JobqueueConfig", "SYSTEMS", "load_jobqueue_config"]
 
 #: Batch systems and their dask-jobqueue cluster classes.
 SYSTEMS = {"slurm": "SLURMCluster", "pbs": "PBSCluster", "sge": "SGECluster",
@@ -174,34 +175,3 @@ def load_jobqueue_config(path):
     if unknown:
         raise ValueError(f"unknown key(s) {unknown} in {path}; allowed: {sorted(fields)}")
     return JobqueueConfig(**data)
-
-
-def dask_results(function, tasks, address, workers):
-    """Yield the results of ``function(*task)`` on dask.distributed as they finish."""
-    try:
-        from dask.distributed import Client, LocalCluster, as_completed
-    except ImportError:
-        raise RuntimeError("dask.distributed is not installed: pip install -e .[distributed]") \
-            from None
-    cluster = None
-    if address == "local":
-        cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-    try:
-        client = Client(cluster if cluster is not None else address)
-    except OSError as exc:
-        if cluster is not None:
-            cluster.close()
-        raise ValueError(f"dask: cannot connect to the scheduler {address!r}: {exc}") from None
-    try:
-        futures = [client.submit(function, *task, pure=False) for task in tasks]
-        for future in as_completed(futures):
-            try:
-                yield future.result()
-            except BaseException:
-                client.cancel(futures)
-                raise
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()

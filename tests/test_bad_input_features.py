@@ -52,8 +52,7 @@ def no_work(monkeypatch):
         raise AssertionError("the work started before the bad input was refused")
 
     for target in ("phase_diagram.finder.locate._measure",
-                   "phase_diagram.finder.phase_map.run_unordered",
-                   "phase_diagram.finder.phase_map.dask_results",
+                   "phase_diagram.finder.phase_map.run_cells",
                    "meanfield_dropout.curvature._sharpness_terms",
                    "meanfield_dropout.experiments._cells.run_cells",
                    "phase_diagram.scan.runner.run_unordered",

@@ -5,7 +5,9 @@ handler that turns errors into exit codes.
 A command's handler is stored as the ``run`` default of its sub-parser; :func:`run_main`
 parses, runs it and returns the exit status: 0, or 2 with one line on stderr for bad input and
 failed runs (``ValueError``, ``DivergenceError``, ``RuntimeError``, ``OSError``,
-``MemoryError``). Warnings are printed as one ``warning: ...`` line each.
+``MemoryError``). Warnings are printed as one ``warning: ...`` line each. Ctrl-C is one line
+(``interrupted``, or what an interrupted run kept: see
+:class:`meanfield_dropout.runtime.runner.Interrupted`) and exit status 130.
 
 Paths are checked when the options are parsed, before anything is computed (by the checks of
 :mod:`meanfield_dropout.validation` that the Python API uses): an output file must not be a
@@ -28,6 +30,7 @@ from ..data import DATASETS
 from ..engine import DivergenceError
 from ..validation import check_data_file, check_output_dir, check_output_file
 from ..experiments import reproduce
+from ..runtime.runner import DASK_TIMEOUT
 
 
 #: The rule of output paths, stated in both programs' ``--help``.
@@ -144,6 +147,28 @@ class IntRange:
             raise argparse.ArgumentTypeError(
                 f"expected an integer{' ' + bounds if bounds else ''}, got {text!r}")
         return value
+
+
+def seconds(text):
+    """``type=`` of a duration option: a finite number of seconds > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = None
+    if value is None or not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds > 0, got {text!r}")
+    return value
+
+
+def add_dask_options(parser, what="the cells"):
+    """``--dask ADDRESS`` and ``--dask-timeout SECONDS`` (the backend of
+    :func:`meanfield_dropout.runtime.runner.run_unordered`)."""
+    parser.add_argument("--dask", default=None, metavar="ADDRESS",
+                        help=f"run {what} on dask.distributed: a scheduler address, or "
+                             f"'local' for a local cluster of --workers processes")
+    parser.add_argument("--dask-timeout", default=None, type=seconds, metavar="SECONDS",
+                        help=f"seconds the --dask scheduler has to answer (default "
+                             f"{DASK_TIMEOUT:g})")
 
 
 class OutputFile:
@@ -310,6 +335,9 @@ def run_main(parser, argv=None):
         except MemoryError as exc:
             return _fail("error", f"out of memory{': ' + str(exc) if str(exc) else ''}; "
                                   "ask for a smaller run")
+        except KeyboardInterrupt as exc:
+            print(str(exc) or "interrupted", file=sys.stderr)
+            return 130
     return 0
 
 
@@ -373,9 +401,7 @@ def add_reproduce_command(sub, experiments, options=()):
         p.add_argument("--cells-dir", default=None, metavar="DIR",
                        help="keep finished cells in DIR and skip those found there (resume "
                             "after a kill); default with --paper: OUT_DIR/NAME_paper_cells")
-        p.add_argument("--dask", default=None, metavar="ADDRESS",
-                       help="run the cells on dask.distributed: a scheduler address, or "
-                            "'local' for a local cluster of --workers processes")
+        add_dask_options(p)
     for option in options:
         p.add_argument(option.flag, dest=option.field, metavar=option.metavar,
                        type=option.type, help=f"{', '.join(option.experiments)}: {option.help}")
@@ -394,10 +420,11 @@ def _reproduce(args, experiments, options):
             raise ValueError(f"NAME must be one of {sorted(experiments)}, got {name!r}")
     # every option given must set something of an experiment that runs
     owners = {o.flag: o.experiments for o in options if getattr(args, o.field) is not None}
-    for field in ("cells_dir", "dask"):
+    for field, option in (("cells_dir", "cells_dir"), ("dask", "dask"),
+                          ("dask_timeout", "dask")):
         if getattr(args, field, None) is not None:
             owners[f"--{field.replace('_', '-')}"] = tuple(
-                n for n, e in experiments.items() if field in e.run_options)
+                n for n, e in experiments.items() if option in e.run_options)
     for flag, owner in owners.items():
         if not set(owner) & set(names):
             raise ValueError(f"{flag} is an option of {', '.join(owner)}, not of "
@@ -456,5 +483,5 @@ def _run_options(experiment, settings, args):
             cells = str(Path(args.out_dir or "figures") / f"{stem}_paper_cells")
         options["cells_dir"] = cells
     if "dask" in experiment.run_options:
-        options["dask"] = args.dask
+        options.update(dask=args.dask, dask_timeout=args.dask_timeout)
     return options

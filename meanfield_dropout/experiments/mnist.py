@@ -24,19 +24,18 @@ import dataclasses
 import time
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..runtime import results, tables
 from ..validation import check_choice, check_int, check_keep_prob, seed_sequence
 from ..data.mnist import mnist_task
 from ..network import DTYPES
+from ..runtime.cells import CellStore, run_cells
 from ..runtime.memory import check_memory
-from ..runtime.runner import check_workers
+from ..runtime.runner import check_backend, check_workers
 from ..plots.style import PAPER_NAMES
 from ..runtime.threads import kernel_threads
 from ..stats import mean_interval
-from . import _cells
-from .mnist_cell import CURVATURE, SPLITS, CellResult, run_cell
+from .mnist_cell import CURVATURE, SPLITS, run_cell
 from .settings import IMAGE_VARIANTS as VARIANTS, ImageNetworkSettings, real_tuple
 
 
@@ -186,14 +185,32 @@ class MnistResult:
         return {str(v): mean_interval(best[:, :, i]) for i, v in enumerate(self.variants)}
 
 
-def _cell_name(k, r):
-    return f"q{k}_r{r}"
+@dataclasses.dataclass(frozen=True)
+class MnistCell:
+    """One (q, repeat) cell: the index ``k`` of q in ``keep_probs``, the repeat, the variants
+    it runs and those whose curvature it tracks; keyed ``q<k>_r<repeat>`` in a cell store of
+    one :class:`MnistSettings`."""
+
+    k: int
+    repeat: int
+    variants: tuple
+    curvature_variants: tuple
+    keep_prob: float
+
+    @property
+    def key(self):
+        return f"q{self.k}_r{self.repeat}"
+
+    @property
+    def identity(self):
+        return dict(keep_prob=self.keep_prob, repeat=self.repeat, variants=self.variants,
+                    curvature_variants=self.curvature_variants)
 
 
-def _cell_task(s, k, r, seed, variants, curvature_variants, cells_dir):
-    """Worker task: one (q, repeat) cell, saved to ``cells_dir`` when given."""
-    result = run_cell(s.data(), s, s.keep_probs[k], r, seed, variants, curvature_variants)
-    return _cells.save_cell(cells_dir, _cell_name(k, r), result)
+def _cell_task(cell, s, seeds):
+    """Worker task: one (q, repeat) cell; the repeat's seed is ``seeds[repeat]``."""
+    return run_cell(s.data(), s, cell.keep_prob, cell.repeat, seeds[cell.repeat], cell.variants,
+                    cell.curvature_variants)
 
 
 def plan_cells(s):
@@ -210,7 +227,7 @@ def plan_cells(s):
     return sorted(cells, key=lambda c: (-len(c[2]) - len(c[3]), c[1], c[0]))
 
 
-def run(settings, *, progress=True, workers=None, cells_dir=None, dask=None):
+def run(settings, *, progress=True, workers=None, cells_dir=None, dask=None, dask_timeout=None):
     """Run every (q, repeat) cell on ``workers`` processes or on Dask; returns MnistResult.
 
     The data are loaded and the memory of the logs and of the cells' particles is checked
@@ -223,31 +240,29 @@ def run(settings, *, progress=True, workers=None, cells_dir=None, dask=None):
     workers : int, optional
         Worker processes (default one per core); the numbers do not depend on it.
     cells_dir : str or path, optional
-        Keep each finished cell there and skip the cells found there (resume after a kill).
+        A cell store (:mod:`meanfield_dropout.runtime.cells`, kind ``"MNIST cells"``): keep
+        each finished cell there and skip the cells found there (resume after a kill or
+        Ctrl-C); a directory of other settings is refused.
     dask : str, optional
         ``"local"`` or a scheduler address to run the cells on ``dask.distributed``.
+    dask_timeout : float, optional
+        Seconds the scheduler has to answer (default
+        :data:`meanfield_dropout.runtime.runner.DASK_TIMEOUT`).
     """
     s = settings
     data = s.data()
     workers = check_workers(workers)
+    check_backend(dask, dask_timeout)
     _check_memory(s, data, workers)
-    cells_dir = _cells.open_cell_dir(cells_dir, s)
+    store = None if cells_dir is None else CellStore(
+        cells_dir, "MNIST cells", dataclasses.asdict(s), codec="npz").open()
     seeds = seed_sequence(s.seed).spawn(s.repeats)
-    cells = plan_cells(s)
-    done = {}
-    for k, r, *_ in cells:
-        cached = _cells.finished(cells_dir, _cell_name(k, r), CellResult)
-        if cached is not None:
-            done[k, r] = cached
-    pending = [c for c in cells if (c[0], c[1]) not in done]
-    tasks = [(s, k, r, seeds[r], names, tracked, None if cells_dir is None else str(cells_dir))
-             for k, r, names, tracked in pending]
-    with tqdm(total=len(cells), initial=len(done), unit="cell", desc=f"mnist {s.task}",
-              disable=not progress) as bar:
-        for index, cell in _cells.run_cells(_cell_task, tasks, workers, dask):
-            done[pending[index][0], pending[index][1]] = cell
-            bar.update()
-    return _assemble(s, data, done)
+    cells = [MnistCell(k, r, names, tracked, s.keep_probs[k])
+             for k, r, names, tracked in plan_cells(s)]
+    _, values = run_cells(cells, _cell_task, store, args=(s, seeds), workers=workers, dask=dask,
+                          dask_timeout=dask_timeout, always_spawn=False, progress=progress,
+                          desc=f"mnist {s.task}")
+    return _assemble(s, data, {(c.k, c.repeat): values[c.key] for c in cells})
 
 
 def _check_memory(s, data, workers):

@@ -10,8 +10,9 @@ import math
 import warnings
 from pathlib import Path
 
-from meanfield_dropout.cli.options import (ListOf, MakeDirectories, OutputFile, add_renamed,
-                                           data_choice, default_output, output_dir)
+from meanfield_dropout.cli.options import (ListOf, MakeDirectories, OutputFile,
+                                           add_dask_options, add_renamed, data_choice,
+                                           default_output, output_dir)
 from meanfield_dropout.convergence import DEFAULT_DATA
 from meanfield_dropout.data.registry import DATA_HELP
 from meanfield_dropout.validation import check_output_dir, check_output_file
@@ -169,6 +170,7 @@ def _map(args):
               f"estimated {estimated_seconds(config) / 60:.1f} core-minutes")
         with dask_address(args) as address:
             counts = run_map(config, out_dir, workers=args.workers, dask=address,
+                             dask_timeout=args.dask_timeout,
                              progress=not args.no_progress)
         print(f"{counts['total']} cells: {counts['skipped']} already done, "
               f"{counts['computed']} computed in {counts['seconds']:.1f} s; "
@@ -246,7 +248,7 @@ def add_run_options(p):
     command whose cells run on a pool or a cluster into a resumable ``--out-dir``."""
     p.add_argument("--workers", type=_number(int, 1, 1024, name="--workers"),
                    help="worker processes (default: one per core)")
-    p.add_argument("--dask", metavar="ADDRESS", help='dask.distributed scheduler, or "local"')
+    add_dask_options(p)
     p.add_argument("--jobqueue", metavar="TOML", help="HPC cluster through dask-jobqueue")
     p.add_argument("--replot", action="store_true", help="redraw from the cells in --out-dir")
     add_renamed(p, "--quiet", p.add_argument("--no-progress", action="store_true",

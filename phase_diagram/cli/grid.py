@@ -63,6 +63,7 @@ def _grid(args):
         start, cpu = time.perf_counter(), _children_cpu()
         with dask_address(args) as address:
             summary = decide_grid(config, out_dir, workers=args.workers, dask=address,
+                                  dask_timeout=args.dask_timeout,
                                   progress=not args.no_progress)
         print(f"ran in {time.perf_counter() - start:.0f} s, {_children_cpu() - cpu:.0f} "
               f"CPU-s in local worker processes -> {out_dir}")

@@ -34,10 +34,10 @@ import mpmath
 from meanfield_dropout.runtime import results
 from meanfield_dropout.runtime.tables import write_csv
 from meanfield_dropout.cli.options import (IntRange, ListOf, MakeDirectories, OutputFile,
-                                           SettingOption, add_reproduce_command, build_parser,
-                                           add_renamed, data_choice,
-                                           input_dir, input_file, output_dir, program,
-                                           run_main)
+                                           SettingOption, add_dask_options,
+                                           add_reproduce_command, build_parser, add_renamed,
+                                           data_choice, input_dir, input_file, output_dir,
+                                           program, run_main)
 from meanfield_dropout.cli.main import REPRODUCE_OPTIONS
 from meanfield_dropout.convergence import COUPLED_VARIANTS, DEFAULT_DATA, METRICS
 from meanfield_dropout.data.registry import DATA_HELP
@@ -98,6 +98,7 @@ def _scan(args):
         if args.sequential:
             counts = run_sequential(config, args.out_dir, max_width=args.max_width,
                                     workers=args.workers, dask=address,
+                                    dask_timeout=args.dask_timeout,
                                     progress=not args.no_progress,
                                     allow_import=args.allow_import)
             print(f"sequential scan: stages up to n = {', '.join(map(str, counts['stages']))};"
@@ -105,6 +106,7 @@ def _scan(args):
                   f"{time.perf_counter() - start:.1f} s -> {args.out_dir}")
         else:
             counts = run_scan(config, args.out_dir, workers=args.workers, dask=address,
+                              dask_timeout=args.dask_timeout,
                               progress=not args.no_progress, allow_import=args.allow_import)
             extra = "".join([
                 f", {counts['by_other']} by another scan" if counts["by_other"] else "",
@@ -253,8 +255,7 @@ def parser():
                              help="output directory (resumable; created if missing)")
     add_renamed(p, "--out", out_dir)
     p.add_argument("--workers", type=IntRange(1), help="worker processes (default: all cores)")
-    p.add_argument("--dask", metavar="ADDRESS",
-                   help='run on dask.distributed: a scheduler address, or "local"')
+    add_dask_options(p)
     p.add_argument("--jobqueue", metavar="TOML",
                    help="run on an HPC cluster through dask-jobqueue (see "
                         "examples/jobqueue_slurm.toml)")

@@ -12,17 +12,19 @@ point α = 1, β = 2), whose simplex limit is u; its theory phase is
 Cells. At every width n and repeat, dropout runs against every limit with the plug-in
 constants of that width (:mod:`phase_diagram.finder.plugin`), with the cost guard of that module; a
 point whose dropout run alone exceeds the budget is "beyond budget" at that width. Cells are
-keyed and seeded by their identity (``SeedSequence(seed, spawn_key=hash(identity))``), run on
-the local process pool (:func:`meanfield_dropout.runtime.runner.run_unordered`) or on
-``dask.distributed``, and are written one JSON file each, atomically: a killed map resumes,
-and the numbers do not depend on the worker count or the backend.
+keyed and seeded by their identity (``SeedSequence(seed, spawn_key=hash(identity))``) and kept
+in a cell store of kind ``"phase map"`` (:mod:`meanfield_dropout.runtime.cells`), run on the
+local process pool or on ``dask.distributed`` (:mod:`meanfield_dropout.runtime.runner`): one
+JSON record per cell, written atomically and validated against its cell when read, claims so
+that two maps into one directory compute each cell once, and a directory of another
+configuration refused. A killed or interrupted map resumes, and the numbers do not depend on
+the worker count or the backend.
 
 Colour. Each point and width gets :func:`phase_diagram.finder.decision.compare_candidates` over its
 repeats: the nearest limit, and the simplest limit within 25% of it ("none" when no
 limit is within 10% of the RMS of the targets).
 """
 import dataclasses
-import hashlib
 import json
 import math
 import time
@@ -35,16 +37,14 @@ from meanfield_dropout.validation import check_int, check_output_dir, check_posi
 from meanfield_dropout.convergence import DEFAULT_DATA
 from meanfield_dropout.data import load_dataset
 from meanfield_dropout.runtime import tables
-from meanfield_dropout.runtime.memory import announce_cost
-from meanfield_dropout.runtime.runner import check_workers, run_unordered
+from meanfield_dropout.runtime.cells import CellStore, cell_key, cell_seed, run_cells
+from meanfield_dropout.runtime.runner import check_backend, check_workers
 
-from ..cluster import dask_results
 from .decision import NONE, compare_candidates
 from .plugin import FLOW_DT, candidate_limits, cell_seconds, measure_cell
 from ..theory.power_logs import PowerLog
 from ..theory.phases import DEGENERATE, classify
 from ..theory.scalings import PowerLogScaling
-from ..scan.records import write_json_atomic
 
 __all__ = ["MapPoint", "MapConfig", "QUICK", "map_points", "simplex_grid", "build_map_cells",
            "estimated_seconds", "run_map_cell",
@@ -178,9 +178,10 @@ QUICK = MapConfig(grid=4, widths=(64, 256), repeats=2, budget=2.0, limit_factor=
 
 @dataclasses.dataclass(frozen=True)
 class MapCell:
-    """One (point, width, repeat) unit of work."""
+    """One (point, width, repeat) unit of work, keyed and seeded by its ``identity``."""
 
     key: str
+    identity: dict
     point: MapPoint
     width: int
     repeat: int
@@ -189,13 +190,6 @@ class MapCell:
     limits: dict
     skipped: dict
     seed: int
-
-
-def _seed(root, identity):
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).digest()
-    spawn_key = tuple(int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4))
-    state = np.random.SeedSequence(root, spawn_key=spawn_key).generate_state(2, np.uint32)
-    return int(state[0]) | (int(state[1]) << 32)
 
 
 def build_map_cells(config):
@@ -225,10 +219,9 @@ def build_map_cells(config):
                                 limits=limits, limit_factor=config.limit_factor,
                                 n_times=config.n_times, data=config.data,
                                 target_scale=config.target_scale, flow_dt=FLOW_DT)
-                key = hashlib.sha256(json.dumps(dict(identity, seed=config.seed),
-                                                sort_keys=True).encode()).hexdigest()[:24]
-                cells.append(MapCell(key, point, width, repeat, tau, keep, limits, skipped,
-                                     _seed(config.seed, identity)))
+                cells.append(MapCell(cell_key(identity, config.seed), identity, point, width,
+                                     repeat, tau, keep, limits, skipped,
+                                     cell_seed(config.seed, identity)))
     return cells, beyond
 
 
@@ -245,9 +238,8 @@ def _cell_seconds(cell, config, shape):
 
 
 def run_map_cell(cell, config):
-    """Compute one cell (in a worker); returns its JSON record."""
-    import numba
-    numba.set_num_threads(1)
+    """Compute one cell (in a worker); returns its JSON record (the store adds the cell's key
+    and identity)."""
     start = time.perf_counter()
     out = measure_cell(cell.width, cell.master_lr, cell.keep_prob, cell.limits,
                        config.horizon, cell.seed, config.dataset(),
@@ -255,76 +247,94 @@ def run_map_cell(cell, config):
     distances = {name: dict(max=float(np.max(out[name]["predictor"][1:])),
                             final=float(out[name]["predictor"][-1]),
                             w2=float(out[name]["w2"][-1])) for name in cell.limits}
-    return dict(key=cell.key, point=cell.point.label, u=[str(x) for x in cell.point.u],
-                width=cell.width, repeat=cell.repeat, master_lr=cell.master_lr,
-                keep_prob=cell.keep_prob, seed=cell.seed, skipped=cell.skipped,
-                diverged=out["diverged"], distances=distances,
-                elapsed=time.perf_counter() - start)
+    return dict(point=cell.point.label, u=[str(x) for x in cell.point.u], width=cell.width,
+                repeat=cell.repeat, master_lr=cell.master_lr, keep_prob=cell.keep_prob,
+                seed=cell.seed, skipped=cell.skipped, diverged=out["diverged"],
+                distances=distances, elapsed=time.perf_counter() - start)
 
 
-def _cell_file(out_dir, key):
-    return Path(out_dir) / "cells" / f"{key}.json"
+_DISTANCES = ("max", "final", "w2")
 
 
-def _read(path):
-    try:
-        record = json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and "distances" in record else None
+def _record_problem(record, cell):
+    """Why ``record``, whose key and identity are ``cell``'s, is not a finished record of it
+    (None if it is): its seed, point, width, repeat, divergence report and the three
+    distances to every candidate limit (finite unless the run diverged) are checked."""
+    if record.get("seed") != cell.seed or record.get("point") != cell.point.label or \
+            record.get("width") != cell.width or record.get("repeat") != cell.repeat:
+        return "its seed, point, width or repeat differs from the cell's"
+    diverged = record.get("diverged")
+    if diverged is not None and not isinstance(diverged, str):
+        return "has a malformed divergence report"
+    elapsed = record.get("elapsed")
+    if not isinstance(elapsed, (int, float)) or isinstance(elapsed, bool) or not elapsed >= 0:
+        return "has no run time"
+    distances = record.get("distances")
+    if not isinstance(distances, dict) or set(distances) != set(cell.limits):
+        return f"has no distances to every limit of the cell ({sorted(cell.limits)})"
+    for name, value in distances.items():
+        if not isinstance(value, dict) or set(value) != set(_DISTANCES):
+            return f"its distances to {name} are not {list(_DISTANCES)}"
+        for number in value.values():
+            if not isinstance(number, (int, float)) or isinstance(number, bool) or (
+                    diverged is None and not math.isfinite(number)):
+                return f"its distance to {name} is not a finite number"
+    return None
 
 
-def run_map(config, out_dir, *, workers=None, dask=None, progress=True):
+def map_store(out_dir, config):
+    """The cell store of the phase map ``config`` in ``out_dir``."""
+    return CellStore(out_dir, "phase map", dataclasses.asdict(config), check=_record_problem)
+
+
+def run_map(config, out_dir, *, workers=None, dask=None, dask_timeout=None, progress=True):
     """Run (or resume) the cells of a phase map; finished cells are skipped.
 
     Parameters
     ----------
     config : MapConfig
     out_dir : str or Path
-        ``manifest.json`` and ``cells/<key>.json``.
+        A cell store: ``manifest.json``, ``cells/<key>.json`` and ``claims/<key>.lock``.
     workers : int, optional
         Local worker processes (default: one per core), or Dask workers with
         ``dask="local"``.
     dask : str, optional
         A scheduler address, or ``"local"`` for a LocalCluster; None: the local process pool.
+    dask_timeout : float, optional
+        Seconds the scheduler has to answer (default
+        :data:`meanfield_dropout.runtime.runner.DASK_TIMEOUT`).
     progress : bool
 
     Returns
     -------
     dict
-        ``total``, ``skipped``, ``computed`` cell counts, ``beyond`` (point-width pairs beyond
-        budget) and ``seconds`` (wall time).
+        ``total``, ``skipped``, ``computed``, ``by_other`` (by another map into the same
+        directory) and ``invalid`` (invalid records recomputed) cell counts, ``beyond``
+        (point-width pairs beyond budget) and ``seconds`` (wall time).
+
+    Raises
+    ------
+    ValueError
+        Before any cell runs: ``out_dir`` is a file or holds another map's (or a scan's)
+        cells; a scheduler that does not answer.
+    Interrupted
+        On Ctrl-C, once the workers are stopped (it says how many cells are kept).
     """
-    from tqdm.auto import tqdm
     start = time.perf_counter()
     if not isinstance(config, MapConfig):
         raise ValueError(f"config must be a MapConfig, got {type(config).__name__}")
     workers = check_workers(workers)
-    if dask is not None and (not isinstance(dask, str) or not dask.strip()):
-        raise ValueError(f"dask must be a scheduler address or 'local', got {dask!r}")
+    check_backend(dask, dask_timeout)
     out_dir = check_output_dir(out_dir, "out_dir")
     cells, beyond = build_map_cells(config)
-    manifest = dict(config=dataclasses.asdict(config), cells=[c.key for c in cells],
-                    beyond=[[label, width, why] for (label, width), why in beyond.items()])
-    write_json_atomic(out_dir / "manifest.json", manifest)
-    pending = [c for c in cells if _read(_cell_file(out_dir, c.key)) is None]
+    store = map_store(out_dir, config).open(
+        cells=[c.key for c in cells],
+        beyond=[[label, width, why] for (label, width), why in beyond.items()])
     shape = config.dataset()[0].shape
-    seconds = {c.key: _cell_seconds(c, config, shape) for c in pending}
-    announce_cost(sum(seconds.values()), f"the map of {len(pending)} cells", workers)
-    # longest first (estimated), so that no worker is left with a long cell at the end
-    pending.sort(key=lambda c: -seconds[c.key])
-    tasks = [(cell, config) for cell in pending]
-    results = (dask_results(run_map_cell, tasks, dask, workers) if dask is not None else
-               (record for _, record in run_unordered(run_map_cell, tasks, workers,
-                                                      always_spawn=True)))
-    with tqdm(total=len(cells), initial=len(cells) - len(pending), unit="cell", desc="map",
-              disable=not progress) as bar:
-        if pending:
-            for record in results:
-                write_json_atomic(_cell_file(out_dir, record["key"]), record)
-                bar.update(1)
-    return dict(total=len(cells), skipped=len(cells) - len(pending), computed=len(pending),
-                beyond=len(beyond), seconds=time.perf_counter() - start)
+    counts, _ = run_cells(cells, run_map_cell, store, args=(config,), workers=workers,
+                          dask=dask, dask_timeout=dask_timeout, progress=progress, desc="map",
+                          cost=lambda cell: _cell_seconds(cell, config, shape))
+    return dict(counts, beyond=len(beyond), seconds=time.perf_counter() - start)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -397,18 +407,19 @@ def _agrees(limit, phase):
 
 
 def summarize_map(out_dir):
-    """Read a (possibly unfinished) map and compare each point with the theory."""
+    """Read a (possibly unfinished) map and compare each point with the theory.
+
+    Records that are not valid for their cell are left out, with a warning
+    (:class:`~meanfield_dropout.runtime.cells.CellWarning`), and counted as missing.
+    """
     out_dir = Path(out_dir)
-    manifest = _read_manifest(out_dir)
-    config = MapConfig(**dict(manifest["config"], widths=tuple(manifest["config"]["widths"])))
+    config = _manifest_config(out_dir)
     points = map_points(config.grid)
     theory = {p.label: classify(p.scaling()).phase for p in points}
-    groups, missing, seconds = {}, 0, {w: 0.0 for w in config.widths}
-    for key in manifest["cells"]:
-        record = _read(_cell_file(out_dir, key))
-        if record is None:
-            missing += 1
-            continue
+    cells, beyond = build_map_cells(config)
+    values, problems = map_store(out_dir, config).scan(cells, "are left out")
+    groups, seconds = {}, {w: 0.0 for w in config.widths}
+    for record in values.values():
         groups.setdefault((record["point"], record["width"]), []).append(record)
         seconds[record["width"]] += record["elapsed"]
     scale = float(np.sqrt(np.mean(config.dataset()[1] ** 2)))
@@ -432,14 +443,29 @@ def summarize_map(out_dir):
             else float("nan"),
             nearest=float(np.mean([_agrees(c.nearest if c.close else NONE, t)
                                    for c, t in cmps])) if cmps else float("nan"))
-    beyond = {(label, width): why for label, width, why in manifest["beyond"]}
-    return MapSummary(config, points, theory, comparisons, beyond, agreement, seconds, missing)
+    return MapSummary(config, points, theory, comparisons, beyond, agreement, seconds,
+                      len(problems))
 
 
-def _read_manifest(out_dir):
+def _manifest_config(out_dir):
+    """The :class:`MapConfig` of the map in ``out_dir`` (one-line ValueError naming the
+    manifest if there is none or it is not a phase map's)."""
+    path = Path(out_dir) / "manifest.json"
     try:
-        return json.loads((Path(out_dir) / "manifest.json").read_text())
+        manifest = json.loads(path.read_text())
     except FileNotFoundError:
         raise ValueError(f"{out_dir} holds no phase map (no manifest.json)") from None
-    except ValueError as exc:
-        raise ValueError(f"{out_dir}/manifest.json is unreadable: {exc}") from None
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path} is unreadable: {exc}") from None
+    if not isinstance(manifest, dict) or manifest.get("kind", "phase map") != "phase map" \
+            or not isinstance(manifest.get("config"), dict):
+        raise ValueError(f"{path} is not the manifest of a phase map")
+    fields = {f.name for f in dataclasses.fields(MapConfig)}
+    table = manifest["config"]
+    if set(table) != fields:
+        raise ValueError(f"{path}: the phase map's config must have the entries "
+                         f"{sorted(fields)}, got {sorted(table)}")
+    try:
+        return MapConfig(**dict(table, widths=tuple(table["widths"])))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: invalid phase map config: {exc}") from None

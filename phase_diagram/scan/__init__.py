@@ -9,9 +9,9 @@ Marion & Yesbay, 2025).
 * :mod:`.cell_functions` — the registry of cell functions (default
   :func:`meanfield_dropout.convergence.measure_distances`);
 * :mod:`.cells` — the cells, keyed and seeded by their identity, with their candidate limits;
-* :mod:`.records` — the scan directory: ``manifest.json`` and one atomic JSON file per cell,
-  validated against its cell when read;
-* :mod:`.claims` — per-cell claims, so that two scans into one directory share the work;
+* :mod:`.records` — the scan directory, a cell store (:mod:`meanfield_dropout.runtime.cells`):
+  ``manifest.json``, one atomic JSON record per cell, validated against its cell when read,
+  and per-cell claims, so that two scans into one directory share the work;
 * :mod:`.runner` — :func:`run_scan` on the local process pool or on Dask;
 * :mod:`.summary` — :func:`summarize`: theory vs the empirical phase of each scaling.
 
@@ -19,7 +19,8 @@ Guarantees: a rerun skips finished cells, so a killed scan resumes with nothing 
 finished cell computed twice; a record that is not valid for its cell (truncated, edited,
 another cell's) is recomputed, with a warning; a diverged run is recorded as a divergence
 with its step and makes its scaling's detected phase ``"diverged"``; two scans into one
-directory compute each cell once; pool workers exit when the scan's process dies. Each cell's
+directory compute each cell once; a directory of another configuration is refused; pool
+workers exit when the scan's process dies, and Ctrl-C stops them. Each cell's
 seed depends on its identity only, so the numbers do not depend on the worker count, the
 order or the backend (local process pool or Dask).
 """

@@ -8,13 +8,10 @@ when these are in range, and are left out otherwise (``jump-bernoulli`` only run
 unless a nominal ``tau`` is given). A wrong limit's distance should not fall with n.
 """
 import dataclasses
-import hashlib
-import json
 import math
 
-import numpy as np
-
 from meanfield_dropout.limits import limit_constants
+from meanfield_dropout.runtime.cells import cell_key, cell_seed
 from meanfield_dropout.runtime.memory import check_memory
 
 from ..theory.phases import classify
@@ -57,14 +54,6 @@ class Cell:
 
 def _finite_or_none(value):
     return float(value) if value is not None and math.isfinite(value) else None
-
-
-def _cell_seed(root_seed, identity):
-    """A 64-bit seed from SeedSequence(root_seed) keyed by the cell identity (not by order)."""
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).digest()
-    spawn_key = tuple(int.from_bytes(digest[i:i + 4], "little") for i in range(0, 16, 4))
-    state = np.random.SeedSequence(root_seed, spawn_key=spawn_key).generate_state(2, np.uint32)
-    return int(state[0]) | (int(state[1]) << 32)
 
 
 def _limit_table(limits, constants, nominal):
@@ -126,11 +115,10 @@ def build_cells(config):
                                 horizon=config.horizon, limits=limits,
                                 options=config.options,
                                 cell_function=cell_function_reference(config.cell_function))
-                key_source = json.dumps(dict(identity, seed=config.seed), sort_keys=True)
                 cells.append(Cell(
-                    key=hashlib.sha256(key_source.encode()).hexdigest()[:24],
-                    identity=identity, scaling=spec, width=width, repeat=repeat,
+                    key=cell_key(identity, config.seed), identity=identity, scaling=spec,
+                    width=width, repeat=repeat,
                     master_lr=scaling.tau(width), keep_prob=scaling.keep(width),
                     limits=limits, constants=constants,
-                    seed=_cell_seed(config.seed, identity)))
+                    seed=cell_seed(config.seed, identity)))
     return cells

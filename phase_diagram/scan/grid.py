@@ -1,12 +1,8 @@
 """The phase diagram from simulations alone: every point of a simplex grid decided by the scan's
 rule on measured convergence, widths growing only where a point is still undetermined.
 
-Points. The phase map's points (:func:`phase_diagram.finder.phase_map.map_points`): a
-triangular grid u = (i, j, k)/K of the simplex (u_n > 0), three points on each theory segment
-(continuous jump, penalized), the critical point and the discrete-jump vertex. Point u is the
-power law τ_n = τ₀ n^(−u_τ/u_n), q_n = min(1, q₀ n^(−u_q/u_n)) with τ₀ = q₀ = ½ (q₀ < 1, so
-the min never binds), whose theory phase is :func:`phase_diagram.theory.phases.classify` of
-its exact exponents.
+Points and the step budget: :mod:`phase_diagram.scan.grid_points` (the map's points, each
+the power law through it, and the dropout steps a point may run at one width).
 
 Decision rule: the scan's (:func:`phase_diagram.scan.summary.decide_phase`, stated in
 :mod:`phase_diagram.finder.decision`). Each point is a scaling of a scan; its candidate limits
@@ -18,16 +14,13 @@ diverges or clearly moves away; otherwise ``undetermined at n <= N`` with the ra
 that is missing, and its numbers. The rule never guesses: a point it cannot decide stays
 undetermined.
 
-Budget. Dropout at width n runs ⌈T/τ_n⌉ steps. A point whose dropout run at a width needs
-more than ``max_steps`` steps is not run there: it is *beyond the step budget* when that
-happens at the first widths (it is then never run), and otherwise stops growing at the last
-width that fits (its reason says so).
-
 Sequential widths (:func:`phase_diagram.scan.sequential.run_sequential`): the first stage
 runs ``widths``; every point still undetermined gets the next width, twice the largest, up to
 ``max_width``, and is decided again on all its widths. Cells are the scan's: keyed and seeded
-by their identity, one atomic record each, so a killed run resumes with nothing lost and the
-numbers do not depend on the worker count or the backend.
+by their identity, one atomic record each in the scan's cell store
+(:mod:`meanfield_dropout.runtime.cells`), so a killed or interrupted run resumes with nothing
+lost and the numbers do not depend on the worker count or the backend; a directory of another
+grid configuration is refused.
 
 Signal before statistics. The data are the scans' toy problem with its targets
 scaled by ``target_scale`` (default 3, as the phase map): the limits differ by how far the
@@ -58,9 +51,7 @@ Cost model (:func:`estimate_grid_cost`): seconds per cell from
 later stage as if every point stayed undetermined (an upper bound).
 """
 import dataclasses
-import json
 import math
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -68,27 +59,21 @@ import numpy as np
 from meanfield_dropout.convergence import (CLOCK_COUPLED, DEFAULT_DATA, estimate_cost,
                                            measure_distances)
 from meanfield_dropout.data import load_dataset
-from meanfield_dropout.limits import DEFAULT_DT, LIMITS, simulate_limit
-from meanfield_dropout.validation import check_int, check_positive
+from meanfield_dropout.limits import DEFAULT_DT, simulate_limit
+from meanfield_dropout.runtime.cells import read_json, write_json
 
-from ..finder.phase_map import KEEP0, TAU0, map_points
 from ..finder.plugin import dropout_seconds, limit_seconds
-from ..theory.phases import DEGENERATE, classify
+from ..theory.phases import DEGENERATE
 from .cell_functions import register_cell_function
 from .cells import build_cells
-from .config import ScalingSpec, ScanConfig
-from .records import read_record, write_json_atomic
+from .grid_points import (BEYOND_BUDGET, CELL_FUNCTION, QUICK, GridConfig, GridPoint,
+                          grid_points, scan_config, split_points)
 from .sequential import run_sequential, summarize_sequential
 from .summary import DIVERGED
 
-__all__ = ["GridConfig", "QUICK", "GridPoint", "GridSummary", "grid_points", "scan_config",
-           "estimate_grid_cost", "decide_grid", "summarize_grid", "grid_distances",
-           "limit_gaps", "BEYOND_BUDGET"]
-
-#: Status of a point whose dropout run does not fit the step budget at the first widths.
-BEYOND_BUDGET = "beyond budget"
-#: Name of the grid's cell function in the scan registry.
-CELL_FUNCTION = "grid_distances"
+__all__ = ["GridConfig", "QUICK", "GridPoint", "GridSummary", "PointResult", "grid_points",
+           "scan_config", "estimate_grid_cost", "decide_grid", "summarize_grid",
+           "grid_distances", "limit_gaps", "BEYOND_BUDGET"]
 
 
 def grid_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon, seed,
@@ -112,155 +97,6 @@ def grid_cost(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon,
 
 
 register_cell_function(CELL_FUNCTION, grid_distances, grid_cost)
-
-
-@dataclasses.dataclass(frozen=True)
-class GridConfig:
-    """Settings of a grid decision run.
-
-    Attributes
-    ----------
-    grid : int
-        K, the grid divisions.
-    widths : tuple of int
-        Widths of the first stage (at least two).
-    max_width : int
-        Largest width a point may grow to (doubling from the largest of ``widths``).
-    repeats : int
-        Independent repeats per point and width.
-    horizon : float
-        T, in time units t = k τ_n.
-    seed : int
-    max_steps : int
-        Step budget: most dropout steps ⌈T/τ_n⌉ a point may run at one width.
-    target_scale : float
-        The teacher–student targets are multiplied by it.
-    nominal_alpha, nominal_beta : float
-        Constants of the candidate limits a scaling leaves undefined.
-    n_times : int
-        Grid times in [0, T]; the distance of a cell is the sup over them of the predictor
-        error.
-    clock_coupling : bool
-        The ``jump-poisson`` and ``critical`` limits take their rings from dropout's keep
-        draws (:class:`meanfield_dropout.limits.DropoutClock`).
-    only : tuple of str
-        Labels of the points to run (default: every point of the grid).
-    """
-
-    grid: int = 8
-    widths: tuple = (256, 512)
-    max_width: int = 16384
-    repeats: int = 3
-    horizon: float = 2.0
-    seed: int = 0
-    max_steps: int = 1 << 17
-    target_scale: float = 3.0
-    nominal_alpha: float = 1.0
-    nominal_beta: float = 1.0
-    n_times: int = 5
-    clock_coupling: bool = True
-    only: tuple = ()
-
-    def __post_init__(self):
-        check_int(self.grid, "grid", low=2, high=40)
-        widths = tuple(sorted({check_int(w, "width", low=16, high=1 << 20)
-                               for w in self.widths}))
-        if len(widths) < 2:
-            raise ValueError("widths must hold at least two distinct widths")
-        object.__setattr__(self, "widths", widths)
-        check_int(self.max_width, "max_width", low=widths[-1], high=1 << 20)
-        check_int(self.repeats, "repeats", low=2, high=100)
-        check_positive(self.horizon, "horizon")
-        check_int(self.seed, "seed", low=0)
-        check_int(self.max_steps, "max_steps", low=1)
-        check_positive(self.target_scale, "target_scale")
-        check_positive(self.nominal_alpha, "nominal_alpha")
-        check_positive(self.nominal_beta, "nominal_beta")
-        check_int(self.n_times, "n_times", low=2, high=101)
-        object.__setattr__(self, "only", tuple(self.only))
-        known = {p.label for p in map_points(self.grid)}
-        unknown = sorted(set(self.only) - known)
-        if unknown:
-            raise ValueError(f"only: {unknown} are not points of a grid of {self.grid} "
-                             f"divisions")
-
-    @property
-    def stage_widths(self):
-        """The largest width of every possible stage: max(widths), then doublings up to
-        ``max_width``."""
-        out = [self.widths[-1]]
-        while 2 * out[-1] <= self.max_width:
-            out.append(2 * out[-1])
-        return tuple(out)
-
-
-#: The ``--quick`` run: a coarse grid at small widths, 5 repeats (the cost model's upper
-#: bound: 8.4 CPU-minutes, about 4 minutes on 2 free cores).
-QUICK = GridConfig(grid=4, widths=(64, 128), max_width=2048, repeats=5, max_steps=1 << 14)
-
-
-def _power(coefficient, exponent):
-    """The expression c n^(−b) for an exact b ≥ 0 ("c" when b = 0)."""
-    return repr(coefficient) if exponent == 0 else f"{coefficient!r}*n**(-{exponent})"
-
-
-@dataclasses.dataclass(frozen=True)
-class GridPoint:
-    """A point of the grid: its :class:`~phase_diagram.finder.phase_map.MapPoint`, the scan
-    scaling through it and its theory phase."""
-
-    point: object
-    spec: ScalingSpec
-    theory: str
-
-    def master_lr(self, width):
-        """τ_n = τ₀ n^(−b_τ)."""
-        return float(TAU0) * width ** -float(self.point.exponents[0])
-
-    def steps(self, config, width):
-        """Dropout steps at ``width``: the nearest integer to T/τ_n, as the cell runs."""
-        return int(np.rint(config.horizon / self.master_lr(width)))
-
-
-def grid_points(divisions):
-    """The :class:`GridPoint` s of a grid of ``divisions``, with their theory phases."""
-    out = []
-    for point in map_points(divisions):
-        b_tau, b_keep = point.exponents
-        spec = ScalingSpec(point.label, _power(float(TAU0), b_tau),
-                           _power(float(KEEP0), b_keep))
-        out.append(GridPoint(point, spec, classify(spec.scaling()).phase))
-    return out
-
-
-def _fits(config, point, width):
-    return point.steps(config, width) <= config.max_steps
-
-
-def scan_config(config, points):
-    """The :class:`~phase_diagram.scan.config.ScanConfig` of the first stage over ``points``."""
-    return ScanConfig(
-        scalings=tuple(p.spec for p in points), widths=config.widths, repeats=config.repeats,
-        seed=config.seed, horizon=config.horizon, limits=LIMITS,
-        nominal=dict(alpha=config.nominal_alpha, beta=config.nominal_beta),
-        metric="predictor", statistic="max", cell_function=CELL_FUNCTION,
-        options=dict(target_scale=config.target_scale, n_times=config.n_times,
-                     clock_coupling=config.clock_coupling))
-
-
-def _split(config):
-    """(points run, {label: reason} of the points beyond the step budget)."""
-    run, beyond = [], {}
-    for p in grid_points(config.grid):
-        if config.only and p.point.label not in config.only:
-            continue
-        if all(_fits(config, p, w) for w in config.widths):
-            run.append(p)
-        else:
-            width = next(w for w in config.widths if not _fits(config, p, w))
-            beyond[p.point.label] = (f"dropout at n = {width} needs {p.steps(config, width)} "
-                                     f"steps > the budget of {config.max_steps}")
-    return run, beyond
 
 
 #: CPU seconds per dropout keep draw a coupled clock reads (NumPy's uniform, the comparison
@@ -301,12 +137,12 @@ def estimate_grid_cost(config):
         stage if every run point were still undetermined there}; points stop at the step
         budget) and ``upper_bound`` (the sum over the stages).
     """
-    run, beyond = _split(config)
+    run, beyond = split_points(config)
     shape = load_dataset(DEFAULT_DATA).inputs.shape
     first = [c for c in build_cells(scan_config(config, run))] if run else []
     stages = {config.widths[-1]: sum(_cell_seconds(c, config, shape) for c in first)}
     for width in config.stage_widths[1:]:
-        points = [p for p in run if _fits(config, p, width)]
+        points = [p for p in run if p.fits(config, width)]
         stages[width] = sum(_cell_seconds(c, config, shape)
                             for c in _stage_cells(config, points, width))
     return dict(points=len(run), beyond=len(beyond), first_stage=stages[config.widths[-1]],
@@ -317,7 +153,7 @@ def _grid_file(out_dir):
     return Path(out_dir) / "grid.json"
 
 
-def decide_grid(config, out_dir, *, workers=None, dask=None, progress=True):
+def decide_grid(config, out_dir, *, workers=None, dask=None, dask_timeout=None, progress=True):
     """Run (or resume) the grid decision: the first stage, then larger widths where a point
     is still undetermined.
 
@@ -331,22 +167,37 @@ def decide_grid(config, out_dir, *, workers=None, dask=None, progress=True):
         Local worker processes (default: one per core), or Dask workers with ``dask="local"``.
     dask : str, optional
         A scheduler address, or ``"local"``; None: the local process pool.
+    dask_timeout : float, optional
+        Seconds the scheduler has to answer (default
+        :data:`meanfield_dropout.runtime.runner.DASK_TIMEOUT`).
     progress : bool
 
     Returns
     -------
     GridSummary
+
+    Raises
+    ------
+    ValueError
+        Before any cell runs: no point fits the step budget, or ``out_dir`` holds a grid
+        decision of another configuration.
+    Interrupted
+        On Ctrl-C, once the workers are stopped (it says how many cells are kept).
     """
     out_dir = Path(out_dir)
-    run, _ = _split(config)
+    run, _ = split_points(config)
     if not run:
         raise ValueError(f"no point of the grid fits the step budget of {config.max_steps} "
                          f"steps at widths {config.widths}")
-    write_json_atomic(_grid_file(out_dir), dataclasses.asdict(config))
+    if _grid_file(out_dir).exists() and _read_grid_config(out_dir) != config:
+        raise ValueError(f"{out_dir} holds a grid decision of another configuration (see its "
+                         f"grid.json); give another directory to start a new grid decision, "
+                         f"or delete this one")
+    write_json(_grid_file(out_dir), dataclasses.asdict(config))
     by_spec = {p.spec: p for p in run}
     run_sequential(scan_config(config, run), out_dir / "scan", max_width=config.max_width,
-                   workers=workers, dask=dask, progress=progress,
-                   fits=lambda spec, width: _fits(config, by_spec[spec], width))
+                   workers=workers, dask=dask, dask_timeout=dask_timeout, progress=progress,
+                   fits=lambda spec, width: by_spec[spec].fits(config, width))
     return summarize_grid(out_dir)
 
 
@@ -434,7 +285,7 @@ class GridSummary:
 
 
 def _read_grid_config(out_dir):
-    data = read_record(_grid_file(out_dir))
+    data = read_json(_grid_file(out_dir))
     if data is None:
         raise ValueError(f"{out_dir} holds no grid decision run (no readable grid.json)")
     try:
@@ -449,7 +300,7 @@ def _measured_seconds(out_dir):
     stage shares ``scan/cells``; the wall-clock seconds of a record without ``cpu``)."""
     totals = {}
     for path in (Path(out_dir) / "scan" / "cells").glob("*.json"):
-        record = read_record(path)
+        record = read_json(path)
         identity = (record or {}).get("identity")
         if isinstance(identity, dict):
             key = (identity.get("tau"), identity.get("keep"))
@@ -462,7 +313,7 @@ def summarize_grid(out_dir):
     """Read a (possibly unfinished) grid decision run."""
     out_dir = Path(out_dir)
     config = _read_grid_config(out_dir)
-    run, beyond = _split(config)
+    run, beyond = split_points(config)
     _, scan_results, missing = summarize_sequential(out_dir / "scan")
     by_spec = {r.spec: r for r in scan_results}
     shape = load_dataset(DEFAULT_DATA).inputs.shape
@@ -492,7 +343,7 @@ def summarize_grid(out_dir):
         else:
             reason = d.reason
             after = 2 * d.width
-            if after <= config.max_width and not _fits(config, p, after):
+            if after <= config.max_width and not p.fits(config, after):
                 reason += (f"; n = {after} needs {p.steps(config, after)} steps > the budget "
                            f"of {config.max_steps}")
             results.append(PointResult(p, "undetermined", None, d.width, reason, d, seconds))

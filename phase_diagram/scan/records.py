@@ -1,51 +1,22 @@
-"""The files of a scan directory: ``manifest.json`` and one JSON record per finished cell.
+"""The scan directory: a :class:`~meanfield_dropout.runtime.cells.CellStore` of kind ``"scan"``.
 
-Each record, ``DIR/cells/<key>.json``, is written atomically (temporary file +
-``os.replace``), so a killed scan leaves only whole records and resumes with nothing lost. A
-record counts as finished only if it is valid for its cell (:func:`record_problem`): the same
-key, identity and seed, and either a finite distance series for every candidate limit or a
-divergence report. Anything else (a truncated or hand-edited file, another cell's record) is
-recomputed by the next scan and left out of summaries, which say so.
+``DIR/manifest.json`` holds the configuration (:func:`manifest_config`) and the cell keys;
+``DIR/cells/<key>.json`` one JSON record per finished cell, written atomically;
+``DIR/claims/<key>.lock`` the claims. A record counts as finished only if it is valid for its
+cell: the store checks its key and identity, :func:`record_problem` the rest (the seed, and
+either a finite distance series for every candidate limit or a divergence report). Anything
+else (a truncated or hand-edited file, another cell's record) is recomputed by the next scan
+and left out of summaries, which say so.
 """
 import dataclasses
 import json
 import math
-import warnings
 from pathlib import Path
 
-from meanfield_dropout.runtime.results import atomic_file
+from meanfield_dropout.runtime.cells import CellStore, CellWarning
 
-
-class ScanWarning(UserWarning):
-    """Something in a scan directory was not as expected (e.g. invalid records, recomputed)."""
-
-
-def cell_path(out_dir, key):
-    """Where the record of the cell ``key`` lives."""
-    return Path(out_dir) / "cells" / f"{key}.json"
-
-
-def write_json_atomic(path, data):
-    """Write ``data`` as JSON to ``path`` via a temporary file in the same directory
-    (:func:`meanfield_dropout.runtime.results.atomic_file`)."""
-    with atomic_file(path, "w") as handle:
-        json.dump(data, handle, indent=1, sort_keys=True)
-
-
-def read_record(path):
-    """The JSON object in ``path``, or ``None`` if the file is missing, unreadable or holds no
-    JSON object (validity for a cell: :func:`record_problem`)."""
-    try:
-        with open(path) as handle:
-            record = json.load(handle)
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def _normalized(value):
-    """``value`` as it reads back from JSON (tuples become lists, keys strings)."""
-    return json.loads(json.dumps(value, sort_keys=True))
+#: Warnings about a scan directory (invalid records, recomputed or left out).
+ScanWarning = CellWarning
 
 
 def _series_problem(series):
@@ -59,25 +30,22 @@ def _series_problem(series):
 
 
 def record_problem(record, cell):
-    """Why ``record`` is not a valid finished record of ``cell`` (None if it is valid).
+    """Why ``record``, whose key and identity are ``cell``'s, is not a finished record of it
+    (None if it is).
 
     Parameters
     ----------
-    record : dict or None
-        As read by :func:`read_record`.
+    record : dict
+        As read back from ``DIR/cells/<key>.json``.
     cell : Cell
 
     Returns
     -------
     str or None
-        ``"missing"`` for no record, else a short reason.
+        A short reason.
     """
-    if record is None:
-        return "missing"
-    if record.get("key") != cell.key:
-        return f"holds the record of another cell ({record.get('key')!r})"
-    if record.get("identity") != _normalized(cell.identity) or record.get("seed") != cell.seed:
-        return "its identity or seed differs from the cell's"
+    if record.get("seed") != cell.seed:
+        return "its seed differs from the cell's"
     distances, diverged = record.get("distances"), record.get("diverged")
     if not isinstance(distances, dict):
         return "has no distances table"
@@ -99,25 +67,10 @@ def record_problem(record, cell):
     return None
 
 
-def check_records(out_dir, cells, action):
-    """{key: problem} of the cells of ``out_dir`` without a valid record (see
-    :func:`record_problem`); warns (:class:`ScanWarning`) once about the invalid ones, saying
-    that they are ``action`` (e.g. ``"recomputed"``)."""
-    problems = {}
-    for cell in cells:
-        path = cell_path(out_dir, cell.key)
-        problem = record_problem(read_record(path), cell)
-        if problem == "missing" and path.exists():
-            problem = "is unreadable, truncated or not a JSON object"
-        if problem is not None:
-            problems[cell.key] = problem
-    invalid = {key: problem for key, problem in problems.items() if problem != "missing"}
-    if invalid:
-        key, problem = next(iter(invalid.items()))
-        warnings.warn(f"{len(invalid)} cell record(s) in {Path(out_dir) / 'cells'} are "
-                      f"invalid and {action} (e.g. {key}.json {problem})", ScanWarning,
-                      stacklevel=3)
-    return problems
+def scan_store(out_dir, config_table):
+    """The cell store of the scan directory ``out_dir`` for the manifest configuration
+    ``config_table`` (:func:`manifest_config`)."""
+    return CellStore(out_dir, "scan", config_table, check=record_problem)
 
 
 def manifest_config(config):
@@ -133,9 +86,8 @@ def manifest_config(config):
 
 
 def write_manifest(out_dir, config, keys):
-    """Record the configuration and the cell keys of the latest scan written to ``out_dir``."""
-    write_json_atomic(Path(out_dir) / "manifest.json",
-                      dict(config=manifest_config(config), cells=list(keys)))
+    """Write the manifest of a scan of ``config`` with the cell ``keys`` to ``out_dir``."""
+    scan_store(out_dir, manifest_config(config)).write_manifest(cells=list(keys))
 
 
 def read_manifest(out_dir):
@@ -155,4 +107,6 @@ def read_manifest(out_dir):
     cells = manifest.get("cells")
     if not isinstance(cells, list) or not all(isinstance(key, str) for key in cells):
         raise ValueError(f"{path} is not a scan manifest: 'cells' must be a list of cell keys")
+    if manifest.get("kind", "scan") != "scan":
+        raise ValueError(f"{path} is the manifest of a {manifest['kind']}, not of a scan")
     return manifest

@@ -5,8 +5,8 @@ After the scan of the configuration, every scaling whose phase is ``undetermined
 is decided again on all its widths; this repeats until every scaling is decided or the next
 width would exceed ``max_width``. Stage k lives in ``DIR/sequential/n<width>/`` with its own
 manifest (the undetermined scalings and the widths so far) and shares the cell files of
-``DIR/cells`` (cells are keyed by their identity, so no cell is computed twice and a killed
-sequential scan resumes where it stopped).
+``DIR/cells`` and the claims of ``DIR/claims`` (cells are keyed by their identity, so no cell
+is computed twice and a killed or interrupted sequential scan resumes where it stopped).
 """
 import dataclasses
 import os
@@ -28,12 +28,14 @@ def stage_dirs(out_dir):
 
 
 def _stage(out_dir, width):
+    """The directory of the stage up to ``width``, its ``cells`` and ``claims`` linked to
+    those of ``out_dir``."""
     path = Path(out_dir) / "sequential" / f"n{width}"
     path.mkdir(parents=True, exist_ok=True)
-    cells = path / "cells"
-    (Path(out_dir) / "cells").mkdir(parents=True, exist_ok=True)
-    if not cells.exists():
-        os.symlink(os.path.relpath(Path(out_dir) / "cells", path), cells)
+    for name in ("cells", "claims"):
+        (Path(out_dir) / name).mkdir(parents=True, exist_ok=True)
+        if not (path / name).exists():
+            os.symlink(os.path.relpath(Path(out_dir) / name, path), path / name)
     return path
 
 
@@ -59,8 +61,8 @@ def summarize_sequential(out_dir):
     return config, [latest[s] for s in config.scalings], missing
 
 
-def run_sequential(config, out_dir, *, max_width, workers=None, dask=None, progress=True,
-                   allow_import=False, fits=None):
+def run_sequential(config, out_dir, *, max_width, workers=None, dask=None, dask_timeout=None,
+                   progress=True, allow_import=False, fits=None):
     """Run a scan, then give the undetermined scalings larger widths until decided.
 
     Parameters
@@ -69,7 +71,7 @@ def run_sequential(config, out_dir, *, max_width, workers=None, dask=None, progr
     out_dir : str or Path
     max_width : int
         No width above it is run.
-    workers, dask, progress, allow_import
+    workers, dask, dask_timeout, progress, allow_import
         As in :func:`~phase_diagram.scan.runner.run_scan`.
     fits : callable, optional
         ``fits(spec, width)``: whether the scaling ``spec`` may run at ``width`` (e.g. a step
@@ -80,8 +82,9 @@ def run_sequential(config, out_dir, *, max_width, workers=None, dask=None, progr
     dict
         ``stages`` (the largest width of each stage) and ``computed`` (cells computed).
     """
-    counts = run_scan(config, out_dir, workers=workers, dask=dask, progress=progress,
-                      allow_import=allow_import)
+    backend = dict(workers=workers, dask=dask, dask_timeout=dask_timeout, progress=progress,
+                   allow_import=allow_import)
+    counts = run_scan(config, out_dir, **backend)
     computed, stages = counts["computed"], [max(config.widths)]
     widths = list(config.widths)
     _, results, _ = summarize(out_dir)
@@ -96,8 +99,7 @@ def run_sequential(config, out_dir, *, max_width, workers=None, dask=None, progr
         widths.append(2 * widths[-1])
         stage = dataclasses.replace(config, scalings=pending, widths=tuple(widths))
         path = _stage(out_dir, widths[-1])
-        counts = run_scan(stage, path, workers=workers, dask=dask, progress=progress,
-                          allow_import=allow_import)
+        counts = run_scan(stage, path, **backend)
         computed += counts["computed"]
         stages.append(widths[-1])
         _, results, _ = summarize(path)

@@ -22,7 +22,7 @@ from ..finder.decision import (DEFAULT_RATIO, DEFAULT_SLOPE_THRESHOLD, DEFAULT_W
 from ..theory.phases import classify
 from .cells import build_cells
 from .config import ScalingSpec, config_from_dict
-from .records import cell_path, check_records, read_manifest, read_record
+from .records import read_manifest, scan_store
 
 #: The detected phase of a scaling with a diverged cell.
 DIVERGED = "diverged"
@@ -49,9 +49,9 @@ def _manifest_config(out_dir, manifest):
 def load_records(out_dir):
     """The scan configuration, its cells and their valid records in ``out_dir``.
 
-    Every record is validated against its cell (key, identity, seed, schema:
-    :func:`~phase_diagram.scan.records.record_problem`); invalid ones are left out with a
-    warning and counted as missing (the next scan recomputes them).
+    Every record is validated against its cell (key and identity by the cell store, seed
+    and schema by :func:`~phase_diagram.scan.records.record_problem`); invalid ones are left
+    out with a warning and counted as missing (the next scan recomputes them).
 
     Returns
     -------
@@ -69,9 +69,8 @@ def load_records(out_dir):
     if [c.key for c in cells] != manifest["cells"]:
         raise ValueError(f"{out_dir / 'manifest.json'} lists other cells than its config "
                          "defines (edited, or written by another version); rerun the scan")
-    problems = check_records(out_dir, cells, "are left out")
-    records = [read_record(cell_path(out_dir, c.key)) for c in cells if c.key not in problems]
-    return config, records, len(problems)
+    values, problems = scan_store(out_dir, manifest["config"]).scan(cells, "are left out")
+    return config, [values[c.key] for c in cells if c.key in values], len(problems)
 
 
 @dataclasses.dataclass(frozen=True)

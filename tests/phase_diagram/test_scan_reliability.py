@@ -15,7 +15,7 @@ from meanfield_dropout.runtime.memory import MemoryLimitError
 from phase_diagram.cli.main import main
 from phase_diagram.scan import (DIVERGED, ScanWarning, build_cells, config_from_dict,
                                 load_config, run_scan, summarize)
-from phase_diagram.scan.records import cell_path
+from phase_diagram.scan.records import scan_store
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ROOT / "examples" / "phase_scan_small.toml"
@@ -90,12 +90,13 @@ def test_invalid_records_are_recomputed_and_left_out_of_summaries(tmp_path):
         (out / "cells" / path.name).write_text(path.read_text())
     (out / "manifest.json").write_text((reference / "manifest.json").read_text())
     cells = build_cells(config)
-    cell_path(out, cells[0].key).write_text('{"distances": {}}')
-    cell_path(out, cells[1].key).write_text(cell_path(out, cells[2].key).read_text())
-    cell_path(out, cells[3].key).write_text('{"key": "trunc')
-    good = json.loads(cell_path(out, cells[4].key).read_text())
+    store = scan_store(out, {})
+    store.path(cells[0].key).write_text('{"distances": {}}')
+    store.path(cells[1].key).write_text(store.path(cells[2].key).read_text())
+    store.path(cells[3].key).write_text('{"key": "trunc')
+    good = json.loads(store.path(cells[4].key).read_text())
     good["distances"]["wgf"][1] = "x"
-    cell_path(out, cells[4].key).write_text(json.dumps(good))
+    store.path(cells[4].key).write_text(json.dumps(good))
     with pytest.warns(ScanWarning, match="4 cell record.*invalid and are left out"):
         _, results, missing = summarize(out)
     assert missing == 4

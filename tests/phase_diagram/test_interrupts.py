@@ -1,0 +1,64 @@
+"""Ctrl-C during a runner-based command: one line, exit status 130, no traceback, no orphan
+worker, no half-written file; a rerun resumes with the cells kept."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MAP = ["map", "--grid", "2", "--widths", "16,32", "--repeats", "2", "--horizon", "1",
+       "--budget", "1", "--no-progress"]
+
+
+def _session_processes(sid):
+    """PIDs of the live processes of session ``sid`` (the command and its workers)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid and fields[0] != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+def test_ctrl_c_during_a_map_stops_it_with_one_line_and_no_orphans(tmp_path):
+    out = tmp_path / "map"
+    argv = [sys.executable, "-m", "phase_diagram", *MAP, "--out-dir", str(out), "-o",
+            str(tmp_path / "m.png"), "--workers", "2"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not list((out / "cells").glob("*.json")) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(_session_processes(proc.pid)) >= 3      # the command and its 2 workers
+        os.killpg(proc.pid, signal.SIGINT)       # as a terminal's Ctrl-C: the whole group
+        start = time.monotonic()
+        _, err = proc.communicate(timeout=30)
+        stopped = time.monotonic() - start
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    kept = len(list((out / "cells").glob("*.json")))
+    assert proc.returncode == 130 and stopped < 10
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0] == f"interrupted; {kept} of 40 cells kept in {out}, rerun to resume"
+    time.sleep(0.5)
+    assert _session_processes(proc.pid) == []             # no orphan worker
+    assert not [p for p in (out / "cells").iterdir() if p.suffix != ".json"]
+    again = subprocess.run(argv[:-2] + ["--workers", "1"], cwd=ROOT, env=env, text=True,
+                           capture_output=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert f"{kept} already done" in again.stdout
