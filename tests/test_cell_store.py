@@ -112,18 +112,19 @@ def test_an_npz_record_of_another_cell_or_a_truncated_one_is_recomputed(tmp_path
 def test_a_directory_of_another_configuration_or_a_file_is_refused(tmp_path):
     _store(tmp_path / "run")
     _store(tmp_path / "run")                        # the same configuration resumes
-    with pytest.raises(ValueError, match=r"holds toy run of another configuration \(see its "
+    with pytest.raises(ValueError, match=r"holds cells of another configuration \(see its "
                                          r"manifest.json\); give another directory to start "
                                          r"a new toy run, or delete this one"):
         _store(tmp_path / "run", config=dict(CONFIG, scale=3.0))
-    with pytest.raises(ValueError, match="another configuration"):
+    with pytest.raises(ValueError, match=r"holds cells of another kind \('toy run'\) .*start "
+                                         r"a new other kind"):
         CellStore(tmp_path / "run", "other kind", CONFIG).open()
     (tmp_path / "file").write_text("x")
     with pytest.raises(ValueError, match="is a file, not a toy run directory"):
         _store(tmp_path / "file")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "manifest.json").write_text("[1, 2]")
-    with pytest.raises(ValueError, match="another configuration"):
+    with pytest.raises(ValueError, match="holds no readable manifest"):
         _store(tmp_path / "bad")
 
 
@@ -177,3 +178,15 @@ def test_a_writer_s_leftover_temporary_file_is_removed_with_the_cell(tmp_path):
     leftover.write_text("half")
     _run(store, cells)
     assert not leftover.exists() and store.read(cells[0])[1] is None
+
+
+def test_an_interrupted_run_s_temporary_files_go_unless_their_cell_is_claimed(tmp_path):
+    store = _store(tmp_path)
+    cells = toy_cells(2)
+    partials = [store.path(c.key).parent / f".{store.path(c.key).name}.x1.tmp" for c in cells]
+    partials[0].parent.mkdir(parents=True)
+    for partial in partials:
+        partial.write_text("half")
+    with store.claim(cells[1].key):             # a live writer of cell 1
+        store.discard_partial()
+    assert not partials[0].exists() and partials[1].exists()

@@ -55,13 +55,14 @@ def test_run_assembles_resumes_and_draws(tmp_path):
     assert np.all(np.isfinite(first.curvature["masked_batch_sharpness"]))
     assert np.all((first.accuracy["test"] >= 0) & (first.accuracy["test"] <= 1))
     # kill-and-resume: one cell lost, recomputed with the same numbers; the others are reused
-    (tmp_path / "cells" / "q1_r1.npz").unlink()
-    kept = (tmp_path / "cells" / "q0_r0.npz").stat().st_mtime_ns
+    records = tmp_path / "cells" / "cells"
+    (records / "q1_r1.npz").unlink()
+    kept = (records / "q0_r0.npz").stat().st_mtime_ns
     again = mnist.run(s, workers=1, progress=False, cells_dir=tmp_path / "cells")
-    assert (tmp_path / "cells" / "q0_r0.npz").stat().st_mtime_ns == kept
+    assert (records / "q0_r0.npz").stat().st_mtime_ns == kept and (records / "q1_r1.npz").exists()
     for split in first.risk:
         np.testing.assert_array_equal(first.risk[split], again.risk[split])
-    with pytest.raises(ValueError, match="holds cells of other settings"):
+    with pytest.raises(ValueError, match="holds cells of another configuration"):
         mnist.run(s.replace(steps=10), workers=1, progress=False, cells_dir=tmp_path / "cells")
     path = results.save(first, tmp_path / "mnist.npz")
     loaded = results.load(path, mnist.MnistResult)
@@ -138,4 +139,4 @@ def test_dask_local_cluster_gives_the_same_numbers(tmp_path):
     serial = mnist.run(s, workers=1, progress=False)
     dask = mnist.run(s, workers=2, progress=False, dask="local", cells_dir=tmp_path)
     np.testing.assert_array_equal(serial.risk["test"], dask.risk["test"])
-    assert len(list(tmp_path.glob("q*_r*.npz"))) == 4
+    assert len(list((tmp_path / "cells").glob("q*_r*.npz"))) == 4

@@ -240,7 +240,7 @@ def run(settings, *, progress=True, workers=None, cells_dir=None, dask=None, das
     workers : int, optional
         Worker processes (default one per core); the numbers do not depend on it.
     cells_dir : str or path, optional
-        A cell store (:mod:`meanfield_dropout.runtime.cells`, kind ``"MNIST cells"``): keep
+        A cell store (:mod:`meanfield_dropout.runtime.cells`, kind ``"MNIST run"``): keep
         each finished cell there and skip the cells found there (resume after a kill or
         Ctrl-C); a directory of other settings is refused.
     dask : str, optional
@@ -255,7 +255,7 @@ def run(settings, *, progress=True, workers=None, cells_dir=None, dask=None, das
     check_backend(dask, dask_timeout)
     _check_memory(s, data, workers)
     store = None if cells_dir is None else CellStore(
-        cells_dir, "MNIST cells", dataclasses.asdict(s), codec="npz").open()
+        cells_dir, "MNIST run", dataclasses.asdict(s), codec="npz").open()
     seeds = seed_sequence(s.seed).spawn(s.repeats)
     cells = [MnistCell(k, r, names, tracked, s.keep_probs[k])
              for k, r, names, tracked in plan_cells(s)]

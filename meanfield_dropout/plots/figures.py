@@ -14,18 +14,21 @@ from matplotlib.ticker import NullFormatter
 from ..validation import check_choice
 from ..convergence import METRICS
 from ..metrics import coupled_rms
+from ..runtime.results import atomic_file
 from .style import COLORS, LABELS
 
 
 def save_figure(fig, path, pdf=False):
-    """Save ``fig`` as PNG at ``path`` (and as PDF beside it if ``pdf``); returns the paths."""
+    """Save ``fig`` as PNG at ``path`` (and as PDF beside it if ``pdf``); returns the paths.
+
+    Each file is written atomically (:func:`~meanfield_dropout.runtime.results.atomic_file`):
+    an interrupted save leaves the previous file, never a half-written one.
+    """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight")
-    paths = [path]
-    if pdf:
-        paths.append(path.with_suffix(".pdf"))
-        fig.savefig(paths[-1], bbox_inches="tight")
+    paths = [path] + ([path.with_suffix(".pdf")] if pdf else [])
+    for target in paths:
+        with atomic_file(target, "wb") as handle:
+            fig.savefig(handle, format=target.suffix.lstrip(".") or "png", bbox_inches="tight")
     return paths
 
 

@@ -21,7 +21,8 @@ Guarantees:
 
 * **Atomic records.** A record is written to a temporary file and renamed over its place
   (:func:`~meanfield_dropout.runtime.results.atomic_file`): a killed or interrupted run leaves
-  whole records or none, never a half-written one.
+  whole records or none, never a half-written one (an interrupted run also removes its
+  stopped writers' temporary files: :meth:`CellStore.discard_partial`).
 * **Validated records.** A record counts as finished only if it holds the key and identity of
   its cell and passes the owner's ``check``; anything else (truncated, edited, another cell's,
   another version's) is recomputed by :func:`run_cells`, with a :class:`CellWarning`.
@@ -42,6 +43,7 @@ locks on Linux); where ``fcntl`` is missing (not POSIX), claims always succeed a
 into one directory must not run at the same time. Dask workers without access to ``DIR``
 return their records, which :func:`run_cells` writes here.
 """
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -149,7 +151,7 @@ class CellStore:
     directory : str or path-like
     kind : str
         What the directory holds, for the manifest and the messages (``"scan"``,
-        ``"phase map"``, ``"MNIST cells"``).
+        ``"phase map"``, ``"MNIST run"``).
     config : dict
         The JSON-able configuration the cells belong to.
     codec : {"json", "npz"}
@@ -194,12 +196,17 @@ class CellStore:
             raise ValueError(f"{self.directory} is a file, not a {self.kind} directory")
         if self.manifest_path.exists():
             stored = read_json(self.manifest_path)
-            if stored is None or stored.get("kind", self.kind) != self.kind or \
-                    stored.get("config") != self.config:
-                raise ValueError(
-                    f"{self.directory} holds {stored.get('kind', 'cells') if stored else 'cells'}"
-                    f" of another configuration (see its manifest.json); give another "
-                    f"directory to start a new {self.kind}, or delete this one")
+            if stored is None:
+                held = "no readable manifest"
+            elif stored.get("kind", self.kind) != self.kind:
+                held = f"cells of another kind ({stored['kind']!r})"
+            else:
+                held = None if stored.get("config") == self.config else \
+                    "cells of another configuration"
+            if held:
+                raise ValueError(f"{self.directory} holds {held} (see its manifest.json); give "
+                                 f"another directory to start a new {self.kind}, or delete "
+                                 f"this one")
         self.write_manifest(**entries)
         return self
 
@@ -284,6 +291,15 @@ class CellStore:
         record = _normalized(dict(value, key=cell.key, identity=cell.identity))
         write_json(path, record)
         return record
+
+    def discard_partial(self):
+        """Remove the temporary files that stopped writers left in ``DIR/cells``, except those
+        of cells a live process claims (it may still be writing them)."""
+        for partial in (self.directory / "cells").glob(".*.tmp"):
+            claim = self.claim(partial.name[1:].split(".", 1)[0])
+            if claim is not None:
+                with claim:
+                    partial.unlink(missing_ok=True)
 
     def claim_path(self, key):
         """The lock file of the cell ``key``."""
@@ -405,25 +421,28 @@ def run_cells(cells, function, store=None, *, args=(), workers=1, dask=None,
             while pending:
                 claimed = []
                 tasks = [(cell, store, function, args) for cell in pending]
-                for index, (outcome, value) in run_unordered(
+                # closed on any exception: the workers are stopped before it goes on
+                with contextlib.closing(run_unordered(
                         _compute, tasks, workers, dask=dask, dask_timeout=dask_timeout,
-                        always_spawn=always_spawn):
-                    cell = pending[index]
-                    if outcome == CLAIMED:
-                        claimed.append(cell)
-                        continue
-                    if outcome == COMPUTED:
-                        if store is not None and not store.path(cell.key).exists():
-                            value = store.write(cell, value)  # a worker without this disk
-                        counts["computed"] += 1
-                    else:
-                        counts["by_other"] += 1
-                    values[cell.key] = value
-                    bar.update(1)
+                        always_spawn=always_spawn)) as outcomes:
+                    for index, (outcome, value) in outcomes:
+                        cell = pending[index]
+                        if outcome == CLAIMED:
+                            claimed.append(cell)
+                            continue
+                        if outcome == COMPUTED:
+                            if store is not None and not store.path(cell.key).exists():
+                                value = store.write(cell, value)  # a worker without this disk
+                            counts["computed"] += 1
+                        else:
+                            counts["by_other"] += 1
+                        values[cell.key] = value
+                        bar.update(1)
                 pending = _after_claims(claimed, store, counts, values, bar)
     except KeyboardInterrupt:
         if store is None:
             raise Interrupted("interrupted") from None
+        store.discard_partial()
         # records a stopped worker wrote before its result reached this process count too
         kept = len(values) + sum(store.read(cell)[1] is None for cell in pending
                                  if cell.key not in values)

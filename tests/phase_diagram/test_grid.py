@@ -102,6 +102,14 @@ def test_cli_estimate_and_bad_input():
     assert "--quick" in bad.stderr and "Traceback" not in bad.stderr
 
 
+def test_a_directory_of_another_grid_is_refused_before_any_cell_runs(tmp_path):
+    (tmp_path / "grid.json").write_text(json.dumps(dataclasses.asdict(TINY)))
+    with pytest.raises(ValueError, match=r"holds a grid decision of another configuration "
+                                         r"\(see its grid.json\); give another directory"):
+        decide_grid(dataclasses.replace(TINY, repeats=3), tmp_path, workers=1, progress=False)
+    assert not (tmp_path / "scan").exists()
+
+
 _KILLABLE = """
 import sys
 from phase_diagram.scan.grid import GridConfig, decide_grid

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from ..processes import live_processes
+
 ROOT = Path(__file__).resolve().parents[2]
 MAP = ["map", "--grid", "2", "--widths", "16,32", "--repeats", "2", "--horizon", "1",
        "--budget", "1", "--no-progress"]
@@ -16,17 +18,7 @@ MAP = ["map", "--grid", "2", "--widths", "16,32", "--repeats", "2", "--horizon",
 
 def _session_processes(sid):
     """PIDs of the live processes of session ``sid`` (the command and its workers)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid and fields[0] != "Z":
-            found.append(int(entry.name))
-    return found
+    return [pid for pid, (stat, _) in live_processes().items() if int(stat[3]) == sid]
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")

@@ -17,6 +17,8 @@ from phase_diagram.scan import (DIVERGED, ScanWarning, build_cells, config_from_
                                 load_config, run_scan, summarize)
 from phase_diagram.scan.records import scan_store
 
+from ..processes import live_processes
+
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ROOT / "examples" / "phase_scan_small.toml"
 DIVERGING = "tests.phase_diagram.cells:diverging_cell"
@@ -178,26 +180,8 @@ def test_two_scans_into_one_directory_compute_each_cell_once(tmp_path):
 
 def _children(pid):
     """PIDs of the pool workers of process ``pid`` (spawned children)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid and b"spawn_main" in cmdline:
-            found.append(int(entry.name))
-    return found
-
-
-def _running(pid):
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    return [child for child, (stat, cmdline) in live_processes().items()
+            if int(stat[1]) == pid and b"spawn_main" in cmdline]
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
@@ -217,9 +201,9 @@ def test_pool_workers_exit_when_the_scan_process_is_killed(tmp_path):
         os.kill(proc.pid, signal.SIGKILL)    # the scan process alone, not its group
         proc.wait()
         deadline = time.time() + 10
-        while any(_running(pid) for pid in workers) and time.time() < deadline:
+        while set(workers) & set(live_processes()) and time.time() < deadline:
             time.sleep(0.1)
-        assert not any(_running(pid) for pid in workers)
+        assert not set(workers) & set(live_processes())
     finally:
         try:
             os.killpg(proc.pid, signal.SIGKILL)
