@@ -115,12 +115,12 @@ def test_map_announces_a_long_run_before_it_starts(monkeypatch, capsys, tmp_path
     """run_map prints the plug-in cost model's total over its pending cells before the first
     cell when it exceeds ANNOUNCE_SECONDS, nothing below it."""
     import phase_diagram.finder.phase_map as phase_map
-    from meanfield_dropout.runtime import memory
+    from meanfield_dropout.runtime import cells as cell_store, memory
     from phase_diagram.finder.phase_map import MapConfig, build_map_cells, run_map
 
     def stop(*args, **kwargs):
         raise RuntimeError("stopped before the first cell")
-    monkeypatch.setattr(phase_map, "run_unordered", stop)
+    monkeypatch.setattr(cell_store, "run_unordered", stop)
     config = MapConfig(grid=2, widths=(16, 32), repeats=2, horizon=1.0, budget=1.0)
     cells, _ = build_map_cells(config)
     shape = config.dataset()[0].shape
