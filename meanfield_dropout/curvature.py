@@ -31,6 +31,7 @@ from .kernels.second_order import _hessian_vector_product
 from .runtime import tables
 from .runtime.memory import check_memory, warn_long_run
 from .runtime.threads import blas_single_thread
+from .warmup import compile_once
 from .network import (NetworkData, check_particles, network_data,
                       output_scale_factor)
 
@@ -65,8 +66,10 @@ def _gradient(net, penalty=0.0):
     n, m = net.X.shape[0], d.inputs.shape[0]
     rows = np.arange(n)
     f = np.empty((d.outputs, m))
-    _forward(net.X, rows, n, 1.0, net.scale, d.inputs_t, d.outputs, d.bias, d.activation,
-             np.empty((0, m)), False, f)
+    forward = (net.X, rows, n, 1.0, net.scale, d.inputs_t, d.outputs, d.bias, d.activation,
+               np.empty((0, m)), False, f)
+    compile_once(_forward, forward, "curvature", net.X.dtype.name)
+    _forward(*forward)
     residual = np.empty_like(f)
     _loss_derivative(d.loss, f, d.targets, residual)
     out = np.zeros_like(net.X)
@@ -79,9 +82,10 @@ def _gradient(net, penalty=0.0):
 def _hvp(net, V, penalty=0.0):
     d = net.data
     out = np.empty_like(net.X)
-    _hessian_vector_product(net.X, np.ascontiguousarray(V), net.scale, penalty, d.loss,
-                            d.targets, d.inputs, d.inputs_t, d.outputs, d.bias, d.activation,
-                            out)
+    args = (net.X, np.ascontiguousarray(V), net.scale, penalty, d.loss, d.targets, d.inputs,
+            d.inputs_t, d.outputs, d.bias, d.activation, out)
+    compile_once(_hessian_vector_product, args, "curvature", net.X.dtype.name)
+    _hessian_vector_product(*args)
     return out
 
 

@@ -74,6 +74,7 @@ from .network import check_particles, network_data
 from .noise import mask_uniforms
 from .runtime.threads import blas_single_thread, kernel_threads
 from .kernels.rows import _all_features
+from .warmup import compile_once
 
 #: The five limits and the constants each needs (α, β, τ; see :func:`limit_constants`).
 LIMIT_CONSTANTS = {"wgf": (), "penalized-wgf": ("beta",), "jump-poisson": ("alpha",),
@@ -390,6 +391,8 @@ def _run_flow(X, data, times, beta, dt, bounds, snapshots, bar, limit):
     (m, d), n, p = data.inputs.shape, X.shape[0], X.shape[1]
     work = make_workspace(n, data.outputs, d, m, X.dtype)
     chunk = max(1, int(_BAR_OPERATIONS / (12.0 * n * m * p)))
+    compile_once(_heun, (X, data, beta, 0.0, 0, bounds, work), "limits", X.dtype.name)
+    bar.reset()                 # the bar's clock starts after the compiling
     for k, steps in enumerate(heun_steps(times, dt).astype(np.int64)):
         start = times[k - 1] if k else 0.0
         length = (times[k] - start) / steps if steps else 0.0
@@ -426,6 +429,11 @@ def _run_events(X, data, times, constants, seq, bounds, snapshots, bar, limit, c
     value, deriv = np.empty((n, Zt.shape[1])), np.empty((n, Zt.shape[1]))
     features = _all_features(X, Zt, 1, has_bias, act, value, deriv)
     jumps = np.zeros(n, dtype=np.int64)
+    no_rings = np.zeros(0, dtype=np.int64)
+    compile_once(_jump_events, (X, RingState(value, deriv, features, np.empty((1, Zt.shape[1]))),
+                                data, alpha, beta, Rings(no_rings, no_rings, no_rings), bounds,
+                                jumps), "limits", X.dtype.name)
+    bar.reset()
     batch = _EVENT_BATCH if beta == 0 else max(1, min(_EVENT_BATCH, int(_PARTNER_BATCH * beta)))
     rings = 0
     for k, t in enumerate(times):

@@ -95,8 +95,17 @@ def task_list(dtypes=DTYPES):
 
 
 #: Compile time of a task on an empty cache, what :func:`compile_ahead` announces (CPU
-#: seconds of ``benchmarks/bench_compile.py`` on this project's 2-core machine, rounded up).
-COMPILE_SECONDS = {("simulate", "float64"): 30, ("simulate", "float32"): 30}
+#: seconds of ``benchmarks/bench_compile.py`` on this project's 2-core machine, rounded up:
+#: limits 12.4 s, curvature 10.4 s, SME 58.6 s at commit 300a711). A task's time is that of
+#: all its kernels; one call compiles those it uses.
+COMPILE_SECONDS = {("simulate", "float64"): 30, ("simulate", "float32"): 30,
+                   ("limits", "float64"): 13, ("curvature", "float64"): 11,
+                   ("sme", "float64"): 59}
+
+#: The (task, dtype) pairs whose compiling this process has announced (one message each).
+_announced = set()
+#: The (kernel, dtype) pairs :func:`compile_once` has compiled ahead in this process.
+_compiled = set()
 
 
 def is_cached(kernel, args):
@@ -114,13 +123,23 @@ def is_cached(kernel, args):
 
 def compile_ahead(kernel, args, task, dtype, announce=True):
     """Compile (or load) ``kernel`` for the types of ``args`` now, saying so first if it is not
-    in the cache: a run's progress bar then starts after the compiling, with a true estimate."""
-    if announce and not is_cached(kernel, args):
+    in the cache: a run's progress bar then starts after the compiling, with a true estimate.
+    The message of a task (and dtype) comes once per process."""
+    if announce and (task, dtype) not in _announced and not is_cached(kernel, args):
+        _announced.add((task, dtype))
         seconds = COMPILE_SECONDS.get((task, dtype))
         about = f", about {seconds} s" if seconds else ""
         tqdm.write(f"compiling kernels: first run only{about}; `meanfield-dropout warmup` "
                    "does it ahead", file=sys.stderr)
     kernel.compile(tuple(kernel.typeof_pyval(a) for a in args))
+
+
+def compile_once(kernel, args, task, dtype):
+    """:func:`compile_ahead` the first time this process asks for ``kernel`` and ``dtype``;
+    later calls cost a set lookup (a call with other argument types compiles, silently)."""
+    if (kernel, dtype) not in _compiled:
+        compile_ahead(kernel, args, task, dtype)
+        _compiled.add((kernel, dtype))
 
 
 def cache_dir():

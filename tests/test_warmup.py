@@ -89,9 +89,78 @@ def test_a_run_that_compiles_says_so_and_a_cached_one_does_not(monkeypatch, caps
     simulate(inputs, inputs[:, 0], **run)
     assert "compiling kernels" not in capsys.readouterr().err
     monkeypatch.setattr(warmup, "is_cached", lambda kernel, args: False)
+    monkeypatch.setattr(warmup, "_announced", set())
     simulate(inputs, inputs[:, 0], **run)
     err = capsys.readouterr().err
     assert "compiling kernels: first run only" in err and "meanfield-dropout warmup" in err
+
+
+def _limits_calls():
+    from meanfield_dropout.limits import simulate_limit
+    inputs, targets = warmup._teacher()
+    run = dict(times=[0.0, 0.02], limit_particles=4, progress=True)
+    return [lambda: simulate_limit("wgf", inputs, targets, **run),
+            lambda: simulate_limit("jump-poisson", inputs, targets, alpha=0.1, **run)]
+
+
+def _curvature_calls():
+    from meanfield_dropout import curvature
+    from meanfield_dropout.network import init_particles
+    inputs, targets = warmup._teacher()
+    X = init_particles(4, inputs.shape[1])
+    return [lambda: curvature.loss_gradient(X, inputs, targets),
+            lambda: curvature.sharpness(X, inputs, targets, iterations=2),
+            lambda: curvature.hessian_vector_product(X, inputs, targets, X)]
+
+
+def _sme_calls():
+    from meanfield_dropout import sme
+    inputs, targets = warmup._teacher()
+    problem = sme.make_problem(inputs, targets[:, None], width=3, keep_prob=0.5)
+    params = sme.init_params(problem)
+    return [lambda: sme.simulate_dropout(problem, params, 0.01, 2, progress=True),
+            lambda: sme.simulate_modified_gd(problem, params, 0.01, 2),
+            lambda: sme.simulate_sme(problem, params, 0.01, 2),
+            lambda: sme.noise_covariance(problem, params),
+            lambda: sme.empirical_covariance(problem, params, 2),
+            lambda: sme.modified_loss_hessian(problem, params),
+            lambda: sme.hessian_vector_product(problem, params, params)]
+
+
+@pytest.mark.parametrize("task, calls", [("limits", _limits_calls),
+                                         ("curvature", _curvature_calls), ("sme", _sme_calls)])
+def test_the_limits_curvature_and_sme_say_once_that_they_compile(task, calls, monkeypatch, capsys):
+    calls = calls()
+    for call in calls:          # compiled (or loaded) in this process: no message
+        call()
+    assert "compiling kernels" not in capsys.readouterr().err
+    # a cold cache: the first kernel that compiles says so, with the task's time, and only once
+    monkeypatch.setattr(warmup, "is_cached", lambda kernel, args: False)
+    monkeypatch.setattr(warmup, "_announced", set())
+    monkeypatch.setattr(warmup, "_compiled", set())
+    for call in calls + calls:
+        call()
+    err = capsys.readouterr().err
+    assert err.count("compiling kernels: first run only") == 1
+    assert f"about {warmup.COMPILE_SECONDS[task, 'float64']} s" in err
+    # a warm cache: every kernel is checked once, and none is announced
+    monkeypatch.setattr(warmup, "is_cached", lambda kernel, args: True)
+    monkeypatch.setattr(warmup, "_announced", set())
+    monkeypatch.setattr(warmup, "_compiled", set())
+    for call in calls:
+        call()
+    assert "compiling kernels" not in capsys.readouterr().err
+
+
+def test_an_sme_run_says_so_before_its_bar(monkeypatch, capsys):
+    simulate_dropout = _sme_calls()[0]
+    simulate_dropout()
+    capsys.readouterr()
+    monkeypatch.setattr(warmup, "is_cached", lambda kernel, args: False)
+    monkeypatch.setattr(warmup, "_announced", set())
+    monkeypatch.setattr(warmup, "_compiled", set())
+    simulate_dropout()
+    assert capsys.readouterr().err.startswith("compiling kernels: first run only")
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from ..runtime import tables
 from ..validation import check_choice, check_int, check_positive
+from ..warmup import compile_once
 from ..kernels.core import _backward_update, _loss_derivative
 from ..kernels.rows import _all_features
 from ..kernels.second_order import _jacobian_transpose
@@ -88,7 +89,9 @@ def _dropout_steps(problem, thetas, lr, keep):
     ``keep`` (n_runs, width) holds the keep decisions (True: mask entry 1/p).
     """
     with _kernel_threads(problem) as net:
-        _dropout_replicas(net, thetas, keep, lr * net.scale, thetas)
+        args = (net, thetas, keep, lr * net.scale, thetas)
+        compile_once(_dropout_replicas, args, "sme", thetas.dtype.name)
+        _dropout_replicas(*args)
 
 
 @njit(cache=True)
@@ -108,6 +111,7 @@ def _gd_kernel(net, thetas, step):
 def _gd_steps(problem, thetas, lr):
     """One GD step on L_S for every replica (in place)."""
     with _kernel_threads(problem) as net:
+        compile_once(_gd_kernel, (net, thetas, lr * net.scale), "sme", thetas.dtype.name)
         _gd_kernel(net, thetas, lr * net.scale)
 
 
@@ -156,7 +160,9 @@ def _sme_kernel(net, thetas, lr, h, order, z, G):
 def _sme_steps(problem, thetas, lr, h, order, z, G):
     """One Euler-Maruyama step of the order-1 or order-2 SME for every replica (in place)."""
     with _kernel_threads(problem) as net:
-        _sme_kernel(net, thetas, lr, h, order, z, G)
+        args = (net, thetas, lr, h, order, z, G)
+        compile_once(_sme_kernel, args, "sme", thetas.dtype.name)
+        _sme_kernel(*args)
 
 
 @njit(cache=True)
@@ -195,6 +201,8 @@ def _drive(problem, thetas, steps, loss_every, record_params, step, time_per_ste
     params = (np.empty((thetas.shape[0], len(record_at), problem.n_params))
               if record_params else None)
     slot = 0
+    # the first kernel of every run: a cold cache is announced before the bar
+    compile_once(_losses_kernel, (problem._net, thetas), "sme", thetas.dtype.name)
     for done in tqdm(range(steps + 1), desc=method, disable=not progress, leave=False):
         if done > 0:
             step(thetas, done - 1)

@@ -14,6 +14,7 @@ import numpy as np
 from numba import njit
 
 from ..validation import check_array
+from ..warmup import compile_once
 from ..kernels.second_order import _hessian_vector_product
 from .covariance import MAX_DENSE_PARAMS, check_dense_size
 from .model import _SQUARE, _kernel_threads
@@ -46,6 +47,7 @@ def _dense_hessian_kernel(net, blocks):
 def _dense_hessian(problem, blocks):
     """H of L_S (not symmetrised) for the (width, K + d) blocks of θ."""
     with _kernel_threads(problem) as net:
+        compile_once(_dense_hessian_kernel, (net, blocks), "sme", blocks.dtype.name)
         return _dense_hessian_kernel(net, blocks)
 
 
@@ -66,6 +68,7 @@ def hessian_vector_product(problem, params, vector):
                                "vector")
     out = np.empty_like(blocks)
     with _kernel_threads(problem) as net:
+        compile_once(_hvp, (net, blocks, direction, out), "sme", blocks.dtype.name)
         _hvp(net, blocks, direction, out)
     return out.ravel()
 
