@@ -429,10 +429,9 @@ def _run_events(X, data, times, constants, seq, bounds, snapshots, bar, limit, c
     value, deriv = np.empty((n, Zt.shape[1])), np.empty((n, Zt.shape[1]))
     features = _all_features(X, Zt, 1, has_bias, act, value, deriv)
     jumps = np.zeros(n, dtype=np.int64)
-    no_rings = np.zeros(0, dtype=np.int64)
     compile_once(_jump_events, (X, RingState(value, deriv, features, np.empty((1, Zt.shape[1]))),
-                                data, alpha, beta, Rings(no_rings, no_rings, no_rings), bounds,
-                                jumps), "limits", X.dtype.name)
+                                data, alpha, beta, Rings(*[jumps[:0]] * 3), bounds, jumps),
+                 "limits", X.dtype.name)
     bar.reset()
     batch = _EVENT_BATCH if beta == 0 else max(1, min(_EVENT_BATCH, int(_PARTNER_BATCH * beta)))
     rings = 0
