@@ -29,7 +29,7 @@ SUBPACKAGE_TITLES = {
     "meanfield_dropout.sme": "Stochastic modified equations",
     "meanfield_dropout.experiments": "The papers' experiments",
     "meanfield_dropout.plots": "Figures",
-    "meanfield_dropout.runtime": "Runtime: runner, memory guard, result files",
+    "meanfield_dropout.runtime": "Runtime: runner, cell store, memory guard, result files",
     "meanfield_dropout.kernels": "Numba kernels",
     "meanfield_dropout.cli": "Command line (meanfield-dropout)",
     "phase_diagram": "Phase-diagram explorer",
