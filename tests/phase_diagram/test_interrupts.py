@@ -18,6 +18,16 @@ MAP = ["map", "--grid", "2", "--widths", "16,512", "--repeats", "8", "--horizon"
        "--budget", "1", "--no-progress"]
 
 
+def _sigint_default():
+    """In the child before ``exec``: SIGINT as a terminal's foreground command has it.
+
+    A command started with SIGINT ignored (e.g. the test run is a background job of a
+    non-interactive shell, which ignores SIGINT in its children) keeps ignoring it, as Unix
+    programs should; the Ctrl-C of a terminal reaches commands with the default action.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _session_processes(sid):
     """PIDs of the live processes of session ``sid`` (the command and its workers)."""
     return [pid for pid, (stat, _) in live_processes().items() if int(stat[3]) == sid]
@@ -30,7 +40,8 @@ def test_ctrl_c_during_a_map_stops_it_with_one_line_and_no_orphans(tmp_path):
             str(tmp_path / "m.png"), "--workers", "2"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen(argv, cwd=ROOT, env=env, start_new_session=True, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=_sigint_default)
     try:
         deadline = time.monotonic() + 300
         while not list((out / "cells").glob("*.json")) and time.monotonic() < deadline:
