@@ -17,7 +17,8 @@ import numba
 from meanfield_dropout import simulate
 from meanfield_dropout.data import toy
 from meanfield_dropout.data import mnist47
-from meanfield_dropout.limits import simulate_limit
+from meanfield_dropout.limits import LimitConstants, simulate_limit
+from meanfield_dropout.network import network_data
 from phase_diagram.finder.plugin import FLOW_DT, estimate_costs
 from timing import best_seconds, machine_header
 
@@ -32,13 +33,14 @@ def measure(inputs, targets, width, repeats):
         simulate(inputs, targets, master_lr=LR, steps=steps, width=width, keep_prob=KEEP,
                  variants=("dropout",), activation="tanh", loss_every=steps, progress=False)
 
-    def flow():
-        simulate_limit("wgf", inputs, targets, times=[0.0, horizon], limit_particles=width,
-                       dt=FLOW_DT)
+    train = network_data(inputs, targets, activation="tanh")
 
-    def rings(limit, **constants):
-        return lambda: simulate_limit(limit, inputs, targets, times=[0.0, ring_time],
-                                      limit_particles=width, alpha=alpha, **constants)
+    def flow():
+        simulate_limit("wgf", train, times=[0.0, horizon], limit_particles=width, dt=FLOW_DT)
+
+    def rings(limit, beta=None):
+        return lambda: simulate_limit(limit, train, LimitConstants(alpha=alpha, beta=beta),
+                                      times=[0.0, ring_time], limit_particles=width)
 
     count = width * ring_time / alpha
     return {"dropout step": best_seconds(dropout, repeats) / steps,

@@ -51,7 +51,6 @@ initial scale (default 10^6), or stop being finite, raises
 horizon that would run no step is refused with the smallest valid one; memory is estimated
 and checked, and long runs are announced, before anything runs.
 """
-import dataclasses
 import functools
 
 import numpy as np
@@ -61,17 +60,15 @@ from .runtime import results, tables
 from .validation import check_int, check_keep_prob, check_positive, seed_record, seed_sequence
 from .network import network_data
 from .convergence_plan import (CLOCK_COUPLED, COUPLED_VARIANTS, METRICS,  # noqa: F401
-                               DEFAULT_DATA, cell_steps, check_cell, check_horizon, in_context,
-                               make_plan, step_lengths)
+                               DEFAULT_DATA, CellSettings, cell_steps, check_cell,
+                               check_horizon, in_context, make_plan, step_lengths)
 from .engine import DivergenceError, init_particles, simulate
-from .limits import LIMITS, DropoutClock, _cloud_predictor, simulate_limit
+from .limits import LIMITS, DropoutClock, LimitConstants, _cloud_predictor, simulate_limit
 from .runtime.memory import NOMINAL_RATE, announce_cost, format_bytes, warn_long_run
 from .metrics import coupled_rms, predictor_distance, wasserstein2
 from .stats import fit_slopes
 
-def estimate_cost(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon,
-                  seed=None, data=None, activation="tanh", n_times=5, limit_particles=None,
-                  **options):
+def estimate_cost(width, master_lr, keep_prob, settings, *, limit_particles=None):
     """Estimated memory and work of :func:`measure_distances` with the same arguments.
 
     Raises the errors :func:`measure_distances` would raise before running (bad arguments, a
@@ -86,17 +83,16 @@ def estimate_cost(width, master_lr, keep_prob, limits, *, alpha, beta, tau, hori
     width = check_int(width, "width", low=1)
     limit_particles = width if limit_particles is None else \
         check_int(limit_particles, "limit_particles", low=1)
-    plan = make_plan(limits, alpha, beta, tau, horizon, n_times, data, activation, options)
+    plan = make_plan(settings)
     check_keep_prob(keep_prob)
     return check_cell(plan, width, check_positive(master_lr, "master_lr"), limit_particles)
 
 
-def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon, seed,
-                      data=None, activation="tanh", n_times=5, limit_particles=None,
-                      **options):
+def measure_distances(width, master_lr, keep_prob, settings, *, seed, limit_particles=None):
     """Distances between dropout at width n and the requested limit dynamics over [0, T].
 
-    The default cell function of the phase-diagram scans (:mod:`phase_diagram.scan`).
+    The measurement of the phase-diagram scans' default cell function
+    (:mod:`phase_diagram.scan.cell_functions`).
 
     Parameters
     ----------
@@ -106,44 +102,15 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
         τ_n, the master learning rate of dropout.
     keep_prob : float
         q_n ∈ (0, 1], dropout's keep probability.
-    limits : str, sequence of str or dict
-        Limit names (:data:`~meanfield_dropout.limits.LIMITS`), or {name: {constant:
-        value}} to give one limit its own constants (e.g. a wrong limit).
-    alpha, beta, tau : float or None
-        Limit constants α = lim τ_n/q_n, β = lim (1 − q_n)/(n q_n), τ = lim τ_n shared by the
-        limits (each uses only those it needs; see
-        :data:`~meanfield_dropout.limits.LIMIT_CONSTANTS`).
-    horizon : float
-        T > 0 in time units t = k τ_n.
+    settings : CellSettings
+        The limits and their constants, the horizon T, the grid, the data and the options of
+        the cell (:class:`~meanfield_dropout.convergence_plan.CellSettings`).
     seed : int or numpy.random.SeedSequence
         Root seed: initialisation, dropout masks, each limit's stream and the W2 subsets are
         spawned from it (a limit's stream does not depend on which other limits run; the
         same seed, or the same ``SeedSequence`` passed again, gives the same numbers).
-    data : str, path, Dataset or (inputs, targets), optional
-        A name of :data:`~meanfield_dropout.data.DATASETS`, an ``.npz`` file, a Dataset or a
-        pair (:func:`~meanfield_dropout.data.load_dataset`); default :data:`DEFAULT_DATA`
-        (``"toy"``). Networks have no bias (φ(x, z) = a σ(w·z)).
-    activation : str
-        σ; smooth (``tanh``) by default, as the limit theorems assume.
-    n_times : int
-        Number of grid times in [0, T] (≥ 2).
     limit_particles : int, optional
         N, the particle count of the limits (default n).
-    **options
-        ``coupled`` (sequence from :data:`COUPLED_VARIANTS`, default (); ``jump-bernoulli``
-        needs that limit in ``limits``, read at its steps k = round(t/τ)), ``w2_particles``
-        (default 500; at most :data:`~meanfield_dropout.metrics.MAX_ASSIGNMENT_POINTS` for
-        the exact assignment), ``w2_method`` (``"assignment"``, the default,
-        ``"network-simplex"`` or ``"sliced"``: :func:`~meanfield_dropout.metrics.wasserstein2`),
-        ``divergence_factor`` (the bounds of every run of the cell, default
-        :data:`~meanfield_dropout.engine.DIVERGENCE_FACTOR`), ``dt`` (Heun step of the flows,
-        default :data:`~meanfield_dropout.limits.DEFAULT_DT`), ``chunk_steps`` (engine,
-        default 256), ``progress`` (default False), ``tile_limit`` (default False: with
-        ``limit_particles`` a multiple of n, the limits start from copies of dropout's
-        particles, the same empirical measure, so the t = 0 distances are 0),
-        ``clock_coupling`` (default False: the ``jump-poisson`` and ``critical`` limits take
-        their rings from dropout's keep draws, :class:`~meanfield_dropout.limits.DropoutClock`;
-        needs N = n).
 
     Raises
     ------
@@ -170,7 +137,7 @@ def measure_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, 
     width = check_int(width, "width", low=1)
     limit_particles = width if limit_particles is None else \
         check_int(limit_particles, "limit_particles", low=1)
-    plan = make_plan(limits, alpha, beta, tau, horizon, n_times, data, activation, options)
+    plan = make_plan(settings)
     master_lr, keep_prob = check_positive(master_lr, "master_lr"), check_keep_prob(keep_prob)
     _, operations = check_cell(plan, width, master_lr, limit_particles)
     warn_long_run(operations, f"measure_distances at width {width}",
@@ -242,11 +209,11 @@ def _measure(plan, width, master_lr, keep_prob, limit_particles, seed):
         clock = DropoutClock(mask_seed, master_lr) if plan.clock_coupling and \
             name in CLOCK_COUPLED else None
         try:
-            result = simulate_limit(name, inputs, targets, times=steps * step_length[name],
-                                    initial=X0_limit, seed=limit_seqs[LIMITS.index(name)],
-                                    activation=activation, dt=plan.dt,
+            result = simulate_limit(name, data, LimitConstants(**constants),
+                                    times=steps * step_length[name], initial=X0_limit,
+                                    seed=limit_seqs[LIMITS.index(name)], dt=plan.dt,
                                     divergence_factor=plan.divergence_factor,
-                                    progress=progress, clock=clock, **constants)
+                                    progress=progress, clock=clock)
         except DivergenceError as exc:
             raise in_context(exc, context) from None
         entry = dict(constants, times=result.times, steps=steps,
@@ -279,8 +246,7 @@ def _measure(plan, width, master_lr, keep_prob, limit_particles, seed):
     return out
 
 
-@results.register
-@dataclasses.dataclass(eq=False)
+@results.result_class
 class ConvergenceStudy:
     """Distances from dropout to its limits over widths and repeats (:func:`convergence_study`).
 
@@ -312,8 +278,6 @@ class ConvergenceStudy:
     distances: dict
     settings: dict
 
-    __repr__ = tables.compact_repr
-
     def to_frame(self):
         """The distances as a tidy table (pandas, the ``table`` extra): one row per series,
         metric, width, repeat and grid time.
@@ -339,10 +303,8 @@ class ConvergenceStudy:
                 for key, metrics in self.distances.items()}
 
 
-def convergence_study(master_lr_scaling, keep_prob_scaling, widths, *, limits, repeats=3,
-                      horizon=2.0, seed=0, alpha=None, beta=None, tau=None, data=None,
-                      activation="tanh", n_times=5, limit_particles_factor=1, label="",
-                      progress=True, **options):
+def convergence_study(master_lr_scaling, keep_prob_scaling, widths, settings, *, repeats=3,
+                      seed=0, limit_particles_factor=1, label="", progress=True):
     """Distances from dropout to each limit as functions of the width, with log–log slopes.
 
     Parameters
@@ -352,26 +314,19 @@ def convergence_study(master_lr_scaling, keep_prob_scaling, widths, *, limits, r
         n (e.g. ``Scaling.tau`` and ``Scaling.keep`` from :mod:`phase_diagram.theory.scalings`).
     widths : sequence of int
         At least two distinct widths.
-    limits : str, sequence of str or dict
-        As in :func:`measure_distances`.
+    settings : CellSettings
+        The limits, their constants, the horizon, grid, data and options of every cell, as in
+        :func:`measure_distances`.
     repeats : int
         Independent seeds per width (≥ 1; the slope interval needs ≥ 2).
-    horizon : float
-        T, in time units t = k τ_n.
     seed : int
         Root seed; repeat r at width n uses ``SeedSequence(seed, spawn_key=(r, n))``.
-    alpha, beta, tau : float, optional
-        The limit constants (α, β, τ = lim τ_n), as in :func:`measure_distances`.
-    data, activation, n_times
-        As in :func:`measure_distances`.
     limit_particles_factor : int
         N = factor × n particles for the limits.
     label : str
         Title of the study (plots).
     progress : bool
         ``tqdm`` bar over the cells.
-    **options
-        Passed to :func:`measure_distances` (``coupled``, ``w2_particles``, ``dt``, ...).
 
     Returns
     -------
@@ -385,7 +340,7 @@ def convergence_study(master_lr_scaling, keep_prob_scaling, widths, *, limits, r
     repeats = check_int(repeats, "repeats", low=1)
     seed = check_int(seed, "seed", low=0)
     factor = check_int(limit_particles_factor, "limit_particles_factor", low=1)
-    plan = make_plan(limits, alpha, beta, tau, horizon, n_times, data, activation, options)
+    plan = make_plan(settings)
     per_width = [(n, check_positive(master_lr_scaling(n), f"master_lr_scaling(n={n})"),
                   check_keep_prob(keep_prob_scaling(n), f"keep_prob_scaling(n={n})"))
                  for n in widths]
@@ -421,5 +376,5 @@ def convergence_study(master_lr_scaling, keep_prob_scaling, widths, *, limits, r
         keep_prob=np.array([p[2] for p in per_width]), limits=plan.limits,
         distances=series,
         settings=dict(data=plan.data, repeats=repeats, horizon=plan.horizon, seed=seed,
-                      activation=activation, n_times=plan.n_times,
+                      activation=plan.activation, n_times=plan.n_times,
                       limit_particles_factor=factor))

@@ -2,7 +2,8 @@
 :func:`~meanfield_dropout.convergence.measure_distances` cell from giving a silently wrong
 distance.
 
-* :func:`make_plan` — the settings shared by the cells of a study, validated once;
+* :class:`CellSettings` — what a cell measures and how, as given; :func:`make_plan` checks it
+  once for the cells of a study;
 * :func:`check_horizon` — a horizon shorter than half a step would run no step at all (and
   report a distance of 0 at every time): refused, naming the smallest valid horizon;
 * :func:`cell_cost` — the memory (bytes) and the work (floating-point operations) of one cell,
@@ -22,7 +23,7 @@ from .validation import check_choice, check_int, check_positive
 from .kernels.activations import activation_code
 from .data import data_label, load_dataset
 from .engine import DIVERGENCE_FACTOR, DivergenceError
-from .limits import DEFAULT_DT, LIMITS, limit_constants
+from .limits import DEFAULT_DT, LIMITS, LimitConstants, limit_constants
 from .runtime.memory import check_memory
 from .metrics import MAX_ASSIGNMENT_POINTS, W2_METHODS
 
@@ -31,8 +32,6 @@ from .metrics import MAX_ASSIGNMENT_POINTS, W2_METHODS
 COUPLED_VARIANTS = ("ram", "gd", "jump-bernoulli")
 #: Distances reported per limit.
 METRICS = ("predictor", "w2")
-_OPTIONS = ("coupled", "w2_particles", "w2_method", "dt", "chunk_steps", "divergence_factor",
-            "progress", "tile_limit", "clock_coupling")
 #: Limits whose clocks ``clock_coupling`` takes from dropout's keep draws.
 CLOCK_COUPLED = ("jump-poisson", "critical")
 
@@ -42,9 +41,87 @@ CLOCK_COUPLED = ("jump-poisson", "critical")
 DEFAULT_DATA = "toy"
 
 
+class CellSettings(NamedTuple):
+    """What a convergence cell measures and how, as given (checked by :func:`make_plan`; read
+    by :func:`~meanfield_dropout.convergence.measure_distances`,
+    :func:`~meanfield_dropout.convergence.estimate_cost` and
+    :func:`~meanfield_dropout.convergence.convergence_study`).
+
+    Attributes
+    ----------
+    limits : str, sequence of str or dict
+        Limit names (:data:`~meanfield_dropout.limits.LIMITS`), or {name: {constant:
+        value}} to give one limit its own constants (e.g. a wrong limit).
+    horizon : float
+        T > 0 in time units t = k τ_n.
+    constants : LimitConstants
+        α = lim τ_n/q_n, β = lim (1 − q_n)/(n q_n), τ = lim τ_n shared by the limits (each
+        uses only those it needs; see :data:`~meanfield_dropout.limits.LIMIT_CONSTANTS`).
+    n_times : int
+        Number of grid times in [0, T] (≥ 2).
+    data : str, path, Dataset or (inputs, targets), optional
+        A name of :data:`~meanfield_dropout.data.DATASETS`, an ``.npz`` file, a Dataset or a
+        pair (:func:`~meanfield_dropout.data.load_dataset`); None: :data:`DEFAULT_DATA`
+        (``"toy"``). Networks have no bias (φ(x, z) = a σ(w·z)).
+    activation : str
+        σ; smooth (``tanh``) by default, as the limit theorems assume.
+    coupled : sequence of str
+        Systems from :data:`COUPLED_VARIANTS` run coupled to dropout (``coupled_rms``);
+        ``jump-bernoulli`` needs that limit in ``limits`` and is read at its steps
+        k = round(t/τ).
+    w2_particles : int
+        Size of the W2 subsets; at most
+        :data:`~meanfield_dropout.metrics.MAX_ASSIGNMENT_POINTS` for the exact assignment.
+    w2_method : {"assignment", "network-simplex", "sliced"}
+        The solver of :func:`~meanfield_dropout.metrics.wasserstein2`.
+    dt : float
+        Heun step of the flows.
+    chunk_steps : int
+        Engine steps per kernel call between progress-bar updates.
+    divergence_factor : float
+        The bounds of every run of the cell
+        (:data:`~meanfield_dropout.engine.DIVERGENCE_FACTOR`).
+    progress : bool
+        ``tqdm`` bars of the runs of a cell.
+    tile_limit : bool
+        With N a multiple of n, the limits start from copies of dropout's particles (the same
+        empirical measure, so the t = 0 distances are 0).
+    clock_coupling : bool
+        The ``jump-poisson`` and ``critical`` limits take their rings from dropout's keep
+        draws (:class:`~meanfield_dropout.limits.DropoutClock`); needs N = n.
+    """
+
+    limits: object
+    horizon: float
+    constants: LimitConstants = LimitConstants()
+    n_times: int = 5
+    data: object = None
+    activation: str = "tanh"
+    coupled: tuple = ()
+    w2_particles: int = 500
+    w2_method: str = "assignment"
+    dt: float = DEFAULT_DT
+    chunk_steps: int = 256
+    divergence_factor: float = DIVERGENCE_FACTOR
+    progress: bool = False
+    tile_limit: bool = False
+    clock_coupling: bool = False
+
+
+def cell_settings(limits, constants, horizon, options):
+    """:class:`CellSettings` of ``limits``, ``constants``, ``horizon`` and the keyword
+    ``options`` of its other fields (the form of the scans' cell functions and of the keyword
+    fronts of :mod:`phase_diagram.convergence`); a ``ValueError`` names an unknown option."""
+    allowed = CellSettings._fields[3:]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown options {unknown}; allowed: {', '.join(allowed)}")
+    return CellSettings(limits, horizon, constants, **options)
+
+
 class Plan(NamedTuple):
-    """Validated settings shared by the cells of a study (see
-    :func:`~meanfield_dropout.convergence.measure_distances`)."""
+    """:class:`CellSettings` checked by :func:`make_plan`: ``limits`` as {name: constants},
+    the data loaded (``inputs``, ``targets``) and named (``data``)."""
 
     limits: dict
     horizon: float
@@ -79,44 +156,45 @@ def limit_requests(limits, alpha, beta, tau):
     return out
 
 
-def make_plan(limits, alpha, beta, tau, horizon, n_times, data, activation, options):
-    """The validated :class:`Plan` of these arguments of
-    :func:`~meanfield_dropout.convergence.measure_distances`."""
-    requests = limit_requests(limits, alpha, beta, tau)
-    unknown = sorted(set(options) - set(_OPTIONS))
-    if unknown:
-        raise ValueError(f"unknown options {unknown}; allowed: {', '.join(_OPTIONS)}")
-    coupled = tuple(options.get("coupled", ()))
+def make_plan(settings):
+    """The validated :class:`Plan` of :class:`CellSettings` (a ``ValueError`` naming the
+    setting out of its range)."""
+    if not isinstance(settings, CellSettings):
+        raise ValueError(f"settings must be a CellSettings, got {type(settings).__name__}")
+    if not isinstance(settings.constants, LimitConstants):
+        raise ValueError(f"constants must be a LimitConstants, got "
+                         f"{type(settings.constants).__name__}")
+    requests = limit_requests(settings.limits, *settings.constants)
+    coupled = tuple(settings.coupled)
     for name in coupled:
         check_choice(name, "coupled variant", COUPLED_VARIANTS)
     if "jump-bernoulli" in coupled and "jump-bernoulli" not in requests:
         raise ValueError("coupled variant 'jump-bernoulli' needs the jump-bernoulli limit "
                          "(its constants) in limits")
-    activation_code(activation)
-    w2_particles = check_int(options.get("w2_particles", 500), "w2_particles", low=1)
-    w2_method = check_choice(options.get("w2_method", "assignment"), "w2_method", W2_METHODS)
+    activation_code(settings.activation)
+    w2_particles = check_int(settings.w2_particles, "w2_particles", low=1)
+    w2_method = check_choice(settings.w2_method, "w2_method", W2_METHODS)
     if w2_method == "assignment" and w2_particles > MAX_ASSIGNMENT_POINTS:
         raise ValueError(f"w2_particles must be <= {MAX_ASSIGNMENT_POINTS} for the exact "
                          f"assignment W2 (O(k^3) time), got {w2_particles}; use w2_method "
                          "'network-simplex' or 'sliced' (POT) for larger subsets")
-    data = DEFAULT_DATA if data is None else data
+    data = DEFAULT_DATA if settings.data is None else settings.data
     dataset = load_dataset(data)
-    n_times = check_int(n_times, "n_times", low=2)
+    n_times = check_int(settings.n_times, "n_times", low=2)
     # the step grids of cell_steps: the times, each run's steps, their union and its sort
     check_memory(_FLOAT * n_times * (2 * len(requests) + 6), f"a grid of {n_times} times",
                  "use fewer n_times")
-    return Plan(limits=requests, horizon=check_positive(horizon, "horizon"),
-                 n_times=n_times, data=data_label(data),
-                 inputs=dataset.inputs, targets=dataset.targets,
-                 activation=activation, coupled=coupled,
-                 w2_particles=w2_particles, w2_method=w2_method,
-                 dt=check_positive(options.get("dt", DEFAULT_DT), "dt"),
-                 chunk_steps=check_int(options.get("chunk_steps", 256), "chunk_steps", low=1),
-                 divergence_factor=check_positive(
-                     options.get("divergence_factor", DIVERGENCE_FACTOR), "divergence_factor"),
-                 progress=bool(options.get("progress", False)),
-                 tile_limit=bool(options.get("tile_limit", False)),
-                 clock_coupling=bool(options.get("clock_coupling", False)))
+    return Plan(limits=requests, horizon=check_positive(settings.horizon, "horizon"),
+                n_times=n_times, data=data_label(data),
+                inputs=dataset.inputs, targets=dataset.targets,
+                activation=settings.activation, coupled=coupled,
+                w2_particles=w2_particles, w2_method=w2_method,
+                dt=check_positive(settings.dt, "dt"),
+                chunk_steps=check_int(settings.chunk_steps, "chunk_steps", low=1),
+                divergence_factor=check_positive(settings.divergence_factor,
+                                                 "divergence_factor"),
+                progress=bool(settings.progress), tile_limit=bool(settings.tile_limit),
+                clock_coupling=bool(settings.clock_coupling))
 
 
 class Steps(NamedTuple):

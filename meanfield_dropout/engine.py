@@ -83,8 +83,7 @@ def _rebuild_error(cls, args, state):
     return error
 
 
-@results.register
-@dataclasses.dataclass(eq=False)
+@results.result_class
 class SimulationResult:
     """Losses, snapshots and final particles of the variants of one coupled run.
 
@@ -121,8 +120,6 @@ class SimulationResult:
 
     def __post_init__(self):
         self.variants = tuple(self.settings["variants"])
-
-    __repr__ = tables.compact_repr
 
     def to_frame(self):
         """The losses as a tidy table (pandas, the ``table`` extra): one row per variant and

@@ -1,15 +1,67 @@
-"""Checks of a limit run before it starts: its output times, its coupling to dropout's clock,
-its memory, checked against the share of memory a run may use
-(:func:`meanfield_dropout.runtime.memory.check_memory`), and its work, announced when large
-(:func:`meanfield_dropout.runtime.memory.warn_long_run`); the batch sizes of the event-driven
-limits that bound their scratch.
+"""Checks of a limit run before it starts: its constants (:class:`LimitConstants`), its
+output times, its coupling to dropout's clock, its memory, checked against the share of memory
+a run may use (:func:`meanfield_dropout.runtime.memory.check_memory`), and its work, announced
+when large (:func:`meanfield_dropout.runtime.memory.warn_long_run`); the batch sizes of the
+event-driven limits that bound their scratch.
 """
 import math
+from typing import NamedTuple
 
 import numpy as np
 
 from .runtime.memory import check_memory, warn_long_run
-from .validation import check_array, check_positive
+from .validation import check_array, check_choice, check_positive
+
+#: The five limits and the constants each needs (α, β, τ; see :func:`limit_constants`).
+LIMIT_CONSTANTS = {"wgf": (), "penalized-wgf": ("beta",), "jump-poisson": ("alpha",),
+                   "jump-bernoulli": ("alpha", "tau"), "critical": ("alpha", "beta")}
+LIMITS = tuple(LIMIT_CONSTANTS)
+
+
+class LimitConstants(NamedTuple):
+    """The constants of the limit dynamics, as given (each limit checks those it needs:
+    :func:`limit_constants`).
+
+    Attributes
+    ----------
+    alpha : float or None
+        α = lim τ_n/q_n, the jump size (``jump-poisson``, ``jump-bernoulli``, ``critical``).
+    beta : float or None
+        β = lim (1 − q_n)/(n q_n) (``penalized-wgf``, ``critical``).
+    tau : float or None
+        τ = lim τ_n, the step of ``jump-bernoulli``.
+    """
+
+    alpha: float | None = None
+    beta: float | None = None
+    tau: float | None = None
+
+
+def limit_constants(limit, alpha=None, beta=None, tau=None):
+    """Validate the constants a limit needs; return them as a dict of floats.
+
+    ``wgf`` needs none; ``penalized-wgf`` needs β ∈ (0, ∞); ``jump-poisson`` α ∈ (0, ∞);
+    ``jump-bernoulli`` τ ∈ (0, ∞) and α ∈ [τ, ∞) (so q = τ/α ∈ (0, 1]); ``critical`` α, β ∈
+    (0, ∞). Constants a limit does not use are ignored.
+
+    Raises
+    ------
+    ValueError
+        Naming the constant (``alpha``, ``beta`` or ``tau``) that is missing or out of range.
+    """
+    check_choice(limit, "limit", LIMITS)
+    given = dict(alpha=alpha, beta=beta, tau=tau)
+    out = {"alpha": 0.0, "beta": 0.0, "tau": 0.0}
+    for name in LIMIT_CONSTANTS[limit]:
+        if given[name] is None:
+            raise ValueError(f"limit {limit!r} needs {name} (a finite number > 0)")
+        out[name] = check_positive(given[name], name)
+    if limit == "jump-bernoulli" and out["alpha"] < out["tau"]:
+        raise ValueError(f"alpha must be >= tau for jump-bernoulli (keep probability "
+                         f"q = tau/alpha in (0, 1]), got alpha={out['alpha']!r}, "
+                         f"tau={out['tau']!r}")
+    return out
+
 
 #: Largest number of Poisson rings drawn and processed in one kernel call.
 _EVENT_BATCH = 1 << 20

@@ -62,32 +62,28 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .runtime import results, tables
-from .validation import check_choice, check_int, check_positive, seed_sequence
+from .validation import check_int, check_positive, seed_sequence
 from .kernels.blocks import make_workspace
 from .kernels.core import _predict
 from .kernels.limit_steps import RingState, Rings, _heun, _jump_events
 from .engine import (DIVERGENCE_FACTOR, DivergenceError, divergence_bounds, init_particles,
                      simulate)
-from .limit_sizes import (_EVENT_BATCH, _PARTNER_BATCH, check_clock, check_limit_size,
-                          check_times, heun_steps)
-from .network import check_particles, network_data
+from .limit_sizes import (_EVENT_BATCH, _PARTNER_BATCH, LIMIT_CONSTANTS, LIMITS,  # noqa: F401
+                          LimitConstants, check_clock, check_limit_size, check_times,
+                          heun_steps, limit_constants)
+from .network import NetworkData, check_particles, data_names
 from .noise import mask_uniforms
 from .runtime.threads import blas_single_thread, kernel_threads
 from .kernels.rows import _all_features
 from .warmup import compile_once
 
-#: The five limits and the constants each needs (α, β, τ; see :func:`limit_constants`).
-LIMIT_CONSTANTS = {"wgf": (), "penalized-wgf": ("beta",), "jump-poisson": ("alpha",),
-                   "jump-bernoulli": ("alpha", "tau"), "critical": ("alpha", "beta")}
-LIMITS = tuple(LIMIT_CONSTANTS)
 #: Default Heun step of the gradient flows (time units).
 DEFAULT_DT = 0.02
 #: Work between two progress-bar updates of a flow (floating-point operations).
 _BAR_OPERATIONS = 2e8
 
 
-@results.register
-@dataclasses.dataclass(eq=False)
+@results.result_class
 class LimitResult:
     """Snapshots of one limit simulation on a time grid.
 
@@ -114,8 +110,6 @@ class LimitResult:
     predictor: np.ndarray
     jumps: np.ndarray | None
     settings: dict
-
-    __repr__ = tables.compact_repr
 
     def to_frame(self):
         """The run as a tidy table (pandas, the ``table`` extra): one row per time.
@@ -237,30 +231,17 @@ class _CoupledRings:
         return who[np.argsort(when, kind="stable")].astype(np.int64)
 
 
-def limit_constants(limit, alpha=None, beta=None, tau=None):
-    """Validate the constants a limit needs; return them as a dict of floats.
-
-    ``wgf`` needs none; ``penalized-wgf`` needs β ∈ (0, ∞); ``jump-poisson`` α ∈ (0, ∞);
-    ``jump-bernoulli`` τ ∈ (0, ∞) and α ∈ [τ, ∞) (so q = τ/α ∈ (0, 1]); ``critical`` α, β ∈
-    (0, ∞). Constants a limit does not use are ignored.
-
-    Raises
-    ------
-    ValueError
-        Naming the constant (``alpha``, ``beta`` or ``tau``) that is missing or out of range.
-    """
-    check_choice(limit, "limit", LIMITS)
-    given = dict(alpha=alpha, beta=beta, tau=tau)
-    out = {"alpha": 0.0, "beta": 0.0, "tau": 0.0}
-    for name in LIMIT_CONSTANTS[limit]:
-        if given[name] is None:
-            raise ValueError(f"limit {limit!r} needs {name} (a finite number > 0)")
-        out[name] = check_positive(given[name], name)
-    if limit == "jump-bernoulli" and out["alpha"] < out["tau"]:
-        raise ValueError(f"alpha must be >= tau for jump-bernoulli (keep probability "
-                         f"q = tau/alpha in (0, 1]), got alpha={out['alpha']!r}, "
-                         f"tau={out['tau']!r}")
-    return out
+def _check_train(train):
+    """``train`` if it is :class:`~meanfield_dropout.network.NetworkData` the limits simulate:
+    one output, the square loss, float64."""
+    if not isinstance(train, NetworkData):
+        raise ValueError(f"train must be a NetworkData (network_data(inputs, targets, "
+                         f"activation=...)), got {type(train).__name__}")
+    names = data_names(train)
+    if (train.outputs, names["loss"], names["dtype"]) != (1, "square", "float64"):
+        raise ValueError(f"train must have one output, the square loss and float64 data, got "
+                         f"{train.outputs} output(s), {names['loss']}, {names['dtype']}")
+    return train
 
 
 def _cloud_predictor(X, data):
@@ -276,24 +257,25 @@ def _cloud_predictor(X, data):
 # Public driver
 # ---------------------------------------------------------------------------------------------
 
-def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=None,
-                   limit_particles=None, initial=None, seed=0, activation="tanh", bias=False,
-                   dt=DEFAULT_DT, divergence_factor=DIVERGENCE_FACTOR, progress=False,
-                   clock=None):
+def simulate_limit(limit, train, constants=LimitConstants(), *, times, limit_particles=None,
+                   initial=None, seed=0, dt=DEFAULT_DT, divergence_factor=DIVERGENCE_FACTOR,
+                   progress=False, clock=None):
     """Simulate the limit dynamics ``limit`` with N particles and record it at ``times``.
 
     Parameters
     ----------
     limit : str
         One of :data:`LIMITS`.
-    inputs : ndarray, shape (m, d)
-    targets : ndarray, shape (m,)
+    train : NetworkData
+        Training data and architecture, one output and the square loss in float64
+        (:func:`~meanfield_dropout.network.network_data`, e.g. ``network_data(inputs,
+        targets, activation="tanh")``).
+    constants : LimitConstants
+        The limit constants α = lim τ_n/q_n, β = lim (1 − q_n)/(n q_n), τ = lim τ_n; which
+        ones are needed is listed in :func:`limit_constants`.
     times : sequence of float
         Non-decreasing output times t ≥ 0 (time t = k τ_n of the dropout run). For
         ``jump-bernoulli`` each is rounded to the nearest step, t ≈ k τ.
-    alpha, beta, tau : float, optional
-        The limit constants α = lim τ_n/q_n, β = lim (1 − q_n)/(n q_n), τ = lim τ_n; which
-        ones are needed is listed in :func:`limit_constants`.
     limit_particles : int, optional
         N, the number of the limit's particles, drawn from μ₀
         (:func:`~meanfield_dropout.engine.init_particles`) with ``seed``.
@@ -302,8 +284,6 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
     seed : int or numpy.random.SeedSequence
         Root seed: spawns the initialisation and the clock/partner streams (the same seed,
         or the same ``SeedSequence`` passed again, gives the same run).
-    activation : str
-    bias : bool
     dt : float
         Heun step of ``wgf`` and ``penalized-wgf`` (shortened to divide each grid interval).
     divergence_factor : float
@@ -344,9 +324,12 @@ def simulate_limit(limit, inputs, targets, *, times, alpha=None, beta=None, tau=
     L. Chizat, P. Marion, Y. Yesbay, *Phase diagram of dropout for two-layer neural networks
     in the mean-field regime* (2025): the five limits and their conditions on (n, τ_n, q_n).
     """
-    constants = limit_constants(limit, alpha, beta, tau)
-    data = network_data(inputs, targets, activation=activation, bias=bias, outputs=1)
+    data = _check_train(train)
+    if not isinstance(constants, LimitConstants):
+        raise ValueError(f"constants must be a LimitConstants, got {type(constants).__name__}")
+    constants = limit_constants(limit, *constants)
     m, dim = data.inputs.shape
+    bias, activation = data.bias, data_names(data)["activation"]
     times = check_times(times)
     dt = check_positive(dt, "dt")
     init_seq, run_seq = seed_sequence(seed).spawn(2)

@@ -51,11 +51,12 @@ def _simulate(dtype):
 
 
 def _limits(dtype):
-    from .limits import LIMITS, simulate_limit
-    inputs, targets = _teacher()
+    from .limits import LIMITS, LimitConstants, simulate_limit
+    from .network import network_data
+    train = network_data(*_teacher(), activation="tanh")
     for limit in LIMITS:
-        simulate_limit(limit, inputs, targets, times=[0.0, 0.02], alpha=0.1, beta=0.1,
-                       tau=0.01, limit_particles=4)
+        simulate_limit(limit, train, LimitConstants(alpha=0.1, beta=0.1, tau=0.01),
+                       times=[0.0, 0.02], limit_particles=4)
 
 
 def _curvature(dtype):

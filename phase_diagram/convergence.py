@@ -17,7 +17,8 @@ import numpy as np
 
 from meanfield_dropout.validation import check_choice
 from meanfield_dropout.convergence import METRICS, convergence_study
-from meanfield_dropout.limits import LIMITS
+from meanfield_dropout.convergence_plan import cell_settings
+from meanfield_dropout.limits import LIMITS, LimitConstants
 
 from .finder.decision import decide_asymptotic
 from .theory.phases import classify
@@ -84,7 +85,9 @@ def scaling_study(master_lr_scaling, keep_prob_scaling, widths, *, limits=(), fo
     alpha, beta, tau : float, optional
         Limit constants replacing the scaling's own (``tau`` is the Bernoulli limit's step).
     **options
-        Passed to :func:`~meanfield_dropout.convergence.convergence_study`.
+        ``repeats``, ``seed``, ``limit_particles_factor`` and ``progress`` of
+        :func:`~meanfield_dropout.convergence.convergence_study`; ``horizon`` (default 2) and
+        the other fields of :class:`~meanfield_dropout.convergence_plan.CellSettings`.
 
     Returns
     -------
@@ -113,11 +116,22 @@ def scaling_study(master_lr_scaling, keep_prob_scaling, widths, *, limits=(), fo
     for key, value in (("alpha", alpha), ("beta", beta), ("tau", tau)):
         if value is not None:
             constants[key] = value
-    study = convergence_study(
-        scaling.tau, scaling.keep, widths, limits=names, alpha=constants.get("alpha"),
-        beta=constants.get("beta"), tau=constants.get("tau"),
-        label=f"{phase}: τ={master_lr_scaling}, q={keep_prob_scaling}", **options)
+    study = _study(scaling, widths, names, LimitConstants(**constants),
+                   f"{phase}: τ={master_lr_scaling}, q={keep_prob_scaling}", options)
     return study, phase
+
+
+#: The keywords of :func:`~meanfield_dropout.convergence.convergence_study` itself.
+_STUDY_KEYWORDS = ("repeats", "seed", "limit_particles_factor", "progress")
+
+
+def _study(scaling, widths, limits, constants, label, options):
+    """:func:`~meanfield_dropout.convergence.convergence_study` along ``scaling`` with the
+    keyword ``options`` of :func:`scaling_study` and :func:`phase_study`."""
+    study = {key: options.pop(key) for key in _STUDY_KEYWORDS if key in options}
+    settings = cell_settings(limits, constants, options.pop("horizon", 2.0), options)
+    return convergence_study(scaling.tau, scaling.keep, widths, settings, label=label,
+                             **study)
 
 
 def phase_study(phase, widths, *, repeats=3, seed=0, progress=True, **options):
@@ -134,8 +148,9 @@ def phase_study(phase, widths, *, repeats=3, seed=0, progress=True, **options):
     repeats, seed, progress
         As in :func:`~meanfield_dropout.convergence.convergence_study`.
     **options
-        Passed to :func:`~meanfield_dropout.convergence.convergence_study` (its ``coupled``
-        and ``horizon`` default to the table's).
+        ``limit_particles_factor`` and the fields of
+        :class:`~meanfield_dropout.convergence_plan.CellSettings` (``coupled`` and ``horizon``
+        default to the table's).
 
     Returns
     -------
@@ -151,9 +166,9 @@ def phase_study(phase, widths, *, repeats=3, seed=0, progress=True, **options):
         limits[name] = dict(constants, **overrides)
     options.setdefault("coupled", spec.get("coupled", ()))
     options.setdefault("horizon", spec["horizon"])
-    return convergence_study(scaling.tau, scaling.keep, widths, limits=limits,
-                             repeats=repeats, seed=seed, progress=progress,
-                             label=f"{phase}: τ={spec['tau']}, q={spec['keep']}", **options)
+    return _study(scaling, widths, limits, LimitConstants(),
+                  f"{phase}: τ={spec['tau']}, q={spec['keep']}",
+                  dict(options, repeats=repeats, seed=seed, progress=progress))
 
 
 #: The metric a verdict trusts when the metrics disagree, and why.

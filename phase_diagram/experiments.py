@@ -43,12 +43,9 @@ class ConvergencePhasesSettings(Settings):
                   seed=check_int(self.seed, "seed", low=0))
 
 
-@results.register
-@dataclasses.dataclass(eq=False)
+@results.result_class
 class ConvergencePhasesResult:
     """One :class:`~meanfield_dropout.convergence.ConvergenceStudy` per phase."""
-
-    __repr__ = tables.compact_repr
 
     settings: ConvergencePhasesSettings
     studies: list

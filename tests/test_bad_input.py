@@ -314,23 +314,22 @@ def test_entry_points_give_the_same_one_line(module, argv, message, paths, tmp_p
 
 def _library_cases():
     from meanfield_dropout import SimulationResult, simulate, teacher_student
-    from meanfield_dropout.convergence import measure_distances
+    from meanfield_dropout.convergence import CellSettings, measure_distances
     from meanfield_dropout.stats import fit_slopes
 
     data = teacher_student(dim=3, data_points=10, seed=0)
     run = dict(width=5, master_lr=0.1, steps=1, progress=False)
-    cell = dict(limits=["wgf"], alpha=None, beta=None, tau=None, horizon=0.5, seed=0,
-                data=(data.inputs, data.targets), n_times=2)
+    cell = dict(limits=["wgf"], horizon=0.5, data=(data.inputs, data.targets), n_times=2)
     return [
         (lambda: simulate(data.inputs, data.targets, activation=["relu"], **run),
          "activation must be one of"),
         (lambda: simulate(data.inputs, data.targets, keep_prob=5e-324, **run),
          r"keep_prob must be in \[1e-300, 1\]"),
         (lambda: simulate(data.inputs + 1j, data.targets, **run), "inputs must be real"),
-        (lambda: measure_distances(20, 0.1, 0.5, activation={"tanh": 1}, **cell),
-         "activation must be one of"),
-        (lambda: measure_distances(20, 0.1, 0.5, divergence_factor=-1, **cell),
-         "divergence_factor"),
+        (lambda: measure_distances(20, 0.1, 0.5, CellSettings(activation={"tanh": 1}, **cell),
+                                   seed=0), "activation must be one of"),
+        (lambda: measure_distances(20, 0.1, 0.5, CellSettings(divergence_factor=-1, **cell),
+                                   seed=0), "divergence_factor"),
         (lambda: teacher_student(seed=-1), r"seed must be an integer in \[0, inf\]"),
         (lambda: fit_slopes([10, 20], [[1.0, 2.0, 3.0]]), r"shape \(repeats, 2\)"),
         (lambda: SimulationResult.load(ROOT / "README.md"), "README.md is not a result file"),

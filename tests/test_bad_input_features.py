@@ -25,7 +25,7 @@ from meanfield_dropout.data.images import write_idx
 from meanfield_dropout.experiments.mnist import MnistSettings, run as mnist_run
 from phase_diagram.cli.main import main as pd_main
 from phase_diagram.cluster import JobqueueConfig, load_jobqueue_config
-from phase_diagram.finder.locate import locate, locate_horizons
+from phase_diagram.finder.locate import LocateSettings, locate, locate_horizons
 from phase_diagram.finder.phase_map import QUICK, MapConfig, run_map
 from phase_diagram.scan.grid import QUICK as GRID_QUICK
 
@@ -349,14 +349,17 @@ NET = (64, 0.5, 0.5)
 
 #: (call of the paths, message): each raises a one-line ValueError before any work.
 LIBRARY = [
-    # locate: every argument before any run
-    (lambda p: locate(*NET, ratio=0.5), r"ratio must be a finite number > 1, got 0.5"),
-    (lambda p: locate(*NET, close_threshold=-1), "close_threshold must be a finite number > 0"),
-    (lambda p: locate(*NET, budget="5"), "budget must be a finite real number, got '5'"),
-    (lambda p: locate(*NET, budget=float("nan")), "budget must be a finite real number, got nan"),
-    (lambda p: locate(*NET, n_times=10 ** 9), r"n_times must be an integer in \[2, 1001\]"),
-    (lambda p: locate(*NET, limit_factor=0), r"limit_factor must be an integer in \[1, 64\]"),
+    # locate: every argument before any run (its settings when they are built)
+    (lambda p: LocateSettings(ratio=0.5), r"ratio must be a finite number > 1, got 0.5"),
+    (lambda p: LocateSettings(close_threshold=-1), "close_threshold must be a finite number > 0"),
+    (lambda p: LocateSettings(budget="5"), "budget must be a finite real number, got '5'"),
+    (lambda p: LocateSettings(budget=float("nan")),
+     "budget must be a finite real number, got nan"),
+    (lambda p: LocateSettings(n_times=10 ** 9), r"n_times must be an integer in \[2, 1001\]"),
+    (lambda p: LocateSettings(limit_factor=0), r"limit_factor must be an integer in \[1, 64\]"),
     (lambda p: locate(*NET, repeats=0), r"repeats must be an integer in \[1, 100\]"),
+    (lambda p: locate(*NET, settings=dict(budget=5.0)),
+     "settings must be a LocateSettings, got dict"),
     (lambda p: locate_horizons(*NET, steps=[10, 10 ** 8]),
      r"steps must be an integer in \[1, 10000000\], got 100000000"),
     (lambda p: locate_horizons(*NET, horizons=[2.0, 1e9]), r"horizon 1e\+09 needs"),

@@ -5,12 +5,15 @@ import numpy as np
 import pytest
 
 from meanfield_dropout.runtime import results
-from meanfield_dropout.convergence import ConvergenceStudy, convergence_study, measure_distances
+from meanfield_dropout.convergence import (CellSettings, ConvergenceStudy, convergence_study,
+                                           measure_distances)
 from meanfield_dropout.data import teacher_student
 from meanfield_dropout.engine import init_particles
-from meanfield_dropout.limits import simulate_limit
+from meanfield_dropout.limits import LimitConstants, simulate_limit
+from meanfield_dropout.network import network_data
 from meanfield_dropout.plots.figures import convergence_figure, save_figure
 from meanfield_dropout.stats import fit_slopes
+from phase_diagram.scan.cell_functions import distances_cell
 
 TINY = teacher_student(dim=3, data_points=10, teacher_width=2, seed=0)
 
@@ -19,7 +22,7 @@ def cell(**kw):
     args = dict(width=30, master_lr=0.1, keep_prob=0.5, limits=["wgf", "jump-poisson"],
                 alpha=0.2, beta=None, tau=None, horizon=0.5, seed=3, data=TINY, n_times=3)
     args.update(kw)
-    return measure_distances(**args)
+    return distances_cell(**args)
 
 
 def test_measure_distances_layout_time_zero_and_round_trip(tmp_path):
@@ -50,8 +53,8 @@ def test_limits_are_simulated_at_the_dropout_times():
     np.testing.assert_array_equal(out["jump-bernoulli"]["steps"], [0, 1, 2])
     np.testing.assert_allclose(out["jump-bernoulli"]["times"], [0.0, 0.3, 0.6], rtol=1e-12)
     X0 = init_particles(30, TINY.inputs.shape[1], seed=np.random.SeedSequence(3).spawn(1)[0])
-    flow = simulate_limit("wgf", TINY.inputs, TINY.targets, times=[0.0, 0.3, 0.45],
-                          initial=X0).predictor
+    flow = simulate_limit("wgf", network_data(TINY.inputs, TINY.targets, activation="tanh"),
+                          times=[0.0, 0.3, 0.45], initial=X0).predictor
     np.testing.assert_allclose(out["wgf"]["limit_loss"],
                                0.5 * np.mean((flow - TINY.targets) ** 2, axis=1), rtol=1e-12)
 
@@ -107,9 +110,9 @@ def test_more_limit_particles_share_the_first_n():
 
 
 def test_convergence_study_plot_and_round_trip(tmp_path):
-    study = convergence_study(lambda n: 2.0 / n, lambda n: 0.5, [20, 40], limits=["wgf"],
-                              repeats=2, horizon=0.4, seed=1, data=TINY, n_times=3,
-                              coupled=("ram",), progress=False, label="tiny")
+    settings = CellSettings(["wgf"], 0.4, data=TINY, n_times=3, coupled=("ram",))
+    study = convergence_study(lambda n: 2.0 / n, lambda n: 0.5, [20, 40], settings, repeats=2,
+                              seed=1, progress=False, label="tiny")
     assert study.distances["wgf"]["predictor"].shape == (2, 2, 3)
     assert study.fits["wgf"]["predictor"]["slopes"].shape == (2,)
     assert "coupled_rms/ram" in study.fits
@@ -143,12 +146,15 @@ def test_bad_input_names_the_argument(kwargs, name):
 
 
 def test_study_bad_input():
+    settings = CellSettings(["wgf"], 2.0)
     with pytest.raises(ValueError, match="widths"):
-        convergence_study(lambda n: 0.1, lambda n: 0.5, [20], limits=["wgf"])
+        convergence_study(lambda n: 0.1, lambda n: 0.5, [20], settings)
     with pytest.raises(ValueError, match="keep"):
-        convergence_study(lambda n: 0.1, lambda n: 2.0, [20, 40], limits=["wgf"])
+        convergence_study(lambda n: 0.1, lambda n: 2.0, [20, 40], settings)
     with pytest.raises(ValueError, match="seed"):
-        convergence_study(lambda n: 0.1, lambda n: 0.5, [20, 40], limits=["wgf"], seed=-1)
+        convergence_study(lambda n: 0.1, lambda n: 0.5, [20, 40], settings, seed=-1)
+    with pytest.raises(ValueError, match="settings must be a CellSettings"):
+        convergence_study(lambda n: 0.1, lambda n: 0.5, [20, 40], ["wgf"])
 
 
 # Scientific check (slow): run with ``python -m pytest -m slow tests/test_convergence.py``
@@ -162,9 +168,10 @@ def test_paper_teacher_student_coupled_distances():
     rms = {"ram": np.empty((2, 4)), "gd": np.empty((2, 4))}
     for w, n in enumerate(widths):
         for r in range(2):
-            out = measure_distances(n, 0.5, 0.7, ["jump-bernoulli"], alpha=0.5 / 0.7, beta=None,
-                                    tau=0.5, horizon=50.0, seed=r, data=data,
+            settings = CellSettings(["jump-bernoulli"], 50.0,
+                                    LimitConstants(alpha=0.5 / 0.7, tau=0.5), data=data,
                                     activation="relu", n_times=2, coupled=("ram", "gd"))
+            out = measure_distances(n, 0.5, 0.7, settings, seed=r)
             for v in rms:
                 rms[v][r, w] = out["coupled_rms"][v][-1]
     ram, gd = fit_slopes(widths, rms["ram"]), fit_slopes(widths, rms["gd"])

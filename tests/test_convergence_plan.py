@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 
 from meanfield_dropout import convergence
-from meanfield_dropout.convergence import convergence_study, estimate_cost, measure_distances
+from meanfield_dropout.convergence import CellSettings, convergence_study, estimate_cost
 from meanfield_dropout.data import teacher_student
 from meanfield_dropout.engine import DivergenceError
 from meanfield_dropout.runtime.memory import LongRunWarning, MemoryLimitError, warn_long_run
+from phase_diagram.scan.cell_functions import distances_cell
 
 TINY = teacher_student(dim=3, data_points=10, teacher_width=2, seed=0)
 
@@ -19,7 +20,7 @@ def cell(**kw):
     args = dict(width=20, master_lr=0.05, keep_prob=0.5, limits=["wgf"], alpha=None,
                 beta=None, tau=None, horizon=0.5, seed=0, data=TINY, n_times=3)
     args.update(kw)
-    return measure_distances(**args)
+    return distances_cell(**args)
 
 
 def test_a_dropout_blow_up_is_a_divergence_with_its_step_never_a_distance():
@@ -52,8 +53,8 @@ def test_a_horizon_shorter_than_half_a_step_is_refused_with_the_smallest_valid_o
         cell(limits=["jump-bernoulli"], alpha=6.0, tau=3.0, horizon=1.0)
     # a study is checked at every width before any cell runs: the largest step counts
     with pytest.raises(ValueError, match=r"width 20 .*smallest valid horizon is 2.236e\+05"):
-        convergence_study(lambda n: 1e6 * n ** -0.5, lambda n: 0.5, [20, 40], limits=["wgf"],
-                          horizon=0.5, n_times=2, data=TINY, progress=False)
+        convergence_study(lambda n: 1e6 * n ** -0.5, lambda n: 0.5, [20, 40],
+                          CellSettings(["wgf"], 0.5, n_times=2, data=TINY), progress=False)
     assert cell(master_lr=0.4)["dropout_steps"][-1] == 1      # 0.5 / 0.4 rounds to one step
 
 
@@ -65,8 +66,8 @@ def test_memory_is_estimated_and_refused_before_allocating():
     # the Poisson partners of the critical limit: ~1/β per ring
     with pytest.raises(MemoryLimitError):
         cell(limits=["critical"], alpha=1.0, beta=1e-12)
-    nbytes, operations = estimate_cost(20, 0.05, 0.5, ["wgf"], alpha=None, beta=None, tau=None,
-                                       horizon=0.5, data=TINY, n_times=3)
+    nbytes, operations = estimate_cost(20, 0.05, 0.5, CellSettings(["wgf"], 0.5, data=TINY,
+                                                                    n_times=3))
     assert 0 < nbytes < 1e6 and 0 < operations < 1e8
 
 
@@ -87,8 +88,9 @@ def test_long_runs_are_announced_with_their_estimate(monkeypatch):
             cell(width=2000, master_lr=1e-9, horizon=10.0, n_times=2)
     with pytest.warns(LongRunWarning, match="convergence study 'tiny'"):
         with pytest.raises(RuntimeError, match="not run"):
-            convergence_study(lambda n: 1e-9, lambda n: 0.5, [2000, 4000], limits=["wgf"],
-                              horizon=10.0, n_times=2, data=TINY, progress=False, label="tiny")
+            convergence_study(lambda n: 1e-9, lambda n: 0.5, [2000, 4000],
+                              CellSettings(["wgf"], 10.0, n_times=2, data=TINY),
+                              progress=False, label="tiny")
 
 
 def test_large_runs_that_fit_are_announced_with_their_memory(monkeypatch):

@@ -5,7 +5,7 @@ import pytest
 
 import meanfield_dropout
 from meanfield_dropout.cli.main import main
-from meanfield_dropout.convergence import DEFAULT_DATA, measure_distances
+from meanfield_dropout.convergence import DEFAULT_DATA, CellSettings, measure_distances
 from meanfield_dropout.data import DATASETS, data_label, load_dataset, teacher_student, toy
 
 
@@ -20,12 +20,14 @@ def test_one_registry_names_the_paper_problem_and_the_toy_apart():
 
 
 def test_measure_distances_takes_a_data_name_and_defaults_to_the_toy():
-    common = dict(alpha=None, beta=None, tau=None, horizon=0.2, seed=3, n_times=2)
-    by_default = measure_distances(16, 0.1, 0.5, "wgf", **common)
-    by_name = measure_distances(16, 0.1, 0.5, "wgf", data="toy", **common)
+    def cell(data=None):
+        return measure_distances(16, 0.1, 0.5, CellSettings("wgf", 0.2, n_times=2, data=data),
+                                 seed=3)
+
+    by_default, by_name = cell(), cell("toy")
     np.testing.assert_array_equal(by_default["wgf"]["predictor"], by_name["wgf"]["predictor"])
     with pytest.raises(ValueError, match="data must be one of teacher-student, toy"):
-        measure_distances(16, 0.1, 0.5, "wgf", data="digits", **common)
+        cell("digits")
 
 
 def test_simulate_command_says_and_stores_its_data(tmp_path, capsys):
@@ -109,6 +111,7 @@ def test_one_rule_for_outputs_and_no_progress_where_a_bar_shows(capsys):
 def test_results_print_compactly_and_become_tidy_tables(tmp_path):
     from meanfield_dropout.convergence import convergence_study
     from meanfield_dropout.limits import simulate_limit
+    from meanfield_dropout.network import network_data
     data = toy()
     run = meanfield_dropout.simulate(data.inputs, data.targets, width=6, master_lr=0.1, steps=4,
                                      variants=("dropout", "gd"), keep_prob=0.5,
@@ -122,11 +125,11 @@ def test_results_print_compactly_and_become_tidy_tables(tmp_path):
     assert set(table.columns) >= {"variant", "step", "time", "train_loss", "val_loss", "width"}
     gd = table[table.variant == "gd"]
     np.testing.assert_allclose(gd.train_loss, run.train_loss["gd"])
-    limit = simulate_limit("wgf", data.inputs, data.targets, times=[0.0, 0.1], limit_particles=8,
-                           seed=0)
+    limit = simulate_limit("wgf", network_data(data.inputs, data.targets, activation="tanh"),
+                           times=[0.0, 0.1], limit_particles=8, seed=0)
     assert limit.to_frame().shape[0] == 2 and repr(limit).startswith("LimitResult(limit='wgf'")
-    study = convergence_study(lambda n: 0.1, lambda n: 0.5, [8, 16], limits="wgf", repeats=2,
-                              horizon=0.2, n_times=2, progress=False)
+    study = convergence_study(lambda n: 0.1, lambda n: 0.5, [8, 16],
+                              CellSettings("wgf", 0.2, n_times=2), repeats=2, progress=False)
     assert "ConvergenceStudy(" in repr(study) and len(repr(study)) < 800
     frame = study.to_frame()
     # series x metric x width x repeat x time

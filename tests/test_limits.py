@@ -8,7 +8,7 @@ from scipy import stats
 
 from meanfield_dropout import DivergenceError, init_particles, predict, simulate, teacher_student
 from meanfield_dropout.kernels.limit_steps import RingState, Rings, _jump_events
-from meanfield_dropout.limits import LIMITS, limit_constants, simulate_limit
+from meanfield_dropout.limits import LIMITS, LimitConstants, limit_constants, simulate_limit
 from meanfield_dropout.network import network_data
 from meanfield_dropout.runtime.memory import LongRunWarning, MemoryLimitError
 from meanfield_dropout.kernels.rows import _all_features
@@ -18,10 +18,14 @@ CONSTANTS = {"wgf": {}, "penalized-wgf": dict(beta=1.0), "jump-poisson": dict(al
              "jump-bernoulli": dict(alpha=0.5, tau=0.25), "critical": dict(alpha=0.5, beta=1.0)}
 
 
+TRAIN = network_data(DATA.inputs, DATA.targets, activation="tanh")
+
+
 def run(limit, times, limit_particles=None, initial=None, seed=0, **kw):
     kw = {**CONSTANTS[limit], **kw}
-    return simulate_limit(limit, DATA.inputs, DATA.targets, times=times,
-                          limit_particles=limit_particles, initial=initial, seed=seed, **kw)
+    constants = LimitConstants(*(kw.pop(name, None) for name in LimitConstants._fields))
+    return simulate_limit(limit, TRAIN, constants, times=times, limit_particles=limit_particles,
+                          initial=initial, seed=seed, **kw)
 
 
 def predictor_gap(first, second):
@@ -145,8 +149,8 @@ def test_critical_mean_drift_is_penalized_wgf_drift():
 def test_poisson_jump_count_law():
     """Rings per particle over [0, T] are Poisson(T/α): chi-square goodness of fit."""
     T, alpha, n = 3.0, 0.5, 4000
-    jumps = simulate_limit("jump-poisson", DATA.inputs, DATA.targets, times=[0.0, 1.0, T],
-                           alpha=alpha, limit_particles=n, seed=11).jumps
+    jumps = simulate_limit("jump-poisson", TRAIN, LimitConstants(alpha=alpha),
+                           times=[0.0, 1.0, T], limit_particles=n, seed=11).jumps
     rate = T / alpha
     assert abs(jumps.mean() - rate) < 4 * np.sqrt(rate / n)
     edges = np.arange(0, 15)
@@ -174,8 +178,7 @@ def test_critical_jump_count_law():
 ])
 def test_bad_constants_name_the_argument(limit, kwargs, name):
     with pytest.raises(ValueError, match=name):
-        simulate_limit(limit, DATA.inputs, DATA.targets, times=[0.0, 1.0], limit_particles=5,
-                       **kwargs)
+        run(limit, [0.0, 1.0], limit_particles=5, **kwargs)
 
 
 @pytest.mark.parametrize("limit", LIMITS)

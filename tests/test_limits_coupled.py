@@ -15,11 +15,13 @@ import numpy as np
 import pytest
 
 from meanfield_dropout import ExplicitNoise, init_particles, simulate, teacher_student
-from meanfield_dropout.convergence import measure_distances
-from meanfield_dropout.limits import DropoutClock, _CoupledRings, simulate_limit
+from meanfield_dropout.convergence import CellSettings, measure_distances
+from meanfield_dropout.limits import DropoutClock, LimitConstants, _CoupledRings, simulate_limit
+from meanfield_dropout.network import network_data
 from meanfield_dropout.noise import mask_uniforms
 
 DATA = teacher_student(dim=3, data_points=12, teacher_width=3, seed=1)
+TRAIN = network_data(DATA.inputs, DATA.targets, activation="tanh")
 
 
 def test_mask_uniforms_are_dropouts_masks():
@@ -79,8 +81,8 @@ def test_coupled_limit_has_the_limits_law(limit, constants):
         for r in range(repeats):
             X0 = init_particles(width, 3, seed=100 + r)
             clock = DropoutClock(1000 + r, lr) if coupled else None
-            result = simulate_limit(limit, DATA.inputs, DATA.targets, times=times, initial=X0,
-                                    seed=r, clock=clock, **constants)
+            result = simulate_limit(limit, TRAIN, LimitConstants(**constants), times=times,
+                                    initial=X0, seed=r, clock=clock)
             stats[coupled].append(np.concatenate([result.predictor[-1][:4],
                                                   [result.jumps.mean()]]))
     first, second = np.array(stats[False]), np.array(stats[True])
@@ -103,9 +105,8 @@ def test_clock_coupling_makes_the_paths_close():
             run = simulate(DATA.inputs, DATA.targets, master_lr=lr, steps=steps,
                            keep_prob=keep, initial=X0, variants=("dropout", "ram"), seed=seed,
                            snapshot_steps=[steps], activation="tanh", progress=False)
-            limit = simulate_limit("jump-poisson", DATA.inputs, DATA.targets,
+            limit = simulate_limit("jump-poisson", TRAIN, LimitConstants(alpha=lr / keep),
                                    times=[0.0, steps * lr], initial=X0, seed=50 + seed,
-                                   alpha=lr / keep,
                                    clock=DropoutClock(seed, lr) if coupled else None)
             values.append([np.sqrt(np.mean(np.sum((run.snapshots[v][-1]
                                                    - limit.snapshots[-1]) ** 2, axis=1)))
@@ -113,16 +114,16 @@ def test_clock_coupling_makes_the_paths_close():
         rms[coupled] = np.mean(values, axis=0)
     assert rms[True][0] < 0.25 * rms[False][0]
     assert rms[True][1] < rms[False][1]
-    kw = dict(alpha=1.0, beta=None, tau=None, horizon=1.0, data=DATA, n_times=3)
+    settings = CellSettings(["jump-poisson"], 1.0, LimitConstants(alpha=1.0), data=DATA,
+                            n_times=3, clock_coupling=True)
     with pytest.raises(ValueError, match="clock_coupling needs limit_particles"):
-        measure_distances(width, lr, keep, ["jump-poisson"], seed=0, clock_coupling=True,
-                          limit_particles=2 * width, **kw)
+        measure_distances(width, lr, keep, settings, seed=0, limit_particles=2 * width)
 
 
 def test_clock_is_refused_for_other_limits_and_off_grid_times():
     with pytest.raises(ValueError, match="jump-poisson and critical"):
-        simulate_limit("wgf", DATA.inputs, DATA.targets, times=[0.0, 0.1], limit_particles=5,
+        simulate_limit("wgf", TRAIN, times=[0.0, 0.1], limit_particles=5,
                        clock=DropoutClock(0, 0.05))
     with pytest.raises(ValueError, match="multiples"):
-        simulate_limit("jump-poisson", DATA.inputs, DATA.targets, times=[0.0, 0.13],
-                       limit_particles=5, alpha=1.0, clock=DropoutClock(0, 0.05))
+        simulate_limit("jump-poisson", TRAIN, LimitConstants(alpha=1.0), times=[0.0, 0.13],
+                       limit_particles=5, clock=DropoutClock(0, 0.05))

@@ -14,7 +14,7 @@ import pytest
 
 from meanfield_dropout import ExplicitNoise, init_particles, simulate, teacher_student
 from meanfield_dropout.kernels.limit_steps import RingState, Rings, _jump_events
-from meanfield_dropout.limits import simulate_limit
+from meanfield_dropout.limits import LimitConstants, simulate_limit
 from meanfield_dropout.network import network_data
 from meanfield_dropout.runtime import threads as thread_limits
 from meanfield_dropout.kernels.rows import _all_features
@@ -52,8 +52,9 @@ def test_heun_step_is_the_mean_of_x_and_two_engine_steps(limit, variant, beta, b
         return engine_step(X, variant, bias, master_lr=dt, output_scale="mean_field",
                            penalty=beta)
 
-    flow = simulate_limit(limit, DATA.inputs, DATA.targets, times=[0.0, dt, 3 * dt],
-                          initial=X0, beta=beta, dt=dt, bias=bias)
+    train = network_data(DATA.inputs, DATA.targets, activation="tanh", bias=bias)
+    flow = simulate_limit(limit, train, LimitConstants(beta=beta), times=[0.0, dt, 3 * dt],
+                          initial=X0, dt=dt)
     expected = [X0]
     for _ in range(3):
         expected.append(0.5 * (expected[-1] + E(E(expected[-1]))))
@@ -114,8 +115,11 @@ def one_ring_run(X0, alpha, bias):
     """A ``jump-poisson`` run whose first grid interval holds exactly one ring."""
     gap = alpha / N        # one ring expected
     for seed in range(50):
-        run = simulate_limit("jump-poisson", DATA.inputs, DATA.targets, times=[0.0, gap],
-                             alpha=alpha, initial=X0, seed=seed, bias=bias)
+        run = simulate_limit("jump-poisson",
+                             network_data(DATA.inputs, DATA.targets, activation="tanh",
+                                          bias=bias),
+                             LimitConstants(alpha=alpha), times=[0.0, gap], initial=X0,
+                             seed=seed)
         if run.jumps.sum() == 1:
             return run
     raise AssertionError("no seed gave a single ring")
@@ -186,8 +190,9 @@ def test_same_numbers_whatever_the_thread_count(monkeypatch, limit, kw):
     threads = numba.get_num_threads()
 
     def run():
-        return simulate_limit(limit, DATA.inputs, DATA.targets, times=[0.0, 0.3, 0.6],
-                              limit_particles=N, seed=2, **kw)
+        return simulate_limit(limit, network_data(DATA.inputs, DATA.targets, activation="tanh"),
+                              LimitConstants(**kw), times=[0.0, 0.3, 0.6], limit_particles=N,
+                              seed=2)
     try:
         numba.set_num_threads(1)
         one = run()

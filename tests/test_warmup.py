@@ -96,11 +96,12 @@ def test_a_run_that_compiles_says_so_and_a_cached_one_does_not(monkeypatch, caps
 
 
 def _limits_calls():
-    from meanfield_dropout.limits import simulate_limit
-    inputs, targets = warmup._teacher()
+    from meanfield_dropout.limits import LimitConstants, simulate_limit
+    from meanfield_dropout.network import network_data
+    train = network_data(*warmup._teacher(), activation="tanh")
     run = dict(times=[0.0, 0.02], limit_particles=4, progress=True)
-    return [lambda: simulate_limit("wgf", inputs, targets, **run),
-            lambda: simulate_limit("jump-poisson", inputs, targets, alpha=0.1, **run)]
+    return [lambda: simulate_limit("wgf", train, **run),
+            lambda: simulate_limit("jump-poisson", train, LimitConstants(alpha=0.1), **run)]
 
 
 def _curvature_calls():

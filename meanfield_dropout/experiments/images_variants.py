@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..runtime import results, tables
+from ..runtime import results
 from ..validation import check_int, seed_sequence
 from ..data.images import flatten, load_digits, load_mnist, two_class
 from ..runtime.runner import check_workers, run_unordered
@@ -52,8 +52,7 @@ class ImagesVariantsSettings(ImageNetworkSettings):
                   mnist=None if self.mnist is None else str(self.mnist))
 
 
-@results.register
-@dataclasses.dataclass(eq=False)
+@results.result_class
 class ImagesVariantsResult:
     """Train and test risks of the digits experiment.
 
@@ -71,8 +70,6 @@ class ImagesVariantsResult:
         NaN where a variant diverged.
     variants : ndarray of str
     """
-
-    __repr__ = tables.compact_repr
 
     settings: ImagesVariantsSettings
     data: str

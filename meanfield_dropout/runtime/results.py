@@ -1,7 +1,8 @@
 """The one file format of every result and experiment cache: a dataclass ↔ one ``.npz`` file.
 
-A result is a *registered* dataclass (:func:`register`) whose fields hold arrays, numbers,
-strings, ``None``, and lists, tuples, dicts (string keys) or registered dataclasses of these.
+A result is a *registered* dataclass (:func:`register`; :func:`result_class` makes one) whose
+fields hold arrays, numbers, strings, ``None``, and lists, tuples, dicts (string keys) or
+registered dataclasses of these.
 :func:`save` writes it as one ``.npz`` archive:
 
 * every array is an entry named by its path in the result, e.g. ``train_loss/dropout`` or
@@ -29,6 +30,7 @@ import numpy as np
 
 from ..validation import check_data_file
 from .memory import MemoryLimitError, check_memory
+from .tables import compact_repr
 
 FORMAT = 1
 _META = "__result__"
@@ -46,6 +48,15 @@ def register(cls):
     if _TYPES.setdefault(cls.__name__, cls) is not cls:
         raise TypeError(f"another result class is already registered as {cls.__name__!r}")
     return cls
+
+
+def result_class(cls):
+    """Make ``cls`` a result: a dataclass compared by identity (its fields hold arrays), with
+    the compact repr of :func:`~meanfield_dropout.runtime.tables.compact_repr`, registered
+    with the codec (:func:`register`). Usable as a class decorator."""
+    cls = dataclasses.dataclass(eq=False, repr=False)(cls)
+    cls.__repr__ = compact_repr
+    return register(cls)
 
 
 def save(result, path):

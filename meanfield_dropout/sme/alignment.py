@@ -5,7 +5,6 @@ dropout gradient (:func:`~.covariance.noise_covariance`) or the sample covarianc
 gradients over fresh masks at fixed theta (the paper's D_grad, Section 5.3). The paper's null
 model keeps the spectra of H and Sigma and draws eigenvectors as normalised Gaussian vectors.
 """
-from dataclasses import dataclass
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -74,8 +73,7 @@ def random_baseline(hessian, covariance, n_samples=100, seed=0, rel_tol=1e-12):
     return out
 
 
-@results.register
-@dataclass(eq=False)
+@results.result_class
 class AlignmentRun:
     """Output of :func:`alignment_along_training`.
 
@@ -93,8 +91,6 @@ class AlignmentRun:
         Random-eigenvector baseline at the final checkpoint (exact Sigma).
     n_masks : int
     """
-
-    __repr__ = tables.compact_repr
 
     def to_frame(self):
         """The checkpoints as a tidy table (pandas, the ``table`` extra): one row per time;

@@ -21,7 +21,6 @@ the Monte Carlo floor below the errors being measured:
   (the EM step must be much finer than eta to resolve the orders of Zhang, Li, Luo & Xu
   (2024), Thm 1).
 """
-from dataclasses import dataclass
 
 import numpy as np
 from scipy.special import ndtri
@@ -37,8 +36,7 @@ from .hessian import _dense_hessian
 from .model import _modified_grad
 
 
-@results.register
-@dataclass(eq=False)
+@results.result_class
 class WeakOrderResult:
     """Output of :func:`weak_error_study`.
 
@@ -56,8 +54,6 @@ class WeakOrderResult:
         Comparison time T and the EM step h.
     n_runs : int
     """
-
-    __repr__ = tables.compact_repr
 
     def to_frame(self):
         """The weak errors as a tidy table (pandas, the ``table`` extra): one row per SME

@@ -20,7 +20,7 @@ from meanfield_dropout.plots.figures import save_figure
 from meanfield_dropout.runtime.tables import concat, write_csv
 
 from ..cluster import load_jobqueue_config
-from ..finder.locate import MAX_WIDTH, horizon_report, locate_horizons
+from ..finder.locate import MAX_WIDTH, LocateSettings, horizon_report, locate_horizons
 from ..finder.phase_map import QUICK, MapConfig, estimated_seconds, run_map, summarize_map
 from ..plots import locate_figure, phase_map_figure
 
@@ -70,7 +70,8 @@ def dask_address(args):
 
 def _locate(args):
     options = dict(data=args.data, repeats=args.repeats, seed=args.seed, ladder=args.ladder,
-                   workers=args.workers, budget=args.budget, progress=not args.no_progress)
+                   workers=args.workers, settings=LocateSettings(budget=args.budget),
+                   progress=not args.no_progress)
     located = locate_horizons(args.width, args.master_lr, args.keep_prob, steps=args.steps,
                               horizons=None if args.steps else args.horizon or [2.0],
                               **options)

@@ -36,7 +36,7 @@ from .plugin import (DEFAULT_BUDGET, candidate_limits, cell_seconds, effective_c
 from ..theory.phases import classify
 from ..theory.scalings import power_law
 
-__all__ = ["LocateResult", "horizon_report", "locate", "locate_horizons"]
+__all__ = ["LocateResult", "LocateSettings", "horizon_report", "locate", "locate_horizons"]
 
 MAX_WIDTH = 1 << 16
 #: Most grid times of a run.
@@ -53,6 +53,45 @@ def _gmean_interval(values, level=0.95):
     values = np.asarray(values, dtype=float)
     m, lo, hi = paired_log_ratio(values, np.ones_like(values), level)
     return math.exp(m) if math.isfinite(m) else math.inf, math.exp(lo), math.exp(hi)
+
+
+@dataclasses.dataclass(frozen=True)
+class LocateSettings:
+    """How :func:`locate` measures a cell and decides, checked when built (a ``ValueError``
+    naming the setting).
+
+    Attributes
+    ----------
+    n_times : int
+        Grid times in [0, T], 2 ≤ ``n_times`` ≤ :data:`MAX_TIMES`.
+    limit_factor : int
+        The limits run with N = limit_factor × n particles, 1 ≤ ``limit_factor`` ≤ 64, copies
+        of dropout's initial ones (:func:`~phase_diagram.finder.plugin.measure_cell`).
+    budget : float
+        Estimated seconds allowed for one limit in one cell (:mod:`phase_diagram.finder.plugin`).
+    ratio : float
+        How much farther every other limit must be for the nearest to win clearly (> 1).
+    close_threshold : float
+        The largest relative error of a limit that describes dropout (> 0); ``ratio`` and
+        ``close_threshold`` as in :func:`~phase_diagram.finder.decision.compare_candidates`.
+    """
+
+    n_times: int = 9
+    limit_factor: int = 4
+    budget: float = DEFAULT_BUDGET
+    ratio: float = DEFAULT_RATIO
+    close_threshold: float = DEFAULT_CLOSE
+
+    def __post_init__(self):
+        ratio, _, close_threshold, _ = check_comparison_settings(
+            ratio=self.ratio, close_threshold=self.close_threshold)
+        checked = dict(n_times=check_int(self.n_times, "n_times", low=2, high=MAX_TIMES),
+                       limit_factor=check_int(self.limit_factor, "limit_factor", low=1,
+                                              high=64),
+                       budget=check_positive(self.budget, "budget"), ratio=ratio,
+                       close_threshold=close_threshold)
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,9 +290,7 @@ def _horizon_steps(tau, steps=None, horizon=None):
 
 
 def locate(width, master_lr, keep_prob, *, data=None, steps=None, horizon=None, repeats=3,
-           seed=0, ladder=False, workers=None, ratio=DEFAULT_RATIO,
-           close_threshold=DEFAULT_CLOSE, budget=DEFAULT_BUDGET, n_times=9, limit_factor=4,
-           progress=True):
+           seed=0, ladder=False, settings=LocateSettings(), workers=None, progress=True):
     """Which limit dynamics describes dropout at width n, learning rate τ, keep q, over the
     horizon [0, T].
 
@@ -287,17 +324,10 @@ def locate(width, master_lr, keep_prob, *, data=None, steps=None, horizon=None, 
     seed : int
     ladder : bool
         Also measure at n/8, n/4, n/2 along the power law through the point.
+    settings : LocateSettings
+        The grid, the limits' particles and time budget, and the decision's thresholds.
     workers : int, optional
         Processes (default: one per core); the numbers do not depend on it.
-    ratio, close_threshold : float
-        See :mod:`phase_diagram.finder.decision`.
-    budget : float
-        Estimated seconds allowed for one limit in one cell (:mod:`phase_diagram.finder.plugin`).
-    limit_factor : int
-        The limits run with N = limit_factor × n particles, copies of dropout's initial ones
-        (:func:`~phase_diagram.finder.plugin.measure_cell`).
-    n_times : int
-        Grid times in [0, T], 2 ≤ ``n_times`` ≤ :data:`MAX_TIMES`.
     progress : bool
         A tqdm bar over the cells (repeats × widths).
 
@@ -312,11 +342,8 @@ def locate(width, master_lr, keep_prob, *, data=None, steps=None, horizon=None, 
     repeats = check_int(repeats, "repeats", low=1, high=100)
     seed = check_int(seed, "seed", low=0)
     workers = check_workers(workers)
-    ratio, _, close_threshold, _ = check_comparison_settings(ratio=ratio,
-                                                            close_threshold=close_threshold)
-    budget = check_positive(budget, "budget")
-    n_times = check_int(n_times, "n_times", low=2, high=MAX_TIMES)
-    limit_factor = check_int(limit_factor, "limit_factor", low=1, high=64)
+    if not isinstance(settings, LocateSettings):
+        raise ValueError(f"settings must be a LocateSettings, got {type(settings).__name__}")
     ladder, progress = check_bool(ladder, "ladder"), check_bool(progress, "progress")
     data = DEFAULT_DATA if data is None else data
     dataset = load_dataset(data, copies=1 + min(workers, repeats))
@@ -325,7 +352,8 @@ def locate(width, master_lr, keep_prob, *, data=None, steps=None, horizon=None, 
     scale = float(np.sqrt(np.mean(data[1] ** 2)))
     theory = classify(power_law(1.0, constants["b_tau"], 1.0, constants["b_keep"]))
     common = dict(horizon=horizon, data=data, repeats=repeats, seed=seed, workers=workers,
-                  budget=budget, n_times=n_times, limit_factor=limit_factor)
+                  budget=settings.budget, n_times=settings.n_times,
+                  limit_factor=settings.limit_factor)
     points = [(width, tau, q)] + (_ladder_points(width, constants) if ladder else [])
     seconds = repeats * sum(
         cell_seconds(n, t, k, horizon, data[0].shape, _candidates(n, t, k, **common)[0],
@@ -342,8 +370,8 @@ def locate(width, master_lr, keep_prob, *, data=None, steps=None, horizon=None, 
                      for name in limits}
         curves = {name: np.array([c[name]["predictor"] for c in cells]) for name in limits}
         comparison = compare_candidates({k: v["max"] for k, v in distances.items()},
-                                        scale=scale, ratio=ratio,
-                                        close_threshold=close_threshold)
+                                        scale=scale, ratio=settings.ratio,
+                                        close_threshold=settings.close_threshold)
         diverged = [c["diverged"] for c in cells if c["diverged"]]
         rung = None
         if ladder and comparison.nearest is not None:

@@ -295,15 +295,8 @@ def run_map(config, out_dir, *, workers=None, dask=None, dask_timeout=None, prog
     config : MapConfig
     out_dir : str or Path
         A cell store: ``manifest.json``, ``cells/<key>.json`` and ``claims/<key>.lock``.
-    workers : int, optional
-        Local worker processes (default: one per core), or Dask workers with
-        ``dask="local"``.
-    dask : str, optional
-        A scheduler address, or ``"local"`` for a LocalCluster; None: the local process pool.
-    dask_timeout : float, optional
-        Seconds the scheduler has to answer (default
-        :data:`meanfield_dropout.runtime.runner.DASK_TIMEOUT`).
-    progress : bool
+    workers, dask, dask_timeout, progress
+        Where the cells run, as in :func:`~phase_diagram.scan.runner.run_scan`.
 
     Returns
     -------

@@ -16,10 +16,10 @@ import math
 import numpy as np
 
 from meanfield_dropout.validation import check_int, check_keep_prob, check_positive
-from meanfield_dropout.convergence import measure_distances
+from meanfield_dropout.convergence import CellSettings, measure_distances
 from meanfield_dropout.engine import DivergenceError
 from meanfield_dropout.limit_sizes import _PARTNER_BATCH
-from meanfield_dropout.limits import LIMITS, limit_constants
+from meanfield_dropout.limits import LIMITS, LimitConstants, limit_constants
 
 __all__ = ["effective_constants", "estimate_costs", "dropout_seconds", "limit_seconds", "candidate_limits", "measure_cell",
            "cell_seconds",
@@ -219,8 +219,8 @@ def measure_cell(width, master_lr, keep_prob, limits, horizon, seed, data, n_tim
         limit, ``predictor`` and ``w2`` arrays (T,) (NaN when the run diverged).
     """
     inputs, targets = data
-    constants = dict(alpha=master_lr / keep_prob, beta=(1 - keep_prob) / (width * keep_prob),
-                     tau=master_lr)
+    constants = LimitConstants(alpha=master_lr / keep_prob,
+                               beta=(1 - keep_prob) / (width * keep_prob), tau=master_lr)
     times = np.linspace(0.0, horizon, n_times)
     groups = [{k: v for k, v in limits.items() if k in FLOWS},
               {k: v for k, v in limits.items() if k not in FLOWS}]
@@ -234,11 +234,12 @@ def measure_cell(width, master_lr, keep_prob, limits, horizon, seed, data, n_tim
                 continue
             flows = len(groups) > 1 and set(group) <= set(FLOWS)
             # the same seed: the same initial particles and the same dropout run
+            settings = CellSettings(group, horizon, constants, n_times=n_times,
+                                    data=(inputs, targets), w2_particles=w2_particles,
+                                    dt=FLOW_DT, tile_limit=True)
             out.update(measure_distances(
-                width, master_lr, keep_prob, group, horizon=horizon, seed=seed,
-                data=(inputs, targets), n_times=n_times, w2_particles=w2_particles,
-                limit_particles=width if flows else limit_factor * width, tile_limit=True,
-                dt=FLOW_DT, **constants))
+                width, master_lr, keep_prob, settings, seed=seed,
+                limit_particles=width if flows else limit_factor * width))
     except DivergenceError as exc:
         nan = np.full(n_times, np.nan)
         return dict(times=times, dropout_loss=nan, diverged=str(exc),

@@ -10,24 +10,52 @@ candidate limit), ``alpha, beta, tau`` are the scaling's own limit constants (``
 infinite) and an optional ``"distances"`` level in the result is accepted. A run that
 diverges raises :class:`~meanfield_dropout.engine.DivergenceError`; the scan records it as
 such (a result with non-finite distances is recorded as a divergence too). A scan
-configuration names its cell function; the default is
-:func:`meanfield_dropout.convergence.measure_distances`. Other module-level functions are
+configuration names its cell function; the default, :func:`distances_cell`, is
+:func:`meanfield_dropout.convergence.measure_distances` with the cell's settings grouped
+(:func:`~meanfield_dropout.convergence_plan.cell_settings`). Other module-level functions are
 added with :func:`register_cell_function`, or, with an explicit opt-in (``allow_import``;
 ``--allow-import`` on the command line), imported from a ``"module:function"`` string.
 
 A cell function may come with a *cost estimator* taking the same arguments and returning
-``(bytes, floating-point operations)`` (for the default,
-:func:`meanfield_dropout.convergence.estimate_cost`): the scan checks the memory of its
-largest cells and announces a long scan before it starts.
+``(bytes, floating-point operations)`` (for the default, :func:`distances_cost`:
+:func:`meanfield_dropout.convergence.estimate_cost`): the scan checks the memory of its largest
+cells and announces a long scan before it starts.
 """
 import importlib
 
 from meanfield_dropout.convergence import estimate_cost, measure_distances
+from meanfield_dropout.convergence_plan import cell_settings
+from meanfield_dropout.limits import LimitConstants
+
+
+def distances_cell(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon, seed,
+                   limit_particles=None, **options):
+    """The default cell function: :func:`~meanfield_dropout.convergence.measure_distances`
+    with ``options`` the other fields of its
+    :class:`~meanfield_dropout.convergence_plan.CellSettings`."""
+    settings = cell_settings(limits, LimitConstants(alpha, beta, tau), horizon, options)
+    return measure_distances(width, master_lr, keep_prob, settings, seed=seed,
+                             limit_particles=limit_particles)
+
+
+def distances_cost(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon,
+                   seed=None, limit_particles=None, **options):
+    """The cost estimator of :func:`distances_cell`
+    (:func:`~meanfield_dropout.convergence.estimate_cost`)."""
+    settings = cell_settings(limits, LimitConstants(alpha, beta, tau), horizon, options)
+    return estimate_cost(width, master_lr, keep_prob, settings,
+                         limit_particles=limit_particles)
+
 
 DEFAULT_CELL_FUNCTION = "measure_distances"
-CELL_FUNCTIONS = {DEFAULT_CELL_FUNCTION: measure_distances}
+CELL_FUNCTIONS = {DEFAULT_CELL_FUNCTION: distances_cell}
 #: Cost estimators of cell functions, keyed by the function.
-COST_ESTIMATORS = {measure_distances: estimate_cost}
+COST_ESTIMATORS = {distances_cell: distances_cost}
+#: The reference a cell records for a function (:func:`cell_function_reference`) when it is
+#: not the function's own name: the default cells name the measurement they compute, so their
+#: keys and seeds do not depend on the adapter that groups its arguments (and that reference,
+#: imported, resolves to the same function).
+_REFERENCES = {distances_cell: "meanfield_dropout.convergence:measure_distances"}
 
 
 def register_cell_function(name, function, estimate=None):
@@ -69,6 +97,9 @@ def resolve_cell_function(name, allow_import=False):
     check_cell_function(name, allow_import)
     if name in CELL_FUNCTIONS:
         return CELL_FUNCTIONS[name]
+    for function, reference in _REFERENCES.items():
+        if name == reference:
+            return function
     module_name, _, attr = name.partition(":")
     try:
         module = importlib.import_module(module_name)
@@ -85,5 +116,5 @@ def cell_function_reference(name):
     cell keys and seeds do not depend on the name the function is registered under."""
     if name in CELL_FUNCTIONS:
         function = CELL_FUNCTIONS[name]
-        return f"{function.__module__}:{function.__qualname__}"
+        return _REFERENCES.get(function, f"{function.__module__}:{function.__qualname__}")
     return name

@@ -56,15 +56,15 @@ from pathlib import Path
 
 import numpy as np
 
-from meanfield_dropout.convergence import (CLOCK_COUPLED, DEFAULT_DATA, estimate_cost,
-                                           measure_distances)
+from meanfield_dropout.convergence import CLOCK_COUPLED, DEFAULT_DATA
 from meanfield_dropout.data import load_dataset
-from meanfield_dropout.limits import DEFAULT_DT, simulate_limit
+from meanfield_dropout.limits import DEFAULT_DT, LimitConstants, simulate_limit
+from meanfield_dropout.network import network_data
 from meanfield_dropout.runtime.cells import read_json, write_json
 
 from ..finder.plugin import dropout_seconds, limit_seconds
 from ..theory.phases import DEGENERATE
-from .cell_functions import register_cell_function
+from .cell_functions import distances_cell, distances_cost, register_cell_function
 from .cells import build_cells
 from .grid_points import (BEYOND_BUDGET, CELL_FUNCTION, QUICK, GridConfig, GridPoint,
                           grid_points, scan_config, split_points)
@@ -81,9 +81,9 @@ def grid_distances(width, master_lr, keep_prob, limits, *, alpha, beta, tau, hor
     """The grid's cell function: :func:`~meanfield_dropout.convergence.measure_distances` on
     the default data (``toy``) with the targets multiplied by ``target_scale``."""
     data = load_dataset(DEFAULT_DATA)
-    return measure_distances(width, master_lr, keep_prob, limits, alpha=alpha, beta=beta,
-                             tau=tau, horizon=horizon, seed=seed,
-                             data=(data.inputs, target_scale * data.targets), **options)
+    return distances_cell(width, master_lr, keep_prob, limits, alpha=alpha, beta=beta, tau=tau,
+                          horizon=horizon, seed=seed,
+                          data=(data.inputs, target_scale * data.targets), **options)
 
 
 def grid_cost(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon, seed=None,
@@ -91,9 +91,9 @@ def grid_cost(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon,
     """Memory and work of :func:`grid_distances` (:func:`~meanfield_dropout.convergence.
     estimate_cost` on the same data)."""
     data = load_dataset(DEFAULT_DATA)
-    return estimate_cost(width, master_lr, keep_prob, limits, alpha=alpha, beta=beta, tau=tau,
-                         horizon=horizon, data=(data.inputs, target_scale * data.targets),
-                         **options)
+    return distances_cost(width, master_lr, keep_prob, limits, alpha=alpha, beta=beta, tau=tau,
+                          horizon=horizon, data=(data.inputs, target_scale * data.targets),
+                          **options)
 
 
 register_cell_function(CELL_FUNCTION, grid_distances, grid_cost)
@@ -163,14 +163,8 @@ def decide_grid(config, out_dir, *, workers=None, dask=None, dask_timeout=None, 
     out_dir : str or Path
         ``grid.json`` (the settings) and the scan directory ``scan/`` (manifest, cells,
         sequential stages).
-    workers : int, optional
-        Local worker processes (default: one per core), or Dask workers with ``dask="local"``.
-    dask : str, optional
-        A scheduler address, or ``"local"``; None: the local process pool.
-    dask_timeout : float, optional
-        Seconds the scheduler has to answer (default
-        :data:`meanfield_dropout.runtime.runner.DASK_TIMEOUT`).
-    progress : bool
+    workers, dask, dask_timeout, progress
+        Where the cells run, as in :func:`~phase_diagram.scan.runner.run_scan`.
 
     Returns
     -------
@@ -373,14 +367,14 @@ def limit_gaps(config, point, *, particles=4096, seed=0):
     """
     cell = build_cells(dataclasses.replace(scan_config(config, [point]), repeats=1))[0]
     data = load_dataset(DEFAULT_DATA)
-    inputs, targets = data.inputs, config.target_scale * data.targets
+    train = network_data(data.inputs, config.target_scale * data.targets, activation="tanh")
     times = np.linspace(0.0, config.horizon, config.n_times)
     reference = point.theory if point.theory != DEGENERATE else "wgf"
     predictors = {}
     for name, constants in cell.limits.items():
-        predictors[name] = simulate_limit(name, inputs, targets, times=times,
-                                          limit_particles=particles, seed=seed,
-                                          **constants).predictor
+        predictors[name] = simulate_limit(name, train, LimitConstants(**constants),
+                                          times=times, limit_particles=particles,
+                                          seed=seed).predictor
     base = predictors[reference]
     gaps = {name: float(np.max(np.sqrt(np.mean((f - base) ** 2, axis=1))))
             for name, f in predictors.items() if name != reference}

@@ -11,7 +11,8 @@ import pytest
 from meanfield_dropout.runtime import results
 from meanfield_dropout.convergence import ConvergenceStudy
 from meanfield_dropout.data import toy
-from meanfield_dropout.limits import simulate_limit
+from meanfield_dropout.limits import LimitConstants, simulate_limit
+from meanfield_dropout.network import network_data
 from phase_diagram.convergence import PHASE_STUDIES, phase_study, scaling_limit, scaling_study
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,9 +80,10 @@ def limit_gap(study, right, wrong, limit_particles=4000):
     """sup_t RMS predictor gap between two limits from one μ₀ sample of N particles."""
     data = toy()
     times = np.linspace(0.0, PHASE_STUDIES[right]["horizon"], 5)
-    f = {name: simulate_limit(name, data.inputs, data.targets, times=times,
-                              limit_particles=limit_particles, seed=123, activation="tanh",
-                              **study.limits[name]).predictor for name in (right, wrong)}
+    train = network_data(data.inputs, data.targets, activation="tanh")
+    f = {name: simulate_limit(name, train, LimitConstants(**study.limits[name]), times=times,
+                              limit_particles=limit_particles, seed=123).predictor
+         for name in (right, wrong)}
     return float(np.max(np.sqrt(np.mean((f[right] - f[wrong]) ** 2, axis=1))))
 
 
