@@ -145,6 +145,13 @@ def test_bad_input_names_the_argument(kwargs, name):
         cell(**kwargs)
 
 
+def test_settings_are_a_cell_settings_with_limit_constants():
+    with pytest.raises(ValueError, match="settings must be a CellSettings, got list"):
+        measure_distances(30, 0.1, 0.5, ["wgf"], seed=0)
+    with pytest.raises(ValueError, match="constants must be a LimitConstants, got dict"):
+        measure_distances(30, 0.1, 0.5, CellSettings(["wgf"], 0.5, dict(alpha=1.0)), seed=0)
+
+
 def test_study_bad_input():
     settings = CellSettings(["wgf"], 2.0)
     with pytest.raises(ValueError, match="widths"):

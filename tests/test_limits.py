@@ -206,6 +206,20 @@ def test_bad_limit_times_and_particles():
         run("wgf", [1.0], initial=np.ones((4, 7)))
 
 
+@pytest.mark.parametrize("train, constants, message", [
+    (DATA.inputs, LimitConstants(), "train must be a NetworkData .*got ndarray"),
+    (network_data(DATA.inputs, np.stack([DATA.targets] * 2, axis=1)), LimitConstants(),
+     "train must have one output, the square loss and float64 data, got 2 output"),
+    (network_data(DATA.inputs, np.sign(DATA.targets) + (DATA.targets == 0), loss="logistic"),
+     LimitConstants(), "got 1 output.*logistic"),
+    (network_data(DATA.inputs, DATA.targets, dtype="float32"), LimitConstants(), "float32"),
+    (TRAIN, dict(alpha=0.5), "constants must be a LimitConstants, got dict"),
+])
+def test_bad_train_and_constants_are_named(train, constants, message):
+    with pytest.raises(ValueError, match=message):
+        simulate_limit("jump-poisson", train, constants, times=[0.0, 1.0], limit_particles=5)
+
+
 def test_divergence_is_reported():
     X0 = init_particles(10, 3, seed=0)
     with pytest.raises(DivergenceError, match="limit 'jump-poisson' diverged at ring 1 "):
