@@ -85,57 +85,78 @@ def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, out,
     Neuron rows[r]'s pre-activations are kept in ``pre[r]`` if ``pre`` has rows, and
     their signs 1[u > 0] in ``signs[r]`` (uint8) if ``signs`` has rows: all the
     backward pass of the sign path needs (:func:`~meanfield_dropout.kernels.relu_signs._sign_path`). ``work`` is a
-    :class:`~meanfield_dropout.kernels.blocks.Workspace` for at least ``count`` rows. Each block sums into its own slab, its
-    rows in order; slabs are added in block order. The weighted rows fill blocks of their
-    own, so the weighted sum is the same bits with or without the rows after them.
+    :class:`~meanfield_dropout.kernels.blocks.Workspace` for at least ``count`` rows. Each block sums into its own slab
+    (:func:`_forward_block`); slabs are added in block order. The weighted rows fill blocks
+    of their own, so the weighted sum is the same bits with or without the rows after them.
     """
     d, batch = Zt.shape
-    with_plain = plain.shape[1] > 0
-    store_pre = pre.shape[0] > 0
-    store_signs = signs.shape[0] > 0
     _check_workspace(work, count, K, d, batch)
     # BLAS rounds a product by its shape: no block mixes weighted rows with the others
     weighted_count = min(weighted_count, count)
     weighted_blocks = (weighted_count + BLOCK - 1) // BLOCK
     blocks = weighted_blocks + (count - weighted_count + BLOCK - 1) // BLOCK
+    # the parallel region is one call per block: its body compiles once, as a plain function
     for blk in prange(blocks):
-        t = numba.get_thread_id()
-        weighted = blk < weighted_blocks
-        start = blk * BLOCK if weighted else weighted_count + (blk - weighted_blocks) * BLOCK
-        k = min(BLOCK, (weighted_count if weighted else count) - start)
-        value = _view(_slot(work.value, t), BLOCK, batch)
-        coef = _view(_slot(work.coef, t), K, BLOCK)
-        plain_coef = _view(_slot(work.plain_coef, t), K, BLOCK)
-        target = pre[start:start + k] if store_pre else _view(_slot(work.block_pre, t), k, batch)
-        _gather_pre_activations(X, rows, start, k, Zt, K, has_bias,
-                                _view(_slot(work.gathered, t), BLOCK, d), target)
-        for r in range(k):
-            for c in range(K):
-                if weighted:
-                    coef[c, r] = scale * weight * X[rows[start + r], c]
-                if with_plain:
-                    plain_coef[c, r] = scale * X[rows[start + r], c]
-        slab = _view(work.slabs[blk], K, batch)
-        plain_slab = _view(work.plain_slabs[blk], K, batch)
-        kept_signs = signs[start:start + k] if store_signs else signs[:0]
-        if K == 1:
-            _scalar_block_sums(act, target, weighted, k, coef[0], plain_coef[0], with_plain,
-                               value[0], slab[0], plain_slab[0], kept_signs)
-            continue
-        _store_signs(target, kept_signs)
-        for r in range(k):
-            _activate_row(act, target[r], value[r], value[r, :0])
-        if weighted:
-            _block_sum(coef, value, k, slab)
-        if with_plain:
-            _block_sum(plain_coef, value, k, plain_slab)
-    out[:] = 0.0
-    for blk in range(weighted_blocks):
-        out += _view(work.slabs[blk], K, batch)
+        _forward_block(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, plain, work,
+                       signs, weighted_count, np.int64(blk), numba.get_thread_id())
+    _add_slabs(work.slabs, weighted_blocks, out)
+    if plain.shape[1] > 0:
+        _add_slabs(work.plain_slabs, blocks, plain)
+
+
+@njit(cache=True)
+def _forward_block(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, plain, work,
+                   signs, weighted_count, blk, t):
+    """Block ``blk`` of :func:`_forward_sums` on the scratch slot ``t``: its rows in order
+    into its slab ``work.slabs[blk]`` (and ``work.plain_slabs[blk]``)."""
+    d, batch = Zt.shape
+    with_plain = plain.shape[1] > 0
+    store_pre = pre.shape[0] > 0
+    store_signs = signs.shape[0] > 0
+    weighted_blocks = (weighted_count + BLOCK - 1) // BLOCK
+    weighted = blk < weighted_blocks
+    start = blk * BLOCK if weighted else weighted_count + (blk - weighted_blocks) * BLOCK
+    k = min(BLOCK, (weighted_count if weighted else count) - start)
+    value = _view(_slot(work.value, t), BLOCK, batch)
+    coef = _view(_slot(work.coef, t), K, BLOCK)
+    plain_coef = _view(_slot(work.plain_coef, t), K, BLOCK)
+    target = pre[start:start + k] if store_pre else _view(_slot(work.block_pre, t), k, batch)
+    _gather_pre_activations(X, rows, start, k, Zt, K, has_bias,
+                            _view(_slot(work.gathered, t), BLOCK, d), target)
+    for r in range(k):
+        for c in range(K):
+            if weighted:
+                coef[c, r] = scale * weight * X[rows[start + r], c]
+            if with_plain:
+                plain_coef[c, r] = scale * X[rows[start + r], c]
+    slab = _view(work.slabs[blk], K, batch)
+    plain_slab = _view(work.plain_slabs[blk], K, batch)
+    kept_signs = signs[start:start + k] if store_signs else signs[:0]
+    if K == 1:
+        _scalar_block_sums(act, target, weighted, k, coef[0], plain_coef[0], with_plain,
+                           value[0], slab[0], plain_slab[0], kept_signs)
+        return
+    _store_signs(target, kept_signs)
+    for r in range(k):
+        _activate_row(act, target[r], value[r], value[r, :0])
+    if weighted:
+        _block_sum(coef, value, k, slab)
     if with_plain:
-        plain[:] = 0.0
-        for blk in range(blocks):
-            plain += _view(work.plain_slabs[blk], K, batch)
+        _block_sum(plain_coef, value, k, plain_slab)
+
+
+@njit(cache=True)
+def _add_slabs(slabs, blocks, out):
+    """out (K, B) = Σ_{blk < blocks} slabs[blk], added in block order."""
+    K, batch = out.shape
+    for c in range(K):
+        for j in range(batch):
+            out[c, j] = 0.0
+    for blk in range(blocks):
+        slab = slabs[blk]
+        for c in range(K):
+            for j in range(batch):
+                out[c, j] += slab[c * batch + j]
 
 
 @njit(cache=True)
@@ -365,44 +386,53 @@ def _backward_update(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias
                    np.empty((0, 0), dtype=np.uint8), pre_index, out, work)
 
 
-# ``reassoc`` lets the per-neuron sums over the batch vectorise (a strict left-to-right sum is
-# bound by the add latency); the order is fixed at compile time, so results still do not
-# depend on the thread count.
-@njit(cache=True, parallel=True, fastmath={"reassoc"})
+@njit(cache=True, parallel=True)
 def _backward_step(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, act, pre,
                    signs, pre_index, out, work):
     """:func:`_backward_update` with the scratch of a :class:`~meanfield_dropout.kernels.blocks.Workspace` ``work``.
 
     On the sign path (:func:`~meanfield_dropout.kernels.relu_signs._sign_path`) neuron rows[r]'s signs are read from
     ``signs[pre_index[r]]`` if ``signs`` has rows (stored by :func:`_forward_sums`), else
-    from ``pre`` as in :func:`_backward_update`, or recomputed.
+    from ``pre`` as in :func:`_backward_update`, or recomputed. Each block's rows move by
+    :func:`_backward_block`, which reads only their own parameters and r.
     """
     d, batch = Zt.shape
-    recompute = pre_index.shape[0] == 0
     _check_workspace(work, count, K, d, batch)
-    blocks = (count + BLOCK - 1) // BLOCK
     if _sign_path(act, K, penalty):
         _sign_backward_step(X, rows, count, step, residual, Z, Zt, has_bias, pre, signs,
                             pre_index, out, work)
         return
-    for blk in prange(blocks):
-        t = numba.get_thread_id()
-        start = blk * BLOCK
-        k = min(BLOCK, count - start)
-        block_pre = _view(_slot(work.block_pre, t), BLOCK, batch)
-        value = _slot(work.value, t)[:batch]
-        scratch = _slot(work.scratch, t)[:batch]
-        grad_pre = _view(_slot(work.grad_pre, t), BLOCK, batch)
-        grad_a = _view(_slot(work.grad_a, t), BLOCK, K)
-        grad_b = _slot(work.grad_b, t)
-        grad_w = _view(_slot(work.grad_w, t), BLOCK, d)
-        if recompute:
-            _gather_pre_activations(X, rows, start, k, Zt, K, has_bias,
-                                    _view(_slot(work.gathered, t), BLOCK, d), block_pre)
-        for r in range(k):
-            i = rows[start + r]
-            row = block_pre[r] if recompute else pre[pre_index[start + r]]
-            grad_b[r] = _row_coefficients(act, row, value, grad_pre[r], X[i, :K], penalty,
-                                          residual, scratch, grad_a[r])
-        np.dot(grad_pre[:k], Z, grad_w[:k])
-        _apply_block(out, rows, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias)
+    # the parallel region is one call per block: its body compiles once, as a plain function
+    for blk in prange((count + BLOCK - 1) // BLOCK):
+        _backward_block(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, act, pre,
+                        pre_index, out, work, np.int64(blk), numba.get_thread_id())
+
+
+# ``reassoc`` lets the per-neuron sums over the batch vectorise (a strict left-to-right sum is
+# bound by the add latency); the order is fixed at compile time, so results still do not
+# depend on the thread count.
+@njit(cache=True, fastmath={"reassoc"})
+def _backward_block(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, act, pre,
+                    pre_index, out, work, blk, t):
+    """Block ``blk`` of :func:`_backward_step` (off the sign path) on the scratch slot ``t``."""
+    d, batch = Zt.shape
+    recompute = pre_index.shape[0] == 0
+    start = blk * BLOCK
+    k = min(BLOCK, count - start)
+    block_pre = _view(_slot(work.block_pre, t), BLOCK, batch)
+    value = _slot(work.value, t)[:batch]
+    scratch = _slot(work.scratch, t)[:batch]
+    grad_pre = _view(_slot(work.grad_pre, t), BLOCK, batch)
+    grad_a = _view(_slot(work.grad_a, t), BLOCK, K)
+    grad_b = _slot(work.grad_b, t)
+    grad_w = _view(_slot(work.grad_w, t), BLOCK, d)
+    if recompute:
+        _gather_pre_activations(X, rows, start, k, Zt, K, has_bias,
+                                _view(_slot(work.gathered, t), BLOCK, d), block_pre)
+    for r in range(k):
+        i = rows[start + r]
+        row = block_pre[r] if recompute else pre[pre_index[start + r]]
+        grad_b[r] = _row_coefficients(act, row, value, grad_pre[r], X[i, :K], penalty,
+                                      residual, scratch, grad_a[r])
+    np.dot(grad_pre[:k], Z, grad_w[:k])
+    _apply_block(out, rows, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias)

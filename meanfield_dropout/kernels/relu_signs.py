@@ -46,18 +46,16 @@ def _store_signs(target, signs):
         _sign_row(target[r], signs[r])
 
 
-@njit(cache=True, parallel=True, fastmath={"reassoc"})
+@njit(cache=True, parallel=True)
 def _sign_backward_step(X, rows, count, step, residual, Z, Zt, has_bias, pre, signs,
                         pre_index, out, work):
     """:func:`~meanfield_dropout.kernels.core._backward_step` on the sign path (one output, K = 1).
 
     Neuron rows[r]'s signs are read from ``signs[pre_index[r]]`` if ``signs`` has rows, else
-    taken from ``pre[pre_index[r]]``, or recomputed when ``pre_index`` is empty.
+    taken from ``pre[pre_index[r]]``, or recomputed when ``pre_index`` is empty. The rows
+    r_j (z_j, 1) are formed once; each block's rows move by :func:`_sign_block`.
     """
     d, batch = Zt.shape
-    K = 1
-    recompute = pre_index.shape[0] == 0
-    blocks = (count + BLOCK - 1) // BLOCK
     d1 = d + 1 if has_bias else d
     weighted = _view(_slot(work.weighted_inputs, 0), batch, d1)
     for j in range(batch):
@@ -65,37 +63,51 @@ def _sign_backward_step(X, rows, count, step, residual, Z, Zt, has_bias, pre, si
             weighted[j, c] = residual[0, j] * Z[j, c]
         if has_bias:
             weighted[j, d] = residual[0, j]
-    for blk in prange(blocks):
-        t = numba.get_thread_id()
-        start = blk * BLOCK
-        k = min(BLOCK, count - start)
-        tile = _view(_slot(work.grad_pre, t), k, batch)
-        if recompute:
-            block_pre = _view(_slot(work.block_pre, t), BLOCK, batch)
-            _gather_pre_activations(X, rows, start, k, Zt, K, has_bias,
-                                    _view(_slot(work.gathered, t), BLOCK, d), block_pre)
-            _store_signs(block_pre, tile)
-        elif signs.shape[0] > 0:
-            for r in range(k):
-                source = signs[pre_index[start + r]]
-                for j in range(batch):
-                    tile[r, j] = source[j]
-        else:
-            for r in range(k):
-                _sign_row(pre[pre_index[start + r]], tile[r])
-        sums = _view(_slot(work.input_sums, t), k, d1)
-        np.dot(tile, weighted, sums)
-        grad_a = _view(_slot(work.grad_a, t), BLOCK, K)
-        grad_b = _slot(work.grad_b, t)
-        grad_w = _view(_slot(work.grad_w, t), BLOCK, d)
+    # the parallel region is one call per block: its body compiles once, as a plain function
+    for blk in prange((count + BLOCK - 1) // BLOCK):
+        _sign_block(X, rows, count, step, weighted, Zt, has_bias, pre, signs, pre_index, out,
+                    work, np.int64(blk), numba.get_thread_id())
+
+
+@njit(cache=True, fastmath={"reassoc"})
+def _sign_block(X, rows, count, step, weighted, Zt, has_bias, pre, signs, pre_index, out,
+                work, blk, t):
+    """Block ``blk`` of :func:`_sign_backward_step` on the scratch slot ``t``: G of its rows
+    as one product of their 0/1 signs with ``weighted`` (the rows r_j (z_j, 1)), then the
+    step."""
+    d, batch = Zt.shape
+    K = 1
+    d1 = weighted.shape[1]
+    recompute = pre_index.shape[0] == 0
+    start = blk * BLOCK
+    k = min(BLOCK, count - start)
+    tile = _view(_slot(work.grad_pre, t), k, batch)
+    if recompute:
+        block_pre = _view(_slot(work.block_pre, t), BLOCK, batch)
+        _gather_pre_activations(X, rows, start, k, Zt, K, has_bias,
+                                _view(_slot(work.gathered, t), BLOCK, d), block_pre)
+        _store_signs(block_pre, tile)
+    elif signs.shape[0] > 0:
         for r in range(k):
-            i = rows[start + r]
-            acc = sums.dtype.type(0.0)
-            for c in range(d1):
-                acc += X[i, K + c] * sums[r, c]
-            grad_a[r, 0] = acc
-            for c in range(d):
-                grad_w[r, c] = X[i, 0] * sums[r, c]
-            if has_bias:
-                grad_b[r] = X[i, 0] * sums[r, d]
-        _apply_block(out, rows, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias)
+            source = signs[pre_index[start + r]]
+            for j in range(batch):
+                tile[r, j] = source[j]
+    else:
+        for r in range(k):
+            _sign_row(pre[pre_index[start + r]], tile[r])
+    sums = _view(_slot(work.input_sums, t), k, d1)
+    np.dot(tile, weighted, sums)
+    grad_a = _view(_slot(work.grad_a, t), BLOCK, K)
+    grad_b = _slot(work.grad_b, t)
+    grad_w = _view(_slot(work.grad_w, t), BLOCK, d)
+    for r in range(k):
+        i = rows[start + r]
+        acc = sums.dtype.type(0.0)
+        for c in range(d1):
+            acc += X[i, K + c] * sums[r, c]
+        grad_a[r, 0] = acc
+        for c in range(d):
+            grad_w[r, c] = X[i, 0] * sums[r, c]
+        if has_bias:
+            grad_b[r] = X[i, 0] * sums[r, d]
+    _apply_block(out, rows, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias)
