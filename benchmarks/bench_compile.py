@@ -1,7 +1,9 @@
 """Numba compile time per kernel module, cold (empty cache) and warm (cache hits).
 
 Each warm-up task of :mod:`meanfield_dropout.warmup` (a tiny public call that compiles the
-kernels of one part of the package for one dtype) runs in a fresh child process twice: first
+kernels of one part of the package for one dtype: the serial twins,
+:mod:`meanfield_dropout.kernels.twins`, as a small run), then what the parallel kernels of a
+large run add (row ``+ parallel``), runs in a fresh child process twice: first
 on an empty ``NUMBA_CACHE_DIR`` (a temporary directory: cold, Numba compiles), then again in
 a new process on the cache the first one wrote (warm: Numba loads). The child records Numba's
 ``numba:compile`` events (:mod:`numba.core.event`) with the wall and CPU time of each compile
@@ -75,11 +77,16 @@ def _child(tasks):
     runs = []
     with event.install_listener("numba:compile", Timer()):
         for name, dtype in tasks:
-            current[0] = f"{name} {dtype}"
-            wall0, cpu0 = time.perf_counter(), time.process_time()
-            warmup.TASKS[name][0](dtype)
-            runs.append(dict(task=current[0], wall=time.perf_counter() - wall0,
-                             cpu=time.process_time() - cpu0))
+            # the task's tiny runs (the serial twins), then what the parallel kernels add
+            for label, both in ((f"{name} {dtype}", False), ("  + parallel", True)):
+                current[0] = f"{name} {dtype}" + (" parallel" if both else "")
+                warmup._both_twins[0] = both
+                wall0, cpu0 = time.perf_counter(), time.process_time()
+                warmup.TASKS[name][0](dtype)
+                runs.append(dict(task=current[0], label=label,
+                                 wall=time.perf_counter() - wall0,
+                                 cpu=time.process_time() - cpu0))
+            warmup._both_twins[0] = False
     print(json.dumps(dict(imported=imported, runs=runs, compiles=compiles, loads=loads)))
 
 
@@ -114,7 +121,7 @@ def _report(cold, warm):
         task = c_run["task"]
         mine = [c for c in cold["compiles"] if c["task"] == task]
         loads = [x for x in warm["loads"] if x["task"] == task]
-        print(f"{task:<18}{c_run['wall']:>10.1f}{c_run['cpu']:>10.1f}"
+        print(f"{c_run['label']:<18}{c_run['wall']:>10.1f}{c_run['cpu']:>10.1f}"
               f"{sum(c['cpu'] for c in mine):>12.1f}{len({c['name'] for c in mine}):>9}"
               f"{len(mine):>7}{w_run['wall']:>11.2f}{w_run['cpu']:>10.2f}{len(loads):>7}")
     print(f"{'import':<18}{cold['imported'][0]:>10.1f}{cold['imported'][1]:>10.1f}"

@@ -38,7 +38,8 @@ from tqdm.auto import tqdm
 from .runtime import results, tables
 from .kernels.blocks import make_workspace
 from .runtime.memory import announce_cost
-from .runtime.threads import kernel_threads
+from .runtime.threads import PARALLEL_SECONDS, kernel_threads
+from .kernels.twins import for_run
 from .kernels.variants import FORWARD_MASK, MASKS, VARIANTS, _run_chunk, _unmasked_loss
 from .warmup import compile_ahead
 from .network import init_particles, network_data
@@ -270,19 +271,20 @@ def run_simulation(plan, progress=True):
     SimulationResult
     """
     schedule = plan.schedule
+    seconds = simulation_seconds(plan)
     if progress:
-        announce_cost(simulation_seconds(plan), f"simulate n={plan.initial.shape[0]}, "
-                                                f"{schedule.steps} steps of {len(plan.rules)} "
-                                                f"rule(s)")
+        announce_cost(seconds, f"simulate n={plan.initial.shape[0]}, {schedule.steps} steps of "
+                               f"{len(plan.rules)} rule(s)")
     with kernel_threads(plan.cells):
         states, train, val, snaps = _drive(plan.initial, plan.rules, plan.data, plan.noise,
-                                           schedule, progress)
+                                           schedule, progress, seconds >= PARALLEL_SECONDS)
     return SimulationResult(plan.settings, schedule.loss_steps, train, val,
                             schedule.snapshot_steps, schedule.snapshot_neurons, snaps, states)
 
 
-def _drive(initial, rules, data, noise, schedule, progress):
-    """The one driver loop: chunk by chunk, every rule on the same noise chunk.
+def _drive(initial, rules, data, noise, schedule, progress, parallel):
+    """The one driver loop: chunk by chunk, every rule on the same noise chunk, on the
+    parallel kernels if ``parallel`` (else their serial twins, :func:`for_run`).
 
     Returns the final particles, train and validation losses and snapshots per rule.
     """
@@ -299,6 +301,7 @@ def _drive(initial, rules, data, noise, schedule, progress):
     (points, dim), outputs = data.train.inputs.shape, data.train.outputs
     work = make_workspace(initial.shape[0], outputs, dim,
                           max(points, data.validation.targets.shape[1]), initial.dtype)
+    run_chunk, unmasked_loss = for_run(_run_chunk, parallel), for_run(_unmasked_loss, parallel)
     with tqdm(total=steps * len(variants), disable=not progress, unit="step",
               desc=f"simulate n={initial.shape[0]}") as bar:
         compiled = False
@@ -313,10 +316,10 @@ def _drive(initial, rules, data, noise, schedule, progress):
                         train_chunk, val_chunk, start, work)
                 if not compiled:
                     # compiling (said so if it is needed) before the bar's clock starts
-                    compile_ahead(_run_chunk, args, "simulate", initial.dtype.name, progress)
+                    compile_ahead(run_chunk, args, "simulate", initial.dtype.name, progress)
                     bar.reset()
                     compiled = True
-                bad = _run_chunk(*args)
+                bad = run_chunk(*args)
                 if bad < 0 and not np.all(np.isfinite(states[name])):
                     bad = stop - 1
                 if bad >= 0:
@@ -328,11 +331,11 @@ def _drive(initial, rules, data, noise, schedule, progress):
                 bar.update(stop - start)
     _store_snapshots(states, snaps, schedule, steps)
     for name, rule in rules.items():
-        train[name][-1] = _unmasked_loss(states[name], rule, data.train, work)
+        train[name][-1] = unmasked_loss(states[name], rule, data.train, work)
         if not math.isfinite(train[name][-1]):
             raise DivergenceError(steps, name)
         if val:
-            val[name][-1] = _unmasked_loss(states[name], rule, data.validation, work)
+            val[name][-1] = unmasked_loss(states[name], rule, data.validation, work)
     return states, train, val, snaps
 
 

@@ -75,6 +75,7 @@ from .network import NetworkData, check_particles, data_names
 from .noise import mask_uniforms
 from .runtime.threads import blas_single_thread, kernel_threads
 from .kernels.rows import _all_features
+from .kernels.twins import for_run
 from .warmup import compile_once
 
 #: Default Heun step of the gradient flows (time units).
@@ -247,10 +248,12 @@ def _check_train(train):
 def _cloud_predictor(X, data):
     """∫φ dμ = (1/N) Σ_i φ(X_i, z_j) on the inputs of ``data``, shape (m,) (one output).
 
-    :func:`meanfield_dropout.kernels.core._predict` with scale 1/N, BLAS kept to one thread.
+    :func:`meanfield_dropout.kernels.core._predict` with scale 1/N (its serial twin on one
+    Numba thread), BLAS kept to one thread.
     """
+    predict = for_run(_predict, True)
     with blas_single_thread():
-        return _predict(X, data.inputs_t, 1, data.bias, data.activation, 1.0 / X.shape[0])[0]
+        return predict(X, data.inputs_t, 1, data.bias, data.activation, 1.0 / X.shape[0])[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,14 +377,15 @@ def _run_flow(X, data, times, beta, dt, bounds, snapshots, bar, limit):
     (m, d), n, p = data.inputs.shape, X.shape[0], X.shape[1]
     work = make_workspace(n, data.outputs, d, m, X.dtype)
     chunk = max(1, int(_BAR_OPERATIONS / (12.0 * n * m * p)))
-    compile_once(_heun, (X, data, beta, 0.0, 0, bounds, work), "limits", X.dtype.name)
+    heun = for_run(_heun, True)
+    compile_once(heun, (X, data, beta, 0.0, 0, bounds, work), "limits", X.dtype.name)
     bar.reset()                 # the bar's clock starts after the compiling
     for k, steps in enumerate(heun_steps(times, dt).astype(np.int64)):
         start = times[k - 1] if k else 0.0
         length = (times[k] - start) / steps if steps else 0.0
         for first in range(0, steps, chunk):       # chunks only move the progress bar
             count = min(chunk, steps - first)
-            bad = _heun(X, data, beta, length, count, bounds, work)
+            bad = heun(X, data, beta, length, count, bounds, work)
             if bad >= 0:
                 raise DivergenceError(done + first + bad, limit, _range_detail(bounds),
                                       kind="limit", unit="Heun step",

@@ -6,7 +6,9 @@ cached on disk (``cache=True``). A run that finds its kernels in the cache start
 run on an empty cache compiles them first. :func:`warmup` compiles them ahead, in parallel
 processes: each warm-up :data:`TASKS` entry is a tiny call of the public functions that
 compiles exactly the kernels and argument types a real run of that part of the package
-compiles.
+compiles, with both twins of the engine's and the limits' kernels
+(:mod:`meanfield_dropout.kernels.twins`): a small run takes the serial ones, a large one the
+parallel ones.
 
 The cache lives where Numba puts it: the directory ``NUMBA_CACHE_DIR`` if that environment
 variable is set (a read-only install, a cluster's shared file system), else a
@@ -30,6 +32,7 @@ import numpy as np
 from numba.core.caching import FunctionCache, IndexDataCacheFile
 from tqdm.auto import tqdm
 
+from .kernels.twins import twins
 from .kernels.variants import _run_chunk
 
 #: Precisions a run may ask for; float32 kernels are compiled only for float32 runs.
@@ -107,6 +110,9 @@ COMPILE_SECONDS = {("simulate", "float64"): 30, ("simulate", "float32"): 30,
 _announced = set()
 #: The (kernel, dtype) pairs :func:`compile_once` has compiled ahead in this process.
 _compiled = set()
+#: Whether :func:`compile_ahead` compiles the parallel kernel of a serial twin too (a warm-up,
+#: :func:`run_tasks`).
+_both_twins = [False]
 
 
 def is_cached(kernel, args):
@@ -125,14 +131,20 @@ def is_cached(kernel, args):
 def compile_ahead(kernel, args, task, dtype, announce=True):
     """Compile (or load) ``kernel`` for the types of ``args`` now, saying so first if it is not
     in the cache: a run's progress bar then starts after the compiling, with a true estimate.
-    The message of a task (and dtype) comes once per process."""
+    The message of a task (and dtype) comes once per process. In a warm-up
+    (:func:`run_tasks`), whose tiny runs take the serial twins
+    (:mod:`meanfield_dropout.kernels.twins`), the parallel kernel of a serial twin is compiled
+    too: what a large run takes."""
     if announce and (task, dtype) not in _announced and not is_cached(kernel, args):
         _announced.add((task, dtype))
         seconds = COMPILE_SECONDS.get((task, dtype))
         about = f", about {seconds} s" if seconds else ""
         tqdm.write(f"compiling kernels: first run only{about}; `meanfield-dropout warmup` "
                    "does it ahead", file=sys.stderr)
-    kernel.compile(tuple(kernel.typeof_pyval(a) for a in args))
+    types = tuple(kernel.typeof_pyval(a) for a in args)
+    pair = twins(kernel)
+    for each in pair if _both_twins[0] and pair[-1] is kernel else (kernel,):
+        each.compile(types)
 
 
 def compile_once(kernel, args, task, dtype):
@@ -182,10 +194,16 @@ def _task_call(name):
     return getattr(importlib.import_module(module), function)
 
 
-def run_tasks(tasks):
-    """Run warm-up ``tasks`` ((name, dtype) pairs) in this process, compiling into its cache."""
-    for name, dtype in tasks:
-        _task_call(name)(dtype)
+def run_tasks(tasks, both_twins=True):
+    """Run warm-up ``tasks`` ((name, dtype) pairs) in this process, compiling into its cache
+    the kernels they run and, with ``both_twins``, the parallel kernel of each serial twin
+    they compile ahead (:func:`compile_ahead`)."""
+    _both_twins[0] = both_twins
+    try:
+        for name, dtype in tasks:
+            _task_call(name)(dtype)
+    finally:
+        _both_twins[0] = False
 
 
 def _merge_cache(source, target):
@@ -242,4 +260,6 @@ def warmup(dtypes=DTYPES, jobs=None, progress=True, tasks=None):
 
 
 if __name__ == "__main__":
-    run_tasks([tuple(item.split(":")) for item in sys.argv[1].split(",")])
+    # the package's module, not this ``__main__`` copy: compile_ahead reads its state
+    importlib.import_module("meanfield_dropout.warmup").run_tasks(
+        [tuple(item.split(":")) for item in sys.argv[1].split(",")])

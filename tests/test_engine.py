@@ -10,7 +10,8 @@ from scipy.stats import norm
 
 from meanfield_dropout import (DivergenceError, SimulationResult, init_particles, loss_value,
                                simulate, teacher_student)
-from meanfield_dropout.kernels import variants
+from meanfield_dropout import engine
+from meanfield_dropout.kernels import twins, variants
 from meanfield_dropout.engine import VARIANTS
 from meanfield_dropout.noise import ExplicitNoise
 from meanfield_dropout.runtime import threads as thread_limits
@@ -124,29 +125,61 @@ def test_dropout_minus_ram_has_the_penalty_mean():
     assert np.median(np.abs(expected) / stderr) > 3
 
 
-def run_small(seed=4, **kw):
+def run_small(seed=4, width=130, variants=("dropout", "pn_ram", "ram"), batch_size=10, **kw):
     data = teacher_student(dim=4, data_points=30, seed=2)
-    return simulate(data.inputs, data.targets, width=130, keep_prob=0.7, master_lr=0.5,
-                    steps=15, variants=("dropout", "pn_ram", "ram"), seed=seed,
-                    batch_size=10, progress=False, snapshot_steps=(0, 7, 15),
-                    val_inputs=data.val_inputs, val_targets=data.val_targets, **kw)
+    targets = kw.pop("targets", data.targets)
+    val_targets = data.val_targets if targets is data.targets else None
+    return simulate(data.inputs, targets, width=width, keep_prob=0.7, master_lr=0.5,
+                    steps=15, variants=variants, seed=seed, batch_size=batch_size,
+                    progress=False, snapshot_steps=(0, 7, 15),
+                    val_inputs=data.val_inputs if val_targets is not None else None,
+                    val_targets=val_targets, **kw)
 
 
-def test_same_seed_same_numbers_whatever_the_thread_count(monkeypatch):
-    # use every thread allowed, even on this small problem (3 blocks of neurons)
+def _classes(points=30, classes=3):
+    return np.eye(classes)[np.arange(points) % classes]
+
+
+#: The kernels' paths: the ReLU sign path (one output, no penalty) with minibatches and PN
+#: masks, the generic path (tanh, a bias, a penalty, the loss records' shared pass), several
+#: outputs (softmax), the logistic loss; one block of neurons, several, a partial last one.
+TWIN_CASES = [
+    dict(),
+    dict(width=64, activation="tanh", bias=True, variants=VARIANTS, batch_size=None,
+         penalty=0.3),
+    dict(width=150, activation="softplus", loss="softmax", targets=_classes(),
+         variants=("dropout", "pn")),
+    dict(width=70, loss="logistic", targets=np.sign(_classes(classes=2)[:, 0] - 0.5),
+         variants=("gd", "pn_ram"), batch_size=None),
+    pytest.param(dict(dtype="float32"), marks=pytest.mark.slow),
+]
+
+
+@pytest.mark.parametrize("case", TWIN_CASES)
+def test_serial_and_parallel_kernels_give_the_same_bits(monkeypatch, case):
+    """The serial twins (one thread, or a short run) and the parallel kernels on every
+    thread, from one seed: the same numbers to the last bit."""
+    # the parallel kernels on every thread, even on this small, short problem
     monkeypatch.setattr(thread_limits, "threads_for", lambda cells, available: available)
+    ran = []
+    monkeypatch.setattr(engine, "for_run", lambda kernel, parallel: ran.append(
+        twins.for_run(kernel, parallel)) or ran[-1])
     threads = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        one = run_small()
+        one = run_small(**case)
         numba.set_num_threads(max(2, threads))
-        many = run_small()
+        monkeypatch.setattr(engine, "PARALLEL_SECONDS", 0.0)
+        many = run_small(**case)
     finally:
         numba.set_num_threads(threads)
+    assert ran == [twins.serial(variants._run_chunk), twins.serial(variants._unmasked_loss),
+                   variants._run_chunk, variants._unmasked_loss]
     for name in one.variants:
         np.testing.assert_array_equal(one.final[name], many.final[name])
         np.testing.assert_array_equal(one.train_loss[name], many.train_loss[name])
-    assert not np.array_equal(run_small(seed=5).final["dropout"], one.final["dropout"])
+        np.testing.assert_array_equal(one.val_loss.get(name), many.val_loss.get(name))
+    assert not np.array_equal(run_small(seed=5, **case).final[name], one.final[name])
 
 
 @pytest.mark.parametrize("given, expected", [

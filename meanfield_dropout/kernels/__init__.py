@@ -10,5 +10,6 @@ arguments once, plan the randomness and call them.
 * :mod:`.variants` — the engine's update rules as one chunk kernel;
 * :mod:`.rows` — one-neuron kernels of the jump limits;
 * :mod:`.limit_steps` — the flow (Heun) and jump-event kernels of the limit dynamics;
-* :mod:`.second_order` — Jacobian-transpose and Hessian–vector products.
+* :mod:`.second_order` — Jacobian-transpose and Hessian–vector products;
+* :mod:`.twins` — the serial twins of the kernels that run parallel regions, for small runs.
 """

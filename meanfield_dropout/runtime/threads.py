@@ -21,6 +21,12 @@ from threadpoolctl import ThreadpoolController
 #: Work items (neurons × batch entries) per Numba thread of a kernel run (see
 #: :func:`threads_for`).
 CELLS_PER_THREAD = 125_000
+#: A run whose cost model estimates fewer one-core seconds than this runs the serial twins of
+#: its kernels (:func:`meanfield_dropout.kernels.twins.serial`), whatever its thread count:
+#: compiling the parallel twins of the engine costs about 7 s of CPU more on an empty cache,
+#: and two threads save at most half of such a run (1.4x faster at n = 500, m = 500 on this
+#: project's 2-core machine). The numbers are the same either way.
+PARALLEL_SECONDS = 10.0
 
 _CONTROLLER = []
 #: The process-wide BLAS limit of a pinned worker (kept so that it stays in force).
