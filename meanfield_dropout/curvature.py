@@ -29,7 +29,7 @@ from .validation import (check_array, check_int, check_keep_prob, check_nonnegat
 from .kernels.core import _backward_update, _forward, _loss_derivative
 from .kernels.second_order import _hessian_vector_product
 from .runtime import tables
-from .runtime.memory import check_memory, warn_long_run
+from .runtime.memory import NOMINAL_RATE, announce_cost, check_memory, warn_long_run
 from .runtime.threads import blas_single_thread
 from .warmup import compile_once
 from .network import (NetworkData, check_particles, network_data,
@@ -141,6 +141,46 @@ def hessian_vector_product(particles, inputs, targets, direction, *, loss="squar
         return _hvp(net, V, check_nonnegative(penalty, "penalty"))
 
 
+#: Floating-point operations of one gradient and Hessian–vector product per neuron, data point
+#: and particle entry (the forward, backward and second-order passes of the kernel layer).
+PRODUCT_OPERATIONS = 8
+
+
+def sharpness_seconds(width, points, entries, iterations):
+    """Estimated seconds of one core of :func:`sharpness` (a cost model at
+    :data:`~meanfield_dropout.runtime.memory.NOMINAL_RATE`, excluding compilation).
+
+    At most ``iterations`` Hessian–vector products on P = ``points`` data points,
+    :data:`PRODUCT_OPERATIONS` · P · n · p operations each, and their reorthogonalisation,
+    twice against up to ``iterations`` basis vectors of n · p entries (4 operations per entry
+    and vector).
+
+    Parameters
+    ----------
+    width, points, entries, iterations : int
+        n, P, p (the particles' columns) and the maximum number of products.
+
+    Returns
+    -------
+    float
+    """
+    size = float(width) * entries
+    return iterations * (PRODUCT_OPERATIONS * points + 4 * iterations) * size / NOMINAL_RATE
+
+
+def batch_sharpness_seconds(width, batch_size, entries, draws):
+    """Estimated seconds of one core of :func:`batch_sharpness`: per draw a gradient and a
+    Hessian–vector product on B = ``batch_size`` points, :data:`PRODUCT_OPERATIONS` · B · n · p
+    operations (a cost model at :data:`~meanfield_dropout.runtime.memory.NOMINAL_RATE`,
+    excluding compilation).
+
+    Returns
+    -------
+    float
+    """
+    return draws * PRODUCT_OPERATIONS * float(batch_size) * width * entries / NOMINAL_RATE
+
+
 class Sharpness(NamedTuple):
     """Result of :func:`sharpness`.
 
@@ -217,6 +257,8 @@ def sharpness(particles, inputs, targets, *, loss="square", activation="relu", b
     iterations = min(iterations, size)
     check_memory((iterations + 3) * size * 8, f"a Lanczos basis of {iterations + 1} vectors",
                  "use fewer iterations")
+    announce_cost(sharpness_seconds(net.X.shape[0], net.data.inputs.shape[0], net.X.shape[1],
+                                    iterations), f"sharpness of {iterations} products")
     q = start_rng.standard_normal(size) if start is None else \
         check_array(start, "start", 2, shape=net.X.shape).ravel().copy()
     with blas_single_thread():          # norms included: their sums follow the thread count
@@ -348,7 +390,7 @@ def batch_sharpness(particles, inputs, targets, *, batch_size, draws=64, keep_pr
     BatchSharpness
     """
     net = _net(particles, inputs, targets, loss, activation, bias, output_scale)
-    (m, dim), n = net.data.inputs.shape, net.X.shape[0]
+    m, n = net.data.inputs.shape[0], net.X.shape[0]
     batch_size = check_int(batch_size, "batch_size", 1, m)
     draws = check_int(draws, "draws", low=1)
     if keep_prob is not None:
@@ -358,8 +400,10 @@ def batch_sharpness(particles, inputs, targets, *, batch_size, draws=64, keep_pr
     # and a Hessian-vector product, a few passes of O(n B (K + d)) each
     check_memory(draws * (8 * batch_size + (9 * n if keep_prob is not None else 0)),
                  f"{draws} draws of batch_size {batch_size}", "ask for fewer draws")
-    warn_long_run(8.0 * draws * batch_size * n * (dim + net.data.outputs),
-                  f"batch_sharpness of {draws} draws", "ask for fewer draws")
+    seconds = batch_sharpness_seconds(n, batch_size, net.X.shape[1], draws)
+    warn_long_run(seconds * NOMINAL_RATE, f"batch_sharpness of {draws} draws",
+                  "ask for fewer draws")
+    announce_cost(seconds, f"batch_sharpness of {draws} draws")
     batches = np.stack([batch_rng.choice(m, batch_size, replace=False) for _ in range(draws)])
     masks = None
     if keep_prob is not None:

@@ -237,20 +237,15 @@ def plan_simulation(train, dynamics, recording, *, width=None, initial=None, val
     rules = {name: Rule(*MASKS[name], keep_prob, master_lr, scale, penalties[name],
                         output_bound, parameter_bound, keep_pre[name])
              for name in variants}
-    schedule = Schedule(steps, chunk_steps, _record_plan(steps, loss_every), snapshot_steps,
+    schedule = Schedule(steps, chunk_steps, recorded_steps(steps, loss_every), snapshot_steps,
                         snapshot_neurons)
     return SimulationPlan(initial, rules, Data(train, validation), noise, schedule, settings,
                           width * batch_size)
 
 
 def simulation_seconds(plan):
-    """Estimated seconds of one core for a planned run (a cost model, excluding compilation).
-
-    Per rule, step and neuron a forward and a backward pass over the batch, B(4d + 6K)
-    floating-point operations (as :func:`~meanfield_dropout.convergence_plan.cell_cost` for
-    K = 1); per recorded loss at most a forward pass over the m training and the validation
-    points, (m + m_val)(2d + 2K); operations turned into seconds at
-    :data:`~meanfield_dropout.runtime.memory.NOMINAL_RATE`.
+    """Estimated seconds of one core for a planned run (a cost model, excluding compilation):
+    :func:`simulation_cost` of the plan's rules, width, steps, batch, data and recorded losses.
 
     Parameters
     ----------
@@ -262,11 +257,40 @@ def simulation_seconds(plan):
     """
     train, validation = plan.data.train, plan.data.validation
     (points, dim), outputs = train.inputs.shape, train.outputs
-    schedule = plan.schedule
-    per_neuron = (schedule.steps * plan.settings["batch_size"] * (4 * dim + 6 * outputs)
-                  + schedule.loss_steps.size * (points + validation.targets.shape[1])
-                  * (2 * dim + 2 * outputs))
-    return len(plan.rules) * plan.initial.shape[0] * float(per_neuron) / NOMINAL_RATE
+    return simulation_cost(len(plan.rules), plan.initial.shape[0], plan.schedule.steps,
+                           plan.settings["batch_size"], dim, outputs,
+                           plan.schedule.loss_steps.size, points + validation.targets.shape[1])
+
+
+def simulation_cost(rules, width, steps, batch_size, dim, outputs, loss_records, loss_points):
+    """Estimated seconds of one core for a run of :func:`~meanfield_dropout.engine.simulate`
+    (a cost model, excluding compilation), from the sizes alone.
+
+    Per rule, step and neuron a forward and a backward pass over the batch, B(4d + 6K)
+    floating-point operations (as :func:`~meanfield_dropout.convergence_plan.cell_cost` for
+    K = 1); per recorded loss at most a forward pass over the m training and the validation
+    points, (m + m_val)(2d + 2K); operations turned into seconds at
+    :data:`~meanfield_dropout.runtime.memory.NOMINAL_RATE` (a fixed rate, not this machine's
+    speed).
+
+    Parameters
+    ----------
+    rules, width, steps, batch_size : int
+        Update rules run side by side, n, K steps and B.
+    dim, outputs : int
+        d (with the bias column, if any) and K outputs.
+    loss_records : int
+        Recorded losses (:func:`recorded_steps` ``.size``).
+    loss_points : int
+        m + m_val, the points of one loss record.
+
+    Returns
+    -------
+    float
+    """
+    per_neuron = (steps * batch_size * (4 * dim + 6 * outputs)
+                  + loss_records * loss_points * (2 * dim + 2 * outputs))
+    return rules * width * float(per_neuron) / NOMINAL_RATE
 
 
 def _check_variants(variants):
@@ -321,7 +345,7 @@ def _check_memory(train, width, batch_size, penalties, snapshots, snapshot_neuro
     return keep_pre
 
 
-def _record_plan(steps, loss_every):
+def recorded_steps(steps, loss_every):
     """Steps whose losses are recorded: every ``loss_every``-th step and the last one."""
     return np.unique(np.append(np.arange(0, steps, loss_every), steps))
 

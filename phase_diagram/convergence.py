@@ -128,10 +128,17 @@ _STUDY_KEYWORDS = ("repeats", "seed", "limit_particles_factor", "progress")
 def _study(scaling, widths, limits, constants, label, options):
     """:func:`~meanfield_dropout.convergence.convergence_study` along ``scaling`` with the
     keyword ``options`` of :func:`scaling_study` and :func:`phase_study`."""
-    study = {key: options.pop(key) for key in _STUDY_KEYWORDS if key in options}
-    settings = cell_settings(limits, constants, options.pop("horizon", 2.0), options)
+    settings, study = _split(limits, constants, options)
     return convergence_study(scaling.tau, scaling.keep, widths, settings, label=label,
                              **study)
+
+
+def _split(limits, constants, options):
+    """(:class:`~meanfield_dropout.convergence_plan.CellSettings`, keywords of
+    :func:`~meanfield_dropout.convergence.convergence_study`) of the keyword ``options``."""
+    options = dict(options)
+    study = {key: options.pop(key) for key in _STUDY_KEYWORDS if key in options}
+    return cell_settings(limits, constants, options.pop("horizon", 2.0), options), study
 
 
 def phase_study(phase, widths, *, repeats=3, seed=0, progress=True, **options):
@@ -156,6 +163,18 @@ def phase_study(phase, widths, *, repeats=3, seed=0, progress=True, **options):
     -------
     ConvergenceStudy
     """
+    scaling, settings, study = phase_study_arguments(phase, **options)
+    spec = PHASE_STUDIES[phase]
+    return convergence_study(scaling.tau, scaling.keep, widths, settings,
+                             label=f"{phase}: τ={spec['tau']}, q={spec['keep']}",
+                             repeats=repeats, seed=seed, progress=progress, **study)
+
+
+def phase_study_arguments(phase, **options):
+    """(scaling, :class:`~meanfield_dropout.convergence_plan.CellSettings`, other keywords of
+    :func:`~meanfield_dropout.convergence.convergence_study`) of :func:`phase_study`: the
+    predicted limit with the scaling's constants and the table's wrong limits, ``coupled``
+    and ``horizon`` the table's unless ``options`` give them."""
     check_choice(phase, "phase", PHASE_STUDIES)
     spec = PHASE_STUDIES[phase]
     scaling, found, constants = scaling_limit(spec["tau"], spec["keep"])
@@ -166,9 +185,7 @@ def phase_study(phase, widths, *, repeats=3, seed=0, progress=True, **options):
         limits[name] = dict(constants, **overrides)
     options.setdefault("coupled", spec.get("coupled", ()))
     options.setdefault("horizon", spec["horizon"])
-    return _study(scaling, widths, limits, LimitConstants(),
-                  f"{phase}: τ={spec['tau']}, q={spec['keep']}",
-                  dict(options, repeats=repeats, seed=seed, progress=progress))
+    return (scaling, *_split(limits, LimitConstants(), options))
 
 
 #: The metric a verdict trusts when the metrics disagree, and why.

@@ -14,15 +14,18 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from meanfield_dropout import experiments as mf_experiments
+from meanfield_dropout.convergence import estimate_cost
 from meanfield_dropout.runtime import results, tables
+from meanfield_dropout.runtime.memory import NOMINAL_RATE, announced
 from meanfield_dropout.validation import check_int
 from meanfield_dropout.experiments import Experiment
 from meanfield_dropout.experiments.settings import Settings, int_tuple
 from meanfield_dropout.runtime.runner import check_workers, run_unordered
 
 from . import plots
-from .convergence import PHASE_STUDIES, phase_study
+from .convergence import PHASE_STUDIES, phase_study, phase_study_arguments
 from .scan import config_from_dict, run_scan, summarize
+from .scan.runner import scan_seconds
 from .scan.config import read_toml
 
 
@@ -52,7 +55,26 @@ class ConvergencePhasesResult:
 
 
 def _phase_study(phase, widths, repeats, seed):
-    return phase_study(phase, widths, repeats=repeats, seed=seed, progress=False)
+    with announced():       # in a worker: the caller announced the five studies
+        return phase_study(phase, widths, repeats=repeats, seed=seed, progress=False)
+
+
+def convergence_seconds(settings):
+    """Estimated seconds of one core of each phase study of :func:`run_convergence`: the
+    operations of its cells (:func:`meanfield_dropout.convergence.estimate_cost`, the model
+    each study announces) at :data:`~meanfield_dropout.runtime.memory.NOMINAL_RATE`.
+
+    Returns
+    -------
+    list of float
+    """
+    seconds = []
+    for phase in PHASE_STUDIES:
+        scaling, cells, _ = phase_study_arguments(phase)
+        operations = sum(estimate_cost(n, scaling.tau(n), scaling.keep(n), cells)[1]
+                         for n in settings.widths)
+        seconds.append(settings.repeats * operations / NOMINAL_RATE)
+    return seconds
 
 
 def run_convergence(settings, *, progress=True, workers=None):
@@ -114,20 +136,32 @@ def _summarize(scan_dir):
     return PhaseDiagramResult(config, scalings, missing, str(scan_dir))
 
 
-def run_phase_diagram(settings, *, progress=True, workers=None):
-    """Run (or resume) the scan of ``settings`` into its directory and summarise it.
-
-    The full scan (17 scalings, widths 64–1024, 3 repeats) takes about a minute on 2 cores;
-    finished cells are skipped.
-    """
+def _scan_config(settings):
+    """The scan configuration of ``settings``: the file's, with their seed, widths, repeats."""
     data = read_toml(settings.config)
     data["seed"] = settings.seed
     if settings.widths is not None:
         data["widths"] = list(settings.widths)
     if settings.repeats is not None:
         data["repeats"] = settings.repeats
-    run_scan(config_from_dict(data), settings.scan_dir, workers=workers, progress=progress)
+    return config_from_dict(data)
+
+
+def run_phase_diagram(settings, *, progress=True, workers=None):
+    """Run (or resume) the scan of ``settings`` into its directory and summarise it.
+
+    The full scan (17 scalings, widths 64–1024, 3 repeats) takes about a minute on 2 cores;
+    finished cells are skipped.
+    """
+    run_scan(_scan_config(settings), settings.scan_dir, workers=workers, progress=progress)
     return _summarize(settings.scan_dir)
+
+
+def phase_diagram_seconds(settings):
+    """Estimated seconds of one core of each cell of the scan of :func:`run_phase_diagram`
+    (:func:`phase_diagram.scan.runner.scan_seconds`, the model the scan announces; finished
+    cells of a resumed scan are counted too)."""
+    return scan_seconds(_scan_config(settings))
 
 
 def phase_diagram_summary(result):
@@ -164,10 +198,12 @@ EXPERIMENTS = {
     "images_variants": mf_experiments.EXPERIMENTS["images_variants"],
     "phase_diagram": ScanExperiment(PhaseDiagramSettings, run_phase_diagram,
                                     plots.phase_diagram_figures, phase_diagram_summary,
-                                    "phase_diagram", PhaseDiagramResult),
+                                    "phase_diagram", PhaseDiagramResult,
+                                    cost=phase_diagram_seconds),
     "convergence": Experiment(ConvergencePhasesSettings, run_convergence,
                               plots.convergence_figures, convergence_summary,
-                              "convergence_phases", ConvergencePhasesResult),
+                              "convergence_phases", ConvergencePhasesResult,
+                              cost=convergence_seconds),
     "sme": mf_experiments.EXPERIMENTS["sme"],
     "mnist": mf_experiments.EXPERIMENTS["mnist"],
 }

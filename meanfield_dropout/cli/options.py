@@ -377,7 +377,9 @@ def add_reproduce_command(sub, experiments, options=()):
     (name → :class:`~meanfield_dropout.experiments.Experiment`) with extra
     :class:`SettingOption` s."""
     p = sub.add_parser("reproduce", help="make the papers' figures (see figures/README.md)",
-                       description="Run the papers' experiments and write their figures.")
+                       description="Run the papers' experiments and write their figures. "
+                                   "Each experiment first prints its estimated time on stderr "
+                                   "(a cost model's estimate, excluding compilation).")
     p.add_argument("names", nargs="*", metavar="NAME",
                    help=f"experiments to run, from {', '.join(experiments)}")
     p.add_argument("--all", action="store_true", help="run every experiment")
@@ -385,7 +387,7 @@ def add_reproduce_command(sub, experiments, options=()):
                    help="small settings (about a minute); outputs get a _quick suffix")
     p.add_argument("--paper", action="store_true",
                    help="the papers' full-length settings where the default is shortened "
-                        "(mnist: 40 000 steps, 10 repeats; prints the estimated time first); "
+                        "(mnist: 40 000 steps, 10 repeats); "
                         "outputs get a _paper suffix")
     p.add_argument("--replot", action="store_true",
                    help="redraw from the cached results without recomputing")
@@ -393,7 +395,8 @@ def add_reproduce_command(sub, experiments, options=()):
                    help="output directory (default: figures/ in the current directory, unless "
                         "that would overwrite files tracked in the package's repository)")
     p.add_argument("--seed", type=IntRange(0), default=0, help="root seed (default 0)")
-    p.add_argument("--no-progress", action="store_true", help="hide tqdm bars")
+    p.add_argument("--no-progress", action="store_true",
+                   help="hide tqdm bars (the estimates are still printed)")
     p.add_argument("--workers", type=IntRange(1), default=None,
                    help="processes running independent runs (default: one per core); "
                         "results do not depend on it")
@@ -444,11 +447,8 @@ def _reproduce(args, experiments, options):
                            prefix=stem + ("_quick" if args.quick else "_paper" if args.paper
                                           else ""))
         run_options = _run_options(experiment, settings, args)
-        if args.paper and experiment.estimate is not None and not args.replot:
-            seconds = experiment.estimate(settings, args.workers)
-            print(f"{name}: estimated time {seconds / 3600:.1f} h ({seconds:.0f} s) on "
-                  f"{args.workers or 'all'} worker(s), calibrated on a few steps here; "
-                  f"finished cells go to {run_options.get('cells_dir')}", flush=True)
+        if run_options.get("cells_dir") and not args.replot:
+            print(f"{name}: finished cells go to {run_options['cells_dir']}", flush=True)
         done = reproduce(experiment, args.out_dir or Path("figures"), settings=settings,
                          quick=args.quick,
                          replot=args.replot, progress=not args.no_progress,

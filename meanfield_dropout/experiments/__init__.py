@@ -1,8 +1,10 @@
 """The papers' experiments, one module each, and :func:`reproduce`, which makes their figures.
 
 Each experiment module has its settings (a frozen dataclass with ``full()`` and ``quick()``
-presets), a ``run(settings, *, progress, workers)`` returning a result dataclass and a
-``summary(result)`` of its numbers; its figures are drawn by :mod:`meanfield_dropout.plots`.
+presets), a ``run(settings, *, progress, workers)`` returning a result dataclass, a
+``summary(result)`` of its numbers and a ``task_seconds(settings)`` cost model (the estimate
+:func:`reproduce` prints before it runs); its figures are drawn by
+:mod:`meanfield_dropout.plots`.
 
 * :mod:`.teacher_student` — Chizat, Marion & Yesbay (2025), Figure 1 (teacher–student);
 * :mod:`.images_variants` — their MNIST experiment, on scikit-learn's 8×8 digits 4 vs 7;
@@ -19,6 +21,8 @@ from typing import Callable, NamedTuple, Optional
 
 from .. import plots
 from ..runtime import results
+from ..runtime.memory import announce_cost, announced
+from ..runtime.runner import check_workers
 from . import images_variants, mnist, sme, teacher_student
 
 
@@ -42,9 +46,11 @@ class Experiment:
         The class of the cached result.
     run_options : tuple of str
         Extra keyword arguments ``run`` accepts (e.g. ``cells_dir``, ``dask``).
-    estimate : callable, optional
-        ``estimate(settings, workers) -> seconds``: the expected wall time, printed before a
-        long run starts.
+    cost : callable, optional
+        ``cost(settings) -> list of float``: the estimated seconds of one core of each task
+        that ``run`` spreads over its workers (a cost model from the work, excluding
+        compilation; :meth:`estimated_seconds`), or None where the model cannot tell (a scan
+        whose cell function has no cost estimator).
     """
 
     settings: type
@@ -54,7 +60,27 @@ class Experiment:
     cache: str
     result: type
     run_options: tuple = ()
-    estimate: Optional[Callable] = None
+    cost: Optional[Callable] = None
+
+    def estimated_seconds(self, settings, workers=None):
+        """(seconds of one core, wall seconds, processes used) of ``run(settings)`` on
+        ``workers`` processes by the experiment's cost model, or None without one.
+
+        The tasks of ``cost(settings)`` go to the workers longest first, each to the worker
+        that is free first; the wall time is when the last one ends. The models are fixed
+        functions of the sizes (operations at a fixed rate, e.g.
+        :func:`~meanfield_dropout.engine_plan.simulation_cost`, or fixed seconds per kernel
+        step, :mod:`meanfield_dropout.sme.cost`), so the estimate does not depend on the
+        speed or load of the machine it runs on.
+        """
+        tasks = None if self.cost is None else self.cost(settings)
+        if tasks is None:
+            return None
+        tasks = sorted(tasks, reverse=True)
+        ends = [0.0] * min(check_workers(workers), max(1, len(tasks)))
+        for seconds in tasks:
+            ends[ends.index(min(ends))] += seconds
+        return sum(tasks), max(ends), len(ends)
 
     def cache_path(self, settings, out_dir, quick, paper=False):
         """Where the result of ``settings`` is cached (stem: ``settings.cache_stem()`` if the
@@ -94,6 +120,26 @@ def _suffix(quick, paper):
     return "_quick" if quick else "_paper" if paper else ""
 
 
+def announce(experiment, settings, workers=None, quick=False, paper=False):
+    """Print the estimated time of ``experiment.run(settings)`` on stderr, whatever its length
+    (:func:`~meanfield_dropout.runtime.memory.announce_cost`): the wall time on ``workers``
+    processes and the seconds of one core, by :meth:`Experiment.estimated_seconds`.
+
+    Returns
+    -------
+    tuple or None
+        :meth:`Experiment.estimated_seconds`: (seconds of one core, wall seconds, processes),
+        None for an experiment without a cost model.
+    """
+    estimate = experiment.estimated_seconds(settings, workers)
+    if estimate is not None:
+        stem = settings.cache_stem() if hasattr(settings, "cache_stem") else experiment.cache
+        seconds, wall, processes = estimate
+        announce_cost(seconds, f"{stem}{_suffix(quick, paper)}", processes, wall=wall,
+                      threshold=0)
+    return estimate
+
+
 def reproduce(experiment, out_dir="figures", *, settings=None, quick=False, replot=False,
               progress=True, workers=None, paper=False, run_options=None):
     """Run an experiment (or load its cached result), cache the result and save its figures.
@@ -113,7 +159,7 @@ def reproduce(experiment, out_dir="figures", *, settings=None, quick=False, repl
     replot : bool
         Redraw from the cached result without running.
     progress : bool
-        Show ``tqdm`` bars.
+        Show ``tqdm`` bars. The estimate of the run (:func:`announce`) is printed either way.
     workers : int, optional
         Processes for the independent runs (default: one per available core); the numbers do
         not depend on it.
@@ -135,8 +181,10 @@ def reproduce(experiment, out_dir="figures", *, settings=None, quick=False, repl
     if replot:
         result = experiment.load(cache)
     else:
-        result = experiment.run(settings, progress=progress, workers=workers,
-                                **(run_options or {}))
+        announce(experiment, settings, workers, quick, paper)
+        with announced():       # the runs inside do not announce their parts again
+            result = experiment.run(settings, progress=progress, workers=workers,
+                                    **(run_options or {}))
         experiment.save(result, cache)
     suffix = _suffix(quick, paper)
     paths = [plots.save_figure(fig, Path(out_dir) / f"{stem}{suffix}.png")[0]
@@ -152,14 +200,14 @@ EXPERIMENTS = {
     "teacher_student": Experiment(
         teacher_student.TeacherStudentSettings, teacher_student.run,
         plots.teacher_student_figures, teacher_student.summary, "teacher_student",
-        teacher_student.TeacherStudentResult),
+        teacher_student.TeacherStudentResult, cost=teacher_student.task_seconds),
     "images_variants": Experiment(
         images_variants.ImagesVariantsSettings, images_variants.run,
         plots.images_variants_figures, images_variants.summary, "images_variants",
-        images_variants.ImagesVariantsResult),
+        images_variants.ImagesVariantsResult, cost=images_variants.task_seconds),
     "sme": Experiment(sme.SmeSettings, sme.run, plots.sme_figures, sme.summary, "sme",
-                      sme.SmeResult),
+                      sme.SmeResult, cost=sme.task_seconds),
     "mnist": Experiment(mnist.MnistSettings, mnist.run, plots.mnist_figures, mnist.summary,
                         "mnist", mnist.MnistResult, ("cells_dir", "dask"),
-                        mnist.estimate_seconds),
+                        cost=mnist.task_seconds),
 }

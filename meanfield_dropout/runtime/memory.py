@@ -8,6 +8,7 @@ made (``MemAvailable`` of ``/proc/meminfo`` on Linux), :data:`DEFAULT_FRACTION` 
 environment variable ``MEANFIELD_DROPOUT_MEMORY_FRACTION`` (a number in (0, 1]) or
 :func:`set_memory_fraction` says otherwise.
 """
+import contextlib
 import math
 import os
 import sys
@@ -80,9 +81,9 @@ def warn_long_run(operations, what, hint=""):
 ANNOUNCE_SECONDS = 30.0
 
 
-def announce_cost(seconds, what, workers=1):
-    """Print ``what``'s estimated duration on stderr before it starts, if above
-    :data:`ANNOUNCE_SECONDS`.
+def announce_cost(seconds, what, workers=1, *, wall=None, threshold=None):
+    """Print ``what``'s estimated duration on stderr before it starts, if above ``threshold``
+    (nothing within :func:`announced`).
 
     Parameters
     ----------
@@ -92,19 +93,41 @@ def announce_cost(seconds, what, workers=1):
         What runs, for the message.
     workers : int
         Processes sharing the work: the wall time is about ``seconds / workers``.
+    wall : float, optional
+        The estimated wall time when the work does not split evenly between the workers
+        (default ``seconds / workers``).
+    threshold : float, optional
+        Estimated wall seconds above which the estimate is printed (default
+        :data:`ANNOUNCE_SECONDS`; 0: always).
 
     Returns
     -------
     float
         ``seconds``, for chaining.
     """
-    wall = seconds / max(1, workers)
-    if wall > ANNOUNCE_SECONDS:
+    wall = seconds / max(1, workers) if wall is None else wall
+    threshold = ANNOUNCE_SECONDS if threshold is None else threshold
+    if wall > threshold and not _announced_by_caller:
         print(f"{what}: estimated {format_duration(wall)}"
               + (f" on {workers} workers ({format_duration(seconds)} of one core)"
                  if workers > 1 else "") + " (a cost model's estimate, excluding compilation)",
               file=sys.stderr, flush=True)
     return seconds
+
+
+_announced_by_caller = False
+
+
+@contextlib.contextmanager
+def announced():
+    """Within this context :func:`announce_cost` prints nothing: the caller has announced the
+    whole run (e.g. ``reproduce``, before the simulations and scans it drives)."""
+    global _announced_by_caller
+    before, _announced_by_caller = _announced_by_caller, True
+    try:
+        yield
+    finally:
+        _announced_by_caller = before
 
 
 def set_memory_fraction(fraction):

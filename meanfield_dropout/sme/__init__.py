@@ -4,7 +4,8 @@ Modules: :mod:`.model` (network, dropout gradient, modified loss L_S), :mod:`.co
 (exact Sigma, its factor, matrix-free Gaussian sampler, empirical covariance), :mod:`.hessian`
 (exact Hessian of L_S, Hessian-vector products), :mod:`.equations` (dropout, SMEs of order
 1 and 2, GD on L_S), :mod:`.weak_order` (weak-error study), :mod:`.alignment`
-(Hessian-variance alignment). The paper's experiments are in
+(Hessian-variance alignment), :mod:`.cost` (the estimated seconds of these runs, printed
+before a long one starts). The paper's experiments are in
 :mod:`meanfield_dropout.experiments.sme`, their figures in :mod:`meanfield_dropout.plots`.
 """
 from .alignment import AlignmentRun, alignment, alignment_along_training, random_baseline

@@ -10,7 +10,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..runtime import results, tables
+from ..runtime.memory import announce_cost, announced
 from ..validation import check_array, check_int, seed_sequence
+from .cost import alignment_seconds
 from .covariance import check_dense_size, empirical_covariance, noise_covariance
 from .equations import simulate_dropout
 from .hessian import modified_loss_hessian
@@ -129,6 +131,9 @@ def alignment_along_training(problem, params0, lr, steps, eval_every, n_masks=20
         Samples of the random-eigenvector baseline at the last checkpoint.
     seed : int
     progress : bool
+        Show tqdm bars, after the estimated duration on stderr when it exceeds
+        :data:`~meanfield_dropout.runtime.memory.ANNOUNCE_SECONDS`
+        (:func:`~meanfield_dropout.sme.cost.alignment_seconds`).
 
     Returns
     -------
@@ -137,9 +142,16 @@ def alignment_along_training(problem, params0, lr, steps, eval_every, n_masks=20
     check_dense_size(problem)
     eval_every = check_int(eval_every, "eval_every", low=1)
     n_masks = check_int(n_masks, "n_masks", low=2)
+    steps = check_int(steps, "steps", low=1)
+    n_baseline = check_int(n_baseline, "n_baseline", low=1)
+    if progress:
+        announce_cost(alignment_seconds(problem, steps, eval_every, n_masks, n_baseline),
+                      f"alignment_along_training: {steps} steps, a checkpoint every "
+                      f"{eval_every}")
     seeds = seed_sequence(seed).generate_state(3)
-    run = simulate_dropout(problem, params0, lr, steps, seed=int(seeds[0]),
-                           loss_every=eval_every, record_params=True, progress=progress)
+    with announced():           # the dropout run is part of the estimate above
+        run = simulate_dropout(problem, params0, lr, steps, seed=int(seeds[0]),
+                               loss_every=eval_every, record_params=True, progress=progress)
     checkpoints = run.params[0]
     exact = np.empty(len(checkpoints))
     empirical = np.empty(len(checkpoints))

@@ -23,12 +23,14 @@ from numba import njit
 from tqdm.auto import tqdm
 
 from ..runtime import tables
+from ..runtime.memory import announce_cost
 from ..validation import check_choice, check_int, check_positive
 from ..warmup import compile_once
 from ..kernels.core import _backward_update, _loss_derivative
 from ..kernels.rows import _all_features
 from ..kernels.second_order import _jacobian_transpose
 from ..engine import DivergenceError
+from .cost import run_seconds
 from .covariance import _noise_residuals, draw_standard_normals
 from .hessian import _hvp
 from .model import (_SQUARE, _dropout_replicas, _kernel_threads, _modified_loss,
@@ -186,14 +188,19 @@ def _start(problem, params0, n_runs):
 
 
 def _drive(problem, thetas, steps, loss_every, record_params, step, time_per_step,
-           method, progress):
+           method, progress, kernel, substeps=1):
     """Advance ``thetas`` by ``step(thetas, k)`` for k = 0..steps−1, recording every few steps.
 
-    Raises the engine's :class:`~meanfield_dropout.engine.DivergenceError` (with ``method``
-    as its variant) when a parameter leaves the finite range.
+    With ``progress``, the estimate of the run (:func:`~meanfield_dropout.sme.cost.run_seconds`
+    of ``kernel``) is printed first when long. Raises the engine's
+    :class:`~meanfield_dropout.engine.DivergenceError` (with ``method`` as its variant) when a
+    parameter leaves the finite range.
     """
     steps = check_int(steps, "steps", low=1)
     loss_every = check_int(loss_every, "loss_every", low=1)
+    if progress:
+        announce_cost(run_seconds(problem, kernel, steps, thetas.shape[0], loss_every, substeps),
+                      f"{method}: {thetas.shape[0]} run(s) of {steps} steps")
     record_at = list(range(0, steps + 1, loss_every))
     if record_at[-1] != steps:
         record_at.append(steps)
@@ -246,7 +253,9 @@ def simulate_dropout(problem, params0, lr, steps, n_runs=1, seed=0, loss_every=1
     record_params : bool
         Keep the parameter history.
     progress : bool
-        Show a tqdm bar.
+        Show a tqdm bar, after the estimated duration on stderr when it exceeds
+        :data:`~meanfield_dropout.runtime.memory.ANNOUNCE_SECONDS`
+        (:func:`~meanfield_dropout.sme.cost.run_seconds`).
     keep : array_like of bool, shape (steps, n_runs, width), optional
         Explicit keep decisions (True: mask entry 1/p) instead of drawing them from ``seed``,
         as the engine's :class:`~meanfield_dropout.noise.ExplicitNoise`.
@@ -271,7 +280,7 @@ def simulate_dropout(problem, params0, lr, steps, n_runs=1, seed=0, loss_every=1
         _dropout_steps(problem, th, lr, decisions)
 
     return _drive(problem, thetas, steps, loss_every, record_params, step, lr,
-                  "dropout", progress)
+                  "dropout", progress, "dropout")
 
 
 def simulate_modified_gd(problem, params0, lr, steps, loss_every=1, record_params=False,
@@ -288,7 +297,7 @@ def simulate_modified_gd(problem, params0, lr, steps, loss_every=1, record_param
         _gd_steps(problem, th, lr)
 
     return _drive(problem, thetas, steps, loss_every, record_params, step, lr,
-                  "GD on L_S", progress)
+                  "GD on L_S", progress, "gd")
 
 
 def sde_substeps(lr, sde_step):
@@ -348,4 +357,4 @@ def simulate_sme(problem, params0, lr, steps, sde_step=None, order=1, n_runs=1, 
             _sme_steps(problem, th, lr, h, order, z, G)
 
     return _drive(problem, thetas, steps, loss_every, record_params, step, lr,
-                  f"order-{order} SME", progress)
+                  f"order-{order} SME", progress, f"sme{order}", substeps)

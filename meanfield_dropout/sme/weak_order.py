@@ -27,8 +27,10 @@ from scipy.special import ndtri
 from tqdm.auto import tqdm
 
 from ..runtime import results, tables
+from ..runtime.memory import announce_cost
 from ..validation import check_array, check_int, check_positive, seed_sequence
 from ..stats import loglog_fit
+from .cost import weak_order_seconds
 from .covariance import _factor, _noise_parts, check_dense_size, draw_standard_normals
 from .equations import (DIVERGENCE_BOUND, DivergenceError, _dropout_steps, _first_bad,
                         _sme_steps, sde_substeps)
@@ -148,6 +150,28 @@ def _one_setting(problem, blocks0, lr, n_steps, substeps, n_runs, seeds, control
     return est_drop, est[0], est[1]
 
 
+def default_sde_step(lrs, sde_step=None):
+    """The EM step h of a weak-error study: ``sde_step`` (checked > 0), by default
+    min(lrs)/16."""
+    return min(lrs) / 16 if sde_step is None else check_positive(sde_step, "sde_step")
+
+
+def step_plan(lrs, time, sde_step, extrapolate):
+    """[(η, steps T/η, SDE substeps η/h)] of a weak-error study (ValueError when T/η or, with
+    ``extrapolate``, an odd η/h is not a positive integer)."""
+    plan = []
+    for lr in lrs:
+        n_steps = round(time / lr)
+        if n_steps < 1 or abs(n_steps * lr - time) > 1e-9 * time:
+            raise ValueError(f"time / lr must be a positive integer, got {time} / {lr}")
+        substeps = sde_substeps(float(lr), sde_step)
+        if extrapolate and substeps % 2:
+            raise ValueError(f"with extrapolate=True, lr / sde_step must be even, got "
+                             f"{lr} / {sde_step} = {substeps}")
+        plan.append((float(lr), n_steps, substeps))
+    return plan
+
+
 def weak_error_study(problem, params0, lrs, keep_probs, time=1.0, sde_step=None, n_runs=2000,
                      seed=0, control_variate=True, coupling=True, extrapolate=True,
                      progress=True):
@@ -175,7 +199,9 @@ def weak_error_study(problem, params0, lrs, keep_probs, time=1.0, sde_step=None,
         Richardson EM extrapolation (see the module docstring). Control variates need dense
         D x D Hessians.
     progress : bool
-        Show a tqdm bar over settings.
+        Show a tqdm bar over settings, after the estimated duration on stderr when it
+        exceeds :data:`~meanfield_dropout.runtime.memory.ANNOUNCE_SECONDS`
+        (:func:`~meanfield_dropout.sme.cost.weak_order_seconds`).
 
     Returns
     -------
@@ -188,21 +214,16 @@ def weak_error_study(problem, params0, lrs, keep_probs, time=1.0, sde_step=None,
     for p in keep_probs:
         problem.with_keep_prob(float(p))
     time = check_positive(time, "time")
-    sde_step = lrs[0] / 16 if sde_step is None else check_positive(sde_step, "sde_step")
+    sde_step = default_sde_step(lrs, sde_step)
     n_runs = check_int(n_runs, "n_runs", low=2)
     blocks0 = problem.blocks(params0, "params0").copy()
     if control_variate:
         check_dense_size(problem)
-    plan = []
-    for lr in lrs:
-        n_steps = round(time / lr)
-        if n_steps < 1 or abs(n_steps * lr - time) > 1e-9 * time:
-            raise ValueError(f"time / lr must be a positive integer, got {time} / {lr}")
-        substeps = sde_substeps(float(lr), sde_step)
-        if extrapolate and substeps % 2:
-            raise ValueError(f"with extrapolate=True, lr / sde_step must be even, got "
-                             f"{lr} / {sde_step} = {substeps}")
-        plan.append((float(lr), n_steps, substeps))
+    plan = step_plan(lrs, time, sde_step, extrapolate)
+    if progress:
+        announce_cost(weak_order_seconds(problem, plan, keep_probs, n_runs, extrapolate),
+                      f"weak_error_study of {len(keep_probs) * len(lrs)} settings x {n_runs} "
+                      "runs")
     streams = seed_sequence(seed).spawn(len(keep_probs) * len(lrs))
     errors = np.empty((2, len(keep_probs), len(lrs)))
     floors = np.empty_like(errors)

@@ -98,19 +98,39 @@ def _distance_lists(value):
     return np.atleast_1d(np.asarray(value, dtype=float)).tolist()
 
 
-def _check_cost(cells, function, workers):
-    """Refuse a scan whose ``workers`` largest cells do not fit in memory side by side, and
-    warn about a long one (no check for a cell function without a cost estimator)."""
+def cell_costs(cells, function):
+    """The estimated (bytes, floating-point operations) of each cell, by the cell function's
+    cost estimator (:data:`~phase_diagram.scan.cell_functions.COST_ESTIMATORS`; None for a
+    cell function without one). Cells of one scaling and width share their estimate."""
     estimate = COST_ESTIMATORS.get(function)
-    if estimate is None or not cells:
-        return
+    if estimate is None:
+        return None
     costs, seen = [], {}
     for cell in cells:
         where = (cell.scaling, cell.width)
         if where not in seen:
             args, kwargs = _arguments(cell)
             seen[where] = estimate(*args, **kwargs)
-        costs.append((seen[where], cell.width))
+        costs.append(seen[where])
+    return costs
+
+
+def scan_seconds(config, allow_import=False):
+    """Estimated seconds of one core of each cell of the scan of ``config`` (the operations
+    of :func:`cell_costs` at :data:`~meanfield_dropout.runtime.memory.NOMINAL_RATE`, as the
+    scan announces them), or None for a cell function without a cost estimator."""
+    function = resolve_cell_function(config.cell_function, allow_import)
+    costs = cell_costs(build_cells(config), function)
+    return None if costs is None else [operations / NOMINAL_RATE for _, operations in costs]
+
+
+def _check_cost(cells, function, workers):
+    """Refuse a scan whose ``workers`` largest cells do not fit in memory side by side, and
+    warn about a long one (no check for a cell function without a cost estimator)."""
+    costs = cell_costs(cells, function) if cells else None
+    if costs is None:
+        return
+    costs = [(cost, cell.width) for cost, cell in zip(costs, cells)]
     largest = sorted(costs, key=lambda c: -c[0][0])[:max(1, min(workers, len(cells)))]
     check_memory(sum(c[0][0] for c in largest),
                  f"{len(largest)} cell(s) at once (the largest, at width {largest[0][1]}, "
