@@ -53,6 +53,14 @@ class Rings(NamedTuple):
 
 
 @njit(cache=True)
+def _copy(source, out):
+    """out = source, entry by entry (arrays of one shape): a slice assignment would compile
+    its shape check's formatted error message, a second or more per kernel chain."""
+    for index in np.ndindex(source.shape):
+        out[index] = source[index]
+
+
+@njit(cache=True)
 def _flow_step(source, out, dt, penalty, data, scratch, work):
     """out_i ← out_i − dt Dφ(source_i)ᵀ (r_μ + penalty φ(source_i)/m) for every particle.
 
@@ -85,7 +93,7 @@ def _heun(X, data, penalty, dt, steps, bounds, work):
     scratch = FlowScratch(np.arange(n), np.empty((n, m)), np.empty((K, m)), np.empty((K, m)))
     trial = np.empty_like(X)
     for k in range(steps):
-        trial[:] = X
+        _copy(X, trial)
         _flow_step(X, trial, dt, penalty, data, scratch, work)
         if not _within(scratch.f, output_bound):
             return k
@@ -124,13 +132,13 @@ def _jump_events(X, state, data, alpha, beta, rings, bounds, jumps):
         if beta == 0.0:
             _loss_derivative(_SQUARE, f, y, residual)
         else:
-            forward[:] = features[i]
+            _copy(features[i], forward)
             for l in range(partner_counts[e]):
                 forward += features[partners[cursor + l]]
             cursor += partner_counts[e]
             forward *= beta
             _loss_derivative(_SQUARE, forward, y, residual)
-        grad_pre[:] = deriv[i]
+        _copy(deriv[i], grad_pre)
         _row_step_activated(X, i, value[i], grad_pre, alpha, 0.0, residual, Zt, K, has_bias,
                             scratch, grad_a, X)
         if not _within(X[i], parameter_bound):

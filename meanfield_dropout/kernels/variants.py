@@ -136,8 +136,9 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
     f = np.empty((K, batch), dtype=X.dtype)
     residual = np.empty((K, batch), dtype=X.dtype)
     all_rows = np.arange(n)
-    rows_forward = np.empty(n, dtype=np.int64)
-    rows_backward = np.empty(n, dtype=np.int64)
+    # every neuron, unless a mask picks some: an unmasked pass's rows stay all of them
+    rows_forward = np.arange(n)
+    rows_backward = np.arange(n)
     # where neuron i's signs sit (a forward neuron's rank, then the added neurons')
     position = np.empty(n if extra else 0, dtype=np.int64)
     backward_position = np.empty(n if extra else 0, dtype=np.int64)
@@ -159,16 +160,12 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
                     Zb[j, c] = Z[batches[k, j], c]
                     Ztb[c, j] = Z[batches[k, j], c]
         count_forward, forward_weight = n, 1.0
-        if forward_kind == NO_MASK:
-            rows_forward[:] = all_rows
-        else:
+        if forward_kind != NO_MASK:
             count_forward = _active_rows(
                 masks[k] if forward_kind == DROPOUT_MASK else forward_masks[k], rows_forward)
             forward_weight = inverse_keep
         count_backward, backward_weight = n, 1.0
-        if backward_kind == NO_MASK:
-            rows_backward[:] = all_rows
-        else:
+        if backward_kind != NO_MASK:
             count_backward = _active_rows(masks[k], rows_backward)
             backward_weight = inverse_keep
         # a loss record's unmasked predictor: the dropped neurons go after the kept ones
