@@ -236,3 +236,36 @@ def test_curvature_diagnostics_announce_their_estimate(monkeypatch, capsys):
     assert expected * memory.NOMINAL_RATE == pytest.approx(8 * 7 * 4 * 6 * 4)
     assert capsys.readouterr().err == (f"batch_sharpness of 7 draws: estimated "
                                        f"{format_duration(expected)}{TAIL}\n")
+
+
+def test_dense_sme_diagnostics_announce_their_estimate(monkeypatch, capsys):
+    from meanfield_dropout.sme import cost
+    covariance = importlib.import_module("meanfield_dropout.sme.covariance")
+    hessian = importlib.import_module("meanfield_dropout.sme.hessian")
+    problem, theta = _tiny_sme_problem()
+    monkeypatch.setattr(memory, "ANNOUNCE_SECONDS", 0.0)
+
+    def stop(*args, **kwargs):
+        raise Stopped("stopped where the work starts")
+    for module, name in ((hessian, "_dense_hessian"), (covariance, "_noise_parts"),
+                         (covariance, "dropout_gradients"), (covariance, "compile_once")):
+        monkeypatch.setattr(module, name, stop)
+    D = problem.n_params
+    for call, expected, what in (
+            (lambda: hessian.modified_loss_hessian(problem, theta),
+             cost.hessian_seconds(problem), f"modified_loss_hessian of D = {D}"),
+            (lambda: covariance.noise_covariance(problem, theta),
+             cost.covariance_seconds(problem), f"noise_covariance of D = {D}"),
+            (lambda: covariance.empirical_covariance(problem, theta, 9),
+             cost.empirical_covariance_seconds(problem, 9), "empirical_covariance of 9 masks"),
+            (lambda: covariance.sample_noise(problem, theta, 5),
+             cost.sample_noise_seconds(problem, 5), "sample_noise of 5 draws")):
+        with pytest.raises(Stopped):
+            call()
+        assert capsys.readouterr().err == f"{what}: estimated {format_duration(expected)}{TAIL}\n"
+    assert cost.alignment_seconds(problem, 10, 5, 9, 2) > 3 * (
+        cost.hessian_seconds(problem) + cost.covariance_seconds(problem)
+        + cost.empirical_covariance_seconds(problem, 9))       # three checkpoints and more
+    with pytest.raises(ValueError, match="n_masks"):
+        covariance.empirical_covariance(problem, theta, 1)
+    assert capsys.readouterr().err == ""

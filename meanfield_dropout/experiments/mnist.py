@@ -31,7 +31,7 @@ from ..data.mnist import mnist_task
 from ..engine_plan import recorded_steps, simulation_cost
 from ..network import DTYPES
 from ..runtime.cells import CellStore, run_cells
-from ..runtime.memory import check_memory
+from ..runtime.memory import announced, check_memory
 from ..runtime.runner import check_backend, check_workers
 from ..plots.style import PAPER_NAMES
 from ..stats import mean_interval
@@ -205,9 +205,11 @@ class MnistCell:
 
 
 def _cell_task(cell, s, seeds):
-    """Worker task: one (q, repeat) cell; the repeat's seed is ``seeds[repeat]``."""
-    return run_cell(s.data(), s, cell.keep_prob, cell.repeat, seeds[cell.repeat], cell.variants,
-                    cell.curvature_variants)
+    """Worker task: one (q, repeat) cell; the repeat's seed is ``seeds[repeat]``. Its
+    curvature calls do not announce themselves: they are part of :func:`task_seconds`."""
+    with announced():
+        return run_cell(s.data(), s, cell.keep_prob, cell.repeat, seeds[cell.repeat],
+                        cell.variants, cell.curvature_variants)
 
 
 def plan_cells(s):

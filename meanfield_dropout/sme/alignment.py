@@ -149,18 +149,18 @@ def alignment_along_training(problem, params0, lr, steps, eval_every, n_masks=20
                       f"alignment_along_training: {steps} steps, a checkpoint every "
                       f"{eval_every}")
     seeds = seed_sequence(seed).generate_state(3)
-    with announced():           # the dropout run is part of the estimate above
+    with announced():           # the run and the checkpoints are part of the estimate above
         run = simulate_dropout(problem, params0, lr, steps, seed=int(seeds[0]),
                                loss_every=eval_every, record_params=True, progress=progress)
-    checkpoints = run.params[0]
-    exact = np.empty(len(checkpoints))
-    empirical = np.empty(len(checkpoints))
-    for j, theta in enumerate(tqdm(checkpoints, desc="alignment", disable=not progress,
-                                   leave=False)):
-        H = modified_loss_hessian(problem, theta)
-        sigma = noise_covariance(problem, theta)
-        exact[j] = alignment(H, sigma)
-        empirical[j] = alignment(H, empirical_covariance(problem, theta, n_masks,
-                                                         seed=int(seeds[1]) + j))
+        checkpoints = run.params[0]
+        exact = np.empty(len(checkpoints))
+        empirical = np.empty(len(checkpoints))
+        for j, theta in enumerate(tqdm(checkpoints, desc="alignment", disable=not progress,
+                                       leave=False)):
+            H = modified_loss_hessian(problem, theta)
+            sigma = noise_covariance(problem, theta)
+            exact[j] = alignment(H, sigma)
+            empirical[j] = alignment(H, empirical_covariance(problem, theta, n_masks,
+                                                             seed=int(seeds[1]) + j))
     baseline = random_baseline(H, sigma, n_baseline, seed=int(seeds[2]))
     return AlignmentRun(run.times, exact, empirical, run.loss[0], baseline, n_masks)

@@ -53,22 +53,45 @@ def weak_order_seconds(problem, plan, keep_probs, n_runs, extrapolate):
     return len(keep_probs) * n_runs * per_setting
 
 
+def hessian_seconds(problem):
+    """Estimated seconds of one core of the dense Hessian of L_S
+    (:func:`~meanfield_dropout.sme.modified_loss_hessian`): D Hessian–vector products."""
+    return problem.n_params * replica_step_seconds(problem, "hvp")
+
+
+def covariance_seconds(problem):
+    """Estimated seconds of one core of the exact Σ from its factors
+    (:func:`~meanfield_dropout.sme.noise_covariance`): 2 D² (m + m(m − 1)/2) operations."""
+    m, D = problem.width, float(problem.n_params)
+    return 2 * D * D * (m + m * (m - 1) / 2) / NOMINAL_RATE
+
+
+def empirical_covariance_seconds(problem, n_masks):
+    """Estimated seconds of one core of :func:`~meanfield_dropout.sme.empirical_covariance`:
+    ``n_masks`` dropout gradients (kernel ``dropout``) and their covariance, 2 D² per mask."""
+    D = float(problem.n_params)
+    return n_masks * (replica_step_seconds(problem, "dropout") + 2 * D * D / NOMINAL_RATE)
+
+
+def sample_noise_seconds(problem, n_draws):
+    """Estimated seconds of one core of :func:`~meanfield_dropout.sme.sample_noise`: a draw
+    is about the noise part of an order-1 SME step (kernel ``sme1``)."""
+    return n_draws * replica_step_seconds(problem, "sme1")
+
+
 def alignment_seconds(problem, steps, eval_every, n_masks, n_baseline):
     """Estimated seconds of one core of :func:`~meanfield_dropout.sme.alignment_along_training`.
 
-    The dropout run, then at every checkpoint the dense Hessian (D Hessian–vector
-    products, kernel ``hvp``), the exact covariance from its factors
-    (2 D² (m + m(m − 1)/2)), ``n_masks`` dropout gradients and their covariance (2 D² per
-    mask); at the last checkpoint two
+    The dropout run, then at every checkpoint the dense Hessian
+    (:func:`hessian_seconds`), the exact covariance (:func:`covariance_seconds`) and the
+    empirical one (:func:`empirical_covariance_seconds`); at the last checkpoint two
     symmetric eigendecompositions (10 D³) and ``n_baseline`` random-eigenvector samples
     (2 D r (r + r_Σ) + 2 D r_Σ² with r = D and r_Σ = min(D, m(m + 1)/2) eigenvalues).
     """
     m, D = problem.width, float(problem.n_params)
     checkpoints = steps // eval_every + 1 + (steps % eval_every > 0)
-    pairs = m + m * (m - 1) / 2
-    dense = (2 * D * D * (pairs + n_masks)) / NOMINAL_RATE \
-        + D * replica_step_seconds(problem, "hvp") \
-        + n_masks * replica_step_seconds(problem, "dropout")
+    dense = hessian_seconds(problem) + covariance_seconds(problem) \
+        + empirical_covariance_seconds(problem, n_masks)
     noise_rank = min(D, m * (m + 1) / 2)
     baseline = (10 * D ** 3 + n_baseline * (2 * D * D * (D + noise_rank)
                                             + 2 * D * noise_rank ** 2)) / NOMINAL_RATE

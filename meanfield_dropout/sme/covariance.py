@@ -18,11 +18,13 @@ pseudo-residual N_k = √c z_k (r + λ φ_k/n) + (κ/n) Σ_{r≠k} W_kr φ_r, W_
 import numpy as np
 from numba import njit
 
+from ..runtime.memory import announce_cost
 from ..validation import check_array, check_int
 from ..warmup import compile_once
 from ..kernels.core import _backward_update
 from ..kernels.rows import _all_features
 from ..kernels.second_order import _jacobian_transpose
+from .cost import covariance_seconds, empirical_covariance_seconds, sample_noise_seconds
 from .model import (_dropout_replicas, _gradient_into, _kernel_threads, _unmasked_residual,
                     draw_keep)
 
@@ -169,6 +171,7 @@ def noise_covariance(problem, params, max_params=MAX_DENSE_PARAMS):
     """
     check_dense_size(problem, max_params)
     blocks = problem.blocks(params)
+    announce_cost(covariance_seconds(problem), f"noise_covariance of D = {problem.n_params}")
     sigma = _dense_covariance(*_noise_parts(problem, blocks), problem.penalty)
     return 0.5 * (sigma + sigma.T)
 
@@ -244,6 +247,7 @@ def sample_noise(problem, params, n_draws, seed=0):
     n_draws = check_int(n_draws, "n_draws", low=1)
     rng = np.random.default_rng(np.random.SeedSequence(check_int(seed, "seed", low=0)))
     blocks = problem.blocks(params)
+    announce_cost(sample_noise_seconds(problem, n_draws), f"sample_noise of {n_draws} draws")
     z, G = draw_standard_normals(rng, problem.width, n_draws)
     out = np.empty((n_draws,) + blocks.shape)
     with _kernel_threads(problem) as net:
@@ -275,6 +279,8 @@ def empirical_covariance(problem, params, n_masks, seed=0, max_params=MAX_DENSE_
         Unbiased sample covariance (divisor n_masks - 1).
     """
     check_dense_size(problem, max_params)
+    announce_cost(empirical_covariance_seconds(problem, check_int(n_masks, "n_masks", low=2)),
+                  f"empirical_covariance of {n_masks} masks")
     grads = dropout_gradients(problem, params, n_masks, seed)
     centred = grads - grads.mean(axis=0)
     return centred.T @ centred / (grads.shape[0] - 1)

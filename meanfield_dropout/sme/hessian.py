@@ -13,9 +13,11 @@ never a D × D matrix); the dense H is assembled from the products with the unit
 import numpy as np
 from numba import njit
 
+from ..runtime.memory import announce_cost
 from ..validation import check_array
 from ..warmup import compile_once
 from ..kernels.second_order import _hessian_vector_product
+from .cost import hessian_seconds
 from .covariance import MAX_DENSE_PARAMS, check_dense_size
 from .model import _SQUARE, _kernel_threads
 
@@ -80,5 +82,7 @@ def modified_loss_hessian(problem, params, max_params=MAX_DENSE_PARAMS):
     :func:`hessian_vector_product` then.
     """
     check_dense_size(problem, max_params)
-    H = _dense_hessian(problem, problem.blocks(params))
+    blocks = problem.blocks(params)
+    announce_cost(hessian_seconds(problem), f"modified_loss_hessian of D = {problem.n_params}")
+    H = _dense_hessian(problem, blocks)
     return 0.5 * (H + H.T)
