@@ -142,6 +142,11 @@ def test_bad_input_fails_before_the_estimate(capsys, tmp_path):
     assert main(["reproduce", "nothing", "--quick"] + out) == 2
     err = capsys.readouterr().err
     assert "estimated" not in err and err.count("\n") >= 3
+    # a run that would not fit in memory is refused before its cells are counted
+    assert main(["reproduce", "mnist", "--quick", "--repeats", "100000000"] + out) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the MNIST run (width 500, 200000000 cells of 300 steps) "
+                          "needs") and "estimated" not in err
 
 
 def test_a_caller_that_announced_the_whole_run_silences_its_parts(capsys):
