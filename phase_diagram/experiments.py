@@ -20,7 +20,7 @@ from meanfield_dropout.runtime.memory import NOMINAL_RATE, announced
 from meanfield_dropout.validation import check_int
 from meanfield_dropout.experiments import Experiment
 from meanfield_dropout.experiments.settings import Settings, int_tuple
-from meanfield_dropout.runtime.runner import check_workers, run_unordered
+from meanfield_dropout.runtime.runner import announce_tasks, check_workers, run_unordered
 
 from . import plots
 from .convergence import PHASE_STUDIES, phase_study, phase_study_arguments
@@ -80,7 +80,11 @@ def convergence_seconds(settings):
 def run_convergence(settings, *, progress=True, workers=None):
     """:func:`~phase_diagram.convergence.phase_study` of every phase, widths 100–1600 and 5
     repeats by default (predictor RMS error against each limit, and coupled RMS to RaM and
-    GD in the Bernoulli phase), the phases side by side on ``workers`` processes."""
+    GD in the Bernoulli phase), the phases side by side on ``workers`` processes; with
+    ``progress``, the estimate of :func:`convergence_seconds` first when above
+    :data:`~meanfield_dropout.runtime.memory.ANNOUNCE_SECONDS`."""
+    if progress:
+        announce_tasks(convergence_seconds(settings), "convergence_phases", workers)
     tasks = [(phase, settings.widths, settings.repeats, settings.seed)
              for phase in PHASE_STUDIES]
     studies = [None] * len(tasks)

@@ -274,3 +274,25 @@ def test_dense_sme_diagnostics_announce_their_estimate(monkeypatch, capsys):
     with pytest.raises(ValueError, match="n_masks"):
         covariance.empirical_covariance(problem, theta, 1)
     assert capsys.readouterr().err == ""
+
+
+def test_experiment_functions_announce_a_long_run_with_their_bar(monkeypatch, capsys):
+    """Called directly, an experiment's run prints its estimate first when above the
+    threshold and progress is on; inside reproduce the caller's estimate stands alone."""
+    monkeypatch.setattr(memory, "ANNOUNCE_SECONDS", 0.0)
+
+    def stop(*args, **kwargs):
+        raise Stopped("stopped where the work starts")
+    monkeypatch.setattr(teacher_student, "run_unordered", stop)
+    with pytest.raises(Stopped):
+        teacher_student.run(TINY_TEACHER, workers=2)
+    assert capsys.readouterr().err.startswith(
+        _line(EXPERIMENTS["teacher_student"], TINY_TEACHER, "teacher_student", 2))
+    with pytest.raises(Stopped):
+        teacher_student.run(TINY_TEACHER, workers=2, progress=False)
+    assert capsys.readouterr().err == ""
+    with pytest.raises(Stopped):
+        reproduce(EXPERIMENTS["teacher_student"], "unused", settings=TINY_TEACHER, workers=2)
+    err = capsys.readouterr().err           # the estimate once, then the bar
+    assert err.startswith(_line(EXPERIMENTS["teacher_student"], TINY_TEACHER,
+                                "teacher_student", 2)) and err.count("estimated") == 1

@@ -21,8 +21,8 @@ from typing import Callable, NamedTuple, Optional
 
 from .. import plots
 from ..runtime import results
-from ..runtime.memory import announce_cost, announced
-from ..runtime.runner import check_workers
+from ..runtime.memory import announced
+from ..runtime.runner import announce_tasks, spread_seconds
 from . import images_variants, mnist, sme, teacher_student
 
 
@@ -67,20 +67,15 @@ class Experiment:
         ``workers`` processes by the experiment's cost model, or None without one.
 
         The tasks of ``cost(settings)`` go to the workers longest first, each to the worker
-        that is free first; the wall time is when the last one ends. The models are fixed
+        that is free first (:func:`~meanfield_dropout.runtime.runner.spread_seconds`); the
+        wall time is when the last one ends. The models are fixed
         functions of the sizes (operations at a fixed rate, e.g.
         :func:`~meanfield_dropout.engine_plan.simulation_cost`, or fixed seconds per kernel
         step, :mod:`meanfield_dropout.sme.cost`), so the estimate does not depend on the
         speed or load of the machine it runs on.
         """
         tasks = None if self.cost is None else self.cost(settings)
-        if tasks is None:
-            return None
-        tasks = sorted(tasks, reverse=True)
-        ends = [0.0] * min(check_workers(workers), max(1, len(tasks)))
-        for seconds in tasks:
-            ends[ends.index(min(ends))] += seconds
-        return sum(tasks), max(ends), len(ends)
+        return None if tasks is None else spread_seconds(tasks, workers)
 
     def cache_path(self, settings, out_dir, quick, paper=False):
         """Where the result of ``settings`` is cached (stem: ``settings.cache_stem()`` if the
@@ -131,13 +126,11 @@ def announce(experiment, settings, workers=None, quick=False, paper=False):
         :meth:`Experiment.estimated_seconds`: (seconds of one core, wall seconds, processes),
         None for an experiment without a cost model.
     """
-    estimate = experiment.estimated_seconds(settings, workers)
-    if estimate is not None:
-        stem = settings.cache_stem() if hasattr(settings, "cache_stem") else experiment.cache
-        seconds, wall, processes = estimate
-        announce_cost(seconds, f"{stem}{_suffix(quick, paper)}", processes, wall=wall,
-                      threshold=0)
-    return estimate
+    tasks = None if experiment.cost is None else experiment.cost(settings)
+    if tasks is None:
+        return None
+    stem = settings.cache_stem() if hasattr(settings, "cache_stem") else experiment.cache
+    return announce_tasks(tasks, f"{stem}{_suffix(quick, paper)}", workers, threshold=0)
 
 
 def reproduce(experiment, out_dir="figures", *, settings=None, quick=False, replot=False,

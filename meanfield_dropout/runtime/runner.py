@@ -27,6 +27,7 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from tqdm import tqdm
 
 from ..validation import check_int, check_positive
+from .memory import announce_cost
 from .threads import kernel_threads, pin_process
 
 #: Seconds between two checks of a worker's watchdog that its parent is alive.
@@ -117,6 +118,33 @@ def available_cores():
 def check_workers(workers):
     """``workers`` as an int ≥ 1; None means :func:`available_cores`."""
     return available_cores() if workers is None else check_int(workers, "workers", low=1)
+
+
+def spread_seconds(task_seconds, workers=None):
+    """(seconds of one core, wall seconds, processes used) of independent tasks of estimated
+    ``task_seconds`` on ``workers`` processes (default one per core): the tasks go longest
+    first, each to the worker that is free first; the wall time is when the last one ends."""
+    tasks = sorted(task_seconds, reverse=True)
+    ends = [0.0] * min(check_workers(workers), max(1, len(tasks)))
+    for seconds in tasks:
+        ends[ends.index(min(ends))] += seconds
+    return sum(tasks), max(ends), len(ends)
+
+
+def announce_tasks(task_seconds, what, workers=None, *, threshold=None):
+    """Print the estimate of independent tasks spread over ``workers`` processes
+    (:func:`spread_seconds`) on stderr when its wall time exceeds ``threshold``
+    (:func:`~meanfield_dropout.runtime.memory.announce_cost`).
+
+    Returns
+    -------
+    tuple
+        :func:`spread_seconds`.
+    """
+    estimate = spread_seconds(task_seconds, workers)
+    seconds, wall, processes = estimate
+    announce_cost(seconds, what, processes, wall=wall, threshold=threshold)
+    return estimate
 
 
 def check_backend(dask, dask_timeout):
