@@ -296,3 +296,17 @@ def test_experiment_functions_announce_a_long_run_with_their_bar(monkeypatch, ca
     err = capsys.readouterr().err           # the estimate once, then the bar
     assert err.startswith(_line(EXPERIMENTS["teacher_student"], TINY_TEACHER,
                                 "teacher_student", 2)) and err.count("estimated") == 1
+
+
+def test_random_baseline_announces_its_samples_once_the_spectra_are_known(monkeypatch,
+                                                                           capsys):
+    from meanfield_dropout.sme import cost, random_baseline
+    monkeypatch.setattr(memory, "ANNOUNCE_SECONDS", 0.0)
+    H = np.diag([3.0, 2.0, 1.0, 0.0])               # rank 3
+    sigma = np.diag([1.0, 1.0, 0.0, 0.0])           # rank 2
+    values = random_baseline(H, sigma, n_samples=6)
+    assert values.shape == (6,)
+    expected = cost.baseline_seconds(4, 3, 2, 6)
+    assert expected * memory.NOMINAL_RATE == pytest.approx(10 * 4 ** 3 + 6 * 2 * 4 * (6 + 9 + 4))
+    assert capsys.readouterr().err == (f"random_baseline of 6 samples: estimated "
+                                       f"{format_duration(expected)}{TAIL}\n")

@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from ..runtime import results, tables
 from ..runtime.memory import announce_cost, announced
 from ..validation import check_array, check_int, seed_sequence
-from .cost import alignment_seconds
+from .cost import alignment_seconds, baseline_seconds
 from .covariance import check_dense_size, empirical_covariance, noise_covariance
 from .equations import simulate_dropout
 from .hessian import modified_loss_hessian
@@ -42,7 +42,9 @@ def random_baseline(hessian, covariance, n_samples=100, seed=0, rel_tol=1e-12):
     Each sample is A = Q1 diag(lambda_H) Q1^T and B = Q2 diag(lambda_Sigma) Q2^T with the
     columns of Q1, Q2 independent Gaussian vectors normalised to unit length (as the paper
     describes; they are not orthogonalised). Eigenvalues with |lambda| <= rel_tol * max |lambda|
-    are dropped, which changes nothing but the cost.
+    are dropped, which changes nothing but the cost. Once the spectra are known, an
+    estimate above :data:`~meanfield_dropout.runtime.memory.ANNOUNCE_SECONDS`
+    (:func:`~meanfield_dropout.sme.cost.baseline_seconds`) is printed before the samples.
 
     Returns
     -------
@@ -62,6 +64,8 @@ def random_baseline(hessian, covariance, n_samples=100, seed=0, rel_tol=1e-12):
             raise ValueError("alignment is undefined when H or Sigma is zero")
         spectra.append(lam[np.abs(lam) > rel_tol * np.abs(lam).max()])
     D = hessian.shape[0]
+    announce_cost(baseline_seconds(D, spectra[0].size, spectra[1].size, n_samples),
+                  f"random_baseline of {n_samples} samples")
     out = np.empty(n_samples)
     for j in range(n_samples):
         Q = []
@@ -149,7 +153,7 @@ def alignment_along_training(problem, params0, lr, steps, eval_every, n_masks=20
                       f"alignment_along_training: {steps} steps, a checkpoint every "
                       f"{eval_every}")
     seeds = seed_sequence(seed).generate_state(3)
-    with announced():           # the run and the checkpoints are part of the estimate above
+    with announced():           # the run, checkpoints and baseline: the estimate above
         run = simulate_dropout(problem, params0, lr, steps, seed=int(seeds[0]),
                                loss_every=eval_every, record_params=True, progress=progress)
         checkpoints = run.params[0]
@@ -162,5 +166,5 @@ def alignment_along_training(problem, params0, lr, steps, eval_every, n_masks=20
             exact[j] = alignment(H, sigma)
             empirical[j] = alignment(H, empirical_covariance(problem, theta, n_masks,
                                                              seed=int(seeds[1]) + j))
-    baseline = random_baseline(H, sigma, n_baseline, seed=int(seeds[2]))
+        baseline = random_baseline(H, sigma, n_baseline, seed=int(seeds[2]))
     return AlignmentRun(run.times, exact, empirical, run.loss[0], baseline, n_masks)

@@ -79,21 +79,28 @@ def sample_noise_seconds(problem, n_draws):
     return n_draws * replica_step_seconds(problem, "sme1")
 
 
+def baseline_seconds(dim, hessian_rank, noise_rank, n_samples):
+    """Estimated seconds of one core of :func:`~meanfield_dropout.sme.random_baseline` on
+    D = ``dim`` parameters: two symmetric eigendecompositions (10 D³ operations) and per
+    sample the cross products and Gram matrices of the random eigenvectors,
+    2 D r_H r_Σ + 2 D (r_H² + r_Σ²) operations for the kept eigenvalues r_H, r_Σ."""
+    D, r_h, r_s = float(dim), float(hessian_rank), float(noise_rank)
+    return (10 * D ** 3 + n_samples * 2 * D * (r_h * r_s + r_h ** 2 + r_s ** 2)) / NOMINAL_RATE
+
+
 def alignment_seconds(problem, steps, eval_every, n_masks, n_baseline):
     """Estimated seconds of one core of :func:`~meanfield_dropout.sme.alignment_along_training`.
 
     The dropout run, then at every checkpoint the dense Hessian
     (:func:`hessian_seconds`), the exact covariance (:func:`covariance_seconds`) and the
-    empirical one (:func:`empirical_covariance_seconds`); at the last checkpoint two
-    symmetric eigendecompositions (10 D³) and ``n_baseline`` random-eigenvector samples
-    (2 D r (r + r_Σ) + 2 D r_Σ² with r = D and r_Σ = min(D, m(m + 1)/2) eigenvalues).
+    empirical one (:func:`empirical_covariance_seconds`); at the last checkpoint the
+    random baseline (:func:`baseline_seconds` with r_H = D and r_Σ = min(D, m(m + 1)/2)
+    eigenvalues).
     """
-    m, D = problem.width, float(problem.n_params)
+    m, D = problem.width, problem.n_params
     checkpoints = steps // eval_every + 1 + (steps % eval_every > 0)
     dense = hessian_seconds(problem) + covariance_seconds(problem) \
         + empirical_covariance_seconds(problem, n_masks)
-    noise_rank = min(D, m * (m + 1) / 2)
-    baseline = (10 * D ** 3 + n_baseline * (2 * D * D * (D + noise_rank)
-                                            + 2 * D * noise_rank ** 2)) / NOMINAL_RATE
+    baseline = baseline_seconds(D, D, min(D, m * (m + 1) // 2), n_baseline)
     return (run_seconds(problem, "dropout", steps, loss_every=eval_every)
             + checkpoints * dense + baseline)
