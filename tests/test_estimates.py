@@ -310,3 +310,13 @@ def test_random_baseline_announces_its_samples_once_the_spectra_are_known(monkey
     assert expected * memory.NOMINAL_RATE == pytest.approx(10 * 4 ** 3 + 6 * 2 * 4 * (6 + 9 + 4))
     assert capsys.readouterr().err == (f"random_baseline of 6 samples: estimated "
                                        f"{format_duration(expected)}{TAIL}\n")
+
+
+def test_on_a_remote_cluster_the_estimate_is_the_seconds_of_one_core(capsys, tmp_path):
+    seen = []
+    experiment = dataclasses.replace(EXPERIMENTS["teacher_student"],
+                                     run=_stopping_run(seen, capsys))
+    with pytest.raises(Stopped):
+        reproduce(experiment, tmp_path, settings=TINY_TEACHER, workers=2,
+                  run_options=dict(dask="tcp://scheduler:8786"))
+    assert seen == [_line(experiment, TINY_TEACHER, "teacher_student", 1)]

@@ -152,7 +152,8 @@ def reproduce(experiment, out_dir="figures", *, settings=None, quick=False, repl
     replot : bool
         Redraw from the cached result without running.
     progress : bool
-        Show ``tqdm`` bars. The estimate of the run (:func:`announce`) is printed either way.
+        Show ``tqdm`` bars. The estimate of the run (:func:`announce`) is printed either way
+        (on a Dask scheduler's cluster: the seconds of one core).
     workers : int, optional
         Processes for the independent runs (default: one per available core); the numbers do
         not depend on it.
@@ -174,7 +175,8 @@ def reproduce(experiment, out_dir="figures", *, settings=None, quick=False, repl
     if replot:
         result = experiment.load(cache)
     else:
-        announce(experiment, settings, workers, quick, paper)
+        remote = (run_options or {}).get("dask") not in (None, "local")
+        announce(experiment, settings, 1 if remote else workers, quick, paper)
         with announced():       # the runs inside do not announce their parts again
             result = experiment.run(settings, progress=progress, workers=workers,
                                     **(run_options or {}))
