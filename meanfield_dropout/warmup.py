@@ -32,7 +32,7 @@ import numpy as np
 from numba.core.caching import FunctionCache, IndexDataCacheFile
 from tqdm.auto import tqdm
 
-from .kernels.twins import twins
+from .kernels.twins import for_run, twins
 from .kernels.variants import _run_chunk
 
 #: Precisions a run may ask for; float32 kernels are compiled only for float32 runs.
@@ -153,6 +153,15 @@ def compile_once(kernel, args, task, dtype):
     if (kernel, dtype) not in _compiled:
         compile_ahead(kernel, args, task, dtype)
         _compiled.add((kernel, dtype))
+
+
+def run_kernel(kernel, args, task, dtype):
+    """``kernel(*args)`` on the twin of this run's Numba thread count
+    (:func:`~meanfield_dropout.kernels.twins.for_run`: the serial twin on one thread),
+    compiled ahead by :func:`compile_once`; returns what the kernel returns."""
+    kernel = for_run(kernel)
+    compile_once(kernel, args, task, dtype)
+    return kernel(*args)
 
 
 def cache_dir():

@@ -92,7 +92,8 @@ def twins(kernel):
     return (kernel,) if twin is kernel else (kernel, twin)
 
 
-def for_run(kernel, parallel):
+def for_run(kernel, parallel=True):
     """``kernel`` for a run: itself if ``parallel`` and Numba may start more than one thread
-    (``numba.get_num_threads()``), else its :func:`serial` twin. The numbers are the same."""
+    (``numba.get_num_threads()``, which :func:`meanfield_dropout.runtime.threads.kernel_threads`
+    sets by the problem's size), else its :func:`serial` twin. The numbers are the same."""
     return kernel if parallel and numba.get_num_threads() > 1 else serial(kernel)

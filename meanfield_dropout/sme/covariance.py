@@ -20,7 +20,7 @@ from numba import njit
 
 from ..runtime.memory import announce_cost
 from ..validation import check_array, check_int
-from ..warmup import compile_once
+from ..warmup import run_kernel
 from ..kernels.core import _backward_update
 from ..kernels.rows import _all_features
 from ..kernels.second_order import _jacobian_transpose
@@ -68,8 +68,7 @@ def _parts(net, blocks):
 def _noise_parts(problem, blocks):
     """u = ∇L_S (width, K + d) and M (width, width, K + d), M_kk = 0, for θ's blocks."""
     with _kernel_threads(problem) as net:
-        compile_once(_parts, (net, blocks), "sme", blocks.dtype.name)
-        return _parts(net, blocks)
+        return run_kernel(_parts, (net, blocks), "sme", blocks.dtype.name)
 
 
 @njit(cache=True)
@@ -221,9 +220,8 @@ def noise_from_normals(problem, params, z, pairs):
     pairs = check_array(pairs, "pairs", 2, shape=(width, width))
     out = np.empty((1,) + blocks.shape)
     with _kernel_threads(problem) as net:
-        args = (net, blocks, z[None], pairs[None], out)
-        compile_once(_noise_samples, args, "sme", blocks.dtype.name)
-        _noise_samples(*args)
+        run_kernel(_noise_samples, (net, blocks, z[None], pairs[None], out), "sme",
+                   blocks.dtype.name)
     return out.ravel()
 
 
@@ -251,8 +249,7 @@ def sample_noise(problem, params, n_draws, seed=0):
     z, G = draw_standard_normals(rng, problem.width, n_draws)
     out = np.empty((n_draws,) + blocks.shape)
     with _kernel_threads(problem) as net:
-        compile_once(_noise_samples, (net, blocks, z, G, out), "sme", blocks.dtype.name)
-        _noise_samples(net, blocks, z, G, out)
+        run_kernel(_noise_samples, (net, blocks, z, G, out), "sme", blocks.dtype.name)
     return out.reshape(n_draws, problem.n_params)
 
 
@@ -264,9 +261,8 @@ def dropout_gradients(problem, params, n_masks, seed=0):
     keep = draw_keep(rng, problem.keep_prob, (n_masks, problem.width))
     out = np.zeros((n_masks,) + blocks.shape)
     with _kernel_threads(problem) as net:
-        args = (net, blocks[None], keep, -net.scale, out)
-        compile_once(_dropout_replicas, args, "sme", blocks.dtype.name)
-        _dropout_replicas(*args)
+        run_kernel(_dropout_replicas, (net, blocks[None], keep, -net.scale, out), "sme",
+                   blocks.dtype.name)
     return out.reshape(n_masks, problem.n_params)
 
 

@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 from ..runtime import tables
 from ..runtime.memory import announce_cost
 from ..validation import check_choice, check_int, check_positive
-from ..warmup import compile_once
+from ..warmup import compile_once, run_kernel
+from ..kernels.twins import for_run
 from ..kernels.core import _backward_update, _loss_derivative
 from ..kernels.rows import _all_features
 from ..kernels.second_order import _jacobian_transpose
@@ -91,9 +92,8 @@ def _dropout_steps(problem, thetas, lr, keep):
     ``keep`` (n_runs, width) holds the keep decisions (True: mask entry 1/p).
     """
     with _kernel_threads(problem) as net:
-        args = (net, thetas, keep, lr * net.scale, thetas)
-        compile_once(_dropout_replicas, args, "sme", thetas.dtype.name)
-        _dropout_replicas(*args)
+        run_kernel(_dropout_replicas, (net, thetas, keep, lr * net.scale, thetas), "sme",
+                   thetas.dtype.name)
 
 
 @njit(cache=True)
@@ -113,8 +113,7 @@ def _gd_kernel(net, thetas, step):
 def _gd_steps(problem, thetas, lr):
     """One GD step on L_S for every replica (in place)."""
     with _kernel_threads(problem) as net:
-        compile_once(_gd_kernel, (net, thetas, lr * net.scale), "sme", thetas.dtype.name)
-        _gd_kernel(net, thetas, lr * net.scale)
+        run_kernel(_gd_kernel, (net, thetas, lr * net.scale), "sme", thetas.dtype.name)
 
 
 @njit(cache=True)
@@ -162,9 +161,7 @@ def _sme_kernel(net, thetas, lr, h, order, z, G):
 def _sme_steps(problem, thetas, lr, h, order, z, G):
     """One Euler-Maruyama step of the order-1 or order-2 SME for every replica (in place)."""
     with _kernel_threads(problem) as net:
-        args = (net, thetas, lr, h, order, z, G)
-        compile_once(_sme_kernel, args, "sme", thetas.dtype.name)
-        _sme_kernel(*args)
+        run_kernel(_sme_kernel, (net, thetas, lr, h, order, z, G), "sme", thetas.dtype.name)
 
 
 @njit(cache=True)
@@ -209,7 +206,9 @@ def _drive(problem, thetas, steps, loss_every, record_params, step, time_per_ste
               if record_params else None)
     slot = 0
     # the first kernel of every run: a cold cache is announced before the bar
-    compile_once(_losses_kernel, (problem._net, thetas), "sme", thetas.dtype.name)
+    with _kernel_threads(problem) as net:
+        losses = for_run(_losses_kernel)
+        compile_once(losses, (net, thetas), "sme", thetas.dtype.name)
     for done in tqdm(range(steps + 1), desc=method, disable=not progress, leave=False):
         if done > 0:
             step(thetas, done - 1)
@@ -219,7 +218,7 @@ def _drive(problem, thetas, steps, loss_every, record_params, step, time_per_ste
                                       f"{DIVERGENCE_BOUND:g} or non-finite; lower lr")
         if done == record_at[slot]:
             with _kernel_threads(problem) as net:
-                loss[:, slot] = _losses_kernel(net, thetas)
+                loss[:, slot] = losses(net, thetas)
             if record_params:
                 params[:, slot] = thetas.reshape(thetas.shape[0], -1)
             slot += 1

@@ -15,7 +15,7 @@ from numba import njit
 
 from ..runtime.memory import announce_cost
 from ..validation import check_array
-from ..warmup import compile_once
+from ..warmup import run_kernel
 from ..kernels.second_order import _hessian_vector_product
 from .cost import hessian_seconds
 from .covariance import MAX_DENSE_PARAMS, check_dense_size
@@ -49,8 +49,7 @@ def _dense_hessian_kernel(net, blocks):
 def _dense_hessian(problem, blocks):
     """H of L_S (not symmetrised) for the (width, K + d) blocks of θ."""
     with _kernel_threads(problem) as net:
-        compile_once(_dense_hessian_kernel, (net, blocks), "sme", blocks.dtype.name)
-        return _dense_hessian_kernel(net, blocks)
+        return run_kernel(_dense_hessian_kernel, (net, blocks), "sme", blocks.dtype.name)
 
 
 def hessian_vector_product(problem, params, vector):
@@ -70,8 +69,7 @@ def hessian_vector_product(problem, params, vector):
                                "vector")
     out = np.empty_like(blocks)
     with _kernel_threads(problem) as net:
-        compile_once(_hvp, (net, blocks, direction, out), "sme", blocks.dtype.name)
-        _hvp(net, blocks, direction, out)
+        run_kernel(_hvp, (net, blocks, direction, out), "sme", blocks.dtype.name)
     return out.ravel()
 
 

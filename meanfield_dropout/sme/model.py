@@ -34,6 +34,7 @@ from ..kernels.core import _backward_update, _forward, _loss_derivative, _loss_v
 from ..network import NetworkData, network_data, output_scale_factor
 from ..runtime.threads import kernel_threads
 from ..kernels.rows import _all_features
+from ..kernels.twins import for_run
 from ..kernels.variants import _active_rows
 
 #: Output scales κ by name: the paper's κ = 1 (the engine's ``standard``), 1/√m, and 1/m (the
@@ -304,7 +305,7 @@ def _modified_loss(net, blocks, penalty):
 def _modified_grad(problem, blocks):
     """∇L_S as (width, K + d) blocks of θ's blocks."""
     with _kernel_threads(problem) as net:
-        return _gradient(net, blocks)
+        return for_run(_gradient)(net, blocks)
 
 
 def _mask_groups(mask):
@@ -336,8 +337,8 @@ def dropout_gradient(problem, params, mask):
     rows, bounds, weights = _mask_groups(mask)
     out = np.zeros_like(blocks)
     with _kernel_threads(problem) as net:
-        _dropout_update(net, blocks, rows, bounds, weights, -net.scale,
-                        np.empty((problem.width, problem.n_samples)), out)
+        for_run(_dropout_update)(net, blocks, rows, bounds, weights, -net.scale,
+                                 np.empty((problem.width, problem.n_samples)), out)
     return out.ravel()
 
 
@@ -345,7 +346,7 @@ def modified_loss(problem, params):
     """The modified loss L_S(θ) (scalar)."""
     blocks = problem.blocks(params)
     with _kernel_threads(problem) as net:
-        return _modified_loss(net, blocks, net.penalty)
+        return for_run(_modified_loss)(net, blocks, net.penalty)
 
 
 def modified_loss_gradient(problem, params):
@@ -357,7 +358,7 @@ def empirical_loss(problem, params):
     """The plain quadratic loss R_S(θ) = (1/2n) Σ_i |f(x_i) − y_i|² (no mask)."""
     blocks = problem.blocks(params)
     with _kernel_threads(problem) as net:
-        return _modified_loss(net, blocks, 0.0)
+        return for_run(_modified_loss)(net, blocks, 0.0)
 
 
 def predict(problem, params, inputs=None):
@@ -366,6 +367,6 @@ def predict(problem, params, inputs=None):
     X = problem.inputs if inputs is None else check_array(
         inputs, "inputs", 2, shape=(None, problem.input_dim))
     with _kernel_threads(problem) as net:
-        f = _predict(blocks, np.ascontiguousarray(X.T), net.data.outputs, False,
+        f = for_run(_predict)(blocks, np.ascontiguousarray(X.T), net.data.outputs, False,
                      net.data.activation, net.scale)
     return np.ascontiguousarray(f.T)
