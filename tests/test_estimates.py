@@ -253,7 +253,7 @@ def test_dense_sme_diagnostics_announce_their_estimate(monkeypatch, capsys):
     def stop(*args, **kwargs):
         raise Stopped("stopped where the work starts")
     for module, name in ((hessian, "_dense_hessian"), (covariance, "_noise_parts"),
-                         (covariance, "dropout_gradients"), (covariance, "compile_once")):
+                         (covariance, "dropout_gradients"), (covariance, "run_kernel")):
         monkeypatch.setattr(module, name, stop)
     D = problem.n_params
     for call, expected, what in (
