@@ -81,6 +81,7 @@ def _child(tasks):
             for label, both in ((f"{name} {dtype}", False), ("  + parallel", True)):
                 current[0] = f"{name} {dtype}" + (" parallel" if both else "")
                 warmup._both_twins[0] = both
+                warmup._compiled.clear()        # compile_once asks again, for both twins
                 wall0, cpu0 = time.perf_counter(), time.process_time()
                 warmup.TASKS[name][0](dtype)
                 runs.append(dict(task=current[0], label=label,

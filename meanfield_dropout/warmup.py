@@ -98,13 +98,18 @@ def task_list(dtypes=DTYPES):
             for dtype in kinds if dtype in dtypes]
 
 
-#: Compile time of a task on an empty cache, what :func:`compile_ahead` announces (CPU
-#: seconds of ``benchmarks/bench_compile.py`` on this project's 2-core machine, rounded up:
-#: limits 12.4 s, curvature 10.4 s, SME 58.6 s at commit 300a711). A task's time is that of
-#: all its kernels; one call compiles those it uses.
-COMPILE_SECONDS = {("simulate", "float64"): 30, ("simulate", "float32"): 30,
-                   ("limits", "float64"): 13, ("curvature", "float64"): 11,
-                   ("sme", "float64"): 59}
+#: Compile time of a task's serial twins on an empty cache (a small run, one Numba thread),
+#: what :func:`compile_ahead` announces (CPU seconds of ``benchmarks/bench_compile.py`` on this
+#: project's 2-core machine, tasks in this order, rounded up: simulate 15.3 s, limits 9.3 s,
+#: curvature 8.1 s, SME 39.7 s, float32 simulate 16.2 s at commit d6642d0). A task's time is
+#: that of all its kernels; one call compiles those it uses.
+COMPILE_SECONDS = {("simulate", "float64"): 16, ("simulate", "float32"): 17,
+                   ("limits", "float64"): 10, ("curvature", "float64"): 9,
+                   ("sme", "float64"): 40}
+#: What the parallel kernels of a large run add (``bench_compile.py``'s ``+ parallel`` rows:
+#: simulate 11.4 s, limits 3.1 s, SME 29.3 s at commit d6642d0).
+PARALLEL_COMPILE_SECONDS = {("simulate", "float64"): 12, ("simulate", "float32"): 12,
+                            ("limits", "float64"): 4, ("sme", "float64"): 30}
 
 #: The (task, dtype) pairs whose compiling this process has announced (one message each).
 _announced = set()
@@ -135,14 +140,16 @@ def compile_ahead(kernel, args, task, dtype, announce=True):
     (:func:`run_tasks`), whose tiny runs take the serial twins
     (:mod:`meanfield_dropout.kernels.twins`), the parallel kernel of a serial twin is compiled
     too: what a large run takes."""
+    pair = twins(kernel)
     if announce and (task, dtype) not in _announced and not is_cached(kernel, args):
         _announced.add((task, dtype))
         seconds = COMPILE_SECONDS.get((task, dtype))
+        if seconds and len(pair) == 2 and pair[0] is kernel:     # a large run
+            seconds += PARALLEL_COMPILE_SECONDS.get((task, dtype), 0)
         about = f", about {seconds} s" if seconds else ""
         tqdm.write(f"compiling kernels: first run only{about}; `meanfield-dropout warmup` "
                    "does it ahead", file=sys.stderr)
     types = tuple(kernel.typeof_pyval(a) for a in args)
-    pair = twins(kernel)
     for each in pair if _both_twins[0] and pair[-1] is kernel else (kernel,):
         each.compile(types)
 
