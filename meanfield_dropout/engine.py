@@ -151,10 +151,17 @@ class SimulationResult:
 
 
 def _chunk_bounds(steps, chunk_steps, snapshot_steps):
-    """Chunk edges: multiples of ``chunk_steps`` plus every snapshot step."""
-    edges = np.unique(np.concatenate([np.arange(0, steps, chunk_steps), snapshot_steps,
-                                      [steps]]))
-    return list(zip(edges[:-1], edges[1:]))
+    """The chunks (start, stop) of a run of ``steps`` steps, in order, made as the run reaches
+    them: their edges are the multiples of ``chunk_steps`` and the snapshot steps (a run
+    that diverges early never lists the chunks of its whole horizon)."""
+    snapshots = iter(np.unique(snapshot_steps))
+    start, snapshot = 0, 0
+    while start < steps:
+        while snapshot <= start:
+            snapshot = int(next(snapshots, steps))
+        stop = min((start // chunk_steps + 1) * chunk_steps, snapshot, steps)
+        yield start, stop
+        start = stop
 
 
 def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, initial=None,
