@@ -30,8 +30,9 @@ from .kernels.core import _backward_update, _forward, _loss_derivative
 from .kernels.second_order import _hessian_vector_product
 from .runtime import tables
 from .runtime.memory import NOMINAL_RATE, announce_cost, check_memory, warn_long_run
-from .runtime.threads import blas_single_thread
-from .warmup import compile_once
+from .kernels.twins import for_run
+from .runtime.threads import kernel_threads
+from .warmup import run_kernel
 from .network import (NetworkData, check_particles, network_data,
                       output_scale_factor)
 
@@ -68,15 +69,21 @@ def _gradient(net, penalty=0.0):
     f = np.empty((d.outputs, m))
     forward = (net.X, rows, n, 1.0, net.scale, d.inputs_t, d.outputs, d.bias, d.activation,
                np.empty((0, m)), False, f)
-    compile_once(_forward, forward, "curvature", net.X.dtype.name)
-    _forward(*forward)
+    run_kernel(_forward, forward, "curvature", net.X.dtype.name)
     residual = np.empty_like(f)
     _loss_derivative(d.loss, f, d.targets, residual)
     out = np.zeros_like(net.X)
-    _backward_update(net.X, rows, n, -net.scale, penalty, residual, d.inputs, d.inputs_t,
-                     d.outputs, d.bias, d.activation, np.empty((0, m)),
-                     np.empty(0, dtype=np.int64), out)
+    for_run(_backward_update)(net.X, rows, n, -net.scale, penalty, residual, d.inputs,
+                              d.inputs_t, d.outputs, d.bias, d.activation, np.empty((0, m)),
+                              np.empty(0, dtype=np.int64), out)
     return out
+
+
+def _kernel_threads(net):
+    """The Numba threads of ``net``'s size, BLAS on one thread
+    (:func:`meanfield_dropout.runtime.threads.kernel_threads`): one thread, and the kernels'
+    serial twins, for a small network."""
+    return kernel_threads(net.X.shape[0] * net.data.inputs.shape[0])
 
 
 def _hvp(net, V, penalty=0.0):
@@ -84,8 +91,7 @@ def _hvp(net, V, penalty=0.0):
     out = np.empty_like(net.X)
     args = (net.X, np.ascontiguousarray(V), net.scale, penalty, d.loss, d.targets, d.inputs,
             d.inputs_t, d.outputs, d.bias, d.activation, out)
-    compile_once(_hessian_vector_product, args, "curvature", net.X.dtype.name)
-    _hessian_vector_product(*args)
+    run_kernel(_hessian_vector_product, args, "curvature", net.X.dtype.name)
     return out
 
 
@@ -98,7 +104,7 @@ def loss_gradient(particles, inputs, targets, *, loss="square", activation="relu
     :func:`hessian_vector_product`.
     """
     net = _net(particles, inputs, targets, loss, activation, bias, output_scale)
-    with blas_single_thread():
+    with _kernel_threads(net):
         return _gradient(net, check_nonnegative(penalty, "penalty"))
 
 
@@ -137,7 +143,7 @@ def hessian_vector_product(particles, inputs, targets, direction, *, loss="squar
     """
     net = _net(particles, inputs, targets, loss, activation, bias, output_scale)
     V = check_array(direction, "direction", 2, shape=net.X.shape)
-    with blas_single_thread():
+    with _kernel_threads(net):
         return _hvp(net, V, check_nonnegative(penalty, "penalty"))
 
 
@@ -261,7 +267,7 @@ def sharpness(particles, inputs, targets, *, loss="square", activation="relu", b
                                     iterations), f"sharpness of {iterations} products")
     q = start_rng.standard_normal(size) if start is None else \
         check_array(start, "start", 2, shape=net.X.shape).ravel().copy()
-    with blas_single_thread():          # norms included: their sums follow the thread count
+    with _kernel_threads(net):          # norms included: their sums follow the thread count
         norm = np.linalg.norm(q)
         if not norm > 0:
             raise ValueError("start must not be the zero vector")
@@ -349,7 +355,7 @@ def _sharpness_terms(net, batches, masks, keep_prob):
                              f"{masks.shape}")
     keep_prob = check_keep_prob(keep_prob)
     out = np.empty(batches.shape[0])
-    with blas_single_thread():
+    with _kernel_threads(net):
         for t, batch in enumerate(batches):
             if masks is None:
                 out[t] = _ratio(net.subset(points=batch))
