@@ -1,5 +1,5 @@
-"""What the benchmarks share: best wall time of a call, the machine's matmul rate, the BLAS
-kernels that ran, and the header that names the machine, date and commit of a run."""
+"""What the benchmarks share: best wall (or CPU) time of a call, the machine's matmul rate,
+the BLAS kernels that ran, and the header that names the machine, date and commit of a run."""
 import datetime
 import os
 import platform
@@ -11,14 +11,15 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 
-def best_seconds(run, repeats=3):
-    """Best wall time of ``run()`` over ``repeats`` calls, after one warm-up call."""
+def best_seconds(run, repeats=3, clock=time.perf_counter):
+    """Best time of ``run()`` over ``repeats`` calls, after one warm-up call: wall time, or
+    the ``clock`` given (``time.process_time``: the process's CPU time)."""
     run()
     best = np.inf
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         run()
-        best = min(best, time.perf_counter() - start)
+        best = min(best, clock() - start)
     return best
 
 

@@ -69,23 +69,24 @@ from .metrics import coupled_rms, predictor_distance, wasserstein2
 from .stats import fit_slopes
 
 def estimate_cost(width, master_lr, keep_prob, settings, *, limit_particles=None):
-    """Estimated memory and work of :func:`measure_distances` with the same arguments.
+    """Estimated memory and seconds of :func:`measure_distances` with the same arguments.
 
     Raises the errors :func:`measure_distances` would raise before running (bad arguments, a
     horizon that runs no step, a cell that would not fit in memory).
 
     Returns
     -------
-    nbytes, operations : float
-        Bytes the cell allocates at its peak and floating-point operations it performs
-        (rough estimates: within a small factor).
+    nbytes, seconds : float
+        Bytes the cell allocates at its peak, and its seconds of one core on the reference
+        machine (:func:`meanfield_dropout.cost_model.cell_seconds`: fixed numbers, not this
+        machine's speed; rough estimates, within a small factor).
     """
     width = check_int(width, "width", low=1)
     limit_particles = width if limit_particles is None else \
         check_int(limit_particles, "limit_particles", low=1)
     plan = make_plan(settings)
-    check_keep_prob(keep_prob)
-    return check_cell(plan, width, check_positive(master_lr, "master_lr"), limit_particles)
+    return check_cell(plan, width, check_positive(master_lr, "master_lr"),
+                      check_keep_prob(keep_prob), limit_particles)
 
 
 def measure_distances(width, master_lr, keep_prob, settings, *, seed, limit_particles=None):
@@ -139,8 +140,8 @@ def measure_distances(width, master_lr, keep_prob, settings, *, seed, limit_part
         check_int(limit_particles, "limit_particles", low=1)
     plan = make_plan(settings)
     master_lr, keep_prob = check_positive(master_lr, "master_lr"), check_keep_prob(keep_prob)
-    _, operations = check_cell(plan, width, master_lr, limit_particles)
-    warn_long_run(operations, f"measure_distances at width {width}",
+    _, seconds = check_cell(plan, width, master_lr, keep_prob, limit_particles)
+    warn_long_run(seconds * NOMINAL_RATE, f"measure_distances at width {width}",
                   "use a shorter horizon or smaller widths")
     return _measure(plan, width, master_lr, keep_prob, limit_particles, seed)
 
@@ -346,12 +347,13 @@ def convergence_study(master_lr_scaling, keep_prob_scaling, widths, settings, *,
                  for n in widths]
     # every cell is checked (steps, memory) before the first one runs
     check_horizon(plan.horizon, step_lengths(plan, {n: tau_n for n, tau_n, _ in per_width}))
-    costs = [check_cell(plan, n, tau_n, factor * n) for n, tau_n, _ in per_width]
+    costs = [check_cell(plan, n, tau_n, keep_n, factor * n) for n, tau_n, keep_n in per_width]
     what = (f"the convergence study {label!r} ({repeats} repeats x {len(widths)} widths, "
             f"largest cell {format_bytes(max(b for b, _ in costs))})")
-    operations = warn_long_run(repeats * sum(ops for _, ops in costs), what,
-                               "use a shorter horizon, smaller widths or fewer repeats")
-    announce_cost(operations / NOMINAL_RATE, what)
+    seconds = repeats * sum(s for _, s in costs)
+    warn_long_run(seconds * NOMINAL_RATE, what,
+                  "use a shorter horizon, smaller widths or fewer repeats")
+    announce_cost(seconds, what)
     series = {}
     times = None
     bar = tqdm(total=repeats * len(widths), disable=not progress, desc=label or "converge",

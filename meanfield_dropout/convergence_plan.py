@@ -6,15 +6,14 @@ distance.
   once for the cells of a study;
 * :func:`check_horizon` — a horizon shorter than half a step would run no step at all (and
   report a distance of 0 at every time): refused, naming the smallest valid horizon;
-* :func:`cell_cost` — the memory (bytes) and the work (floating-point operations) of one cell,
-  estimated before anything is allocated; :func:`check_cell` checks the memory against the
-  share of the available memory a run may use (:func:`meanfield_dropout.runtime.memory.check_memory`)
-  and the callers announce a long run with its estimate
-  (:func:`meanfield_dropout.runtime.memory.warn_long_run`);
+* :func:`cell_cost` — the memory (bytes) and the seconds of one core
+  (:mod:`meanfield_dropout.cost_model`) of one cell, estimated before anything is allocated;
+  :func:`check_cell` checks the memory against the share of the available memory a run may
+  use (:func:`meanfield_dropout.runtime.memory.check_memory`) and the callers announce a long
+  run with its estimate (:func:`meanfield_dropout.runtime.memory.announce_cost`);
 * :func:`in_context` — a :class:`~meanfield_dropout.engine.DivergenceError` of one run of a
   cell, re-raised with the cell's width and hyperparameters.
 """
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -22,6 +21,7 @@ import numpy as np
 from .validation import check_choice, check_int, check_positive
 from .kernels.activations import activation_code
 from .data import data_label, load_dataset
+from .cost_model import cell_seconds
 from .engine import DIVERGENCE_FACTOR, DivergenceError
 from .limits import DEFAULT_DT, LIMITS, LimitConstants, limit_constants
 from .runtime.memory import check_memory
@@ -227,21 +227,19 @@ def step_lengths(plan, master_lrs):
     return runs
 
 
-def check_cell(plan, width, master_lr, limit_particles):
+def check_cell(plan, width, master_lr, keep_prob, limit_particles):
     """Refuse a cell that runs no step, would not fit in memory or couples the clocks of N ≠ n
-    limit particles; return its estimated bytes and floating-point operations."""
+    limit particles; return its estimated bytes and seconds (:func:`cell_cost`)."""
     if plan.clock_coupling and limit_particles != width:
         raise ValueError(f"clock_coupling needs limit_particles = width ({width}): one "
                          f"dropout keep draw per particle and step, got {limit_particles}")
     steps = cell_steps(plan, master_lr)
     check_horizon(plan.horizon, step_lengths(plan, {width: master_lr}))
-    variants = 1 + len([name for name in plan.coupled if name != "jump-bernoulli"])
-    nbytes, operations = cell_cost(plan, width, limit_particles, dict(steps.limits,
-                                                              dropout=steps.recorded), variants)
+    nbytes, seconds = cell_cost(plan, width, keep_prob, limit_particles, steps)
     check_memory(nbytes, f"a cell at width {width} ({int(steps.recorded[-1])} dropout steps, "
                          f"{limit_particles} limit particles)",
                  "use smaller widths, fewer n_times or a shorter horizon")
-    return nbytes, operations
+    return nbytes, seconds
 
 
 
@@ -274,56 +272,52 @@ def check_horizon(horizon, step_lengths):
                 f"{needed:.4g} (one step)")
 
 
-def cell_cost(plan, width, limit_particles, steps_for, engine_variants):
-    """Estimated (bytes, floating-point operations) of one cell.
+def cell_cost(plan, width, keep_prob, limit_particles, steps):
+    """Estimated (bytes, seconds) of one cell.
 
     Parameters
     ----------
     plan : Plan
         The validated settings (data, limits, grid, options).
-    width, limit_particles : int
-        n and N.
-    steps_for : dict
-        {limit: the dropout (or Bernoulli) steps at the grid times}, and ``dropout`` → the
-        steps the dropout run records.
-    engine_variants : int
-        Variants of the coupled dropout run (dropout itself included).
+    width, keep_prob, limit_particles : int, float, int
+        n, q_n and N.
+    steps : Steps
+        The cell's steps (:func:`cell_steps`).
 
     Returns
     -------
-    nbytes, operations : float
+    nbytes : float
+        Bytes the cell allocates at its peak.
+    seconds : float
+        Seconds of one core on the reference machine
+        (:func:`meanfield_dropout.cost_model.cell_seconds`).
     """
     m, d = plan.inputs.shape
     p = 1 + d
-    per_step = m * (4 * d + 6)                   # one neuron, one step, full batch
-    recorded = len(np.unique(np.concatenate(list(steps_for.values()))))
-    total_steps = float(max(int(s[-1]) for s in steps_for.values()))
+    engine_variants = 1 + len([name for name in plan.coupled if name != "jump-bernoulli"])
+    recorded = len(steps.recorded)
     nbytes = _FLOAT * (2 * width * p + engine_variants * (recorded + 1) * width * p
                        + 3 * width * m)
-    operations = total_steps * engine_variants * width * per_step
     peak_limit = 0.0
     for name, constants in plan.limits.items():
         limit_bytes = _FLOAT * (plan.n_times * (limit_particles * p + m) + 4 * limit_particles * m)
-        horizon = float(plan.horizon)
-        if name in ("wgf", "penalized-wgf"):
-            operations += 2 * math.ceil(horizon / plan.dt) * limit_particles * per_step
-        elif name == "jump-bernoulli":
-            operations += float(steps_for[name][-1]) * limit_particles * per_step
-            limit_bytes += _FLOAT * (len(steps_for[name]) + 1) * limit_particles * p
-        else:                                    # event-driven: N T / α rings, O(m d) each
-            rings = limit_particles * horizon / constants["alpha"]
-            operations += rings * m * (2 * d + 4)
+        if name == "jump-bernoulli":
+            limit_bytes += _FLOAT * (len(steps.limits[name]) + 1) * limit_particles * p
+        elif name not in ("wgf", "penalized-wgf"):
             # a batch of rings: who rings, its partner count and (critical) ~1/β partners
+            rings = limit_particles * float(plan.horizon) / constants["alpha"]
             partners = 1.0 / constants["beta"] if constants["beta"] > 0 else 0.0
             limit_bytes += _FLOAT * min(rings, 1 << 20) * (2 + partners)
-            operations += rings * partners * m
         peak_limit = max(peak_limit, limit_bytes)
     if "jump-bernoulli" in plan.coupled:
-        bernoulli = steps_for["jump-bernoulli"]
-        nbytes += _FLOAT * (len(bernoulli) + 1) * width * p
-        operations += float(bernoulli[-1]) * width * per_step
+        nbytes += _FLOAT * (len(steps.limits["jump-bernoulli"]) + 1) * width * p
     k = min(width, limit_particles, plan.w2_particles)
-    return nbytes + peak_limit + _FLOAT * 2 * k * k, operations
+    seconds = cell_seconds(
+        width, keep_prob, int(steps.recorded[-1]), plan.limits, float(plan.horizon),
+        limit_particles=limit_particles, n_times=plan.n_times, w2_points=k, data_points=m,
+        dim=d, dt=plan.dt, coupled=plan.coupled,
+        clock_coupled=CLOCK_COUPLED if plan.clock_coupling else ())
+    return nbytes + peak_limit + _FLOAT * 2 * k * k, seconds
 
 
 def in_context(exc, context):

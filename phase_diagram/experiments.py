@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from meanfield_dropout import experiments as mf_experiments
 from meanfield_dropout.convergence import estimate_cost
 from meanfield_dropout.runtime import results, tables
-from meanfield_dropout.runtime.memory import NOMINAL_RATE, announced
+from meanfield_dropout.runtime.memory import announced
 from meanfield_dropout.validation import check_int
 from meanfield_dropout.experiments import Experiment
 from meanfield_dropout.experiments.settings import Settings, int_tuple
@@ -61,8 +61,8 @@ def _phase_study(phase, widths, repeats, seed):
 
 def convergence_seconds(settings):
     """Estimated seconds of one core of each phase study of :func:`run_convergence`: the
-    operations of its cells (:func:`meanfield_dropout.convergence.estimate_cost`, the model
-    each study announces) at :data:`~meanfield_dropout.runtime.memory.NOMINAL_RATE`.
+    seconds of its cells (:func:`meanfield_dropout.convergence.estimate_cost`, the model
+    each study announces).
 
     Returns
     -------
@@ -71,9 +71,9 @@ def convergence_seconds(settings):
     seconds = []
     for phase in PHASE_STUDIES:
         scaling, cells, _ = phase_study_arguments(phase)
-        operations = sum(estimate_cost(n, scaling.tau(n), scaling.keep(n), cells)[1]
-                         for n in settings.widths)
-        seconds.append(settings.repeats * operations / NOMINAL_RATE)
+        seconds.append(settings.repeats * sum(
+            estimate_cost(n, scaling.tau(n), scaling.keep(n), cells)[1]
+            for n in settings.widths))
     return seconds
 
 

@@ -234,7 +234,7 @@ def estimated_seconds(config):
 
 def _cell_seconds(cell, config, shape):
     return cell_seconds(cell.width, cell.master_lr, cell.keep_prob, config.horizon, shape,
-                        cell.limits, config.limit_factor)
+                        cell.limits, config.limit_factor, n_times=config.n_times)
 
 
 def run_map_cell(cell, config):

@@ -17,37 +17,31 @@ import numpy as np
 
 from meanfield_dropout.validation import check_int, check_keep_prob, check_positive
 from meanfield_dropout.convergence import CellSettings, measure_distances
+from meanfield_dropout.cost_model import (FLOWS, UnitCosts, dropout_seconds, limit_seconds,
+                                          cell_seconds as measured_cell_seconds)
 from meanfield_dropout.engine import DivergenceError
 from meanfield_dropout.limit_sizes import _PARTNER_BATCH
 from meanfield_dropout.limits import LIMITS, LimitConstants, limit_constants
 
-__all__ = ["effective_constants", "estimate_costs", "dropout_seconds", "limit_seconds", "candidate_limits", "measure_cell",
-           "cell_seconds",
-           "DEFAULT_BUDGET", "PARTNER_MEMORY"]
+__all__ = ["effective_constants", "estimate_costs", "candidate_limits", "measure_cell",
+           "cell_seconds", "BUDGET_UNITS", "DEFAULT_BUDGET", "PARTNER_MEMORY"]
 
 #: Default time budget of one limit in one cell (estimated seconds on one core).
 DEFAULT_BUDGET = 120.0
 #: Largest memory for the partner indices of one batch of critical rings (bytes).
 PARTNER_MEMORY = 256 * 2 ** 20
-# Seconds on one core of this project's machine, tanh, measured by
-# benchmarks/bench_plugin_costs.py on the teacher-student problem (m = 40, d = 4) and on MNIST
-# 4 vs 7 (m = 600, d = 49 and 784): a cost is FIXED + m (POINT + ENTRY p) per neuron, p = d + 1
-# its entries, POINT the activation's share, ENTRY the products' with the data.
-#: An engine step: this, plus one _ROW_* per neuron of the forward and backward masks.
-_STEP = 1.2e-4
-#: One neuron of an engine step (forward and backward pass).
-_ROW_FIXED, _ROW_POINT, _ROW_ENTRY = 1.1e-6, 4.4e-8, 8e-11
-#: One particle of one Heun step of the flows (two drifts).
-_HEUN_FIXED, _HEUN_POINT, _HEUN_ENTRY = 1.4e-6, 8.7e-8, 2.0e-10
-#: One ring of the superposed clock of the jump limits (plain loops, no BLAS).
-_RING_FIXED, _RING_POINT, _RING_ENTRY = 5e-6, 4.4e-8, 1.12e-9
-#: One partner of a critical ring, per data point.
-_PARTNER = 4e-10
+#: The units of the budget rule (:func:`estimate_costs`, :func:`candidate_limits`), in seconds
+#: of one core as ``benchmarks/bench_plugin_costs.py`` measured them before the engine's serial
+#: kernels, with no cost per call. They decide which limits a cell runs, so they are part of
+#: the definition of the cells of ``locate`` and ``map`` (their keys and results) and stay as
+#: they are; the estimates of run times are :data:`meanfield_dropout.cost_model.REFERENCE`'s
+#: (:func:`cell_seconds`).
+BUDGET_UNITS = UnitCosts(engine_call=0.0, engine_step=1.2e-4, row_fixed=1.1e-6,
+                         row_point=4.4e-8, row_entry=8e-11, limit_call=0.0, heun_step=2.4e-4,
+                         heun_fixed=1.4e-6, heun_point=8.7e-8, heun_entry=2.0e-10,
+                         ring_fixed=5e-6, ring_point=4.4e-8, ring_entry=1.12e-9, partner=4e-10)
 #: Heun step of the flows here (error below 1e-4 of the predictor; the distances are ≥ 1e-3).
 FLOW_DT = 0.05
-#: The deterministic limits: they run with N = n particles (copies of a particle move
-#: together, so N = k n copies would give the same cloud).
-FLOWS = ("wgf", "penalized-wgf")
 
 
 def effective_constants(width, master_lr, keep_prob):
@@ -81,39 +75,9 @@ def effective_constants(width, master_lr, keep_prob):
                 b_tau=float(logs[1] / logs[0]), b_keep=float(logs[2] / logs[0]))
 
 
-def dropout_seconds(width, master_lr, keep_prob, horizon, data_points, dim):
-    """Estimated seconds (one core) of dropout at (n, τ, q) over [0, T]: ⌈T/τ⌉ steps of about
-    q n + 1 kept neurons each."""
-    row = _ROW_FIXED + data_points * (_ROW_POINT + _ROW_ENTRY * (dim + 1))
-    return math.ceil(horizon / master_lr) * (_STEP + row * (keep_prob * width + 1))
-
-
-def limit_seconds(limit, constants, particles, horizon, data_points, dim, *, dt=FLOW_DT):
-    """Estimated seconds (one core) of the limit ``limit`` with ``constants`` ({alpha, beta,
-    tau}) and N = ``particles`` over [0, T].
-
-    A flow is ⌈T/dt⌉ Heun steps of N particles; a Poisson or critical limit N T/α rings (and
-    1/β partners per critical ring); the Bernoulli limit ⌈T/τ⌉ RaM steps of N particles with
-    keep q = τ/α (about (q + 1) N/2 neurons per step: the kept rows and the unmasked forward
-    pass).
-    """
-    m, p, N = data_points, dim + 1, particles
-    if limit in FLOWS:
-        return math.ceil(horizon / dt) * (2 * _STEP + N * (_HEUN_FIXED
-                                                          + m * (_HEUN_POINT + _HEUN_ENTRY * p)))
-    if limit == "jump-bernoulli":
-        row = _ROW_FIXED + m * (_ROW_POINT + _ROW_ENTRY * p)
-        keep = constants["tau"] / constants["alpha"]
-        return math.ceil(horizon / constants["tau"]) * (_STEP + row * (keep * N + N) / 2)
-    rings = N * horizon / constants["alpha"]
-    ring = _RING_FIXED + m * (_RING_POINT + _RING_ENTRY * p)
-    if limit == "critical":
-        return rings * (ring + _PARTNER * m / constants["beta"])
-    return rings * ring
-
-
 def estimate_costs(width, master_lr, keep_prob, horizon, data_points, dim, limit_factor=1):
-    """Estimated seconds of dropout and of each limit with plug-in constants (one core).
+    """The budget rule's seconds of dropout and of each limit with plug-in constants (one
+    core, in :data:`BUDGET_UNITS`).
 
     Returns
     -------
@@ -126,12 +90,14 @@ def estimate_costs(width, master_lr, keep_prob, horizon, data_points, dim, limit
     N = limit_factor * n
     alpha, beta = tau / q, (1 - q) / (n * q)
     plug_in = dict(alpha=alpha, beta=beta, tau=tau)
-    out = {"dropout": dropout_seconds(n, tau, q, T, data_points, dim)}
+    out = {"dropout": dropout_seconds(n, tau, q, T, data_points, dim, BUDGET_UNITS)}
     # the flows run with N = n particles (measure_cell)
     out.update({name: limit_seconds(name, plug_in, n if name in FLOWS else N, T, data_points,
-                                    dim) for name in LIMITS if name != "critical"})
+                                    dim, dt=FLOW_DT, costs=BUDGET_UNITS)
+                for name in LIMITS if name != "critical"})
     if beta > 0:
-        out["critical"] = limit_seconds("critical", plug_in, N, T, data_points, dim)
+        out["critical"] = limit_seconds("critical", plug_in, N, T, data_points, dim,
+                                        dt=FLOW_DT, costs=BUDGET_UNITS)
         # the limit draws the partners of up to _PARTNER_BATCH rings' worth at once
         out["critical_memory"] = 8.0 * max(1.0 / beta, min(N * T / alpha / beta,
                                                            _PARTNER_BATCH))
@@ -181,20 +147,40 @@ def candidate_limits(width, master_lr, keep_prob, horizon, data_points, dim, *,
 
 
 def _flows_apart(width, master_lr, keep_prob, horizon, shape, limits, limit_factor):
-    """(whether the flows run apart on N = n, estimated seconds of the cell)."""
+    """Whether the flows run apart on N = n: when a second dropout run costs less than running
+    them on N = ``limit_factor`` n."""
     costs = estimate_costs(width, master_lr, keep_prob, horizon, *shape, limit_factor)
     flows = sum(costs[k] for k in limits if k in FLOWS)
     others = sum(costs[k] for k in limits if k not in FLOWS)
-    apart = (limit_factor > 1 and flows > 0 and others > 0
-             and costs["dropout"] < (limit_factor - 1) * flows)
-    if apart:
-        return True, 2 * costs["dropout"] + flows + others
-    return False, costs["dropout"] + limit_factor * flows + others
+    return (limit_factor > 1 and flows > 0 and others > 0
+            and costs["dropout"] < (limit_factor - 1) * flows)
 
 
-def cell_seconds(width, master_lr, keep_prob, horizon, shape, limits, limit_factor=4):
-    """Estimated seconds of :func:`measure_cell` with these limits (one core)."""
-    return _flows_apart(width, master_lr, keep_prob, horizon, shape, limits, limit_factor)[1]
+def cell_seconds(width, master_lr, keep_prob, horizon, shape, limits, limit_factor=4, *,
+                 n_times=9, w2_particles=64):
+    """Estimated seconds of :func:`measure_cell` with these limits (one core): its calls of
+    :func:`~meanfield_dropout.convergence.measure_distances`, each priced by
+    :func:`meanfield_dropout.cost_model.cell_seconds`."""
+    seconds = 0.0
+    for group, particles in _groups(width, master_lr, keep_prob, horizon, shape, limits,
+                                    limit_factor):
+        steps = max([round(horizon / master_lr)]
+                    + [round(horizon / c["tau"]) for k, c in group.items()
+                       if k == "jump-bernoulli"])
+        seconds += measured_cell_seconds(
+            width, keep_prob, steps, group, horizon, limit_particles=particles,
+            n_times=n_times, w2_points=min(width, particles, w2_particles),
+            data_points=shape[0], dim=shape[1], dt=FLOW_DT)
+    return seconds
+
+
+def _groups(width, master_lr, keep_prob, horizon, shape, limits, limit_factor):
+    """[(limits, particles)] of the calls of :func:`measure_cell`: the flows apart on N = n
+    when that is cheaper (:func:`_flows_apart`), the other limits on N = ``limit_factor`` n."""
+    if _flows_apart(width, master_lr, keep_prob, horizon, shape, limits, limit_factor):
+        return [({k: v for k, v in limits.items() if k in FLOWS}, width),
+                ({k: v for k, v in limits.items() if k not in FLOWS}, limit_factor * width)]
+    return [(dict(limits), limit_factor * width)]
 
 
 def measure_cell(width, master_lr, keep_prob, limits, horizon, seed, data, n_times=9,
@@ -222,24 +208,18 @@ def measure_cell(width, master_lr, keep_prob, limits, horizon, seed, data, n_tim
     constants = LimitConstants(alpha=master_lr / keep_prob,
                                beta=(1 - keep_prob) / (width * keep_prob), tau=master_lr)
     times = np.linspace(0.0, horizon, n_times)
-    groups = [{k: v for k, v in limits.items() if k in FLOWS},
-              {k: v for k, v in limits.items() if k not in FLOWS}]
-    if not _flows_apart(width, master_lr, keep_prob, horizon, inputs.shape, limits,
-                        limit_factor)[0]:
-        groups = [limits]
     out = {}
     try:
-        for group in groups:
+        for group, particles in _groups(width, master_lr, keep_prob, horizon, inputs.shape,
+                                        limits, limit_factor):
             if not group:
                 continue
-            flows = len(groups) > 1 and set(group) <= set(FLOWS)
             # the same seed: the same initial particles and the same dropout run
             settings = CellSettings(group, horizon, constants, n_times=n_times,
                                     data=(inputs, targets), w2_particles=w2_particles,
                                     dt=FLOW_DT, tile_limit=True)
-            out.update(measure_distances(
-                width, master_lr, keep_prob, settings, seed=seed,
-                limit_particles=width if flows else limit_factor * width))
+            out.update(measure_distances(width, master_lr, keep_prob, settings, seed=seed,
+                                         limit_particles=particles))
     except DivergenceError as exc:
         nan = np.full(n_times, np.nan)
         return dict(times=times, dropout_loss=nan, diverged=str(exc),

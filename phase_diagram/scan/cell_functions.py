@@ -17,7 +17,7 @@ added with :func:`register_cell_function`, or, with an explicit opt-in (``allow_
 ``--allow-import`` on the command line), imported from a ``"module:function"`` string.
 
 A cell function may come with a *cost estimator* taking the same arguments and returning
-``(bytes, floating-point operations)`` (for the default, :func:`distances_cost`:
+``(bytes, seconds of one core)`` (for the default, :func:`distances_cost`:
 :func:`meanfield_dropout.convergence.estimate_cost`): the scan checks the memory of its largest
 cells and announces a long scan before it starts.
 """

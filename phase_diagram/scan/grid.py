@@ -44,11 +44,11 @@ at the critical point (0.012 at n = 2048), so with targets ×3 the competitor's 
 3–6 times above it, except the Poisson-vs-Bernoulli gap at the vertex, which grows slower
 than the noise (why the vertex needs large widths).
 
-Cost model (:func:`estimate_grid_cost`): seconds per cell from
-:func:`phase_diagram.finder.plugin.dropout_seconds` and
-:func:`~phase_diagram.finder.plugin.limit_seconds` (constants measured by
-``benchmarks/bench_plugin_costs.py``), summed over the first stage (certain) and over every
-later stage as if every point stayed undetermined (an upper bound).
+Cost model (:func:`estimate_grid_cost`): seconds per cell from the cells' cost estimator
+(:func:`grid_cost`: :func:`meanfield_dropout.cost_model.cell_seconds`, constants measured by
+``benchmarks/bench_plugin_costs.py`` and ``benchmarks/bench_cell_costs.py``), summed over the
+first stage (certain) and over every later stage as if every point stayed undetermined (an
+upper bound).
 """
 import dataclasses
 import math
@@ -56,16 +56,16 @@ from pathlib import Path
 
 import numpy as np
 
-from meanfield_dropout.convergence import CLOCK_COUPLED, DEFAULT_DATA
+from meanfield_dropout.convergence import DEFAULT_DATA
 from meanfield_dropout.data import load_dataset
-from meanfield_dropout.limits import DEFAULT_DT, LimitConstants, simulate_limit
+from meanfield_dropout.limits import LimitConstants, simulate_limit
 from meanfield_dropout.network import network_data
 from meanfield_dropout.runtime.cells import read_json, write_json
 
-from ..finder.plugin import dropout_seconds, limit_seconds
 from ..theory.phases import DEGENERATE
 from .cell_functions import distances_cell, distances_cost, register_cell_function
 from .cells import build_cells
+from .runner import cell_costs
 from .grid_points import (BEYOND_BUDGET, CELL_FUNCTION, QUICK, GridConfig, GridPoint,
                           grid_points, scan_config, split_points)
 from .sequential import run_sequential, summarize_sequential
@@ -99,23 +99,10 @@ def grid_cost(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon,
 register_cell_function(CELL_FUNCTION, grid_distances, grid_cost)
 
 
-#: CPU seconds per dropout keep draw a coupled clock reads (NumPy's uniform, the comparison
-#: and the ring indices; 5.6 ns measured with ``time.process_time`` on 256 × 4096 draws).
-UNIFORM_SECONDS = 6e-9
-
-
-def _cell_seconds(cell, config, shape):
-    """Estimated seconds (one core) of one scan cell (the flows' Heun step is the scan's,
-    :data:`meanfield_dropout.limits.DEFAULT_DT`; a coupled clock reads one keep draw per
-    particle and dropout step)."""
-    horizon = config.horizon
-    total = dropout_seconds(cell.width, cell.master_lr, cell.keep_prob, horizon, *shape)
-    draws = cell.width * round(horizon / cell.master_lr)
-    for name, constants in cell.limits.items():
-        total += limit_seconds(name, constants, cell.width, horizon, *shape, dt=DEFAULT_DT)
-        if config.clock_coupling and name in CLOCK_COUPLED:
-            total += draws * UNIFORM_SECONDS
-    return total
+def _seconds(cells):
+    """Estimated seconds (one core) of grid cells: their cell function's cost estimator
+    (:func:`grid_cost`, the model of :func:`meanfield_dropout.cost_model.cell_seconds`)."""
+    return sum(seconds for _, seconds in cell_costs(cells, grid_distances)) if cells else 0.0
 
 
 def _stage_cells(config, points, width):
@@ -138,13 +125,11 @@ def estimate_grid_cost(config):
         budget) and ``upper_bound`` (the sum over the stages).
     """
     run, beyond = split_points(config)
-    shape = load_dataset(DEFAULT_DATA).inputs.shape
     first = [c for c in build_cells(scan_config(config, run))] if run else []
-    stages = {config.widths[-1]: sum(_cell_seconds(c, config, shape) for c in first)}
+    stages = {config.widths[-1]: _seconds(first)}
     for width in config.stage_widths[1:]:
         points = [p for p in run if p.fits(config, width)]
-        stages[width] = sum(_cell_seconds(c, config, shape)
-                            for c in _stage_cells(config, points, width))
+        stages[width] = _seconds(_stage_cells(config, points, width))
     return dict(points=len(run), beyond=len(beyond), first_stage=stages[config.widths[-1]],
                 stages=stages, upper_bound=sum(stages.values()))
 
@@ -310,7 +295,6 @@ def summarize_grid(out_dir):
     run, beyond = split_points(config)
     _, scan_results, missing = summarize_sequential(out_dir / "scan")
     by_spec = {r.spec: r for r in scan_results}
-    shape = load_dataset(DEFAULT_DATA).inputs.shape
     elapsed = _measured_seconds(out_dir)
     results, predicted, measured = [], 0.0, 0.0
     for p in grid_points(config.grid):
@@ -326,7 +310,7 @@ def summarize_grid(out_dir):
         measured += seconds
         if r is not None and r.widths:
             stage = dataclasses.replace(scan_config(config, [p]), widths=r.widths)
-            predicted += sum(_cell_seconds(c, config, shape) for c in build_cells(stage))
+            predicted += _seconds(build_cells(stage))
         if d is None:
             results.append(PointResult(p, "not run", None, None, "no finished stage", None,
                                        seconds))

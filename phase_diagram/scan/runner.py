@@ -99,7 +99,7 @@ def _distance_lists(value):
 
 
 def cell_costs(cells, function):
-    """The estimated (bytes, floating-point operations) of each cell, by the cell function's
+    """The estimated (bytes, seconds of one core) of each cell, by the cell function's
     cost estimator (:data:`~phase_diagram.scan.cell_functions.COST_ESTIMATORS`; None for a
     cell function without one). Cells of one scaling and width share their estimate."""
     estimate = COST_ESTIMATORS.get(function)
@@ -116,12 +116,12 @@ def cell_costs(cells, function):
 
 
 def scan_seconds(config, allow_import=False):
-    """Estimated seconds of one core of each cell of the scan of ``config`` (the operations
-    of :func:`cell_costs` at :data:`~meanfield_dropout.runtime.memory.NOMINAL_RATE`, as the
-    scan announces them), or None for a cell function without a cost estimator."""
+    """Estimated seconds of one core of each cell of the scan of ``config`` (the seconds of
+    :func:`cell_costs`, as the scan announces them), or None for a cell function without a
+    cost estimator."""
     function = resolve_cell_function(config.cell_function, allow_import)
     costs = cell_costs(build_cells(config), function)
-    return None if costs is None else [operations / NOMINAL_RATE for _, operations in costs]
+    return None if costs is None else [seconds for _, seconds in costs]
 
 
 def _check_cost(cells, function, workers):
@@ -136,9 +136,10 @@ def _check_cost(cells, function, workers):
                  f"{len(largest)} cell(s) at once (the largest, at width {largest[0][1]}, "
                  f"needs {format_bytes(largest[0][0][0])})",
                  "use fewer workers or smaller widths")
-    operations = warn_long_run(sum(c[0][1] for c in costs), f"the scan of {len(cells)} cells",
-                               "use fewer repeats, smaller widths or a shorter horizon")
-    announce_cost(operations / NOMINAL_RATE, f"the scan of {len(cells)} cells", workers)
+    seconds = sum(c[0][1] for c in costs)
+    warn_long_run(seconds * NOMINAL_RATE, f"the scan of {len(cells)} cells",
+                  "use fewer repeats, smaller widths or a shorter horizon")
+    announce_cost(seconds, f"the scan of {len(cells)} cells", workers)
 
 
 def run_scan(config, out_dir, *, workers=None, dask=None, dask_timeout=None, progress=True,

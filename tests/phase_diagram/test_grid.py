@@ -13,12 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from meanfield_dropout import cost_model
 from phase_diagram.finder.phase_map import map_points
-from phase_diagram.finder.plugin import dropout_seconds, limit_seconds
 from phase_diagram.scan.cells import build_cells
 from phase_diagram.scan.grid import (BEYOND_BUDGET, QUICK, GridConfig, decide_grid,
-                                     estimate_grid_cost, grid_points, scan_config,
+                                     estimate_grid_cost, grid_cost, grid_points, scan_config,
                                      summarize_grid)
+from phase_diagram.scan.runner import _arguments
 from phase_diagram.theory.phases import classify
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,12 +63,10 @@ def test_cost_model_is_the_sum_of_its_cells():
     config = dataclasses.replace(TINY, max_width=64, clock_coupling=False)
     cost = estimate_grid_cost(config)
     run = [p for p in grid_points(config.grid) if p.point.label in config.only]
-    shape = (40, 4)
-    first = sum(dropout_seconds(c.width, c.master_lr, c.keep_prob, config.horizon, *shape)
-                + sum(limit_seconds(name, k, c.width, config.horizon, *shape, dt=0.02)
-                      for name, k in c.limits.items())
-                for c in build_cells(scan_config(config, run)))
-    assert cost["first_stage"] == pytest.approx(first)
+    cells = build_cells(scan_config(config, run))
+    # each cell priced once by the grid cells' own cost estimator (measure_distances' model)
+    first = sum(grid_cost(*args, **kwargs)[1] for args, kwargs in map(_arguments, cells))
+    assert cost["first_stage"] == pytest.approx(first, rel=1e-12)
     assert set(cost["stages"]) == {32, 64}
     assert cost["stages"][64] > cost["stages"][32] / 2 > 0
     assert cost["upper_bound"] == pytest.approx(sum(cost["stages"].values()))
@@ -75,9 +74,9 @@ def test_cost_model_is_the_sum_of_its_cells():
     # critical limit (the theory's or a competitor with nominal constants)
     coupled = estimate_grid_cost(dataclasses.replace(config, clock_coupling=True))
     draws = sum(len({"jump-poisson", "critical"} & set(c.limits)) * c.width
-                * round(config.horizon / c.master_lr)
-                for c in build_cells(scan_config(config, run)))
-    assert coupled["first_stage"] - cost["first_stage"] == pytest.approx(draws * 6e-9)
+                * round(config.horizon / c.master_lr) for c in cells)
+    assert coupled["first_stage"] - cost["first_stage"] == pytest.approx(
+        draws * cost_model.UNIFORM)
 
 
 def test_bad_settings_name_the_argument():
