@@ -357,7 +357,8 @@ def locate(width, master_lr, keep_prob, *, data=None, steps=None, horizon=None, 
     points = [(width, tau, q)] + (_ladder_points(width, constants) if ladder else [])
     seconds = repeats * sum(
         cell_seconds(n, t, k, horizon, data[0].shape, _candidates(n, t, k, **common)[0],
-                     common["limit_factor"]) for n, t, k in points)
+                     common["limit_factor"], n_times=common["n_times"])
+        for n, t, k in points)
     announce_cost(seconds, f"locate at width {width} over T = {horizon:g} ({steps} steps), "
                            f"{repeats} repeats" + (" and the width ladder" if ladder else ""),
                   min(workers, repeats))
