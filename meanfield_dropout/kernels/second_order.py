@@ -54,11 +54,11 @@ def _jacobian_transpose(X, rows, count, step, residuals, Z, Zt, K, has_bias, act
     """
     blocks = (count + BLOCK - 1) // BLOCK
     if blocks == 1:
-        _jacobian_transpose_block(X, rows, 0, count, step, residuals, Z, Zt, K, has_bias, act,
-                                  pre, pre_index, out)
+        _jacobian_transpose_block(X, rows, np.int64(0), count, step, residuals, Z, Zt, K,
+                                  has_bias, act, pre, pre_index, out)
         return
     for blk in prange(blocks):
-        start = blk * BLOCK
+        start = np.int64(blk) * BLOCK
         _jacobian_transpose_block(X, rows, start, min(BLOCK, count - start), step, residuals,
                                   Z, Zt, K, has_bias, act, pre, pre_index, out)
 
@@ -200,20 +200,21 @@ def _hessian_vector_product(X, V, scale, penalty, loss, y, Z, Zt, K, has_bias, a
     # array expressions are kept out of this function: each would be a parallel region
     slabs = np.empty((blocks, 2, K, batch), dtype=X.dtype)
     if blocks == 1:  # no parallel region; the pre-activations serve both passes
-        pre, tau = _hvp_gather(X, V, Zt, K, has_bias, 0, n)
-        _hvp_sums(X, V, K, act, 0, n, pre, tau, slabs[0])
+        first = np.int64(0)      # not a literal 0: the blocks' specialisation serves
+        pre, tau = _hvp_gather(X, V, Zt, K, has_bias, first, n)
+        _hvp_sums(X, V, K, act, first, n, pre, tau, slabs[0])
         residual, dresidual = _hvp_residuals(slabs, scale, loss, y)
-        _hvp_rows(X, V, scale, weight, residual, dresidual, Z, K, has_bias, act, 0, n, pre, tau,
-                  out)
+        _hvp_rows(X, V, scale, weight, residual, dresidual, Z, K, has_bias, act, first, n, pre,
+                  tau, out)
         return
     for blk in prange(blocks):
-        start = blk * BLOCK
+        start = np.int64(blk) * BLOCK
         k = min(BLOCK, n - start)
         pre, tau = _hvp_gather(X, V, Zt, K, has_bias, start, k)
         _hvp_sums(X, V, K, act, start, k, pre, tau, slabs[blk])
     residual, dresidual = _hvp_residuals(slabs, scale, loss, y)
     for blk in prange(blocks):
-        start = blk * BLOCK
+        start = np.int64(blk) * BLOCK
         k = min(BLOCK, n - start)
         pre, tau = _hvp_gather(X, V, Zt, K, has_bias, start, k)
         _hvp_rows(X, V, scale, weight, residual, dresidual, Z, K, has_bias, act, start, k, pre,

@@ -10,7 +10,8 @@ order, and a run on one Numba thread gains nothing from it. :func:`serial` gives
 twin of such a kernel: the same Python function compiled with ``parallel=False`` (``prange``
 runs as ``range``), whose callees are their own serial twins, so a serial run compiles no
 parallel region at all. Blocks write only their own rows and slabs, which are added in block
-order, so the twins give the same bits (``tests/test_kernel_twins.py``).
+order, so the twins give the same bits
+(``tests/test_engine.py::test_serial_and_parallel_kernels_give_the_same_bits``).
 
 A twin's cache files are its own (Numba's cache index does not record ``parallel``, so the
 twin has another qualified name, ``<name>_serial``). Public functions pick the twin of a run
