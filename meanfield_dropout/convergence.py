@@ -118,7 +118,8 @@ def measure_distances(width, master_lr, keep_prob, settings, *, seed, limit_part
     ValueError
         For a bad argument, or a horizon that runs no step (naming the smallest valid one),
         before anything runs; :class:`~meanfield_dropout.runtime.memory.MemoryLimitError` for a cell
-        that would not fit in memory.
+        that would not fit in memory. A cell estimated (:func:`estimate_cost`) above
+        :data:`~meanfield_dropout.runtime.memory.ANNOUNCE_SECONDS` prints its estimate first.
     DivergenceError
         When dropout, a coupled variant or a limit leaves its divergence bounds
         (``divergence_factor`` × its initial scales, or non-finite): with the step and the
@@ -141,8 +142,9 @@ def measure_distances(width, master_lr, keep_prob, settings, *, seed, limit_part
     plan = make_plan(settings)
     master_lr, keep_prob = check_positive(master_lr, "master_lr"), check_keep_prob(keep_prob)
     _, seconds = check_cell(plan, width, master_lr, keep_prob, limit_particles)
-    warn_long_run(seconds * NOMINAL_RATE, f"measure_distances at width {width}",
-                  "use a shorter horizon or smaller widths")
+    what = f"measure_distances at width {width}"
+    warn_long_run(seconds * NOMINAL_RATE, what, "use a shorter horizon or smaller widths")
+    announce_cost(seconds, what)
     return _measure(plan, width, master_lr, keep_prob, limit_particles, seed)
 
 

@@ -81,3 +81,28 @@ def test_the_phase_finders_cell_is_priced_by_the_same_model():
     assert cell_seconds(width, master_lr, keep_prob, horizon, DATA.inputs.shape, limits,
                         limit_factor=1) == pytest.approx(
         estimate_cost(width, master_lr, keep_prob, settings)[1], rel=1e-12)
+
+
+def test_a_long_cell_prints_its_estimate_unless_its_caller_announced(monkeypatch, capsys):
+    from meanfield_dropout.convergence import measure_distances
+    from meanfield_dropout.runtime import memory
+    from phase_diagram.finder.plugin import measure_cell
+    from phase_diagram.scan import build_cells, config_from_dict
+    from phase_diagram.scan.cell_functions import distances_cell
+    from phase_diagram.scan.runner import run_cell
+
+    monkeypatch.setattr(memory, "ANNOUNCE_SECONDS", 0.0)   # every cell counts as long
+    settings = CellSettings(["wgf"], 0.2, CONSTANTS, n_times=2, w2_particles=8,
+                            data=(DATA.inputs, DATA.targets))
+    measure_distances(8, 0.1, 0.5, settings, seed=0)
+    estimate = memory.format_duration(estimate_cost(8, 0.1, 0.5, settings)[1])
+    assert capsys.readouterr().err == (f"measure_distances at width 8: estimated {estimate} "
+                                       "(a cost model's estimate, excluding compilation)\n")
+    # the phase finder's and the scans' cells: their runs announce them
+    measure_cell(8, 0.1, 0.5, {"wgf": {}}, 0.2, 0, (DATA.inputs, DATA.targets), n_times=2,
+                 limit_factor=1)
+    config = config_from_dict(dict(widths=[8, 16], repeats=1, horizon=0.2,
+                                   scaling=[dict(tau="1/n", keep="0.5")],
+                                   options=dict(n_times=2, w2_particles=8)))
+    assert run_cell(build_cells(config)[0], distances_cell)["diverged"] is None
+    assert capsys.readouterr().err == ""

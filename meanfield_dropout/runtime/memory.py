@@ -12,6 +12,7 @@ import contextlib
 import math
 import os
 import sys
+import threading
 import warnings
 
 #: Fraction of the available memory a single run may ask for.
@@ -107,7 +108,7 @@ def announce_cost(seconds, what, workers=1, *, wall=None, threshold=None):
     """
     wall = seconds / max(1, workers) if wall is None else wall
     threshold = ANNOUNCE_SECONDS if threshold is None else threshold
-    if wall > threshold and not _announced_by_caller:
+    if wall > threshold and not getattr(_caller, "announced", False):
         print(f"{what}: estimated {format_duration(wall)}"
               + (f" on {workers} workers ({format_duration(seconds)} of one core)"
                  if workers > 1 else "") + " (a cost model's estimate, excluding compilation)",
@@ -115,19 +116,20 @@ def announce_cost(seconds, what, workers=1, *, wall=None, threshold=None):
     return seconds
 
 
-_announced_by_caller = False
+# per thread: a scan's cells may run in threads of this process (Dask without processes)
+_caller = threading.local()
 
 
 @contextlib.contextmanager
 def announced():
-    """Within this context :func:`announce_cost` prints nothing: the caller has announced the
-    whole run (e.g. ``reproduce``, before the simulations and scans it drives)."""
-    global _announced_by_caller
-    before, _announced_by_caller = _announced_by_caller, True
+    """Within this context :func:`announce_cost` prints nothing in this thread: the caller has
+    announced the whole run (e.g. ``reproduce``, before the simulations and scans it
+    drives)."""
+    before, _caller.announced = getattr(_caller, "announced", False), True
     try:
         yield
     finally:
-        _announced_by_caller = before
+        _caller.announced = before
 
 
 def set_memory_fraction(fraction):

@@ -20,6 +20,7 @@ from meanfield_dropout.convergence import CellSettings, measure_distances
 from meanfield_dropout.cost_model import (FLOWS, UnitCosts, dropout_seconds, limit_seconds,
                                           cell_seconds as measured_cell_seconds)
 from meanfield_dropout.engine import DivergenceError
+from meanfield_dropout.runtime.memory import announced
 from meanfield_dropout.limit_sizes import _PARTNER_BATCH
 from meanfield_dropout.limits import LIMITS, LimitConstants, limit_constants
 
@@ -218,8 +219,9 @@ def measure_cell(width, master_lr, keep_prob, limits, horizon, seed, data, n_tim
             settings = CellSettings(group, horizon, constants, n_times=n_times,
                                     data=(inputs, targets), w2_particles=w2_particles,
                                     dt=FLOW_DT, tile_limit=True)
-            out.update(measure_distances(width, master_lr, keep_prob, settings, seed=seed,
-                                         limit_particles=particles))
+            with announced():       # locate and map announce their cells
+                out.update(measure_distances(width, master_lr, keep_prob, settings,
+                                             seed=seed, limit_particles=particles))
     except DivergenceError as exc:
         nan = np.full(n_times, np.nan)
         return dict(times=times, dropout_loss=nan, diverged=str(exc),

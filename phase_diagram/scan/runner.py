@@ -17,8 +17,8 @@ import numpy as np
 
 from meanfield_dropout.engine import DivergenceError
 from meanfield_dropout.runtime.cells import run_cells
-from meanfield_dropout.runtime.memory import (NOMINAL_RATE, announce_cost, check_memory,
-                                             format_bytes, warn_long_run)
+from meanfield_dropout.runtime.memory import (NOMINAL_RATE, announce_cost, announced,
+                                             check_memory, format_bytes, warn_long_run)
 from meanfield_dropout.runtime.runner import check_backend, check_workers
 
 from .cell_functions import COST_ESTIMATORS, resolve_cell_function
@@ -47,7 +47,8 @@ def run_cell(cell, function):
     start, cpu_start = time.perf_counter(), time.process_time()
     args, kwargs = _arguments(cell)
     try:
-        distances, diverged = _distances(cell, function(*args, **kwargs)), None
+        with announced():           # the scan announced its cells
+            distances, diverged = _distances(cell, function(*args, **kwargs)), None
     except DivergenceError as exc:
         # a diverging run is a result (typical of degenerate scalings), not a distance
         distances, diverged = {}, dict(step=exc.step, variant=exc.variant, message=str(exc))
