@@ -20,8 +20,8 @@ what the model already counts:
   point;
 * ``PREDICT`` — a cloud's predictor on the data, 64 and 4096 particles (slope, per particle
   and data point);
-* ``W2_SQUARE``, ``W2_CUBE`` — the exact W2 of k = 64, 256, 500 points (least squares on k²
-  and k³);
+* ``W2_SQUARE``, ``W2_CUBE`` — the exact W2 of k = 64, 128, 256, 384, 500 points (least
+  squares on k² and k³);
 * ``DISTANCE`` — one distance of 8-particle clouds (two predictors, their RMS difference, W2
   of 8 points), less its predictors and W2;
 * ``CELL`` — ``measure_distances`` at width 8 with one Poisson limit over one step, less
@@ -146,12 +146,11 @@ def fixed_costs(repeats):
                for n in (64, 4096)}
     out["PREDICT"] = (predict[4096] - predict[64]) / (4096 - 64) / m
 
-    sizes = (64, 256, 500)
-    w2 = [cpu_seconds(lambda: wasserstein2(rng.standard_normal((k, d + 1)),
-                                           rng.standard_normal((k, d + 1))), repeats)
-          for k in sizes]
-    (out["W2_SQUARE"], out["W2_CUBE"]), *_ = np.linalg.lstsq(
-        np.array([[k ** 2, k ** 3] for k in sizes], dtype=float), np.array(w2), rcond=None)
+    sizes = (64, 128, 256, 384, 500)
+    pairs = {k: (rng.standard_normal((k, d + 1)), rng.standard_normal((k, d + 1)))
+             for k in sizes}
+    w2 = [cpu_seconds(lambda: wasserstein2(*pairs[k]), repeats) for k in sizes]
+    out["W2_SQUARE"], out["W2_CUBE"] = _least_squares([[k ** 2, k ** 3] for k in sizes], w2)
 
     def distance():
         predictor_distance(_cloud_predictor(clouds[8], train),
