@@ -244,12 +244,16 @@ def warmup(dtypes=DTYPES, jobs=None, progress=True, tasks=None):
     processes write the same cache entry; the parent then adds each private cache's entries
     to the kernels' cache (:func:`cache_dir`). Kernels shared by two tasks are compiled by
     both. ``tasks``: (name, dtype) pairs, a name being a :data:`TASKS` key or a
-    ``module.function`` path (default: :func:`task_list` of ``dtypes``).
+    ``module.function`` path (default: :func:`task_list` of ``dtypes``), started longest
+    first (:data:`COMPILE_SECONDS`).
     """
     if cache_info()["disabled"]:
         raise ValueError("NUMBA_DISABLE_CACHE is set: runs would not read what a warm-up "
                          "compiles; unset it to warm up")
     tasks = task_list(dtypes) if tasks is None else list(tasks)
+    # the longest first, so that the processes finish about together
+    tasks.sort(key=lambda task: -(COMPILE_SECONDS.get(task, 0)
+                                  + PARALLEL_COMPILE_SECONDS.get(task, 0)))
     jobs = max(1, min(jobs or len(os.sched_getaffinity(0)), len(tasks)))
     start = time.perf_counter()
     target = cache_dir()
