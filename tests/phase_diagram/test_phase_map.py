@@ -77,19 +77,26 @@ def _numbers(out):
             for p in sorted((out / "cells").glob("*.json"))}
 
 
-def test_map_runs_resumes_and_does_not_depend_on_workers_or_dask(tmp_path):
+@pytest.fixture(scope="module")
+def tiny_map(tmp_path_factory):
+    """``(directory, counts)`` of the map TINY run on one worker (the tests only read it)."""
+    out = tmp_path_factory.mktemp("tiny") / "a"
+    return out, run_map(TINY, out, workers=1, progress=False)
+
+
+def test_map_runs_resumes_and_does_not_depend_on_workers_or_dask(tiny_map, tmp_path):
     cells, beyond = build_map_cells(TINY)
     assert len(cells) == 2 * 2 * len({c.point.label for c in cells}) and len(cells) > 0
-    counts = run_map(TINY, tmp_path / "a", workers=1, progress=False)
+    first, counts = tiny_map
     assert counts["computed"] == len(cells)
-    again = run_map(TINY, tmp_path / "a", workers=1, progress=False)
+    again = run_map(TINY, first, workers=1, progress=False)
     assert again["computed"] == 0 and again["skipped"] == len(cells)
     run_map(TINY, tmp_path / "b", workers=2, progress=False)
-    assert _numbers(tmp_path / "a") == _numbers(tmp_path / "b")
+    assert _numbers(first) == _numbers(tmp_path / "b")
     if importlib.util.find_spec("distributed") is not None:
         run_map(TINY, tmp_path / "dask", workers=2, dask="local", progress=False)
-        assert _numbers(tmp_path / "dask") == _numbers(tmp_path / "a")
-    summary = summarize_map(tmp_path / "a")
+        assert _numbers(tmp_path / "dask") == _numbers(first)
+    summary = summarize_map(first)
     assert summary.missing == 0
     assert set(summary.agreement) == {16, 32}
     assert all(0 <= a["describes"] <= 1 for a in summary.agreement.values())
@@ -97,7 +104,7 @@ def test_map_runs_resumes_and_does_not_depend_on_workers_or_dask(tmp_path):
     assert paths[0].stat().st_size > 10_000
 
 
-def test_map_command_resumes_after_a_kill(tmp_path):
+def test_map_command_resumes_after_a_kill(tiny_map, tmp_path):
     # kill the command once two cells are written, then resume: nothing lost, nothing twice
     root = Path(__file__).resolve().parents[2]
     out = tmp_path / "killed"
@@ -114,11 +121,9 @@ def test_map_command_resumes_after_a_kill(tmp_path):
     proc.wait()
     done = len(list((out / "cells").glob("*.json")))
     assert done >= 2
-    counts = run_map(TINY, out, workers=2, progress=False)
+    counts = run_map(TINY, out, workers=1, progress=False)
     assert counts["skipped"] == done and counts["computed"] == counts["total"] - done
-    reference = tmp_path / "reference"
-    run_map(TINY, reference, workers=2, progress=False)
-    assert _numbers(out) == _numbers(reference)
+    assert _numbers(out) == _numbers(tiny_map[0])
 
 
 def test_summary_of_a_directory_without_a_map_is_a_clear_error(tmp_path):
