@@ -18,7 +18,7 @@ from meanfield_dropout.convergence import estimate_cost
 from meanfield_dropout.runtime import results, tables
 from meanfield_dropout.runtime.memory import announced
 from meanfield_dropout.validation import check_int
-from meanfield_dropout.experiments import Experiment
+from meanfield_dropout.experiments import Experiment, FigureSet
 from meanfield_dropout.experiments.settings import Settings, int_tuple
 from meanfield_dropout.runtime.runner import announce_tasks, check_workers, run_unordered
 
@@ -201,13 +201,13 @@ EXPERIMENTS = {
     "teacher_student": mf_experiments.EXPERIMENTS["teacher_student"],
     "images_variants": mf_experiments.EXPERIMENTS["images_variants"],
     "phase_diagram": ScanExperiment(PhaseDiagramSettings, run_phase_diagram,
-                                    plots.phase_diagram_figures, phase_diagram_summary,
-                                    "phase_diagram", PhaseDiagramResult,
+                                    FigureSet(plots.__name__, "phase_diagram_figures"),
+                                    phase_diagram_summary, "phase_diagram", PhaseDiagramResult,
                                     cost=phase_diagram_seconds),
     "convergence": Experiment(ConvergencePhasesSettings, run_convergence,
-                              plots.convergence_figures, convergence_summary,
-                              "convergence_phases", ConvergencePhasesResult,
-                              cost=convergence_seconds),
+                              FigureSet(plots.__name__, "convergence_figures"),
+                              convergence_summary, "convergence_phases",
+                              ConvergencePhasesResult, cost=convergence_seconds),
     "sme": mf_experiments.EXPERIMENTS["sme"],
     "mnist": mf_experiments.EXPERIMENTS["mnist"],
 }

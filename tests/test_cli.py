@@ -75,3 +75,18 @@ def test_version_flag_and_metadata(capsys):
     done = subprocess.run([sys.executable, "-m", "phase_diagram", "--version"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == f"python -m phase_diagram {expected}"
+
+
+def test_the_commands_import_matplotlib_only_to_draw():
+    code = ("import sys, meanfield_dropout.cli.main, phase_diagram.cli.main\n"
+            "print(sorted(m for m in sys.modules if m.partition('.')[0] == 'matplotlib'))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
+    from meanfield_dropout import plots
+    from phase_diagram import plots as phase_plots
+    for package in (plots, phase_plots):
+        assert set(package.__all__) <= set(dir(package))
+        assert all(getattr(package, name) is not None for name in package.__all__)
+        with pytest.raises(AttributeError, match="has no attribute 'no_such_figure'"):
+            package.no_such_figure

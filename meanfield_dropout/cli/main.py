@@ -25,7 +25,7 @@ from .options import (IntRange, ListOf, MakeDirectories, OutputFile, SettingOpti
 from ..data import data_label, load_dataset, teacher_student
 from ..data.registry import DATA_HELP
 from ..engine import VARIANTS, simulate
-from ..experiments import EXPERIMENTS
+from ..experiments import EXPERIMENTS, FigureSet
 from ..experiments import sme as sme_experiments
 from ..sme.model import OUTPUT_SCALES
 
@@ -216,8 +216,9 @@ def _add_sme_commands(sub):
     p.add_argument("--sde-step", type=float, default=None, help="EM step h (default eta)")
     _count_options(p, loss, trials="runs per noisy method",
                    record_every="record the loss every this many steps")
-    _sme_command(p, "sme_loss", sme_experiments.run_loss_curves, plots.sme_loss_figure,
-                 sme_experiments.loss_summary, sme_experiments.LossCurvesSettings)
+    _sme_command(p, "sme_loss", sme_experiments.run_loss_curves,
+                 FigureSet(plots.__name__, "sme_loss_figure"), sme_experiments.loss_summary,
+                 sme_experiments.LossCurvesSettings)
 
     order = sme_experiments.WeakOrderSettings()
     p = sub.add_parser("sme-order", help="weak-error order of the SMEs -> PNG")
@@ -234,8 +235,9 @@ def _add_sme_commands(sub):
     p.add_argument("--no-extrapolate", dest="extrapolate", action="store_false",
                    help="skip the Richardson extrapolation of the EM step (3x cheaper, "
                         "O(h) bias)")
-    _sme_command(p, "sme_order", sme_experiments.run_weak_order, plots.sme_order_figure,
-                 sme_experiments.order_summary, sme_experiments.WeakOrderSettings)
+    _sme_command(p, "sme_order", sme_experiments.run_weak_order,
+                 FigureSet(plots.__name__, "sme_order_figure"), sme_experiments.order_summary,
+                 sme_experiments.WeakOrderSettings)
 
     align = sme_experiments.AlignmentSettings()
     p = sub.add_parser("alignment", help="Hessian-variance alignment over training -> PNG")
@@ -244,8 +246,8 @@ def _add_sme_commands(sub):
                    masks="masks for the empirical Sigma",
                    baseline_samples="random directions of the alignment baseline")
     _sme_command(p, "sme_alignment", sme_experiments.run_alignment,
-                 plots.sme_alignment_figure, sme_experiments.alignment_summary,
-                 sme_experiments.AlignmentSettings)
+                 FigureSet(plots.__name__, "sme_alignment_figure"),
+                 sme_experiments.alignment_summary, sme_experiments.AlignmentSettings)
 
 
 def parser():

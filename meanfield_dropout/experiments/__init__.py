@@ -15,6 +15,7 @@ The phase-diagram and five-phase convergence experiments need :mod:`phase_diagra
 :mod:`phase_diagram.experiments`.
 """
 import dataclasses
+import importlib
 import time
 from pathlib import Path
 from typing import Callable, NamedTuple, Optional
@@ -36,7 +37,7 @@ class Experiment:
         Its :class:`~meanfield_dropout.experiments.settings.Settings` subclass.
     run : callable
         ``run(settings, *, progress, workers) -> result``.
-    figures : callable
+    figures : FigureSet
         ``figures(result) -> {file stem: Figure}``.
     summary : callable
         ``summary(result) -> list of str``: the numbers to print.
@@ -55,7 +56,7 @@ class Experiment:
 
     settings: type
     run: Callable
-    figures: Callable
+    figures: "FigureSet"
     summary: Callable
     cache: str
     result: type
@@ -190,19 +191,41 @@ def reproduce(experiment, out_dir="figures", *, settings=None, quick=False, repl
     return Reproduction(paths, cache, summary, time.perf_counter() - start)
 
 
+@dataclasses.dataclass(frozen=True)
+class FigureSet:
+    """The figure function ``name`` of the module ``module``, imported when called (the
+    figures' modules import matplotlib, which a command that draws nothing does not need).
+
+    Attributes
+    ----------
+    module : str
+        E.g. ``"meanfield_dropout.plots"``.
+    name : str
+        ``name(result)``: a Figure, or ``{file stem: Figure}`` for an experiment's set.
+    """
+
+    module: str
+    name: str
+
+    def __call__(self, result):
+        return getattr(importlib.import_module(self.module), self.name)(result)
+
+
 #: The experiments of this package, by name, in the order of ``reproduce --all``.
 EXPERIMENTS = {
     "teacher_student": Experiment(
         teacher_student.TeacherStudentSettings, teacher_student.run,
-        plots.teacher_student_figures, teacher_student.summary, "teacher_student",
-        teacher_student.TeacherStudentResult, cost=teacher_student.task_seconds),
+        FigureSet(plots.__name__, "teacher_student_figures"), teacher_student.summary,
+        "teacher_student", teacher_student.TeacherStudentResult,
+        cost=teacher_student.task_seconds),
     "images_variants": Experiment(
         images_variants.ImagesVariantsSettings, images_variants.run,
-        plots.images_variants_figures, images_variants.summary, "images_variants",
-        images_variants.ImagesVariantsResult, cost=images_variants.task_seconds),
-    "sme": Experiment(sme.SmeSettings, sme.run, plots.sme_figures, sme.summary, "sme",
-                      sme.SmeResult, cost=sme.task_seconds),
-    "mnist": Experiment(mnist.MnistSettings, mnist.run, plots.mnist_figures, mnist.summary,
-                        "mnist", mnist.MnistResult, ("cells_dir", "dask"),
+        FigureSet(plots.__name__, "images_variants_figures"), images_variants.summary,
+        "images_variants", images_variants.ImagesVariantsResult,
+        cost=images_variants.task_seconds),
+    "sme": Experiment(sme.SmeSettings, sme.run, FigureSet(plots.__name__, "sme_figures"),
+                      sme.summary, "sme", sme.SmeResult, cost=sme.task_seconds),
+    "mnist": Experiment(mnist.MnistSettings, mnist.run, FigureSet(plots.__name__, "mnist_figures"),
+                        mnist.summary, "mnist", mnist.MnistResult, ("cells_dir", "dask"),
                         cost=mnist.task_seconds),
 }

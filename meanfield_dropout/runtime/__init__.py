@@ -7,5 +7,7 @@
   configuration per directory) and :func:`~.cells.run_cells`, which fills it on the runner;
 * :mod:`.memory` — memory estimates and the guard that refuses a run before it allocates;
 * :mod:`.results` — the one result file format (a registered dataclass ↔ one ``.npz``) and the
-  atomic file writer.
+  atomic file writer;
+* :mod:`.lazy` — package attributes imported on first use (matplotlib only when a figure is
+  drawn).
 """

@@ -16,13 +16,13 @@ from meanfield_dropout.cli.options import (ListOf, MakeDirectories, OutputFile,
 from meanfield_dropout.convergence import DEFAULT_DATA
 from meanfield_dropout.data.registry import DATA_HELP
 from meanfield_dropout.validation import check_output_dir, check_output_file
-from meanfield_dropout.plots.figures import save_figure
+import meanfield_dropout.plots
 from meanfield_dropout.runtime.tables import concat, write_csv
 
 from ..cluster import load_jobqueue_config
 from ..finder.locate import MAX_WIDTH, LocateSettings, horizon_report, locate_horizons
 from ..finder.phase_map import QUICK, MapConfig, estimated_seconds, run_map, summarize_map
-from ..plots import locate_figure, phase_map_figure
+from .. import plots
 
 __all__ = ["FigureOrOldDirectory", "add_locate", "add_map", "add_run_options", "dask_address"]
 
@@ -83,7 +83,8 @@ def _locate(args):
         write_csv(concat([r.to_frame() for r in located]), args.csv)
         print(f"table written to {args.csv}")
     if args.out:
-        paths = save_figure(locate_figure(located[-1]), args.out)
+        paths = meanfield_dropout.plots.save_figure(plots.locate_figure(located[-1]),
+                                                    args.out)
         print(f"figure written to {', '.join(map(str, paths))}"
               + (f" (the horizon T = {located[-1].horizon:g})" if len(located) > 1 else ""))
 
@@ -187,7 +188,7 @@ def _map(args):
         print(f"n={width:6d}: {a['points']} points; agree with theory: simplest within 25% "
               f"{a['describes']:.0%}, nearest {a['nearest']:.0%}; cells "
               f"{summary.cell_seconds[width]:.0f} s")
-    paths = save_figure(phase_map_figure(summary), output)
+    paths = meanfield_dropout.plots.save_figure(plots.phase_map_figure(summary), output)
     print(f"figure written to {', '.join(map(str, paths))}")
     if args.csv:
         write_csv(summary.to_frame(), args.csv)

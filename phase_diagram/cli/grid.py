@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 from meanfield_dropout.cli.options import ListOf, add_renamed, default_output, output_dir
-from meanfield_dropout.plots.figures import save_figure
+import meanfield_dropout.plots
 
-from ..plots import grid_decision_figure
+from .. import plots
 from ..scan.grid import QUICK, GridConfig, decide_grid, estimate_grid_cost, summarize_grid
 from .finder import (RUN_ONLY, FigureOrOldDirectory, _number, add_run_options, dask_address,
                      refuse_ignored)
@@ -70,7 +70,7 @@ def _grid(args):
     print("\n".join(summary.lines()))
     output = args.out or default_output(
         Path("grid_decision_quick.png" if args.quick else "grid_decision.png"), "--out")
-    paths = save_figure(grid_decision_figure(summary), output)
+    paths = meanfield_dropout.plots.save_figure(plots.grid_decision_figure(summary), output)
     print(f"figure written to {', '.join(map(str, paths))}")
 
 

@@ -42,12 +42,12 @@ from meanfield_dropout.cli.main import REPRODUCE_OPTIONS
 from meanfield_dropout.convergence import COUPLED_VARIANTS, DEFAULT_DATA, METRICS
 from meanfield_dropout.data.registry import DATA_HELP
 from meanfield_dropout.limits import LIMITS
-from meanfield_dropout.plots.figures import convergence_figure, save_figure
+import meanfield_dropout.plots
 
 from ..convergence import PHASE_STUDIES, phase_study, scaling_study, verdict_lines
 from ..experiments import EXPERIMENTS
 from ..theory.expressions import format_width, quote
-from ..plots import distance_panels_figure, phase_diagram_figure, theory_figure
+from .. import plots
 from ..theory.phases import classify
 from ..theory.scalings import parse_scaling
 from ..scan import load_config, run_scan
@@ -136,15 +136,16 @@ def _plot(args):
         print(f"warning: {missing} of {total} cells of the scan are not finished",
               file=sys.stderr)
     out = Path(args.out)
-    paths = save_figure(phase_diagram_figure(scalings), out, pdf=args.pdf)
-    paths += save_figure(distance_panels_figure(scalings, config.statistic),
+    save_figure = meanfield_dropout.plots.save_figure
+    paths = save_figure(plots.phase_diagram_figure(scalings), out, pdf=args.pdf)
+    paths += save_figure(plots.distance_panels_figure(scalings, config.statistic),
                          out.with_name(out.stem + "_panels" + out.suffix), pdf=args.pdf)
     print("\n".join(decision_lines(scalings, args.verbose)))
     print(f"wrote {', '.join(map(str, paths))}")
 
 
 def _theory(args):
-    paths = save_figure(theory_figure(), args.out, pdf=args.pdf)
+    paths = meanfield_dropout.plots.save_figure(plots.theory_figure(), args.out, pdf=args.pdf)
     print(f"wrote {', '.join(map(str, paths))}")
 
 
@@ -172,7 +173,8 @@ def _converge(args):
             print(f"warning: scaling is {phase!r}; comparing with {', '.join(forced)} as "
                   "requested (--force)", file=sys.stderr)
         studies = [study]
-    save_figure(convergence_figure(studies, metric=args.metric), args.out)
+    meanfield_dropout.plots.save_figure(
+        meanfield_dropout.plots.convergence_figure(studies, metric=args.metric), args.out)
     if args.data_out:
         results.save(studies, args.data_out)
     for study in studies:
