@@ -77,9 +77,10 @@ def test_version_flag_and_metadata(capsys):
     assert done.returncode == 0 and done.stdout.strip() == f"python -m phase_diagram {expected}"
 
 
-def test_the_commands_import_matplotlib_only_to_draw():
+def test_the_commands_import_matplotlib_and_scipy_stats_only_when_used():
     code = ("import sys, meanfield_dropout.cli.main, phase_diagram.cli.main\n"
-            "print(sorted(m for m in sys.modules if m.partition('.')[0] == 'matplotlib'))")
+            "print(sorted(m for m in sys.modules if m.partition('.')[0] == 'matplotlib'\n"
+            "             or m.startswith('scipy.stats')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "[]", done.stderr
