@@ -12,6 +12,7 @@ from meanfield_dropout import (DivergenceError, SimulationResult, init_particles
                                simulate, teacher_student)
 from meanfield_dropout import engine
 from meanfield_dropout.kernels import twins, variants
+from meanfield_dropout.cli.main import main
 from meanfield_dropout.engine import VARIANTS
 from meanfield_dropout.noise import ExplicitNoise
 from meanfield_dropout.runtime import threads as thread_limits
@@ -362,17 +363,11 @@ def test_logistic_loss_needs_labels():
         simulate(np.zeros((3, 2)), np.array([0.5, 1, -1]), loss="logistic", **GOOD)
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "meanfield_dropout", *args],
-                          capture_output=True, text=True)
-
-
 def test_cli_simulate_writes_a_result(tmp_path):
     out = tmp_path / "run.npz"
-    proc = run_cli("simulate", "--width", "40", "--keep-prob", "0.7", "--master-lr", "0.5",
-                   "--steps", "10", "--variants", "dropout,ram,gd", "--seed", "0",
-                   "--dim", "5", "--data-points", "30", "--out", str(out))
-    assert proc.returncode == 0, proc.stderr
+    assert main(["simulate", "--width", "40", "--keep-prob", "0.7", "--master-lr", "0.5",
+                 "--steps", "10", "--variants", "dropout,ram,gd", "--seed", "0", "--dim", "5",
+                 "--data-points", "30", "--out", str(out), "--no-progress"]) == 0
     result = SimulationResult.load(out)
     assert result.variants == ("dropout", "ram", "gd")
     assert result.final["ram"].shape == (40, 6)
@@ -386,12 +381,14 @@ def test_cli_simulate_writes_a_result(tmp_path):
      "--out", "x.npz"),
     ("simulate", "--width", "ten", "--master-lr", "1", "--steps", "2", "--out", "x.npz"),
 ])
-def test_cli_bad_input_exits_2_with_one_line(args, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "meanfield_dropout", *args],
-                          capture_output=True, text=True, cwd=tmp_path)
-    assert proc.returncode == 2
-    assert len(proc.stderr.strip().splitlines()) == 1
-    assert "Traceback" not in proc.stderr
+def test_cli_bad_input_exits_2_with_one_line(args, tmp_path, monkeypatch, capsys):
+    """In-process (``main``); ``tests/test_bad_input.py`` checks the status of a real
+    process."""
+    monkeypatch.chdir(tmp_path)
+    assert main(list(args)) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "x.npz").exists()
 
 
 def test_finite_blow_up_is_a_divergence_with_its_step():

@@ -1,10 +1,5 @@
 """phase_diagram.convergence: scalings as expressions of n, the converge command and the
 five-phase check."""
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -13,9 +8,9 @@ from meanfield_dropout.convergence import ConvergenceStudy
 from meanfield_dropout.data import toy
 from meanfield_dropout.limits import LimitConstants, simulate_limit
 from meanfield_dropout.network import network_data
+from phase_diagram.cli.main import main
 from phase_diagram.convergence import PHASE_STUDIES, phase_study, scaling_limit, scaling_study
 
-ROOT = Path(__file__).resolve().parents[2]
 WIDTHS = [100, 200, 400, 800, 1600]
 
 
@@ -39,21 +34,14 @@ def test_scaling_study_compares_with_the_predicted_limit_unless_forced():
         scaling_study("0.5", "1/log(n)", [16, 32], **tiny)
 
 
-def run_cli(*args):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "phase_diagram", "converge", *args],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
-
-
-def test_cli_smoke(tmp_path):
+def test_cli_smoke(tmp_path, capsys):
     out = tmp_path / "converge.png"
     data = tmp_path / "converge.npz"
-    proc = run_cli("--master-lr", "0.5*n**-0.5", "--keep-prob", "0.7*n**-0.5", "--widths", "16,32",
-                   "--repeats", "2", "--horizon", "0.3", "--n-times", "2", "--out", str(out),
-                   "--data-out", str(data), "--no-progress")
-    assert proc.returncode == 0, proc.stderr
+    assert main(["converge", "--master-lr", "0.5*n**-0.5", "--keep-prob", "0.7*n**-0.5",
+                 "--widths", "16,32", "--repeats", "2", "--horizon", "0.3", "--n-times", "2",
+                 "--out", str(out), "--data-out", str(data), "--no-progress"]) == 0
     assert out.stat().st_size > 0 and data.stat().st_size > 0
-    assert "jump-poisson" in proc.stdout
+    assert "jump-poisson" in capsys.readouterr().out
     [study] = results.load(data)
     assert isinstance(study, ConvergenceStudy) and list(study.limits) == ["jump-poisson"]
     assert study.distances["jump-poisson"]["predictor"].shape == (2, 2, 2)
@@ -66,10 +54,10 @@ def test_cli_smoke(tmp_path):
     ("--master-lr", "__import__('os')", "--keep-prob", "0.7", "--widths", "16,32"),
     ("--master-lr", "0.5", "--keep-prob", "0.7", "--widths", "16,32", "--repeats", "0"),
 ])
-def test_cli_bad_arguments_exit_2(tmp_path, args):
-    proc = run_cli(*args, "--out", str(tmp_path / "x.png"), "--no-progress")
-    assert proc.returncode == 2
-    assert proc.stderr.strip().count("\n") == 0
+def test_cli_bad_arguments_exit_2(tmp_path, args, capsys):
+    assert main(["converge", *args, "--out", str(tmp_path / "x.png"), "--no-progress"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err and err.count("\n") == 0 and not (tmp_path / "x.png").exists()
 
 
 # ---------------------------------------------------------------------------------------------
