@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from meanfield_dropout import cost_model
+from phase_diagram.cli.main import main
 from phase_diagram.finder.phase_map import map_points
 from phase_diagram.scan.cells import build_cells
 from phase_diagram.scan.grid import (BEYOND_BUDGET, QUICK, GridConfig, decide_grid,
@@ -88,17 +89,15 @@ def test_bad_settings_name_the_argument():
         GridConfig(widths=(256, 512), max_width=300)
 
 
-def test_cli_estimate_and_bad_input():
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    run = subprocess.run([sys.executable, "-m", "phase_diagram", "grid", "--quick",
-                          "--estimate"], env=env, cwd=ROOT, capture_output=True, text=True,
-                         timeout=300)
-    assert run.returncode == 0, run.stderr
-    assert "CPU-hours" in run.stdout and "points within the budget" in run.stdout
-    bad = subprocess.run([sys.executable, "-m", "phase_diagram", "grid", "--quick", "--grid",
-                          "5"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert bad.returncode == 2
-    assert "--quick" in bad.stderr and "Traceback" not in bad.stderr
+def test_cli_estimate_and_bad_input(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["grid", "--quick", "--estimate"]) == 0
+    out = capsys.readouterr().out
+    assert "CPU-hours" in out and "points within the budget" in out
+    assert main(["grid", "--quick", "--grid", "5"]) == 2
+    err = capsys.readouterr().err
+    assert "--quick" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_directory_of_another_grid_is_refused_before_any_cell_runs(tmp_path):
