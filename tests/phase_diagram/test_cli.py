@@ -1,7 +1,4 @@
 """Command line of phase_diagram: classify, theory, scan/plot, and bad input (exit status 2)."""
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -71,24 +68,16 @@ def test_bad_scan_configs_exit_2(body, message, tmp_path, capsys):
     assert message in err and len(err.splitlines()) == 1
 
 
-def test_theory_and_scan_plot_write_figures(tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-
-    def run(*argv):
-        return subprocess.run([sys.executable, "-m", "phase_diagram", *argv], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=120)
-
-    result = run("theory", "-o", str(tmp_path / "theory.png"), "--pdf")
-    assert result.returncode == 0, result.stderr
+def test_theory_and_scan_plot_write_figures(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(ROOT)
+    assert main(["theory", "-o", str(tmp_path / "theory.png"), "--pdf"]) == 0
     assert (tmp_path / "theory.png").stat().st_size > 10_000
     assert (tmp_path / "theory.pdf").exists()
-    result = run("scan", "examples/phase_scan_small.toml", "--out-dir", str(tmp_path / "scan"),
-                 "--workers", "2", "--no-progress", "--allow-import")
-    assert result.returncode == 0, result.stderr
-    assert "12 cells: 0 already done, 12 computed" in result.stdout
-    result = run("plot", str(tmp_path / "scan"), "-o", str(tmp_path / "diagram.png"))
-    assert result.returncode == 0, result.stderr
+    assert main(["scan", "examples/phase_scan_small.toml", "--out-dir", str(tmp_path / "scan"),
+                 "--workers", "2", "--no-progress", "--allow-import"]) == 0
+    assert "12 cells: 0 already done, 12 computed" in capsys.readouterr().out
+    assert main(["plot", str(tmp_path / "scan"), "-o", str(tmp_path / "diagram.png")]) == 0
     # the cheap cell function makes wgf decay for every scaling: 1 of 3 agrees with theory
-    assert "decided 3/3 scalings: 1 agree with theory, 2 wrong" in result.stdout
+    assert "decided 3/3 scalings: 1 agree with theory, 2 wrong" in capsys.readouterr().out
     assert (tmp_path / "diagram.png").stat().st_size > 10_000
     assert (tmp_path / "diagram_panels.png").stat().st_size > 10_000
