@@ -9,7 +9,7 @@ from numba.core.caching import _CacheLocator
 from meanfield_dropout import warmup
 from meanfield_dropout.kernels import core, limit_steps, relu_signs, twins, variants
 
-from .test_warmup import _run
+from .test_warmup import _index_entries, _run
 
 #: A run in a fresh process: a small one (serial twins) and, with ``parallel``, the same on
 #: the parallel kernels; prints the cache hits and misses of both twins of ``_run_chunk``.
@@ -20,7 +20,7 @@ from meanfield_dropout.kernels import twins, variants
 from meanfield_dropout.runtime import threads
 Z = np.random.default_rng(0).standard_normal((6, 2))
 run = dict(width=3, keep_prob=0.5, master_lr=0.1, steps=2, variants=('gd', 'pn_ram'),
-           progress=False)
+           progress=True)
 simulate(Z, Z[:, 0], **run)
 if {parallel}:
     engine.PARALLEL_SECONDS = 0.0
@@ -68,10 +68,14 @@ def test_twins_have_cache_files_of_their_own():
 def test_a_cold_a_warm_and_a_warmed_up_cache_load_the_right_twin(tmp_path, monkeypatch):
     # a small run on an empty cache compiles the serial twins only; the next process loads them
     cold = tmp_path / "cold"
-    assert _run(RUN.format(parallel=False), cold).stdout.split() == \
-        ["_run_chunk", "0", "0", "_run_chunk_serial", "0", "1"]
+    done = _run(RUN.format(parallel=False), cold)
+    assert done.stdout.split() == ["_run_chunk", "0", "0", "_run_chunk_serial", "0", "1"]
+    assert "compiling kernels: first run only" in done.stderr
     names = {p.name.split("-")[0] for p in cold.rglob("variants.*.nbi")}
     assert "variants._run_chunk_serial" in names and "variants._run_chunk" not in names
+    # a float64 run compiles no float32 kernel
+    signatures = [str(key[0]) for index in cold.rglob("*.nbi") for key in _index_entries(index)]
+    assert signatures and not any("float32" in s for s in signatures)
     assert _run(RUN.format(parallel=False), cold).stdout.split() == \
         ["_run_chunk", "0", "0", "_run_chunk_serial", "1", "0"]
     # the warm-up compiles both twins; a small and a parallel run then compile nothing

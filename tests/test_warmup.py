@@ -166,15 +166,3 @@ def test_an_sme_run_says_so_before_its_bar(monkeypatch, capsys):
     simulate_dropout()
     assert capsys.readouterr().err.startswith("compiling kernels: first run only")
 
-
-@pytest.mark.slow
-def test_a_float64_run_compiles_no_float32_kernel(tmp_path):
-    done = _run("import numpy as np\nfrom meanfield_dropout import simulate\n"
-                "Z = np.random.default_rng(0).standard_normal((6, 2))\n"
-                "simulate(Z, Z[:, 0], width=3, keep_prob=0.5, master_lr=0.1, steps=2, "
-                "variants=('gd', 'dropout', 'pn_ram'), progress=True)", tmp_path)
-    assert "compiling kernels: first run only" in done.stderr
-    signatures = [str(key[0]) for index in tmp_path.rglob("*.nbi")
-                  for key in _index_entries(index)]
-    assert signatures and not any("float32" in s for s in signatures)
-
