@@ -1,8 +1,9 @@
 """Test session set-up: the Agg backend, and ``--cpu-durations=N``.
 
-``--cpu-durations=N`` prints the N tests that used the most CPU time (this process, all its
-threads, and the subprocesses it waited for): unlike ``--durations`` (wall time), it does not
-grow when other work shares the machine, so it is how to compare the suite's cost across runs.
+``--cpu-durations=N`` prints the N tests that used the most CPU time (the process that ran the
+test, all its threads, and the subprocesses it waited for): unlike ``--durations`` (wall time),
+it does not grow when other work shares the machine, so it is how to compare the suite's cost
+across runs. It works with pytest-xdist's workers (``-n``), which run the default suite.
 """
 import resource
 import time
@@ -12,7 +13,8 @@ import pytest
 
 matplotlib.use("Agg")
 
-_CPU = {}
+#: test node id → CPU seconds at its start (this process), and its CPU seconds (every test)
+_START, _CPU = {}, {}
 
 
 def pytest_addoption(parser):
@@ -27,9 +29,25 @@ def _cpu_seconds():
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_protocol(item, nextitem):
-    start = _cpu_seconds()
+    _START[item.nodeid] = _cpu_seconds()
     yield
-    _CPU[item.nodeid] = _cpu_seconds() - start
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    # the test's CPU time rides on its teardown report: under pytest-xdist the worker that ran
+    # the test measures it and the controller, which prints the summary, reads it
+    outcome = yield
+    if call.when == "teardown":
+        seconds = _cpu_seconds() - _START.pop(item.nodeid)
+        outcome.get_result().user_properties.append(("cpu_seconds", seconds))
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "teardown":
+        for name, value in report.user_properties:
+            if name == "cpu_seconds":
+                _CPU[report.nodeid] = value
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
