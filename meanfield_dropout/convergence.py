@@ -64,7 +64,7 @@ from .convergence_plan import (CLOCK_COUPLED, COUPLED_VARIANTS, METRICS,  # noqa
                                check_horizon, in_context, make_plan, step_lengths)
 from .engine import DivergenceError, init_particles, simulate
 from .limits import LIMITS, DropoutClock, LimitConstants, _cloud_predictor, simulate_limit
-from .runtime.memory import NOMINAL_RATE, announce_cost, format_bytes, warn_long_run
+from .runtime.memory import announce_cost, format_bytes, warn_long_run
 from .metrics import coupled_rms, predictor_distance, wasserstein2
 from .stats import fit_slopes
 
@@ -143,7 +143,7 @@ def measure_distances(width, master_lr, keep_prob, settings, *, seed, limit_part
     master_lr, keep_prob = check_positive(master_lr, "master_lr"), check_keep_prob(keep_prob)
     _, seconds = check_cell(plan, width, master_lr, keep_prob, limit_particles)
     what = f"measure_distances at width {width}"
-    warn_long_run(seconds * NOMINAL_RATE, what, "use a shorter horizon or smaller widths")
+    warn_long_run(seconds, what, "use a shorter horizon or smaller widths")
     announce_cost(seconds, what)
     return _measure(plan, width, master_lr, keep_prob, limit_particles, seed)
 
@@ -353,7 +353,7 @@ def convergence_study(master_lr_scaling, keep_prob_scaling, widths, settings, *,
     what = (f"the convergence study {label!r} ({repeats} repeats x {len(widths)} widths, "
             f"largest cell {format_bytes(max(b for b, _ in costs))})")
     seconds = repeats * sum(s for _, s in costs)
-    warn_long_run(seconds * NOMINAL_RATE, what,
+    warn_long_run(seconds, what,
                   "use a shorter horizon, smaller widths or fewer repeats")
     announce_cost(seconds, what)
     series = {}

@@ -407,7 +407,7 @@ def batch_sharpness(particles, inputs, targets, *, batch_size, draws=64, keep_pr
     check_memory(draws * (8 * batch_size + (9 * n if keep_prob is not None else 0)),
                  f"{draws} draws of batch_size {batch_size}", "ask for fewer draws")
     seconds = batch_sharpness_seconds(n, batch_size, net.X.shape[1], draws)
-    warn_long_run(seconds * NOMINAL_RATE, f"batch_sharpness of {draws} draws",
+    warn_long_run(seconds, f"batch_sharpness of {draws} draws",
                   "ask for fewer draws")
     announce_cost(seconds, f"batch_sharpness of {draws} draws")
     batches = np.stack([batch_rng.choice(m, batch_size, replace=False) for _ in range(draws)])

@@ -9,7 +9,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .runtime.memory import check_memory, warn_long_run
+from .runtime.memory import NOMINAL_RATE, check_memory, warn_long_run
 from .validation import check_array, check_choice, check_positive
 
 #: The five limits and the constants each needs (α, β, τ; see :func:`limit_constants`).
@@ -102,7 +102,8 @@ def check_limit_size(limit, shape, m, times, constants, dt):
     and the kernels' workspace for a flow; σ and σ' at the pre-activations and the features
     φ(X_i), (N, m) each, and a batch of rings (and, for ``critical``, of their about 1/β
     partners each) for the event-driven limits. Work: a Heun step is two drifts of about
-    6 N m p operations; a ring about 4 m p, plus m per partner.
+    6 N m p operations; a ring about 4 m p, plus m per partner; seconds are operations at
+    :data:`~meanfield_dropout.runtime.memory.NOMINAL_RATE`.
     """
     n, p = shape
     snapshots = 8.0 * times.size * n * p
@@ -111,13 +112,15 @@ def check_limit_size(limit, shape, m, times, constants, dt):
         check_memory(snapshots + 8.0 * n * (m + 3 * p) + 8.0 * 6 * m * n,
                      f"limit {limit!r} with {n} particles and {times.size} snapshot(s)",
                      "use fewer particles or output times")
-        warn_long_run(12.0 * n * m * p * steps, f"limit {limit!r} ({steps:.3g} Heun steps of "
-                      f"{n} particles)", "use a larger dt, fewer particles or a shorter time")
+        warn_long_run(12.0 * n * m * p * steps / NOMINAL_RATE,
+                      f"limit {limit!r} ({steps:.3g} Heun steps of {n} particles)",
+                      "use a larger dt, fewer particles or a shorter time")
         return
     if limit == "jump-bernoulli":       # the engine checks the memory of its own run
         steps = float(times[-1]) / constants["tau"]
-        warn_long_run(6.0 * n * m * p * steps, f"limit 'jump-bernoulli' ({steps:.3g} steps "
-                      f"of {n} particles)", "use fewer particles or a shorter time")
+        warn_long_run(6.0 * n * m * p * steps / NOMINAL_RATE,
+                      f"limit 'jump-bernoulli' ({steps:.3g} steps of {n} particles)",
+                      "use fewer particles or a shorter time")
         return
     alpha, beta = constants["alpha"], constants["beta"]
     rings = n * float(times[-1]) / alpha
@@ -129,6 +132,6 @@ def check_limit_size(limit, shape, m, times, constants, dt):
                  + (f" and about {partners:.3g} partners per ring (1/beta)" if beta else ""),
                  "use a larger beta" if per_ring > _PARTNER_BATCH else
                  "use fewer particles or output times")
-    warn_long_run(rings * m * (4.0 * p + partners),
+    warn_long_run(rings * m * (4.0 * p + partners) / NOMINAL_RATE,
                   f"limit {limit!r} (about {rings:.3g} rings of the superposed clock of rate "
                   f"N/alpha)", "use fewer particles, a shorter time or a larger alpha")

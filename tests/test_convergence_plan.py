@@ -10,6 +10,7 @@ from meanfield_dropout import convergence
 from meanfield_dropout.convergence import CellSettings, convergence_study, estimate_cost
 from meanfield_dropout.data import teacher_student
 from meanfield_dropout.engine import DivergenceError
+from meanfield_dropout.runtime import memory
 from meanfield_dropout.runtime.memory import LongRunWarning, MemoryLimitError, warn_long_run
 from phase_diagram.scan.cell_functions import distances_cell
 
@@ -72,12 +73,12 @@ def test_memory_is_estimated_and_refused_before_allocating():
 
 
 def test_long_runs_are_announced_with_their_estimate(monkeypatch):
-    with pytest.warns(LongRunWarning, match=r"about 2e\+13 floating-point operations, "
-                                            r"roughly 16\.7 min"):
-        warn_long_run(2e13, "this run")
+    with pytest.warns(LongRunWarning, match=r"this run is a long run: about 16\.7 min of one "
+                                            r"core \(a cost model's estimate\); ask less"):
+        warn_long_run(1000.0, "this run", "ask less")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        warn_long_run(1e12, "a short run")
+        warn_long_run(memory.LONG_RUN_SECONDS, "a run at the threshold")
 
     def stop(*args):
         raise RuntimeError("not run")

@@ -25,9 +25,9 @@ class MemoryLimitError(ValueError):
     """A run would need more memory than it may use; the message gives both numbers."""
 
 
-#: Work above which :func:`warn_long_run` warns: 10^13 floating-point operations, about
-#: eight minutes at :data:`NOMINAL_RATE`.
-LONG_RUN_OPERATIONS = 1e13
+#: Estimated seconds of one core above which :func:`warn_long_run` warns: 500 s, 10^13
+#: floating-point operations at :data:`NOMINAL_RATE`.
+LONG_RUN_SECONDS = 500.0
 #: Rate used to turn an operation count into a rough duration: 2·10^10 operations per second,
 #: about what the engine's kernels reach on one core of this project's machine.
 NOMINAL_RATE = 2e10
@@ -54,27 +54,27 @@ def format_duration(seconds):
     return f"{seconds:.0f} s"
 
 
-def warn_long_run(operations, what, hint=""):
-    """Warn (:class:`LongRunWarning`) if ``operations`` exceed :data:`LONG_RUN_OPERATIONS`.
+def warn_long_run(seconds, what, hint=""):
+    """Warn (:class:`LongRunWarning`) if ``seconds`` exceed :data:`LONG_RUN_SECONDS`.
 
     Parameters
     ----------
-    operations : float
-        Estimated floating-point operations of the run.
+    seconds : float
+        Estimated seconds of the run on one core (a cost model's estimate, a fixed function of
+        the sizes: the warning does not depend on the machine).
     what, hint : str
         What runs (``"the 255 cells of the scan"``) and how to ask for less, for the message.
 
     Returns
     -------
     float
-        ``operations``, for chaining.
+        ``seconds``, for chaining.
     """
-    if operations > LONG_RUN_OPERATIONS:
-        warnings.warn(f"{what} is a long run: about {operations:.2g} floating-point "
-                      f"operations, roughly {format_duration(operations / NOMINAL_RATE)} at "
-                      f"{NOMINAL_RATE:.0e} operations/s" + (f"; {hint}" if hint else ""),
+    if seconds > LONG_RUN_SECONDS:
+        warnings.warn(f"{what} is a long run: about {format_duration(seconds)} of one core "
+                      "(a cost model's estimate)" + (f"; {hint}" if hint else ""),
                       LongRunWarning, stacklevel=3)
-    return operations
+    return seconds
 
 
 #: Estimated seconds above which a run prints its estimate before it starts

@@ -17,8 +17,8 @@ import numpy as np
 
 from meanfield_dropout.engine import DivergenceError
 from meanfield_dropout.runtime.cells import run_cells
-from meanfield_dropout.runtime.memory import (NOMINAL_RATE, announce_cost, announced,
-                                             check_memory, format_bytes, warn_long_run)
+from meanfield_dropout.runtime.memory import (announce_cost, announced, check_memory,
+                                             format_bytes, warn_long_run)
 from meanfield_dropout.runtime.runner import check_backend, check_workers
 
 from .cell_functions import COST_ESTIMATORS, resolve_cell_function
@@ -138,7 +138,7 @@ def _check_cost(cells, function, workers):
                  f"needs {format_bytes(largest[0][0][0])})",
                  "use fewer workers or smaller widths")
     seconds = sum(c[0][1] for c in costs)
-    warn_long_run(seconds * NOMINAL_RATE, f"the scan of {len(cells)} cells",
+    warn_long_run(seconds, f"the scan of {len(cells)} cells",
                   "use fewer repeats, smaller widths or a shorter horizon")
     announce_cost(seconds, f"the scan of {len(cells)} cells", workers)
 
