@@ -11,6 +11,7 @@ from pathlib import Path
 
 from meanfield_dropout.cli.options import ListOf, add_renamed, default_output, output_dir
 import meanfield_dropout.plots
+from meanfield_dropout.runtime.memory import format_duration
 
 from .. import plots
 from ..scan.grid import QUICK, GridConfig, decide_grid, estimate_grid_cost, summarize_grid
@@ -34,14 +35,14 @@ def _config(args):
 
 def _print_estimate(config):
     cost = estimate_grid_cost(config)
-    stages = ", ".join(f"n={w}: {s / 3600:.2f}" for w, s in cost["stages"].items())
+    stages = ", ".join(f"n={w}: {format_duration(s)}" for w, s in cost["stages"].items())
     print(f"grid: {config.grid} divisions, {cost['points']} points within the budget of "
           f"{config.max_steps} steps ({cost['beyond']} beyond), widths "
           f"{', '.join(map(str, config.widths))} doubling up to {config.max_width}, "
           f"{config.repeats} repeats")
-    print(f"cost model: first stage {cost['first_stage'] / 3600:.2f} CPU-hours; per stage "
-          f"(every point still undetermined) {stages}; at most "
-          f"{cost['upper_bound'] / 3600:.2f} CPU-hours")
+    print(f"cost model (CPU time): first stage {format_duration(cost['first_stage'])}; per "
+          f"stage (every point still undetermined) {stages}; at most "
+          f"{format_duration(cost['upper_bound'])}")
 
 
 def _children_cpu():

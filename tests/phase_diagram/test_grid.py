@@ -93,7 +93,7 @@ def test_cli_estimate_and_bad_input(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["grid", "--quick", "--estimate"]) == 0
     out = capsys.readouterr().out
-    assert "CPU-hours" in out and "points within the budget" in out
+    assert "cost model (CPU time): first stage" in out and "points within the budget" in out
     assert main(["grid", "--quick", "--grid", "5"]) == 2
     err = capsys.readouterr().err
     assert "--quick" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
