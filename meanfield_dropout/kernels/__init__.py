@@ -11,5 +11,8 @@ arguments once, plan the randomness and call them.
 * :mod:`.rows` — one-neuron kernels of the jump limits;
 * :mod:`.limit_steps` — the flow (Heun) and jump-event kernels of the limit dynamics;
 * :mod:`.second_order` — Jacobian-transpose and Hessian–vector products;
+* :mod:`.sme_model`, :mod:`.sme_noise`, :mod:`.sme_steps` — the SME network at fixed width
+  (dropout gradients, L_S, H v), its gradient noise Σ and its runs (dropout, GD on L_S,
+  Euler–Maruyama SME steps);
 * :mod:`.twins` — the serial twins of the kernels that run parallel regions, for small runs.
 """

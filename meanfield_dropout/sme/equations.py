@@ -12,14 +12,14 @@ h ≤ η (time t = N_h h):
 Σ^(1/2) Z is drawn by the matrix-free sampler of :mod:`.covariance`. With the same seed both
 orders consume identical Gaussians (common random numbers). With h = η the scheme is the
 paper's EM discretisation; resolving the weak orders 1 and 2 needs h ≪ η, since EM with h = η
-matches dropout's mean far better than O(η). Every step is a few calls of the core kernels
+matches dropout's mean far better than O(η). Every step is one kernel of
+:mod:`meanfield_dropout.kernels.sme_steps` on the core kernels
 (:mod:`meanfield_dropout.kernels.core`); a diverging run raises the engine's
 :class:`~meanfield_dropout.engine.DivergenceError` naming the method.
 """
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 from tqdm.auto import tqdm
 
 from ..runtime import tables
@@ -27,15 +27,12 @@ from ..runtime.memory import announce_cost
 from ..validation import check_choice, check_int, check_positive
 from ..warmup import compile_once, run_kernel
 from ..kernels.twins import for_run
-from ..kernels.core import _backward_update, _loss_derivative
-from ..kernels.rows import _all_features
-from ..kernels.second_order import _jacobian_transpose
+from ..kernels.sme_model import _dropout_replicas
+from ..kernels.sme_steps import _first_bad, _gd_kernel, _losses_kernel, _sme_kernel
 from ..engine import DivergenceError
 from .cost import run_seconds
-from .covariance import _noise_residuals, draw_standard_normals
-from .hessian import _hvp
-from .model import (_SQUARE, _dropout_replicas, _kernel_threads, _modified_loss,
-                    _unmasked_residual, draw_keep)
+from .covariance import draw_standard_normals
+from .model import _kernel_threads, draw_keep
 
 #: Parameters with absolute value above this count as diverged.
 DIVERGENCE_BOUND = 1e8
@@ -74,18 +71,6 @@ class Trajectories:
     final: np.ndarray
 
 
-@njit(cache=True)
-def _first_bad(thetas, bound):
-    """Index of the first replica with a non-finite or huge entry, or -1."""
-    for j in range(thetas.shape[0]):
-        for k in range(thetas.shape[1]):
-            for l in range(thetas.shape[2]):
-                v = thetas[j, k, l]
-                if not (abs(v) < bound):
-                    return j
-    return -1
-
-
 def _dropout_steps(problem, thetas, lr, keep):
     """One dropout step θ ← θ − η ∇R^drop(θ; δ) for every replica (in place).
 
@@ -96,81 +81,16 @@ def _dropout_steps(problem, thetas, lr, keep):
                    thetas.dtype.name)
 
 
-@njit(cache=True)
-def _gd_kernel(net, thetas, step):
-    """θ_j ← θ_j − (step/κ) ∇L_S(θ_j) for every replica j."""
-    width, n_samples = thetas.shape[1], net.data.inputs.shape[0]
-    pre = np.empty((width, n_samples), dtype=thetas.dtype)
-    residual = np.empty(net.data.targets.shape, dtype=thetas.dtype)
-    rows = np.arange(width)
-    for j in range(thetas.shape[0]):
-        _unmasked_residual(net, thetas[j], pre, residual)
-        _backward_update(thetas[j], rows, width, step, net.penalty, residual, net.data.inputs,
-                         net.data.inputs_t, net.data.outputs, False, net.data.activation, pre,
-                         rows, thetas[j])
-
-
 def _gd_steps(problem, thetas, lr):
     """One GD step on L_S for every replica (in place)."""
     with _kernel_threads(problem) as net:
         run_kernel(_gd_kernel, (net, thetas, lr * net.scale), "sme", thetas.dtype.name)
 
 
-@njit(cache=True)
-def _sme_kernel(net, thetas, lr, h, order, z, G):
-    """One Euler-Maruyama step of the order-1 or order-2 SME for every replica (in place).
-
-    Θ ← Θ − h ∇L_S + √(hη) Σ^(1/2) Z is one per-neuron back-propagation of the residuals
-    −h e_k + √(hη) N_k (:func:`~.covariance._noise_residuals`), for the units of all
-    replicas at once (the rows of ``thetas`` reshaped to (runs · width, K + d)); order 2
-    subtracts (hη/2) H ∇L_S. f = κ Σ_r φ_r is summed from the core features.
-    """
-    runs, width, block = thetas.shape
-    K, n_samples = net.data.targets.shape
-    units = thetas.reshape(runs * width, block)
-    rows = np.arange(runs * width)
-    no_pre = np.empty((0, n_samples), dtype=thetas.dtype)
-    no_index = np.empty(0, dtype=np.int64)
-    features = _all_features(units, net.data.inputs_t, K, False, net.data.activation)
-    residuals = np.empty((runs, K, n_samples), dtype=thetas.dtype)
-    for j in range(runs):
-        f = net.scale * features[j * width:(j + 1) * width].sum(axis=0)
-        _loss_derivative(_SQUARE, f, net.data.targets, residuals[j])
-    pseudo = np.empty_like(features)
-    if order == 2:
-        for j in range(runs):
-            _noise_residuals(net, features[j * width:(j + 1) * width], residuals[j], z[j],
-                             G[j], 1.0, 0.0, pseudo[j * width:(j + 1) * width])
-        grads = np.zeros_like(units)
-        _jacobian_transpose(units, rows, rows.shape[0], -net.scale, pseudo, net.data.inputs,
-                            net.data.inputs_t, K, False, net.data.activation, no_pre, no_index,
-                            grads)
-        curvature = np.empty_like(thetas)
-        for j in range(runs):
-            _hvp(net, thetas[j], grads[j * width:(j + 1) * width], curvature[j])
-    noise_scale = np.sqrt(h * lr)
-    for j in range(runs):
-        _noise_residuals(net, features[j * width:(j + 1) * width], residuals[j], z[j], G[j],
-                         -h, noise_scale, pseudo[j * width:(j + 1) * width])
-    _jacobian_transpose(units, rows, rows.shape[0], -net.scale, pseudo, net.data.inputs,
-                        net.data.inputs_t, K, False, net.data.activation, no_pre, no_index, units)
-    if order == 2:
-        thetas -= (0.5 * h * lr) * curvature
-
-
 def _sme_steps(problem, thetas, lr, h, order, z, G):
     """One Euler-Maruyama step of the order-1 or order-2 SME for every replica (in place)."""
     with _kernel_threads(problem) as net:
         run_kernel(_sme_kernel, (net, thetas, lr, h, order, z, G), "sme", thetas.dtype.name)
-
-
-@njit(cache=True)
-def _losses_kernel(net, thetas):
-    """R_S of every replica."""
-    out = np.empty(thetas.shape[0])
-    for j in range(thetas.shape[0]):
-        out[j] = _modified_loss(net, thetas[j], 0.0)
-    return out
 
 
 def _rng(seed, stream):

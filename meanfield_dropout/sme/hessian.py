@@ -8,42 +8,18 @@ With V_ik = e_i + c φ_{k,i} (K-vectors) and J_{k,i} = ∂φ_{k,i}/∂q_k,
 where J_i = [J_{1,i}, ..., J_{m,i}] is the Jacobian of f(x_i) (Zhang, Li, Luo & Xu 2024, for
 K outputs). L_S is the core's penalised loss with scale κ and penalty cκ, so H v is
 :func:`meanfield_dropout.kernels.second_order._hessian_vector_product` (forward mode, about three gradients,
-never a D × D matrix); the dense H is assembled from the products with the unit vectors.
+never a D × D matrix); the dense H is assembled from the products with the unit vectors
+(the kernels of :mod:`meanfield_dropout.kernels.sme_model`).
 """
 import numpy as np
-from numba import njit
 
 from ..runtime.memory import announce_cost
 from ..validation import check_array
 from ..warmup import run_kernel
-from ..kernels.second_order import _hessian_vector_product
+from ..kernels.sme_model import _dense_hessian_kernel, _hvp
 from .cost import hessian_seconds
 from .covariance import MAX_DENSE_PARAMS, check_dense_size
-from .model import _SQUARE, _kernel_threads
-
-
-@njit(cache=True)
-def _hvp(net, blocks, direction, out):
-    """out = H v as (width, K + d) blocks for v given as blocks (α_k, β_k)."""
-    _hessian_vector_product(blocks, direction, net.scale, net.penalty, _SQUARE,
-                            net.data.targets, net.data.inputs, net.data.inputs_t,
-                            net.data.outputs, False, net.data.activation, out)
-
-
-@njit(cache=True)
-def _dense_hessian_kernel(net, blocks):
-    """H of L_S as a dense (D, D) array, column by column: H e_j for the unit vectors e_j."""
-    width, block = blocks.shape
-    H = np.empty((width * block, width * block), dtype=blocks.dtype)
-    unit = np.zeros_like(blocks)
-    column = np.empty_like(blocks)
-    for k in range(width):
-        for p in range(block):
-            unit[k, p] = 1.0
-            _hvp(net, blocks, unit, column)
-            unit[k, p] = 0.0
-            H[:, k * block + p] = column.ravel()
-    return H
+from .model import _kernel_threads
 
 
 def _dense_hessian(problem, blocks):

@@ -19,7 +19,8 @@ the arithmetic is the core's:
   the core backward with the per-neuron penalty λ = cκ;
 * L_S = R_S + (c/2n) Σ_i Σ_r |φ_{r,i}|², the core's penalised loss with scale κ and penalty λ.
 
-R_S = (1/2n) Σ_i |f(x_i) − y_i|² and E_δ[∇R^drop] = ∇L_S exactly.
+R_S = (1/2n) Σ_i |f(x_i) − y_i|² and E_δ[∇R^drop] = ∇L_S exactly. The kernels are in
+:mod:`meanfield_dropout.kernels.sme_model`.
 """
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -27,21 +28,18 @@ from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
 from ..validation import check_array, check_choice, check_int, check_keep_prob, check_positive
-from ..kernels.core import _backward_update, _forward, _loss_derivative, _loss_value, _predict
+from ..kernels.core import _predict
 from ..network import NetworkData, network_data, output_scale_factor
 from ..runtime.threads import kernel_threads
-from ..kernels.rows import _all_features
+from ..kernels.sme_model import _dropout_update, _gradient, _modified_loss
 from ..kernels.twins import for_run
-from ..kernels.variants import _active_rows
 
 #: Output scales κ by name: the paper's κ = 1 (the engine's ``standard``), 1/√m, and 1/m (the
 #: engine's ``mean_field``), m the width.
 OUTPUT_SCALES = ("1", "1/sqrt(m)", "1/m")
 _ENGINE_SCALES = {"1": "standard", "1/m": "mean_field"}
-_SQUARE = 0  # core loss code of the square loss
 
 
 class _Net(NamedTuple):
@@ -207,99 +205,6 @@ def _kernel_threads(problem):
     thread (:func:`meanfield_dropout.runtime.threads.kernel_threads`)."""
     with kernel_threads(problem.width * problem.n_samples):
         yield problem._net
-
-
-# ----------------------------------------------------------------------------------------
-# Kernels on the core layer. ``blocks`` (width, K + d) are the particles; ``net`` a _Net.
-
-
-@njit(cache=True)
-def _unmasked_residual(net, blocks, pre, residual):
-    """r = (f − y)/n of the unmasked network; stores the pre-activations of every unit in pre."""
-    width = blocks.shape[0]
-    f = np.empty(residual.shape, dtype=blocks.dtype)
-    _forward(blocks, np.arange(width), width, 1.0, net.scale, net.data.inputs_t,
-             net.data.outputs, False, net.data.activation, pre, True, f)
-    _loss_derivative(_SQUARE, f, net.data.targets, residual)
-
-
-@njit(cache=True)
-def _gradient_into(net, blocks, pre, residual, out):
-    """out = ∇L_S (blocks), from stored pre-activations and the unmasked residual."""
-    rows = np.arange(blocks.shape[0])
-    out[:] = 0.0
-    _backward_update(blocks, rows, rows.shape[0], -net.scale, net.penalty, residual,
-                     net.data.inputs, net.data.inputs_t, net.data.outputs, False,
-                     net.data.activation, pre, rows, out)
-
-
-@njit(cache=True)
-def _gradient(net, blocks):
-    """∇L_S as (width, K + d) blocks."""
-    pre = np.empty((blocks.shape[0], net.data.inputs.shape[0]), dtype=blocks.dtype)
-    residual = np.empty(net.data.targets.shape, dtype=blocks.dtype)
-    _unmasked_residual(net, blocks, pre, residual)
-    out = np.empty_like(blocks)
-    _gradient_into(net, blocks, pre, residual, out)
-    return out
-
-
-@njit(cache=True)
-def _dropout_update(net, blocks, rows, bounds, weights, step, pre, out):
-    """out_r −= step · δ_r Dφ_rᵀ (f(·; δ) − y)/n for the dropout network of mask δ.
-
-    Units ``rows[bounds[g]:bounds[g + 1]]`` carry the mask value ``weights[g]`` (one group,
-    weight 1/p, for a dropout mask); the others are dropped. With ``out`` = ``blocks`` and
-    step = ηκ this is a dropout step; with ``out`` = 0 and step = −κ it writes ∇R^drop.
-    """
-    K, n_samples = net.data.targets.shape
-    f = np.zeros((K, n_samples), dtype=blocks.dtype)
-    part = np.empty((K, n_samples), dtype=blocks.dtype)
-    for g in range(weights.shape[0]):
-        start = bounds[g]
-        _forward(blocks, rows[start:], bounds[g + 1] - start, weights[g], net.scale,
-                 net.data.inputs_t, K, False, net.data.activation, pre[start:], True,
-                 f if weights.shape[0] == 1 else part)
-        if weights.shape[0] > 1:
-            f += part
-    residual = np.empty((K, n_samples), dtype=blocks.dtype)
-    _loss_derivative(_SQUARE, f, net.data.targets, residual)
-    ranks = np.arange(blocks.shape[0])
-    for g in range(weights.shape[0]):
-        start = bounds[g]
-        _backward_update(blocks, rows[start:], bounds[g + 1] - start, step * weights[g], 0.0,
-                         residual, net.data.inputs, net.data.inputs_t, K, False,
-                         net.data.activation, pre, ranks[start:], out)
-
-
-@njit(cache=True)
-def _dropout_replicas(net, sources, keep, step, out):
-    """For every mask j, :func:`_dropout_update` of ``sources[j]`` (of ``sources[0]`` when it
-    holds one source) with the kept rows ``keep[j]`` (weight 1/p) into ``out[j]``: dropout
-    steps of replicas with ``out`` = ``sources`` and step = ηκ, or ∇R^drop(θ; δ_j) of one θ
-    with ``out`` = 0 and step = −κ."""
-    width, n_samples = out.shape[1], net.data.inputs.shape[0]
-    pre = np.empty((width, n_samples), dtype=out.dtype)
-    rows = np.empty(width, dtype=np.int64)
-    bounds = np.zeros(2, dtype=np.int64)
-    weights = np.full(1, net.inverse_keep)
-    for j in range(keep.shape[0]):
-        bounds[1] = _active_rows(keep[j], rows)
-        _dropout_update(net, sources[j if sources.shape[0] > 1 else 0], rows, bounds, weights,
-                        step, pre, out[j])
-
-
-@njit(cache=True)
-def _modified_loss(net, blocks, penalty):
-    """R_S + (penalty κ/2n) Σ_i Σ_r |a_r σ(w_r·x_i)|² (L_S for penalty λ = cκ, R_S for 0)."""
-    f = _predict(blocks, net.data.inputs_t, net.data.outputs, False, net.data.activation,
-                 net.scale)
-    value = _loss_value(_SQUARE, f, net.data.targets)
-    if penalty == 0.0:
-        return value
-    features = _all_features(blocks, net.data.inputs_t, net.data.outputs, False,
-                             net.data.activation)
-    return value + 0.5 * penalty * net.scale * np.sum(features * features) / f.shape[1]
 
 
 def _modified_grad(problem, blocks):

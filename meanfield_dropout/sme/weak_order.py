@@ -30,10 +30,12 @@ from ..runtime import results, tables
 from ..runtime.memory import announce_cost
 from ..validation import check_array, check_int, check_positive, seed_sequence
 from ..stats import loglog_fit
+from ..kernels.sme_noise import _factor
+from ..kernels.sme_steps import _first_bad
 from .cost import weak_order_seconds
-from .covariance import _factor, _noise_parts, check_dense_size, draw_standard_normals
-from .equations import (DIVERGENCE_BOUND, DivergenceError, _dropout_steps, _first_bad,
-                        _sme_steps, sde_substeps)
+from .covariance import _noise_parts, check_dense_size, draw_standard_normals
+from .equations import (DIVERGENCE_BOUND, DivergenceError, _dropout_steps, _sme_steps,
+                        sde_substeps)
 from .hessian import _dense_hessian
 from .model import _modified_grad
 
