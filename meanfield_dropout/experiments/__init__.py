@@ -8,7 +8,8 @@ presets), a ``run(settings, *, progress, workers)`` returning a result dataclass
 
 * :mod:`.teacher_student` — Chizat, Marion & Yesbay (2025), Figure 1 (teacher–student);
 * :mod:`.images_variants` — their MNIST experiment, on scikit-learn's 8×8 digits 4 vs 7;
-* :mod:`.mnist` — their MNIST experiment on real MNIST (4 vs 7 or 10 classes), with sharpness;
+* :mod:`.mnist` — their MNIST experiment on real MNIST (4 vs 7 or 10 classes), with sharpness
+  (one cell of it: :mod:`.mnist_cell`);
 * :mod:`.sme` — Zhang, Li, Luo & Xu (2024): SME loss curves, weak order, alignment.
 
 The phase-diagram and five-phase convergence experiments need :mod:`phase_diagram` and live in

@@ -8,6 +8,8 @@
 * :mod:`.memory` — memory estimates and the guard that refuses a run before it allocates;
 * :mod:`.results` — the one result file format (a registered dataclass ↔ one ``.npz``) and the
   atomic file writer;
+* :mod:`.tables` — results as tables: a compact ``repr`` of every result and pandas
+  DataFrames;
 * :mod:`.lazy` — package attributes imported on first use (matplotlib only when a figure is
   drawn).
 """

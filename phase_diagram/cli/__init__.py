@@ -1,5 +1,6 @@
 """The command line ``phase-diagram``: the parser and the theory and scan commands
-(:mod:`.main`), the ``locate`` and ``map`` commands (:mod:`.finder`)."""
+(:mod:`.main`), the ``locate`` and ``map`` commands (:mod:`.finder`), the ``grid`` command
+(:mod:`.grid`)."""
 
 
 def main(argv=None):

@@ -13,7 +13,11 @@ Marion & Yesbay, 2025).
   ``manifest.json``, one atomic JSON record per cell, validated against its cell when read,
   and per-cell claims, so that two scans into one directory share the work;
 * :mod:`.runner` — :func:`run_scan` on the local process pool or on Dask;
-* :mod:`.summary` — :func:`summarize`: theory vs the empirical phase of each scaling.
+* :mod:`.summary` — :func:`summarize`: theory vs the empirical phase of each scaling;
+* :mod:`.sequential` — sequential scans: undetermined scalings get larger widths, up to a
+  budget;
+* :mod:`.grid_points`, :mod:`.grid` — the phase diagram from simulations alone: every point of
+  a simplex grid decided by the scan's rule.
 
 Guarantees: a rerun skips finished cells, so a killed scan resumes with nothing lost and no
 finished cell computed twice; a record that is not valid for its cell (truncated, edited,
