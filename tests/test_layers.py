@@ -1,6 +1,9 @@
 """The imports point down the layers of ``docs/guide/architecture.md``: every import of both
 packages, at module level or inside a function, goes to a layer no higher than its own, and
-``meanfield_dropout`` never imports ``phase_diagram``."""
+``meanfield_dropout`` never imports ``phase_diagram``. The infrastructure is written once:
+one module of the two packages uses each of the process pool, Dask, the thread limits, the
+Student-t quantiles, atomic renames and file locks, and one table holds the figures' labels
+and colours."""
 import ast
 from pathlib import Path
 
@@ -74,6 +77,18 @@ def imports(name, is_package, path):
                 yield node.lineno, target
 
 
+def used_names(path):
+    """Dotted names ``path`` imports (``x.y`` from ``from x import y``) or reads (``name.attr``)."""
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            yield from (alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level:
+            yield node.module
+            yield from (f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+            yield f"{node.value.id}.{node.attr}"
+
+
 EDGES = [(name, line, target) for name, is_package, path in modules()
          for line, target in imports(name, is_package, path)]
 
@@ -115,3 +130,42 @@ def test_command_lines_are_imported_only_by_command_lines():
 ])
 def test_layer_of_a_module(module, expected):
     assert layer(module) == expected
+
+
+#: A library entry point → the one module that uses it.
+WRITTEN_ONCE = {
+    "concurrent.futures.ProcessPoolExecutor": "meanfield_dropout.runtime.runner",
+    "dask.distributed": "meanfield_dropout.runtime.runner",
+    "distributed": "meanfield_dropout.runtime.runner",
+    "threadpoolctl": "meanfield_dropout.runtime.threads",
+    "numba.set_num_threads": "meanfield_dropout.runtime.threads",
+    "scipy.stats": "meanfield_dropout.stats",
+    "os.replace": "meanfield_dropout.runtime.results",
+    "tempfile.mkstemp": "meanfield_dropout.runtime.results",
+    "fcntl": "meanfield_dropout.runtime.cells",
+}
+
+
+def test_infrastructure_is_written_once():
+    users = {entry: set() for entry in WRITTEN_ONCE}
+    for name, _, path in modules():
+        for used in set(used_names(path)):
+            for entry in WRITTEN_ONCE:
+                if used == entry or used.startswith(entry + "."):
+                    users[entry].add(name)
+    assert users == {entry: {module} for entry, module in WRITTEN_ONCE.items()}
+
+
+def test_labels_and_colours_are_one_table():
+    from meanfield_dropout.kernels.variants import VARIANTS
+    from meanfield_dropout.limits import LIMITS
+    names = set(VARIANTS) | set(LIMITS)
+    tables = set()
+    for name, _, path in modules():
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            # a literal {variant or limit: text}: legend names, colours, another source's names
+            if isinstance(node, ast.Dict) and len({getattr(k, "value", None) for k in node.keys}
+                                                  & names) >= 2 \
+                    and all(isinstance(getattr(v, "value", None), str) for v in node.values):
+                tables.add(name)
+    assert tables == {"meanfield_dropout.plots.style"}
