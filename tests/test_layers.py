@@ -78,7 +78,7 @@ def imports(name, is_package, path):
 
 
 def used_names(path):
-    """Dotted names ``path`` imports (``x.y`` from ``from x import y``) or reads (``name.attr``)."""
+    """Dotted names ``path`` imports (``x.y`` from ``from x import y``) or reads as ``a.b``."""
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             yield from (alias.name for alias in node.names)
