@@ -482,9 +482,9 @@ def test_eventual_sign_and_limits_directly():
 # Answers that do not depend on the machine
 # ---------------------------------------------------------------------------------------------
 
-#: Two of the issue's examples whose answers changed from run to run with a CPU-time cap (the
-#: third is in test_exact_simplex_limit): (tau, keep, summary lines every run must print).
-ISSUE_EXAMPLES = [
+#: Two scalings whose answers a CPU-time cap would make depend on the machine's load (a third
+#: is in test_exact_simplex_limit): (tau, keep, summary lines every run must print).
+LOAD_EXAMPLES = [
     ("1/n", "(1 + 5/log(n) - 8/log(n)**2)/n",
      ["phase: critical", "beta = lim (1-q_n)/(n q_n) = 1\n"]),
     ("1/n", "(1+log(log(n))/log(n))/n", ["alpha = lim tau_n/q_n = 1\n",
@@ -495,7 +495,7 @@ ISSUE_EXAMPLES = [
 def test_classification_is_identical_under_concurrent_cpu_load():
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
-        for repeats, (tau, keep, lines) in zip((2, 1), ISSUE_EXAMPLES):
+        for repeats, (tau, keep, lines) in zip((2, 1), LOAD_EXAMPLES):
             texts = {classify(parse_scaling(tau, keep)).summary() for _ in range(repeats)}
             assert len(texts) == 1, texts
             text = texts.pop()
