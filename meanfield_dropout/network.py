@@ -7,13 +7,13 @@ Xu 2024). The arithmetic lives in :mod:`meanfield_dropout.kernels.core`; this mo
 converts layouts and returns NumPy arrays.
 """
 import math
-from typing import NamedTuple
 
 import numpy as np
 
 from .validation import check_array, check_choice, check_int, seed_sequence
 from .kernels.activations import ACTIVATIONS, activation_code
 from .kernels.core import LOSSES, _loss_value, _predict
+from .kernels.structs import NetworkData
 from .runtime.threads import blas_single_thread
 
 OUTPUT_SCALES = ("mean_field", "standard")
@@ -66,22 +66,6 @@ def check_loss_targets(loss, targets, name="targets"):
         raise ValueError(f"{name} must be one-hot rows with at least 2 classes for the "
                          f"softmax loss")
     return LOSSES[loss]
-
-
-class NetworkData(NamedTuple):
-    """Data and architecture of the two-layer network, as the kernels read them.
-
-    Built and validated once by :func:`network_data`. The particles X (and with them the width
-    n and the output scale s) stay apart: a run keeps one state per variant.
-    """
-
-    inputs: np.ndarray      # z_j, shape (m, d)
-    inputs_t: np.ndarray    # Zᵀ, shape (d, m), C-contiguous
-    targets: np.ndarray     # y_j output-major, shape (K, m)
-    outputs: int            # K
-    bias: bool              # whether a particle ends with a bias b_i
-    activation: int         # kernel code of σ
-    loss: int               # kernel code of the loss
 
 
 def network_data(inputs, targets, *, loss="square", activation="relu", bias=False,

@@ -4,6 +4,8 @@ Kernels take plain arrays and small ``NamedTuple`` structs, check nothing, alloc
 as they can and do no I/O; the public functions of :mod:`meanfield_dropout` validate their
 arguments once, plan the randomness and call them.
 
+* :mod:`.structs` — the structs the kernels take (the network's data, a pass's rows, what a
+  forward pass keeps, a step's constants);
 * :mod:`.activations` — σ, σ′, σ″ by integer code;
 * :mod:`.core` — the two-layer network, its loss and its gradient, written once;
 * :mod:`.blocks`, :mod:`.relu_signs` — blocked forward/backward passes and the ReLU sign path;

@@ -46,6 +46,7 @@ depends only on its own parameters and r, so results do not depend on the thread
 BLAS to one thread while these kernels run (:func:`meanfield_dropout.runtime.threads.blas_single_thread`).
 """
 import math
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -55,6 +56,7 @@ from .activations import _activate_row
 from .blocks import (BLOCK, _apply_block, _call_workspace, _check_workspace,
                      _gather_pre_activations, _slot, _view)
 from .relu_signs import _sign_backward_step, _sign_path, _sign_row, _store_signs
+from .structs import Kept, NetworkData, Rows, Update, Weights
 
 #: Loss codes of the kernels.
 LOSSES = {"square": 0, "logistic": 1, "softmax": 2}
@@ -68,47 +70,64 @@ def _forward(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, store, ou
     backward pass (see :func:`_forward_sums`, which takes a persistent workspace).
     """
     work = _call_workspace(X, count, K, Zt)
-    _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act,
-                  pre if store else pre[:0], out, out[:, :0], work,
-                  np.empty((0, 0), dtype=np.uint8), count)
+    no_signs = np.empty((0, 0), dtype=np.uint8)
+    _forward_sums(X, NetworkData(Zt.T, Zt, out, K, has_bias, act, 0), Rows(rows, count),
+                  Weights(weight, scale, count),
+                  Kept(pre if store else pre[:0], no_signs, rows[:0]), out, out[:, :0], work)
 
 
 @njit(cache=True, parallel=True)
-def _forward_sums(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, out, plain,
-                  work, signs, weighted_count):
-    """:func:`_forward` over the rows ``rows[:weighted_count]``, and, if ``plain`` has
-    columns, plain = scale · Σ_{r < count} φ(x_i, ·) over all ``count`` rows.
+def _forward_sums(X, net, rows, weights, kept, out, plain, work):
+    """out (K, B) = s · ω · Σ φ(x_i, ·) over the rows ``rows.index[:weights.weighted_count]``
+    and, if ``plain`` has columns, plain = s · Σ φ(x_i, ·) over all ``rows.count`` rows.
 
+    ``net`` is a :class:`~meanfield_dropout.kernels.structs.NetworkData` (its inputs Zᵀ, K,
+    bias and σ), ``rows`` the :class:`~meanfield_dropout.kernels.structs.Rows` and
+    ``weights`` the :class:`~meanfield_dropout.kernels.structs.Weights` (ω, s) of the pass.
     ``plain`` is the sum without the mask weight: with the kept neurons first and the
     dropped ones after them, it is the unmasked predictor a loss record needs, in the same
     pass as the step's own.
-    Neuron rows[r]'s pre-activations are kept in ``pre[r]`` if ``pre`` has rows, and
-    their signs 1[u > 0] in ``signs[r]`` (uint8) if ``signs`` has rows: all the
+    Neuron rows[r]'s pre-activations are kept in ``kept.pre[r]`` if it has rows, and
+    their signs 1[u > 0] in ``kept.signs[r]`` (uint8) if it has rows: all the
     backward pass of the sign path needs (:func:`~meanfield_dropout.kernels.relu_signs._sign_path`). ``work`` is a
-    :class:`~meanfield_dropout.kernels.blocks.Workspace` for at least ``count`` rows. Each block sums into its own slab
+    :class:`~meanfield_dropout.kernels.blocks.Workspace` for at least ``rows.count`` rows. Each block sums into its own slab
     (:func:`_forward_block`); slabs are added in block order. The weighted rows fill blocks
     of their own, so the weighted sum is the same bits with or without the rows after them.
     """
-    d, batch = Zt.shape
-    _check_workspace(work, count, K, d, batch)
+    count = rows.count
+    d, batch = net.inputs_t.shape
+    _check_workspace(work, count, net.outputs, d, batch)
     # BLAS rounds a product by its shape: no block mixes weighted rows with the others
-    weighted_count = min(weighted_count, count)
+    weighted_count = min(weights.weighted_count, count)
     weighted_blocks = (weighted_count + BLOCK - 1) // BLOCK
     blocks = weighted_blocks + (count - weighted_count + BLOCK - 1) // BLOCK
     # the parallel region is one call per block: its body compiles once, as a plain function
     for blk in prange(blocks):
-        _forward_block(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, plain, work,
-                       signs, weighted_count, np.int64(blk), numba.get_thread_id())
+        _forward_block(X, net, rows, weights, kept, plain, work, np.int64(blk),
+                       numba.get_thread_id())
     _add_slabs(work.slabs, weighted_blocks, out)
     if plain.shape[1] > 0:
         _add_slabs(work.plain_slabs, blocks, plain)
 
 
+class BlockSums(NamedTuple):
+    """The rows of one block's sums for one output (:func:`_scalar_block_sums`)."""
+
+    coef: np.ndarray        # (k,) s ω a_i of the block's rows
+    plain_coef: np.ndarray  # (k,) s a_i of the block's rows
+    value: np.ndarray       # (B,) scratch
+    slab: np.ndarray        # (B,) the block's weighted sum
+    plain_slab: np.ndarray  # (B,) the block's plain sum
+
+
 @njit(cache=True)
-def _forward_block(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, plain, work,
-                   signs, weighted_count, blk, t):
+def _forward_block(X, net, rows, weights, kept, plain, work, blk, t):
     """Block ``blk`` of :func:`_forward_sums` on the scratch slot ``t``: its rows in order
     into its slab ``work.slabs[blk]`` (and ``work.plain_slabs[blk]``)."""
+    Zt, K, has_bias, act = net.inputs_t, net.outputs, net.bias, net.activation
+    pre, signs, count = kept.pre, kept.signs, rows.count
+    weight, scale = weights.weight, weights.scale
+    weighted_count = min(weights.weighted_count, count)
     d, batch = Zt.shape
     with_plain = plain.shape[1] > 0
     store_pre = pre.shape[0] > 0
@@ -121,20 +140,21 @@ def _forward_block(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, pla
     coef = _view(_slot(work.coef, t), K, BLOCK)
     plain_coef = _view(_slot(work.plain_coef, t), K, BLOCK)
     target = pre[start:start + k] if store_pre else _view(_slot(work.block_pre, t), k, batch)
-    _gather_pre_activations(X, rows, start, k, Zt, K, has_bias,
+    _gather_pre_activations(X, rows.index, start, k, Zt, K, has_bias,
                             _view(_slot(work.gathered, t), BLOCK, d), target)
     for r in range(k):
         for c in range(K):
             if weighted:
-                coef[c, r] = scale * weight * X[rows[start + r], c]
+                coef[c, r] = scale * weight * X[rows.index[start + r], c]
             if with_plain:
-                plain_coef[c, r] = scale * X[rows[start + r], c]
+                plain_coef[c, r] = scale * X[rows.index[start + r], c]
     slab = _view(work.slabs[blk], K, batch)
     plain_slab = _view(work.plain_slabs[blk], K, batch)
     kept_signs = signs[start:start + k] if store_signs else signs[:0]
     if K == 1:
-        _scalar_block_sums(act, target, weighted, k, coef[0], plain_coef[0], with_plain,
-                           value[0], slab[0], plain_slab[0], kept_signs)
+        _scalar_block_sums(act, target, weighted, with_plain, k,
+                           BlockSums(coef[0], plain_coef[0], value[0], slab[0], plain_slab[0]),
+                           kept_signs)
         return
     _store_signs(target, kept_signs)
     for r in range(k):
@@ -160,16 +180,16 @@ def _add_slabs(slabs, blocks, out):
 
 
 @njit(cache=True)
-def _scalar_block_sums(act, target, weighted, k, coef, plain_coef, with_plain, value, slab,
-                       plain_slab, signs):
-    """slab (B,) = Σ_{r < k} coef[r] σ(target[r]), rows in order (one output), if the block
-    is ``weighted``, and plain_slab = Σ_{r < k} plain_coef[r] σ(target[r]) if ``with_plain``
-    (a block that is neither is not summed); the signs 1[target > 0] go to ``signs`` if it
-    has rows. ``value`` (B,) is scratch.
+def _scalar_block_sums(act, target, weighted, with_plain, k, sums, signs):
+    """sums.slab (B,) = Σ_{r < k} coef[r] σ(target[r]), rows in order (one output), if the
+    block is ``weighted``, and sums.plain_slab = Σ_{r < k} plain_coef[r] σ(target[r]) if
+    ``with_plain`` (a block that is neither is not summed); the signs 1[target > 0] go to
+    ``signs`` if it has rows. ``sums`` is a :class:`BlockSums`; its ``value`` is scratch.
 
     Each row's activations stay in registers or cache between the activation and the sums,
     where a matrix–vector product over the block would read them back from a (k, B) tile.
     """
+    coef, plain_coef, value, slab, plain_slab = sums
     if weighted:
         slab[:] = 0.0
     if with_plain:
@@ -382,43 +402,51 @@ def _backward_update(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias
     persistent workspace.
     """
     work = _call_workspace(X, count, K, Zt)
-    _backward_step(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, act, pre,
-                   np.empty((0, 0), dtype=np.uint8), pre_index, out, work)
+    _backward_step(X, NetworkData(Z, Zt, residual, K, has_bias, act, 0), Rows(rows, count),
+                   Update(step, penalty, residual),
+                   Kept(pre, np.empty((0, 0), dtype=np.uint8), pre_index), out, work)
 
 
 @njit(cache=True, parallel=True)
-def _backward_step(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, act, pre,
-                   signs, pre_index, out, work):
-    """:func:`_backward_update` with the scratch of a :class:`~meanfield_dropout.kernels.blocks.Workspace` ``work``.
+def _backward_step(X, net, rows, update, kept, out, work):
+    """The masked-row step on the :class:`~meanfield_dropout.kernels.structs.Rows` ``rows``:
+    out_i ← out_i − step · Dφ(x_i)ᵀ e_i with the
+    :class:`~meanfield_dropout.kernels.structs.Update` ``update`` (step, penalty, residual),
+    on the data ``net`` (a :class:`~meanfield_dropout.kernels.structs.NetworkData`: Z, Zᵀ, K,
+    bias and σ) with the scratch of a :class:`~meanfield_dropout.kernels.blocks.Workspace`
+    ``work``.
 
-    On the sign path (:func:`~meanfield_dropout.kernels.relu_signs._sign_path`) neuron rows[r]'s signs are read from
-    ``signs[pre_index[r]]`` if ``signs`` has rows (stored by :func:`_forward_sums`), else
-    from ``pre`` as in :func:`_backward_update`, or recomputed. Each block's rows move by
-    :func:`_backward_block`, which reads only their own parameters and r.
+    Neuron rows[r]'s pre-activations are read from ``kept.pre[kept.index[r]]`` (stored by
+    :func:`_forward_sums`), or recomputed when ``kept.index`` is empty. On the sign path
+    (:func:`~meanfield_dropout.kernels.relu_signs._sign_path`) its signs are read from
+    ``kept.signs[kept.index[r]]`` if ``kept.signs`` has rows, else from ``kept.pre``, or
+    recomputed. Each block's rows move by :func:`_backward_block`, which reads only their
+    own parameters and r.
     """
-    d, batch = Zt.shape
-    _check_workspace(work, count, K, d, batch)
-    if _sign_path(act, K, penalty):
-        _sign_backward_step(X, rows, count, step, residual, Z, Zt, has_bias, pre, signs,
-                            pre_index, out, work)
+    d, batch = net.inputs_t.shape
+    _check_workspace(work, rows.count, net.outputs, d, batch)
+    if _sign_path(net.activation, net.outputs, update.penalty):
+        _sign_backward_step(X, net, rows, update, kept, out, work)
         return
     # the parallel region is one call per block: its body compiles once, as a plain function
-    for blk in prange((count + BLOCK - 1) // BLOCK):
-        _backward_block(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, act, pre,
-                        pre_index, out, work, np.int64(blk), numba.get_thread_id())
+    for blk in prange((rows.count + BLOCK - 1) // BLOCK):
+        _backward_block(X, net, rows, update, kept, out, work, np.int64(blk),
+                        numba.get_thread_id())
 
 
 # ``reassoc`` lets the per-neuron sums over the batch vectorise (a strict left-to-right sum is
 # bound by the add latency); the order is fixed at compile time, so results still do not
 # depend on the thread count.
 @njit(cache=True, fastmath={"reassoc"})
-def _backward_block(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, act, pre,
-                    pre_index, out, work, blk, t):
+def _backward_block(X, net, rows, update, kept, out, work, blk, t):
     """Block ``blk`` of :func:`_backward_step` (off the sign path) on the scratch slot ``t``."""
+    Z, Zt, K, has_bias, act = net.inputs, net.inputs_t, net.outputs, net.bias, net.activation
+    step, penalty, residual = update
+    pre, pre_index = kept.pre, kept.index
     d, batch = Zt.shape
     recompute = pre_index.shape[0] == 0
     start = blk * BLOCK
-    k = min(BLOCK, count - start)
+    k = min(BLOCK, rows.count - start)
     block_pre = _view(_slot(work.block_pre, t), BLOCK, batch)
     value = _slot(work.value, t)[:batch]
     scratch = _slot(work.scratch, t)[:batch]
@@ -427,12 +455,12 @@ def _backward_block(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias,
     grad_b = _slot(work.grad_b, t)
     grad_w = _view(_slot(work.grad_w, t), BLOCK, d)
     if recompute:
-        _gather_pre_activations(X, rows, start, k, Zt, K, has_bias,
+        _gather_pre_activations(X, rows.index, start, k, Zt, K, has_bias,
                                 _view(_slot(work.gathered, t), BLOCK, d), block_pre)
     for r in range(k):
-        i = rows[start + r]
+        i = rows.index[start + r]
         row = block_pre[r] if recompute else pre[pre_index[start + r]]
         grad_b[r] = _row_coefficients(act, row, value, grad_pre[r], X[i, :K], penalty,
                                       residual, scratch, grad_a[r])
     np.dot(grad_pre[:k], Z, grad_w[:k])
-    _apply_block(out, rows, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias)
+    _apply_block(out, rows.index, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias)

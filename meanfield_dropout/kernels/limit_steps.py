@@ -3,7 +3,7 @@ step and the rings of the jump limits, compositions of :mod:`.core`'s and :mod:`
 with no network arithmetic of their own.
 
 The data and architecture come as one struct ``data`` with the fields of
-:class:`~meanfield_dropout.network.NetworkData` (``inputs`` Z (m, d), ``inputs_t`` Zᵀ,
+:class:`~meanfield_dropout.kernels.structs.NetworkData` (``inputs`` Z (m, d), ``inputs_t`` Zᵀ,
 ``targets`` y (K, m), ``bias``, ``activation`` code); ``bounds`` is the pair (output bound,
 parameter bound) of :func:`~meanfield_dropout.engine_plan.divergence_bounds`.
 """
@@ -14,6 +14,7 @@ from numba import njit
 
 from .core import LOSSES, _backward_step, _forward_sums, _loss_derivative
 from .rows import _row_features_kept, _row_step_activated
+from .structs import Kept, Rows, Update, Weights
 from .variants import _within
 
 
@@ -69,14 +70,13 @@ def _flow_step(source, out, dt, penalty, data, scratch, work):
     ``scratch`` is a :class:`FlowScratch`, ``work`` the run's
     :class:`~meanfield_dropout.kernels.blocks.Workspace`.
     """
-    n, K = source.shape[0], data.targets.shape[0]
+    n = source.shape[0]
     rows, pre, f, residual = scratch
-    no_signs = np.empty((0, 0), dtype=np.uint8)
-    _forward_sums(source, rows, n, 1.0, 1.0 / n, data.inputs_t, K, data.bias, data.activation,
-                  pre, f, f[:, :0], work, no_signs, n)
+    kept = Kept(pre, np.empty((0, 0), dtype=np.uint8), rows)
+    _forward_sums(source, data, Rows(rows, n), Weights(1.0, 1.0 / n, n), kept, f, f[:, :0],
+                  work)
     _loss_derivative(_SQUARE, f, data.targets, residual)
-    _backward_step(source, rows, n, dt, penalty, residual, data.inputs, data.inputs_t, K,
-                   data.bias, data.activation, pre, no_signs, rows, out, work)
+    _backward_step(source, data, Rows(rows, n), Update(dt, penalty, residual), kept, out, work)
 
 
 @njit(cache=True)

@@ -47,44 +47,45 @@ def _store_signs(target, signs):
 
 
 @njit(cache=True, parallel=True)
-def _sign_backward_step(X, rows, count, step, residual, Z, Zt, has_bias, pre, signs,
-                        pre_index, out, work):
+def _sign_backward_step(X, net, rows, update, kept, out, work):
     """:func:`~meanfield_dropout.kernels.core._backward_step` on the sign path (one output, K = 1).
 
-    Neuron rows[r]'s signs are read from ``signs[pre_index[r]]`` if ``signs`` has rows, else
-    taken from ``pre[pre_index[r]]``, or recomputed when ``pre_index`` is empty. The rows
-    r_j (z_j, 1) are formed once; each block's rows move by :func:`_sign_block`.
+    Neuron rows[r]'s signs are read from ``kept.signs[kept.index[r]]`` if ``kept.signs`` has
+    rows, else taken from ``kept.pre[kept.index[r]]``, or recomputed when ``kept.index`` is
+    empty. The rows r_j (z_j, 1) are formed once; each block's rows move by
+    :func:`_sign_block`.
     """
-    d, batch = Zt.shape
-    d1 = d + 1 if has_bias else d
-    weighted = _view(_slot(work.weighted_inputs, 0), batch, d1)
+    Z, has_bias, residual = net.inputs, net.bias, update.residual
+    batch, d = Z.shape
+    weighted = _view(_slot(work.weighted_inputs, 0), batch, d + 1 if has_bias else d)
     for j in range(batch):
         for c in range(d):
             weighted[j, c] = residual[0, j] * Z[j, c]
         if has_bias:
             weighted[j, d] = residual[0, j]
     # the parallel region is one call per block: its body compiles once, as a plain function
-    for blk in prange((count + BLOCK - 1) // BLOCK):
-        _sign_block(X, rows, count, step, weighted, Zt, has_bias, pre, signs, pre_index, out,
-                    work, np.int64(blk), numba.get_thread_id())
+    for blk in prange((rows.count + BLOCK - 1) // BLOCK):
+        _sign_block(X, net, rows, update.step, weighted, kept, out, work, np.int64(blk),
+                    numba.get_thread_id())
 
 
 @njit(cache=True, fastmath={"reassoc"})
-def _sign_block(X, rows, count, step, weighted, Zt, has_bias, pre, signs, pre_index, out,
-                work, blk, t):
+def _sign_block(X, net, rows, step, weighted, kept, out, work, blk, t):
     """Block ``blk`` of :func:`_sign_backward_step` on the scratch slot ``t``: G of its rows
     as one product of their 0/1 signs with ``weighted`` (the rows r_j (z_j, 1)), then the
-    step."""
+    step of size ``step``."""
+    Zt, has_bias = net.inputs_t, net.bias
+    pre, signs, pre_index = kept
     d, batch = Zt.shape
     K = 1
     d1 = weighted.shape[1]
     recompute = pre_index.shape[0] == 0
     start = blk * BLOCK
-    k = min(BLOCK, count - start)
+    k = min(BLOCK, rows.count - start)
     tile = _view(_slot(work.grad_pre, t), k, batch)
     if recompute:
         block_pre = _view(_slot(work.block_pre, t), BLOCK, batch)
-        _gather_pre_activations(X, rows, start, k, Zt, K, has_bias,
+        _gather_pre_activations(X, rows.index, start, k, Zt, K, has_bias,
                                 _view(_slot(work.gathered, t), BLOCK, d), block_pre)
         _store_signs(block_pre, tile)
     elif signs.shape[0] > 0:
@@ -101,7 +102,7 @@ def _sign_block(X, rows, count, step, weighted, Zt, has_bias, pre, signs, pre_in
     grad_b = _slot(work.grad_b, t)
     grad_w = _view(_slot(work.grad_w, t), BLOCK, d)
     for r in range(k):
-        i = rows[start + r]
+        i = rows.index[start + r]
         acc = sums.dtype.type(0.0)
         for c in range(d1):
             acc += X[i, K + c] * sums[r, c]
@@ -110,4 +111,4 @@ def _sign_block(X, rows, count, step, weighted, Zt, has_bias, pre, signs, pre_in
             grad_w[r, c] = X[i, 0] * sums[r, c]
         if has_bias:
             grad_b[r] = X[i, 0] * sums[r, d]
-    _apply_block(out, rows, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias)
+    _apply_block(out, rows.index, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias)

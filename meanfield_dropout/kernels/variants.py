@@ -14,6 +14,7 @@ from numba import njit
 
 from .core import _backward_step, _forward_sums, _loss_derivative, _loss_value
 from .relu_signs import _sign_path
+from .structs import Kept, NetworkData, Rows, Update, Weights
 
 VARIANTS = ("gd", "dropout", "ram", "pn", "pn_ram", "penalized")
 #: Which mask a rule applies forward and backward: no mask, the dropout mask M, or the
@@ -55,9 +56,9 @@ class Rule(NamedTuple):
 
 
 class Data(NamedTuple):
-    """The data of a run: ``train`` and ``validation``, each with the fields of
-    :class:`~meanfield_dropout.network.NetworkData` (inputs Z, Zᵀ, targets y (K, m), K, bias,
-    activation and loss codes); the validation data may hold no points."""
+    """The data of a run: ``train`` and ``validation``, each a
+    :class:`~meanfield_dropout.kernels.structs.NetworkData` (inputs Z, Zᵀ, targets y (K, m),
+    K, bias, activation and loss codes); the validation data may hold no points."""
 
     train: tuple
     validation: tuple
@@ -90,9 +91,10 @@ def _unmasked_loss(X, rule, net, work):
     """Loss of the unmasked network of ``rule`` on the data ``net`` (a NetworkData)."""
     n, batch = X.shape[0], net.inputs_t.shape[1]
     f = np.empty((net.outputs, batch), dtype=X.dtype)
-    _forward_sums(X, np.arange(n), n, 1.0, rule.scale, net.inputs_t, net.outputs, net.bias,
-                  net.activation, np.empty((0, batch), dtype=X.dtype), f, f[:, :0], work,
-                  np.empty((0, batch), dtype=np.uint8), n)
+    kept = Kept(np.empty((0, batch), dtype=X.dtype), np.empty((0, batch), dtype=np.uint8),
+                np.empty(0, dtype=np.int64))
+    _forward_sums(X, net, Rows(np.arange(n), n), Weights(1.0, rule.scale, n), kept, f,
+                  f[:, :0], work)
     return _loss_value(net.loss, f, net.targets)
 
 
@@ -150,6 +152,8 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
         Zb = np.empty((batch, d), dtype=X.dtype)
         Ztb = np.empty((d, batch), dtype=X.dtype)
         yb = np.empty((K, batch), dtype=X.dtype)
+    # the step's (mini)batch: the arrays above, refilled every step
+    step_data = NetworkData(Zb, Ztb, yb, K, has_bias, act, loss)
     inverse_keep = 1.0 / rule.keep_prob
     for k in range(masks.shape[0]):
         if not full_batch:
@@ -177,9 +181,9 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
             count_dropped = _dropped_rows(
                 masks[k] if forward_kind == DROPOUT_MASK else forward_masks[k],
                 rows_forward[count_forward:])
-        _forward_sums(X, rows_forward, count_forward + count_dropped, forward_weight,
-                      rule.scale, Ztb, K, has_bias, act, pre, f,
-                      unmasked if share else no_share, work, signs, count_forward)
+        _forward_sums(X, step_data, Rows(rows_forward, count_forward + count_dropped),
+                      Weights(forward_weight, rule.scale, count_forward),
+                      Kept(pre, signs, no_index), f, unmasked if share else no_share, work)
         if not _within(f, rule.output_bound):
             return first_step + k
         if record[k]:
@@ -200,44 +204,46 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
             rows_backward if forward_kind == NO_MASK else all_rows)
         if extra and not recompute:
             pre_index = backward_position[:count_backward]
-            _add_sign_rows(X, rule, train, Ztb, rows_forward, count_forward,
-                           rows_forward[count_forward:], count_dropped, rows_backward,
-                           count_backward, position, pre_index, pre, signs, scratch_sums,
-                           work)
-        _backward_step(X, rows_backward, count_backward, rule.master_lr * backward_weight,
-                       rule.penalty, residual, Zb, Ztb, K, has_bias, act, pre,
-                       signs, pre_index, X, work)
+            _add_sign_rows(X, rule, step_data, Rows(rows_forward, count_forward),
+                           Rows(rows_forward[count_forward:], count_dropped),
+                           Rows(rows_backward, count_backward), Kept(pre, signs, pre_index),
+                           position, scratch_sums, work)
+        _backward_step(X, step_data, Rows(rows_backward, count_backward),
+                       Update(rule.master_lr * backward_weight, rule.penalty, residual),
+                       Kept(pre, signs, pre_index), X, work)
         if not _rows_within(X, rows_backward, count_backward, rule.parameter_bound):
             return first_step + k + 1
     return -1
 
 
 @njit(cache=True)
-def _add_sign_rows(X, rule, net, inputs_t, rows_forward, count_forward, rows_added,
-                   count_added, rows_backward, count_backward, position, pre_index, pre, signs,
-                   sums, work):
+def _add_sign_rows(X, rule, net, forward, added, backward, kept, position, sums, work):
     """Complete the signs kept by a forward pass over other neurons than the backward pass's.
 
-    ``signs[:count_forward]`` hold the forward neurons' signs and ``signs[count_forward:]``
-    those of ``rows_added[:count_added]`` (the dropped neurons, when a loss record ran over
-    them); the backward neurons in neither get theirs from a forward pass over them alone.
-    On return ``pre_index[r]`` is where neuron rows_backward[r]'s signs sit. ``pre`` (no
-    rows) and ``sums`` (K, B) are scratch; ``net`` gives K, the bias and σ, ``inputs_t`` the
-    step's (mini)batch.
+    ``forward``, ``added`` and ``backward`` are :class:`~meanfield_dropout.kernels.structs.Rows`:
+    ``kept.signs[:forward.count]`` hold the forward neurons' signs and the rows after them
+    those of ``added`` (the dropped neurons, when a loss record ran over them; the rest of
+    ``added.index`` is free); the backward neurons in neither get theirs from a forward pass
+    over them alone. On return ``kept.index[r]`` is where neuron backward.index[r]'s signs
+    sit. ``position`` (n,) and ``sums`` (K, B) are scratch; ``net`` is the step's
+    (mini)batch.
     """
+    signs, pre_index = kept.signs, kept.index
+    first = forward.count + added.count
     position[:] = -1
-    for r in range(count_forward):
-        position[rows_forward[r]] = r
-    for r in range(count_added):
-        position[rows_added[r]] = count_forward + r
-    missing = _append_unplaced(rows_backward, count_backward, position,
-                               rows_added[count_added:], count_forward + count_added)
+    for r in range(forward.count):
+        position[forward.index[r]] = r
+    for r in range(added.count):
+        position[added.index[r]] = forward.count + r
+    missing = _append_unplaced(backward.index, backward.count, position,
+                               added.index[added.count:], first)
     if missing > 0:
-        _forward_sums(X, rows_added[count_added:], missing, 1.0, rule.scale, inputs_t,
-                      net.outputs, net.bias, net.activation, pre[:0], sums,
-                      sums[:, :0], work, signs[count_forward + count_added:], missing)
-    for r in range(count_backward):
-        pre_index[r] = position[rows_backward[r]]
+        _forward_sums(X, net, Rows(added.index[added.count:], missing),
+                      Weights(1.0, rule.scale, missing),
+                      Kept(kept.pre[:0], signs[first:], pre_index[:0]), sums, sums[:, :0],
+                      work)
+    for r in range(backward.count):
+        pre_index[r] = position[backward.index[r]]
 
 
 @njit(cache=True)
