@@ -10,15 +10,18 @@ compiles, with both twins of the engine's and the limits' kernels
 (:mod:`meanfield_dropout.kernels.twins`): a small run takes the serial ones, a large one the
 parallel ones.
 
-The cache lives where Numba puts it: the directory ``NUMBA_CACHE_DIR`` if that environment
-variable is set (a read-only install, a cluster's shared file system), else a
-``__pycache__`` folder beside each kernel module (or a per-user folder when the package
-directory is read-only). ``NUMBA_DISABLE_CACHE=1`` turns the cache off: every process then
-compiles what it uses. An entry is keyed by its kernel module's modification time, so a
-reinstall or an edit of a kernel module compiles again; stale entries only take space
-(:func:`clear_cache` removes them).
+The cache lives where Numba puts it, one folder per source folder: under the directory
+``NUMBA_CACHE_DIR`` if that environment variable is set (a read-only install, a cluster's
+shared file system), else in the ``__pycache__`` folder beside the kernel modules (or a
+per-user folder when the package directory is read-only). ``NUMBA_DISABLE_CACHE=1`` turns the
+cache off: every process then compiles what it uses. An entry is keyed by its kernel module's
+modification time, so a reinstall or an edit of a kernel module compiles again; stale entries,
+and those of kernels that moved to another module, only take space (:func:`clear_cache`
+removes them).
 """
 import importlib
+import inspect
+import json
 import os
 import pickle
 import subprocess
@@ -29,7 +32,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
-from numba.core.caching import FunctionCache, IndexDataCacheFile
+from numba.core import config
+from numba.core.caching import FunctionCache, IndexDataCacheFile, _CacheLocator
+from numba.core.registry import CPUDispatcher
 from tqdm.auto import tqdm
 
 from .kernels.twins import for_run, twins
@@ -176,25 +181,49 @@ def cache_dir():
     return Path(FunctionCache(_run_chunk.py_func)._cache_path)
 
 
+def _numba_cache_folder(source_file):
+    """The folder where Numba caches the kernels defined in ``source_file``: the cache path
+    of a function of that file (:class:`numba.core.caching.FunctionCache`, which creates it)."""
+    namespace = {}
+    exec(compile("def kernel():\n    pass\n", str(source_file), "exec"), namespace)
+    return Path(FunctionCache(namespace["kernel"])._cache_path)
+
+
+def cache_folders():
+    """The Numba cache folders of the source folders of this package that exist:
+    :func:`cache_dir`, and those of the other folders, which hold the entries of kernels that
+    another version of the package defined there. Every folder of the package is cached the
+    way ``kernels/`` is: in its ``__pycache__``, or in the folder Numba names after it beside
+    :func:`cache_dir` (``NUMBA_CACHE_DIR`` or the per-user cache)."""
+    kernels, kernel_file = cache_dir(), Path(inspect.getfile(_run_chunk.py_func))
+    in_tree = kernels == kernel_file.parent / "__pycache__"
+    folders = {source.parent / "__pycache__" if in_tree else
+               kernels.parent / _CacheLocator.get_suitable_cache_subpath(str(source))
+               for source in kernel_file.parents[1].rglob("*.py")}
+    return sorted(folder for folder in folders if folder.is_dir())
+
+
 def cache_files():
-    """The kernels' cache files (index ``.nbi`` and data ``.nbc``) in :func:`cache_dir`."""
-    folder = cache_dir()
-    return sorted(p for p in folder.glob("*.nb[ic]")) if folder.is_dir() else []
+    """The kernels' cache files (index ``.nbi`` and data ``.nbc``) in :func:`cache_folders`."""
+    return sorted(path for folder in cache_folders() for path in folder.glob("*.nb[ic]"))
 
 
 def cache_info():
-    """Where the kernel cache is, how it was chosen, its entries and its size in bytes."""
+    """Where the kernel cache is, how it was chosen, the folders holding its files, its
+    entries and its size in bytes."""
     files = cache_files()
     how = ("NUMBA_CACHE_DIR" if os.environ.get("NUMBA_CACHE_DIR")
            else "beside the kernel modules (set NUMBA_CACHE_DIR to move it)")
     return dict(path=cache_dir(), chosen_by=how,
                 disabled=os.environ.get("NUMBA_DISABLE_CACHE", "0") not in ("", "0"),
+                folders=sorted({p.parent for p in files}),
                 entries=sum(p.suffix == ".nbc" for p in files),
                 size=sum(p.stat().st_size for p in files))
 
 
 def clear_cache():
-    """Delete the kernels' cache files; returns how many bytes were freed."""
+    """Delete the kernels' cache files in every folder of :func:`cache_folders`; returns how
+    many bytes were freed."""
     freed = 0
     for path in cache_files():
         freed += path.stat().st_size
@@ -222,16 +251,38 @@ def run_tasks(tasks, both_twins=True):
         _both_twins[0] = False
 
 
-def _merge_cache(source, target):
-    """Add the entries of the cache index files under ``source`` to the same-named indexes in
-    ``target``, through Numba's own index and data files (atomic writes, fresh data names)."""
+#: The file of a warm-up process's private cache that names the source file of each folder.
+_SOURCES = "sources.json"
+
+
+def _write_sources():
+    """Write :data:`_SOURCES` into this process's ``NUMBA_CACHE_DIR``: for every cache folder
+    (relative to it) of a cached kernel of an imported module, the kernel's source file."""
+    sources = {}
+    for module in list(sys.modules.values()):
+        for value in list(getattr(module, "__dict__", {}).values()):
+            if isinstance(value, CPUDispatcher) and hasattr(value._cache, "_cache_path"):
+                folder = os.path.relpath(value._cache._cache_path, config.CACHE_DIR)
+                sources[folder] = inspect.getfile(value.py_func)
+    Path(config.CACHE_DIR, _SOURCES).write_text(json.dumps(sources))
+
+
+def _merge_cache(source):
+    """Add the entries of the cache index files under ``source``, a warm-up process's private
+    cache, to the same-named indexes where runs read them: the Numba cache folder of each
+    index's source file (:data:`_SOURCES`, :func:`_numba_cache_folder`), through Numba's own
+    index and data files (atomic writes, fresh data names)."""
+    sources = json.loads((Path(source) / _SOURCES).read_text())
     for index in Path(source).rglob("*.nbi"):
+        folder = os.path.relpath(index.parent, source)
+        if folder not in sources:
+            raise RuntimeError(f"warm-up: no kernel module of the cache folder {folder}")
         with open(index, "rb") as f:
             pickle.load(f)                  # Numba's version (the same process wrote both)
             stamp, overloads = pickle.loads(f.read())
         base = index.name[:-len(".nbi")]
         read = IndexDataCacheFile(str(index.parent), base, stamp)
-        write = IndexDataCacheFile(str(target), base, stamp)
+        write = IndexDataCacheFile(str(_numba_cache_folder(sources[folder])), base, stamp)
         for key, data_name in overloads.items():
             write.save(key, read._load_data(data_name))
 
@@ -242,10 +293,11 @@ def warmup(dtypes=DTYPES, jobs=None, progress=True, tasks=None):
 
     Each task runs in a process of its own with a private cache directory, so no two
     processes write the same cache entry; the parent then adds each private cache's entries
-    to the kernels' cache (:func:`cache_dir`). Kernels shared by two tasks are compiled by
-    both. ``tasks``: (name, dtype) pairs, a name being a :data:`TASKS` key or a
-    ``module.function`` path (default: :func:`task_list` of ``dtypes``), started longest
-    first (:data:`COMPILE_SECONDS`).
+    to the folder where runs read them, the Numba cache folder of each kernel's source file
+    (:func:`_merge_cache`). Kernels shared by two tasks are compiled by both. ``tasks``:
+    (name, dtype) pairs, a name being a :data:`TASKS` key or a ``module.function`` path
+    (default: :func:`task_list` of ``dtypes``), started longest first
+    (:data:`COMPILE_SECONDS`).
     """
     if cache_info()["disabled"]:
         raise ValueError("NUMBA_DISABLE_CACHE is set: runs would not read what a warm-up "
@@ -256,8 +308,6 @@ def warmup(dtypes=DTYPES, jobs=None, progress=True, tasks=None):
                                   + PARALLEL_COMPILE_SECONDS.get(task, 0)))
     jobs = max(1, min(jobs or len(os.sched_getaffinity(0)), len(tasks)))
     start = time.perf_counter()
-    target = cache_dir()
-    target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="meanfield-warmup-") as scratch, \
             tqdm(total=len(tasks), desc="warm-up", unit="task", disable=not progress) as bar:
         def compile_task(i):
@@ -274,12 +324,13 @@ def warmup(dtypes=DTYPES, jobs=None, progress=True, tasks=None):
 
         with ThreadPoolExecutor(jobs) as pool:
             for done in as_completed([pool.submit(compile_task, i) for i in range(len(tasks))]):
-                _merge_cache(done.result(), target)
+                _merge_cache(done.result())
                 bar.update()
     return time.perf_counter() - start
 
 
 if __name__ == "__main__":
     # the package's module, not this ``__main__`` copy: compile_ahead reads its state
-    importlib.import_module("meanfield_dropout.warmup").run_tasks(
-        [tuple(item.split(":")) for item in sys.argv[1].split(",")])
+    package = importlib.import_module("meanfield_dropout.warmup")
+    package.run_tasks([tuple(item.split(":")) for item in sys.argv[1].split(",")])
+    package._write_sources()

@@ -4,7 +4,7 @@ That a twin gives the same bits as its parallel kernel is
 ``tests/test_engine.py::test_serial_and_parallel_kernels_give_the_same_bits``.
 """
 import pytest
-from numba.core.caching import _CacheLocator
+from numba.core import config
 
 from meanfield_dropout import warmup
 from meanfield_dropout.kernels import core, limit_steps, relu_signs, twins, variants
@@ -80,8 +80,7 @@ def test_a_cold_a_warm_and_a_warmed_up_cache_load_the_right_twin(tmp_path, monke
         ["_run_chunk", "0", "0", "_run_chunk_serial", "1", "0"]
     # the warm-up compiles both twins; a small and a parallel run then compile nothing
     warm = tmp_path / "warm"
-    target = warm / _CacheLocator.get_suitable_cache_subpath(variants.__file__)
-    monkeypatch.setattr(warmup, "cache_dir", lambda: target)
+    monkeypatch.setattr(config, "CACHE_DIR", str(warm))
     warmup.warmup(tasks=[("simulate", "float64")], progress=False)
     assert _run(RUN.format(parallel=True), warm).stdout.split() == \
         ["_run_chunk", "1", "0", "_run_chunk_serial", "1", "0"]

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from numba import njit
+from numba.core import config
 from numba.core.caching import _CacheLocator
 
 from meanfield_dropout import simulate, warmup
 from meanfield_dropout.cli.main import main
 from meanfield_dropout.kernels import variants
+from meanfield_dropout.sme import model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,6 +23,23 @@ def mask_task(dtype):
     """A tiny warm-up task: one small kernel, with a mask of a dtype of the task's own."""
     mask = np.array([True, False, True]).astype(np.bool_ if dtype == "float64" else np.int8)
     variants._active_rows(mask, np.empty(3, dtype=np.int64))
+
+
+@njit(cache=True)
+def _halves(values):
+    """A kernel of another source folder than the package's kernels (Numba caches it apart)."""
+    return 0.5 * values
+
+
+def two_folders_task(dtype):
+    """A warm-up task that compiles kernels of two source folders: the package's and this one."""
+    mask_task(dtype)
+    _halves(np.ones(2, dtype=dtype))
+
+
+def _where_a_run_looks(kernel):
+    """A new dispatcher of ``kernel``'s function: it reads the cache where a new process would."""
+    return njit(cache=True)(kernel.py_func)
 
 
 def _index_entries(index):
@@ -36,22 +56,29 @@ def _run(code, cache):
                           capture_output=True, text=True)
 
 
-def test_warmup_merges_every_process_entries_into_one_cache(tmp_path, monkeypatch, capsys):
-    # two processes compile two signatures of one kernel: both must land in its one index
+def test_warmup_merges_every_process_entries_where_runs_read_them(tmp_path, monkeypatch):
+    # two processes compile two signatures of one kernel: both must land in its one index; the
+    # kernel of this test module must land in its own folder's cache, where runs look for it
     shared = tmp_path / "shared"
-    target = shared / _CacheLocator.get_suitable_cache_subpath(variants.__file__)
-    monkeypatch.setattr(warmup, "cache_dir", lambda: target)
-    tasks = [(f"{__name__}.mask_task", "float64"), (f"{__name__}.mask_task", "float32")]
+    monkeypatch.setattr(config, "CACHE_DIR", str(shared))
+    tasks = [(f"{__name__}.two_folders_task", "float64"), (f"{__name__}.mask_task", "float32")]
     seconds = warmup.warmup(jobs=2, progress=False, tasks=tasks)
     assert seconds > 0
+    target = shared / _CacheLocator.get_suitable_cache_subpath(variants.__file__)
     (index,) = target.glob("variants._active_rows-*.nbi")
     assert len(_index_entries(index)) == 2
-    # a new process with this cache loads both and compiles nothing
-    done = _run(f"from {__name__} import mask_task, variants\n"
-                "mask_task('float64'); mask_task('float32')\n"
-                "print(sum(variants._active_rows._cache_hits.values()), "
-                "sum(variants._active_rows._cache_misses.values()))", shared)
-    assert done.stdout.split() == ["2", "0"]
+    rows = np.empty(3, dtype=np.int64)
+    for kernel, args in [(variants._active_rows, (np.ones(3, dtype=np.bool_), rows)),
+                         (variants._active_rows, (np.ones(3, dtype=np.int8), rows)),
+                         (_halves, (np.ones(2),))]:
+        assert warmup.is_cached(_where_a_run_looks(kernel), args), kernel
+    assert not warmup.is_cached(_where_a_run_looks(_halves), (np.ones(2, dtype=np.int8),))
+    # a new process with this cache loads them and compiles nothing
+    done = _run(f"from {__name__} import _halves, mask_task, two_folders_task, variants\n"
+                "two_folders_task('float64'); mask_task('float32')\n"
+                "print(*(sum(getattr(k, c).values()) for k in (variants._active_rows, _halves) "
+                "for c in ('_cache_hits', '_cache_misses')))", shared)
+    assert done.stdout.split() == ["2", "0", "1", "0"]
 
 
 def test_warmup_command_reports_its_time(tmp_path, monkeypatch, capsys):
@@ -66,17 +93,25 @@ def test_warmup_command_reports_its_time(tmp_path, monkeypatch, capsys):
     assert main(["warmup", "--jobs", "0"]) == 2
 
 
-def test_cache_info_and_clear(tmp_path, monkeypatch, capsys):
-    for name, size in [("core._f-10.py311.nbi", 10), ("core._f-10.py311.1.nbc", 2 ** 20),
-                       ("core.cpython-311.pyc", 5)]:
-        (tmp_path / name).write_bytes(b"x" * size)
-    monkeypatch.setattr(warmup, "cache_dir", lambda: tmp_path)
+def test_cache_info_and_clear_cover_every_folder_of_the_package(tmp_path, monkeypatch, capsys):
+    # the kernels' folder, and the folder of sme/ where a former version cached SME kernels
+    monkeypatch.setattr(config, "CACHE_DIR", str(tmp_path))
+    kernels = tmp_path / _CacheLocator.get_suitable_cache_subpath(variants.__file__)
+    moved = tmp_path / _CacheLocator.get_suitable_cache_subpath(model.__file__)
+    for folder, name, size in [
+            (kernels, "core._f-10.py311.nbi", 10), (kernels, "core._f-10.py311.1.nbc", 2 ** 20),
+            (kernels, "core.cpython-311.pyc", 5), (moved, "model._gradient-236.py311.nbi", 10),
+            (moved, "model._gradient-236.py311.1.nbc", 2 ** 20)]:
+        folder.mkdir(exist_ok=True)
+        (folder / name).write_bytes(b"x" * size)
+    assert warmup.cache_dir() == kernels and {kernels, moved} <= set(warmup.cache_folders())
     assert main(["cache", "info"]) == 0
     out = capsys.readouterr().out
-    assert str(tmp_path) in out and "1 compiled kernels, 1.0 MB" in out
+    assert str(kernels) in out and str(moved) in out and "2 compiled kernels, 2.0 MB" in out
     assert main(["cache", "clear"]) == 0
-    assert "removed 1.0 MB" in capsys.readouterr().out
-    assert [p.name for p in tmp_path.iterdir()] == ["core.cpython-311.pyc"]
+    assert "removed 2.0 MB" in capsys.readouterr().out
+    assert [p.name for p in kernels.iterdir()] == ["core.cpython-311.pyc"]
+    assert not list(moved.iterdir())
     assert main(["cache", "size"]) == 2
 
 

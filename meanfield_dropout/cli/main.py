@@ -123,12 +123,17 @@ def _run_warmup(args):
 
 
 def _run_cache(args):
+    info = warmup.cache_info()
+    others = [str(folder) for folder in info["folders"] if folder != info["path"]]
+    also = f" and {', '.join(others)}" if others else ""
     if args.action == "clear":
         print(f"removed {warmup.clear_cache() / 2 ** 20:.1f} MB of compiled kernels from "
-              f"{warmup.cache_dir()}")
+              f"{info['path']}{also}")
         return
-    info = warmup.cache_info()
     print(f"kernel cache: {info['path']} (chosen {info['chosen_by']})")
+    if others:
+        print(f"also {', '.join(others)}: entries of kernels that another version of the "
+              "package defined there (`cache clear` removes them)")
     print(f"{info['entries']} compiled kernels, {info['size'] / 2 ** 20:.1f} MB"
           + ("; caching is off (NUMBA_DISABLE_CACHE)" if info["disabled"] else ""))
 
