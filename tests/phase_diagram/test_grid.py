@@ -18,8 +18,7 @@ from phase_diagram.cli.main import main
 from phase_diagram.finder.phase_map import map_points
 from phase_diagram.scan.cells import build_cells
 from phase_diagram.scan.grid import (BEYOND_BUDGET, QUICK, GridConfig, decide_grid,
-                                     estimate_grid_cost, grid_cost, grid_points, scan_config,
-                                     summarize_grid)
+                                     estimate_grid_cost, grid_cost, grid_points, scan_config)
 from phase_diagram.scan.runner import _arguments
 from phase_diagram.theory.phases import classify
 
