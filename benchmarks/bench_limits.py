@@ -36,8 +36,6 @@ from meanfield_dropout.runtime.threads import blas_single_thread, threads_for  #
 from meanfield_dropout.kernels.rows import _all_features  # noqa: E402
 from timing import machine_header, matmul_rate  # noqa: E402
 
-TANH = 1
-
 
 def _timed(fn):
     start = time.perf_counter()
@@ -57,7 +55,7 @@ class Problem:
         self.X = init_particles(particles, self.Z.shape[1], seed=1)
         self.n, self.steps = particles, steps
         self.value, self.deriv = np.empty((2, particles, self.Zt.shape[1]))
-        self.features = _all_features(self.X, self.Zt, 1, False, TANH, self.value, self.deriv)
+        self.features = _all_features(self.X, self.data, self.value, self.deriv)
         rng = np.random.default_rng(2)
         self.who = rng.integers(0, particles, size=particles)
         self.counts = rng.poisson(1.0, size=particles)
@@ -85,7 +83,7 @@ class Problem:
     def rings(self, beta):
         X, features = self.X.copy(), self.features.copy()
         value, deriv = self.value.copy(), self.deriv.copy()
-        f = _predict(X, self.Zt, 1, False, TANH, 1.0 / self.n)
+        f = _predict(X, self.data, 1.0 / self.n)
         counts = self.counts if beta > 0 else np.zeros(0, np.int64)
         partners = self.partners if beta > 0 else np.zeros(0, np.int64)
         jumps = np.zeros(self.n, np.int64)

@@ -34,7 +34,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from meanfield_dropout import init_particles, simulate  # noqa: E402
 from meanfield_dropout.kernels.blocks import make_workspace  # noqa: E402
+from meanfield_dropout.kernels.activations import ACTIVATIONS  # noqa: E402
 from meanfield_dropout.kernels.core import _forward_sums  # noqa: E402
+from meanfield_dropout.kernels.structs import Kept, Rows, Weights  # noqa: E402
+from meanfield_dropout.network import inputs_data  # noqa: E402
 from meanfield_dropout.runtime.threads import blas_single_thread  # noqa: E402
 from tests import reference  # noqa: E402
 from timing import best_seconds, machine_header, matmul_rate  # noqa: E402
@@ -76,16 +79,16 @@ def products_time(Z, X, repeats):
 def forward_time(Z, X, repeats):
     """Seconds of one unmasked forward pass (the kernel a loss record runs)."""
     n, m = X.shape[0], Z.shape[0]
-    Zt = np.ascontiguousarray(Z.T)
+    data = inputs_data(Z, 1, False, ACTIVATIONS["relu"])
     work = make_workspace(n, 1, Z.shape[1], m, X.dtype)
     out = np.empty((1, m), dtype=X.dtype)
-    rows = np.arange(n)
-    no_pre = np.empty((0, m), dtype=X.dtype)
+    kept = Kept(np.empty((0, m), dtype=X.dtype), np.empty((0, 0), dtype=np.uint8),
+                np.empty(0, dtype=np.int64))
 
     def run():
         with blas_single_thread():
-            _forward_sums(X, rows, n, 1.0, 1.0 / n, Zt, 1, False, 0, no_pre, out,
-                          out[:, :0], work, np.empty((0, 0), dtype=np.uint8), n)
+            _forward_sums(X, data, Rows(np.arange(n), n), Weights(1.0, 1.0 / n, n), kept, out,
+                          out[:, :0], work)
     return best_seconds(run, repeats * 3)
 
 

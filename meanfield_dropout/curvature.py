@@ -28,6 +28,7 @@ from .validation import (check_array, check_int, check_keep_prob, check_nonnegat
                          check_positive, seed_sequence)
 from .kernels.core import _backward_update, _forward, _loss_derivative
 from .kernels.second_order import _hessian_vector_product
+from .kernels.structs import Kept, Rows, Update, Weights
 from .runtime import tables
 from .runtime.memory import NOMINAL_RATE, announce_cost, check_memory, warn_long_run
 from .kernels.twins import for_run
@@ -65,17 +66,16 @@ def _gradient(net, penalty=0.0):
     """∇L of the (penalised) batch loss: s · Dφ(x_i)ᵀ(r + penalty φ(x_i)/m) per neuron."""
     d = net.data
     n, m = net.X.shape[0], d.inputs.shape[0]
-    rows = np.arange(n)
+    rows = Rows(np.arange(n), n)
     f = np.empty((d.outputs, m))
-    forward = (net.X, rows, n, 1.0, net.scale, d.inputs_t, d.outputs, d.bias, d.activation,
-               np.empty((0, m)), False, f)
-    run_kernel(_forward, forward, "curvature", net.X.dtype.name)
+    pre = np.empty((0, m))
+    run_kernel(_forward, (net.X, d, rows, Weights(1.0, net.scale, n), pre, f), "curvature",
+               net.X.dtype.name)
     residual = np.empty_like(f)
     _loss_derivative(d.loss, f, d.targets, residual)
     out = np.zeros_like(net.X)
-    for_run(_backward_update)(net.X, rows, n, -net.scale, penalty, residual, d.inputs,
-                              d.inputs_t, d.outputs, d.bias, d.activation, np.empty((0, m)),
-                              np.empty(0, dtype=np.int64), out)
+    kept = Kept(pre, np.empty((0, 0), dtype=np.uint8), np.empty(0, dtype=np.int64))
+    for_run(_backward_update)(net.X, d, rows, Update(-net.scale, penalty, residual), kept, out)
     return out
 
 
@@ -89,8 +89,7 @@ def _kernel_threads(net):
 def _hvp(net, V, penalty=0.0):
     d = net.data
     out = np.empty_like(net.X)
-    args = (net.X, np.ascontiguousarray(V), net.scale, penalty, d.loss, d.targets, d.inputs,
-            d.inputs_t, d.outputs, d.bias, d.activation, out)
+    args = (net.X, np.ascontiguousarray(V), d, net.scale, penalty, out)
     run_kernel(_hessian_vector_product, args, "curvature", net.X.dtype.name)
     return out
 

@@ -253,7 +253,7 @@ def _cloud_predictor(X, data):
     """
     predict = for_run(_predict, True)
     with blas_single_thread():
-        return predict(X, data.inputs_t, 1, data.bias, data.activation, 1.0 / X.shape[0])[0]
+        return predict(X, data, 1.0 / X.shape[0])[0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -412,9 +412,9 @@ def _run_events(X, data, times, constants, seq, bounds, snapshots, bar, limit, c
         clock, n, alpha, np.random.SeedSequence(seq.entropy, spawn_key=(*seq.spawn_key, 0),
                                                 pool_size=seq.pool_size))
     rng = np.random.default_rng(seq)
-    Zt, has_bias, act = data.inputs_t, data.bias, data.activation
+    Zt = data.inputs_t
     value, deriv = np.empty((n, Zt.shape[1])), np.empty((n, Zt.shape[1]))
-    features = _all_features(X, Zt, 1, has_bias, act, value, deriv)
+    features = _all_features(X, data, value, deriv)
     jumps = np.zeros(n, dtype=np.int64)
     compile_once(_jump_events, (X, RingState(value, deriv, features, np.empty((1, Zt.shape[1]))),
                                 data, alpha, beta, Rings(*[jumps[:0]] * 3), bounds, jumps),

@@ -181,10 +181,17 @@ def predict(particles, inputs, *, activation="relu", bias=False, output_scale="m
     inputs = check_array(inputs, "inputs", 2)
     X = check_particles(particles, inputs.shape[1], bias, outputs=outputs)
     scale = output_scale_factor(output_scale, X.shape[0])
-    Zt = np.ascontiguousarray(inputs.T)
     with blas_single_thread():
-        f = _predict(X, Zt, outputs, bias, activation_code(activation), scale)
+        f = _predict(X, inputs_data(inputs, outputs, bias, activation_code(activation)), scale)
     return f[0] if outputs == 1 else f.T
+
+
+def inputs_data(inputs, outputs, bias, activation):
+    """:class:`NetworkData` of validated ``inputs`` (m, d) without targets (``targets`` of
+    shape (K, 0)), for a prediction; ``activation`` is the kernel code of σ."""
+    return NetworkData(inputs, np.ascontiguousarray(inputs.T),
+                       np.empty((outputs, 0), dtype=inputs.dtype), outputs, bool(bias),
+                       activation, LOSSES["square"])
 
 
 def loss_value(particles, inputs, targets, *, loss="square", **network):

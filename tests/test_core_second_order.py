@@ -11,12 +11,13 @@ import pytest
 
 from meanfield_dropout.kernels import core, second_order
 from meanfield_dropout.kernels.activations import activation_code
+from meanfield_dropout.kernels.structs import Kept, NetworkData, Rows, Update, Weights
 
 from . import reference
 from . import rounding
 
 U = rounding.U
-NO_PRE = np.empty((0, 0))
+NO_SIGNS = np.empty((0, 0), dtype=np.uint8)
 NO_INDEX = np.empty(0, dtype=np.int64)
 
 
@@ -33,21 +34,32 @@ def _network(n, d, K, B, bias, loss, seed=0):
     return X, Z, np.ascontiguousarray(Z.T), np.ascontiguousarray(y)
 
 
+def _data(Z, Zt, y, K, bias, act, loss="square"):
+    """The kernels' NetworkData of these arrays."""
+    return NetworkData(Z, Zt, y, K, bias, act, core.LOSSES[loss])
+
+
+def _recompute(B):
+    """No kept pre-activations: the backward pass recomputes them."""
+    return Kept(np.empty((0, B)), NO_SIGNS, NO_INDEX)
+
+
 def _gradient(X, Z, Zt, y, K, bias, act, scale, penalty, loss):
     """∇L by the core: the backward pass with step −scale into zeros."""
-    f = core._predict(X, Zt, K, bias, act, scale)
+    data = _data(Z, Zt, y, K, bias, act, loss)
+    f = core._predict(X, data, scale)
     r = np.empty_like(f)
     core._loss_derivative(core.LOSSES[loss], f, y, r)
     out = np.zeros_like(X)
-    core._backward_update(X, np.arange(X.shape[0]), X.shape[0], -scale, penalty, r, Z, Zt, K,
-                          bias, act, NO_PRE.reshape(0, Z.shape[0]), NO_INDEX, out)
+    core._backward_update(X, data, Rows(np.arange(X.shape[0]), X.shape[0]),
+                          Update(-scale, penalty, r), _recompute(Z.shape[0]), out)
     return out
 
 
 def _hvp(X, V, Z, Zt, y, K, bias, act, scale, penalty, loss):
     out = np.empty_like(X)
-    second_order._hessian_vector_product(X, V, scale, penalty, core.LOSSES[loss], y, Z, Zt, K, bias,
-                                 act, out)
+    second_order._hessian_vector_product(X, V, _data(Z, Zt, y, K, bias, act, loss), scale,
+                                         penalty, out)
     return out
 
 
@@ -55,12 +67,12 @@ def _hvp(X, V, Z, Zt, y, K, bias, act, scale, penalty, loss):
 @pytest.mark.parametrize("K,bias", [(1, False), (1, True), (3, True)])
 def test_jacobian_transpose_matches_reference(activation, K, bias):
     n, d, B = 70, 4, 9  # two blocks of rows
-    X, Z, Zt, _ = _network(n, d, K, B, bias, "square")
+    X, Z, Zt, y = _network(n, d, K, B, bias, "square")
     vectors = np.random.default_rng(1).standard_normal((n, K, B))
     act = activation_code(activation)
     out = np.zeros_like(X)
-    second_order._jacobian_transpose(X, np.arange(n), n, -1.0, vectors, Z, Zt, K, bias, act,
-                             NO_PRE.reshape(0, B), NO_INDEX, out)
+    second_order._jacobian_transpose(X, _data(Z, Zt, y, K, bias, act), Rows(np.arange(n), n),
+                                     -1.0, vectors, _recompute(B), out)
     if K == 1:
         want = reference.jacobian_transpose(X, Z, activation, bias, vectors[:, 0])
     else:
@@ -78,16 +90,15 @@ def test_jacobian_transpose_stored_pre_subset_and_shared_residual():
     rows = np.flatnonzero(np.random.default_rng(2).random(n) < 0.6)
     pre = np.empty((rows.size, B))
     f = np.empty((K, B))
-    core._forward(X, rows, rows.size, 1.5, 0.3, Zt, K, True, act, pre, True, f)
+    data = _data(Z, Zt, y, K, True, act)
+    core._forward(X, data, Rows(rows, rows.size), Weights(1.5, 0.3, rows.size), pre, f)
     r = np.empty_like(f)
     core._loss_derivative(0, f, y, r)
     shared = np.broadcast_to(r, (n, K, B)).copy()
-    ranks = np.arange(rows.size)
+    kept = Kept(pre, NO_SIGNS, np.arange(rows.size))
     got, want = X.copy(), X.copy()
-    second_order._jacobian_transpose(got, rows, rows.size, 0.7, shared, Z, Zt, K, True, act, pre, ranks,
-                             got)
-    core._backward_update(want, rows, rows.size, 0.7, 0.0, r, Z, Zt, K, True, act, pre, ranks,
-                          want)
+    second_order._jacobian_transpose(got, data, Rows(rows, rows.size), 0.7, shared, kept, got)
+    core._backward_update(want, data, Rows(rows, rows.size), Update(0.7, 0.0, r), kept, want)
     dropped = np.setdiff1d(np.arange(n), rows)
     assert np.array_equal(got[dropped], X[dropped])
     # the same per-row arithmetic; allow the bound of both products and of the final

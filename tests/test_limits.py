@@ -127,7 +127,7 @@ def test_critical_mean_drift_is_penalized_wgf_drift():
     i = 4
     increments = np.empty((events, X.shape[1]))
     base_value, base_deriv = np.empty((2, X.shape[0], Zt.shape[1]))
-    base_features = _all_features(X, Zt, 1, False, 1, base_value, base_deriv)
+    base_features = _all_features(X, data, base_value, base_deriv)
     counts = rng.poisson(1 / beta, size=events)
     partners = rng.integers(0, X.shape[0], size=counts.sum())
     start = 0

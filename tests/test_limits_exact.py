@@ -157,7 +157,7 @@ def test_critical_ring_is_a_one_row_pn_ram_step(bias):
     Zt = data.inputs_t
     ring = X0.copy()
     value, deriv = np.empty((N, Zt.shape[1])), np.empty((N, Zt.shape[1]))
-    features = _all_features(ring, Zt, 1, bias, 1, value, deriv)
+    features = _all_features(ring, data, value, deriv)
     jumps = np.zeros(N, dtype=np.int64)
     bad = _jump_events(ring, RingState(value, deriv, features, features.mean(axis=0)), data,
                        alpha, beta, Rings(np.array([i]), np.array([partners.size]), partners),

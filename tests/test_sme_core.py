@@ -11,6 +11,7 @@ import pytest
 from meanfield_dropout.kernels import core, second_order
 from meanfield_dropout import engine
 from meanfield_dropout.kernels.activations import activation_code
+from meanfield_dropout.kernels.structs import NetworkData
 from meanfield_dropout.engine import simulate
 from meanfield_dropout.noise import ExplicitNoise
 from meanfield_dropout.sme import equations
@@ -42,12 +43,12 @@ def _net(prob, scale, penalty):
 def _dense_hessian(X, args):
     """Dense core Hessian by products with the unit vectors (for a stability factor)."""
     Z, y, K, scale, penalty, activation, bias, loss = args
-    Zt = np.ascontiguousarray(Z.T)
+    data = NetworkData(Z, np.ascontiguousarray(Z.T), y, K, bias, activation_code(activation),
+                       core.LOSSES[loss])
     H = np.empty((X.size, X.size))
     for j, e in enumerate(np.eye(X.size)):
         out = np.empty_like(X)
-        second_order._hessian_vector_product(X, e.reshape(X.shape), scale, penalty, core.LOSSES[loss],
-                                     y, Z, Zt, K, bias, activation_code(activation), out)
+        second_order._hessian_vector_product(X, e.reshape(X.shape), data, scale, penalty, out)
         H[:, j] = out.ravel()
     return H
 

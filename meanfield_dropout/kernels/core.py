@@ -56,24 +56,25 @@ from .activations import _activate_row
 from .blocks import (BLOCK, _apply_block, _call_workspace, _check_workspace,
                      _gather_pre_activations, _slot, _view)
 from .relu_signs import _sign_backward_step, _sign_path, _sign_row, _store_signs
-from .structs import Kept, NetworkData, Rows, Update, Weights
+from .structs import Kept, Rows, Weights
 
 #: Loss codes of the kernels.
 LOSSES = {"square": 0, "logistic": 1, "softmax": 2}
 
 
 @njit(cache=True)
-def _forward(X, rows, count, weight, scale, Zt, K, has_bias, act, pre, store, out):
-    """out (K, B) = scale · weight · Σ_{r < count} φ(x_i, z_j), i = rows[r].
+def _forward(X, net, rows, weights, pre, out):
+    """out (K, B) = s · ω · Σ_{r < weights.weighted_count} φ(x_i, z_j), i = rows.index[r].
 
-    With ``store`` the pre-activations of neuron rows[r] are kept in ``pre[r]`` for the
-    backward pass (see :func:`_forward_sums`, which takes a persistent workspace).
+    ``net`` is a :class:`~meanfield_dropout.kernels.structs.NetworkData` (its Zᵀ, K, bias and
+    σ), ``rows`` the :class:`~meanfield_dropout.kernels.structs.Rows` and ``weights`` the
+    :class:`~meanfield_dropout.kernels.structs.Weights` (ω, s) of the pass. If ``pre`` has
+    rows, the pre-activations of neuron rows.index[r] are kept in ``pre[r]`` for the backward
+    pass (see :func:`_forward_sums`, which takes a persistent workspace).
     """
-    work = _call_workspace(X, count, K, Zt)
-    no_signs = np.empty((0, 0), dtype=np.uint8)
-    _forward_sums(X, NetworkData(Zt.T, Zt, out, K, has_bias, act, 0), Rows(rows, count),
-                  Weights(weight, scale, count),
-                  Kept(pre if store else pre[:0], no_signs, rows[:0]), out, out[:, :0], work)
+    work = _call_workspace(X, rows.count, net.outputs, net.inputs_t)
+    kept = Kept(pre, np.empty((0, 0), dtype=np.uint8), rows.index[:0])
+    _forward_sums(X, net, rows, weights, kept, out, out[:, :0], work)
 
 
 @njit(cache=True, parallel=True)
@@ -237,11 +238,13 @@ def _block_sum(coef, value, count, out):
 
 
 @njit(cache=True)
-def _predict(X, Zt, K, has_bias, act, scale):
-    """Unmasked predictor f = scale · Σ_i φ(x_i, ·) on the columns of ``Zt``, shape (K, B)."""
-    out = np.empty((K, Zt.shape[1]), dtype=X.dtype)
-    _forward(X, np.arange(X.shape[0]), X.shape[0], 1.0, scale, Zt, K, has_bias, act,
-             np.empty((0, Zt.shape[1]), dtype=X.dtype), False, out)
+def _predict(X, net, scale):
+    """Unmasked predictor f = scale · Σ_i φ(x_i, ·) on the inputs of ``net`` (a
+    :class:`~meanfield_dropout.kernels.structs.NetworkData`), shape (K, B)."""
+    n, batch = X.shape[0], net.inputs_t.shape[1]
+    out = np.empty((net.outputs, batch), dtype=X.dtype)
+    _forward(X, net, Rows(np.arange(n), n), Weights(1.0, scale, n),
+             np.empty((0, batch), dtype=X.dtype), out)
     return out
 
 
@@ -390,21 +393,21 @@ def _coefficients(value, grad_pre, a, penalty, residual, scratch, grad_a):
 
 
 @njit(cache=True)
-def _backward_update(X, rows, count, step, penalty, residual, Z, Zt, K, has_bias, act, pre,
-                     pre_index, out):
-    """The masked-row step: out_i ← out_i − step · Dφ(x_i)ᵀ e_i for i = rows[r], r < count.
+def _backward_update(X, net, rows, update, kept, out):
+    """The masked-row step: out_i ← out_i − step · Dφ(x_i)ᵀ e_i for i = rows.index[r],
+    r < rows.count.
 
-    ``residual`` is r (K, B) with its 1/B and e_i = r + penalty · φ(x_i)/B; ``Z`` (B×d) and
-    ``Zt`` (d×B) hold the batch. ``out`` is ``X`` itself for an in-place step, or another
-    array of X's shape (e.g. zeros with step −1 gives the drift −Dφᵀe). The pre-activations
-    of neuron rows[r] are read from ``pre[pre_index[r]]`` (stored by :func:`_forward`), or
-    recomputed when ``pre_index`` is empty. :func:`_backward_step` is the same with a
-    persistent workspace.
+    ``update`` is the :class:`~meanfield_dropout.kernels.structs.Update` (step, penalty λ,
+    residual r (K, B) with its 1/B; e_i = r + λ φ(x_i)/B); ``net`` the
+    :class:`~meanfield_dropout.kernels.structs.NetworkData` of the batch (Z, Zᵀ, K, bias, σ).
+    ``out`` is ``X`` itself for an in-place step, or another array of X's shape (e.g. zeros
+    with step −1 gives the drift −Dφᵀe). The pre-activations of neuron rows.index[r] are
+    read from ``kept.pre[kept.index[r]]`` (stored by :func:`_forward`), or recomputed when
+    ``kept.index`` is empty (:class:`~meanfield_dropout.kernels.structs.Kept`).
+    :func:`_backward_step` is the same with a persistent workspace.
     """
-    work = _call_workspace(X, count, K, Zt)
-    _backward_step(X, NetworkData(Z, Zt, residual, K, has_bias, act, 0), Rows(rows, count),
-                   Update(step, penalty, residual),
-                   Kept(pre, np.empty((0, 0), dtype=np.uint8), pre_index), out, work)
+    work = _call_workspace(X, rows.count, net.outputs, net.inputs_t)
+    _backward_step(X, net, rows, update, kept, out, work)
 
 
 @njit(cache=True, parallel=True)

@@ -120,7 +120,7 @@ def _jump_events(X, state, data, alpha, beta, rings, bounds, jumps):
     output_bound, parameter_bound = bounds
     value, deriv, features, f = state
     who, partner_counts, partners = rings
-    Zt, y, has_bias, act = data.inputs_t, data.targets, data.bias, data.activation
+    y = data.targets
     n = X.shape[0]
     K, m = f.shape
     scale = 1.0 / n
@@ -139,11 +139,11 @@ def _jump_events(X, state, data, alpha, beta, rings, bounds, jumps):
             forward *= beta
             _loss_derivative(_SQUARE, forward, y, residual)
         _copy(deriv[i], grad_pre)
-        _row_step_activated(X, i, value[i], grad_pre, alpha, 0.0, residual, Zt, K, has_bias,
+        _row_step_activated(X, i, data, Update(alpha, 0.0, residual), value[i], grad_pre,
                             scratch, grad_a, X)
         if not _within(X[i], parameter_bound):
             return e
-        _row_features_kept(X, i, Zt, K, has_bias, act, pre, value[i], deriv[i], new)
+        _row_features_kept(X, i, data, pre, value[i], deriv[i], new)
         for c in range(K):
             for j in range(m):
                 f[c, j] += scale * (new[c, j] - features[i, c, j])

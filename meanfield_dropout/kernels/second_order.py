@@ -7,6 +7,7 @@ the SME paper's modified loss). They reuse the first-order kernels of :mod:`.cor
 coefficients, the blocked pre-activations) and follow its layout and block order.
 """
 import math
+from typing import NamedTuple
 
 import numpy as np
 from numba import njit, prange
@@ -17,10 +18,13 @@ from .core import _loss_derivative, _row_coefficients, _softmax_numerators
 
 
 @njit(cache=True, fastmath={"reassoc"})
-def _jacobian_transpose_block(X, rows, start, k, step, residuals, Z, Zt, K, has_bias, act,
-                              pre, pre_index, out):
-    """One block of :func:`_jacobian_transpose`: the neurons rows[start:start + k]."""
+def _jacobian_transpose_block(X, net, rows, step, residuals, kept, out, blk):
+    """Block ``blk`` of :func:`_jacobian_transpose`: the neurons rows.index[blk·BLOCK:][:BLOCK]."""
+    Z, Zt, K, has_bias, act = net.inputs, net.inputs_t, net.outputs, net.bias, net.activation
+    pre, pre_index = kept.pre, kept.index
     d, batch = Zt.shape
+    start = blk * BLOCK
+    k = min(BLOCK, rows.count - start)
     recompute = pre_index.shape[0] == 0
     gathered = np.empty((BLOCK, d), dtype=X.dtype)
     block_pre = np.empty((BLOCK, batch), dtype=X.dtype)
@@ -31,36 +35,34 @@ def _jacobian_transpose_block(X, rows, start, k, step, residuals, Z, Zt, K, has_
     grad_b = np.empty(BLOCK, dtype=X.dtype)
     grad_w = np.empty((BLOCK, d), dtype=X.dtype)
     if recompute:
-        _gather_pre_activations(X, rows, start, k, Zt, K, has_bias, gathered, block_pre)
+        _gather_pre_activations(X, rows.index, start, k, Zt, K, has_bias, gathered, block_pre)
     for r in range(k):
-        i = rows[start + r]
+        i = rows.index[start + r]
         row = block_pre[r] if recompute else pre[pre_index[start + r]]
         grad_b[r] = _row_coefficients(act, row, value, grad_pre[r], X[i, :K], 0.0,
                                       residuals[i], scratch, grad_a[r])
     np.dot(grad_pre[:k], Z, grad_w[:k])
-    _apply_block(out, rows, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias)
+    _apply_block(out, rows.index, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias)
 
 
 @njit(cache=True, parallel=True)
-def _jacobian_transpose(X, rows, count, step, residuals, Z, Zt, K, has_bias, act, pre,
-                        pre_index, out):
-    """Per-neuron residuals: out_i ← out_i − step · Dφ(x_i)ᵀ residuals[i], i = rows[r], r < count.
+def _jacobian_transpose(X, net, rows, step, residuals, kept, out):
+    """Per-neuron residuals: out_i ← out_i − step · Dφ(x_i)ᵀ residuals[i], i = rows.index[r],
+    r < rows.count.
 
-    :func:`_backward_update` with penalty 0, except that neuron i has its own residual
-    ``residuals[i]`` of shape (K, B) (``residuals`` has shape (n, K, B)): e.g. the
-    pseudo-residuals whose back-propagation is one draw of the dropout-noise Gaussian of
-    Zhang, Li, Luo & Xu (2024). ``pre``/``pre_index`` as in :func:`_backward_update`. A
-    single block runs without launching a parallel region.
+    :func:`~meanfield_dropout.kernels.core._backward_update` with penalty 0, except that
+    neuron i has its own residual ``residuals[i]`` of shape (K, B) (``residuals`` has shape
+    (n, K, B)): e.g. the pseudo-residuals whose back-propagation is one draw of the
+    dropout-noise Gaussian of Zhang, Li, Luo & Xu (2024). ``net``, ``rows`` and ``kept`` as
+    in :func:`~meanfield_dropout.kernels.core._backward_update` (the signs of ``kept`` are
+    not read). A single block runs without launching a parallel region.
     """
-    blocks = (count + BLOCK - 1) // BLOCK
+    blocks = (rows.count + BLOCK - 1) // BLOCK
     if blocks == 1:
-        _jacobian_transpose_block(X, rows, np.int64(0), count, step, residuals, Z, Zt, K,
-                                  has_bias, act, pre, pre_index, out)
+        _jacobian_transpose_block(X, net, rows, step, residuals, kept, out, np.int64(0))
         return
     for blk in prange(blocks):
-        start = np.int64(blk) * BLOCK
-        _jacobian_transpose_block(X, rows, start, min(BLOCK, count - start), step, residuals,
-                                  Z, Zt, K, has_bias, act, pre, pre_index, out)
+        _jacobian_transpose_block(X, net, rows, step, residuals, kept, out, np.int64(blk))
 
 
 @njit(cache=True)
@@ -88,22 +90,34 @@ def _loss_curvature(loss, f, y, df, out):
                 out[c, j] = out[c, j] * (df[c, j] - mean) / batch
 
 
+class HvpBlock(NamedTuple):
+    """A block of neurons of a Hessian–vector product, with the pre-activations it needs."""
+
+    start: int              # its first neuron
+    count: int              # k, its number of neurons start..start + k − 1
+    pre: np.ndarray         # (k, B) u_ij = w_i·z_j + b_i, of X
+    tau: np.ndarray         # (k, B) τ_ij = β_i·z_j + γ_i, of the direction V
+
+
 @njit(cache=True)
-def _hvp_gather(X, V, Zt, K, has_bias, start, k):
-    """(pre, tau), shape (k, B): pre[r] = u and tau[r] = τ, the pre-activations of X and of V,
-    of neuron start + r."""
+def _hvp_gather(X, V, net, start, k):
+    """The :class:`HvpBlock` of the neurons start..start + k − 1: the pre-activations of X and
+    of V on the inputs of ``net``."""
+    Zt, K, has_bias = net.inputs_t, net.outputs, net.bias
     pre = np.empty((k, Zt.shape[1]), dtype=X.dtype)
     tau = np.empty((k, Zt.shape[1]), dtype=X.dtype)
     rows = np.arange(start, start + k)
     gathered = np.empty((k, Zt.shape[0]), dtype=X.dtype)
     _gather_pre_activations(X, rows, 0, k, Zt, K, has_bias, gathered, pre)
     _gather_pre_activations(V, rows, 0, k, Zt, K, has_bias, gathered, tau)
-    return pre, tau
+    return HvpBlock(start, k, pre, tau)
 
 
 @njit(cache=True)
-def _hvp_sums(X, V, K, act, start, k, pre, tau, out):
-    """out[0] = Σ φ(x_i), out[1] = Σ Dφ(x_i) V_i (K, B) over the neurons start..start+k−1."""
+def _hvp_sums(X, V, net, block, out):
+    """out[0] = Σ φ(x_i), out[1] = Σ Dφ(x_i) V_i (K, B) over the neurons of ``block``."""
+    K, act = net.outputs, net.activation
+    start, k, pre, tau = block
     batch = pre.shape[1]
     value = np.empty(batch, dtype=X.dtype)
     slope = np.empty(batch, dtype=X.dtype)
@@ -139,9 +153,12 @@ def _hvp_residuals(slabs, scale, loss, y):
 
 
 @njit(cache=True, fastmath={"reassoc"})
-def _hvp_rows(X, V, scale, weight, residual, dresidual, Z, K, has_bias, act, start, k, pre,
-              tau, out):
-    """Rows start..start+k−1 of ∇²L V (see :func:`_hessian_vector_product`)."""
+def _hvp_rows(X, V, net, scale, weight, residuals, block, out):
+    """Rows of ``block`` of ∇²L V (see :func:`_hessian_vector_product`), from the pair
+    ``residuals`` = (r, δr) and the penalty's weight λ/B."""
+    Z, K, has_bias, act = net.inputs, net.outputs, net.bias, net.activation
+    residual, dresidual = residuals
+    start, k, pre, tau = block
     batch, d = Z.shape
     value = np.empty(batch, dtype=X.dtype)
     first = np.empty(batch, dtype=X.dtype)
@@ -175,8 +192,10 @@ def _hvp_rows(X, V, scale, weight, residual, dresidual, Z, K, has_bias, act, sta
 
 
 @njit(cache=True, parallel=True)
-def _hessian_vector_product(X, V, scale, penalty, loss, y, Z, Zt, K, has_bias, act, out):
-    """out = ∇²L(X) V, the exact Hessian of the penalised loss times a direction V (shape of X).
+def _hessian_vector_product(X, V, net, scale, penalty, out):
+    """out = ∇²L(X) V, the exact Hessian of the penalised loss times a direction V (shape of X),
+    on the data, loss and architecture of ``net`` (a
+    :class:`~meanfield_dropout.kernels.structs.NetworkData`).
 
     L(X) = loss(f) + (penalty · scale / 2B) Σ_i Σ_j |φ(x_i, z_j)|², f = scale Σ_i φ(x_i, ·),
     is the loss whose gradient scale · Dφ(x_i)ᵀ e_i is :func:`_backward_update` with step
@@ -194,28 +213,24 @@ def _hessian_vector_product(X, V, scale, penalty, loss, y, Z, Zt, K, has_bias, a
     added in block order, so the result does not depend on the thread count; a single
     block runs without launching a parallel region.
     """
-    n, batch = X.shape[0], Zt.shape[1]
+    n, batch = X.shape[0], net.inputs_t.shape[1]
+    K, loss, y = net.outputs, net.loss, net.targets
     blocks = (n + BLOCK - 1) // BLOCK
     weight = penalty / batch
     # array expressions are kept out of this function: each would be a parallel region
     slabs = np.empty((blocks, 2, K, batch), dtype=X.dtype)
     if blocks == 1:  # no parallel region; the pre-activations serve both passes
         first = np.int64(0)      # not a literal 0: the blocks' specialisation serves
-        pre, tau = _hvp_gather(X, V, Zt, K, has_bias, first, n)
-        _hvp_sums(X, V, K, act, first, n, pre, tau, slabs[0])
-        residual, dresidual = _hvp_residuals(slabs, scale, loss, y)
-        _hvp_rows(X, V, scale, weight, residual, dresidual, Z, K, has_bias, act, first, n, pre,
-                  tau, out)
+        block = _hvp_gather(X, V, net, first, n)
+        _hvp_sums(X, V, net, block, slabs[0])
+        residuals = _hvp_residuals(slabs, scale, loss, y)
+        _hvp_rows(X, V, net, scale, weight, residuals, block, out)
         return
     for blk in prange(blocks):
         start = np.int64(blk) * BLOCK
-        k = min(BLOCK, n - start)
-        pre, tau = _hvp_gather(X, V, Zt, K, has_bias, start, k)
-        _hvp_sums(X, V, K, act, start, k, pre, tau, slabs[blk])
-    residual, dresidual = _hvp_residuals(slabs, scale, loss, y)
+        _hvp_sums(X, V, net, _hvp_gather(X, V, net, start, min(BLOCK, n - start)), slabs[blk])
+    residuals = _hvp_residuals(slabs, scale, loss, y)
     for blk in prange(blocks):
         start = np.int64(blk) * BLOCK
-        k = min(BLOCK, n - start)
-        pre, tau = _hvp_gather(X, V, Zt, K, has_bias, start, k)
-        _hvp_rows(X, V, scale, weight, residual, dresidual, Z, K, has_bias, act, start, k, pre,
-                  tau, out)
+        _hvp_rows(X, V, net, scale, weight, residuals,
+                  _hvp_gather(X, V, net, start, min(BLOCK, n - start)), out)

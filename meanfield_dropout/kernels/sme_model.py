@@ -23,6 +23,7 @@ from numba import njit
 from .core import LOSSES, _backward_update, _forward, _loss_derivative, _loss_value, _predict
 from .rows import _all_features
 from .second_order import _hessian_vector_product
+from .structs import Kept, Rows, Update, Weights
 from .variants import _active_rows
 
 _SQUARE = LOSSES["square"]
@@ -33,8 +34,8 @@ def _unmasked_residual(net, blocks, pre, residual):
     """r = (f − y)/n of the unmasked network; stores the pre-activations of every unit in pre."""
     width = blocks.shape[0]
     f = np.empty(residual.shape, dtype=blocks.dtype)
-    _forward(blocks, np.arange(width), width, 1.0, net.scale, net.data.inputs_t,
-             net.data.outputs, False, net.data.activation, pre, True, f)
+    _forward(blocks, net.data, Rows(np.arange(width), width), Weights(1.0, net.scale, width),
+             pre, f)
     _loss_derivative(_SQUARE, f, net.data.targets, residual)
 
 
@@ -43,9 +44,9 @@ def _gradient_into(net, blocks, pre, residual, out):
     """out = ∇L_S (blocks), from stored pre-activations and the unmasked residual."""
     rows = np.arange(blocks.shape[0])
     out[:] = 0.0
-    _backward_update(blocks, rows, rows.shape[0], -net.scale, net.penalty, residual,
-                     net.data.inputs, net.data.inputs_t, net.data.outputs, False,
-                     net.data.activation, pre, rows, out)
+    _backward_update(blocks, net.data, Rows(rows, rows.shape[0]),
+                     Update(-net.scale, net.penalty, residual),
+                     Kept(pre, np.empty((0, 0), dtype=np.uint8), rows), out)
 
 
 @njit(cache=True)
@@ -71,20 +72,21 @@ def _dropout_update(net, blocks, rows, bounds, weights, step, pre, out):
     f = np.zeros((K, n_samples), dtype=blocks.dtype)
     part = np.empty((K, n_samples), dtype=blocks.dtype)
     for g in range(weights.shape[0]):
-        start = bounds[g]
-        _forward(blocks, rows[start:], bounds[g + 1] - start, weights[g], net.scale,
-                 net.data.inputs_t, K, False, net.data.activation, pre[start:], True,
+        start, count = bounds[g], bounds[g + 1] - bounds[g]
+        _forward(blocks, net.data, Rows(rows[start:], count),
+                 Weights(weights[g], net.scale, count), pre[start:],
                  f if weights.shape[0] == 1 else part)
         if weights.shape[0] > 1:
             f += part
     residual = np.empty((K, n_samples), dtype=blocks.dtype)
     _loss_derivative(_SQUARE, f, net.data.targets, residual)
     ranks = np.arange(blocks.shape[0])
+    no_signs = np.empty((0, 0), dtype=np.uint8)
     for g in range(weights.shape[0]):
         start = bounds[g]
-        _backward_update(blocks, rows[start:], bounds[g + 1] - start, step * weights[g], 0.0,
-                         residual, net.data.inputs, net.data.inputs_t, K, False,
-                         net.data.activation, pre, ranks[start:], out)
+        _backward_update(blocks, net.data, Rows(rows[start:], bounds[g + 1] - start),
+                         Update(step * weights[g], 0.0, residual),
+                         Kept(pre, no_signs, ranks[start:]), out)
 
 
 @njit(cache=True)
@@ -107,22 +109,18 @@ def _dropout_replicas(net, sources, keep, step, out):
 @njit(cache=True)
 def _modified_loss(net, blocks, penalty):
     """R_S + (penalty κ/2n) Σ_i Σ_r |a_r σ(w_r·x_i)|² (L_S for penalty λ = cκ, R_S for 0)."""
-    f = _predict(blocks, net.data.inputs_t, net.data.outputs, False, net.data.activation,
-                 net.scale)
+    f = _predict(blocks, net.data, net.scale)
     value = _loss_value(_SQUARE, f, net.data.targets)
     if penalty == 0.0:
         return value
-    features = _all_features(blocks, net.data.inputs_t, net.data.outputs, False,
-                             net.data.activation)
+    features = _all_features(blocks, net.data)
     return value + 0.5 * penalty * net.scale * np.sum(features * features) / f.shape[1]
 
 
 @njit(cache=True)
 def _hvp(net, blocks, direction, out):
     """out = H v as (width, K + d) blocks for v given as blocks (α_k, β_k)."""
-    _hessian_vector_product(blocks, direction, net.scale, net.penalty, _SQUARE,
-                            net.data.targets, net.data.inputs, net.data.inputs_t,
-                            net.data.outputs, False, net.data.activation, out)
+    _hessian_vector_product(blocks, direction, net.data, net.scale, net.penalty, out)
 
 
 @njit(cache=True)

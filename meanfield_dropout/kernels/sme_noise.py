@@ -20,6 +20,7 @@ from numba import njit
 from .core import _backward_update
 from .rows import _all_features
 from .second_order import _jacobian_transpose
+from .structs import Kept, Rows, Update
 from .sme_model import _gradient_into, _unmasked_residual
 
 
@@ -33,13 +34,14 @@ def _parts(net, blocks):
     _unmasked_residual(net, blocks, pre, residual)
     u = np.empty_like(blocks)
     _gradient_into(net, blocks, pre, residual, u)
-    features = _all_features(blocks, net.data.inputs_t, K, False, net.data.activation)
-    rows = np.arange(width)
+    features = _all_features(blocks, net.data)
+    rows = Rows(np.arange(width), width)
+    kept = Kept(pre, np.empty((0, 0), dtype=np.uint8), rows.index)
     by_source = np.zeros((width, width, block), dtype=blocks.dtype)  # [r, k] = M_kr
     for r in range(width):
-        _backward_update(blocks, rows, width, -net.scale * net.scale, 0.0,
-                         features[r] / n_samples, net.data.inputs, net.data.inputs_t, K, False,
-                         net.data.activation, pre, rows, by_source[r])
+        _backward_update(blocks, net.data, rows,
+                         Update(-net.scale * net.scale, 0.0, features[r] / n_samples), kept,
+                         by_source[r])
     M = np.zeros_like(by_source)
     for k in range(width):
         for r in range(width):
@@ -122,11 +124,11 @@ def _noise_samples(net, blocks, z, G, out):
     pre = np.empty((width, n_samples), dtype=blocks.dtype)
     residual = np.empty((K, n_samples), dtype=blocks.dtype)
     _unmasked_residual(net, blocks, pre, residual)
-    features = _all_features(blocks, net.data.inputs_t, K, False, net.data.activation)
+    features = _all_features(blocks, net.data)
     pseudo = np.empty_like(features)
-    rows = np.arange(width)
+    rows = Rows(np.arange(width), width)
+    kept = Kept(pre, np.empty((0, 0), dtype=np.uint8), rows.index)
     for j in range(z.shape[0]):
         _noise_residuals(net, features, residual, z[j], G[j], 0.0, 1.0, pseudo)
         out[j] = 0.0
-        _jacobian_transpose(blocks, rows, width, -net.scale, pseudo, net.data.inputs,
-                            net.data.inputs_t, K, False, net.data.activation, pre, rows, out[j])
+        _jacobian_transpose(blocks, net.data, rows, -net.scale, pseudo, kept, out[j])

@@ -18,6 +18,7 @@ from numba import njit
 from .core import _backward_update, _loss_derivative
 from .rows import _all_features
 from .second_order import _jacobian_transpose
+from .structs import Kept, Rows, Update
 from .sme_model import _SQUARE, _hvp, _modified_loss, _unmasked_residual
 from .sme_noise import _noise_residuals
 
@@ -42,12 +43,12 @@ def _gd_kernel(net, thetas, step):
     width, n_samples = thetas.shape[1], net.data.inputs.shape[0]
     pre = np.empty((width, n_samples), dtype=thetas.dtype)
     residual = np.empty(net.data.targets.shape, dtype=thetas.dtype)
-    rows = np.arange(width)
+    rows = Rows(np.arange(width), width)
+    kept = Kept(pre, np.empty((0, 0), dtype=np.uint8), rows.index)
     for j in range(thetas.shape[0]):
         _unmasked_residual(net, thetas[j], pre, residual)
-        _backward_update(thetas[j], rows, width, step, net.penalty, residual, net.data.inputs,
-                         net.data.inputs_t, net.data.outputs, False, net.data.activation, pre,
-                         rows, thetas[j])
+        _backward_update(thetas[j], net.data, rows, Update(step, net.penalty, residual), kept,
+                         thetas[j])
 
 
 
@@ -64,10 +65,11 @@ def _sme_kernel(net, thetas, lr, h, order, z, G):
     runs, width, block = thetas.shape
     K, n_samples = net.data.targets.shape
     units = thetas.reshape(runs * width, block)
-    rows = np.arange(runs * width)
-    no_pre = np.empty((0, n_samples), dtype=thetas.dtype)
-    no_index = np.empty(0, dtype=np.int64)
-    features = _all_features(units, net.data.inputs_t, K, False, net.data.activation)
+    rows = Rows(np.arange(runs * width), runs * width)
+    # no kept pre-activations: the back-propagations recompute them
+    recompute = Kept(np.empty((0, n_samples), dtype=thetas.dtype),
+                     np.empty((0, 0), dtype=np.uint8), np.empty(0, dtype=np.int64))
+    features = _all_features(units, net.data)
     residuals = np.empty((runs, K, n_samples), dtype=thetas.dtype)
     for j in range(runs):
         f = net.scale * features[j * width:(j + 1) * width].sum(axis=0)
@@ -78,9 +80,7 @@ def _sme_kernel(net, thetas, lr, h, order, z, G):
             _noise_residuals(net, features[j * width:(j + 1) * width], residuals[j], z[j],
                              G[j], 1.0, 0.0, pseudo[j * width:(j + 1) * width])
         grads = np.zeros_like(units)
-        _jacobian_transpose(units, rows, rows.shape[0], -net.scale, pseudo, net.data.inputs,
-                            net.data.inputs_t, K, False, net.data.activation, no_pre, no_index,
-                            grads)
+        _jacobian_transpose(units, net.data, rows, -net.scale, pseudo, recompute, grads)
         curvature = np.empty_like(thetas)
         for j in range(runs):
             _hvp(net, thetas[j], grads[j * width:(j + 1) * width], curvature[j])
@@ -88,8 +88,7 @@ def _sme_kernel(net, thetas, lr, h, order, z, G):
     for j in range(runs):
         _noise_residuals(net, features[j * width:(j + 1) * width], residuals[j], z[j], G[j],
                          -h, noise_scale, pseudo[j * width:(j + 1) * width])
-    _jacobian_transpose(units, rows, rows.shape[0], -net.scale, pseudo, net.data.inputs,
-                        net.data.inputs_t, K, False, net.data.activation, no_pre, no_index, units)
+    _jacobian_transpose(units, net.data, rows, -net.scale, pseudo, recompute, units)
     if order == 2:
         thetas -= (0.5 * h * lr) * curvature
 

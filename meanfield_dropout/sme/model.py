@@ -31,7 +31,7 @@ import numpy as np
 
 from ..validation import check_array, check_choice, check_int, check_keep_prob, check_positive
 from ..kernels.core import _predict
-from ..network import NetworkData, network_data, output_scale_factor
+from ..network import NetworkData, inputs_data, network_data, output_scale_factor
 from ..runtime.threads import kernel_threads
 from ..kernels.sme_model import _dropout_update, _gradient, _modified_loss
 from ..kernels.twins import for_run
@@ -272,6 +272,6 @@ def predict(problem, params, inputs=None):
     X = problem.inputs if inputs is None else check_array(
         inputs, "inputs", 2, shape=(None, problem.input_dim))
     with _kernel_threads(problem) as net:
-        f = for_run(_predict)(blocks, np.ascontiguousarray(X.T), net.data.outputs, False,
-                     net.data.activation, net.scale)
+        data = inputs_data(X, net.data.outputs, False, net.data.activation)
+        f = for_run(_predict)(blocks, data, net.scale)
     return np.ascontiguousarray(f.T)
