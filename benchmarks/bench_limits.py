@@ -28,7 +28,8 @@ import numpy as np  # noqa: E402
 from meanfield_dropout import teacher_student  # noqa: E402
 from meanfield_dropout.kernels.blocks import make_workspace  # noqa: E402
 from meanfield_dropout.kernels.core import _predict  # noqa: E402
-from meanfield_dropout.kernels.variants import MASKS, Data, Rule, _run_chunk  # noqa: E402
+from meanfield_dropout.kernels.variants import (MASKS, Chunk, Data, Losses, Rule,  # noqa: E402
+                                                _run_chunk)
 from meanfield_dropout.kernels.limit_steps import (RingState, Rings, _heun,  # noqa: E402
                                                    _jump_events)
 from meanfield_dropout.network import init_particles, network_data  # noqa: E402
@@ -69,8 +70,9 @@ class Problem:
                                                   inputs_t=np.empty((d, 0)),
                                                   targets=np.empty((1, 0))))
         masks = np.random.default_rng(3).random((self.steps, self.n)) < keep
-        args = (rule, data, masks, masks[:0], np.empty((self.steps, 0), np.int64),
-                np.zeros(self.steps, bool), np.zeros(self.steps), np.zeros(self.steps), 0,
+        args = (rule, data, Chunk(masks, masks[:0], np.empty((self.steps, 0), np.int64),
+                                  np.zeros(self.steps, bool)),
+                Losses(np.zeros(self.steps), np.zeros(self.steps)), 0,
                 make_workspace(self.n, 1, self.Z.shape[1], self.Z.shape[0], np.float64))
         X = self.X.copy()
         return _timed(lambda: _run_chunk(X, *args)) / self.steps

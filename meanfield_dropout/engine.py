@@ -40,7 +40,8 @@ from .kernels.blocks import make_workspace
 from .runtime.memory import announce_cost
 from .runtime.threads import PARALLEL_SECONDS, kernel_threads
 from .kernels.twins import for_run
-from .kernels.variants import FORWARD_MASK, MASKS, VARIANTS, _run_chunk, _unmasked_loss
+from .kernels.variants import (FORWARD_MASK, MASKS, VARIANTS, Chunk, Losses, _run_chunk,
+                               _unmasked_loss)
 from .warmup import compile_ahead
 from .network import init_particles, network_data
 from .engine_plan import (DIVERGENCE_FACTOR, Dynamics, Recording, divergence_bounds,
@@ -319,8 +320,8 @@ def _drive(initial, rules, data, noise, schedule, progress, parallel):
             for name, rule in rules.items():
                 train_chunk = np.full(stop - start, np.nan)
                 val_chunk = np.full(stop - start, np.nan)
-                args = (states[name], rule, data, masks, forward_masks, batches, record,
-                        train_chunk, val_chunk, start, work)
+                args = (states[name], rule, data, Chunk(masks, forward_masks, batches, record),
+                        Losses(train_chunk, val_chunk), start, work)
                 if not compiled:
                     # compiling (said so if it is needed) before the bar's clock starts
                     compile_ahead(run_chunk, args, "simulate", initial.dtype.name, progress)

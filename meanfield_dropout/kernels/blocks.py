@@ -17,24 +17,37 @@ BLOCK = 64
 
 
 @njit(cache=True, inline="always")
-def _gather_pre_activations(X, rows, start, count, Zt, K, has_bias, gathered, out):
-    """out[:count] = w_i·z_j (+ b_i) for the neurons i = rows[start:start + count]."""
+def _gather_pre_activations(X, net, rows, start, count, gathered, out):
+    """out[:count] = w_i·z_j (+ b_i) for the neurons i = rows[start:start + count] on the
+    inputs of ``net`` (a :class:`~meanfield_dropout.kernels.structs.NetworkData`)."""
+    Zt, K = net.inputs_t, net.outputs
     d = Zt.shape[0]
     for r in range(count):
         i = rows[start + r]
         for c in range(d):
             gathered[r, c] = X[i, K + c]
     np.dot(gathered[:count], Zt, out[:count])
-    if has_bias:
+    if net.bias:
         for r in range(count):
             bias = X[rows[start + r], K + d]
             for j in range(Zt.shape[1]):
                 out[r, j] += bias
 
 
+class Gradients(NamedTuple):
+    """The parts of Dφ(x_i)ᵀ e_i of a block's rows (row r is neuron rows[start + r])."""
+
+    grad_a: np.ndarray      # (rows, K) a-parts
+    grad_w: np.ndarray      # (rows, d) w-parts
+    grad_b: np.ndarray      # (rows,) b-parts (read with a bias)
+
+
 @njit(cache=True, inline="always")
-def _apply_block(out, rows, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias):
-    """out_i ← out_i − step · (grad_a, grad_w, grad_b)[r], i = rows[start + r], r < k."""
+def _apply_block(out, rows, start, k, step, grads, has_bias):
+    """out_i ← out_i − step · (grad_a, grad_w, grad_b)[r], i = rows[start + r], r < k, for the
+    :class:`Gradients` ``grads``."""
+    grad_a, grad_w, grad_b = grads
+    K, d = grad_a.shape[1], grad_w.shape[1]
     for r in range(k):
         i = rows[start + r]
         for c in range(K):

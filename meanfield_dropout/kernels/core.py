@@ -53,7 +53,7 @@ import numpy as np
 from numba import njit, prange
 
 from .activations import _activate_row
-from .blocks import (BLOCK, _apply_block, _call_workspace, _check_workspace,
+from .blocks import (BLOCK, Gradients, _apply_block, _call_workspace, _check_workspace,
                      _gather_pre_activations, _slot, _view)
 from .relu_signs import _sign_backward_step, _sign_path, _sign_row, _store_signs
 from .structs import Kept, Rows, Weights
@@ -125,7 +125,7 @@ class BlockSums(NamedTuple):
 def _forward_block(X, net, rows, weights, kept, plain, work, blk, t):
     """Block ``blk`` of :func:`_forward_sums` on the scratch slot ``t``: its rows in order
     into its slab ``work.slabs[blk]`` (and ``work.plain_slabs[blk]``)."""
-    Zt, K, has_bias, act = net.inputs_t, net.outputs, net.bias, net.activation
+    Zt, K, act = net.inputs_t, net.outputs, net.activation
     pre, signs, count = kept.pre, kept.signs, rows.count
     weight, scale = weights.weight, weights.scale
     weighted_count = min(weights.weighted_count, count)
@@ -141,7 +141,7 @@ def _forward_block(X, net, rows, weights, kept, plain, work, blk, t):
     coef = _view(_slot(work.coef, t), K, BLOCK)
     plain_coef = _view(_slot(work.plain_coef, t), K, BLOCK)
     target = pre[start:start + k] if store_pre else _view(_slot(work.block_pre, t), k, batch)
-    _gather_pre_activations(X, rows.index, start, k, Zt, K, has_bias,
+    _gather_pre_activations(X, net, rows.index, start, k,
                             _view(_slot(work.gathered, t), BLOCK, d), target)
     for r in range(k):
         for c in range(K):
@@ -458,7 +458,7 @@ def _backward_block(X, net, rows, update, kept, out, work, blk, t):
     grad_b = _slot(work.grad_b, t)
     grad_w = _view(_slot(work.grad_w, t), BLOCK, d)
     if recompute:
-        _gather_pre_activations(X, rows.index, start, k, Zt, K, has_bias,
+        _gather_pre_activations(X, net, rows.index, start, k,
                                 _view(_slot(work.gathered, t), BLOCK, d), block_pre)
     for r in range(k):
         i = rows.index[start + r]
@@ -466,4 +466,4 @@ def _backward_block(X, net, rows, update, kept, out, work, blk, t):
         grad_b[r] = _row_coefficients(act, row, value, grad_pre[r], X[i, :K], penalty,
                                       residual, scratch, grad_a[r])
     np.dot(grad_pre[:k], Z, grad_w[:k])
-    _apply_block(out, rows.index, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias)
+    _apply_block(out, rows.index, start, k, step, Gradients(grad_a, grad_w, grad_b), has_bias)

@@ -10,7 +10,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-from .blocks import BLOCK, _apply_block, _gather_pre_activations, _slot, _view
+from .blocks import BLOCK, Gradients, _apply_block, _gather_pre_activations, _slot, _view
 
 
 @njit(cache=True, inline="always")
@@ -85,7 +85,7 @@ def _sign_block(X, net, rows, step, weighted, kept, out, work, blk, t):
     tile = _view(_slot(work.grad_pre, t), k, batch)
     if recompute:
         block_pre = _view(_slot(work.block_pre, t), BLOCK, batch)
-        _gather_pre_activations(X, rows.index, start, k, Zt, K, has_bias,
+        _gather_pre_activations(X, net, rows.index, start, k,
                                 _view(_slot(work.gathered, t), BLOCK, d), block_pre)
         _store_signs(block_pre, tile)
     elif signs.shape[0] > 0:
@@ -111,4 +111,4 @@ def _sign_block(X, net, rows, step, weighted, kept, out, work, blk, t):
             grad_w[r, c] = X[i, 0] * sums[r, c]
         if has_bias:
             grad_b[r] = X[i, 0] * sums[r, d]
-    _apply_block(out, rows.index, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias)
+    _apply_block(out, rows.index, start, k, step, Gradients(grad_a, grad_w, grad_b), has_bias)

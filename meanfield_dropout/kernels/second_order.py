@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit, prange
 
 from .activations import _d2sigma, _dsigma, _sigma
-from .blocks import BLOCK, _apply_block, _gather_pre_activations
+from .blocks import BLOCK, Gradients, _apply_block, _gather_pre_activations
 from .core import _loss_derivative, _row_coefficients, _softmax_numerators
 
 
@@ -35,14 +35,14 @@ def _jacobian_transpose_block(X, net, rows, step, residuals, kept, out, blk):
     grad_b = np.empty(BLOCK, dtype=X.dtype)
     grad_w = np.empty((BLOCK, d), dtype=X.dtype)
     if recompute:
-        _gather_pre_activations(X, rows.index, start, k, Zt, K, has_bias, gathered, block_pre)
+        _gather_pre_activations(X, net, rows.index, start, k, gathered, block_pre)
     for r in range(k):
         i = rows.index[start + r]
         row = block_pre[r] if recompute else pre[pre_index[start + r]]
         grad_b[r] = _row_coefficients(act, row, value, grad_pre[r], X[i, :K], 0.0,
                                       residuals[i], scratch, grad_a[r])
     np.dot(grad_pre[:k], Z, grad_w[:k])
-    _apply_block(out, rows.index, start, k, step, grad_a, grad_w, grad_b, K, d, has_bias)
+    _apply_block(out, rows.index, start, k, step, Gradients(grad_a, grad_w, grad_b), has_bias)
 
 
 @njit(cache=True, parallel=True)
@@ -103,13 +103,13 @@ class HvpBlock(NamedTuple):
 def _hvp_gather(X, V, net, start, k):
     """The :class:`HvpBlock` of the neurons start..start + k − 1: the pre-activations of X and
     of V on the inputs of ``net``."""
-    Zt, K, has_bias = net.inputs_t, net.outputs, net.bias
+    Zt = net.inputs_t
     pre = np.empty((k, Zt.shape[1]), dtype=X.dtype)
     tau = np.empty((k, Zt.shape[1]), dtype=X.dtype)
     rows = np.arange(start, start + k)
     gathered = np.empty((k, Zt.shape[0]), dtype=X.dtype)
-    _gather_pre_activations(X, rows, 0, k, Zt, K, has_bias, gathered, pre)
-    _gather_pre_activations(V, rows, 0, k, Zt, K, has_bias, gathered, tau)
+    _gather_pre_activations(X, net, rows, 0, k, gathered, pre)
+    _gather_pre_activations(V, net, rows, 0, k, gathered, tau)
     return HvpBlock(start, k, pre, tau)
 
 

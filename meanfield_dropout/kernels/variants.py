@@ -64,6 +64,22 @@ class Data(NamedTuple):
     validation: tuple
 
 
+class Chunk(NamedTuple):
+    """The planned randomness of a chunk of steps, and the steps whose losses it records."""
+
+    masks: np.ndarray           # (steps, n) bool dropout masks M
+    forward_masks: np.ndarray   # (steps, n) bool independent forward masks M' (PN), or no rows
+    batches: np.ndarray         # (steps, B) int minibatch indices (zero columns: full batch)
+    record: np.ndarray          # (steps,) bool: record the losses before step k
+
+
+class Losses(NamedTuple):
+    """Where a chunk writes the losses it records, one entry per step."""
+
+    train: np.ndarray           # (steps,) unmasked train loss
+    validation: np.ndarray      # (steps,) unmasked validation loss
+
+
 @njit(cache=True)
 def _active_rows(mask_row, out):
     """Indices of the kept neurons of one mask row; returns their count."""
@@ -99,14 +115,14 @@ def _unmasked_loss(X, rule, net, work):
 
 
 @njit(cache=True)
-def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, val_out,
-               first_step, work):
-    """Advance ``X`` in place by ``masks.shape[0]`` steps of ``rule``.
+def _run_chunk(X, rule, data, chunk, losses, first_step, work):
+    """Advance ``X`` in place by ``chunk.masks.shape[0]`` steps of ``rule`` on the
+    :class:`Data` ``data``, the first being step ``first_step`` of the run.
 
-    ``masks``/``forward_masks`` are the (steps, n) boolean masks M and M'; ``batches`` the
-    (steps, B) minibatch indices (zero columns for full batch). Where ``record[k]`` the
-    unmasked train (and validation, if present) loss at the parameters before step k is
-    written to ``train_out[k]``/``val_out[k]``. ``work`` is the run's
+    ``chunk`` is the :class:`Chunk` (masks M and M', minibatch indices, steps to record).
+    Where ``chunk.record[k]`` the unmasked train (and validation, if present) loss at the
+    parameters before step k is written to ``losses.train[k]``/``losses.validation[k]``
+    (:class:`Losses`). ``work`` is the run's
     :class:`~meanfield_dropout.kernels.blocks.Workspace`.
 
     The loss record reuses the step's forward pass: the unmasked predictor is the step's own
@@ -118,6 +134,8 @@ def _run_chunk(X, rule, data, masks, forward_masks, batches, record, train_out, 
     or beyond the rule's bounds, seen in their output or in the updated rows), or -1.
     """
     n, train = X.shape[0], data.train
+    masks, forward_masks, batches, record = chunk
+    train_out, val_out = losses
     K, has_bias, act, loss = train.outputs, train.bias, train.activation, train.loss
     Z, Zt, y = train.inputs, train.inputs_t, train.targets
     d = Z.shape[1]
