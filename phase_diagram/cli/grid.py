@@ -55,7 +55,7 @@ def _grid(args):
     if args.replot:
         refuse_ignored(args, _SETTINGS + RUN_ONLY + ("estimate",),
                        "--replot redraws the grid in --out-dir")
-        summary = summarize_grid(out_dir)
+        summary = summarize_grid(out_dir, args.flat_slope)
     else:
         config = _config(args)
         _print_estimate(config)
@@ -65,7 +65,8 @@ def _grid(args):
         with dask_address(args) as address:
             summary = decide_grid(config, out_dir, workers=args.workers, dask=address,
                                   dask_timeout=args.dask_timeout,
-                                  progress=not args.no_progress)
+                                  progress=not args.no_progress,
+                                  flat_slope=args.flat_slope)
         print(f"ran in {time.perf_counter() - start:.0f} s, {_children_cpu() - cpu:.0f} "
               f"CPU-s in local worker processes -> {out_dir}")
     print("\n".join(summary.lines()))
@@ -100,6 +101,11 @@ def add_grid(sub):
                         f"budget {QUICK.max_steps} steps: the easy points in a few minutes")
     p.add_argument("--seed", type=_number(int, 0, 2 ** 63, name="--seed"),
                    help=f"root seed (default {GridConfig.seed})")
+    p.add_argument("--flat-slope", metavar="S", type=_number(float, 0, 10, name="--flat-slope"),
+                   help="also decide 'degenerate' when every limit diverged, moves away or is "
+                        "clearly not falling (slope interval above -S); applied to the records "
+                        "as they are read, so --replot re-decides a finished run (default: "
+                        "off; the symmetric rule is 0.15)")
     p.add_argument("--estimate", action="store_true",
                    help="print the cost model's CPU-hours and stop")
     p.add_argument("--out-dir", metavar="DIR", type=output_dir,

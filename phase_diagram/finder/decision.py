@@ -26,6 +26,23 @@ The factor 2 is there because a deterministic limit (the flows) and a stochastic
 limits) differ in their own noise: two independent noisy systems are √2 farther apart than a
 noisy system and a deterministic one, so a ratio below √2 can be noise alone.
 
+Not-falling option (``flat_slope``, off by default). A candidate is *clearly not falling* when
+its slope interval lies above −``flat_slope``; with the option, the answer is also
+``degenerate`` when every candidate is diverged, clearly growing or clearly not falling
+(``flat_slope = slope_threshold`` is the symmetric rule: not falling at the rate the rule
+demands before it names a limit). It decides the degenerate scalings whose distances stay
+O(1) (u_q > min(u_n, u_τ): each update a kick τ_n/q_n → ∞ kept T q_n/τ_n → 0 times), which
+the default rule leaves undetermined. It is an option, not the rule, because it is safe only
+when every non-degenerate scaling's true limit falls at least like n^(−flat_slope) over the
+window, and that fails: the convergence rates are not established (the theory expects terms in
+n^(−1/2), τ_n/q_n, 1/(n q_n) and τ_n), and the terms expected are slower than n^(−0.15) at
+points of the default grid, e.g. (τ_n/q_n)^(1/2) = n^(−1/14) at grid(7,1,0) (WGF) and n^(−1/12)
+on the penalized segment at b = 7/6, (n q_n)^(−1/2) = n^(−1/8) on the Poisson segment at b = ¾;
+a scaling with a logarithm (the Poisson scaling τ_n = 0.25/log n, q_n = 0.5/log n of the
+scans' example) converges slower than every power. Such a limit, measured long enough, has a
+tight interval above −0.15 while its competitors stay flat, and the symmetric rule would call
+it degenerate.
+
 Single-width rule (:func:`compare_candidates`, ``locate`` and the phase maps): the *nearest*
 limit has the smallest mean log distance; it *wins clearly* when every other limit is clearly
 above it in the sense above; no limit is *close* when the nearest one's distance, relative to
@@ -221,7 +238,7 @@ def _check(widths, distances):
 
 
 def decide_asymptotic(widths, distances, *, window=DEFAULT_WINDOW, ratio=DEFAULT_RATIO,
-                      slope_threshold=DEFAULT_SLOPE_THRESHOLD, level=0.95):
+                      slope_threshold=DEFAULT_SLOPE_THRESHOLD, level=0.95, flat_slope=None):
     """Name the limit whose distance is clearly below the others and clearly falling with n.
 
     Parameters
@@ -238,6 +255,10 @@ def decide_asymptotic(widths, distances, *, window=DEFAULT_WINDOW, ratio=DEFAULT
         "Clearly falling": the slope's interval lies below −slope_threshold.
     level : float
         Confidence level of every interval.
+    flat_slope : float, optional
+        The *not-falling* option of the module docstring: a candidate whose slope interval
+        lies above −flat_slope is *clearly not falling* and counts towards ``degenerate``
+        (``flat_slope = slope_threshold`` is the symmetric rule). None (default): off.
 
     Returns
     -------
@@ -248,6 +269,8 @@ def decide_asymptotic(widths, distances, *, window=DEFAULT_WINDOW, ratio=DEFAULT
     widths, distances = _check(widths, distances)
     if int(window) < 2 or ratio <= 1 or slope_threshold < 0 or not 0 < level < 1:
         raise ValueError("need window >= 2, ratio > 1, slope_threshold >= 0, 0 < level < 1")
+    if flat_slope is not None and not flat_slope >= 0:
+        raise ValueError(f"flat_slope must be None or a number >= 0, got {flat_slope!r}")
     top = slice(max(widths.size - int(window), 0), None)
     names = sorted(distances)
     diverged = {c: bool(np.isnan(distances[c][top]).any()) for c in names}
@@ -264,7 +287,8 @@ def decide_asymptotic(widths, distances, *, window=DEFAULT_WINDOW, ratio=DEFAULT
         above[c] = diverged[c] or (c != best and best is not None
                                    and r[1] > math.log(ratio))
     settings = dict(window=int(window), ratio=float(ratio),
-                    slope_threshold=float(slope_threshold), level=float(level))
+                    slope_threshold=float(slope_threshold), level=float(level),
+                    flat_slope=None if flat_slope is None else float(flat_slope))
     width = int(widths[-1])
 
     def result(phase, reason):
@@ -282,6 +306,11 @@ def decide_asymptotic(widths, distances, *, window=DEFAULT_WINDOW, ratio=DEFAULT
     if len(growing) == len(names):
         return result(DEGENERATE, f"every limit diverged or moves away as n grows "
                                   f"(up to n={width})")
+    if flat_slope is not None and all(diverged[c] or fits[c].slope_low > -flat_slope
+                                      for c in names):
+        return result(DEGENERATE, f"every limit diverged, moves away or is clearly not falling "
+                                  f"(slope interval above {-flat_slope:+.2f}) as n grows (up "
+                                  f"to n={width})")
     reasons = []
     if best is None:
         reasons.append("every limit diverged in some cell")

@@ -238,7 +238,9 @@ def grid_decision_figure(summary):
     run = [r for r in summary.results if r.status != "beyond budget"]
     fractions = ", ".join(f"{f:.0%} at n ≤ {w}" for w, f in summary.decided_fraction.items())
     ax.set_title(f"Phases decided by measured convergence: {len(run)} points within the "
-                 f"budget,\ndecided {fractions}; {summary.wrong} wrong", fontsize=9)
+                 f"budget,\ndecided {fractions}; {summary.wrong} wrong"
+                 + (f";\n{summary.rule_note}" if summary.rule_note else ""),
+                 fontsize=9)
     lines = (("jump-poisson", "continuous-jump segment: τ_n = q_n = n^(-b)/2",
               "distance to jump-poisson"),
              ("penalized-wgf", "penalized segment: τ_n = n^(-b)/2, q_n = 1/(2n)",
@@ -273,5 +275,7 @@ def grid_decision_figure(summary):
                  f"τ_n = n^(-u_τ/u_n)/2, q_n = n^(-u_q/u_n)/2; widths {c.widths[0]}..."
                  f"{c.max_width} (doubling where undetermined), {c.repeats} repeats, "
                  f"T = {c.horizon:g}", fontsize=9)
-    fig.subplots_adjust(left=0.02, right=0.98, top=0.9, bottom=0.08)
+    # room for the third title line of the not-falling option
+    fig.subplots_adjust(left=0.02, right=0.98, top=0.87 if summary.rule_note else 0.9,
+                        bottom=0.08)
     return fig

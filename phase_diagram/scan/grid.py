@@ -12,7 +12,12 @@ only when its distance is clearly (95% intervals) falling with n and every other
 clearly at least twice as far at the largest width; ``degenerate`` when every candidate
 diverges or clearly moves away; otherwise ``undetermined at n <= N`` with the ratio or slope
 that is missing, and its numbers. The rule never guesses: a point it cannot decide stays
-undetermined.
+undetermined. The rule's not-falling option (``flat_slope``: ``degenerate`` also when every
+candidate is clearly not falling; off by default, and why, in
+:mod:`phase_diagram.finder.decision`) is applied when the records are read
+(:func:`summarize_grid`): the widths grow by the default rule, the option only adds
+decisions, and each point is read at the first stage it is decided, so one run's directory
+serves both readings.
 
 Sequential widths (:func:`phase_diagram.scan.sequential.run_sequential`): the first stage
 runs ``widths``; every point still undetermined gets the next width, twice the largest, up to
@@ -138,7 +143,8 @@ def _grid_file(out_dir):
     return Path(out_dir) / "grid.json"
 
 
-def decide_grid(config, out_dir, *, workers=None, dask=None, dask_timeout=None, progress=True):
+def decide_grid(config, out_dir, *, workers=None, dask=None, dask_timeout=None, progress=True,
+                flat_slope=None):
     """Run (or resume) the grid decision: the first stage, then larger widths where a point
     is still undetermined.
 
@@ -150,6 +156,9 @@ def decide_grid(config, out_dir, *, workers=None, dask=None, dask_timeout=None, 
         sequential stages).
     workers, dask, dask_timeout, progress
         Where the cells run, as in :func:`~phase_diagram.scan.runner.run_scan`.
+    flat_slope : float, optional
+        The not-falling option of the summary (:func:`summarize_grid`). The widths grow by
+        the default rule, so a directory serves both readings.
 
     Returns
     -------
@@ -177,7 +186,7 @@ def decide_grid(config, out_dir, *, workers=None, dask=None, dask_timeout=None, 
     run_sequential(scan_config(config, run), out_dir / "scan", max_width=config.max_width,
                    workers=workers, dask=dask, dask_timeout=dask_timeout, progress=progress,
                    fits=lambda spec, width: by_spec[spec].fits(config, width))
-    return summarize_grid(out_dir)
+    return summarize_grid(out_dir, flat_slope)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,10 +238,13 @@ class GridSummary:
     wrong : int
         Decisions that contradict the theory.
     predicted_seconds, measured_seconds : float
-        The cost model's CPU seconds for the cells that ran, and their measured CPU seconds
+        The cost model's CPU seconds for the cells of the widths each decision used, and
+        their measured CPU seconds
         (each cell's process time, so the check does not depend on the machine's load).
     missing : int
         Cells not finished.
+    flat_slope : float or None
+        The rule's not-falling option the decisions were read with (None: off).
     """
 
     config: GridConfig
@@ -242,6 +254,14 @@ class GridSummary:
     predicted_seconds: float
     measured_seconds: float
     missing: int
+    flat_slope: float | None = None
+
+    @property
+    def rule_note(self):
+        """Empty with the default rule; with the not-falling option, what it adds."""
+        return "" if self.flat_slope is None else (
+            f"degenerate also when every limit is clearly not falling (slope interval "
+            f"above {-self.flat_slope:+.2f})")
 
     def lines(self):
         """One line per point and a closing summary (the CLI's report)."""
@@ -259,7 +279,8 @@ class GridSummary:
                    f"beyond); decided {fractions}; {self.wrong} wrong; cells "
                    f"{self.measured_seconds:.0f} CPU-s measured, {self.predicted_seconds:.0f} "
                    f"CPU-s predicted by the cost model"
-                   + (f"; {self.missing} cells unfinished" if self.missing else ""))
+                   + (f"; {self.missing} cells unfinished" if self.missing else "")
+                   + (f"; {self.rule_note}" if self.rule_note else ""))
         return out
 
 
@@ -275,25 +296,34 @@ def _read_grid_config(out_dir):
 
 
 def _measured_seconds(out_dir):
-    """{(τ expression, q expression): measured CPU seconds of its finished cells} (every
-    stage shares ``scan/cells``; the wall-clock seconds of a record without ``cpu``)."""
+    """{(τ expression, q expression): {width: measured CPU seconds of its finished cells}}
+    (every stage shares ``scan/cells``; the wall-clock seconds of a record without ``cpu``)."""
     totals = {}
     for path in (Path(out_dir) / "scan" / "cells").glob("*.json"):
         record = read_json(path)
         identity = (record or {}).get("identity")
         if isinstance(identity, dict):
-            key = (identity.get("tau"), identity.get("keep"))
-            seconds = record.get("cpu", record.get("elapsed", 0.0))
-            totals[key] = totals.get(key, 0.0) + float(seconds)
+            widths = totals.setdefault((identity.get("tau"), identity.get("keep")), {})
+            seconds = float(record.get("cpu", record.get("elapsed", 0.0)))
+            widths[identity.get("width")] = widths.get(identity.get("width"), 0.0) + seconds
     return totals
 
 
-def summarize_grid(out_dir):
-    """Read a (possibly unfinished) grid decision run."""
+def summarize_grid(out_dir, flat_slope=None):
+    """Read a (possibly unfinished) grid decision run.
+
+    Parameters
+    ----------
+    out_dir : str or Path
+    flat_slope : float, optional
+        The rule's not-falling option (:func:`~phase_diagram.finder.decision.
+        decide_asymptotic`), applied to the records as they are read (no part of the run's
+        configuration: a run's directory can be read with and without it).
+    """
     out_dir = Path(out_dir)
     config = _read_grid_config(out_dir)
     run, beyond = split_points(config)
-    _, scan_results, missing = summarize_sequential(out_dir / "scan")
+    _, scan_results, missing = summarize_sequential(out_dir / "scan", flat_slope)
     by_spec = {r.spec: r for r in scan_results}
     elapsed = _measured_seconds(out_dir)
     results, predicted, measured = [], 0.0, 0.0
@@ -306,7 +336,11 @@ def summarize_grid(out_dir):
             continue
         r = by_spec.get(p.spec)
         d = None if r is None else r.decision
-        seconds = elapsed.get((p.spec.tau, p.spec.keep), 0.0)
+        # the cells of the widths its decision used, as the prediction below (with the
+        # not-falling option a point may be decided before the last stage it ran)
+        last = max(r.widths) if r is not None and r.widths else math.inf
+        seconds = sum(v for w, v in elapsed.get((p.spec.tau, p.spec.keep), {}).items()
+                      if w is not None and w <= last)
         measured += seconds
         if r is not None and r.widths:
             stage = dataclasses.replace(scan_config(config, [p]), widths=r.widths)
@@ -330,7 +364,8 @@ def summarize_grid(out_dir):
                      / len(counted)) if counted else math.nan
                  for w in config.stage_widths}
     wrong = sum(r.agrees is False for r in results)
-    return GridSummary(config, results, fractions, wrong, predicted, measured, missing)
+    return GridSummary(config, results, fractions, wrong, predicted, measured, missing,
+                       flat_slope)
 
 
 def limit_gaps(config, point, *, particles=4096, seed=0):

@@ -39,8 +39,14 @@ def _stage(out_dir, width):
     return path
 
 
-def summarize_sequential(out_dir):
-    """Per-scaling results of a (sequential) scan: each scaling's latest stage.
+def summarize_sequential(out_dir, flat_slope=None):
+    """Per-scaling results of a (sequential) scan: each scaling's first decided stage, else
+    its latest stage.
+
+    The scan grows the widths of the scalings the default rule leaves undetermined, so under
+    that rule the first decided stage is the last one. ``flat_slope`` (the rule's not-falling
+    option, :func:`~phase_diagram.finder.decision.decide_asymptotic`) only adds decisions, so
+    a scan run with it would have stopped at a stage this one ran: its first decided stage.
 
     Returns
     -------
@@ -52,13 +58,14 @@ def summarize_sequential(out_dir):
     missing : int
         Unfinished cells over all stages.
     """
-    config, results, missing = summarize(out_dir)
-    latest = {r.spec: r for r in results}
+    config, results, missing = summarize(out_dir, flat_slope)
+    chosen = {r.spec: r for r in results}
     for path in stage_dirs(out_dir):
-        _, stage_results, stage_missing = summarize(path)
+        _, stage_results, stage_missing = summarize(path, flat_slope)
         missing += stage_missing
-        latest.update({r.spec: r for r in stage_results})
-    return config, [latest[s] for s in config.scalings], missing
+        chosen.update({r.spec: r for r in stage_results
+                       if not (chosen[r.spec].decision and chosen[r.spec].decision.decided)})
+    return config, [chosen[s] for s in config.scalings], missing
 
 
 def run_sequential(config, out_dir, *, max_width, workers=None, dask=None, dask_timeout=None,

@@ -114,7 +114,7 @@ def _repeat_slopes(widths, d):
 
 
 def decide_phase(widths, distances, slope_threshold=DEFAULT_SLOPE_THRESHOLD, diverged=None, *,
-                 window=DEFAULT_WINDOW, ratio=DEFAULT_RATIO):
+                 window=DEFAULT_WINDOW, ratio=DEFAULT_RATIO, flat_slope=None):
     """Decide the empirical phase from distances to each candidate limit.
 
     Parameters
@@ -124,7 +124,7 @@ def decide_phase(widths, distances, slope_threshold=DEFAULT_SLOPE_THRESHOLD, div
     distances : dict
         limit → array of shape (R, W): the distance (one number per cell) for each repeat and
         width; a non-finite entry is a diverged cell (never a distance).
-    slope_threshold, window, ratio
+    slope_threshold, window, ratio, flat_slope
         The rule of :func:`phase_diagram.finder.decision.decide_asymptotic`.
     diverged : array_like of bool, shape (R, W), optional
         Cells with a divergence report. Any makes the phase :data:`DIVERGED`.
@@ -136,7 +136,8 @@ def decide_phase(widths, distances, slope_threshold=DEFAULT_SLOPE_THRESHOLD, div
     widths = np.asarray(widths, dtype=float)
     arrays = {lim: np.asarray(d, dtype=float) for lim, d in distances.items()}
     rule = decide_asymptotic(widths, {lim: d.T for lim, d in arrays.items()},
-                             window=window, ratio=ratio, slope_threshold=slope_threshold)
+                             window=window, ratio=ratio, slope_threshold=slope_threshold,
+                             flat_slope=flat_slope)
     slopes = {lim: _repeat_slopes(widths, d) for lim, d in arrays.items()}
     if diverged is not None and np.any(diverged):
         count = int(np.sum(diverged))
@@ -244,13 +245,15 @@ def _reduce(series, metric, statistic):
     return float(series.max() if statistic == "max" else series[-1])
 
 
-def summarize(out_dir):
+def summarize(out_dir, flat_slope=None):
     """Per-scaling theory vs empirical phase of a (possibly unfinished) scan.
 
     A scaling uses the widths whose repeats are all finished (or diverged) and gets a
     :class:`Decision` when there are at least two; each cell's distance series is reduced to
     one number with the configured metric and statistic. A diverged cell contributes no
-    distance: its scaling is detected as :data:`DIVERGED`.
+    distance: its scaling is detected as :data:`DIVERGED`. ``flat_slope`` is the rule's
+    not-falling option (:func:`~phase_diagram.finder.decision.decide_asymptotic`), applied when
+    the records are read: it is no part of the scan's configuration.
 
     Returns
     -------
@@ -283,7 +286,8 @@ def summarize(out_dir):
         decision = None
         if len(widths) >= 2:
             diverged = np.array([[bool(cell["diverged"]) for cell in row] for row in grid])
-            decision = decide_phase(widths, distances, config.slope_threshold, diverged)
+            decision = decide_phase(widths, distances, config.slope_threshold, diverged,
+                                    flat_slope=flat_slope)
         results.append(ScalingResult(spec, regime, decision, tuple(widths), distances,
                                      tuple(reports)))
     return config, results, missing

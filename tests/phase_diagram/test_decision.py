@@ -4,8 +4,10 @@ import math
 import numpy as np
 import pytest
 
-from phase_diagram.finder.decision import (compare_candidates, decide_asymptotic, log_ratio_at,
-                                           paired_log_ratio, pooled_slope)
+from meanfield_dropout.stats import t_quantile
+from phase_diagram.finder.decision import (DEFAULT_SLOPE_THRESHOLD, compare_candidates,
+                                           decide_asymptotic, log_ratio_at, paired_log_ratio,
+                                           pooled_slope)
 from phase_diagram.scan import run_scan, summarize
 from phase_diagram.scan.config import load_config
 from pathlib import Path
@@ -118,3 +120,66 @@ def test_decisions_do_not_depend_on_the_worker_count(tmp_path):
         assert missing == 0
         phases.append([(r.decision.phase, r.decision.reason) for r in results])
     assert phases[0] == phases[1]
+
+
+# Noise levels of the not-falling tests, derived from the rule: with the default window (the
+# 4 largest of WIDTHS, spaced by log 2) and R repeats, the pooled slope's standard error is
+# σ / √(R Σ(x − x̄)²) with Σ(x − x̄)² = 5 (log 2)², and the interval's half-width h is the
+# Student-t quantile (4R − 2 degrees of freedom) times it.
+def _noise_for_half_width(half, repeats=4):
+    return half * math.sqrt(repeats * 5 * math.log(2) ** 2) / t_quantile(4 * repeats - 2, 0.95)
+
+
+THRESHOLD = DEFAULT_SLOPE_THRESHOLD
+# tight: h = threshold / 3, so a flat distance's interval dips below −threshold only when its
+# slope is off by 2h (≈ 4.3 standard errors); wide: h = 4 × threshold, so it lies above
+# −threshold only when its slope is off by +3 × threshold (≈ 1.6 standard errors, for every
+# candidate at once)
+TIGHT, WIDE = _noise_for_half_width(THRESHOLD / 3), _noise_for_half_width(4 * THRESHOLD)
+
+
+def _flat_candidates(noise, seed):
+    # flat distances, within 2x of each other: no limit can be accepted
+    return {name: _noisy(0.0, scale, noise=noise, seed=seed + i)
+            for i, (name, scale) in enumerate([("critical", 0.3), ("penalized-wgf", 0.35),
+                                               ("wgf", 0.5)])}
+
+
+def test_flat_tight_distances_are_degenerate_with_the_not_falling_option():
+    for seed in range(0, 30, 3):
+        distances = _flat_candidates(TIGHT, seed)
+        d = decide_asymptotic(WIDTHS, distances, flat_slope=THRESHOLD)
+        assert d.phase == "degenerate", d.reason
+        assert all(f.slope_low > -THRESHOLD for f in d.fits.values())
+        assert "clearly not falling" in d.reason and d.settings["flat_slope"] == THRESHOLD
+        # without the option the rule is unchanged: undetermined, with the reason's form
+        d = decide_asymptotic(WIDTHS, distances)
+        assert d.phase == "undetermined" and d.reason.startswith("undetermined at n <= 1024: ")
+        assert "is not clearly falling (slope" in d.reason
+
+
+def test_flat_wide_distances_stay_undetermined():
+    for seed in range(0, 30, 3):
+        d = decide_asymptotic(WIDTHS, _flat_candidates(WIDE, seed), flat_slope=THRESHOLD)
+        assert d.phase == "undetermined", d.reason
+        assert d.reason.startswith("undetermined at n <= 1024: ")
+
+
+def test_a_limit_falling_just_faster_than_the_threshold_is_never_degenerate():
+    # rate threshold + h (tight noise): its interval's low end is above −threshold only when
+    # its slope is off by 2h; the flat competitors are clearly not falling
+    phases = set()
+    for noise in (TIGHT, WIDE):
+        for seed in range(0, 30, 3):
+            distances = _flat_candidates(TIGHT, seed)
+            distances["jump-poisson"] = _noisy(-(THRESHOLD + THRESHOLD / 3), 0.2, noise=noise,
+                                               seed=seed + 10)
+            d = decide_asymptotic(WIDTHS, distances, flat_slope=THRESHOLD)
+            assert d.phase in ("jump-poisson", "undetermined"), d.reason
+            phases.add(d.phase)
+    assert phases == {"jump-poisson", "undetermined"}
+
+
+def test_flat_slope_is_checked():
+    with pytest.raises(ValueError, match="flat_slope"):
+        decide_asymptotic(WIDTHS, {"wgf": np.ones((5, 2))}, flat_slope=-0.1)

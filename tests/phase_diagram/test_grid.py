@@ -96,6 +96,9 @@ def test_cli_estimate_and_bad_input(tmp_path, monkeypatch, capsys):
     assert main(["grid", "--quick", "--grid", "5"]) == 2
     err = capsys.readouterr().err
     assert "--quick" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert main(["grid", "--quick", "--estimate", "--flat-slope", "-0.1"]) == 2
+    err = capsys.readouterr().err
+    assert "--flat-slope must be a number in [0, 10]" in err and "Traceback" not in err
     assert list(tmp_path.iterdir()) == []
 
 
@@ -182,6 +185,12 @@ def test_figure_draws_every_status(tmp_path):
     fig = grid_decision_figure(summary)
     assert len(fig.axes) == 3
     fig.savefig(tmp_path / "grid.png")
+    # the not-falling option is named in the report and the figure's title
+    assert "not falling" not in summary.lines()[-1]
+    summary = dataclasses.replace(summary, flat_slope=0.15)
+    note = "degenerate also when every limit is clearly not falling (slope interval above -0.15)"
+    assert summary.lines()[-1].endswith("; " + note)
+    assert note in grid_decision_figure(summary).axes[0].get_title()
 
 
 def test_limit_gaps_compare_the_theory_limit_with_each_competitor():

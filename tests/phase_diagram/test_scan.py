@@ -278,3 +278,37 @@ def test_cell_functions_come_from_the_registry_unless_import_is_allowed(tmp_path
         assert len(_distances(tmp_path / "scan")) == 2
     finally:
         del CELL_FUNCTIONS["power_cell"]
+
+
+def test_sequential_summary_takes_each_scalings_first_decided_stage(tmp_path, monkeypatch):
+    # stages n64 and n128 of a sequential scan; under the summary's rule scaling "a" is decided
+    # at n32 (the first stage), "b" at n64 and "c" never: each gets its first decided stage
+    # (a scan run with that rule stops there), else its latest
+    import types
+    from phase_diagram.scan import sequential
+
+    def result(spec, phase, width):
+        decision = types.SimpleNamespace(phase=phase, width=width,
+                                         decided=phase != "undetermined")
+        return types.SimpleNamespace(spec=spec, decision=decision)
+
+    stages = {tmp_path: [result("a", "wgf", 32), result("b", "undetermined", 32),
+                         result("c", "undetermined", 32)],
+              tmp_path / "n64": [result("a", "undetermined", 64), result("b", "degenerate", 64),
+                                 result("c", "undetermined", 64)],
+              tmp_path / "n128": [result("a", "undetermined", 128),
+                                  result("b", "undetermined", 128),
+                                  result("c", "undetermined", 128)]}
+    seen = []
+
+    def summarize(path, flat_slope=None):
+        seen.append(flat_slope)
+        return types.SimpleNamespace(scalings=("a", "b", "c")), stages[path], 1
+
+    monkeypatch.setattr(sequential, "summarize", summarize)
+    monkeypatch.setattr(sequential, "stage_dirs", lambda out: [tmp_path / "n64",
+                                                               tmp_path / "n128"])
+    _, results, missing = sequential.summarize_sequential(tmp_path, flat_slope=0.15)
+    assert [(r.decision.phase, r.decision.width) for r in results] == [
+        ("wgf", 32), ("degenerate", 64), ("undetermined", 128)]
+    assert missing == 3 and seen == [0.15] * 3
