@@ -1,5 +1,5 @@
-"""One interface (issue 24), through the public functions and the commands run in-process:
-named data sets, the data each command and result says it used."""
+"""One interface for data and results, through the public functions and the commands run
+in-process: named data sets, the data each command and result says it used."""
 import numpy as np
 import pytest
 

@@ -1,4 +1,4 @@
-"""Exact asymptotics of the phase classifier (issue 12): SymPy limits, budgets, fallback.
+"""Exact asymptotics of the phase classifier: SymPy limits, budgets, fallback.
 
 Every scaling of ``CASES`` comes with the phase, α = lim τ_n/q_n, β = lim (1 − q_n)/(n q_n)
 and τ_∞ = lim τ_n that theory gives (notes §3.2–3.3), derived in the comment above it. The

@@ -1,5 +1,6 @@
-"""One interface (issue 24) on the phase-diagram commands, run in-process: data names, the
-converge verdict, locate's horizons, tables and CSV, cost announcements and flag renames."""
+"""One interface for data and results on the phase-diagram commands, run in-process: data
+names, the converge verdict, locate's horizons, tables and CSV, cost announcements and flag
+renames."""
 import re
 from pathlib import Path
 
