@@ -245,6 +245,18 @@ def add_map(sub):
     p.set_defaults(run=_map)
 
 
+def add_flat_slope(p):
+    """``--flat-slope S``: the decision rule's not-falling option
+    (:func:`phase_diagram.finder.decision.decide_asymptotic`), applied to the records as they
+    are read."""
+    p.add_argument("--flat-slope", metavar="S",
+                   type=_number(float, 0, 10, name="--flat-slope"),
+                   help="also decide 'degenerate' when every limit diverged, moves away or is "
+                        "clearly not falling (slope interval above -S); applied to the records "
+                        "as they are read, so it re-decides a finished run (default: off; the "
+                        "symmetric rule is 0.15)")
+
+
 def add_run_options(p):
     """``--workers``, ``--dask``, ``--jobqueue``, ``--replot`` and ``--no-progress`` of a
     command whose cells run on a pool or a cluster into a resumable ``--out-dir``."""

@@ -15,8 +15,8 @@ from meanfield_dropout.runtime.memory import format_duration
 
 from .. import plots
 from ..scan.grid import QUICK, GridConfig, decide_grid, estimate_grid_cost, summarize_grid
-from .finder import (RUN_ONLY, FigureOrOldDirectory, _number, add_run_options, dask_address,
-                     refuse_ignored)
+from .finder import (RUN_ONLY, FigureOrOldDirectory, _number, add_flat_slope, add_run_options,
+                     dask_address, refuse_ignored)
 
 __all__ = ["add_grid"]
 
@@ -101,11 +101,7 @@ def add_grid(sub):
                         f"budget {QUICK.max_steps} steps: the easy points in a few minutes")
     p.add_argument("--seed", type=_number(int, 0, 2 ** 63, name="--seed"),
                    help=f"root seed (default {GridConfig.seed})")
-    p.add_argument("--flat-slope", metavar="S", type=_number(float, 0, 10, name="--flat-slope"),
-                   help="also decide 'degenerate' when every limit diverged, moves away or is "
-                        "clearly not falling (slope interval above -S); applied to the records "
-                        "as they are read, so --replot re-decides a finished run (default: "
-                        "off; the symmetric rule is 0.15)")
+    add_flat_slope(p)
     p.add_argument("--estimate", action="store_true",
                    help="print the cost model's CPU-hours and stop")
     p.add_argument("--out-dir", metavar="DIR", type=output_dir,

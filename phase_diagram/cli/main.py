@@ -54,7 +54,7 @@ from ..scan import load_config, run_scan
 from ..scan.cell_functions import DEFAULT_CELL_FUNCTION
 from ..scan.sequential import run_sequential, summarize_sequential
 from ..scan.summary import decision_lines, decision_table
-from .finder import add_locate, add_map, dask_address
+from .finder import add_flat_slope, add_locate, add_map, dask_address
 from .grid import add_grid
 
 
@@ -119,15 +119,15 @@ def _scan(args):
         DEFAULT_CELL_FUNCTION else f"set by the cell function {config.cell_function}"
     print(f"scan: data {data}, widths {', '.join(map(str, config.widths))}, {config.repeats} "
           f"repeats, seed {config.seed}, horizon T = {config.horizon:g}")
-    _, scalings, _ = summarize_sequential(args.out_dir)
-    print("\n".join(decision_lines(scalings, verbose=True)))
+    _, scalings, _ = summarize_sequential(args.out_dir, args.flat_slope)
+    print("\n".join(decision_lines(scalings, verbose=True, flat_slope=args.flat_slope)))
     if args.csv:
         write_csv(decision_table(scalings), args.csv)
         print(f"decisions written to {args.csv}")
 
 
 def _plot(args):
-    config, scalings, missing = summarize_sequential(args.dir)
+    config, scalings, missing = summarize_sequential(args.dir, args.flat_slope)
     total = len(config.scalings) * len(config.widths) * config.repeats
     if not any(r.decision is not None for r in scalings):
         raise ValueError(f"{args.dir}: no scaling has finished cells at two or more widths "
@@ -137,10 +137,11 @@ def _plot(args):
               file=sys.stderr)
     out = Path(args.out)
     save_figure = meanfield_dropout.plots.save_figure
-    paths = save_figure(plots.phase_diagram_figure(scalings), out, pdf=args.pdf)
+    paths = save_figure(plots.phase_diagram_figure(scalings, args.flat_slope), out,
+                        pdf=args.pdf)
     paths += save_figure(plots.distance_panels_figure(scalings, config.statistic),
                          out.with_name(out.stem + "_panels" + out.suffix), pdf=args.pdf)
-    print("\n".join(decision_lines(scalings, args.verbose)))
+    print("\n".join(decision_lines(scalings, args.verbose, args.flat_slope)))
     print(f"wrote {', '.join(map(str, paths))}")
 
 
@@ -271,6 +272,7 @@ def parser():
                                              help="hide the progress bar"))
     p.add_argument("--csv", type=OutputFile(".csv"), action=MakeDirectories,
                    help="also write the decisions as a table (one row per scaling)")
+    add_flat_slope(p)
     p.set_defaults(run=_scan)
 
     p = sub.add_parser("plot", help="phase diagram and distance panels of a scan")
@@ -280,6 +282,7 @@ def parser():
         help="PNG path of the phase diagram"))
     p.add_argument("--pdf", action="store_true", help="also write PDFs")
     p.add_argument("--verbose", action="store_true", help="print the reason of each decision")
+    add_flat_slope(p)
     p.set_defaults(run=_plot)
 
     p = sub.add_parser("theory", help="the theoretical phase diagram alone")

@@ -66,7 +66,7 @@ from meanfield_dropout.validation import check_positive, check_real
 __all__ = ["DEFAULT_RATIO", "DEFAULT_DESCRIBE", "DEFAULT_CLOSE", "DEFAULT_WINDOW", "COMPLEXITY",
            "UNDETERMINED", "DEGENERATE", "NONE", "CandidateFit", "AsymptoticDecision",
            "Comparison", "decide_asymptotic", "check_comparison_settings", "compare_candidates",
-           "paired_log_ratio", "log_ratio_at", "pooled_slope"]
+           "paired_log_ratio", "log_ratio_at", "pooled_slope", "not_falling_note"]
 
 DEFAULT_RATIO = 2.0
 DEFAULT_DESCRIBE = 1.25
@@ -160,6 +160,14 @@ def log_ratio_at(widths, other, best, at, level=0.95):
         return value, -math.inf, math.inf
     half = t_quantile(y.size - 2, level) * error
     return value, value - half, value + half
+
+
+def not_falling_note(flat_slope):
+    """What the not-falling option adds to the rule, in the words of reports and figures (""
+    when ``flat_slope`` is None: off)."""
+    return "" if flat_slope is None else (
+        f"degenerate also when every limit is clearly not falling (slope interval above "
+        f"{-flat_slope:+.2f})")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,7 @@ from matplotlib.lines import Line2D
 
 from meanfield_dropout.plots.figures import convergence_figure
 
-from ..finder.decision import DEFAULT_SLOPE_THRESHOLD
+from ..finder.decision import DEFAULT_SLOPE_THRESHOLD, not_falling_note
 from ..scan.summary import DIVERGED
 from ..theory.phases import DEGENERATE, PHASES
 from .simplex import (PHASE_COLORS, PHASE_LABELS, _theory_handles, draw_theory, theory_figure,
@@ -40,13 +40,15 @@ def _spread(points, gap=0.075, iterations=200):
     return out
 
 
-def phase_diagram_figure(results):
+def phase_diagram_figure(results, flat_slope=None):
     """The theory diagram with the empirical phase of each scanned scaling overlaid.
 
     Parameters
     ----------
     results : list of :class:`~phase_diagram.scan.summary.ScalingResult`
         Scalings without a simplex limit or without a decision are skipped.
+    flat_slope : float, optional
+        The not-falling option the decisions were read with, named in the title.
 
     Notes
     -----
@@ -94,7 +96,9 @@ def phase_diagram_figure(results):
     ax.text(1.02, 0.35, key, transform=ax.transAxes, fontsize=7.5, va="top", family="monospace")
     ax.set_title(f"Empirical phases of {len(numbered)} scalings: {decided} decided "
                  f"({agree} agree with theory, {wrong} wrong), "
-                 f"{len(numbered) - decided} undetermined", fontsize=11)
+                 f"{len(numbered) - decided} undetermined"
+                 + (f";\n{not_falling_note(flat_slope)}" if flat_slope is not None else ""),
+                 fontsize=11)
     fig.subplots_adjust(left=0.02, right=0.55)
     return fig
 

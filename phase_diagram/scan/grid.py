@@ -67,6 +67,7 @@ from meanfield_dropout.limits import LimitConstants, simulate_limit
 from meanfield_dropout.network import network_data
 from meanfield_dropout.runtime.cells import read_json, write_json
 
+from ..finder.decision import not_falling_note
 from ..theory.phases import DEGENERATE
 from .cell_functions import distances_cell, distances_cost, register_cell_function
 from .cells import build_cells
@@ -259,9 +260,7 @@ class GridSummary:
     @property
     def rule_note(self):
         """Empty with the default rule; with the not-falling option, what it adds."""
-        return "" if self.flat_slope is None else (
-            f"degenerate also when every limit is clearly not falling (slope interval "
-            f"above {-self.flat_slope:+.2f})")
+        return not_falling_note(self.flat_slope)
 
     def lines(self):
         """One line per point and a closing summary (the CLI's report)."""

@@ -18,7 +18,7 @@ from meanfield_dropout.runtime import tables
 from meanfield_dropout.stats import loglog_fit
 
 from ..finder.decision import (DEFAULT_RATIO, DEFAULT_SLOPE_THRESHOLD, DEFAULT_WINDOW,
-                               UNDETERMINED, decide_asymptotic)
+                               UNDETERMINED, decide_asymptotic, not_falling_note)
 from ..theory.phases import classify
 from .cells import build_cells
 from .config import ScalingSpec, config_from_dict
@@ -214,9 +214,10 @@ def decision_table(results):
         for r in results)
 
 
-def decision_lines(results, verbose=False):
+def decision_lines(results, verbose=False, flat_slope=None):
     """One line per decided scaling (theory, detected phase, largest width, agreement and
-    diverged cells; with ``verbose`` the reason below it) and a count of the agreements."""
+    diverged cells; with ``verbose`` the reason below it) and a count of the agreements (and
+    the not-falling option the decisions were read with, if any)."""
     decided = [r for r in results if r.decision is not None]
     lines = []
     for r in decided:
@@ -231,7 +232,8 @@ def decision_lines(results, verbose=False):
     agree = sum(r.agrees is True for r in decided)
     wrong = sum(r.agrees is False for r in decided)
     lines.append(f"decided {agree + wrong}/{len(decided)} scalings: {agree} agree with theory, "
-                 f"{wrong} wrong, {len(decided) - agree - wrong} undetermined or diverged")
+                 f"{wrong} wrong, {len(decided) - agree - wrong} undetermined or diverged"
+                 + (f"; {not_falling_note(flat_slope)}" if flat_slope is not None else ""))
     return lines
 
 

@@ -78,7 +78,13 @@ def test_sequential_scan_adds_widths_until_decided(tmp_path, capsys):
     assert run_sequential(config, out, max_width=1024, workers=1, progress=False,
                           allow_import=True)["computed"] == 0
     assert main(["plot", str(out), "-o", str(tmp_path / "pd.png")]) == 0
-    assert "decided 1/1 scalings: 1 agree with theory, 0 wrong" in capsys.readouterr().out
+    assert ("decided 1/1 scalings: 1 agree with theory, 0 wrong, 0 undetermined or "
+            "diverged\n") in capsys.readouterr().out
+    # the not-falling option re-reads the records and says so
+    assert main(["plot", str(out), "-o", str(tmp_path / "pd.png"), "--flat-slope", "0.15"]) == 0
+    assert ("decided 1/1 scalings: 1 agree with theory, 0 wrong, 0 undetermined or diverged; "
+            "degenerate also when every limit is clearly not falling (slope interval above "
+            "-0.15)") in capsys.readouterr().out
 
 
 def test_jobqueue_config_validates_and_builds_a_job_script(tmp_path):
