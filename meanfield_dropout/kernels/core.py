@@ -5,7 +5,9 @@ dropout and modified-loss iterations) is built on the private ``@njit`` kernels 
 module and the three beside it in the kernel layer: :mod:`~meanfield_dropout.kernels.blocks` (the
 scratch and the two ends of a block's step), :mod:`~meanfield_dropout.kernels.relu_signs` (the sign
 path of ReLU) and :mod:`~meanfield_dropout.kernels.rows` (one neuron at a time, for the jump
-limits). They take plain arrays, check nothing and allocate only scratch space.
+limits). They take plain arrays and the small structs of :mod:`~meanfield_dropout.kernels.structs`
+(the network's data, a pass's rows and weights, what a forward pass keeps, a step's constants),
+check nothing and allocate only scratch space.
 
 Network. A width-n network is a particle array ``X`` of shape ``(n, K + d [+ 1])``: row i is
 neuron x_i = (a_i, w_i[, b_i]) with output weights a_i ∈ R^K (K = 1 for a scalar output),
@@ -88,12 +90,13 @@ def _forward_sums(X, net, rows, weights, kept, out, plain, work):
     ``plain`` is the sum without the mask weight: with the kept neurons first and the
     dropped ones after them, it is the unmasked predictor a loss record needs, in the same
     pass as the step's own.
-    Neuron rows[r]'s pre-activations are kept in ``kept.pre[r]`` if it has rows, and
-    their signs 1[u > 0] in ``kept.signs[r]`` (uint8) if it has rows: all the
-    backward pass of the sign path needs (:func:`~meanfield_dropout.kernels.relu_signs._sign_path`). ``work`` is a
-    :class:`~meanfield_dropout.kernels.blocks.Workspace` for at least ``rows.count`` rows. Each block sums into its own slab
-    (:func:`_forward_block`); slabs are added in block order. The weighted rows fill blocks
-    of their own, so the weighted sum is the same bits with or without the rows after them.
+    Neuron rows[r]'s pre-activations are kept in ``kept.pre[r]`` if it has rows, and their
+    signs 1[u > 0] in ``kept.signs[r]`` (uint8) if it has rows: all the backward pass of the
+    sign path needs (:func:`~meanfield_dropout.kernels.relu_signs._sign_path`). ``work`` is a
+    :class:`~meanfield_dropout.kernels.blocks.Workspace` for at least ``rows.count`` rows.
+    Each block sums into its own slab (:func:`_forward_block`); slabs are added in block
+    order. The weighted rows fill blocks of their own, so the weighted sum is the same bits
+    with or without the rows after them.
     """
     count = rows.count
     d, batch = net.inputs_t.shape

@@ -47,8 +47,8 @@ def _jacobian_transpose_block(X, net, rows, step, residuals, kept, out, blk):
 
 @njit(cache=True, parallel=True)
 def _jacobian_transpose(X, net, rows, step, residuals, kept, out):
-    """Per-neuron residuals: out_i ← out_i − step · Dφ(x_i)ᵀ residuals[i], i = rows.index[r],
-    r < rows.count.
+    """Per-neuron residuals: out_i ← out_i − step · Dφ(x_i)ᵀ residuals[i] for
+    i = rows.index[r], r < rows.count.
 
     :func:`~meanfield_dropout.kernels.core._backward_update` with penalty 0, except that
     neuron i has its own residual ``residuals[i]`` of shape (K, B) (``residuals`` has shape
