@@ -14,8 +14,9 @@ The cache lives where Numba puts it, one folder per source folder: under the dir
 ``NUMBA_CACHE_DIR`` if that environment variable is set (a read-only install, a cluster's
 shared file system), else in the ``__pycache__`` folder beside the kernel modules (or a
 per-user folder when the package directory is read-only). ``NUMBA_DISABLE_CACHE=1`` turns the
-cache off: every process then compiles what it uses. An entry is keyed by its kernel module's
-modification time, so a reinstall or an edit of a kernel module compiles again; stale entries,
+cache off: every process then compiles what it uses. An entry is keyed by the source of the whole
+kernel layer (:mod:`meanfield_dropout.kernels.cache`), so an edit or an upgrade of any kernel
+module compiles every kernel again; stale entries,
 and those of kernels that moved to another module, only take space (:func:`clear_cache`
 removes them).
 """

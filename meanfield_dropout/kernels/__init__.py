@@ -16,5 +16,8 @@ arguments once, plan the randomness and call them.
 * :mod:`.sme_model`, :mod:`.sme_noise`, :mod:`.sme_steps` — the SME network at fixed width
   (dropout gradients, L_S, H v), its gradient noise Σ and its runs (dropout, GD on L_S,
   Euler–Maruyama SME steps);
-* :mod:`.twins` — the serial twins of the kernels that run parallel regions, for small runs.
+* :mod:`.twins` — the serial twins of the kernels that run parallel regions, for small runs;
+* :mod:`.cache` — the cache key of every kernel: the source of the whole layer.
 """
+# before any kernel module is imported: the locators that key the kernels' cache entries
+from . import cache  # noqa: F401
