@@ -23,6 +23,7 @@ removes them).
 import importlib
 import inspect
 import json
+import multiprocessing
 import os
 import pickle
 import subprocess
@@ -38,8 +39,8 @@ from numba.core.caching import FunctionCache, IndexDataCacheFile, _CacheLocator
 from numba.core.registry import CPUDispatcher
 from tqdm.auto import tqdm
 
-from .kernels.twins import for_run, twins
-from .kernels.variants import _run_chunk
+from .kernels.twins import for_run, serial, twins
+from .kernels.variants import _run_chunk, chunk_callees
 
 #: Precisions a run may ask for; float32 kernels are compiled only for float32 runs.
 DTYPES = ("float64", "float32")
@@ -147,7 +148,8 @@ def compile_ahead(kernel, args, task, dtype, announce=True):
     (:mod:`meanfield_dropout.kernels.twins`), the parallel kernel of a serial twin is compiled
     too: what a large run takes."""
     pair = twins(kernel)
-    if announce and (task, dtype) not in _announced and not is_cached(kernel, args):
+    cached = is_cached(kernel, args)
+    if announce and (task, dtype) not in _announced and not cached:
         _announced.add((task, dtype))
         seconds = COMPILE_SECONDS.get((task, dtype))
         if seconds and len(pair) == 2 and pair[0] is kernel:     # a large run
@@ -155,9 +157,61 @@ def compile_ahead(kernel, args, task, dtype, announce=True):
         about = f", about {seconds} s" if seconds else ""
         tqdm.write(f"compiling kernels: first run only{about}; `meanfield-dropout warmup` "
                    "does it ahead", file=sys.stderr)
+    if not cached and not _both_twins[0]:
+        _compile_callees_apart(kernel, args)
     types = tuple(kernel.typeof_pyval(a) for a in args)
     for each in pair if _both_twins[0] and pair[-1] is kernel else (kernel,):
         each.compile(types)
+
+
+#: Kernels whose callees a cold compile splits between two processes: the code object of the
+#: kernel (shared by its serial twin) → a function of the kernel's arguments giving two lists
+#: of (callee, example arguments), the first compiled here, the second in another process.
+SPLITS = {_run_chunk.py_func.__code__: chunk_callees}
+#: Environment variable that turns the split off when set to 0: for processes that already
+#: share the cores among themselves (the test suite's workers).
+SPLIT_VARIABLE = "MEANFIELD_DROPOUT_COMPILE_SPLIT"
+
+
+def _compile_callees_apart(kernel, args):
+    """Compile the callees of ``kernel`` (:data:`SPLITS`) in two processes at once, this one
+    and a second one with a private cache, whose entries are then added where runs read them
+    (:func:`_merge_cache`): the kernel's own compile then loads them all. Only with a second
+    core to use, in a process that is not a pool worker, with the cache on, unless
+    :data:`SPLIT_VARIABLE` is 0. If the second process fails, this process compiles the rest
+    as the kernel's compile reaches it."""
+    split = SPLITS.get(kernel.py_func.__code__)
+    if (split is None or os.environ.get(SPLIT_VARIABLE, "1") == "0"
+            or len(os.sched_getaffinity(0)) < 2 or cache_info()["disabled"]
+            or multiprocessing.parent_process() is not None):
+        return
+    pair = twins(kernel)
+    flavour = serial if len(pair) == 2 and pair[1] is kernel else None      # a serial twin
+    here, elsewhere = split(*args)
+    plan = [(callee.py_func.__module__, callee.py_func.__name__, flavour is not None,
+             tuple(callee.typeof_pyval(a) for a in callee_args))
+            for callee, callee_args in elsewhere]
+    with tempfile.TemporaryDirectory(prefix="meanfield-compile-") as scratch:
+        private = Path(scratch) / "cache"
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(private))
+        env.pop("NUMBA_DISABLE_CACHE", None)
+        Path(scratch, "plan").write_bytes(pickle.dumps(plan))
+        helper = subprocess.Popen([sys.executable, "-m", __name__, "--callees",
+                                   str(Path(scratch, "plan"))], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for callee, callee_args in here:
+            callee = flavour(callee) if flavour else callee
+            callee.compile(tuple(callee.typeof_pyval(a) for a in callee_args))
+        if helper.wait() == 0:
+            _merge_cache(private)
+
+
+def _compile_plan(path):
+    """Compile the (module, kernel name, serial twin, argument types) of the pickle ``path``
+    (written by :func:`_compile_callees_apart`) into this process's cache."""
+    for module, name, twin, types in pickle.loads(Path(path).read_bytes()):
+        kernel = getattr(importlib.import_module(module), name)
+        (serial(kernel) if twin else kernel).compile(types)
 
 
 def compile_once(kernel, args, task, dtype):
@@ -333,5 +387,8 @@ def warmup(dtypes=DTYPES, jobs=None, progress=True, tasks=None):
 if __name__ == "__main__":
     # the package's module, not this ``__main__`` copy: compile_ahead reads its state
     package = importlib.import_module("meanfield_dropout.warmup")
-    package.run_tasks([tuple(item.split(":")) for item in sys.argv[1].split(",")])
+    if sys.argv[1] == "--callees":
+        package._compile_plan(sys.argv[2])
+    else:
+        package.run_tasks([tuple(item.split(":")) for item in sys.argv[1].split(",")])
     package._write_sources()

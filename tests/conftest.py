@@ -3,18 +3,28 @@
 ``--cpu-durations=N`` prints the N tests that used the most CPU time (the process that ran the
 test, all its threads, and the subprocesses it waited for): unlike ``--durations`` (wall time),
 it does not grow when other work shares the machine, so it is how to compare the suite's cost
-across runs. It works with pytest-xdist's workers (``-n``), which run the default suite.
+across runs. It works with pytest-xdist's workers (``-n``), which run the default suite; in
+them a cold compile stays in the worker's process (``warmup.SPLIT_VARIABLE``).
 """
+import os
 import resource
 import time
 
 import matplotlib
 import pytest
 
+from meanfield_dropout import warmup
+
 matplotlib.use("Agg")
 
 #: test node id → CPU seconds at its start (this process), and its CPU seconds (every test)
 _START, _CPU = {}, {}
+
+
+def pytest_configure(config):
+    if hasattr(config, "workerinput"):
+        # pytest-xdist's workers share the cores: a cold compile stays in its process
+        os.environ[warmup.SPLIT_VARIABLE] = "0"
 
 
 def pytest_addoption(parser):

@@ -300,3 +300,43 @@ def _within(values, bound):
         if not abs(v) <= bound:
             return False
     return True
+
+
+def _no_rows(value):
+    """``value`` with every array cut to no rows, a struct field by field: the same Numba
+    type, nothing to copy."""
+    if isinstance(value, np.ndarray):
+        return value[:0]
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return type(value)(*(_no_rows(field) for field in value))
+    return value
+
+
+def chunk_callees(X, rule, data, chunk, losses, first_step, work):
+    """The kernels that :func:`_run_chunk` called with these arguments calls, in two groups
+    that take about the same time to compile, each kernel with arguments of the types
+    ``_run_chunk`` passes it (empty arrays: only their types matter), so that the two groups can
+    be compiled in two processes before ``_run_chunk`` itself
+    (:func:`meanfield_dropout.warmup.compile_ahead`).
+
+    Returns
+    -------
+    tuple of list
+        (the forward passes and the loss, the backward pass): lists of (kernel, arguments).
+    """
+    X, train, work = _no_rows(X), _no_rows(data.train), _no_rows(work)
+    real, index = X.dtype, np.int64
+    rows = Rows(np.empty(0, dtype=index), 0)
+    kept = Kept(np.empty((0, 0), dtype=real), np.empty((0, 0), dtype=np.uint8),
+                np.empty(0, dtype=index))
+    sums = np.empty((0, 0), dtype=real)
+    # the plain sums: the unmasked predictor or its view with no columns, hence any layout
+    plain = np.empty((2, 4), dtype=real)[:, ::2]
+    forward = [(_forward_sums, (X, train, rows, Weights(1.0, rule.scale, 0), kept, sums, plain,
+                                work)),
+               (_unmasked_loss, (X, rule, train, work)),
+               (_add_sign_rows, (X, rule, train, rows, rows, rows, kept,
+                                 np.empty(0, dtype=index), sums, work))]
+    backward = [(_backward_step, (X, train, rows, Update(1.0, rule.penalty, sums), kept, X,
+                                  work))]
+    return forward, backward

@@ -1,0 +1,50 @@
+"""A cold compile of the engine's chunk kernel compiles its backward pass in a second process
+(``meanfield_dropout.warmup.SPLITS``, ``kernels.variants.chunk_callees``): the chunk kernel then
+loads that pass from the cache, because the second process compiled it for exactly the
+argument types the chunk kernel passes."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from meanfield_dropout import warmup
+
+SCRIPT = """
+import json
+import numpy as np
+from meanfield_dropout import simulate
+from meanfield_dropout.kernels import core, variants
+from meanfield_dropout.kernels.twins import serial
+
+rng = np.random.default_rng(0)
+inputs = rng.standard_normal((12, 3))
+result = simulate(inputs, np.tanh(inputs[:, 0]), width=8, keep_prob=0.5, master_lr=0.01,
+                  steps=3, variants=("dropout", "pn_ram"), progress=False)
+backward = serial(core._backward_step)
+print(json.dumps(dict(
+    hits=len(backward._cache_hits), misses=len(backward._cache_misses),
+    chunk_misses=len(serial(variants._run_chunk)._cache_misses),
+    loss=float(result.train_loss["dropout"][-1]))))
+"""
+
+
+def _run(tmp_path, split):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / f"cache-{split}"),
+               **{warmup.SPLIT_VARIABLE: split})
+    env.pop("NUMBA_DISABLE_CACHE", None)
+    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
+                          text=True, check=True)
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="the split needs a second core")
+def test_a_cold_chunk_kernel_loads_the_backward_pass_compiled_apart(tmp_path):
+    apart = _run(tmp_path, "1")
+    # compiled in the second process, found in the cache by the chunk kernel's compile
+    assert (apart["hits"], apart["misses"], apart["chunk_misses"]) == (1, 0, 1)
+    alone = _run(tmp_path, "0")
+    assert (alone["hits"], alone["misses"]) == (0, 1)
+    assert apart["loss"] == alone["loss"]
