@@ -23,9 +23,9 @@ if "OMP_WAIT_POLICY" not in os.environ:
     os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 from .data import DATASETS, Dataset, load_dataset, teacher_student, toy
-from .engine import VARIANTS, DivergenceError, SimulationResult, init_particles, simulate
+from .engine import VARIANTS, DivergenceError, SimulationResult, simulate
 from .metrics import coupled_rms, predictor_distance, wasserstein2
-from .network import loss_value, predict
+from .network import init_particles, loss_value, predict
 from .noise import ExplicitNoise
 
 from .runtime.results import save

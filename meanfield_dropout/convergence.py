@@ -58,11 +58,11 @@ from tqdm.auto import tqdm
 
 from .runtime import results, tables
 from .validation import check_int, check_keep_prob, check_positive, seed_record, seed_sequence
-from .network import network_data
+from .network import init_particles, network_data
 from .convergence_plan import (CLOCK_COUPLED, COUPLED_VARIANTS, METRICS,  # noqa: F401
                                DEFAULT_DATA, CellSettings, cell_steps, check_cell,
                                check_horizon, in_context, make_plan, step_lengths)
-from .engine import DivergenceError, init_particles, simulate
+from .engine import DivergenceError, simulate
 from .limits import LIMITS, DropoutClock, LimitConstants, _cloud_predictor, simulate_limit
 from .runtime.memory import announce_cost, format_bytes, warn_long_run
 from .metrics import coupled_rms, predictor_distance, wasserstein2

@@ -22,7 +22,8 @@ from .validation import check_choice, check_int, check_positive
 from .kernels.activations import activation_code
 from .data import data_label, load_dataset
 from .cost_model import cell_seconds
-from .engine import DIVERGENCE_FACTOR, DivergenceError
+from .engine import DivergenceError
+from .engine_plan import DIVERGENCE_FACTOR
 from .limits import DEFAULT_DT, LIMITS, LimitConstants, limit_constants
 from .runtime.memory import check_memory
 from .metrics import MAX_ASSIGNMENT_POINTS, W2_METHODS

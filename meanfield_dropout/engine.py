@@ -40,12 +40,11 @@ from .kernels.blocks import make_workspace
 from .runtime.memory import announce_cost
 from .runtime.threads import PARALLEL_SECONDS, kernel_threads
 from .kernels.twins import for_run
-from .kernels.variants import (FORWARD_MASK, MASKS, VARIANTS, Chunk, Losses, _run_chunk,
-                               _unmasked_loss)
+from .kernels.variants import VARIANTS, Chunk, Losses, _run_chunk, _unmasked_loss
 from .warmup import compile_ahead
-from .network import init_particles, network_data
-from .engine_plan import (DIVERGENCE_FACTOR, Dynamics, Recording, divergence_bounds,
-                          plan_simulation, simulation_seconds, validation_data)
+from .network import network_data
+from .engine_plan import (DIVERGENCE_FACTOR, Dynamics, Recording, plan_simulation,
+                          simulation_seconds, validation_data)
 
 
 class DivergenceError(FloatingPointError):
@@ -188,7 +187,7 @@ def simulate(inputs, targets, *, master_lr, steps, keep_prob=1.0, width=None, in
     keep_prob : float
         Keep probability q ∈ (0, 1]; masks take values 0 and 1/q.
     width : int, optional
-        Number of neurons n ≥ 1; particles drawn by :func:`init_particles` from ``seed``.
+        Number of neurons n ≥ 1; particles drawn by :func:`~meanfield_dropout.network.init_particles` from ``seed``.
     initial : ndarray, shape (n, p), optional
         Initial particles instead of ``width`` (then ``seed`` drives only masks and batches).
     variants : sequence of str

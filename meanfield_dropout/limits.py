@@ -66,8 +66,9 @@ from .validation import check_int, check_positive, seed_sequence
 from .kernels.blocks import make_workspace
 from .kernels.core import _predict
 from .kernels.limit_steps import RingState, Rings, _heun, _jump_events
-from .engine import (DIVERGENCE_FACTOR, DivergenceError, divergence_bounds, init_particles,
-                     simulate)
+from .engine import DivergenceError, simulate
+from .engine_plan import DIVERGENCE_FACTOR, divergence_bounds
+from .network import init_particles
 from .limit_sizes import (_EVENT_BATCH, _PARTNER_BATCH, LIMIT_CONSTANTS, LIMITS,  # noqa: F401
                           LimitConstants, check_clock, check_limit_size, check_times,
                           heun_steps, limit_constants)
@@ -281,7 +282,7 @@ def simulate_limit(limit, train, constants=LimitConstants(), *, times, limit_par
         ``jump-bernoulli`` each is rounded to the nearest step, t ≈ k τ.
     limit_particles : int, optional
         N, the number of the limit's particles, drawn from μ₀
-        (:func:`~meanfield_dropout.engine.init_particles`) with ``seed``.
+        (:func:`~meanfield_dropout.network.init_particles`) with ``seed``.
     initial : ndarray, shape (N, p), optional
         Initial particles instead of ``limit_particles``.
     seed : int or numpy.random.SeedSequence

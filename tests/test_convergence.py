@@ -8,7 +8,7 @@ from meanfield_dropout.runtime import results
 from meanfield_dropout.convergence import (CellSettings, ConvergenceStudy, convergence_study,
                                            measure_distances)
 from meanfield_dropout.data import teacher_student
-from meanfield_dropout.engine import init_particles
+from meanfield_dropout.network import init_particles
 from meanfield_dropout.limits import LimitConstants, simulate_limit
 from meanfield_dropout.network import network_data
 from meanfield_dropout.plots.figures import convergence_figure, save_figure

@@ -17,7 +17,8 @@ import numpy as np
 from ..runtime import results
 from ..validation import seed_sequence
 from ..curvature import batch_sharpness, sharpness
-from ..engine import MASKS, FORWARD_MASK, DivergenceError, simulate
+from ..engine import DivergenceError, simulate
+from ..kernels.variants import FORWARD_MASK, MASKS
 from ..network import init_particles, predict
 from ..noise import ExplicitNoise
 
