@@ -322,7 +322,8 @@ def chunk_callees(X, rule, data, chunk, losses, first_step, work):
     Returns
     -------
     tuple of list
-        (the forward passes and the loss, the backward pass): lists of (kernel, arguments).
+        (the forward passes and the loss; the backward pass and the step's small kernels):
+        lists of (kernel, arguments).
     """
     X, train, work = _no_rows(X), _no_rows(data.train), _no_rows(work)
     real, index = X.dtype, np.int64
@@ -337,6 +338,11 @@ def chunk_callees(X, rule, data, chunk, losses, first_step, work):
                (_unmasked_loss, (X, rule, train, work)),
                (_add_sign_rows, (X, rule, train, rows, rows, rows, kept,
                                  np.empty(0, dtype=index), sums, work))]
+    mask_row = np.empty(0, dtype=np.bool_)
     backward = [(_backward_step, (X, train, rows, Update(1.0, rule.penalty, sums), kept, X,
-                                  work))]
+                                  work)),
+                (_loss_derivative, (train.loss, sums, sums, sums)),
+                (_active_rows, (mask_row, rows.index)), (_dropped_rows, (mask_row, rows.index)),
+                (_within, (sums, rule.output_bound)),
+                (_rows_within, (X, rows.index, 0, rule.parameter_bound))]
     return forward, backward
