@@ -57,7 +57,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .runtime import results, tables
-from .validation import check_int, check_keep_prob, check_positive, seed_record, seed_sequence
+from .validation import (check_int, check_keep_prob, check_positive, renamed_keywords,
+                         seed_record, seed_sequence)
 from .network import init_particles, network_data
 from .convergence_plan import (CLOCK_COUPLED, COUPLED_VARIANTS, METRICS,  # noqa: F401
                                DEFAULT_DATA, CellSettings, cell_steps, check_cell,
@@ -269,7 +270,7 @@ class ConvergenceStudy:
         and ``w2``) and ``coupled_rms/<variant>`` (metric ``coupled_rms``).
     settings : dict
         ``data`` (:func:`~meanfield_dropout.data.data_label`), ``repeats``, ``horizon``,
-        ``seed``, ``activation``, ``n_times``, ``limit_particles_factor``.
+        ``seed``, ``activation``, ``n_times``, ``limit_factor``.
     """
 
     label: str
@@ -306,8 +307,9 @@ class ConvergenceStudy:
                 for key, metrics in self.distances.items()}
 
 
+@renamed_keywords(limit_particles_factor="limit_factor")
 def convergence_study(master_lr_scaling, keep_prob_scaling, widths, settings, *, repeats=3,
-                      seed=0, limit_particles_factor=1, label="", progress=True):
+                      seed=0, limit_factor=1, label="", progress=True):
     """Distances from dropout to each limit as functions of the width, with log–log slopes.
 
     Parameters
@@ -324,8 +326,8 @@ def convergence_study(master_lr_scaling, keep_prob_scaling, widths, settings, *,
         Independent seeds per width (≥ 1; the slope interval needs ≥ 2).
     seed : int
         Root seed; repeat r at width n uses ``SeedSequence(seed, spawn_key=(r, n))``.
-    limit_particles_factor : int
-        N = factor × n particles for the limits.
+    limit_factor : int
+        The limits run with N = ``limit_factor`` × n particles (n the width).
     label : str
         Title of the study (plots).
     progress : bool
@@ -342,7 +344,7 @@ def convergence_study(master_lr_scaling, keep_prob_scaling, widths, settings, *,
         raise ValueError("widths must hold at least two distinct widths")
     repeats = check_int(repeats, "repeats", low=1)
     seed = check_int(seed, "seed", low=0)
-    factor = check_int(limit_particles_factor, "limit_particles_factor", low=1)
+    factor = check_int(limit_factor, "limit_factor", low=1)
     plan = make_plan(settings)
     per_width = [(n, check_positive(master_lr_scaling(n), f"master_lr_scaling(n={n})"),
                   check_keep_prob(keep_prob_scaling(n), f"keep_prob_scaling(n={n})"))
@@ -381,4 +383,4 @@ def convergence_study(master_lr_scaling, keep_prob_scaling, widths, settings, *,
         distances=series,
         settings=dict(data=plan.data, repeats=repeats, horizon=plan.horizon, seed=seed,
                       activation=plan.activation, n_times=plan.n_times,
-                      limit_particles_factor=factor))
+                      limit_factor=factor))

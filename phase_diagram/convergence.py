@@ -85,7 +85,7 @@ def scaling_study(master_lr_scaling, keep_prob_scaling, widths, *, limits=(), fo
     alpha, beta, tau : float, optional
         Limit constants replacing the scaling's own (``tau`` is the Bernoulli limit's step).
     **options
-        ``repeats``, ``seed``, ``limit_particles_factor`` and ``progress`` of
+        ``repeats``, ``seed``, ``limit_factor`` and ``progress`` of
         :func:`~meanfield_dropout.convergence.convergence_study`; ``horizon`` (default 2) and
         the other fields of :class:`~meanfield_dropout.convergence_plan.CellSettings`.
 
@@ -121,8 +121,9 @@ def scaling_study(master_lr_scaling, keep_prob_scaling, widths, *, limits=(), fo
     return study, phase
 
 
-#: The keywords of :func:`~meanfield_dropout.convergence.convergence_study` itself.
-_STUDY_KEYWORDS = ("repeats", "seed", "limit_particles_factor", "progress")
+#: The keywords of :func:`~meanfield_dropout.convergence.convergence_study` itself, with the
+#: old spellings it still accepts.
+_STUDY_KEYWORDS = ("repeats", "seed", "limit_factor", "progress", *convergence_study.renamed)
 
 
 def _study(scaling, widths, limits, constants, label, options):
@@ -155,7 +156,7 @@ def phase_study(phase, widths, *, repeats=3, seed=0, progress=True, **options):
     repeats, seed, progress
         As in :func:`~meanfield_dropout.convergence.convergence_study`.
     **options
-        ``limit_particles_factor`` and the fields of
+        ``limit_factor`` and the fields of
         :class:`~meanfield_dropout.convergence_plan.CellSettings` (``coupled`` and ``horizon``
         default to the table's).
 

@@ -2,9 +2,12 @@
 the new one) and gives the same result as the new one; giving both is refused."""
 import warnings
 
+import numpy as np
 import pytest
 
 from meanfield_dropout.cli.main import parser as meanfield_parser
+from meanfield_dropout.convergence import CellSettings, convergence_study
+from meanfield_dropout.data import teacher_student
 from meanfield_dropout.experiments.mnist import MnistSettings
 from meanfield_dropout.experiments.sme import LossCurvesSettings
 
@@ -44,3 +47,18 @@ def test_old_option_warns_and_sets_the_new_one(argv, old):
     expected = new_only(parser.parse_args, argv)
     with pytest.warns(FutureWarning, match=f"{old} is now {argv[1]}"):
         assert parser.parse_args([argv[0], old, *argv[2:]]) == expected
+
+
+def test_limit_particles_factor_is_limit_factor():
+    settings = CellSettings(["wgf"], 0.2, data=teacher_student(dim=3, data_points=10,
+                                                                teacher_width=2, seed=0),
+                            n_times=2)
+    args = (lambda n: 2.0 / n, lambda n: 0.5, [10, 20], settings)
+    expected = new_only(convergence_study, *args, repeats=1, limit_factor=2, progress=False)
+    with pytest.warns(FutureWarning, match="limit_particles_factor= is now limit_factor="):
+        study = convergence_study(*args, repeats=1, limit_particles_factor=2, progress=False)
+    assert study.settings == expected.settings and study.settings["limit_factor"] == 2
+    for key, metrics in expected.distances.items():
+        for metric, values in metrics.items():
+            np.testing.assert_array_equal(study.distances[key][metric], values)
+
