@@ -17,6 +17,8 @@ products' with the data (:class:`UnitCosts`).
 import math
 from typing import NamedTuple
 
+from .validation import renamed_keywords
+
 
 class UnitCosts(NamedTuple):
     """Seconds of the units of the runs: the engine's, the flows' and the jump limits'.
@@ -134,15 +136,17 @@ def w2_seconds(points):
     return W2_SQUARE * points ** 2 + W2_CUBE * points ** 3
 
 
-def distance_seconds(width, particles, w2_points, data_points):
+@renamed_keywords(w2_points="w2_particles")
+def distance_seconds(width, particles, w2_particles, data_points):
     """Seconds of one distance at one grid time: the predictors of the dropout cloud (n
-    particles) and of the limit's (N), their RMS difference and the W2 of ``w2_points``
+    particles) and of the limit's (N), their RMS difference and the W2 of ``w2_particles``
     particles."""
-    return DISTANCE + predictor_seconds(width + particles, data_points) + w2_seconds(w2_points)
+    return DISTANCE + predictor_seconds(width + particles, data_points) + w2_seconds(w2_particles)
 
 
+@renamed_keywords(w2_points="w2_particles")
 def cell_seconds(width, keep_prob, dropout_steps, limits, horizon, *, limit_particles, n_times,
-                 w2_points, data_points, dim, dt, coupled=(), clock_coupled=()):
+                 w2_particles, data_points, dim, dt, coupled=(), clock_coupled=()):
     """Estimated seconds of one convergence cell
     (:func:`~meanfield_dropout.convergence.measure_distances`).
 
@@ -156,7 +160,7 @@ def cell_seconds(width, keep_prob, dropout_steps, limits, horizon, *, limit_part
         {limit: constants {alpha, beta, tau}}.
     horizon : float
         T.
-    limit_particles, n_times, w2_points : int
+    limit_particles, n_times, w2_particles : int
         N, the grid times and the particles of each W2.
     data_points, dim : int
         m and d of the data.
@@ -182,7 +186,7 @@ def cell_seconds(width, keep_prob, dropout_steps, limits, horizon, *, limit_part
     seconds += n_times * predictor_seconds(width, m)
     for name, constants in limits.items():
         seconds += limit_seconds(name, constants, limit_particles, horizon, m, dim, dt=dt)
-        seconds += n_times * distance_seconds(width, limit_particles, w2_points, m)
+        seconds += n_times * distance_seconds(width, limit_particles, w2_particles, m)
         if name in clock_coupled:
             seconds += UNIFORM * width * dropout_steps
     if "jump-bernoulli" in coupled:

@@ -5,6 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
+from meanfield_dropout import cost_model
 from meanfield_dropout.cli.main import parser as meanfield_parser
 from meanfield_dropout.convergence import CellSettings, convergence_study
 from meanfield_dropout.data import teacher_student
@@ -62,3 +63,13 @@ def test_limit_particles_factor_is_limit_factor():
         for metric, values in metrics.items():
             np.testing.assert_array_equal(study.distances[key][metric], values)
 
+
+def test_w2_points_is_w2_particles():
+    cell = dict(limit_particles=80, n_times=3, data_points=20, dim=3, dt=0.01)
+    args = (40, 0.5, 10, {"wgf": dict(alpha=0.2)}, 1.0)
+    expected = new_only(cost_model.cell_seconds, *args, w2_particles=40, **cell)
+    with pytest.warns(FutureWarning, match="w2_points= is now w2_particles="):
+        assert cost_model.cell_seconds(*args, w2_points=40, **cell) == expected
+    with pytest.warns(FutureWarning, match="w2_points= is now w2_particles="):
+        assert cost_model.distance_seconds(40, 80, w2_points=40, data_points=20) == \
+            cost_model.distance_seconds(40, 80, w2_particles=40, data_points=20)
