@@ -42,6 +42,7 @@ def _child(tasks):
     import numba.core.caching as caching
     import numba.core.event as event
     from meanfield_dropout import warmup
+    from meanfield_dropout.runtime import compiling
     imported = (time.perf_counter() - start_wall, time.process_time() - start_cpu)
 
     compiles, loads, stack = [], [], []
@@ -80,14 +81,14 @@ def _child(tasks):
             # the task's tiny runs (the serial twins), then what the parallel kernels add
             for label, both in ((f"{name} {dtype}", False), ("  + parallel", True)):
                 current[0] = f"{name} {dtype}" + (" parallel" if both else "")
-                warmup._both_twins[0] = both
-                warmup._compiled.clear()        # compile_once asks again, for both twins
+                compiling._both_twins[0] = both
+                compiling._compiled.clear()        # compile_once asks again, for both twins
                 wall0, cpu0 = time.perf_counter(), time.process_time()
                 warmup.TASKS[name][0](dtype)
                 runs.append(dict(task=current[0], label=label,
                                  wall=time.perf_counter() - wall0,
                                  cpu=time.process_time() - cpu0))
-            warmup._both_twins[0] = False
+            compiling._both_twins[0] = False
     print(json.dumps(dict(imported=imported, runs=runs, compiles=compiles, loads=loads)))
 
 
@@ -163,6 +164,7 @@ def main():
         _child([tuple(item.split(":")) for item in args.child.split(",")])
         return
     from meanfield_dropout import warmup
+    from meanfield_dropout.runtime import compiling
     from timing import machine_header
     import numba
     tasks = [t for t in warmup.task_list(args.dtypes.split(","))

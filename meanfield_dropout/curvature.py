@@ -33,7 +33,7 @@ from .runtime import tables
 from .runtime.memory import NOMINAL_RATE, announce_cost, check_memory, warn_long_run
 from .kernels.twins import for_run
 from .runtime.threads import kernel_threads
-from .warmup import run_kernel
+from .runtime.compiling import run_kernel
 from .network import (NetworkData, check_particles, network_data,
                       output_scale_factor)
 

@@ -41,7 +41,7 @@ from .runtime.memory import announce_cost
 from .runtime.threads import PARALLEL_SECONDS, kernel_threads
 from .kernels.twins import for_run
 from .kernels.variants import VARIANTS, Chunk, Losses, _run_chunk, _unmasked_loss
-from .warmup import compile_ahead
+from .runtime.compiling import compile_ahead
 from .network import network_data
 from .engine_plan import (DIVERGENCE_FACTOR, Dynamics, Recording, plan_simulation,
                           simulation_seconds, validation_data)

@@ -77,7 +77,7 @@ from .noise import mask_uniforms
 from .runtime.threads import blas_single_thread, kernel_threads
 from .kernels.rows import _all_features
 from .kernels.twins import for_run
-from .warmup import compile_once
+from .runtime.compiling import compile_once
 
 #: Default Heun step of the gradient flows (time units).
 DEFAULT_DT = 0.02

@@ -4,7 +4,7 @@
 test, all its threads, and the subprocesses it waited for): unlike ``--durations`` (wall time),
 it does not grow when other work shares the machine, so it is how to compare the suite's cost
 across runs. It works with pytest-xdist's workers (``-n``), which run the default suite; in
-them a cold compile stays in the worker's process (``warmup.SPLIT_VARIABLE``).
+them a cold compile stays in the worker's process (``runtime.compiling.SPLIT_VARIABLE``).
 """
 import os
 import resource
@@ -13,7 +13,7 @@ import time
 import matplotlib
 import pytest
 
-from meanfield_dropout import warmup
+from meanfield_dropout.runtime import compiling
 
 matplotlib.use("Agg")
 
@@ -24,7 +24,7 @@ _START, _CPU = {}, {}
 def pytest_configure(config):
     if hasattr(config, "workerinput"):
         # pytest-xdist's workers share the cores: a cold compile stays in its process
-        os.environ[warmup.SPLIT_VARIABLE] = "0"
+        os.environ[compiling.SPLIT_VARIABLE] = "0"
 
 
 def pytest_addoption(parser):

@@ -1,5 +1,5 @@
 """A cold compile of the engine's chunk kernel compiles its backward pass in a second process
-(``meanfield_dropout.warmup.SPLITS``, ``kernels.variants.chunk_callees``): the chunk kernel then
+(``meanfield_dropout.runtime.compiling.SPLITS``, ``kernels.variants.chunk_callees``): the chunk kernel then
 loads that pass from the cache, because the second process compiled it for exactly the
 argument types the chunk kernel passes."""
 import json
@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from meanfield_dropout import warmup
+from meanfield_dropout.runtime import compiling
 
 SCRIPT = """
 import json
@@ -36,7 +36,7 @@ print(json.dumps(dict(
 
 def _run(tmp_path, split):
     env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / f"cache-{split}"),
-               **{warmup.SPLIT_VARIABLE: split})
+               **{compiling.SPLIT_VARIABLE: split})
     env.pop("NUMBA_DISABLE_CACHE", None)
     done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
                           text=True, check=True)

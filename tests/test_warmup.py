@@ -14,6 +14,7 @@ from numba.core.caching import _CacheLocator
 from meanfield_dropout import simulate, warmup
 from meanfield_dropout.cli.main import main
 from meanfield_dropout.kernels import variants
+from meanfield_dropout.runtime import compiling
 from meanfield_dropout.sme import model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,8 +72,8 @@ def test_warmup_merges_every_process_entries_where_runs_read_them(tmp_path, monk
     for kernel, args in [(variants._active_rows, (np.ones(3, dtype=np.bool_), rows)),
                          (variants._active_rows, (np.ones(3, dtype=np.int8), rows)),
                          (_halves, (np.ones(2),))]:
-        assert warmup.is_cached(_where_a_run_looks(kernel), args), kernel
-    assert not warmup.is_cached(_where_a_run_looks(_halves), (np.ones(2, dtype=np.int8),))
+        assert compiling.is_cached(_where_a_run_looks(kernel), args), kernel
+    assert not compiling.is_cached(_where_a_run_looks(_halves), (np.ones(2, dtype=np.int8),))
     # a new process with this cache loads them and compiles nothing
     done = _run(f"from {__name__} import _halves, mask_task, two_folders_task, variants\n"
                 "two_folders_task('float64'); mask_task('float32')\n"
@@ -123,8 +124,9 @@ def test_a_run_that_compiles_says_so_and_a_cached_one_does_not(monkeypatch, caps
     capsys.readouterr()
     simulate(inputs, inputs[:, 0], **run)
     assert "compiling kernels" not in capsys.readouterr().err
-    monkeypatch.setattr(warmup, "is_cached", lambda kernel, args: False)
-    monkeypatch.setattr(warmup, "_announced", set())
+    monkeypatch.setattr(compiling, "is_cached", lambda kernel, args: False)
+    monkeypatch.setenv(compiling.SPLIT_VARIABLE, "0")     # nothing to compile apart
+    monkeypatch.setattr(compiling, "_announced", set())
     simulate(inputs, inputs[:, 0], **run)
     err = capsys.readouterr().err
     assert "compiling kernels: first run only" in err and "meanfield-dropout warmup" in err
@@ -174,18 +176,19 @@ def test_the_limits_curvature_and_sme_say_once_that_they_compile(task, calls, mo
         call()
     assert "compiling kernels" not in capsys.readouterr().err
     # a cold cache: the first kernel that compiles says so, with the task's time, and only once
-    monkeypatch.setattr(warmup, "is_cached", lambda kernel, args: False)
-    monkeypatch.setattr(warmup, "_announced", set())
-    monkeypatch.setattr(warmup, "_compiled", set())
+    monkeypatch.setattr(compiling, "is_cached", lambda kernel, args: False)
+    monkeypatch.setenv(compiling.SPLIT_VARIABLE, "0")     # nothing to compile apart
+    monkeypatch.setattr(compiling, "_announced", set())
+    monkeypatch.setattr(compiling, "_compiled", set())
     for call in calls + calls:
         call()
     err = capsys.readouterr().err
     assert err.count("compiling kernels: first run only") == 1
-    assert f"about {warmup.COMPILE_SECONDS[task, 'float64']} s" in err
+    assert f"about {compiling.COMPILE_SECONDS[task, 'float64']} s" in err
     # a warm cache: every kernel is checked once, and none is announced
-    monkeypatch.setattr(warmup, "is_cached", lambda kernel, args: True)
-    monkeypatch.setattr(warmup, "_announced", set())
-    monkeypatch.setattr(warmup, "_compiled", set())
+    monkeypatch.setattr(compiling, "is_cached", lambda kernel, args: True)
+    monkeypatch.setattr(compiling, "_announced", set())
+    monkeypatch.setattr(compiling, "_compiled", set())
     for call in calls:
         call()
     assert "compiling kernels" not in capsys.readouterr().err
@@ -195,9 +198,10 @@ def test_an_sme_run_says_so_before_its_bar(monkeypatch, capsys):
     simulate_dropout = _sme_calls()[0]
     simulate_dropout()
     capsys.readouterr()
-    monkeypatch.setattr(warmup, "is_cached", lambda kernel, args: False)
-    monkeypatch.setattr(warmup, "_announced", set())
-    monkeypatch.setattr(warmup, "_compiled", set())
+    monkeypatch.setattr(compiling, "is_cached", lambda kernel, args: False)
+    monkeypatch.setenv(compiling.SPLIT_VARIABLE, "0")     # nothing to compile apart
+    monkeypatch.setattr(compiling, "_announced", set())
+    monkeypatch.setattr(compiling, "_compiled", set())
     simulate_dropout()
     assert capsys.readouterr().err.startswith("compiling kernels: first run only")
 

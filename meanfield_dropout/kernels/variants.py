@@ -317,7 +317,7 @@ def chunk_callees(X, rule, data, chunk, losses, first_step, work):
     that take about the same time to compile, each kernel with arguments of the types
     ``_run_chunk`` passes it (empty arrays: only their types matter), so that the two groups can
     be compiled in two processes before ``_run_chunk`` itself
-    (:func:`meanfield_dropout.warmup.compile_ahead`).
+    (:func:`meanfield_dropout.runtime.compiling.compile_ahead`).
 
     Returns
     -------

@@ -11,5 +11,7 @@
 * :mod:`.tables` — results as tables: a compact ``repr`` of every result and pandas
   DataFrames;
 * :mod:`.lazy` — package attributes imported on first use (matplotlib only when a figure is
-  drawn).
+  drawn);
+* :mod:`.compiling` — compiling a run's kernels before it starts, saying so, and on a cold
+  cache compiling the engine's callees in two processes.
 """

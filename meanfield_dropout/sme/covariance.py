@@ -20,7 +20,7 @@ import numpy as np
 
 from ..runtime.memory import announce_cost
 from ..validation import check_array, check_int
-from ..warmup import run_kernel
+from ..runtime.compiling import run_kernel
 from ..kernels.sme_model import _dropout_replicas
 from ..kernels.sme_noise import _dense_covariance, _factor, _noise_samples, _parts
 from .cost import covariance_seconds, empirical_covariance_seconds, sample_noise_seconds

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from ..runtime import tables
 from ..runtime.memory import announce_cost
 from ..validation import check_choice, check_int, check_positive
-from ..warmup import compile_once, run_kernel
+from ..runtime.compiling import compile_once, run_kernel
 from ..kernels.twins import for_run
 from ..kernels.sme_model import _dropout_replicas
 from ..kernels.sme_steps import _first_bad, _gd_kernel, _losses_kernel, _sme_kernel

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..runtime.memory import announce_cost
 from ..validation import check_array
-from ..warmup import run_kernel
+from ..runtime.compiling import run_kernel
 from ..kernels.sme_model import _dense_hessian_kernel, _hvp
 from .cost import hessian_seconds
 from .covariance import MAX_DENSE_PARAMS, check_dense_size
