@@ -136,7 +136,7 @@ MEANFIELD = [
       "--steps", "2", "--out", "DIR/s.png"], "file.txt is not an IDX file"),
     (["sme", "--out", "FILE/s.png"], "file.txt is not a directory"),
     (["sme-order", "--lrs", "0.3,abc"], "argument --lrs: expected a comma-separated list"),
-    (["sme-order", "--runs", "0"], "argument --runs"),
+    (["sme-order", "--repeats", "0"], "argument --repeats"),
     (["sme-order", "--out", "DIR"], "is a directory"),
     (["alignment", "--masks", "0"], "argument --masks"),
     (["alignment", "--eval-every", "-2"], "argument --eval-every"),

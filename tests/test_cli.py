@@ -16,9 +16,9 @@ from meanfield_dropout.engine import DivergenceError
 
 
 @pytest.mark.parametrize("argv", [
-    ["sme", "--width", "4", "--steps", "6", "--trials", "2", "--n-train", "30", "--n-test", "10",
+    ["sme", "--width", "4", "--steps", "6", "--repeats", "2", "--n-train", "30", "--n-test", "10",
      "--loss-every", "3", "--lr", "0.1"],
-    ["sme-order", "--lrs", "0.5,0.25", "--keep-probs", "0.5", "--time", "0.5", "--runs", "20"],
+    ["sme-order", "--lrs", "0.5,0.25", "--keep-probs", "0.5", "--time", "0.5", "--repeats", "20"],
     ["alignment", "--width", "3", "--steps", "4", "--eval-every", "2", "--n-train", "20",
      "--n-test", "5", "--masks", "10", "--baseline-samples", "3"],
 ])

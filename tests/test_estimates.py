@@ -182,7 +182,7 @@ def test_sme_runs_announce_their_estimate_before_they_start(monkeypatch, capsys)
         raise Stopped("stopped where the work starts")
     monkeypatch.setattr(equations, "compile_once", stop)
     with pytest.raises(Stopped):
-        equations.simulate_sme(problem, theta, 0.1, 20, sde_step=0.05, order=2, n_runs=3,
+        equations.simulate_sme(problem, theta, 0.1, 20, sde_step=0.05, order=2, repeats=3,
                                loss_every=5, progress=True)
     expected = cost.run_seconds(problem, "sme2", 20, 3, 5, 2)
     assert capsys.readouterr().err == (f"order-2 SME: 3 run(s) of 20 steps: estimated "
@@ -196,14 +196,14 @@ def test_sme_runs_announce_their_estimate_before_they_start(monkeypatch, capsys)
     monkeypatch.setattr(weak_order, "_one_setting", stop)
     with pytest.raises(Stopped):
         weak_order.weak_error_study(problem, theta, [0.2, 0.1], [0.7, 0.9], time=0.4,
-                                    n_runs=4, control_variate=False)
+                                    repeats=4, control_variate=False)
     plan = weak_order.step_plan([0.1, 0.2], 0.4, 0.1 / 16, True)   # h = min(lrs)/16
     expected = cost.weak_order_seconds(problem, plan, [0.7, 0.9], 4, True)
     assert capsys.readouterr().err.startswith(    # then the bar
         f"weak_error_study of 4 settings x 4 runs: estimated {format_duration(expected)}"
         f"{TAIL}\n")
     with pytest.raises(ValueError, match="lrs must hold"):
-        weak_order.weak_error_study(problem, theta, [0.1], [0.7], n_runs=4)
+        weak_order.weak_error_study(problem, theta, [0.1], [0.7], repeats=4)
     assert capsys.readouterr().err == ""
 
     monkeypatch.setattr(alignment, "simulate_dropout", stop)

@@ -101,8 +101,8 @@ def test_images_variants_quick_outputs(tmp_path):
 def test_sme_quick_outputs_and_replot(tmp_path):
     quick = SmeSettings.quick()
     tiny = SmeSettings(
-        quick.loss.replace(width=5, steps=40, trials=2, n_train=30, n_test=20, loss_every=10),
-        quick.order.replace(runs=50, lrs=(0.4, 0.2), keep_probs=(0.7,), extrapolate=False),
+        quick.loss.replace(width=5, steps=40, repeats=2, n_train=30, n_test=20, loss_every=10),
+        quick.order.replace(repeats=50, lrs=(0.4, 0.2), keep_probs=(0.7,), extrapolate=False),
         quick.alignment.replace(steps=40, eval_every=20, masks=10, baseline_samples=5,
                                 n_train=30, width=5))
     done = run("sme", tmp_path, tiny, workers=2)

@@ -2,6 +2,8 @@
 the new one) and gives the same result as the new one; giving both is refused."""
 import warnings
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -10,17 +12,24 @@ from meanfield_dropout.cli.main import parser as meanfield_parser
 from meanfield_dropout.convergence import CellSettings, convergence_study
 from meanfield_dropout.data import teacher_student
 from meanfield_dropout.experiments.mnist import MnistSettings
-from meanfield_dropout.experiments.sme import LossCurvesSettings
+from meanfield_dropout.experiments.sme import LossCurvesSettings, SmeResult, WeakOrderSettings
+from meanfield_dropout.runtime import results
+from meanfield_dropout.sme import equations, weak_order
+from meanfield_dropout.sme.model import init_params, make_problem
 
 #: (settings class, old field, new field, a valid value)
 SETTINGS = [
     (MnistSettings, "log_every", "loss_every", 50),
     (LossCurvesSettings, "record_every", "loss_every", 10),
+    (LossCurvesSettings, "trials", "repeats", 3),
+    (WeakOrderSettings, "runs", "repeats", 50),
 ]
 
 #: (command line with the new option, old option) of the meanfield-dropout commands
 OPTIONS = [
     (["sme", "--loss-every", "7"], "--record-every"),
+    (["sme", "--repeats", "3"], "--trials"),
+    (["sme-order", "--repeats", "30"], "--runs"),
 ]
 
 
@@ -73,3 +82,27 @@ def test_w2_points_is_w2_particles():
     with pytest.warns(FutureWarning, match="w2_points= is now w2_particles="):
         assert cost_model.distance_seconds(40, 80, w2_points=40, data_points=20) == \
             cost_model.distance_seconds(40, 80, w2_particles=40, data_points=20)
+
+
+@pytest.mark.parametrize("function, args", [
+    (equations.simulate_dropout, (0.1, 5)),
+    (equations.simulate_sme, (0.1, 5)),
+    (weak_order.weak_error_study, ([0.2, 0.1], [0.7])),
+])
+def test_n_runs_is_repeats(function, args):
+    rng = np.random.default_rng(0)
+    problem = make_problem(rng.standard_normal((4, 2)), rng.standard_normal(4), 3, 0.7)
+    theta0 = init_params(problem, seed=0)
+    expected = new_only(function, problem, theta0, *args, repeats=3, seed=1)
+    with pytest.warns(FutureWarning, match="n_runs= is now repeats="):
+        result = function(problem, theta0, *args, n_runs=3, seed=1)
+    for key, value in vars(expected).items():
+        np.testing.assert_array_equal(getattr(result, key), value)
+
+
+def test_paper_caches_with_the_old_field_names_load():
+    figures = Path(__file__).resolve().parents[1] / "figures"
+    sme = new_only(results.load, figures / "sme.npz", SmeResult)
+    assert (sme.loss.settings.repeats, sme.loss.settings.loss_every) == (6, 20)
+    assert sme.order.settings.repeats == sme.order.study.repeats == 2000
+    assert new_only(results.load, figures / "mnist.npz").settings.loss_every == 100

@@ -170,14 +170,14 @@ def test_divergence_is_the_engines_error_naming_the_method():
 
 
 def test_explicit_keep_is_the_seeded_draw():
-    # the documented stream: keep decisions rng.random((n_runs, width)) < p per step
+    # the documented stream: keep decisions rng.random((repeats, width)) < p per step
     prob, theta = _problem()
-    n_steps, n_runs = 6, 3
+    n_steps, repeats = 6, 3
     rng = np.random.default_rng(np.random.SeedSequence(4).spawn(2)[0])
-    keep = np.stack([rng.random((n_runs, prob.width)) < prob.keep_prob
+    keep = np.stack([rng.random((repeats, prob.width)) < prob.keep_prob
                      for _ in range(n_steps)])
-    seeded = equations.simulate_dropout(prob, theta, 0.05, n_steps, n_runs=n_runs, seed=4)
-    explicit = equations.simulate_dropout(prob, theta, 0.05, n_steps, n_runs=n_runs, keep=keep)
+    seeded = equations.simulate_dropout(prob, theta, 0.05, n_steps, repeats=repeats, seed=4)
+    explicit = equations.simulate_dropout(prob, theta, 0.05, n_steps, repeats=repeats, keep=keep)
     assert np.array_equal(seeded.final, explicit.final)
     with pytest.raises(ValueError, match="keep must be a boolean array of shape"):
         equations.simulate_dropout(prob, theta, 0.05, n_steps, keep=keep)

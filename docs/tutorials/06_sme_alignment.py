@@ -28,7 +28,7 @@ from meanfield_dropout.sme import (alignment_along_training, init_params, make_p
                                    simulate_dropout, simulate_modified_gd, simulate_sme)
 
 SMALL = os.environ.get("MEANFIELD_DROPOUT_TUTORIAL_SMALL") == "1"
-steps, trials = (60, 2) if SMALL else (1500, 6)
+steps, repeats = (60, 2) if SMALL else (1500, 6)
 
 # %% [markdown]
 # ## Your data
@@ -59,14 +59,14 @@ print("parameters D =", theta0.size)
 # training loss.
 
 # %%
-dropout = simulate_dropout(problem, theta0, lr, steps, n_runs=trials, seed=1, loss_every=10)
-sme = simulate_sme(problem, theta0, lr, steps, order=1, n_runs=trials, seed=2, loss_every=10)
+dropout = simulate_dropout(problem, theta0, lr, steps, repeats=repeats, seed=1, loss_every=10)
+sme = simulate_sme(problem, theta0, lr, steps, order=1, repeats=repeats, seed=2, loss_every=10)
 modified_gd = simulate_modified_gd(problem, theta0, lr, steps, loss_every=10)
 
 fig, ax = plt.subplots(figsize=(6.5, 4))
 for run, name, colour in ((dropout, "dropout", "tab:blue"), (sme, "SME (order 1)", "tab:orange")):
     mean, low, high = run.loss.mean(axis=0), run.loss.min(axis=0), run.loss.max(axis=0)
-    ax.plot(run.times, mean, color=colour, label=f"{name}, mean of {trials}")
+    ax.plot(run.times, mean, color=colour, label=f"{name}, mean of {repeats}")
     ax.fill_between(run.times, low, high, color=colour, alpha=0.2)
 ax.plot(modified_gd.times, modified_gd.loss[0], "k--", label="GD on L_S")
 ax.set(xlabel="time t = k η", ylabel="training loss", yscale="log",

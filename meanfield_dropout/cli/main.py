@@ -219,9 +219,10 @@ def _add_sme_commands(sub):
     _add_digits_run_args(p, loss)
     p.add_argument("--order", type=int, default=loss.order, choices=(1, 2), help="SME order")
     p.add_argument("--sde-step", type=float, default=None, help="EM step h (default eta)")
-    counts = _count_options(p, loss, trials="runs per noisy method",
+    counts = _count_options(p, loss, repeats="runs per noisy method",
                             loss_every="record the loss every this many steps")
     add_renamed(p, "--record-every", counts["loss_every"])
+    add_renamed(p, "--trials", counts["repeats"])
     _sme_command(p, "sme_loss", sme_experiments.run_loss_curves,
                  FigureSet(plots.__name__, "sme_loss_figure"), sme_experiments.loss_summary,
                  sme_experiments.LossCurvesSettings)
@@ -233,8 +234,10 @@ def _add_sme_commands(sub):
                    help="comma list of p")
     p.add_argument("--time", type=float, default=order.time, help="comparison time T")
     p.add_argument("--sde-step", type=float, default=None, help="EM step h")
-    _count_options(p, order, runs="runs per process and setting", width="hidden units m",
-                   samples="synthetic samples n", dim="synthetic input dimension d")
+    counts = _count_options(p, order, repeats="runs per process and setting",
+                            width="hidden units m", samples="synthetic samples n",
+                            dim="synthetic input dimension d")
+    add_renamed(p, "--runs", counts["repeats"])
     p.add_argument("--data", default=order.data, choices=("mnist", "synthetic"),
                    help="Gaussian points, or the first images of the bundled MNIST at 7x7 "
                         f"(10 classes; slow, see README) (default: {order.data})")

@@ -124,18 +124,18 @@ def _problem(s, x, y):
 
 
 @results.register
-@renamed_keywords(record_every="loss_every")
+@renamed_keywords(record_every="loss_every", trials="repeats")
 @dataclasses.dataclass(frozen=True)
 class LossCurvesSettings(_DigitsRunSettings):
     """Dropout vs SME vs GD on L_S: SME ``order`` with EM step ``sde_step`` (default η),
-    ``trials`` runs per noisy method, losses every ``loss_every`` steps."""
+    ``repeats`` runs per noisy method, losses every ``loss_every`` steps."""
 
     order: int = 1
     sde_step: float | None = None
-    trials: int = 6
+    repeats: int = 6
     loss_every: int = 20
 
-    QUICK = dict(width=20, steps=300, trials=2, n_train=100, n_test=100)
+    QUICK = dict(width=20, steps=300, repeats=2, n_train=100, n_test=100)
 
     def __post_init__(self):
         super().__post_init__()
@@ -161,11 +161,11 @@ def run_loss_curves(settings, *, progress=True):
     theta0 = init_params(problem, seed=s.seed)
     common = dict(loss_every=s.loss_every, record_params=True, progress=progress)
     runs = {
-        "dropout": simulate_dropout(problem, theta0, s.lr, s.steps, n_runs=s.trials,
+        "dropout": simulate_dropout(problem, theta0, s.lr, s.steps, repeats=s.repeats,
                                     seed=s.seed, **common),
         f"order-{s.order} SME": simulate_sme(problem, theta0, s.lr, s.steps,
                                              sde_step=s.sde_step, order=s.order,
-                                             n_runs=s.trials, seed=s.seed, **common),
+                                             repeats=s.repeats, seed=s.seed, **common),
         "GD on L_S": simulate_modified_gd(problem, theta0, s.lr, s.steps, **common),
     }
     curves = {}
@@ -181,13 +181,14 @@ def run_loss_curves(settings, *, progress=True):
 
 
 @results.register
+@renamed_keywords(runs="repeats")
 @dataclasses.dataclass(frozen=True)
 class WeakOrderSettings(Settings):
     """Weak order on ``samples`` points (width m): Gaussian points in dimension ``dim``
     (``data="synthetic"``, the default) or the first images of the bundled MNIST at 7×7
     (``"mnist"``: 49 pixels and a bias, one-hot targets of the 10 classes, one image per
     class in turn); learning rates ``lrs``, keep probabilities ``keep_probs``, time T, EM step
-    ``sde_step`` (default min(lrs)/16), ``runs`` per process; ``extrapolate`` the EM step
+    ``sde_step`` (default min(lrs)/16), ``repeats`` runs per process; ``extrapolate`` the EM step
     (Richardson).
 
     The default stays synthetic: on 6 MNIST images (D = 240) 100 runs took 212 s here
@@ -198,7 +199,7 @@ class WeakOrderSettings(Settings):
     keep_probs: tuple = (0.7, 0.9)
     time: float = 0.8
     sde_step: float | None = None
-    runs: int = 2000
+    repeats: int = 2000
     width: int = 4
     samples: int = 6
     dim: int = 2
@@ -206,7 +207,7 @@ class WeakOrderSettings(Settings):
     seed: int = 0
     data: str = "synthetic"
 
-    QUICK = dict(runs=300, lrs=(0.4, 0.2, 0.1), keep_probs=(0.7,), extrapolate=False)
+    QUICK = dict(repeats=300, lrs=(0.4, 0.2, 0.1), keep_probs=(0.7,), extrapolate=False)
 
     def __post_init__(self):
         check_choice(self.data, "data", ("mnist", "synthetic"))
@@ -242,7 +243,7 @@ def run_weak_order(settings, *, progress=True):
     problem = _weak_order_problem(s)
     theta0 = init_params(problem, seed=s.seed, input_weight_std=1.0, output_weight_std=1.0)
     return WeakOrder(s, weak_error_study(problem, theta0, s.lrs, s.keep_probs, time=s.time,
-                                         sde_step=s.sde_step, n_runs=s.runs, seed=s.seed,
+                                         sde_step=s.sde_step, repeats=s.repeats, seed=s.seed,
                                          extrapolate=s.extrapolate, progress=progress))
 
 
@@ -334,12 +335,12 @@ def task_seconds(settings):
     problem = _problem(loss, *load_data(loss)[:2])
     substeps = sde_substeps(loss.lr, loss.sde_step)
     curves = sum(run_seconds(problem, kernel, loss.steps, runs, loss.loss_every, sub)
-                 for kernel, runs, sub in (("dropout", loss.trials, 1),
-                                           (f"sme{loss.order}", loss.trials, substeps),
+                 for kernel, runs, sub in (("dropout", loss.repeats, 1),
+                                           (f"sme{loss.order}", loss.repeats, substeps),
                                            ("gd", 1, 1)))
     plan = step_plan(sorted(order.lrs), order.time, default_sde_step(order.lrs, order.sde_step),
                      order.extrapolate)
-    weak = weak_order_seconds(_weak_order_problem(order), plan, order.keep_probs, order.runs,
+    weak = weak_order_seconds(_weak_order_problem(order), plan, order.keep_probs, order.repeats,
                               order.extrapolate)
     aligned = alignment_seconds(_problem(align, *load_data(align)[:2]), align.steps,
                                 align.eval_every, align.masks, align.baseline_samples)

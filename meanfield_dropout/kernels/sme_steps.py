@@ -1,7 +1,7 @@
 """Kernels of the SME runs: dropout, gradient descent on L_S and Euler–Maruyama SME steps.
 
-Every kernel advances or reads ``n_runs`` replicas θ_j at once, ``thetas`` of shape
-(n_runs, width, K + d) (blocks and ``net`` as in :mod:`.sme_model`):
+Every kernel advances or reads ``repeats`` replicas θ_j at once, ``thetas`` of shape
+(repeats, width, K + d) (blocks and ``net`` as in :mod:`.sme_model`):
 
 * :func:`_gd_kernel`: θ_j ← θ_j − η ∇L_S(θ_j) (its ``step`` is ηκ);
 * :func:`_sme_kernel`: one Euler–Maruyama step of Theorem 1 of Zhang, Li, Luo & Xu (2024),

@@ -241,7 +241,7 @@ def sme_loss_figure(result):
     axes[0].set_yscale("log")
     axes[1].set_yscale("log")
     fig.suptitle(f"{s.data}: width m={s.width}, keep p={s.keep_prob}, η={s.lr}, "
-                 f"{s.trials} trials (mean, min–max band)")
+                 f"{s.repeats} repeats (mean, min–max band)")
     return fig
 
 

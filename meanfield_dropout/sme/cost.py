@@ -14,6 +14,7 @@ estimates are fixed functions of the sizes: they do not depend on the machine th
 and they exclude compilation.
 """
 from ..runtime.memory import NOMINAL_RATE
+from ..validation import renamed_keywords
 
 #: Seconds of one replica in one step of each kernel: (fixed, per unit · sample · entry).
 #: ``loss`` is one recorded training loss of one replica.
@@ -29,28 +30,30 @@ def replica_step_seconds(problem, kernel):
     return fixed + entry * problem.width * problem.n_samples * problem.block_size
 
 
-def run_seconds(problem, kernel, steps, n_runs=1, loss_every=1, substeps=1):
-    """Estimated seconds of one core of ``n_runs`` replicas over ``steps`` steps of ``kernel``
+@renamed_keywords(n_runs="repeats")
+def run_seconds(problem, kernel, steps, repeats=1, loss_every=1, substeps=1):
+    """Estimated seconds of one core of ``repeats`` replicas over ``steps`` steps of ``kernel``
     (``substeps`` kernel steps each, for an SME), with a loss every ``loss_every`` steps:
     :func:`~meanfield_dropout.sme.simulate_dropout`, :func:`~meanfield_dropout.sme.simulate_sme`
     (kernel ``sme1`` or ``sme2``) and :func:`~meanfield_dropout.sme.simulate_modified_gd`."""
     records = steps // loss_every + 1 + (steps % loss_every > 0)
-    return n_runs * (steps * substeps * replica_step_seconds(problem, kernel)
+    return repeats * (steps * substeps * replica_step_seconds(problem, kernel)
                      + records * replica_step_seconds(problem, "loss"))
 
 
-def weak_order_seconds(problem, plan, keep_probs, n_runs, extrapolate):
+@renamed_keywords(n_runs="repeats")
+def weak_order_seconds(problem, plan, keep_probs, repeats, extrapolate):
     """Estimated seconds of one core of :func:`~meanfield_dropout.sme.weak_error_study`.
 
     Per keep probability and (η, steps, substeps) of ``plan``: every step a dropout step and
     ``substeps`` steps of both SME orders (and half as many coarse ones with
-    ``extrapolate``), for ``n_runs`` replicas.
+    ``extrapolate``), for ``repeats`` replicas.
     """
     sme = replica_step_seconds(problem, "sme1") + replica_step_seconds(problem, "sme2")
     per_setting = sum(steps * (replica_step_seconds(problem, "dropout")
                                + substeps * sme * (1.5 if extrapolate else 1.0))
                       for _, steps, substeps in plan)
-    return len(keep_probs) * n_runs * per_setting
+    return len(keep_probs) * repeats * per_setting
 
 
 def hessian_seconds(problem):

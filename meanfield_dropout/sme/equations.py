@@ -24,8 +24,8 @@ from tqdm.auto import tqdm
 
 from ..runtime import tables
 from ..runtime.memory import announce_cost
-from ..validation import check_choice, check_int, check_positive
 from ..runtime.compiling import compile_once, run_kernel
+from ..validation import check_choice, check_int, check_positive, renamed_keywords
 from ..kernels.twins import for_run
 from ..kernels.sme_model import _dropout_replicas
 from ..kernels.sme_steps import _first_bad, _gd_kernel, _losses_kernel, _sme_kernel
@@ -48,11 +48,11 @@ class Trajectories:
     ----------
     times : ndarray, shape (n_records,)
         Times t (dropout step count times η).
-    loss : ndarray, shape (n_runs, n_records)
+    loss : ndarray, shape (repeats, n_records)
         Plain training loss R_S at the recorded times.
-    params : ndarray or None, shape (n_runs, n_records, D)
+    params : ndarray or None, shape (repeats, n_records, D)
         Parameters at the recorded times, if requested.
-    final : ndarray, shape (n_runs, D)
+    final : ndarray, shape (repeats, D)
         Parameters at the final time.
     """
 
@@ -74,7 +74,7 @@ class Trajectories:
 def _dropout_steps(problem, thetas, lr, keep):
     """One dropout step θ ← θ − η ∇R^drop(θ; δ) for every replica (in place).
 
-    ``keep`` (n_runs, width) holds the keep decisions (True: mask entry 1/p).
+    ``keep`` (repeats, width) holds the keep decisions (True: mask entry 1/p).
     """
     with _kernel_threads(problem) as net:
         run_kernel(_dropout_replicas, (net, thetas, keep, lr * net.scale, thetas), "sme",
@@ -98,10 +98,10 @@ def _rng(seed, stream):
     return np.random.default_rng(np.random.SeedSequence(seed).spawn(2)[stream])
 
 
-def _start(problem, params0, n_runs):
+def _start(problem, params0, repeats):
     params0 = problem.blocks(params0, "params0")
-    n_runs = check_int(n_runs, "n_runs", low=1)
-    return np.repeat(params0[None], n_runs, axis=0)
+    repeats = check_int(repeats, "repeats", low=1)
+    return np.repeat(params0[None], repeats, axis=0)
 
 
 def _drive(problem, thetas, steps, loss_every, record_params, step, time_per_step,
@@ -146,9 +146,10 @@ def _drive(problem, thetas, steps, loss_every, record_params, step, time_per_ste
     return Trajectories(times, loss, params, thetas.reshape(thetas.shape[0], -1).copy())
 
 
-def simulate_dropout(problem, params0, lr, steps, n_runs=1, seed=0, loss_every=1,
+@renamed_keywords(n_runs="repeats")
+def simulate_dropout(problem, params0, lr, steps, repeats=1, seed=0, loss_every=1,
                      record_params=False, progress=False, keep=None):
-    """Full-batch dropout gradient descent, ``n_runs`` independent runs from θ_0.
+    """Full-batch dropout gradient descent, ``repeats`` independent runs from θ_0.
 
     θ_N = θ_{N−1} − η ∇R^drop(θ_{N−1}; δ_N) (Zhang, Li, Luo & Xu 2024) with a fresh mask δ_N
     per step and run: the engine's ``dropout`` rule with master_lr ηκ on the core kernels.
@@ -162,11 +163,11 @@ def simulate_dropout(problem, params0, lr, steps, n_runs=1, seed=0, loss_every=1
         η > 0.
     steps : int
         Number of dropout steps N (final time N η).
-    n_runs : int
+    repeats : int
         Independent runs (fresh masks each).
     seed : int
         Seed of the masks: the keep decisions of a step are
-        ``rng.random((n_runs, width)) < p`` from ``SeedSequence(seed).spawn(2)[0]``.
+        ``rng.random((repeats, width)) < p`` from ``SeedSequence(seed).spawn(2)[0]``.
     loss_every : int
         Record R_S (and parameters) every this many steps.
     record_params : bool
@@ -175,7 +176,7 @@ def simulate_dropout(problem, params0, lr, steps, n_runs=1, seed=0, loss_every=1
         Show a tqdm bar, after the estimated duration on stderr when it exceeds
         :data:`~meanfield_dropout.runtime.memory.ANNOUNCE_SECONDS`
         (:func:`~meanfield_dropout.sme.cost.run_seconds`).
-    keep : array_like of bool, shape (steps, n_runs, width), optional
+    keep : array_like of bool, shape (steps, repeats, width), optional
         Explicit keep decisions (True: mask entry 1/p) instead of drawing them from ``seed``,
         as the engine's :class:`~meanfield_dropout.noise.ExplicitNoise`.
 
@@ -184,7 +185,7 @@ def simulate_dropout(problem, params0, lr, steps, n_runs=1, seed=0, loss_every=1
     Trajectories
     """
     lr = check_positive(lr, "lr")
-    thetas = _start(problem, params0, n_runs)
+    thetas = _start(problem, params0, repeats)
     if keep is not None:
         keep = np.asarray(keep)
         if keep.dtype != np.bool_ or keep.shape != (steps, thetas.shape[0], problem.width):
@@ -233,7 +234,8 @@ def sde_substeps(lr, sde_step):
     return k
 
 
-def simulate_sme(problem, params0, lr, steps, sde_step=None, order=1, n_runs=1, seed=0,
+@renamed_keywords(n_runs="repeats")
+def simulate_sme(problem, params0, lr, steps, sde_step=None, order=1, repeats=1, seed=0,
                  loss_every=1, record_params=False, progress=False):
     """Euler-Maruyama simulation of the order-1 or order-2 SME of dropout.
 
@@ -250,7 +252,7 @@ def simulate_sme(problem, params0, lr, steps, sde_step=None, order=1, n_runs=1, 
         EM step h in (0, eta] with eta/h an integer; default h = eta (the paper's scheme).
     order : {1, 2}
         SME order; order 2 adds the drift -(eta/2) H grad L_S (exact Hessian-vector product).
-    n_runs : int
+    repeats : int
         Independent runs.
     seed : int
         Seed of the Gaussians; equal seeds give both orders identical increments.
@@ -267,7 +269,7 @@ def simulate_sme(problem, params0, lr, steps, sde_step=None, order=1, n_runs=1, 
     substeps = sde_substeps(lr, sde_step)
     h = lr / substeps
     order = check_choice(order, "order", (1, 2))
-    thetas = _start(problem, params0, n_runs)
+    thetas = _start(problem, params0, repeats)
     rng = _rng(seed, _GAUSSIAN_STREAM)
 
     def step(th, k):

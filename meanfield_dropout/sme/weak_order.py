@@ -1,7 +1,7 @@
 """Weak-error study: ||E Theta_t - E theta_t|| against the learning rate, for SMEs of order 1 and 2.
 
-For each keep probability p and learning rate eta, ``n_runs`` dropout runs and ``n_runs`` runs of
-each SME start from the same theta_0 and are compared at a common time T. Four devices keep
+For each keep probability p and learning rate eta, ``repeats`` dropout runs and ``repeats``
+runs of each SME start from the same theta_0 and are compared at a common time T. Four devices keep
 the Monte Carlo floor below the errors being measured:
 
 * common random numbers: the order-1 and order-2 SMEs consume the same Gaussians;
@@ -28,7 +28,8 @@ from tqdm.auto import tqdm
 
 from ..runtime import results, tables
 from ..runtime.memory import announce_cost
-from ..validation import check_array, check_int, check_positive, seed_sequence
+from ..validation import (check_array, check_int, check_positive, renamed_keywords,
+                          seed_sequence)
 from ..stats import loglog_fit
 from ..kernels.sme_noise import _factor
 from ..kernels.sme_steps import _first_bad
@@ -40,6 +41,7 @@ from .hessian import _dense_hessian
 from .model import _modified_grad
 
 
+@renamed_keywords(n_runs="repeats")
 @results.result_class
 class WeakOrderResult:
     """Output of :func:`weak_error_study`.
@@ -56,19 +58,19 @@ class WeakOrderResult:
         Least-squares log-log slopes and their standard errors.
     time, sde_step : float
         Comparison time T and the EM step h.
-    n_runs : int
+    repeats : int
     """
 
     def to_frame(self):
         """The weak errors as a tidy table (pandas, the ``table`` extra): one row per SME
         order, keep probability and learning rate; columns ``order``, ``keep_prob``, ``lr``,
         ``error``, ``floor`` (its Monte Carlo standard error), ``slope`` and
-        ``slope_error`` (of that order and keep probability), ``time`` T and ``runs``."""
+        ``slope_error`` (of that order and keep probability), ``time`` T and ``repeats``."""
         return tables.frame(
             dict(order=k + 1, keep_prob=float(p), lr=float(lr),
                  error=float(self.errors[k, j, i]), floor=float(self.floors[k, j, i]),
                  slope=float(self.slopes[k, j]), slope_error=float(self.slope_errors[k, j]),
-                 time=float(self.time), runs=int(self.n_runs))
+                 time=float(self.time), repeats=int(self.repeats))
             for k in range(self.errors.shape[0]) for j, p in enumerate(self.keep_probs)
             for i, lr in enumerate(self.lrs))
 
@@ -80,36 +82,36 @@ class WeakOrderResult:
     slope_errors: np.ndarray
     time: float
     sde_step: float
-    n_runs: int
+    repeats: int
 
 
 def _pair_products(values, iu, ju):
     return values[:, iu] * values[:, ju]
 
 
-def _one_setting(problem, blocks0, lr, n_steps, substeps, n_runs, seeds, control_variate,
+def _one_setting(problem, blocks0, lr, n_steps, substeps, repeats, seeds, control_variate,
                  extrapolate, coupling):
-    """Per-run estimators (n_runs, D) for dropout, order-1 SME and order-2 SME."""
+    """Per-run estimators (repeats, D) for dropout, order-1 SME and order-2 SME."""
     c = problem.penalty
     m, D = problem.width, problem.n_params
     iu, ju = np.triu_indices(m, 1)
     h = lr / substeps
     mask_rng = np.random.default_rng(seeds[0])
     gauss_rng = np.random.default_rng(seeds[1])
-    start = np.repeat(blocks0[None], n_runs, axis=0)
+    start = np.repeat(blocks0[None], repeats, axis=0)
     drop, fine1, fine2 = start.copy(), start.copy(), start.copy()
     coarse1, coarse2 = start.copy(), start.copy()
-    y_drop, y_fine, y_coarse = (np.zeros((n_runs, D)) for _ in range(3))
+    y_drop, y_fine, y_coarse = (np.zeros((repeats, D)) for _ in range(3))
     theta_bar = blocks0.copy()
     for step in range(1, n_steps + 1):
         if control_variate:
             H = _dense_hessian(problem, theta_bar)
             A1, A2 = _factor(*_noise_parts(problem, theta_bar))
-        uniforms = mask_rng.random((n_runs, m))
+        uniforms = mask_rng.random((repeats, m))
         masks = (uniforms < problem.keep_prob) / problem.keep_prob
         if coupling:
             zeta = ndtri(np.maximum(uniforms, np.finfo(float).tiny))
-            bridge = gauss_rng.standard_normal((substeps, n_runs, m))
+            bridge = gauss_rng.standard_normal((substeps, repeats, m))
             bridge += zeta / np.sqrt(substeps) - bridge.mean(axis=0)
         _dropout_steps(problem, drop, lr, uniforms < problem.keep_prob)
         if control_variate:
@@ -117,7 +119,7 @@ def _one_setting(problem, blocks0, lr, n_steps, substeps, n_runs, seeds, control
             y_drop += -lr * (y_drop @ H) - lr * (xi @ A1.T + _pair_products(xi, iu, ju) @ A2.T)
         z_sum, G_sum = 0.0, 0.0
         for sub in range(substeps):
-            z, G = draw_standard_normals(gauss_rng, m, n_runs)
+            z, G = draw_standard_normals(gauss_rng, m, repeats)
             if coupling:
                 z = bridge[sub]
             for thetas, order in ((fine1, 1), (fine2, 2)):
@@ -142,12 +144,12 @@ def _one_setting(problem, blocks0, lr, n_steps, substeps, n_runs, seeds, control
                 raise DivergenceError(step, name, f"run {bad} at lr={lr}, p={problem.keep_prob}")
         if control_variate:
             theta_bar = theta_bar - lr * _modified_grad(problem, theta_bar)
-    est_drop = drop.reshape(n_runs, D) - y_drop
+    est_drop = drop.reshape(repeats, D) - y_drop
     est = []
     for fine, coarse in ((fine1, coarse1), (fine2, coarse2)):
-        e = fine.reshape(n_runs, D) - y_fine
+        e = fine.reshape(repeats, D) - y_fine
         if extrapolate:
-            e = 2.0 * e - (coarse.reshape(n_runs, D) - y_coarse)
+            e = 2.0 * e - (coarse.reshape(repeats, D) - y_coarse)
         est.append(e)
     return est_drop, est[0], est[1]
 
@@ -174,7 +176,8 @@ def step_plan(lrs, time, sde_step, extrapolate):
     return plan
 
 
-def weak_error_study(problem, params0, lrs, keep_probs, time=1.0, sde_step=None, n_runs=2000,
+@renamed_keywords(n_runs="repeats")
+def weak_error_study(problem, params0, lrs, keep_probs, time=1.0, sde_step=None, repeats=2000,
                      seed=0, control_variate=True, coupling=True, extrapolate=True,
                      progress=True):
     """Weak error ||E Theta_T - E theta_T||_2 of the order-1 and order-2 SMEs over (eta, p).
@@ -193,7 +196,7 @@ def weak_error_study(problem, params0, lrs, keep_probs, time=1.0, sde_step=None,
         Comparison time T (> 0).
     sde_step : float, optional
         EM step h, at most min(lrs); default min(lrs) / 16.
-    n_runs : int
+    repeats : int
         Runs per process and setting.
     seed : int
     control_variate, coupling, extrapolate : bool
@@ -217,14 +220,14 @@ def weak_error_study(problem, params0, lrs, keep_probs, time=1.0, sde_step=None,
         problem.with_keep_prob(float(p))
     time = check_positive(time, "time")
     sde_step = default_sde_step(lrs, sde_step)
-    n_runs = check_int(n_runs, "n_runs", low=2)
+    repeats = check_int(repeats, "repeats", low=2)
     blocks0 = problem.blocks(params0, "params0").copy()
     if control_variate:
         check_dense_size(problem)
     plan = step_plan(lrs, time, sde_step, extrapolate)
     if progress:
-        announce_cost(weak_order_seconds(problem, plan, keep_probs, n_runs, extrapolate),
-                      f"weak_error_study of {len(keep_probs) * len(lrs)} settings x {n_runs} "
+        announce_cost(weak_order_seconds(problem, plan, keep_probs, repeats, extrapolate),
+                      f"weak_error_study of {len(keep_probs) * len(lrs)} settings x {repeats} "
                       "runs")
     streams = seed_sequence(seed).spawn(len(keep_probs) * len(lrs))
     errors = np.empty((2, len(keep_probs), len(lrs)))
@@ -234,13 +237,13 @@ def weak_error_study(problem, params0, lrs, keep_probs, time=1.0, sde_step=None,
         prob = problem.with_keep_prob(float(p))
         for b, (lr, n_steps, substeps) in enumerate(plan):
             seeds = streams[a * len(lrs) + b].spawn(2)
-            est_drop, est1, est2 = _one_setting(prob, blocks0, lr, n_steps, substeps, n_runs,
+            est_drop, est1, est2 = _one_setting(prob, blocks0, lr, n_steps, substeps, repeats,
                                                 seeds, control_variate, extrapolate,
                                                 coupling)
             for o, est in enumerate((est1, est2)):
                 diff = est - est_drop
                 errors[o, a, b] = np.linalg.norm(diff.mean(axis=0))
-                floors[o, a, b] = np.sqrt(np.sum(diff.var(axis=0, ddof=1)) / n_runs)
+                floors[o, a, b] = np.sqrt(np.sum(diff.var(axis=0, ddof=1)) / repeats)
             bar.update()
     bar.close()
     slopes = np.empty((2, len(keep_probs)))
@@ -249,4 +252,4 @@ def weak_error_study(problem, params0, lrs, keep_probs, time=1.0, sde_step=None,
         for a in range(len(keep_probs)):
             slopes[o, a], slope_errors[o, a], _ = loglog_fit(lrs, errors[o, a])
     return WeakOrderResult(lrs, keep_probs, errors, floors, slopes, slope_errors, time,
-                           float(sde_step), n_runs)
+                           float(sde_step), repeats)

@@ -70,8 +70,8 @@ def test_empirical_covariance_converges_to_sigma():
 def test_without_dropout_all_methods_are_gd():
     prob, theta = _problem(p=1.0)
     gd = simulate_modified_gd(prob, theta, 0.05, 10)
-    drop = simulate_dropout(prob, theta, 0.05, 10, n_runs=2)
-    sme = simulate_sme(prob, theta, 0.05, 10, n_runs=2)
+    drop = simulate_dropout(prob, theta, 0.05, 10, repeats=2)
+    sme = simulate_sme(prob, theta, 0.05, 10, repeats=2)
     assert np.allclose(drop.final, gd.final, atol=1e-13)
     assert np.allclose(sme.final, gd.final, atol=1e-13)
     assert np.allclose(drop.loss[0], gd.loss[0])
@@ -79,8 +79,8 @@ def test_without_dropout_all_methods_are_gd():
 
 def test_common_random_numbers_and_time_grid():
     prob, theta = _problem(p=0.5)
-    a = simulate_sme(prob, theta, 0.1, 4, sde_step=0.025, order=1, n_runs=3, seed=7)
-    b = simulate_sme(prob, theta, 0.1, 4, sde_step=0.025, order=2, n_runs=3, seed=7)
+    a = simulate_sme(prob, theta, 0.1, 4, sde_step=0.025, order=1, repeats=3, seed=7)
+    b = simulate_sme(prob, theta, 0.1, 4, sde_step=0.025, order=2, repeats=3, seed=7)
     assert np.allclose(a.times, [0.0, 0.1, 0.2, 0.3, 0.4])
     # same Gaussians: the order-2 correction is O(eta) and deterministic given the noise
     diff = np.linalg.norm(a.final - b.final, axis=1)
@@ -111,13 +111,13 @@ def test_sme_increment_covariance_is_eta_squared_sigma():
     # adds up to covariance k h eta Sigma = eta^2 Sigma; eta is tiny so that the drift and
     # the change of Sigma along the interval (relative O(eta)) are far below sampling error
     prob, theta = _problem(K=2, p=0.4)
-    lr, n_runs = 1e-4, 4000
-    run = simulate_sme(prob, theta, lr, 1, sde_step=lr / 4, n_runs=n_runs, seed=2)
+    lr, repeats = 1e-4, 4000
+    run = simulate_sme(prob, theta, lr, 1, sde_step=lr / 4, repeats=repeats, seed=2)
     estimate = np.cov(run.final.T) / lr ** 2
     sigma = noise_covariance(prob, theta)
     # Gaussian unbiased sample covariance: E||estimate - sigma||_F^2 =
     # (||sigma||_F^2 + tr(sigma)^2) / (n - 1); four of those bound it w.p. >= 15/16 (Markov)
-    rms = np.sqrt((np.sum(sigma ** 2) + np.trace(sigma) ** 2) / (n_runs - 1))
+    rms = np.sqrt((np.sum(sigma ** 2) + np.trace(sigma) ** 2) / (repeats - 1))
     assert np.linalg.norm(estimate - sigma) < 4 * rms
 
 
@@ -127,7 +127,7 @@ def test_weak_study_coupling_correlates_dropout_and_sme():
     rng = np.random.default_rng(0)
     prob = make_problem(rng.standard_normal((6, 2)), rng.standard_normal(6), 4, 0.7)
     theta = init_params(prob, seed=0, input_weight_std=1.0, output_weight_std=1.0)
-    kwargs = dict(time=0.4, sde_step=0.05, n_runs=500, seed=1, control_variate=False,
+    kwargs = dict(time=0.4, sde_step=0.05, repeats=500, seed=1, control_variate=False,
                   extrapolate=False, progress=False)
     coupled = weak_error_study(prob, theta, [0.2, 0.1], [0.7], coupling=True, **kwargs)
     independent = weak_error_study(prob, theta, [0.2, 0.1], [0.7], coupling=False, **kwargs)

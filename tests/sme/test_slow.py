@@ -16,7 +16,7 @@ def test_weak_error_slopes():
     prob = make_problem(rng.standard_normal((6, 2)), rng.standard_normal(6), 4, 0.8)
     theta0 = init_params(prob, seed=0, input_weight_std=1.0, output_weight_std=1.0)
     result = weak_error_study(prob, theta0, [0.4, 0.2, 0.1, 0.05], [0.8], time=0.8,
-                              n_runs=2000, seed=0, progress=False)
+                              repeats=2000, seed=0, progress=False)
     # the errors must stand above the Monte Carlo floor for the slopes to mean anything
     assert np.all(result.errors > result.floors)
     assert abs(result.slopes[0, 0] - 1.0) < 0.25
