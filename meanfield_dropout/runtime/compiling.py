@@ -127,10 +127,16 @@ def _compile_callees_apart(kernel, args):
         helper = subprocess.Popen([sys.executable, "-m", "meanfield_dropout.runtime.compiling",
                                    str(Path(scratch, "plan"))], env=env,
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        for callee, callee_args in here:
-            callee = flavour(callee) if flavour else callee
-            callee.compile(tuple(callee.typeof_pyval(a) for a in callee_args))
-        if helper.wait() == 0:
+        try:
+            for callee, callee_args in here:
+                callee = flavour(callee) if flavour else callee
+                callee.compile(tuple(callee.typeof_pyval(a) for a in callee_args))
+            compiled = helper.wait() == 0
+        finally:
+            if helper.poll() is None:       # this process's part failed or was interrupted
+                helper.kill()
+                helper.wait()
+        if compiled:
             _merge_cache(private)
 
 
