@@ -238,14 +238,19 @@ def _pool_unordered(function, tasks, workers):
 
 def _stop(pool):
     """Cancel the pending tasks of ``pool``, terminate its workers (running tasks too) and
-    wait for its manager thread, which closes the pool's queues."""
+    wait for its manager thread, which closes the pool's queues and its wake-up pipe. The
+    thread is joined here: after ``shutdown(wait=False)`` the pool no longer holds it, and if
+    it were still closing the pipe at exit, the interpreter's own wake-up call could write to
+    the closed pipe and print an ``OSError`` traceback after the interrupt's one line."""
     processes = list((pool._processes or {}).values())
+    manager = pool._executor_manager_thread
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         process.terminate()
     for process in processes:
         process.join(_STOP_WAIT)
-    pool.shutdown(wait=True)
+    if manager is not None:
+        manager.join()
 
 
 def _dask_unordered(function, tasks, address, workers, timeout):
