@@ -36,7 +36,8 @@ from tqdm.auto import tqdm
 
 from .kernels.variants import _run_chunk
 from .runtime.compiling import (COMPILE_SECONDS, PARALLEL_COMPILE_SECONDS, _both_twins,
-                                _merge_cache, _write_sources, cache_disabled)
+                                _merge_cache, _write_sources, cache_disabled,
+                                cache_environment)
 
 #: Precisions a run may ask for; float32 kernels are compiled only for float32 runs.
 DTYPES = ("float64", "float32")
@@ -193,11 +194,10 @@ def warmup(dtypes=DTYPES, jobs=None, progress=True, tasks=None):
             tqdm(total=len(tasks), desc="warm-up", unit="task", disable=not progress) as bar:
         def compile_task(i):
             private = Path(scratch) / str(i)
-            env = dict(os.environ, NUMBA_CACHE_DIR=str(private))
-            env.pop("NUMBA_DISABLE_CACHE", None)
             name, dtype = tasks[i]
             done = subprocess.run([sys.executable, "-m", __name__, f"{name}:{dtype}"],
-                                  env=env, capture_output=True, text=True)
+                                  env=cache_environment(private), capture_output=True,
+                                  text=True)
             if done.returncode:
                 raise RuntimeError(f"warm-up task {name} ({dtype}) failed: "
                                    f"{done.stderr.strip().splitlines()[-1:]}")

@@ -35,9 +35,8 @@ print(json.dumps(dict(
 
 
 def _run(tmp_path, split):
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path / f"cache-{split}"),
-               **{compiling.SPLIT_VARIABLE: split})
-    env.pop("NUMBA_DISABLE_CACHE", None)
+    env = compiling.cache_environment(tmp_path / f"cache-{split}",
+                                      **{compiling.SPLIT_VARIABLE: split})
     done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
                           text=True, check=True)
     return json.loads(done.stdout.splitlines()[-1])

@@ -3,7 +3,6 @@ by the source of the whole kernel layer (:mod:`meanfield_dropout.kernels.cache`)
 one kernel module, or an upgrade that changes it, recompiles the cached kernels of the other
 modules that call it instead of running the old code."""
 import importlib
-import os
 import pkgutil
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from numba.core.registry import CPUDispatcher
 
 import meanfield_dropout.kernels as kernels
 from meanfield_dropout.kernels import cache
+from meanfield_dropout.runtime.compiling import cache_environment
 
 CALLEE = "from numba import njit\n\n\n@njit(cache=True)\ndef plus(x):\n    return x + {}\n"
 CALLER = ("from numba import njit\n\nfrom callee import plus\n\n\n@njit(cache=True)\n"
@@ -35,8 +35,7 @@ def test_every_kernel_is_keyed_by_the_source_of_the_layer():
 
 def _caller_result(layer, register, numba_cache):
     script = RUN.format(folder=str(layer), register=register)
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(numba_cache))
-    env.pop("NUMBA_DISABLE_CACHE", None)
+    env = cache_environment(numba_cache)
     done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
                           text=True, check=True)
     return int(done.stdout.split()[-1])

@@ -1,5 +1,4 @@
 """Numba's compile cache: the warm-up and cache commands, and the message of a run that compiles."""
-import os
 import pickle
 import subprocess
 import sys
@@ -51,8 +50,7 @@ def _index_entries(index):
 
 
 def _run(code, cache):
-    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache), PYTHONPATH=str(ROOT))
-    env.pop("NUMBA_DISABLE_CACHE", None)
+    env = compiling.cache_environment(cache, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-c", code], env=env, check=True,
                           capture_output=True, text=True)
 

@@ -33,6 +33,14 @@ def cache_disabled():
     return os.environ.get("NUMBA_DISABLE_CACHE", "0") not in ("", "0")
 
 
+def cache_environment(folder, **variables):
+    """The environment of a child process that caches its kernels in ``folder``: this
+    process's, with ``NUMBA_CACHE_DIR`` set, the cache on, and ``variables`` added."""
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(folder), **variables)
+    env.pop("NUMBA_DISABLE_CACHE", None)
+    return env
+
+
 #: Compile time of a task's serial twins on an empty cache (a small run, one Numba thread),
 #: what :func:`compile_ahead` announces (CPU seconds of ``benchmarks/bench_compile.py`` on this
 #: project's 2-core machine, tasks in this order, rounded up: simulate 15.3 s, limits 9.3 s,
@@ -121,11 +129,9 @@ def _compile_callees_apart(kernel, args):
             for callee, callee_args in elsewhere]
     with tempfile.TemporaryDirectory(prefix="meanfield-compile-") as scratch:
         private = Path(scratch) / "cache"
-        env = dict(os.environ, NUMBA_CACHE_DIR=str(private))
-        env.pop("NUMBA_DISABLE_CACHE", None)
         Path(scratch, "plan").write_bytes(pickle.dumps(plan))
         helper = subprocess.Popen([sys.executable, "-m", "meanfield_dropout.runtime.compiling",
-                                   str(Path(scratch, "plan"))], env=env,
+                                   str(Path(scratch, "plan"))], env=cache_environment(private),
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             for callee, callee_args in here:
