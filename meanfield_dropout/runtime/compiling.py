@@ -94,7 +94,7 @@ def compile_ahead(kernel, args, task, dtype, announce=True):
         tqdm.write(f"compiling kernels: first run only{about}; `meanfield-dropout warmup` "
                    "does it ahead", file=sys.stderr)
     if not cached and not _both_twins[0]:
-        _compile_callees_apart(kernel, args)
+        _compile_callees_apart(kernel, args, pair)
     types = tuple(kernel.typeof_pyval(a) for a in args)
     for each in pair if _both_twins[0] and pair[-1] is kernel else (kernel,):
         each.compile(types)
@@ -109,19 +109,19 @@ SPLITS = {_run_chunk.py_func.__code__: chunk_callees}
 SPLIT_VARIABLE = "MEANFIELD_DROPOUT_COMPILE_SPLIT"
 
 
-def _compile_callees_apart(kernel, args):
+def _compile_callees_apart(kernel, args, pair):
     """Compile the callees of ``kernel`` (:data:`SPLITS`) in two processes at once, this one
     and a second one with a private cache, whose entries are then added where runs read them
     (:func:`_merge_cache`): the kernel's own compile then loads them all. Only with a second
     core to use, in a process that is not a pool worker, with the cache on, unless
     :data:`SPLIT_VARIABLE` is 0. If the second process fails, this process compiles the rest
-    as the kernel's compile reaches it."""
+    as the kernel's compile reaches it. ``pair``: the kernel's
+    :func:`~meanfield_dropout.kernels.twins.twins`."""
     split = SPLITS.get(kernel.py_func.__code__)
     if (split is None or os.environ.get(SPLIT_VARIABLE, "1") == "0"
             or len(os.sched_getaffinity(0)) < 2 or cache_disabled()
             or multiprocessing.parent_process() is not None):
         return
-    pair = twins(kernel)
     flavour = serial if len(pair) == 2 and pair[1] is kernel else None      # a serial twin
     here, elsewhere = split(*args)
     plan = [(callee.py_func.__module__, callee.py_func.__name__, flavour is not None,
