@@ -85,10 +85,8 @@ def _rebuild_error(cls, args, state):
 
 
 @results.result_class
-class SimulationResult:
+class SimulationResult(results.Result):
     """Losses, snapshots and final particles of the variants of one coupled run.
-
-    Stored by :mod:`meanfield_dropout.runtime.results` (:meth:`save`, :meth:`load`).
 
     Attributes
     ----------
@@ -139,15 +137,6 @@ class SimulationResult:
                  val_loss=float(self.val_loss[name][i]) if name in self.val_loss else math.nan,
                  **run)
             for name in self.variants for i, step in enumerate(self.loss_steps))
-
-    def save(self, path):
-        """Write the result to one ``.npz`` file; returns its path."""
-        return results.save(self, path)
-
-    @classmethod
-    def load(cls, path):
-        """Read a result written by :meth:`save` (ValueError naming a bad file)."""
-        return results.load(path, cls)
 
 
 def _chunk_bounds(steps, chunk_steps, snapshot_steps):

@@ -86,10 +86,8 @@ _BAR_OPERATIONS = 2e8
 
 
 @results.result_class
-class LimitResult:
+class LimitResult(results.Result):
     """Snapshots of one limit simulation on a time grid.
-
-    Stored by :mod:`meanfield_dropout.runtime.results` (:meth:`save`, :meth:`load`).
 
     Attributes
     ----------
@@ -125,15 +123,6 @@ class LimitResult:
             dict(limit=self.limit, time=float(t), particles=self.snapshots.shape[1],
                  predictor_rms=float(np.sqrt(np.mean(f ** 2))), mean_jumps=jumps)
             for t, f in zip(self.times, self.predictor))
-
-    def save(self, path):
-        """Write the result to one ``.npz`` file; returns its path."""
-        return results.save(self, path)
-
-    @classmethod
-    def load(cls, path):
-        """Read a result written by :meth:`save` (ValueError naming a bad file)."""
-        return results.load(path, cls)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -11,7 +11,6 @@ through :func:`meanfield_dropout.experiments.reproduce`.
 import dataclasses
 from pathlib import Path
 
-from tqdm.auto import tqdm
 
 from meanfield_dropout import experiments as mf_experiments
 from meanfield_dropout.convergence import estimate_cost
@@ -20,7 +19,7 @@ from meanfield_dropout.runtime.memory import announced
 from meanfield_dropout.validation import check_int
 from meanfield_dropout.experiments import Experiment, FigureSet
 from meanfield_dropout.experiments.settings import Settings, int_tuple
-from meanfield_dropout.runtime.runner import announce_tasks, check_workers, run_unordered
+from meanfield_dropout.runtime.runner import map_tasks
 
 from . import plots
 from .convergence import PHASE_STUDIES, phase_study, phase_study_arguments
@@ -80,18 +79,14 @@ def convergence_seconds(settings):
 def run_convergence(settings, *, progress=True, workers=None):
     """:func:`~phase_diagram.convergence.phase_study` of every phase, widths 100–1600 and 5
     repeats by default (predictor RMS error against each limit, and coupled RMS to RaM and
-    GD in the Bernoulli phase), the phases side by side on ``workers`` processes; with
-    ``progress``, the estimate of :func:`convergence_seconds` first when above
-    :data:`~meanfield_dropout.runtime.memory.ANNOUNCE_SECONDS`."""
-    if progress:
-        announce_tasks(convergence_seconds(settings), "convergence_phases", workers)
+    GD in the Bernoulli phase), the phases side by side on ``workers`` processes, with the
+    estimate of :func:`convergence_seconds` and a bar when ``progress``
+    (:func:`~meanfield_dropout.runtime.runner.map_tasks`)."""
     tasks = [(phase, settings.widths, settings.repeats, settings.seed)
              for phase in PHASE_STUDIES]
-    studies = [None] * len(tasks)
-    with tqdm(total=len(tasks), desc="phases", disable=not progress) as bar:
-        for index, study in run_unordered(_phase_study, tasks, check_workers(workers)):
-            studies[index] = study
-            bar.update()
+    studies = map_tasks(_phase_study, tasks, workers, what="convergence_phases",
+                        estimate=lambda: convergence_seconds(settings), progress=progress,
+                        unit="phase")
     return ConvergencePhasesResult(settings, studies)
 
 

@@ -15,7 +15,7 @@ from meanfield_dropout.engine_plan import (Dynamics, Recording, plan_simulation,
 from meanfield_dropout.experiments import EXPERIMENTS, announce, reproduce
 from meanfield_dropout.experiments import images_variants, teacher_student
 from meanfield_dropout.network import network_data
-from meanfield_dropout.runtime import memory
+from meanfield_dropout.runtime import memory, runner
 from meanfield_dropout.runtime.memory import announce_cost, announced, format_duration
 from meanfield_dropout.data import teacher_student as teacher_student_data
 
@@ -283,7 +283,7 @@ def test_experiment_functions_announce_a_long_run_with_their_bar(monkeypatch, ca
 
     def stop(*args, **kwargs):
         raise Stopped("stopped where the work starts")
-    monkeypatch.setattr(teacher_student, "run_unordered", stop)
+    monkeypatch.setattr(runner, "run_unordered", stop)
     with pytest.raises(Stopped):
         teacher_student.run(TINY_TEACHER, workers=2)
     assert capsys.readouterr().err.startswith(

@@ -16,13 +16,12 @@ at step 4000, for every variant). The best risk is then close to the final one.
 import dataclasses
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..runtime import results
 from ..validation import check_int, seed_sequence
 from ..data.images import flatten, load_digits, load_mnist, two_class
 from ..engine_plan import recorded_steps, simulation_cost
-from ..runtime.runner import announce_tasks, check_workers, run_unordered
+from ..runtime.runner import map_tasks
 from ..stats import mean_interval
 from .settings import IMAGE_VARIANTS as VARIANTS, ImageNetworkSettings, real_tuple
 from .teacher_student import simulate_surviving
@@ -128,19 +127,16 @@ def image_data(mnist=None, *, test_fraction=0.3, seed=0):
 
 
 def run(settings, *, progress=True, workers=None):
-    """Run every (q, repeat) on ``workers`` processes (default: one per available core).
-
-    The numbers do not depend on the worker count. With ``progress``, the estimate of
-    :func:`task_seconds` is printed first when above
-    :data:`~meanfield_dropout.runtime.memory.ANNOUNCE_SECONDS`.
+    """Run every (q, repeat) on ``workers`` processes (default: one per available core),
+    with the estimate of :func:`task_seconds` and a bar when ``progress``
+    (:func:`~meanfield_dropout.runtime.runner.map_tasks`); the numbers do not depend on the
+    worker count.
 
     Returns
     -------
     ImagesVariantsResult
     """
     s = settings
-    if progress:
-        announce_tasks(task_seconds(s), "images_variants", workers)
     x, y, x_test, y_test, name = image_data(s.mnist, test_fraction=s.test_fraction,
                                             seed=s.seed)
     batch_size = min(s.batch_size, y.size)
@@ -151,12 +147,9 @@ def run(settings, *, progress=True, workers=None):
     tasks = [(x, y, x_test, y_test, s, batch_size, keep_probs[k], seeds[r],
               VARIANTS if k == 0 else tuple(v for v in VARIANTS if v != "gd"))
              for k, r in cells]
-    out = {}
-    with tqdm(total=len(cells), unit="run", desc="images variants",
-              disable=not progress) as bar:
-        for index, result in run_unordered(_cell, tasks, check_workers(workers)):
-            out[cells[index]] = result
-            bar.update()
+    out = dict(zip(cells, map_tasks(_cell, tasks, workers, what="images_variants",
+                                    estimate=lambda: task_seconds(s), progress=progress,
+                                    unit="run")))
     loss_steps, _, _ = out[0, 0]
     shape = (len(keep_probs), repeats, len(VARIANTS), loss_steps.size)
     train, test = np.full(shape, np.nan), np.full(shape, np.nan)

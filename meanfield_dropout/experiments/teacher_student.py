@@ -17,7 +17,6 @@ distances by at most 0.65% (width 200) to 0.04% (width 5000), but not single pat
 import dataclasses
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from ..runtime import results
 from ..validation import check_choice, check_int, seed_sequence
@@ -26,7 +25,7 @@ from ..engine import DivergenceError, simulate
 from ..engine_plan import recorded_steps, simulation_cost
 from ..metrics import coupled_rms
 from ..network import DTYPES
-from ..runtime.runner import announce_tasks, check_workers, run_unordered
+from ..runtime.runner import map_tasks
 from ..stats import loglog_fit
 from .settings import Settings, int_tuple
 
@@ -164,17 +163,16 @@ def run(settings, *, progress=True, workers=None):
     """Simulate every (width, repeat) and the trajectory run.
 
     The runs are independent (each has its own spawned seed) and go to ``workers`` processes
-    (default: one per available core), widest first; the numbers do not depend on the worker
-    count. With ``progress``, the estimate of :func:`task_seconds` is printed first when
-    above :data:`~meanfield_dropout.runtime.memory.ANNOUNCE_SECONDS`.
+    (default: one per available core), widest first, with the estimate of
+    :func:`task_seconds` and a bar when ``progress``
+    (:func:`~meanfield_dropout.runtime.runner.map_tasks`); the numbers do not depend on the
+    worker count.
 
     Returns
     -------
     TeacherStudentResult
     """
     s = settings
-    if progress:
-        announce_tasks(task_seconds(s), "teacher_student", workers)
     data = teacher_student_data(dim=s.dim, data_points=s.data_points, seed=s.seed)
     widths, repeats = list(s.widths), s.repeats
     seeds = seed_sequence(s.seed).spawn(len(widths) * repeats)
@@ -183,12 +181,9 @@ def run(settings, *, progress=True, workers=None):
     cells.append((widths.index(s.trajectory_width), None))
     cells.sort(key=lambda cell: -widths[cell[0]])
     tasks = [(data, s, widths[w], seeds[w * repeats + (r or 0)], r is None) for w, r in cells]
-    out = {}
-    with tqdm(total=sum(widths[w] for w, _ in cells), unit="neuron-run",
-              desc="teacher-student", disable=not progress) as bar:
-        for index, result in run_unordered(_cell, tasks, check_workers(workers)):
-            out[cells[index]] = result
-            bar.update(widths[cells[index][0]])
+    out = dict(zip(cells, map_tasks(_cell, tasks, workers, what="teacher_student",
+                                    estimate=lambda: task_seconds(s), progress=progress,
+                                    unit="neuron-run", weights=[widths[w] for w, _ in cells])))
 
     def pick(key):
         """Array (width, repeat, ...) of one result field over the width × repeat runs."""

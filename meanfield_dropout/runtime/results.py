@@ -50,6 +50,21 @@ def register(cls):
     return cls
 
 
+class Result:
+    """Base of the results a user saves and loads one at a time (e.g.
+    :class:`~meanfield_dropout.engine.SimulationResult`): one ``.npz`` file each."""
+
+    def save(self, path):
+        """Write the result to one ``.npz`` file (:func:`save`); returns its path."""
+        return save(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Read a result written by :meth:`save` (:func:`load`: a ValueError naming a bad
+        file, or one holding another class)."""
+        return load(path, cls)
+
+
 def result_class(cls):
     """Make ``cls`` a result: a dataclass compared by identity (its fields hold arrays), with
     the compact repr of :func:`~meanfield_dropout.runtime.tables.compact_repr`, registered

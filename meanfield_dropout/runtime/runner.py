@@ -24,7 +24,7 @@ import threading
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
-from tqdm import tqdm
+from tqdm.auto import tqdm
 
 from ..validation import check_int, check_positive
 from .memory import announce_cost
@@ -217,6 +217,52 @@ def run_unordered(function, tasks, workers, *, dask=None, dask_timeout=None,
             yield index, _as_in_a_worker(function, *task)
     elif tasks:
         yield from _pool_unordered(function, tasks, workers)
+
+
+def map_tasks(function, tasks, workers=None, *, what, estimate=None, progress=True, bar=None,
+              unit="task", weights=None):
+    """``[function(*task) for task in tasks]`` on ``workers`` processes (:func:`run_unordered`),
+    with the run's estimate and a progress bar: an experiment's driver loop.
+
+    Parameters
+    ----------
+    function, tasks
+        As :func:`run_unordered`.
+    workers : int, optional
+        Worker processes (default: one per available core, :func:`available_cores`).
+    what : str
+        The run's name, in the estimate and on the bar.
+    estimate : callable, optional
+        Returns the estimated seconds of one core of each task; with ``progress``, their
+        spread over the workers is printed first when above
+        :data:`~meanfield_dropout.runtime.memory.ANNOUNCE_SECONDS` (:func:`announce_tasks`).
+    progress : bool
+        Print the estimate and show the bar.
+    bar : bool, optional
+        Show the bar (default ``progress``); False where the tasks show bars of their own.
+    unit : str
+        The bar's unit.
+    weights : sequence of float, optional
+        The bar's advance per task (default 1 each).
+
+    Returns
+    -------
+    list
+        The results, in the order of ``tasks`` whatever the completion order; they do not
+        depend on the worker count.
+    """
+    tasks = list(tasks)
+    workers = check_workers(workers)
+    if progress and estimate is not None:
+        announce_tasks(estimate(), what, workers)
+    weights = [1] * len(tasks) if weights is None else list(weights)
+    results = [None] * len(tasks)
+    with tqdm(total=sum(weights), unit=unit, desc=what,
+              disable=not (progress if bar is None else bar)) as progress_bar:
+        for index, result in run_unordered(function, tasks, workers):
+            results[index] = result
+            progress_bar.update(weights[index])
+    return results
 
 
 def _pool_unordered(function, tasks, workers):
