@@ -315,8 +315,8 @@ def cell_cost(plan, width, keep_prob, limit_particles, steps):
     k = min(width, limit_particles, plan.w2_particles)
     seconds = cell_seconds(
         width, keep_prob, int(steps.recorded[-1]), plan.limits, float(plan.horizon),
-        limit_particles=limit_particles, n_times=plan.n_times, w2_particles=k, data_points=m,
-        dim=d, dt=plan.dt, coupled=plan.coupled,
+        limit_particles=limit_particles, n_times=plan.n_times, w2_particles=k,
+        data_shape=plan.inputs.shape, dt=plan.dt, coupled=plan.coupled,
         clock_coupled=CLOCK_COUPLED if plan.clock_coupling else ())
     return nbytes + peak_limit + _FLOAT * 2 * k * k, seconds
 

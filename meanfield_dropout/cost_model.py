@@ -146,7 +146,7 @@ def distance_seconds(width, particles, w2_particles, data_points):
 
 @renamed_keywords(w2_points="w2_particles")
 def cell_seconds(width, keep_prob, dropout_steps, limits, horizon, *, limit_particles, n_times,
-                 w2_particles, data_points, dim, dt, coupled=(), clock_coupled=()):
+                 w2_particles, data_shape, dt, coupled=(), clock_coupled=()):
     """Estimated seconds of one convergence cell
     (:func:`~meanfield_dropout.convergence.measure_distances`).
 
@@ -162,8 +162,8 @@ def cell_seconds(width, keep_prob, dropout_steps, limits, horizon, *, limit_part
         T.
     limit_particles, n_times, w2_particles : int
         N, the grid times and the particles of each W2.
-    data_points, dim : int
-        m and d of the data.
+    data_shape : tuple of int
+        (m, d): the data's points and input dimension.
     dt : float
         Heun step of the flows.
     coupled : sequence of str
@@ -178,7 +178,7 @@ def cell_seconds(width, keep_prob, dropout_steps, limits, horizon, *, limit_part
         Seconds of one core on the reference machine: the cell's fixed cost, the engine run,
         each limit, each distance (a limit at a grid time) and dropout's loss at each time.
     """
-    m = data_points
+    m, dim = data_shape
     kept = keep_prob * width + 1
     rows = kept + sum(kept if name == "ram" else width for name in coupled
                       if name in ("ram", "gd"))

@@ -74,7 +74,7 @@ def test_limit_particles_factor_is_limit_factor():
 
 
 def test_w2_points_is_w2_particles():
-    cell = dict(limit_particles=80, n_times=3, data_points=20, dim=3, dt=0.01)
+    cell = dict(limit_particles=80, n_times=3, data_shape=(20, 3), dt=0.01)
     args = (40, 0.5, 10, {"wgf": dict(alpha=0.2)}, 1.0)
     expected = new_only(cost_model.cell_seconds, *args, w2_particles=40, **cell)
     with pytest.warns(FutureWarning, match="w2_points= is now w2_particles="):

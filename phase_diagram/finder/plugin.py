@@ -171,7 +171,7 @@ def cell_seconds(width, master_lr, keep_prob, horizon, shape, limits, limit_fact
         seconds += measured_cell_seconds(
             width, keep_prob, steps, group, horizon, limit_particles=particles,
             n_times=n_times, w2_particles=min(width, particles, w2_particles),
-            data_points=shape[0], dim=shape[1], dt=FLOW_DT)
+            data_shape=shape, dt=FLOW_DT)
     return seconds
 
 
