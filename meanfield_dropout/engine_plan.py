@@ -330,7 +330,7 @@ def _check_memory(train, width, batch_size, penalties, snapshots, snapshot_neuro
         if not np.isscalar(snapshot_neurons) else min(width, max(0, int(snapshot_neurons)))
     # what the forward pass keeps for the backward pass: the signs of the pre-activations
     # (one byte each) on the sign path, else the pre-activations themselves
-    signs = {name: _sign_path(train.activation, outputs, penalty)
+    signs = {name: _sign_path.py_func(train.activation, outputs, penalty)
              for name, penalty in penalties.items()}
     kept_bytes = {name: width * batch_size * (1 if signs[name] else itemsize)
                   for name in penalties}

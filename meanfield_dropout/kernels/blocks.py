@@ -91,10 +91,11 @@ def make_workspace(width, outputs, dim, batch, dtype):
     """Scratch for the blocked kernels on up to ``width`` rows and ``batch`` data points.
 
     It has a slot for every thread Numba may start (``NUMBA_NUM_THREADS``), so it stays valid
-    whatever ``numba.set_num_threads`` says later.
+    whatever ``numba.set_num_threads`` says later. Made by the Python function of
+    :func:`_new_workspace` (the same arrays as the kernel's), which compiles nothing.
     """
-    return _new_workspace(numba.config.NUMBA_NUM_THREADS, width, outputs, dim, batch,
-                          np.empty(0, dtype=dtype))
+    return _new_workspace.py_func(numba.config.NUMBA_NUM_THREADS, width, outputs, dim, batch,
+                                  np.empty(0, dtype=dtype))
 
 
 @njit(cache=True)
@@ -120,7 +121,7 @@ def _call_workspace(X, count, K, Zt):
     return _new_workspace(0, count, K, Zt.shape[0], Zt.shape[1], X[:0, 0])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _slot(buffers, t):
     """Slot ``t`` of a workspace field, or a fresh buffer of its length if it has no slots."""
     if buffers.shape[0] == 0:
@@ -128,13 +129,13 @@ def _slot(buffers, t):
     return buffers[t]
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _view(buffer, height, width):
     """The first height·width entries of a flat buffer as a C-contiguous (height, width) array."""
     return buffer[:height * width].reshape((height, width))
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _check_workspace(work, count, K, d, batch):
     """Refuse a workspace too small for this call (rows, batch, dimensions).
 

@@ -169,7 +169,7 @@ def _forward_block(X, net, rows, weights, kept, plain, work, blk, t):
         _block_sum(plain_coef, value, k, plain_slab)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _add_slabs(slabs, blocks, out):
     """out (K, B) = Σ_{blk < blocks} slabs[blk], added in block order."""
     K, batch = out.shape
@@ -231,7 +231,7 @@ def _scalar_block_sums(act, target, weighted, with_plain, k, sums, signs):
             _sign_row(u, signs[r])
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _block_sum(coef, value, count, out):
     """out (K, B) = coef[:, :count] @ value[:count] (a matrix–vector product for K = 1)."""
     if coef.shape[0] == 1:

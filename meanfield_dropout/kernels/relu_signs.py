@@ -29,7 +29,7 @@ def _sign_path(act, K, penalty):
     return act == 0 and K == 1 and penalty == 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _sign_row(pre_row, out):
     """out = 1[pre_row > 0] in out's type (uint8 signs kept by a forward pass, or a float
     tile for the product of the backward pass)."""
@@ -39,7 +39,7 @@ def _sign_row(pre_row, out):
         out[j] = one if pre_row[j] > threshold else zero
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _store_signs(target, signs):
     """signs[r] = 1[target[r] > 0] for the rows of ``signs`` (none if it is empty)."""
     for r in range(signs.shape[0]):
