@@ -39,8 +39,9 @@ from .runtime import results, tables
 from .kernels.blocks import make_workspace
 from .runtime.memory import announce_cost
 from .runtime.threads import PARALLEL_SECONDS, kernel_threads
-from .kernels.twins import for_run
-from .kernels.variants import VARIANTS, Chunk, Losses, _run_chunk, _unmasked_loss
+from .kernels.relu_signs import _sign_path
+from .kernels.twins import for_run, sign_path_only
+from .kernels.variants import VARIANTS, Chunk, Losses, _run_chunk
 from .runtime.compiling import compile_ahead
 from .network import network_data
 from .engine_plan import (DIVERGENCE_FACTOR, Dynamics, Recording, plan_simulation,
@@ -142,7 +143,10 @@ class SimulationResult(results.Result):
 def _chunk_bounds(steps, chunk_steps, snapshot_steps):
     """The chunks (start, stop) of a run of ``steps`` steps, in order, made as the run reaches
     them: their edges are the multiples of ``chunk_steps`` and the snapshot steps (a run
-    that diverges early never lists the chunks of its whole horizon)."""
+    that diverges early never lists the chunks of its whole horizon). A run of no steps has
+    one chunk of none, which records the losses at the start."""
+    if steps == 0:
+        yield 0, 0
     snapshots = iter(np.unique(snapshot_steps))
     start, snapshot = 0, 0
     while start < steps:
@@ -280,7 +284,10 @@ def run_simulation(plan, progress=True):
 
 def _drive(initial, rules, data, noise, schedule, progress, parallel):
     """The one driver loop: chunk by chunk, every rule on the same noise chunk, on the
-    parallel kernels if ``parallel`` (else their serial twins, :func:`for_run`).
+    parallel kernels if ``parallel`` (else their serial twins, :func:`for_run`), and on the
+    sign path's copies if every rule takes the sign path
+    (:func:`~meanfield_dropout.kernels.twins.sign_path_only`). The last chunk also records the
+    losses after the last step.
 
     Returns the final particles, train and validation losses and snapshots per rule.
     """
@@ -293,21 +300,25 @@ def _drive(initial, rules, data, noise, schedule, progress, parallel):
         if data.validation.targets.shape[1] else {}
     snaps = {name: np.empty((schedule.snapshot_steps.size, schedule.snapshot_neurons.size,
                              initial.shape[1]), dtype=initial.dtype) for name in variants}
-    chunks = _chunk_bounds(steps, schedule.chunk_steps, schedule.snapshot_steps) if steps else []
+    chunks = _chunk_bounds(steps, schedule.chunk_steps, schedule.snapshot_steps)
     (points, dim), outputs = data.train.inputs.shape, data.train.outputs
     work = make_workspace(initial.shape[0], outputs, dim,
                           max(points, data.validation.targets.shape[1]), initial.dtype)
-    run_chunk, unmasked_loss = for_run(_run_chunk, parallel), for_run(_unmasked_loss, parallel)
+    train_data = data.train
+    signs_only = all(_sign_path.py_func(train_data.activation, train_data.outputs, rule.penalty)
+                     for rule in rules.values())
+    run_chunk = for_run(sign_path_only(_run_chunk) if signs_only else _run_chunk, parallel)
     with tqdm(total=steps * len(variants), disable=not progress, unit="step",
               desc=f"simulate n={initial.shape[0]}") as bar:
         compiled = False
         for start, stop in chunks:
             _store_snapshots(states, snaps, schedule, start)
             masks, forward_masks, batches = noise.chunk(start, stop)
-            record = np.array([(start + k) in record_index for k in range(stop - start)])
+            record = np.array([(start + k) in record_index
+                               for k in range(stop - start + (stop == steps))])
             for name, rule in rules.items():
-                train_chunk = np.full(stop - start, np.nan)
-                val_chunk = np.full(stop - start, np.nan)
+                train_chunk = np.full(record.size, np.nan)
+                val_chunk = np.full(record.size, np.nan)
                 args = (states[name], rule, data, Chunk(masks, forward_masks, batches, record),
                         Losses(train_chunk, val_chunk), start, work)
                 if not compiled:
@@ -326,12 +337,6 @@ def _drive(initial, rules, data, noise, schedule, progress, parallel):
                         val[name][record_index[start + k]] = val_chunk[k]
                 bar.update(stop - start)
     _store_snapshots(states, snaps, schedule, steps)
-    for name, rule in rules.items():
-        train[name][-1] = unmasked_loss(states[name], rule, data.train, work)
-        if not math.isfinite(train[name][-1]):
-            raise DivergenceError(steps, name)
-        if val:
-            val[name][-1] = unmasked_loss(states[name], rule, data.validation, work)
     return states, train, val, snaps
 
 

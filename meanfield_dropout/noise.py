@@ -104,9 +104,9 @@ class SeededNoise:
         masks = self._mask_rng.random((count, self.width)) < self.keep_prob
         forward = (self._forward_rng.random((count, self.width)) < self.keep_prob) \
             if self.need_forward else masks[:0]
-        if self.batch_size < self.points:
-            batches = np.stack([self._batch_rng.choice(self.points, self.batch_size,
-                                                       replace=False) for _ in range(count)])
-        else:
-            batches = np.empty((count, 0), dtype=np.int64)
+        # no columns: the full batch
+        size = self.batch_size if self.batch_size < self.points else 0
+        batches = np.empty((count, size), dtype=np.int64)
+        for row in batches if size else ():
+            row[:] = self._batch_rng.choice(self.points, self.batch_size, replace=False)
         return masks, forward, batches

@@ -52,9 +52,12 @@ def _teacher(points=8, dim=3, seed=0):
 def _simulate(dtype):
     from .engine import VARIANTS, simulate
     inputs, targets = _teacher()
-    simulate(inputs, targets, width=4, keep_prob=0.5, master_lr=1e-3, steps=2,
-             variants=VARIANTS, val_inputs=inputs, val_targets=targets, dtype=dtype,
-             progress=False)
+    # every rule, then the ReLU rules without a penalty: the sign path's copy of the chunk
+    # kernel (kernels.twins.sign_path_only)
+    for variants in (VARIANTS, tuple(v for v in VARIANTS if v != "penalized")):
+        simulate(inputs, targets, width=4, keep_prob=0.5, master_lr=1e-3, steps=2,
+                 variants=variants, val_inputs=inputs, val_targets=targets, dtype=dtype,
+                 progress=False)
 
 
 def _limits(dtype):

@@ -174,8 +174,10 @@ def test_serial_and_parallel_kernels_give_the_same_bits(monkeypatch, case):
         many = run_small(**case)
     finally:
         numba.set_num_threads(threads)
-    assert ran == [twins.serial(variants._run_chunk), twins.serial(variants._unmasked_loss),
-                   variants._run_chunk, variants._unmasked_loss]
+    # the sign path's copy when every rule takes it (ReLU, one output, no penalty)
+    chunk = variants._run_chunk if case.get("activation") == "tanh" or \
+        case.get("loss") == "softmax" else twins.sign_path_only(variants._run_chunk)
+    assert ran == [twins.serial(chunk), chunk]
     for name in one.variants:
         np.testing.assert_array_equal(one.final[name], many.final[name])
         np.testing.assert_array_equal(one.train_loss[name], many.train_loss[name])

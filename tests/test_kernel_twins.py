@@ -1,6 +1,7 @@
-"""Serial twins of the parallel kernels: one source, the callees' twins, cache files of their own.
+"""Serial twins of the parallel kernels: one source, the callees' twins, cache files of their own;
+the sign path's copies, which compile no other backward pass.
 
-That a twin gives the same bits as its parallel kernel is
+That a twin (or a sign-path copy) gives the same bits as its kernel is
 ``tests/test_engine.py::test_serial_and_parallel_kernels_give_the_same_bits``.
 """
 import pytest
@@ -12,11 +13,12 @@ from meanfield_dropout.kernels import core, limit_steps, relu_signs, twins, vari
 from .test_warmup import _index_entries, _run
 
 #: A run in a fresh process: a small one (serial twins) and, with ``parallel``, the same on
-#: the parallel kernels; prints the cache hits and misses of both twins of ``_run_chunk``.
+#: the parallel kernels; prints the cache hits and misses of both twins of the sign path's
+#: ``_run_chunk`` (a ReLU run without a penalty) and how often the other backward pass compiled.
 RUN = """
 import numba, numpy as np
 from meanfield_dropout import engine, simulate
-from meanfield_dropout.kernels import twins, variants
+from meanfield_dropout.kernels import core, twins, variants
 from meanfield_dropout.runtime import threads
 Z = np.random.default_rng(0).standard_normal((6, 2))
 run = dict(width=3, keep_prob=0.5, master_lr=0.1, steps=2, variants=('gd', 'pn_ram'),
@@ -27,9 +29,10 @@ if {parallel}:
     threads.threads_for = lambda cells, available: available
     numba.set_num_threads(2)
     simulate(Z, Z[:, 0], **run)
-for kernel in twins.twins(variants._run_chunk):
+for kernel in twins.twins(twins.sign_path_only(variants._run_chunk)):
     print(kernel.py_func.__qualname__, sum(kernel._cache_hits.values()),
           sum(kernel._cache_misses.values()))
+print("_backward_block", len(core._backward_block.signatures))
 """
 
 
@@ -57,11 +60,37 @@ def test_a_serial_twin_is_the_same_source_calling_serial_twins():
         assert twins.serial(kernel) is kernel and twins.twins(kernel) == (kernel,)
 
 
+def test_a_sign_path_copy_is_the_same_source_with_the_sign_path_alone():
+    chunk = twins.sign_path_only(variants._run_chunk)
+    assert chunk.py_func.__code__ is variants._run_chunk.py_func.__code__
+    namespace = chunk.py_func.__globals__
+    assert namespace["SIGN_PATH_ONLY"] and not variants.SIGN_PATH_ONLY
+    step = namespace["_backward_step"]
+    assert step is twins.sign_path_only(core._backward_step)
+    assert step.py_func.__globals__["SIGN_PATH_ONLY"] and not step.targetoptions["parallel"]
+    # its parallel region is the other pass's; the sign path's blocks run in parallel here
+    assert step.py_func.__globals__["_sign_backward_step"].targetoptions["parallel"]
+    # the forward pass reads no such constant: one kernel for both
+    assert namespace["_forward_sums"] is core._forward_sums
+    assert twins.sign_path_only(core._loss_value) is core._loss_value
+    # the serial twin of the copy, and how another process makes it again
+    twin = twins.serial(chunk)
+    assert twins.twins(twin) == (chunk, twin)
+    assert twin.py_func.__globals__["_backward_step"] is twins.serial(step)
+    original, made = twins.recipe(twin)
+    assert original is variants._run_chunk and made == ("sign_path_only", "serial")
+    assert twins.remake(original, made) is twin
+
+
 def test_twins_have_cache_files_of_their_own():
     # Numba's cache index does not record `parallel`: one file name would mix the twins
     for kernel in (variants._run_chunk, core._forward_sums, limit_steps._heun):
         names = {twin._cache._cache_file._index_name for twin in twins.twins(kernel)}
         assert len(names) == 2
+    chunk = twins.sign_path_only(variants._run_chunk)
+    names = {kernel._cache._cache_file._index_name
+             for kernel in twins.twins(variants._run_chunk) + twins.twins(chunk)}
+    assert len(names) == 4
 
 
 @pytest.mark.slow
@@ -69,18 +98,20 @@ def test_a_cold_a_warm_and_a_warmed_up_cache_load_the_right_twin(tmp_path, monke
     # a small run on an empty cache compiles the serial twins only; the next process loads them
     cold = tmp_path / "cold"
     done = _run(RUN.format(parallel=False), cold)
-    assert done.stdout.split() == ["_run_chunk", "0", "0", "_run_chunk_serial", "0", "1"]
+    assert done.stdout.split() == ["_run_chunk_signs", "0", "0", "_run_chunk_signs_serial", "0",
+                                   "1", "_backward_block", "0"]
     assert "compiling kernels: first run only" in done.stderr
     names = {p.name.split("-")[0] for p in cold.rglob("variants.*.nbi")}
-    assert "variants._run_chunk_serial" in names and "variants._run_chunk" not in names
+    assert "variants._run_chunk_signs_serial" in names and not names & {
+        "variants._run_chunk", "variants._run_chunk_serial", "variants._run_chunk_signs"}
     # a float64 run compiles no float32 kernel
     signatures = [str(key[0]) for index in cold.rglob("*.nbi") for key in _index_entries(index)]
     assert signatures and not any("float32" in s for s in signatures)
     assert _run(RUN.format(parallel=False), cold).stdout.split() == \
-        ["_run_chunk", "0", "0", "_run_chunk_serial", "1", "0"]
+        ["_run_chunk_signs", "0", "0", "_run_chunk_signs_serial", "1", "0", "_backward_block", "0"]
     # the warm-up compiles both twins; a small and a parallel run then compile nothing
     warm = tmp_path / "warm"
     monkeypatch.setattr(config, "CACHE_DIR", str(warm))
     warmup.warmup(tasks=[("simulate", "float64")], progress=False)
     assert _run(RUN.format(parallel=True), warm).stdout.split() == \
-        ["_run_chunk", "1", "0", "_run_chunk_serial", "1", "0"]
+        ["_run_chunk_signs", "1", "0", "_run_chunk_signs_serial", "1", "0", "_backward_block", "0"]

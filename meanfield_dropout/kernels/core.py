@@ -57,7 +57,8 @@ from numba import njit, prange
 from .activations import _activate_row
 from .blocks import (BLOCK, Gradients, _apply_block, _call_workspace, _check_workspace,
                      _gather_pre_activations, _slot, _view)
-from .relu_signs import _sign_backward_step, _sign_path, _sign_row, _store_signs
+from .relu_signs import (SIGN_PATH_ONLY, _sign_backward_step, _sign_path, _sign_row,
+                         _store_signs)
 from .structs import Kept, Rows, Weights
 
 #: Loss codes of the kernels.
@@ -427,11 +428,13 @@ def _backward_step(X, net, rows, update, kept, out, work):
     (:func:`~meanfield_dropout.kernels.relu_signs._sign_path`) its signs are read from
     ``kept.signs[kept.index[r]]`` if ``kept.signs`` has rows, else from ``kept.pre``, or
     recomputed. Each block's rows move by :func:`_backward_block`, which reads only their
-    own parameters and r.
+    own parameters and r. Its sign-path copy
+    (:func:`~meanfield_dropout.kernels.twins.sign_path_only`) takes the sign path always.
     """
     d, batch = net.inputs_t.shape
     _check_workspace(work, rows.count, net.outputs, d, batch)
-    if _sign_path(net.activation, net.outputs, update.penalty):
+    # a constant: with SIGN_PATH_ONLY the other pass is not compiled
+    if SIGN_PATH_ONLY or _sign_path(net.activation, net.outputs, update.penalty):
         _sign_backward_step(X, net, rows, update, kept, out, work)
         return
     # the parallel region is one call per block: its body compiles once, as a plain function

@@ -12,6 +12,12 @@ from numba import njit, prange
 
 from .blocks import BLOCK, Gradients, _apply_block, _gather_pre_activations, _slot, _view
 
+#: Whether the masked-row step compiles the sign path alone: False here, where each call
+#: chooses its path (:func:`_sign_path`); True in the kernels' sign-path copies
+#: (:func:`meanfield_dropout.kernels.twins.sign_path_only`), which a run takes when every
+#: rule it runs is on the sign path, so that it compiles no other backward pass.
+SIGN_PATH_ONLY = False
+
 
 @njit(cache=True, inline="always")
 def _sign_path(act, K, penalty):

@@ -16,6 +16,11 @@ order, so the twins give the same bits
 A twin's cache files are its own (Numba's cache index does not record ``parallel``, so the
 twin has another qualified name, ``<name>_serial``). Public functions pick the twin of a run
 with :func:`for_run`.
+
+:func:`sign_path_only` makes copies the same way, with the constant
+:data:`~meanfield_dropout.kernels.relu_signs.SIGN_PATH_ONLY` set: their masked-row step
+compiles the ReLU sign path alone (``<name>_signs``), for a run whose every rule takes it (the
+demo): its other backward pass is about a third of the engine's compile.
 """
 import types
 
@@ -26,6 +31,10 @@ from numba.core.registry import CPUDispatcher
 
 #: kernel → its serial twin (the kernel itself when nothing it reaches runs in parallel).
 _SERIAL = {}
+#: kernel → its sign-path copy (the kernel itself when nothing it reaches reads the constant).
+_SIGN_PATH = {}
+#: copy → (the kernel it was made from, the name of the function of this module that made it).
+_MADE_FROM = {}
 
 
 def _global_names(code):
@@ -54,32 +63,89 @@ def serial(kernel):
     """
     twin = _SERIAL.get(kernel)
     if twin is None:
-        twin = _SERIAL[kernel] = _make_serial(kernel)
+        twin = _SERIAL[kernel] = _copy(kernel, serial, "_serial", {},
+                                       bool(kernel.targetoptions.get("parallel")))
     return twin
 
 
-def _make_serial(kernel):
+def sign_path_only(kernel):
+    """The sign-path copy of the ``@njit`` dispatcher ``kernel``.
+
+    Parameters
+    ----------
+    kernel : numba dispatcher
+
+    Returns
+    -------
+    numba dispatcher
+        ``kernel`` itself if neither it nor any kernel it calls reads
+        :data:`~meanfield_dropout.kernels.relu_signs.SIGN_PATH_ONLY`; otherwise a dispatcher of
+        the same Python function with that constant True and ``parallel=False``, whose global
+        names of kernels are bound to their sign-path copies. Made once per kernel and process.
+        Only for calls whose masked-row steps are all on the sign path (ReLU, one output, no
+        penalty). The parallel region of the kernels that read the constant
+        (:func:`~meanfield_dropout.kernels.core._backward_step`) is the other pass's: the sign
+        path's blocks run in parallel in the kernel it calls.
+    """
+    copy = _SIGN_PATH.get(kernel)
+    if copy is None:
+        copy = _SIGN_PATH[kernel] = _copy(kernel, sign_path_only, "_signs",
+                                          {"SIGN_PATH_ONLY": True}, False)
+    return copy
+
+
+def _copy(kernel, make, suffix, constants, parallel):
+    """``kernel`` compiled with ``parallel=False`` from a copy of its function whose kernels
+    are bound to ``make`` of them and whose ``constants`` (global name → value) are set;
+    ``kernel`` itself if that binds nothing and ``parallel`` (whether it has parallel regions
+    to compile in order) is False."""
     function = kernel.py_func
-    callees = {}
+    bound = {}
     for name in _global_names(function.__code__):
         value = function.__globals__.get(name)
         if isinstance(value, CPUDispatcher) and value is not kernel:
-            twin = serial(value)
+            twin = make(value)
             if twin is not value:
-                callees[name] = twin
-    if not kernel.targetoptions.get("parallel") and not callees:
+                bound[name] = twin
+        elif name in constants and value != constants[name]:
+            bound[name] = constants[name]
+    if not parallel and not bound:
         return kernel
-    namespace = dict(function.__globals__, **callees)
+    namespace = dict(function.__globals__, **bound)
     copy = types.FunctionType(function.__code__, namespace, function.__name__,
                               function.__defaults__, function.__closure__)
     copy.__kwdefaults__ = function.__kwdefaults__
     copy.__doc__ = function.__doc__
     copy.__module__ = function.__module__
     # its own cache files: the cache is keyed by module, qualified name and bytecode
-    copy.__qualname__ = f"{function.__qualname__}_serial"
+    copy.__qualname__ = f"{function.__qualname__}{suffix}"
     options = {k: v for k, v in kernel.targetoptions.items() if k != "nopython"}
     options["parallel"] = False
-    return njit(cache=not isinstance(kernel._cache, NullCache), **options)(copy)
+    made = njit(cache=not isinstance(kernel._cache, NullCache), **options)(copy)
+    _MADE_FROM[made] = (kernel, make.__name__)
+    return made
+
+
+def recipe(kernel):
+    """How to make ``kernel`` in another process: (the kernel of its module it was made from,
+    the names of the functions of this module that made it, in order), for :func:`remake`."""
+    made = []
+    while kernel in _MADE_FROM:
+        kernel, name = _MADE_FROM[kernel]
+        made.append(name)
+    return kernel, tuple(reversed(made))
+
+
+def remake(kernel, made):
+    """The copy of ``kernel`` made by the functions of this module named ``made``, in order
+    (:func:`recipe`)."""
+    for name in made:
+        kernel = _MAKERS[name](kernel)
+    return kernel
+
+
+#: The functions that make copies, by name (:func:`remake`).
+_MAKERS = {"serial": serial, "sign_path_only": sign_path_only}
 
 
 def twins(kernel):

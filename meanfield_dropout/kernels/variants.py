@@ -13,7 +13,7 @@ import numpy as np
 from numba import njit
 
 from .core import _backward_step, _forward_sums, _loss_derivative, _loss_value
-from .relu_signs import _sign_path
+from .relu_signs import SIGN_PATH_ONLY, _sign_path
 from .structs import Kept, NetworkData, Rows, Update, Weights
 
 VARIANTS = ("gd", "dropout", "ram", "pn", "pn_ram", "penalized")
@@ -70,14 +70,15 @@ class Chunk(NamedTuple):
     masks: np.ndarray           # (steps, n) bool dropout masks M
     forward_masks: np.ndarray   # (steps, n) bool independent forward masks M' (PN), or no rows
     batches: np.ndarray         # (steps, B) int minibatch indices (zero columns: full batch)
-    record: np.ndarray          # (steps,) bool: record the losses before step k
+    record: np.ndarray          # (steps,) or (steps + 1,) bool: record the losses before step k
+                                # (entry steps: after the last step)
 
 
 class Losses(NamedTuple):
-    """Where a chunk writes the losses it records, one entry per step."""
+    """Where a chunk writes the losses it records, one entry per entry of ``Chunk.record``."""
 
-    train: np.ndarray           # (steps,) unmasked train loss
-    validation: np.ndarray      # (steps,) unmasked validation loss
+    train: np.ndarray           # unmasked train loss
+    validation: np.ndarray      # unmasked validation loss
 
 
 @njit(cache=True)
@@ -102,7 +103,7 @@ def _dropped_rows(mask_row, out):
     return count
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _unmasked_loss(X, rule, net, work):
     """Loss of the unmasked network of ``rule`` on the data ``net`` (a NetworkData)."""
     n, batch = X.shape[0], net.inputs_t.shape[1]
@@ -122,7 +123,9 @@ def _run_chunk(X, rule, data, chunk, losses, first_step, work):
     ``chunk`` is the :class:`Chunk` (masks M and M', minibatch indices, steps to record).
     Where ``chunk.record[k]`` the unmasked train (and validation, if present) loss at the
     parameters before step k is written to ``losses.train[k]``/``losses.validation[k]``
-    (:class:`Losses`). ``work`` is the run's
+    (:class:`Losses`). ``chunk.record`` may have one entry more than the chunk has steps: if
+    it is set, the losses after the last step are recorded there too (a run's final losses
+    need no kernel of their own). ``work`` is the run's
     :class:`~meanfield_dropout.kernels.blocks.Workspace`.
 
     The loss record reuses the step's forward pass: the unmasked predictor is the step's own
@@ -131,10 +134,13 @@ def _run_chunk(X, rule, data, chunk, losses, first_step, work):
     forward pass (a full one for minibatches).
 
     Returns the first s such that the parameters after s steps are out of range (non-finite
-    or beyond the rule's bounds, seen in their output or in the updated rows), or -1.
+    or beyond the rule's bounds, seen in their output, in the updated rows or in a recorded
+    train loss), or -1. Its sign-path copy
+    (:func:`~meanfield_dropout.kernels.twins.sign_path_only`) refuses a rule off the sign path.
     """
     n, train = X.shape[0], data.train
     masks, forward_masks, batches, record = chunk
+    steps = masks.shape[0]
     train_out, val_out = losses
     K, has_bias, act, loss = train.outputs, train.bias, train.activation, train.loss
     Z, Zt, y = train.inputs, train.inputs_t, train.targets
@@ -144,6 +150,8 @@ def _run_chunk(X, rule, data, chunk, losses, first_step, work):
     forward_kind, backward_kind = rule.forward_mask, rule.backward_mask
     # on the sign path only the signs of the pre-activations are kept
     signs_only = _sign_path(act, K, rule.penalty)
+    if SIGN_PATH_ONLY and not signs_only:
+        raise ValueError("the sign path's chunk kernel got a rule off the sign path")
     # the backward pass reuses the forward pre-activations when its neurons are a subset
     # and they fit in cache; on the sign path, when they are not (PN, PN + RaM), the
     # signs of the backward neurons the forward pass did not run are added to them
@@ -173,7 +181,7 @@ def _run_chunk(X, rule, data, chunk, losses, first_step, work):
     # the step's (mini)batch: the arrays above, refilled every step
     step_data = NetworkData(Zb, Ztb, yb, K, has_bias, act, loss)
     inverse_keep = 1.0 / rule.keep_prob
-    for k in range(masks.shape[0]):
+    for k in range(steps):
         if not full_batch:
             for j in range(batch):
                 for c in range(K):
@@ -231,10 +239,16 @@ def _run_chunk(X, rule, data, chunk, losses, first_step, work):
                        Kept(pre, signs, pre_index), X, work)
         if not _rows_within(X, rows_backward, count_backward, rule.parameter_bound):
             return first_step + k + 1
+    if record.shape[0] > steps and record[steps]:
+        train_out[steps] = _unmasked_loss(X, rule, train, work)
+        if data.validation.targets.shape[1] > 0:
+            val_out[steps] = _unmasked_loss(X, rule, data.validation, work)
+        if not math.isfinite(train_out[steps]):
+            return first_step + steps
     return -1
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _add_sign_rows(X, rule, net, forward, added, backward, kept, position, sums, work):
     """Complete the signs kept by a forward pass over other neurons than the backward pass's.
 
@@ -319,11 +333,14 @@ def chunk_callees(X, rule, data, chunk, losses, first_step, work):
     be compiled in two processes before ``_run_chunk`` itself
     (:func:`meanfield_dropout.runtime.compiling.compile_ahead`).
 
+    The unmasked loss and the signs of the backward neurons that the forward pass did not run
+    are inlined into ``_run_chunk`` and compile with it.
+
     Returns
     -------
     tuple of list
-        (the forward passes and the loss; the backward pass and the step's small kernels):
-        lists of (kernel, arguments).
+        (the forward pass; the backward pass, the loss, its derivative and the step's small
+        kernels): lists of (kernel, arguments).
     """
     X, train, work = _no_rows(X), _no_rows(data.train), _no_rows(work)
     real, index = X.dtype, np.int64
@@ -334,14 +351,13 @@ def chunk_callees(X, rule, data, chunk, losses, first_step, work):
     # the plain sums: the unmasked predictor or its view with no columns, hence any layout
     plain = np.empty((2, 4), dtype=real)[:, ::2]
     forward = [(_forward_sums, (X, train, rows, Weights(1.0, rule.scale, 0), kept, sums, plain,
-                                work)),
-               (_unmasked_loss, (X, rule, train, work)),
-               (_add_sign_rows, (X, rule, train, rows, rows, rows, kept,
-                                 np.empty(0, dtype=index), sums, work))]
+                                work))]
     mask_row = np.empty(0, dtype=np.bool_)
     backward = [(_backward_step, (X, train, rows, Update(1.0, rule.penalty, sums), kept, X,
                                   work)),
                 (_loss_derivative, (train.loss, sums, sums, sums)),
+                (_loss_value, (train.loss, sums, train.targets)),
+                (_loss_value, (train.loss, sums, data.validation.targets)),
                 (_active_rows, (mask_row, rows.index)), (_dropped_rows, (mask_row, rows.index)),
                 (_within, (sums, rule.output_bound)),
                 (_rows_within, (X, rows.index, 0, rule.parameter_bound))]

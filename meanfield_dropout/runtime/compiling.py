@@ -26,7 +26,7 @@ from numba.core.caching import FunctionCache, IndexDataCacheFile
 from numba.core.registry import CPUDispatcher
 from tqdm.auto import tqdm
 
-from ..kernels.twins import for_run, serial, twins
+from ..kernels.twins import for_run, recipe, remake, twins
 from ..kernels.variants import _run_chunk, chunk_callees
 
 
@@ -97,7 +97,7 @@ def compile_ahead(kernel, args, task, dtype, announce=True):
                    "does it ahead", file=sys.stderr)
     with _collection_paused():
         if not cached and not _both_twins[0]:
-            _compile_callees_apart(kernel, args, pair)
+            _compile_callees_apart(kernel, args)
         types = tuple(kernel.typeof_pyval(a) for a in args)
         for each in pair if _both_twins[0] and pair[-1] is kernel else (kernel,):
             each.compile(types)
@@ -126,24 +126,26 @@ SPLITS = {_run_chunk.py_func.__code__: chunk_callees}
 SPLIT_VARIABLE = "MEANFIELD_DROPOUT_COMPILE_SPLIT"
 
 
-def _compile_callees_apart(kernel, args, pair):
+def _compile_callees_apart(kernel, args):
     """Compile the callees of ``kernel`` (:data:`SPLITS`) in two processes at once, this one
     and a second one with a private cache, whose entries are then added where runs read them
     (:func:`_merge_cache`): the kernel's own compile then loads them all. Only with a second
     core to use, in a process that is not a pool worker, with the cache on, unless
     :data:`SPLIT_VARIABLE` is 0. If the second process fails, this process compiles the rest
-    as the kernel's compile reaches it. ``pair``: the kernel's
-    :func:`~meanfield_dropout.kernels.twins.twins`."""
+    as the kernel's compile reaches it. Each callee is the one the kernel calls: its serial
+    twin in a serial twin, its sign-path copy in a sign-path copy
+    (:mod:`meanfield_dropout.kernels.twins`)."""
     split = SPLITS.get(kernel.py_func.__code__)
     if (split is None or os.environ.get(SPLIT_VARIABLE, "1") == "0"
             or len(os.sched_getaffinity(0)) < 2 or cache_disabled()
             or multiprocessing.parent_process() is not None):
         return
-    flavour = serial if len(pair) == 2 and pair[1] is kernel else None      # a serial twin
-    here, elsewhere = split(*args)
-    plan = [(callee.py_func.__module__, callee.py_func.__name__, flavour is not None,
+    called = kernel.py_func.__globals__
+    here, elsewhere = ([(called[callee.py_func.__name__], callee_args)
+                        for callee, callee_args in group] for group in split(*args))
+    plan = [(original.py_func.__module__, original.py_func.__name__, made,
              tuple(callee.typeof_pyval(a) for a in callee_args))
-            for callee, callee_args in elsewhere]
+            for callee, callee_args in elsewhere for original, made in [recipe(callee)]]
     with tempfile.TemporaryDirectory(prefix="meanfield-compile-") as scratch:
         private = Path(scratch) / "cache"
         Path(scratch, "plan").write_bytes(pickle.dumps(plan))
@@ -152,7 +154,6 @@ def _compile_callees_apart(kernel, args, pair):
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             for callee, callee_args in here:
-                callee = flavour(callee) if flavour else callee
                 callee.compile(tuple(callee.typeof_pyval(a) for a in callee_args))
             compiled = helper.wait() == 0
         finally:
@@ -176,12 +177,12 @@ _HELPER = ("import os, sys, types; package = types.ModuleType('meanfield_dropout
 
 
 def _compile_plan(path):
-    """Compile the (module, kernel name, serial twin, argument types) of the pickle ``path``
-    (written by :func:`_compile_callees_apart`) into this process's cache."""
+    """Compile the (module, kernel name, copies made of it, argument types) of the pickle
+    ``path`` (written by :func:`_compile_callees_apart`) into this process's cache; the copies
+    as :func:`~meanfield_dropout.kernels.twins.remake` makes them."""
     with _collection_paused():
-        for module, name, twin, types in pickle.loads(Path(path).read_bytes()):
-            kernel = getattr(importlib.import_module(module), name)
-            (serial(kernel) if twin else kernel).compile(types)
+        for module, name, made, types in pickle.loads(Path(path).read_bytes()):
+            remake(getattr(importlib.import_module(module), name), made).compile(types)
 
 
 def compile_once(kernel, args, task, dtype):
