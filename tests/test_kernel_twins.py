@@ -70,8 +70,12 @@ def test_a_sign_path_copy_is_the_same_source_with_the_sign_path_alone():
     assert step.py_func.__globals__["SIGN_PATH_ONLY"] and not step.targetoptions["parallel"]
     # its parallel region is the other pass's; the sign path's blocks run in parallel here
     assert step.py_func.__globals__["_sign_backward_step"].targetoptions["parallel"]
-    # the forward pass reads no such constant: one kernel for both
-    assert namespace["_forward_sums"] is core._forward_sums
+    # the forward pass without the path of several outputs keeps its parallel region
+    forward = namespace["_forward_sums"]
+    assert forward is twins.sign_path_only(core._forward_sums)
+    assert forward.targetoptions["parallel"]
+    assert forward.py_func.__globals__["_forward_block"].py_func.__globals__["SIGN_PATH_ONLY"]
+    # a kernel that reaches no such constant is its own copy
     assert twins.sign_path_only(core._loss_value) is core._loss_value
     # the serial twin of the copy, and how another process makes it again
     twin = twins.serial(chunk)

@@ -156,7 +156,8 @@ def _forward_block(X, net, rows, weights, kept, plain, work, blk, t):
     slab = _view(work.slabs[blk], K, batch)
     plain_slab = _view(work.plain_slabs[blk], K, batch)
     kept_signs = signs[start:start + k] if store_signs else signs[:0]
-    if K == 1:
+    # a constant: with SIGN_PATH_ONLY (one output) the path of several is not compiled
+    if SIGN_PATH_ONLY or K == 1:
         _scalar_block_sums(act, target, weighted, with_plain, k,
                            BlockSums(coef[0], plain_coef[0], value[0], slab[0], plain_slab[0]),
                            kept_signs)
@@ -209,8 +210,9 @@ def _scalar_block_sums(act, target, weighted, with_plain, k, sums, signs):
             _activate_row(act, u, value, value[:0])
             for j in range(value.shape[0]):
                 plain_slab[j] += c * value[j]
-        elif act == 0:
-            # ReLU in the same pass as the sums: u is read once
+        elif SIGN_PATH_ONLY or act == 0:
+            # ReLU in the same pass as the sums: u is read once (SIGN_PATH_ONLY, a constant:
+            # the other activations' branch is not compiled)
             if with_plain:
                 c_plain = plain_coef[r]
                 for j in range(value.shape[0]):

@@ -63,8 +63,7 @@ def serial(kernel):
     """
     twin = _SERIAL.get(kernel)
     if twin is None:
-        twin = _SERIAL[kernel] = _copy(kernel, serial, "_serial", {},
-                                       bool(kernel.targetoptions.get("parallel")))
+        twin = _SERIAL[kernel] = _copy(kernel, serial, "_serial", {}, in_order=True)
     return twin
 
 
@@ -80,25 +79,26 @@ def sign_path_only(kernel):
     numba dispatcher
         ``kernel`` itself if neither it nor any kernel it calls reads
         :data:`~meanfield_dropout.kernels.relu_signs.SIGN_PATH_ONLY`; otherwise a dispatcher of
-        the same Python function with that constant True and ``parallel=False``, whose global
-        names of kernels are bound to their sign-path copies. Made once per kernel and process.
-        Only for calls whose masked-row steps are all on the sign path (ReLU, one output, no
-        penalty). The parallel region of the kernels that read the constant
-        (:func:`~meanfield_dropout.kernels.core._backward_step`) is the other pass's: the sign
-        path's blocks run in parallel in the kernel it calls.
+        the same Python function with that constant True, whose global names of kernels are
+        bound to their sign-path copies. Made once per kernel and process. Only for calls
+        whose masked-row steps are all on the sign path (ReLU, one output, no penalty). A
+        kernel that reads the constant itself runs its parallel region only off the sign path
+        (:func:`~meanfield_dropout.kernels.core._backward_step`: the sign path's blocks run in
+        parallel in the kernel it calls), so its copy has ``parallel=False``; the others keep
+        their options.
     """
     copy = _SIGN_PATH.get(kernel)
     if copy is None:
+        reads = "SIGN_PATH_ONLY" in _global_names(kernel.py_func.__code__)
         copy = _SIGN_PATH[kernel] = _copy(kernel, sign_path_only, "_signs",
-                                          {"SIGN_PATH_ONLY": True}, False)
+                                          {"SIGN_PATH_ONLY": True}, in_order=reads)
     return copy
 
 
-def _copy(kernel, make, suffix, constants, parallel):
-    """``kernel`` compiled with ``parallel=False`` from a copy of its function whose kernels
-    are bound to ``make`` of them and whose ``constants`` (global name → value) are set;
-    ``kernel`` itself if that binds nothing and ``parallel`` (whether it has parallel regions
-    to compile in order) is False."""
+def _copy(kernel, make, suffix, constants, in_order):
+    """``kernel`` compiled from a copy of its function whose kernels are bound to ``make`` of
+    them and whose ``constants`` (global name → value) are set, with ``parallel=False`` if
+    ``in_order``; ``kernel`` itself if that changes nothing."""
     function = kernel.py_func
     bound = {}
     for name in _global_names(function.__code__):
@@ -109,7 +109,8 @@ def _copy(kernel, make, suffix, constants, parallel):
                 bound[name] = twin
         elif name in constants and value != constants[name]:
             bound[name] = constants[name]
-    if not parallel and not bound:
+    parallel = bool(kernel.targetoptions.get("parallel"))
+    if not bound and not (in_order and parallel):
         return kernel
     namespace = dict(function.__globals__, **bound)
     copy = types.FunctionType(function.__code__, namespace, function.__name__,
@@ -120,7 +121,8 @@ def _copy(kernel, make, suffix, constants, parallel):
     # its own cache files: the cache is keyed by module, qualified name and bytecode
     copy.__qualname__ = f"{function.__qualname__}{suffix}"
     options = {k: v for k, v in kernel.targetoptions.items() if k != "nopython"}
-    options["parallel"] = False
+    if in_order:
+        options["parallel"] = False
     made = njit(cache=not isinstance(kernel._cache, NullCache), **options)(copy)
     _MADE_FROM[made] = (kernel, make.__name__)
     return made

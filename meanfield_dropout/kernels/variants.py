@@ -339,8 +339,8 @@ def chunk_callees(X, rule, data, chunk, losses, first_step, work):
     Returns
     -------
     tuple of list
-        (the forward pass; the backward pass, the loss, its derivative and the step's small
-        kernels): lists of (kernel, arguments).
+        (the forward pass, the loss, its derivative and the output's range check; the
+        backward pass and the step's other small kernels): lists of (kernel, arguments).
     """
     X, train, work = _no_rows(X), _no_rows(data.train), _no_rows(work)
     real, index = X.dtype, np.int64
@@ -351,14 +351,14 @@ def chunk_callees(X, rule, data, chunk, losses, first_step, work):
     # the plain sums: the unmasked predictor or its view with no columns, hence any layout
     plain = np.empty((2, 4), dtype=real)[:, ::2]
     forward = [(_forward_sums, (X, train, rows, Weights(1.0, rule.scale, 0), kept, sums, plain,
-                                work))]
+                                work)),
+               (_loss_value, (train.loss, sums, train.targets)),
+               (_loss_value, (train.loss, sums, data.validation.targets)),
+               (_loss_derivative, (train.loss, sums, sums, sums)),
+               (_within, (sums, rule.output_bound))]
     mask_row = np.empty(0, dtype=np.bool_)
     backward = [(_backward_step, (X, train, rows, Update(1.0, rule.penalty, sums), kept, X,
                                   work)),
-                (_loss_derivative, (train.loss, sums, sums, sums)),
-                (_loss_value, (train.loss, sums, train.targets)),
-                (_loss_value, (train.loss, sums, data.validation.targets)),
                 (_active_rows, (mask_row, rows.index)), (_dropped_rows, (mask_row, rows.index)),
-                (_within, (sums, rule.output_bound)),
                 (_rows_within, (X, rows.index, 0, rule.parameter_bound))]
     return forward, backward
