@@ -1,7 +1,5 @@
 """Distances between particle clouds and between predictors."""
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from scipy.spatial.distance import cdist
 
 from .validation import check_array, check_choice, check_int
 from .runtime.memory import check_memory
@@ -81,6 +79,9 @@ def wasserstein2(first, second, *, method="assignment", projections=500, seed=0)
                          f"or 'sliced' (POT), or compare random subsets")
     check_memory(8 * n * n * 2, f"the {n} x {n} W2 cost matrix",
                  "use method='sliced' or compare random subsets")
+    # imported here: scipy.optimize takes 0.2 s to import, and most runs never compute an exact W2
+    from scipy.optimize import linear_sum_assignment
+    from scipy.spatial.distance import cdist
     cost = cdist(first, second, "sqeuclidean")
     if method == "network-simplex":
         weights = np.full(n, 1.0 / n)
