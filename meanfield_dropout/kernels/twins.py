@@ -22,6 +22,7 @@ with :func:`for_run`.
 compiles the ReLU sign path alone (``<name>_signs``), for a run whose every rule takes it (the
 demo): its other backward pass is about a third of the engine's compile.
 """
+import functools
 import types
 
 import numba
@@ -29,10 +30,6 @@ from numba import njit
 from numba.core.caching import NullCache
 from numba.core.registry import CPUDispatcher
 
-#: kernel → its serial twin (the kernel itself when nothing it reaches runs in parallel).
-_SERIAL = {}
-#: kernel → its sign-path copy (the kernel itself when nothing it reaches reads the constant).
-_SIGN_PATH = {}
 #: copy → (the kernel it was made from, the name of the function of this module that made it).
 _MADE_FROM = {}
 
@@ -46,53 +43,32 @@ def _global_names(code):
     return names
 
 
+@functools.cache
 def serial(kernel):
-    """The serial twin of the ``@njit`` dispatcher ``kernel``.
-
-    Parameters
-    ----------
-    kernel : numba dispatcher
-
-    Returns
-    -------
-    numba dispatcher
-        ``kernel`` itself if neither it nor any kernel it calls is compiled with
-        ``parallel=True``; otherwise a dispatcher of the same Python function with
-        ``parallel=False`` and the other options of ``kernel``, whose global names of kernels
-        are bound to their serial twins. Made once per kernel and process.
-    """
-    twin = _SERIAL.get(kernel)
-    if twin is None:
-        twin = _SERIAL[kernel] = _copy(kernel, serial, "_serial", {}, in_order=True)
-    return twin
+    """The serial twin of the ``@njit`` dispatcher ``kernel``, made once per kernel and
+    process: a dispatcher of the same Python function with ``parallel=False`` and the other
+    options of ``kernel``, whose global names of kernels are bound to their serial twins;
+    ``kernel`` itself if neither it nor any kernel it calls is compiled with
+    ``parallel=True``."""
+    return _copy(kernel, serial, "_serial", {}, in_order=True)
 
 
+@functools.cache
 def sign_path_only(kernel):
-    """The sign-path copy of the ``@njit`` dispatcher ``kernel``.
+    """The sign-path copy of the ``@njit`` dispatcher ``kernel``, made once per kernel and
+    process, for calls whose masked-row steps are all on the sign path (ReLU, one output, no
+    penalty): a dispatcher of the same Python function with
+    :data:`~meanfield_dropout.kernels.relu_signs.SIGN_PATH_ONLY` True, whose global names of
+    kernels are bound to their sign-path copies; ``kernel`` itself if neither it nor any
+    kernel it calls reads the constant.
 
-    Parameters
-    ----------
-    kernel : numba dispatcher
-
-    Returns
-    -------
-    numba dispatcher
-        ``kernel`` itself if neither it nor any kernel it calls reads
-        :data:`~meanfield_dropout.kernels.relu_signs.SIGN_PATH_ONLY`; otherwise a dispatcher of
-        the same Python function with that constant True, whose global names of kernels are
-        bound to their sign-path copies. Made once per kernel and process. Only for calls
-        whose masked-row steps are all on the sign path (ReLU, one output, no penalty). A
-        kernel that reads the constant itself runs its parallel region only off the sign path
-        (:func:`~meanfield_dropout.kernels.core._backward_step`: the sign path's blocks run in
-        parallel in the kernel it calls), so its copy has ``parallel=False``; the others keep
-        their options.
+    A kernel that reads the constant itself runs its parallel region only off the sign path
+    (:func:`~meanfield_dropout.kernels.core._backward_step`: the sign path's blocks run in
+    parallel in the kernel it calls), so its copy has ``parallel=False``; the others keep
+    their options.
     """
-    copy = _SIGN_PATH.get(kernel)
-    if copy is None:
-        reads = "SIGN_PATH_ONLY" in _global_names(kernel.py_func.__code__)
-        copy = _SIGN_PATH[kernel] = _copy(kernel, sign_path_only, "_signs",
-                                          {"SIGN_PATH_ONLY": True}, in_order=reads)
-    return copy
+    reads = "SIGN_PATH_ONLY" in _global_names(kernel.py_func.__code__)
+    return _copy(kernel, sign_path_only, "_signs", {"SIGN_PATH_ONLY": True}, in_order=reads)
 
 
 def _copy(kernel, make, suffix, constants, in_order):
@@ -153,10 +129,9 @@ _MAKERS = {"serial": serial, "sign_path_only": sign_path_only}
 def twins(kernel):
     """(parallel, serial): ``kernel`` (a kernel or a serial twin) and its serial twin, each
     once (one element if they are the same dispatcher)."""
-    for original, twin in list(_SERIAL.items()):
-        if twin is kernel:
-            kernel = original
-            break
+    original, made_by = _MADE_FROM.get(kernel, (kernel, None))
+    if made_by == "serial":
+        kernel = original
     twin = serial(kernel)
     return (kernel,) if twin is kernel else (kernel, twin)
 
