@@ -312,10 +312,8 @@ def input_dir(text):
 def run_main(parser, argv=None):
     """Parse ``argv`` (default ``sys.argv[1:]``), run the command, return the exit status.
 
-    Called with ``argv=None`` it is a command line, whose process exits next: the objects
-    alive then are frozen (``gc.freeze``), so the interpreter's last garbage collections skip
-    them (0.7–0.9 s of the demo's exit once its kernels are loaded).
-    """
+    With ``argv=None`` (a command line: its process exits next) the objects alive then are
+    frozen (``gc.freeze``), which the interpreter's last garbage collections skip."""
     try:
         return _run_command(parser, argv)
     finally:
