@@ -131,7 +131,8 @@ def measure_distances(width, master_lr, keep_prob, settings, *, seed, limit_part
     dict
         ``times`` (T,), ``width``, ``master_lr``, ``keep_prob``, ``limit_particles``,
         ``horizon``, ``activation``, ``seed`` (its JSON record), ``dropout_steps`` (T,),
-        ``dropout_loss`` (T,) and, for each limit name, a dict with ``predictor`` (T,), ``w2``
+        ``dropout_loss`` (T,), ``dropout_motion`` (T,) the predictor distance of dropout to
+        its own initial network (exactly 0 while no neuron has been kept) and, for each limit name, a dict with ``predictor`` (T,), ``w2``
         (T,), ``steps`` (T,) the dropout steps compared, ``times`` (T,) the limit times of
         those steps (k τ_n; k τ for ``jump-bernoulli``), ``limit_loss`` (T,) and the
         constants; with ``coupled``, ``coupled_rms`` = {variant: (T,)}. Values are numbers,
@@ -203,10 +204,14 @@ def _measure(plan, width, master_lr, keep_prob, limit_particles, seed):
     drop_idx = np.sort(w2_rng.choice(width, k, replace=False))
     limit_idx = drop_idx if limit_particles == width or tiled else \
         np.sort(w2_rng.choice(limit_particles, k, replace=False))
+    dropout_predictors = [predictor(cloud("dropout", s)) for s in cont_steps]
+    initial = predictor(X0)
     out = dict(times=times, width=width, master_lr=master_lr, keep_prob=keep_prob,
                limit_particles=limit_particles, horizon=plan.horizon, activation=activation,
                seed=seed_record(seed), dropout_steps=cont_steps,
-               dropout_loss=np.array([loss(predictor(cloud("dropout", s))) for s in cont_steps]))
+               dropout_loss=np.array([loss(f) for f in dropout_predictors]),
+               dropout_motion=np.array([predictor_distance(f, initial)
+                                        for f in dropout_predictors]))
     for name, constants in requests.items():
         steps = steps_for[name]
         # the limit at the exact time of the dropout step it is compared with

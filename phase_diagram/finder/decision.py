@@ -15,16 +15,34 @@ widths, for every candidate c:
   the interval is below −``slope_threshold``;
 * at the largest width, the *best* candidate has the smallest mean log distance; every other
   candidate c is *clearly above* it when the 95% interval of log(d_c / d_best) at the largest
-  width lies above log ``ratio`` (default: c is at least twice as far). The log ratio there is
-  the value at the largest width of a line in log n fitted to the paired log ratios of the
-  window's cells (same width and repeat: the same dropout run), N − 2 degrees of freedom.
+  width lies above log ``ratio`` (default: c is at least twice as far), or when that interval
+  lies above 0 and c is *running away*: the slope in log n of the paired log ratios has its
+  95% interval above 0 (``growing_ratio``, on by default). The log ratio at the largest width
+  is the value there of a line in log n fitted to the paired log ratios of the window's cells
+  (same width and repeat: the same dropout run), N − 2 degrees of freedom; its slope is that
+  line's slope.
 
 The phase is the best candidate when it is clearly falling and every other candidate is
 clearly above it or diverged. The answer is ``degenerate`` when every candidate is diverged or
 clearly growing (slope interval above 0). Otherwise it is ``undetermined`` with the reasons.
 The factor 2 is there because a deterministic limit (the flows) and a stochastic one (the jump
 limits) differ in their own noise: two independent noisy systems are √2 farther apart than a
-noisy system and a deterministic one, so a ratio below √2 can be noise alone.
+noisy system and a deterministic one, so a ratio below √2 can be noise alone. Noise alone
+gives a ratio that does not grow with n (both distances then fall like n^(−1/2)), while
+convergence to the best and not to c makes d_c / d_best → ∞ (d_best → 0, d_c → the distance
+between the two limits > 0): a ratio clearly above 1 *and* clearly growing is the asymptotic
+signature itself, so it separates c at any factor.
+
+Frozen clause (``frozen``: which cells' dropout run never moved). The answer is also
+``degenerate`` when dropout did not move in any cell of the window (no neuron was kept in the
+whole run, so the network is exactly its initial one) and every candidate is diverged or
+clearly not falling (slope interval above −``slope_threshold``). Each candidate limit moves
+away from the initial measure by a width-independent amount, while a network that is frozen
+with a probability bounded away from 0 cannot converge to a measure that moves: dropout
+converges to none of them. It decides the scalings where the expected number of kept
+neurons over the horizon, n q_n T/τ_n, tends to 0 (u_q > u_n + u_τ, inside the degenerate
+region u_q > min(u_n, u_τ)); unlike the not-falling option below it cannot mistake a limit
+that converges slowly for none, since a slowly converging network moves.
 
 Not-falling option (``flat_slope``, off by default). A candidate is *clearly not falling* when
 its slope interval lies above −``flat_slope``; with the option, the answer is also
@@ -183,6 +201,9 @@ class CandidateFit:
     ratio, ratio_low, ratio_high : float
         exp of the paired mean log ratio to the best candidate at the largest width, with its
         interval (1 for the best itself).
+    ratio_slope, ratio_slope_low, ratio_slope_high : float
+        Slope in log n of the paired log ratios to the best candidate over the window, with
+        its interval (0 for the best itself; NaN when not measured).
     """
 
     diverged: bool
@@ -192,6 +213,13 @@ class CandidateFit:
     ratio: float
     ratio_low: float
     ratio_high: float
+    ratio_slope: float = math.nan
+    ratio_slope_low: float = math.nan
+    ratio_slope_high: float = math.nan
+
+    def running_away(self):
+        """Its ratio to the best is clearly above 1 and clearly growing with n."""
+        return self.ratio_low > 1 and self.ratio_slope_low > 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,7 +274,8 @@ def _check(widths, distances):
 
 
 def decide_asymptotic(widths, distances, *, window=DEFAULT_WINDOW, ratio=DEFAULT_RATIO,
-                      slope_threshold=DEFAULT_SLOPE_THRESHOLD, level=0.95, flat_slope=None):
+                      slope_threshold=DEFAULT_SLOPE_THRESHOLD, level=0.95, flat_slope=None,
+                      growing_ratio=True, frozen=None):
     """Name the limit whose distance is clearly below the others and clearly falling with n.
 
     Parameters
@@ -267,6 +296,12 @@ def decide_asymptotic(widths, distances, *, window=DEFAULT_WINDOW, ratio=DEFAULT
         The *not-falling* option of the module docstring: a candidate whose slope interval
         lies above −flat_slope is *clearly not falling* and counts towards ``degenerate``
         (``flat_slope = slope_threshold`` is the symmetric rule). None (default): off.
+    growing_ratio : bool
+        A candidate whose ratio to the best is clearly above 1 and clearly growing with n is
+        clearly above it whatever the factor (module docstring). False: only ``ratio`` counts.
+    frozen : array_like of bool, shape (W, R), optional
+        The cells whose dropout run never moved (the frozen clause of the module docstring).
+        None (default): unknown, the clause does not apply.
 
     Returns
     -------
@@ -288,15 +323,18 @@ def decide_asymptotic(widths, distances, *, window=DEFAULT_WINDOW, ratio=DEFAULT
     best = min(alive, key=lambda c: (float(np.mean(np.log(last[c]))), c)) if alive else None
     fits, above = {}, {}
     for c in names:
-        r = (0.0, 0.0, 0.0) if c == best else (
-            log_ratio_at(widths[top], distances[c][top], distances[best][top], widths[-1],
-                         level) if best else (math.nan,) * 3)
-        fits[c] = CandidateFit(diverged[c], *slopes[c], *(math.exp(v) for v in r))
-        above[c] = diverged[c] or (c != best and best is not None
-                                   and r[1] > math.log(ratio))
+        r, trend = ((0.0, 0.0, 0.0), (0.0, 0.0, 0.0)) if c == best else (
+            (log_ratio_at(widths[top], distances[c][top], distances[best][top], widths[-1],
+                          level),
+             pooled_slope(widths[top], distances[c][top] / distances[best][top], level))
+            if best else ((math.nan,) * 3, (math.nan,) * 3))
+        fits[c] = CandidateFit(diverged[c], *slopes[c], *(math.exp(v) for v in r), *trend)
+        above[c] = diverged[c] or (c != best and best is not None and (
+            r[1] > math.log(ratio) or (growing_ratio and fits[c].running_away())))
     settings = dict(window=int(window), ratio=float(ratio),
                     slope_threshold=float(slope_threshold), level=float(level),
-                    flat_slope=None if flat_slope is None else float(flat_slope))
+                    flat_slope=None if flat_slope is None else float(flat_slope),
+                    growing_ratio=bool(growing_ratio))
     width = int(widths[-1])
 
     def result(phase, reason):
@@ -307,13 +345,30 @@ def decide_asymptotic(widths, distances, *, window=DEFAULT_WINDOW, ratio=DEFAULT
         falling = fit.slope_high < -slope_threshold
         close = [c for c in names if c != best and not above[c]]
         if falling and not close:
+            away = sorted(c for c in names if c != best and not diverged[c]
+                          and fits[c].ratio_low <= ratio)
             return result(best, f"{best} is clearly falling (slope {fit.slope:+.2f}, 95% CI "
                                 f"[{fit.slope_low:+.2f}, {fit.slope_high:+.2f}]) and every "
-                                f"other limit is at least {ratio:g}x farther at n={width}")
+                                f"other limit is at least {ratio:g}x farther at n={width}"
+                          + "".join(f" or running away ({c}: ratio {fits[c].ratio:.2f}, "
+                                    f"growing like n^{fits[c].ratio_slope:+.2f}, 95% CI "
+                                    f"[{fits[c].ratio_slope_low:+.2f}, "
+                                    f"{fits[c].ratio_slope_high:+.2f}])" for c in away))
     growing = [c for c in names if diverged[c] or fits[c].slope_low > 0]
     if len(growing) == len(names):
         return result(DEGENERATE, f"every limit diverged or moves away as n grows "
                                   f"(up to n={width})")
+    if frozen is not None:
+        frozen = np.asarray(frozen, dtype=bool)
+        if frozen.shape != distances[names[0]].shape:
+            raise ValueError(f"frozen must have shape (widths, repeats) = "
+                             f"{distances[names[0]].shape}, got {frozen.shape}")
+        if frozen[top].all() and all(diverged[c] or fits[c].slope_low > -slope_threshold
+                                     for c in names):
+            return result(DEGENERATE, f"dropout never moved in any cell (no neuron kept) at "
+                                      f"n = {int(widths[top][0])}..{width} while every limit "
+                                      f"moves and is clearly not falling (slope interval "
+                                      f"above {-slope_threshold:+.2f})")
     if flat_slope is not None and all(diverged[c] or fits[c].slope_low > -flat_slope
                                       for c in names):
         return result(DEGENERATE, f"every limit diverged, moves away or is clearly not falling "
@@ -328,8 +383,12 @@ def decide_asymptotic(widths, distances, *, window=DEFAULT_WINDOW, ratio=DEFAULT
                            f"[{fit.slope_low:+.2f}, {fit.slope_high:+.2f}])")
         for c in close:
             f = fits[c]
-            reasons.append(f"{c} is not clearly {ratio:g}x farther than {best} (ratio "
-                           f"{f.ratio:.2f}, 95% CI [{f.ratio_low:.2f}, {f.ratio_high:.2f}])")
+            trend = (f"; ratio slope {f.ratio_slope:+.2f}, 95% CI [{f.ratio_slope_low:+.2f}, "
+                     f"{f.ratio_slope_high:+.2f}]" if growing_ratio else "")
+            reasons.append(f"{c} is not clearly {ratio:g}x farther than {best} "
+                           + ("nor running away " if growing_ratio else "")
+                           + f"(ratio {f.ratio:.2f}, 95% CI [{f.ratio_low:.2f}, "
+                             f"{f.ratio_high:.2f}]{trend})")
     return result(UNDETERMINED, f"undetermined at n <= {width}: " + "; ".join(reasons))
 
 

@@ -53,6 +53,10 @@ def record_problem(record, cell):
         if not (isinstance(diverged, dict) and isinstance(diverged.get("message"), str)):
             return "has a malformed divergence report"
         return None
+    motion = record.get("dropout_motion")
+    if motion is not None and not (isinstance(motion, (int, float)) and math.isfinite(motion)
+                                   and motion >= 0):
+        return "its dropout_motion is not a finite number >= 0"
     if set(distances) != set(cell.limits):
         return (f"has distances for {sorted(distances)}, not for the cell's limits "
                 f"{sorted(cell.limits)}")

@@ -39,16 +39,19 @@ def run_cell(cell, function):
     store adds its key and identity: :func:`meanfield_dropout.runtime.cells.run_cells`).
 
     The record holds the settings, (τ_n, q_n), the constants, the seed, the wall-clock
-    ``elapsed`` and the process's ``cpu`` seconds of the cell and, for each limit, the
-    distance array returned by the cell function; for a run that diverged
+    ``elapsed`` and the process's ``cpu`` seconds of the cell, ``dropout_motion`` (the largest
+    predictor distance of dropout to its initial network, when the cell function reports it;
+    otherwise None) and, for each limit, the distance array returned by the cell function; for a run that diverged
     (:class:`~meanfield_dropout.engine.DivergenceError`, or non-finite distances) it holds
     ``diverged`` = {``step``, ``variant``, ``message``} and no distances.
     """
     start, cpu_start = time.perf_counter(), time.process_time()
     args, kwargs = _arguments(cell)
+    motion = None
     try:
         with announced():           # the scan announced its cells
-            distances, diverged = _distances(cell, function(*args, **kwargs)), None
+            result = function(*args, **kwargs)
+            distances, diverged, motion = _distances(cell, result), None, _motion(result)
     except DivergenceError as exc:
         # a diverging run is a result (typical of degenerate scalings), not a distance
         distances, diverged = {}, dict(step=exc.step, variant=exc.variant, message=str(exc))
@@ -69,7 +72,17 @@ def run_cell(cell, function):
     return dict(name=cell.scaling.name, master_lr=cell.master_lr, keep_prob=cell.keep_prob,
                 constants=cell.constants, seed=cell.seed,
                 elapsed=time.perf_counter() - start, cpu=time.process_time() - cpu_start,
-                diverged=diverged, distances=distances)
+                diverged=diverged, distances=distances, dropout_motion=motion)
+
+
+def _motion(result):
+    """The largest ``dropout_motion`` of a cell function's result (how far dropout moved from
+    its initial network; 0.0 exactly when no neuron was ever kept), or None without one."""
+    motion = result.get("dropout_motion") if isinstance(result, dict) else None
+    if motion is None:
+        return None
+    motion = np.atleast_1d(np.asarray(motion, dtype=float))
+    return float(np.max(motion)) if motion.size and np.all(np.isfinite(motion)) else None
 
 
 def _distances(cell, result):

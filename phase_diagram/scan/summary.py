@@ -114,7 +114,7 @@ def _repeat_slopes(widths, d):
 
 
 def decide_phase(widths, distances, slope_threshold=DEFAULT_SLOPE_THRESHOLD, diverged=None, *,
-                 window=DEFAULT_WINDOW, ratio=DEFAULT_RATIO, flat_slope=None):
+                 window=DEFAULT_WINDOW, ratio=DEFAULT_RATIO, flat_slope=None, frozen=None):
     """Decide the empirical phase from distances to each candidate limit.
 
     Parameters
@@ -128,6 +128,9 @@ def decide_phase(widths, distances, slope_threshold=DEFAULT_SLOPE_THRESHOLD, div
         The rule of :func:`phase_diagram.finder.decision.decide_asymptotic`.
     diverged : array_like of bool, shape (R, W), optional
         Cells with a divergence report. Any makes the phase :data:`DIVERGED`.
+    frozen : array_like of bool, shape (R, W), optional
+        Cells whose dropout run never moved (its ``dropout_motion`` is 0): the rule's frozen
+        clause.
 
     Returns
     -------
@@ -137,7 +140,8 @@ def decide_phase(widths, distances, slope_threshold=DEFAULT_SLOPE_THRESHOLD, div
     arrays = {lim: np.asarray(d, dtype=float) for lim, d in distances.items()}
     rule = decide_asymptotic(widths, {lim: d.T for lim, d in arrays.items()},
                              window=window, ratio=ratio, slope_threshold=slope_threshold,
-                             flat_slope=flat_slope)
+                             flat_slope=flat_slope,
+                             frozen=None if frozen is None else np.asarray(frozen).T)
     slopes = {lim: _repeat_slopes(widths, d) for lim, d in arrays.items()}
     if diverged is not None and np.any(diverged):
         count = int(np.sum(diverged))
@@ -288,8 +292,10 @@ def summarize(out_dir, flat_slope=None):
         decision = None
         if len(widths) >= 2:
             diverged = np.array([[bool(cell["diverged"]) for cell in row] for row in grid])
+            frozen = np.array([[cell.get("dropout_motion") == 0 for cell in row]
+                               for row in grid])
             decision = decide_phase(widths, distances, config.slope_threshold, diverged,
-                                    flat_slope=flat_slope)
+                                    flat_slope=flat_slope, frozen=frozen)
         results.append(ScalingResult(spec, regime, decision, tuple(widths), distances,
                                      tuple(reports)))
     return config, results, missing
