@@ -42,6 +42,17 @@ def test_measure_distances_layout_time_zero_and_round_trip(tmp_path):
                                   out["jump-poisson"]["predictor"])
 
 
+def test_dropout_motion_is_zero_exactly_while_no_neuron_was_kept():
+    moving = cell()
+    assert moving["dropout_motion"].shape == (3,) and moving["dropout_motion"][0] == 0.0
+    assert np.all(moving["dropout_motion"][1:] > 0)
+    # keep probability 1e-9 at width 30 over 5 steps: P(any neuron kept) = 1.5e-7
+    frozen = cell(keep_prob=1e-9)
+    np.testing.assert_array_equal(frozen["dropout_motion"], 0.0)
+    # dropout stayed at its initial network, so its distance to a limit is the limit's motion
+    assert np.all(frozen["wgf"]["predictor"][1:] > 0)
+
+
 def test_limits_are_simulated_at_the_dropout_times():
     """Grid times 0.25, 0.5 are not multiples of τ_n = 0.15: dropout is read at steps 2, 3 and
     each limit at the same time k τ_n (the Bernoulli limit at step k, time k τ)."""

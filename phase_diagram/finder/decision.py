@@ -44,6 +44,17 @@ neurons over the horizon, n q_n T/τ_n, tends to 0 (u_q > u_n + u_τ, inside the
 region u_q > min(u_n, u_τ)); unlike the not-falling option below it cannot mistake a limit
 that converges slowly for none, since a slowly converging network moves.
 
+Exploding clause (``exploded``: which cells' dropout run left its divergence bounds). The
+answer is also ``degenerate`` when dropout left its bounds (``divergence_factor`` × its
+initial scales, or non-finite) in at least one repeat at every width of the window, and in
+no repeat at some smaller width: the explosions appear as n grows and do not go away, the
+signature of a kept neuron's step τ_n/q_n → ∞ or of an output amplified by 1/(n q_n) → ∞, so
+no limit on bounded measures describes dropout (every candidate's distance there is
+infinite). A step that is only too large at small widths (τ_n times the loss's sharpness
+above 2, with τ_n → 0) explodes at the small widths and not at the large ones, the opposite
+order; a scaling that explodes at every width it ran stays diverged (no decision), since the
+two cannot be told apart.
+
 Not-falling option (``flat_slope``, off by default). A candidate is *clearly not falling* when
 its slope interval lies above −``flat_slope``; with the option, the answer is also
 ``degenerate`` when every candidate is diverged, clearly growing or clearly not falling
@@ -84,7 +95,7 @@ from meanfield_dropout.validation import check_positive, check_real
 __all__ = ["DEFAULT_RATIO", "DEFAULT_DESCRIBE", "DEFAULT_CLOSE", "DEFAULT_WINDOW", "COMPLEXITY",
            "UNDETERMINED", "DEGENERATE", "NONE", "CandidateFit", "AsymptoticDecision",
            "Comparison", "decide_asymptotic", "check_comparison_settings", "compare_candidates",
-           "paired_log_ratio", "log_ratio_at", "pooled_slope", "not_falling_note"]
+           "paired_log_ratio", "log_ratio_at", "pooled_slope", "not_falling_note", "explodes"]
 
 DEFAULT_RATIO = 2.0
 DEFAULT_DESCRIBE = 1.25
@@ -273,9 +284,27 @@ def _check(widths, distances):
     return widths, out
 
 
+def explodes(exploded, window=DEFAULT_WINDOW):
+    """The exploding clause (module docstring): dropout left its bounds in at least one repeat
+    at each of the ``window`` largest widths of ``exploded`` (bool, shape (W, R)) and in none
+    at some smaller width."""
+    per_width = np.asarray(exploded, dtype=bool).any(axis=1)
+    start = max(per_width.size - int(window), 0)
+    return bool(per_width[start:].all() and not per_width[:start].all())
+
+
+def _cell_flags(flags, name, shape):
+    """One flag per cell (widths, repeats) as a bool array, checked."""
+    flags = np.asarray(flags, dtype=bool)
+    if flags.shape != shape:
+        raise ValueError(f"{name} must have shape (widths, repeats) = {shape}, "
+                         f"got {flags.shape}")
+    return flags
+
+
 def decide_asymptotic(widths, distances, *, window=DEFAULT_WINDOW, ratio=DEFAULT_RATIO,
                       slope_threshold=DEFAULT_SLOPE_THRESHOLD, level=0.95, flat_slope=None,
-                      growing_ratio=True, frozen=None):
+                      growing_ratio=True, frozen=None, exploded=None):
     """Name the limit whose distance is clearly below the others and clearly falling with n.
 
     Parameters
@@ -302,6 +331,10 @@ def decide_asymptotic(widths, distances, *, window=DEFAULT_WINDOW, ratio=DEFAULT
     frozen : array_like of bool, shape (W, R), optional
         The cells whose dropout run never moved (the frozen clause of the module docstring).
         None (default): unknown, the clause does not apply.
+    exploded : array_like of bool, shape (W, R), optional
+        The cells whose dropout run left its divergence bounds (the exploding clause of the
+        module docstring; their distances are non-finite). None (default): the clause does
+        not apply.
 
     Returns
     -------
@@ -316,6 +349,8 @@ def decide_asymptotic(widths, distances, *, window=DEFAULT_WINDOW, ratio=DEFAULT
         raise ValueError(f"flat_slope must be None or a number >= 0, got {flat_slope!r}")
     top = slice(max(widths.size - int(window), 0), None)
     names = sorted(distances)
+    frozen, exploded = (None if a is None else _cell_flags(a, name, distances[names[0]].shape)
+                        for a, name in ((frozen, "frozen"), (exploded, "exploded")))
     diverged = {c: bool(np.isnan(distances[c][top]).any()) for c in names}
     slopes = {c: pooled_slope(widths[top], distances[c][top], level) for c in names}
     last = {c: distances[c][-1] for c in names}
@@ -340,6 +375,11 @@ def decide_asymptotic(widths, distances, *, window=DEFAULT_WINDOW, ratio=DEFAULT
     def result(phase, reason):
         return AsymptoticDecision(phase, reason, best, width, fits, settings)
 
+    if exploded is not None and explodes(exploded, window):
+        return result(DEGENERATE, f"dropout left its bounds in {int(exploded[top].sum())} of "
+                                  f"{exploded[top].size} cells, at every width "
+                                  f"n = {int(widths[top][0])}..{width}, and in none at "
+                                  f"n = {int(widths[~exploded.any(axis=1)][-1])}")
     if best is not None:
         fit = fits[best]
         falling = fit.slope_high < -slope_threshold
@@ -359,10 +399,6 @@ def decide_asymptotic(widths, distances, *, window=DEFAULT_WINDOW, ratio=DEFAULT
         return result(DEGENERATE, f"every limit diverged or moves away as n grows "
                                   f"(up to n={width})")
     if frozen is not None:
-        frozen = np.asarray(frozen, dtype=bool)
-        if frozen.shape != distances[names[0]].shape:
-            raise ValueError(f"frozen must have shape (widths, repeats) = "
-                             f"{distances[names[0]].shape}, got {frozen.shape}")
         if frozen[top].all() and all(diverged[c] or fits[c].slope_low > -slope_threshold
                                      for c in names):
             return result(DEGENERATE, f"dropout never moved in any cell (no neuron kept) at "

@@ -18,7 +18,7 @@ from meanfield_dropout.runtime import tables
 from meanfield_dropout.stats import loglog_fit
 
 from ..finder.decision import (DEFAULT_RATIO, DEFAULT_SLOPE_THRESHOLD, DEFAULT_WINDOW,
-                               UNDETERMINED, decide_asymptotic, not_falling_note)
+                               UNDETERMINED, decide_asymptotic, explodes, not_falling_note)
 from ..theory.phases import classify
 from .cells import build_cells
 from .config import ScalingSpec, config_from_dict
@@ -114,7 +114,8 @@ def _repeat_slopes(widths, d):
 
 
 def decide_phase(widths, distances, slope_threshold=DEFAULT_SLOPE_THRESHOLD, diverged=None, *,
-                 window=DEFAULT_WINDOW, ratio=DEFAULT_RATIO, flat_slope=None, frozen=None):
+                 window=DEFAULT_WINDOW, ratio=DEFAULT_RATIO, flat_slope=None, frozen=None,
+                 exploded=None):
     """Decide the empirical phase from distances to each candidate limit.
 
     Parameters
@@ -127,7 +128,10 @@ def decide_phase(widths, distances, slope_threshold=DEFAULT_SLOPE_THRESHOLD, div
     slope_threshold, window, ratio, flat_slope
         The rule of :func:`phase_diagram.finder.decision.decide_asymptotic`.
     diverged : array_like of bool, shape (R, W), optional
-        Cells with a divergence report. Any makes the phase :data:`DIVERGED`.
+        Cells with a divergence report. Any makes the phase :data:`DIVERGED`, unless the
+        rule's exploding clause decides the scaling degenerate.
+    exploded : array_like of bool, shape (R, W), optional
+        Cells whose divergence report is dropout's own (the rule's exploding clause).
     frozen : array_like of bool, shape (R, W), optional
         Cells whose dropout run never moved (its ``dropout_motion`` is 0): the rule's frozen
         clause.
@@ -141,9 +145,11 @@ def decide_phase(widths, distances, slope_threshold=DEFAULT_SLOPE_THRESHOLD, div
     rule = decide_asymptotic(widths, {lim: d.T for lim, d in arrays.items()},
                              window=window, ratio=ratio, slope_threshold=slope_threshold,
                              flat_slope=flat_slope,
-                             frozen=None if frozen is None else np.asarray(frozen).T)
+                             frozen=None if frozen is None else np.asarray(frozen).T,
+                             exploded=None if exploded is None else np.asarray(exploded).T)
     slopes = {lim: _repeat_slopes(widths, d) for lim, d in arrays.items()}
-    if diverged is not None and np.any(diverged):
+    exploding = exploded is not None and explodes(np.asarray(exploded).T, window)
+    if diverged is not None and np.any(diverged) and not exploding:
         count = int(np.sum(diverged))
         first = int(widths[np.flatnonzero(np.any(diverged, axis=0))[0]])
         return Decision(DIVERGED, f"{count} cell(s) diverged, the first at n = {first}",
@@ -294,8 +300,11 @@ def summarize(out_dir, flat_slope=None):
             diverged = np.array([[bool(cell["diverged"]) for cell in row] for row in grid])
             frozen = np.array([[cell.get("dropout_motion") == 0 for cell in row]
                                for row in grid])
+            exploded = np.array([[bool(cell["diverged"]) and
+                                  cell["diverged"].get("variant") == "dropout" for cell in row]
+                                 for row in grid])
             decision = decide_phase(widths, distances, config.slope_threshold, diverged,
-                                    flat_slope=flat_slope, frozen=frozen)
+                                    flat_slope=flat_slope, frozen=frozen, exploded=exploded)
         results.append(ScalingResult(spec, regime, decision, tuple(widths), distances,
                                      tuple(reports)))
     return config, results, missing

@@ -64,7 +64,8 @@ def numba_cell(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon
 def slow_cell(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon, seed,
               **options):
     """The first limit decays like n^-1/2 from 0.25 at n = 16, the others stay at 0.2 (10%
-    noise): within a factor 2 up to n ~ 100, clearly apart from n = 256 on."""
+    noise): within a factor 2 up to n ~ 100, but the ratio grows like n^(1/2), so the rule
+    finds the others running away once it has three widths."""
     rng = np.random.default_rng(seed)
     out = {}
     for i, limit in enumerate(limits):
@@ -75,11 +76,13 @@ def slow_cell(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon,
 
 def diverging_cell(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon, seed,
                    **options):
-    """``power_cell``, except that runs with master_lr > ``options["blow_up_above"]`` diverge
-    (at step 7) and, with ``options["nan"]``, the distances of every cell are NaN."""
+    """``power_cell``, except that runs with master_lr > ``options["blow_up_above"]`` or
+    < ``options["blow_up_below"]`` diverge (at step 7) and, with ``options["nan"]``, the
+    distances of every cell are NaN."""
     from meanfield_dropout.engine import DivergenceError
 
-    if master_lr > options.get("blow_up_above", float("inf")):
+    if not options.get("blow_up_below", 0.0) <= master_lr <= options.get("blow_up_above",
+                                                                          float("inf")):
         raise DivergenceError(7, "dropout", f"width {width}")
     out = power_cell(width, master_lr, keep_prob, limits, alpha=alpha, beta=beta, tau=tau,
                      horizon=horizon, seed=seed)

@@ -6,8 +6,8 @@ import pytest
 
 from meanfield_dropout.stats import t_quantile
 from phase_diagram.finder.decision import (DEFAULT_SLOPE_THRESHOLD, compare_candidates,
-                                           decide_asymptotic, log_ratio_at, paired_log_ratio,
-                                           pooled_slope)
+                                           decide_asymptotic, explodes, log_ratio_at,
+                                           paired_log_ratio, pooled_slope)
 from phase_diagram.scan import run_scan, summarize
 from phase_diagram.scan.config import load_config
 from pathlib import Path
@@ -183,3 +183,65 @@ def test_a_limit_falling_just_faster_than_the_threshold_is_never_degenerate():
 def test_flat_slope_is_checked():
     with pytest.raises(ValueError, match="flat_slope"):
         decide_asymptotic(WIDTHS, {"wgf": np.ones((5, 2))}, flat_slope=-0.1)
+
+
+def test_a_competitor_running_away_is_clearly_above_at_any_factor():
+    # the best falls like n^-1/2; the competitor is 1.1x at n = 128 and its ratio grows like
+    # n^0.1 (1.4x at n = 1024): below the factor 2, but clearly above 1 and clearly growing,
+    # the signature of convergence to the best and not to it
+    best = _noisy(-0.5, 0.2, noise=0.05, seed=5)
+    ratio = 1.1 * (WIDTHS[:, None] / 128.0) ** 0.1 * np.exp(0.02 * np.random.default_rng(6)
+                                                             .standard_normal(best.shape))
+    distances = {"wgf": best, "jump-poisson": best * ratio}
+    d = decide_asymptotic(WIDTHS, distances)
+    fit = d.fits["jump-poisson"]
+    assert d.phase == "wgf" and fit.ratio < 2 and fit.running_away()
+    assert fit.ratio_slope_low > 0 and "running away (jump-poisson" in d.reason
+    # with only the factor, or a ratio that does not grow (noise alone), it stays open
+    assert decide_asymptotic(WIDTHS, distances, growing_ratio=False).phase == "undetermined"
+    flat = {"wgf": best, "jump-poisson": 1.4 * best * np.exp(0.02 * np.random.default_rng(6)
+                                                             .standard_normal(best.shape))}
+    d = decide_asymptotic(WIDTHS, flat)
+    assert d.phase == "undetermined" and "nor running away" in d.reason
+
+
+def test_frozen_dropout_with_limits_that_do_not_fall_is_degenerate():
+    frozen = np.ones((WIDTHS.size, 4), dtype=bool)
+    for seed in range(0, 30, 3):
+        distances = _flat_candidates(TIGHT, seed)
+        d = decide_asymptotic(WIDTHS, distances, frozen=frozen)
+        assert d.phase == "degenerate" and "never moved" in d.reason
+        # one cell of the window where dropout moved: the clause does not apply
+        moved = frozen.copy()
+        moved[-1, 0] = False
+        assert decide_asymptotic(WIDTHS, distances, frozen=moved).phase == "undetermined"
+        # a cell before the window does not count
+        early = frozen.copy()
+        early[0, 0] = False
+        assert decide_asymptotic(WIDTHS, distances, frozen=early).phase == "degenerate"
+    # a limit that falls is never called degenerate, frozen or not
+    distances = _flat_candidates(TIGHT, 0)
+    distances["jump-poisson"] = _noisy(-0.5, 0.2, noise=TIGHT, seed=9)
+    assert decide_asymptotic(WIDTHS, distances, frozen=frozen).phase != "degenerate"
+    with pytest.raises(ValueError, match="frozen must have shape"):
+        decide_asymptotic(WIDTHS, distances, frozen=frozen[:2])
+
+
+def test_dropout_exploding_at_every_width_of_the_window_after_a_quiet_one_is_degenerate():
+    distances = {"wgf": _noisy(-0.5, 0.2), "critical": _noisy(0.0, 1.0)}
+    exploded = np.zeros((WIDTHS.size, 4), dtype=bool)
+    exploded[1:, 0] = True                        # one repeat at each of the 4 largest widths
+    for name in distances:
+        distances[name][exploded] = np.nan        # an exploded run has no distance
+    d = decide_asymptotic(WIDTHS, distances, exploded=exploded)
+    assert d.phase == "degenerate"
+    assert d.reason.endswith("at every width n = 128..1024, and in none at n = 64")
+    assert explodes(exploded) and not explodes(exploded, window=5)
+    # exploding at every width (no quiet one), or only at the small widths: no such decision
+    everywhere = exploded.copy()
+    everywhere[0, 0] = True
+    small = exploded[::-1].copy()
+    for flags in (everywhere, small):
+        d = decide_asymptotic(WIDTHS, distances, exploded=flags)
+        assert not explodes(flags) and "left its bounds" not in d.reason
+

@@ -148,6 +148,7 @@ def test_grid_resumes_after_kill_with_identical_numbers_for_any_worker_count(tmp
     # prediction of the same cells (the model's accuracy is a benchmark's: bench_cell_costs.py)
     records = [json.loads(p.read_text()) for p in (reference / "scan" / "cells").glob("*.json")]
     assert all(r["cpu"] >= 0 for r in records)
+    assert all(r["dropout_motion"] > 0 for r in records)    # dropout moved at these points
     assert summary.measured_seconds == pytest.approx(sum(r["cpu"] for r in records))
     assert summary.measured_seconds == pytest.approx(sum(r.seconds for r in summary.results))
     assert summary.predicted_seconds == pytest.approx(estimate_grid_cost(TINY)["first_stage"])

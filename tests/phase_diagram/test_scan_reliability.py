@@ -59,6 +59,19 @@ def test_diverged_cells_are_recorded_with_their_step_and_detected_as_diverged(tm
     assert (tmp_path / "d_panels.png").stat().st_size > 0
 
 
+def test_dropout_exploding_as_n_grows_is_degenerate(tmp_path):
+    # tau_n = 0.5 n^-1/2 below 0.07 from n = 64 on: dropout explodes at every width of the
+    # window (64..512) and at no repeat of n = 16, the order of a degenerate scaling
+    config = config_from_dict(_table(widths=[16, 64, 128, 256, 512],
+                                     options=dict(blow_up_below=0.07),
+                                     scaling=_table()["scaling"][:1]), allow_import=True)
+    run_scan(config, tmp_path, workers=1, progress=False, allow_import=True)
+    decision = summarize(tmp_path)[1][0].decision
+    assert decision.phase == "degenerate" and decision.decided
+    assert decision.reason == ("dropout left its bounds in 8 of 8 cells, at every width "
+                               "n = 64..512, and in none at n = 16")
+
+
 def test_non_finite_distances_are_a_divergence_not_a_distance(tmp_path):
     config = config_from_dict(_table(options=dict(nan=True), scaling=_table()["scaling"][1:]),
                               allow_import=True)
@@ -71,7 +84,8 @@ def test_non_finite_distances_are_a_divergence_not_a_distance(tmp_path):
 
 def test_the_issue_blow_up_is_a_diverged_scan_cell(tmp_path):
     """converge --tau 30*n**-0.5 --keep 0.5 as a scan: dropout leaves 10^6 × its initial scale;
-    the cells say so with the step and the phase is 'diverged' (not a limit's phase)."""
+    the cells say so with the step and the phase is 'diverged' (not a limit's phase, nor
+    degenerate: it explodes at every width it ran, as a step too large at small widths)."""
     config = config_from_dict(dict(widths=[20, 40], repeats=1, horizon=300.0,
                                    scaling=[dict(tau="30*n**-0.5", keep="0.5")]))
     run_scan(config, tmp_path, workers=1, progress=False)
@@ -99,14 +113,18 @@ def test_invalid_records_are_recomputed_and_left_out_of_summaries(tmp_path):
     good = json.loads(store.path(cells[4].key).read_text())
     good["distances"]["wgf"][1] = "x"
     store.path(cells[4].key).write_text(json.dumps(good))
-    with pytest.warns(ScanWarning, match="4 cell record.*invalid and are left out"):
+    moved = json.loads(store.path(cells[5].key).read_text())
+    assert moved["dropout_motion"] is None          # its cell function does not report it
+    moved["dropout_motion"] = -1.0
+    store.path(cells[5].key).write_text(json.dumps(moved))
+    with pytest.warns(ScanWarning, match="5 cell record.*invalid and are left out"):
         _, results, missing = summarize(out)
-    assert missing == 4
+    assert missing == 5
     # the cells' widths are dropped for their scaling, and the count says so
     assert results[0].widths == () and results[1].widths == (64,)
     with pytest.warns(ScanWarning, match="invalid and are recomputed"):
         counts = run_scan(config, out, workers=1, progress=False, allow_import=True)
-    assert counts["computed"] == 4 and counts["invalid"] == 4 and counts["skipped"] == 8
+    assert counts["computed"] == 5 and counts["invalid"] == 5 and counts["skipped"] == 7
     assert {k: r["distances"] for k, r in _records(out).items()} == \
         {k: r["distances"] for k, r in _records(reference).items()}
 
