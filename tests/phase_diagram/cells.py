@@ -64,8 +64,7 @@ def numba_cell(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon
 def slow_cell(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon, seed,
               **options):
     """The first limit decays like n^-1/2 from 0.25 at n = 16, the others stay at 0.2 (10%
-    noise): within a factor 2 up to n ~ 100, but the ratio grows like n^(1/2), so the rule
-    finds the others running away once it has three widths."""
+    noise): within a factor 2 up to n ~ 100, clearly apart from n = 256 on."""
     rng = np.random.default_rng(seed)
     out = {}
     for i, limit in enumerate(limits):

@@ -72,7 +72,7 @@ def test_sequential_scan_adds_widths_until_decided(tmp_path, capsys):
     _, results, missing = summarize_sequential(out)
     assert missing == 0 and results[0].decision.phase == "wgf"
     width = results[0].decision.width
-    assert 32 < width <= 1024 and counts["stages"][-1] == width
+    assert 64 < width <= 1024 and counts["stages"][-1] == width
     assert [int(p.name[1:]) for p in stage_dirs(out)] == counts["stages"][1:]
     # a rerun computes nothing; the plot command reads the stages
     assert run_sequential(config, out, max_width=1024, workers=1, progress=False,
