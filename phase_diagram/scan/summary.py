@@ -6,7 +6,9 @@ clearly (95% intervals over the repeats) at least twice below every other candid
 largest width and clearly falling with n; otherwise the answer is ``undetermined`` with the
 reason. A diverged cell (a run of the cell left its divergence bounds: its record holds a
 divergence report, not distances) is never read as a distance: a scaling with one is detected
-as :data:`DIVERGED`, which is no decision about its limit.
+as :data:`DIVERGED`, which is no decision about its limit, unless dropout's own runs explode in
+the order of the rule's exploding clause (then ``degenerate``). The records' ``dropout_motion``
+feeds the rule's frozen clause.
 """
 import dataclasses
 import math
