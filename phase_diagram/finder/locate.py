@@ -10,7 +10,7 @@ For a network of width n, master learning rate τ and keep probability q, :func:
    initial particles, over t ∈ [0, T] (T = K τ for K steps);
 3. reports, per limit, the predictor error sup over [0, T] and at T and the W2 distance at T
    of the particle clouds, as geometric means with 95% intervals over the repeats, and applies
-   :func:`phase_diagram.finder.decision.compare_candidates`: the nearest limit, how clearly it wins,
+   :func:`phase_diagram.finder.comparison.compare_candidates`: the nearest limit, how clearly it wins,
    whether any limit is close (relative error ≤ 10% of the RMS of the targets), and the
    simplest limit within 25% of the nearest;
 4. optionally (``ladder``) repeats the measurement at n/8, n/4, n/2 along the power law
@@ -29,8 +29,8 @@ from meanfield_dropout.runtime.memory import announce_cost
 from meanfield_dropout.runtime.runner import check_workers, run_unordered
 from tqdm.auto import tqdm
 
-from .decision import (DEFAULT_CLOSE, DEFAULT_RATIO, check_comparison_settings,
-                       compare_candidates, paired_log_ratio, pooled_slope)
+from .comparison import DEFAULT_CLOSE, check_comparison_settings, compare_candidates
+from .decision import DEFAULT_RATIO, paired_log_ratio, pooled_slope
 from .plugin import (DEFAULT_BUDGET, candidate_limits, cell_seconds, effective_constants,
                      measure_cell)
 from ..theory.phases import classify
@@ -73,7 +73,7 @@ class LocateSettings:
         How much farther every other limit must be for the nearest to win clearly (> 1).
     close_threshold : float
         The largest relative error of a limit that describes dropout (> 0); ``ratio`` and
-        ``close_threshold`` as in :func:`~phase_diagram.finder.decision.compare_candidates`.
+        ``close_threshold`` as in :func:`~phase_diagram.finder.comparison.compare_candidates`.
     """
 
     n_times: int = 9

@@ -20,7 +20,7 @@ that two maps into one directory compute each cell once, and a directory of anot
 configuration refused. A killed or interrupted map resumes, and the numbers do not depend on
 the worker count or the backend.
 
-Colour. Each point and width gets :func:`phase_diagram.finder.decision.compare_candidates` over its
+Colour. Each point and width gets :func:`phase_diagram.finder.comparison.compare_candidates` over its
 repeats: the nearest limit, and the simplest limit within 25% of it ("none" when no
 limit is within 10% of the RMS of the targets).
 """
@@ -40,7 +40,7 @@ from meanfield_dropout.runtime import tables
 from meanfield_dropout.runtime.cells import CellStore, cell_key, cell_seed, run_cells
 from meanfield_dropout.runtime.runner import check_backend, check_workers
 
-from .decision import NONE, compare_candidates
+from .comparison import NONE, compare_candidates
 from .plugin import FLOW_DT, candidate_limits, cell_seconds, measure_cell
 from ..theory.power_logs import PowerLog
 from ..theory.phases import DEGENERATE, classify
@@ -341,7 +341,7 @@ class MapSummary:
     theory : dict
         point label → theory phase.
     comparisons : dict
-        (label, width) → :class:`~phase_diagram.finder.decision.Comparison` (finished points).
+        (label, width) → :class:`~phase_diagram.finder.comparison.Comparison` (finished points).
     beyond : dict
         (label, width) → why the point is beyond budget at that width.
     agreement : dict

@@ -7,7 +7,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from ..finder.decision import NONE
+from ..finder.comparison import NONE
 from ..finder.locate import _gmean_interval
 from ..theory.phases import DEGENERATE, PHASES
 from .simplex import PHASE_COLORS, PHASE_LABELS, _light_theory, to_cartesian

@@ -1,13 +1,14 @@
-"""The stated decision rules: asymptotic (over widths) and at one width."""
+"""The stated decision rules: asymptotic (over widths, decision.py) and at one width
+(comparison.py)."""
 import math
 
 import numpy as np
 import pytest
 
 from meanfield_dropout.stats import t_quantile
-from phase_diagram.finder.decision import (DEFAULT_SLOPE_THRESHOLD, compare_candidates,
-                                           decide_asymptotic, explodes, log_ratio_at,
-                                           paired_log_ratio, pooled_slope)
+from phase_diagram.finder.comparison import compare_candidates
+from phase_diagram.finder.decision import (DEFAULT_SLOPE_THRESHOLD, decide_asymptotic, explodes,
+                                           log_ratio_at, paired_log_ratio, pooled_slope)
 from phase_diagram.scan import run_scan, summarize
 from phase_diagram.scan.config import load_config
 from pathlib import Path
