@@ -132,8 +132,9 @@ def measure_distances(width, master_lr, keep_prob, settings, *, seed, limit_part
         ``times`` (T,), ``width``, ``master_lr``, ``keep_prob``, ``limit_particles``,
         ``horizon``, ``activation``, ``seed`` (its JSON record), ``dropout_steps`` (T,),
         ``dropout_loss`` (T,), ``dropout_motion`` (T,) the predictor distance of dropout to
-        its own initial network (exactly 0 while no neuron has been kept) and, for each limit name, a dict with ``predictor`` (T,), ``w2``
-        (T,), ``steps`` (T,) the dropout steps compared, ``times`` (T,) the limit times of
+        its own initial network (exactly 0 while no neuron has been kept) and, for each limit
+        name, a dict with ``predictor`` (T,), ``w2`` (T,), ``steps`` (T,) the dropout steps
+        compared, ``times`` (T,) the limit times of
         those steps (k τ_n; k τ for ``jump-bernoulli``), ``limit_loss`` (T,) and the
         constants; with ``coupled``, ``coupled_rms`` = {variant: (T,)}. Values are numbers,
         strings and arrays, so the dict can be stored by :func:`meanfield_dropout.runtime.results.save`.

@@ -1,16 +1,16 @@
 """The single-width rule of ``locate`` and the phase maps (:func:`compare_candidates`).
 
 The *nearest* limit has the smallest mean log distance; it *wins clearly* when every other
-limit is clearly above it (the 95% interval of its paired log ratio to the nearest lies above log ``ratio``,
-as in :mod:`.decision`); no limit is *close* when the nearest one's distance, relative to
-the scale (the RMS of the targets), is above ``close_threshold``. The limit that *describes*
-the network is the simplest limit (fewest constants: ``wgf`` < ``penalized-wgf``,
+limit is clearly above it (the 95% interval of its paired log ratio to the nearest lies above
+log ``ratio``, as in :mod:`.decision`); no limit is *close* when the nearest one's distance,
+relative to the scale (the RMS of the targets), is above ``close_threshold``. The limit that
+*describes* the network is the simplest limit (fewest constants: ``wgf`` < ``penalized-wgf``,
 ``jump-poisson`` < ``jump-bernoulli``, ``critical``; then the nearer) whose distance is within
 the factor ``describe_ratio`` (default 1.25) of the nearest one: with the constants of the
 width plugged in, the limits with more constants contain the simpler ones, so the nearest limit
 alone is biased towards them. (``locate`` and the maps run the limits with 4 and 2 times more
-particles than dropout, copies of its own, so a jump limit's own noise adds at most
-√(1 + 1/2) ≈ 1.22 to the distance: hence 25% rather than the factor 2 of the scans.)
+particles than dropout, copies of its own, so a jump limit's own noise adds at most √(1 + 1/2)
+≈ 1.22 to the distance: hence 25% rather than the factor 2 of the scans.)
 """
 import dataclasses
 import math

@@ -10,8 +10,8 @@ For a network of width n, master learning rate τ and keep probability q, :func:
    initial particles, over t ∈ [0, T] (T = K τ for K steps);
 3. reports, per limit, the predictor error sup over [0, T] and at T and the W2 distance at T
    of the particle clouds, as geometric means with 95% intervals over the repeats, and applies
-   :func:`phase_diagram.finder.comparison.compare_candidates`: the nearest limit, how clearly it wins,
-   whether any limit is close (relative error ≤ 10% of the RMS of the targets), and the
+   :func:`phase_diagram.finder.comparison.compare_candidates`: the nearest limit, how clearly it
+   wins, whether any limit is close (relative error ≤ 10% of the RMS of the targets), and the
    simplest limit within 25% of the nearest;
 4. optionally (``ladder``) repeats the measurement at n/8, n/4, n/2 along the power law
    through the point, and fits the slope of the distance to the nearest limit against n.

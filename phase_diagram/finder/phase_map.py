@@ -20,8 +20,8 @@ that two maps into one directory compute each cell once, and a directory of anot
 configuration refused. A killed or interrupted map resumes, and the numbers do not depend on
 the worker count or the backend.
 
-Colour. Each point and width gets :func:`phase_diagram.finder.comparison.compare_candidates` over its
-repeats: the nearest limit, and the simplest limit within 25% of it ("none" when no
+Colour. Each point and width gets :func:`phase_diagram.finder.comparison.compare_candidates`
+over its repeats: the nearest limit, and the simplest limit within 25% of it ("none" when no
 limit is within 10% of the RMS of the targets).
 """
 import dataclasses

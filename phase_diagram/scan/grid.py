@@ -10,15 +10,15 @@ run with the theory's limit constants where the scaling defines them and with th
 constants where it leaves them undefined (:mod:`phase_diagram.scan.cells`). A limit is named
 only when its distance is clearly (95% intervals) falling with n and every other candidate is
 clearly at least twice as far at the largest width; ``degenerate`` when every candidate
-diverges or clearly moves away, when dropout never moves (no neuron kept) while no limit
-falls, or when dropout explodes at every width of the window after a quiet one; otherwise ``undetermined at n <= N`` with the ratio or slope
-that is missing, and its numbers. The rule never guesses: a point it cannot decide stays
-undetermined. The rule's not-falling option (``flat_slope``: ``degenerate`` also when every
-candidate is clearly not falling; off by default, and why, in
-:mod:`phase_diagram.finder.decision`) is applied when the records are read
-(:func:`summarize_grid`): the widths grow by the default rule, the option only adds
-decisions, and each point is read at the first stage it is decided, so one run's directory
-serves both readings.
+diverges or clearly moves away, when dropout never moves (no neuron kept) while no limit falls,
+or when dropout explodes at every width of the window after a quiet one; otherwise
+``undetermined at n <= N`` with the ratio or slope that is missing, and its numbers. The rule
+never guesses: a point it cannot decide stays undetermined. The rule's not-falling option
+(``flat_slope``: ``degenerate`` also when every candidate is clearly not falling; off by
+default, and why, in :mod:`phase_diagram.finder.decision`) is applied when the records are read
+(:func:`summarize_grid`): the widths grow by the default rule, the option only adds decisions,
+and each point is read at the first stage it is decided, so one run's directory serves both
+readings.
 
 Sequential widths (:func:`phase_diagram.scan.sequential.run_sequential`): the first stage
 runs ``widths``; every point still undetermined gets the next width, twice the largest, up to

@@ -41,8 +41,9 @@ def run_cell(cell, function):
     The record holds the settings, (τ_n, q_n), the constants, the seed, the wall-clock
     ``elapsed`` and the process's ``cpu`` seconds of the cell, ``dropout_motion`` (the largest
     predictor distance of dropout to its initial network, when the cell function reports it;
-    otherwise None) and, for each limit, the distance array returned by the cell function; for a run that diverged
-    (:class:`~meanfield_dropout.engine.DivergenceError`, or non-finite distances) it holds
+    otherwise None) and, for each limit, the distance array returned by the cell function;
+    for a run that diverged (:class:`~meanfield_dropout.engine.DivergenceError`, or
+    non-finite distances) it holds
     ``diverged`` = {``step``, ``variant``, ``message``} and no distances.
     """
     start, cpu_start = time.perf_counter(), time.process_time()

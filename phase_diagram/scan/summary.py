@@ -132,11 +132,11 @@ def decide_phase(widths, distances, slope_threshold=DEFAULT_SLOPE_THRESHOLD, div
     diverged : array_like of bool, shape (R, W), optional
         Cells with a divergence report. Any makes the phase :data:`DIVERGED`, unless the
         rule's exploding clause decides the scaling degenerate.
-    exploded : array_like of bool, shape (R, W), optional
-        Cells whose divergence report is dropout's own (the rule's exploding clause).
     frozen : array_like of bool, shape (R, W), optional
         Cells whose dropout run never moved (its ``dropout_motion`` is 0): the rule's frozen
         clause.
+    exploded : array_like of bool, shape (R, W), optional
+        Cells whose divergence report is dropout's own (the rule's exploding clause).
 
     Returns
     -------
