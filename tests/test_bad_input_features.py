@@ -214,6 +214,12 @@ PHASE = [
                                              "no --max-steps"),
     (["grid", "--replot", "--out-dir", "DIR", "--seed", "5"],
      "--replot redraws the grid in --out-dir; it takes no --seed"),
+    (["grid", "--repeats", "5", "--max-repeats", "4", "--estimate"],
+     "max_repeats must be an integer in [5, 100], got 4"),
+    (["grid", "--min-width", "512", "--estimate"], "min_width must be an integer in [16, 256], "
+                                                   "got 512"),
+    (["grid", "--quick", "--max-repeats", "20"], "--quick sets the grid's settings; it takes "
+                                                 "no --max-repeats"),
     # scan configurations
     (["scan", "KEEP_TOML", "--out-dir", "DIR/s"],
      "scaling #1: keep q_n = 1.5 is 1.5 at n=16, above 1"),

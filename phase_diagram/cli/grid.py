@@ -20,7 +20,8 @@ from .finder import (RUN_ONLY, FigureOrOldDirectory, _number, add_flat_slope, ad
 
 __all__ = ["add_grid"]
 
-_SETTINGS = ("grid", "widths", "max_width", "repeats", "horizon", "max_steps")
+_SETTINGS = ("grid", "widths", "max_width", "repeats", "max_repeats", "min_width", "horizon",
+             "max_steps")
 
 
 def _config(args):
@@ -39,10 +40,12 @@ def _print_estimate(config):
     print(f"grid: {config.grid} divisions, {cost['points']} points within the budget of "
           f"{config.max_steps} steps ({cost['beyond']} beyond), widths "
           f"{', '.join(map(str, config.widths))} doubling up to {config.max_width}, "
-          f"{config.repeats} repeats")
+          f"{config.repeats} repeats (up to {config.max_repeats}), smallest width "
+          f"{config.min_width}")
     print(f"cost model (CPU time): first stage {format_duration(cost['first_stage'])}; per "
-          f"stage (every point still undetermined) {stages}; at most "
-          f"{format_duration(cost['upper_bound'])}")
+          f"stage (every point still undetermined, {config.repeats} repeats) {stages}; at "
+          f"most {format_duration(cost['upper_bound'])} (every point at every width with "
+          f"{config.max_repeats} repeats)")
 
 
 def _children_cpu():
@@ -92,6 +95,13 @@ def add_grid(sub):
                    help=f"largest width (default {GridConfig.max_width})")
     p.add_argument("--repeats", type=_number(int, 2, 100, name="--repeats"),
                    help=f"seeds per point and width (default {GridConfig.repeats})")
+    p.add_argument("--max-repeats", type=_number(int, 2, 100, name="--max-repeats"),
+                   help=f"most seeds per point and width: a point whose intervals alone block "
+                        f"its decision doubles its repeats up to it (default "
+                        f"{GridConfig.max_repeats})")
+    p.add_argument("--min-width", type=_number(int, 16, 1 << 20, name="--min-width"),
+                   help=f"smallest width: a point whose dropout explodes at every width halves "
+                        f"its smallest width down to it (default {GridConfig.min_width})")
     p.add_argument("--horizon", type=_number(float, 0, 1e4, low_open=True, name="--horizon"),
                    help=f"horizon T (default {GridConfig.horizon:g})")
     p.add_argument("--max-steps", type=_number(int, 1, 1 << 40, name="--max-steps"),

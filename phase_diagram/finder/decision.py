@@ -54,6 +54,15 @@ above 2, with τ_n → 0) explodes at the small widths and not at the large ones
 order; a scaling that explodes at every width it ran stays diverged (no decision), since the
 two cannot be told apart.
 
+Sequential repeats. An ``undetermined`` answer whose point estimates meet the rule (the
+best candidate's slope below −``slope_threshold`` and every close competitor's ratio above
+``ratio``, or every slope above 0) is marked ``intervals_block``: the intervals, not the
+estimates, block the decision, and more repeats at the same widths narrow them (like
+1/√R); a sequential scan gives such a scaling repeats before width
+(:func:`phase_diagram.scan.sequential.run_sequential`). The rule itself is unchanged: each
+look at the data is a full decision at the 95% level, and the looks are few (repeats
+doubling up to a cap).
+
 Not-falling option (``flat_slope``, off by default). A candidate is *clearly not falling* when
 its slope interval lies above −``flat_slope``; with the option, the answer is also
 ``degenerate`` when every candidate is diverged, clearly growing or clearly not falling
@@ -222,6 +231,10 @@ class AsymptoticDecision:
         candidate → :class:`CandidateFit`.
     settings : dict
         ``window``, ``ratio``, ``slope_threshold``, ``level``.
+    intervals_block : bool
+        ``undetermined``, but the point estimates (every interval shrunk to its centre) meet
+        the rule: the intervals, not the estimates, block the decision, so more repeats at the
+        same widths may decide it (sequential repeats, module docstring).
     """
 
     phase: str
@@ -230,6 +243,7 @@ class AsymptoticDecision:
     width: int
     fits: dict
     settings: dict
+    intervals_block: bool = False
 
     @property
     def decided(self):
@@ -337,8 +351,8 @@ def decide_asymptotic(widths, distances, *, window=DEFAULT_WINDOW, ratio=DEFAULT
                     flat_slope=None if flat_slope is None else float(flat_slope))
     width = int(widths[-1])
 
-    def result(phase, reason):
-        return AsymptoticDecision(phase, reason, best, width, fits, settings)
+    def result(phase, reason, intervals_block=False):
+        return AsymptoticDecision(phase, reason, best, width, fits, settings, intervals_block)
 
     if exploded is not None and explodes(exploded, window):
         return result(DEGENERATE, f"dropout left its bounds in {int(exploded[top].sum())} of "
@@ -380,4 +394,8 @@ def decide_asymptotic(widths, distances, *, window=DEFAULT_WINDOW, ratio=DEFAULT
             f = fits[c]
             reasons.append(f"{c} is not clearly {ratio:g}x farther than {best} (ratio "
                            f"{f.ratio:.2f}, 95% CI [{f.ratio_low:.2f}, {f.ratio_high:.2f}])")
-    return result(UNDETERMINED, f"undetermined at n <= {width}: " + "; ".join(reasons))
+    at_estimates = all(diverged[c] or fits[c].slope > 0 for c in names) or (
+        best is not None and fit.slope < -slope_threshold
+        and all(diverged[c] or fits[c].ratio > ratio for c in close))
+    return result(UNDETERMINED, f"undetermined at n <= {width}: " + "; ".join(reasons),
+                  at_estimates)

@@ -277,8 +277,9 @@ def grid_decision_figure(summary):
     c = summary.config
     fig.suptitle(f"Empirical phase diagram: grid of {c.grid} divisions, power laws "
                  f"τ_n = n^(-u_τ/u_n)/2, q_n = n^(-u_q/u_n)/2; widths {c.widths[0]}..."
-                 f"{c.max_width} (doubling where undetermined), {c.repeats} repeats, "
-                 f"T = {c.horizon:g}", fontsize=9)
+                 f"{c.max_width} (doubling where undetermined, down to {c.min_width} where "
+                 f"dropout explodes), {c.repeats} repeats (up to {c.max_repeats} where only "
+                 f"the intervals block), T = {c.horizon:g}", fontsize=9)
     # room for the third title line of the not-falling option
     fig.subplots_adjust(left=0.02, right=0.98, top=0.87 if summary.rule_note else 0.9,
                         bottom=0.08)

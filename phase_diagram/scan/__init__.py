@@ -14,8 +14,9 @@ Marion & Yesbay, 2025).
   and per-cell claims, so that two scans into one directory share the work;
 * :mod:`.runner` — :func:`run_scan` on the local process pool or on Dask;
 * :mod:`.summary` — :func:`summarize`: theory vs the empirical phase of each scaling;
-* :mod:`.sequential` — sequential scans: undetermined scalings get larger widths, up to a
-  budget;
+* :mod:`.sequential` — sequential scans: undecided scalings get more width, more repeats
+  (where only the intervals block) or smaller widths (where dropout explodes everywhere), up
+  to a budget;
 * :mod:`.grid_points`, :mod:`.grid` — the phase diagram from simulations alone: every point of
   a simplex grid decided by the scan's rule.
 

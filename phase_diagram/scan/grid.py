@@ -20,10 +20,13 @@ default, and why, in :mod:`phase_diagram.finder.decision`) is applied when the r
 and each point is read at the first stage it is decided, so one run's directory serves both
 readings.
 
-Sequential widths (:func:`phase_diagram.scan.sequential.run_sequential`): the first stage
-runs ``widths``; every point still undetermined gets the next width, twice the largest, up to
-``max_width``, and is decided again on all its widths. Cells are the scan's: keyed and seeded
-by their identity, one atomic record each in the scan's cell store
+Sequential allocation (:func:`phase_diagram.scan.sequential.run_sequential`): the first
+stage runs ``widths`` with ``repeats``; every point still undecided takes one step and is
+decided again on all its cells: twice the repeats (up to ``max_repeats``) where the rule's
+point estimates decide and only the intervals block, half the smallest width (down to
+``min_width``) where dropout exploded at every width it ran, else the next width, twice the
+largest, up to ``max_width`` and the step budget. Cells are the scan's: keyed and seeded
+by their identity (repeat index included), one atomic record each in the scan's cell store
 (:mod:`meanfield_dropout.runtime.cells`), so a killed or interrupted run resumes with nothing
 lost and the numbers do not depend on the worker count or the backend; a directory of another
 grid configuration is refused.
@@ -116,7 +119,7 @@ def _stage_cells(config, points, width):
     """The cells of ``points`` at ``width`` (a stage's new cells)."""
     if not points:
         return []
-    stage = dataclasses.replace(scan_config(config, points), widths=(width // 2, width))
+    stage = dataclasses.replace(scan_config(config, points), widths=(width, 2 * width))
     return [c for c in build_cells(stage) if c.width == width]
 
 
@@ -128,8 +131,12 @@ def estimate_grid_cost(config):
     dict
         ``points`` (run), ``beyond`` (beyond the step budget), ``first_stage`` (seconds of the
         first stage: certain), ``stages`` ({largest width: seconds of the new cells of that
-        stage if every run point were still undetermined there}; points stop at the step
-        budget) and ``upper_bound`` (the sum over the stages).
+        stage, with the first stage's repeats, if every run point were still undetermined
+        there}; points stop at the step budget), ``smaller`` (seconds of every point at the
+        widths from ``min_width`` below the first stage's) and ``upper_bound`` (every point
+        at every width it may run, with ``max_repeats`` repeats: a bound, never reached, as a
+        point is given repeats only where its intervals alone block it and smaller widths only
+        where dropout explodes).
     """
     run, beyond = split_points(config)
     first = [c for c in build_cells(scan_config(config, run))] if run else []
@@ -137,8 +144,13 @@ def estimate_grid_cost(config):
     for width in config.stage_widths[1:]:
         points = [p for p in run if p.fits(config, width)]
         stages[width] = _seconds(_stage_cells(config, points, width))
+    smaller, width = 0.0, config.widths[0] // 2
+    while width >= config.min_width:
+        smaller += _seconds(_stage_cells(config, run, width))
+        width //= 2
+    bound = (sum(stages.values()) + smaller) * config.max_repeats / config.repeats
     return dict(points=len(run), beyond=len(beyond), first_stage=stages[config.widths[-1]],
-                stages=stages, upper_bound=sum(stages.values()))
+                stages=stages, smaller=smaller, upper_bound=bound)
 
 
 def _grid_file(out_dir):
@@ -187,7 +199,8 @@ def decide_grid(config, out_dir, *, workers=None, dask=None, dask_timeout=None, 
     by_spec = {p.spec: p for p in run}
     run_sequential(scan_config(config, run), out_dir / "scan", max_width=config.max_width,
                    workers=workers, dask=dask, dask_timeout=dask_timeout, progress=progress,
-                   fits=lambda spec, width: by_spec[spec].fits(config, width))
+                   fits=lambda spec, width: by_spec[spec].fits(config, width),
+                   max_repeats=config.max_repeats, min_width=config.min_width)
     return summarize_grid(out_dir, flat_slope)
 
 
@@ -210,6 +223,9 @@ class PointResult:
         The scan's :class:`~phase_diagram.scan.summary.Decision` (slopes and fits per limit).
     seconds : float
         Measured CPU seconds of the point's cells.
+    repeats : int or None
+        Repeats per width of its decision's cells (more than the first stage's where the
+        intervals alone blocked it).
     """
 
     point: GridPoint
@@ -219,6 +235,7 @@ class PointResult:
     reason: str
     decision: object
     seconds: float
+    repeats: int | None = None
 
     @property
     def agrees(self):
@@ -269,8 +286,9 @@ class GridSummary:
         for r in self.results:
             mark = {True: "agrees", False: "WRONG", None: "-"}[r.agrees]
             width = f"n<={r.width}" if r.width else ""
+            repeats = f"R={r.repeats}" if r.repeats else ""
             out.append(f"{r.point.point.label:28s} theory={r.point.theory:14s} "
-                       f"{r.status:13s} {r.phase or '':14s} {width:9s} {mark}")
+                       f"{r.status:13s} {r.phase or '':14s} {width:9s} {repeats:5s} {mark}")
             if r.status != "decided":
                 out.append(f"    {r.reason}")
         run = [r for r in self.results if r.status != BEYOND_BUDGET]
@@ -342,23 +360,29 @@ def summarize_grid(out_dir, flat_slope=None):
         seconds = sum(v for w, v in elapsed.get((p.spec.tau, p.spec.keep), {}).items()
                       if w is not None and w <= last)
         measured += seconds
+        repeats = None
         if r is not None and r.widths:
-            stage = dataclasses.replace(scan_config(config, [p]), widths=r.widths)
+            repeats = len(next(iter(r.distances.values())))
+            stage = dataclasses.replace(scan_config(config, [p]), widths=r.widths,
+                                        repeats=repeats)
             predicted += _seconds(build_cells(stage))
         if d is None:
             results.append(PointResult(p, "not run", None, None, "no finished stage", None,
                                        seconds))
         elif d.phase == DIVERGED:
-            results.append(PointResult(p, "diverged", None, d.width, d.reason, d, seconds))
+            results.append(PointResult(p, "diverged", None, d.width, d.reason, d, seconds,
+                                       repeats))
         elif d.decided:
-            results.append(PointResult(p, "decided", d.phase, d.width, d.reason, d, seconds))
+            results.append(PointResult(p, "decided", d.phase, d.width, d.reason, d, seconds,
+                                       repeats))
         else:
             reason = d.reason
             after = 2 * d.width
             if after <= config.max_width and not p.fits(config, after):
                 reason += (f"; n = {after} needs {p.steps(config, after)} steps > the budget "
                            f"of {config.max_steps}")
-            results.append(PointResult(p, "undetermined", None, d.width, reason, d, seconds))
+            results.append(PointResult(p, "undetermined", None, d.width, reason, d, seconds,
+                                       repeats))
     counted = [r for r in results if r.status != BEYOND_BUDGET]
     fractions = {w: (sum(r.status == "decided" and r.width <= w for r in counted)
                      / len(counted)) if counted else math.nan

@@ -45,12 +45,18 @@ class GridConfig:
     max_width : int
         Largest width a point may grow to (doubling from the largest of ``widths``).
     repeats : int
-        Independent repeats per point and width.
+        Independent repeats per point and width at the first stage.
+    max_repeats : int
+        Most repeats per width: a point whose intervals alone block its decision doubles its
+        repeats up to it (:func:`phase_diagram.scan.sequential.run_sequential`).
+    min_width : int
+        Smallest width: a point whose dropout explodes at every width it ran halves its
+        smallest width down to it (the exploding clause needs a quiet smaller width).
     horizon : float
         T, in time units t = k τ_n.
     seed : int
     max_steps : int
-        Step budget: most dropout steps ⌈T/τ_n⌉ a point may run at one width.
+        Step budget: most dropout steps T/τ_n a point may run at one width.
     target_scale : float
         The teacher–student targets are multiplied by it.
     nominal_alpha, nominal_beta : float
@@ -69,9 +75,11 @@ class GridConfig:
     widths: tuple = (256, 512)
     max_width: int = 16384
     repeats: int = 3
+    max_repeats: int = 12
+    min_width: int = 16
     horizon: float = 2.0
     seed: int = 0
-    max_steps: int = 1 << 17
+    max_steps: int = 1_000_000
     target_scale: float = 3.0
     nominal_alpha: float = 1.0
     nominal_beta: float = 1.0
@@ -88,6 +96,8 @@ class GridConfig:
         object.__setattr__(self, "widths", widths)
         check_int(self.max_width, "max_width", low=widths[-1], high=1 << 20)
         check_int(self.repeats, "repeats", low=2, high=100)
+        check_int(self.max_repeats, "max_repeats", low=self.repeats, high=100)
+        check_int(self.min_width, "min_width", low=16, high=widths[0])
         check_positive(self.horizon, "horizon")
         check_int(self.seed, "seed", low=0)
         check_int(self.max_steps, "max_steps", low=1)
@@ -112,9 +122,9 @@ class GridConfig:
         return tuple(out)
 
 
-#: The ``--quick`` run: a coarse grid at small widths, 5 repeats (the cost model's upper
-#: bound: 8.4 CPU-minutes, about 4 minutes on 2 free cores).
-QUICK = GridConfig(grid=4, widths=(64, 128), max_width=2048, repeats=5, max_steps=1 << 14)
+#: The ``--quick`` run: a coarse grid at small widths, 5 repeats (up to 10).
+QUICK = GridConfig(grid=4, widths=(64, 128), max_width=2048, repeats=5, max_repeats=10,
+                   max_steps=1 << 14)
 
 
 def _power(coefficient, exponent):

@@ -1,41 +1,72 @@
-"""Sequential scans: undetermined scalings get larger widths, up to a budget, until decided.
+"""Sequential scans: an undetermined scaling gets more width, more repeats or, where dropout
+explodes at every width, smaller widths, up to a budget, until decided.
 
-After the scan of the configuration, every scaling whose phase is ``undetermined``
-(:func:`phase_diagram.finder.decision.decide_asymptotic`) gets the next width, twice the largest, and
-is decided again on all its widths; this repeats until every scaling is decided or the next
-width would exceed ``max_width``. Stage k lives in ``DIR/sequential/n<width>/`` with its own
-manifest (the undetermined scalings and the widths so far) and shares the cell files of
-``DIR/cells`` and the claims of ``DIR/claims`` (cells are keyed by their identity, so no cell
-is computed twice and a killed or interrupted sequential scan resumes where it stopped).
+After the scan of the configuration, every scaling left undecided by the rule
+(:func:`phase_diagram.finder.decision.decide_asymptotic`) takes one step, chosen from what
+blocks it, and is decided again on all its cells:
+
+* **smaller width** (with ``min_width``): the scaling diverged and dropout itself left its
+  bounds at every width it ran; it gets half its smallest width, down to ``min_width``. The
+  rule's exploding clause needs a width where dropout stayed within its bounds below the
+  window where it explodes; a step that is merely too large explodes at least as much at
+  smaller widths, so it stays ``diverged``.
+* **more repeats** (with ``max_repeats``): the rule's point estimates would decide it
+  (:attr:`~phase_diagram.scan.summary.Decision.intervals_block`), only the intervals are too
+  wide; its repeats double, up to ``max_repeats``, at the same widths.
+* **more width**: otherwise, the next width, twice the largest, up to ``max_width`` and the
+  ``fits`` budget.
+
+This repeats until every scaling is decided or has no step left. A stage is a set of scalings
+with the same widths and repeats, in ``DIR/sequential/n<largest>[-m<smallest>][-r<repeats>]/``
+(the suffixes where they differ from the configuration's) with its own manifest; every stage
+shares the cell files of ``DIR/cells`` and the claims of ``DIR/claims``. Cells are keyed by
+their identity (the repeat index included), so no cell is computed twice, the numbers do not
+depend on the order or the worker count, and a killed or interrupted sequential scan resumes
+where it stopped. A stage's name fixes the number of steps that lead to it, so the stages are
+rebuilt identically from the records on a rerun.
 """
 import dataclasses
 import os
+import re
 from pathlib import Path
 
 from .runner import run_scan
-from .summary import summarize
+from .summary import DIVERGED, summarize
 
 __all__ = ["run_sequential", "summarize_sequential", "stage_dirs"]
 
+_STAGE = re.compile(r"n(\d+)(?:-m(\d+))?(?:-r(\d+))?")
+
+
+def _order(path):
+    """Sort key of a stage directory consistent with every scaling's sequence of steps: a
+    step raises the largest width or the repeats, or lowers the smallest width."""
+    largest, smallest, repeats = _STAGE.fullmatch(path.name).groups()
+    return int(largest), int(repeats or 0), -int(smallest) if smallest else -float("inf")
+
 
 def stage_dirs(out_dir):
-    """The stage directories of a sequential scan, by increasing largest width."""
+    """The stage directories of a sequential scan, each after the stages it follows."""
     root = Path(out_dir) / "sequential"
     if not root.is_dir():
         return []
-    return sorted((p for p in root.iterdir() if p.name.startswith("n") and
-                   p.name[1:].isdigit()), key=lambda p: int(p.name[1:]))
+    return sorted((p for p in root.iterdir() if _STAGE.fullmatch(p.name)), key=_order)
 
 
-def _stage(out_dir, width):
-    """The directory of the stage up to ``width``, its ``cells`` and ``claims`` linked to
-    those of ``out_dir``."""
-    path = Path(out_dir) / "sequential" / f"n{width}"
+def _stage(out_dir, config, widths, repeats):
+    """The directory of the stage of ``widths`` and ``repeats``, its ``cells`` and ``claims``
+    linked to those of ``out_dir``."""
+    name = f"n{widths[-1]}"
+    if widths[0] != min(config.widths):
+        name += f"-m{widths[0]}"
+    if repeats != config.repeats:
+        name += f"-r{repeats}"
+    path = Path(out_dir) / "sequential" / name
     path.mkdir(parents=True, exist_ok=True)
-    for name in ("cells", "claims"):
-        (Path(out_dir) / name).mkdir(parents=True, exist_ok=True)
-        if not (path / name).exists():
-            os.symlink(os.path.relpath(Path(out_dir) / name, path), path / name)
+    for kind in ("cells", "claims"):
+        (Path(out_dir) / kind).mkdir(parents=True, exist_ok=True)
+        if not (path / kind).exists():
+            os.symlink(os.path.relpath(Path(out_dir) / kind, path), path / kind)
     return path
 
 
@@ -68,9 +99,34 @@ def summarize_sequential(out_dir, flat_slope=None):
     return config, [chosen[s] for s in config.scalings], missing
 
 
+def _exploded_everywhere(result):
+    """Whether dropout itself left its bounds in some repeat at every width of ``result``."""
+    widths = {d["width"] for d in result.diverged if d.get("variant") == "dropout"}
+    return set(result.widths) <= widths
+
+
+def _next_step(result, widths, repeats, *, max_width, fits, max_repeats, min_width):
+    """(widths, repeats) of the next stage of an undecided scaling (module docstring), or
+    None when it is decided or has no step left."""
+    decision = result.decision
+    if decision is None or decision.decided:
+        return None
+    if (min_width is not None and decision.phase == DIVERGED and widths[0] // 2 >= min_width
+            and _exploded_everywhere(result)):
+        return (widths[0] // 2,) + widths, repeats
+    if max_repeats is not None and decision.intervals_block and repeats < max_repeats:
+        return widths, min(2 * repeats, max_repeats)
+    after = 2 * widths[-1]
+    if after <= max_width and (fits is None or fits(result.spec, after)):
+        return widths + (after,), repeats
+    return None
+
+
 def run_sequential(config, out_dir, *, max_width, workers=None, dask=None, dask_timeout=None,
-                   progress=True, allow_import=False, fits=None):
-    """Run a scan, then give the undetermined scalings larger widths until decided.
+                   progress=True, allow_import=False, fits=None, max_repeats=None,
+                   min_width=None):
+    """Run a scan, then give each undecided scaling more width, more repeats or smaller
+    widths (module docstring) until it is decided or has no step left.
 
     Parameters
     ----------
@@ -82,32 +138,42 @@ def run_sequential(config, out_dir, *, max_width, workers=None, dask=None, dask_
         As in :func:`~phase_diagram.scan.runner.run_scan`.
     fits : callable, optional
         ``fits(spec, width)``: whether the scaling ``spec`` may run at ``width`` (e.g. a step
-        budget); an undetermined scaling that does not fit the next width stops there.
+        budget); an undetermined scaling that does not fit the next width stops growing there.
+    max_repeats : int, optional
+        Most repeats per width: a scaling whose intervals alone block the decision doubles its
+        repeats up to it. None (default): the repeats stay ``config.repeats``.
+    min_width : int, optional
+        Smallest width: a scaling whose dropout explodes at every width it ran halves its
+        smallest width down to it. None (default): no smaller widths.
 
     Returns
     -------
     dict
-        ``stages`` (the largest width of each stage) and ``computed`` (cells computed).
+        ``stages`` (the largest width of the first stage, then of every later stage, in the
+        order run) and ``computed`` (cells computed).
     """
     backend = dict(workers=workers, dask=dask, dask_timeout=dask_timeout, progress=progress,
                    allow_import=allow_import)
     counts = run_scan(config, out_dir, **backend)
     computed, stages = counts["computed"], [max(config.widths)]
-    widths = list(config.widths)
     _, results, _ = summarize(out_dir)
+    current = [(r, tuple(config.widths), config.repeats) for r in results]
     while True:
-        # the scalings still undetermined after the previous stage (not after the latest
-        # stage of each scaling: a rerun then rebuilds the same stages)
-        pending = tuple(r.spec for r in results
-                        if r.decision is not None and not r.decision.decided
-                        and (fits is None or fits(r.spec, 2 * widths[-1])))
-        if not pending or 2 * widths[-1] > max_width:
+        groups = {}
+        for result, widths, repeats in current:
+            step = _next_step(result, widths, repeats, max_width=max_width, fits=fits,
+                              max_repeats=max_repeats, min_width=min_width)
+            if step is not None:
+                groups.setdefault(step, []).append(result.spec)
+        if not groups:
             break
-        widths.append(2 * widths[-1])
-        stage = dataclasses.replace(config, scalings=pending, widths=tuple(widths))
-        path = _stage(out_dir, widths[-1])
-        counts = run_scan(stage, path, **backend)
-        computed += counts["computed"]
-        stages.append(widths[-1])
-        _, results, _ = summarize(path)
+        current = []
+        for (widths, repeats), specs in sorted(groups.items()):
+            stage = dataclasses.replace(config, scalings=tuple(specs), widths=widths,
+                                        repeats=repeats)
+            path = _stage(out_dir, config, widths, repeats)
+            computed += run_scan(stage, path, **backend)["computed"]
+            stages.append(widths[-1])
+            _, stage_results, _ = summarize(path)
+            current += [(r, widths, repeats) for r in stage_results]
     return dict(stages=stages, computed=computed)

@@ -93,6 +93,9 @@ class Decision:
         (over all widths; for the panels).
     fits : dict
         limit → :class:`~phase_diagram.finder.decision.CandidateFit` of the rule.
+    intervals_block : bool
+        ``undetermined`` only because of the intervals' widths (the rule's point estimates
+        decide): more repeats, not more width, may decide it.
     """
 
     phase: str
@@ -100,6 +103,7 @@ class Decision:
     width: int
     slopes: dict
     fits: dict
+    intervals_block: bool = False
 
     @property
     def decided(self):
@@ -156,7 +160,8 @@ def decide_phase(widths, distances, slope_threshold=DEFAULT_SLOPE_THRESHOLD, div
         first = int(widths[np.flatnonzero(np.any(diverged, axis=0))[0]])
         return Decision(DIVERGED, f"{count} cell(s) diverged, the first at n = {first}",
                         rule.width, slopes, rule.fits)
-    return Decision(rule.phase, rule.reason, rule.width, slopes, rule.fits)
+    return Decision(rule.phase, rule.reason, rule.width, slopes, rule.fits,
+                    rule.intervals_block)
 
 
 @dataclasses.dataclass(frozen=True)

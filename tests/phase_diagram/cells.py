@@ -88,3 +88,16 @@ def diverging_cell(width, master_lr, keep_prob, limits, *, alpha, beta, tau, hor
     if options.get("nan"):
         out["distances"] = {limit: [0.0, float("nan")] for limit in limits}
     return out
+
+
+def noisy_cell(width, master_lr, keep_prob, limits, *, alpha, beta, tau, horizon, seed,
+               **options):
+    """The first limit at 0.01 (n/16)^(-1/2), the others at 1 (always far), each times
+    exp(0.5 z) with z standard normal: a slope whose interval needs about a dozen repeats over
+    the widths 16 and 64 to fall clearly below -0.15."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for i, limit in enumerate(limits):
+        level = 0.01 * (width / 16) ** -0.5 if i == 0 else 1.0
+        out[limit] = np.full(3, level * np.exp(0.5 * rng.standard_normal()))
+    return {"distances": out}

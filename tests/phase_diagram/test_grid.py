@@ -69,7 +69,14 @@ def test_cost_model_is_the_sum_of_its_cells():
     assert cost["first_stage"] == pytest.approx(first, rel=1e-12)
     assert set(cost["stages"]) == {32, 64}
     assert cost["stages"][64] > cost["stages"][32] / 2 > 0
-    assert cost["upper_bound"] == pytest.approx(sum(cost["stages"].values()))
+    # TINY starts at the smallest width 16: no smaller widths; the bound runs every point at
+    # every width with max_repeats (12) instead of the first stage's 2 repeats
+    assert cost["smaller"] == 0
+    assert cost["upper_bound"] == pytest.approx(sum(cost["stages"].values()) * 12 / 2)
+    lower = estimate_grid_cost(dataclasses.replace(config, widths=(32, 64), min_width=16))
+    at_16 = sum(grid_cost(*args, **kwargs)[1] for args, kwargs in map(_arguments, cells)
+                if args[0] == 16)
+    assert lower["smaller"] == pytest.approx(at_16, rel=1e-12)
     # a coupled clock adds one keep draw per particle and step, for each jump-poisson or
     # critical limit (the theory's or a competitor with nominal constants)
     coupled = estimate_grid_cost(dataclasses.replace(config, clock_coupling=True))
