@@ -276,11 +276,11 @@ def grid_decision_figure(summary):
         ax.legend(fontsize=6.5, loc="best")
     c = summary.config
     fig.suptitle(f"Empirical phase diagram: grid of {c.grid} divisions, power laws "
-                 f"τ_n = n^(-u_τ/u_n)/2, q_n = n^(-u_q/u_n)/2; widths {c.widths[0]}..."
-                 f"{c.max_width} (doubling where undetermined, down to {c.min_width} where "
-                 f"dropout explodes), {c.repeats} repeats (up to {c.max_repeats} where only "
-                 f"the intervals block), T = {c.horizon:g}", fontsize=9)
+                 f"τ_n = n^(-u_τ/u_n)/2, q_n = n^(-u_q/u_n)/2, T = {c.horizon:g}\nwidths "
+                 f"{c.widths[0]}...{c.max_width} (doubling where undetermined, down to "
+                 f"{c.min_width} where dropout explodes), {c.repeats} repeats (up to "
+                 f"{c.max_repeats} where only the intervals block)", fontsize=9)
     # room for the third title line of the not-falling option
-    fig.subplots_adjust(left=0.02, right=0.98, top=0.87 if summary.rule_note else 0.9,
+    fig.subplots_adjust(left=0.02, right=0.98, top=0.84 if summary.rule_note else 0.87,
                         bottom=0.08)
     return fig

@@ -79,7 +79,7 @@ class GridConfig:
     min_width: int = 16
     horizon: float = 2.0
     seed: int = 0
-    max_steps: int = 1_000_000
+    max_steps: int = 1 << 20
     target_scale: float = 3.0
     nominal_alpha: float = 1.0
     nominal_beta: float = 1.0
