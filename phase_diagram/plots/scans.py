@@ -186,6 +186,12 @@ def _line_position(point):
     return None
 
 
+def _count(n):
+    """``n`` as 2^k when it is a power of two, else with thousands separators."""
+    k = n.bit_length() - 1
+    return f"$2^{{{k}}}$" if n == 1 << k else f"{n:,}"
+
+
 def grid_decision_figure(summary):
     """The phase diagram decided from simulations (:func:`phase_diagram.scan.grid.
     summarize_grid`), and the measured convergence rate along the theory's segments.
@@ -229,7 +235,7 @@ def grid_decision_figure(summary):
     handles += [Line2D([], [], marker="o", ls="", mfc="white", mec="black",
                        label="undetermined at n ≤ label"),
                 Line2D([], [], marker="x", ls="", color="0.45", mew=1.5,
-                       label=f"beyond the step budget ({summary.config.max_steps} steps)"),
+                       label=f"beyond the step budget ({_count(summary.config.max_steps)} steps)"),
                 Line2D([], [], marker="D", ls="", color="0.3", label="point on a theory line")]
     if any(r.status == DIVERGED for r in summary.results):
         handles.append(Line2D([], [], marker="o", ls="", mfc="white",
