@@ -186,7 +186,7 @@ def _line_position(point):
     return None
 
 
-def _count(n):
+def _steps_label(n):
     """``n`` as 2^k when it is a power of two, else with thousands separators."""
     k = n.bit_length() - 1
     return f"$2^{{{k}}}$" if n == 1 << k else f"{n:,}"
@@ -235,7 +235,8 @@ def grid_decision_figure(summary):
     handles += [Line2D([], [], marker="o", ls="", mfc="white", mec="black",
                        label="undetermined at n ≤ label"),
                 Line2D([], [], marker="x", ls="", color="0.45", mew=1.5,
-                       label=f"beyond the step budget ({_count(summary.config.max_steps)} steps)"),
+                       label=f"beyond the step budget "
+                             f"({_steps_label(summary.config.max_steps)} steps)"),
                 Line2D([], [], marker="D", ls="", color="0.3", label="point on a theory line")]
     if any(r.status == DIVERGED for r in summary.results):
         handles.append(Line2D([], [], marker="o", ls="", mfc="white",

@@ -360,9 +360,8 @@ def summarize_grid(out_dir, flat_slope=None):
         seconds = sum(v for w, v in elapsed.get((p.spec.tau, p.spec.keep), {}).items()
                       if w is not None and w <= last)
         measured += seconds
-        repeats = None
-        if r is not None and r.widths:
-            repeats = len(next(iter(r.distances.values())))
+        repeats = r.repeats if r is not None and r.widths else None
+        if repeats:
             stage = dataclasses.replace(scan_config(config, [p]), widths=r.widths,
                                         repeats=repeats)
             predicted += _seconds(build_cells(stage))

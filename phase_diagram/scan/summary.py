@@ -192,6 +192,11 @@ class ScalingResult:
     diverged: tuple = ()
 
     @property
+    def repeats(self):
+        """Repeats per width of its cells (0 before any width is finished)."""
+        return len(next(iter(self.distances.values()))) if self.distances else 0
+
+    @property
     def agrees(self):
         """True when the detected phase equals the theoretical one, False when it differs,
         None when there is no decision, it is ``undetermined`` or the scaling diverged."""
