@@ -31,7 +31,7 @@ import re
 from pathlib import Path
 
 from .runner import run_scan
-from .summary import DIVERGED, summarize
+from .summary import DIVERGED, dropout_exploded, summarize
 
 __all__ = ["run_sequential", "summarize_sequential", "stage_dirs"]
 
@@ -101,7 +101,7 @@ def summarize_sequential(out_dir, flat_slope=None):
 
 def _exploded_everywhere(result):
     """Whether dropout itself left its bounds in some repeat at every width of ``result``."""
-    widths = {d["width"] for d in result.diverged if d.get("variant") == "dropout"}
+    widths = {d["width"] for d in result.diverged if dropout_exploded(d)}
     return set(result.widths) <= widths
 
 

@@ -164,6 +164,12 @@ def decide_phase(widths, distances, slope_threshold=DEFAULT_SLOPE_THRESHOLD, div
                     rule.intervals_block)
 
 
+def dropout_exploded(report):
+    """Whether a cell's divergence report (None: the run did not diverge) is dropout's own
+    run leaving its bounds (the rule's exploding clause), not a limit's."""
+    return bool(report) and report.get("variant") == "dropout"
+
+
 @dataclasses.dataclass(frozen=True)
 class ScalingResult:
     """Theory vs experiment for one scaling of a scan.
@@ -312,8 +318,7 @@ def summarize(out_dir, flat_slope=None):
             diverged = np.array([[bool(cell["diverged"]) for cell in row] for row in grid])
             frozen = np.array([[cell.get("dropout_motion") == 0 for cell in row]
                                for row in grid])
-            exploded = np.array([[bool(cell["diverged"]) and
-                                  cell["diverged"].get("variant") == "dropout" for cell in row]
+            exploded = np.array([[dropout_exploded(cell["diverged"]) for cell in row]
                                  for row in grid])
             decision = decide_phase(widths, distances, config.slope_threshold, diverged,
                                     flat_slope=flat_slope, frozen=frozen, exploded=exploded)
